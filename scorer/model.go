@@ -1,0 +1,270 @@
+package scorer
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+)
+
+// ModelInfo describes a loaded model.
+type ModelInfo struct {
+	// Kind is "xgboost" or "linear".
+	Kind string
+	// Objective is the XGBoost objective name, or "linear:<link>".
+	Objective string
+	// Features are the input names in the order the model indexes them.
+	Features []string
+	// FeatureTypes are XGBoost's feature types ("q", "float", "int", "c"...),
+	// when the model records them.
+	FeatureTypes []string
+	// Outputs is the number of scores per row (classes for multi:softprob).
+	Outputs int
+	// Trees is the number of trees used for prediction; TotalTrees counts all
+	// trees in the file (they differ when best_iteration limits prediction).
+	Trees, TotalTrees int
+	// MaxDepth is the depth of the deepest tree.
+	MaxDepth int
+	// BestIteration is the model's best_iteration attribute, -1 if absent or ignored.
+	BestIteration int
+	// FormatVersion is the XGBoost version that wrote the file, e.g. "1.7.4".
+	FormatVersion string
+	// Encoding is "json", "ubjson" or "linear-json"; Source is where the model
+	// came from (path or URI, with "!member" for a tar.gz member).
+	Encoding, Source string
+	// Version identifies this exact model content: the S3 ETag when loaded
+	// from S3, otherwise "sha256:" and the first 16 hex digits of the file
+	// content. It travels with every score.
+	Version string
+}
+
+// Model is a loaded, immutable model. It is safe for concurrent use; each
+// goroutine predicting with it needs its own Scratch.
+type Model struct {
+	info   ModelInfo
+	forest *forest
+	linear *linearModel
+}
+
+// Info describes the model.
+func (m *Model) Info() ModelInfo { return m.info }
+
+// Features returns the model's input names in model order.
+func (m *Model) Features() []string { return m.info.Features }
+
+// Outputs returns the number of scores per row.
+func (m *Model) Outputs() int { return m.info.Outputs }
+
+// Version returns the model's version string.
+func (m *Model) Version() string { return m.info.Version }
+
+// LoadOption adjusts how a model is loaded.
+type LoadOption func(*loadOptions)
+
+type loadOptions struct {
+	allTrees bool
+	source   string
+	version  string
+}
+
+// WithAllTrees makes XGBoost models predict with every tree in the file,
+// ignoring best_iteration. By default best_iteration (set by early
+// stopping) limits prediction, as XGBoost's scikit-learn interface and
+// SageMaker's XGBoost container do.
+func WithAllTrees() LoadOption { return func(o *loadOptions) { o.allTrees = true } }
+
+// withSource records where the bytes came from, for errors and ModelInfo.
+func withSource(src, version string) LoadOption {
+	return func(o *loadOptions) { o.source, o.version = src, version }
+}
+
+// maxModelBytes bounds the decompressed size of a model so a hostile archive
+// cannot exhaust memory.
+const maxModelBytes = 1 << 30
+
+// ParseModel loads a model from its bytes, detecting the format: XGBoost
+// JSON, XGBoost UBJSON, a gzip'd tar archive holding one (SageMaker's
+// model.tar.gz with xgboost-model), or the linear-model JSON format. The
+// legacy XGBoost binary format is refused with an error saying how to
+// convert it.
+func ParseModel(data []byte, opts ...LoadOption) (*Model, error) {
+	var o loadOptions
+	for _, fn := range opts {
+		fn(&o)
+	}
+	m, err := parseModel(data, o)
+	if err != nil {
+		if o.source != "" {
+			return nil, fmt.Errorf("model %s: %w", o.source, err)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+func parseModel(data []byte, o loadOptions) (*Model, error) {
+	if o.version == "" {
+		sum := sha256.Sum256(data)
+		o.version = "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		member, inner, err := extractModelFromTarGz(data)
+		if err != nil {
+			return nil, err
+		}
+		if o.source != "" {
+			o.source += "!" + member
+		} else {
+			o.source = "!" + member
+		}
+		return parseModel2(inner, o)
+	}
+	return parseModel2(data, o)
+}
+
+func parseModel2(data []byte, o loadOptions) (*Model, error) {
+	trim := bytes.TrimLeft(data, " \t\r\n")
+	var (
+		jsonText []byte
+		encoding string
+	)
+	switch {
+	case len(trim) == 0:
+		return nil, errors.New("empty model file")
+	case trim[0] == '{' && len(trim) > 1 && isJSONObjectStart(trim[1:]):
+		jsonText, encoding = trim, "json"
+	case data[0] == '{':
+		j, err := ubjsonToJSON(data)
+		if err != nil {
+			return nil, fmt.Errorf("xgboost ubjson: %w", err)
+		}
+		jsonText, encoding = j, "ubjson"
+	case bytes.HasPrefix(data, []byte("binf")) || looksLikeLegacyBinary(data):
+		return nil, fmt.Errorf("%w: legacy XGBoost binary format: load it with xgboost and save_model(\"model.json\") (or .ubj), which every XGBoost since 1.0 can do", ErrUnsupportedModel)
+	default:
+		return nil, fmt.Errorf("%w: unrecognised model format (first bytes %q): want XGBoost JSON or UBJSON, a model.tar.gz holding one, or a linear model JSON", ErrUnsupportedModel, head(data, 8))
+	}
+	if isLinearDoc(jsonText) {
+		lm, info, err := parseLinear(jsonText)
+		if err != nil {
+			return nil, err
+		}
+		info.Source, info.Version, info.Encoding = o.source, o.version, "linear-json"
+		return &Model{info: info, linear: lm}, nil
+	}
+	f, info, err := parseXGBoostJSON(jsonText, o)
+	if err != nil {
+		return nil, err
+	}
+	info.Source, info.Version, info.Encoding = o.source, o.version, encoding
+	return &Model{info: info, forest: f}, nil
+}
+
+func head(b []byte, n int) []byte { return b[:min(len(b), n)] }
+
+// isJSONObjectStart reports whether the bytes after a '{' continue a JSON
+// object. A UBJSON object continues with a length marker ('i', 'U', 'L'...)
+// or a '$'/'#' container header instead.
+func isJSONObjectStart(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && (b[0] == '"' || b[0] == '}')
+}
+
+// looksLikeLegacyBinary recognises XGBoost's pre-1.0 binary format: a
+// 136-byte learner parameter block followed by the objective name as a
+// little-endian uint64 length and text such as "binary:logistic".
+func looksLikeLegacyBinary(b []byte) bool {
+	const hdr = 136
+	if len(b) < hdr+8 {
+		return false
+	}
+	n := binary.LittleEndian.Uint64(b[hdr:])
+	if n == 0 || n > 64 || uint64(len(b)-hdr-8) < n {
+		return false
+	}
+	name := b[hdr+8 : hdr+8+int(n)]
+	return bytes.IndexByte(name, ':') > 0
+}
+
+// extractModelFromTarGz returns the model member of a SageMaker training
+// artifact: "xgboost-model" if present, else the only regular file.
+func extractModelFromTarGz(data []byte) (string, []byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return "", nil, fmt.Errorf("model.tar.gz: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	var (
+		names    []string
+		chosen   string
+		content  []byte
+		fallback []byte
+	)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("model.tar.gz: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if h.Size > maxModelBytes {
+			return "", nil, fmt.Errorf("model.tar.gz: member %s is %d bytes, over the %d limit", h.Name, h.Size, maxModelBytes)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxModelBytes))
+		if err != nil {
+			return "", nil, fmt.Errorf("model.tar.gz: member %s: %w", h.Name, err)
+		}
+		names = append(names, h.Name)
+		base := path.Base(h.Name)
+		if base == "xgboost-model" || base == "model.json" || base == "model.ubj" {
+			if chosen == "" || base == "xgboost-model" {
+				chosen, content = h.Name, b
+			}
+		}
+		fallback = b
+	}
+	if chosen != "" {
+		return chosen, content, nil
+	}
+	if len(names) == 1 {
+		return names[0], fallback, nil
+	}
+	return "", nil, fmt.Errorf("model.tar.gz: no xgboost-model member among %d files %v", len(names), names)
+}
+
+// ObjectGetter is the subset of the S3 client that loading and watching
+// models from s3:// URIs needs (*s3.Client satisfies it).
+type ObjectGetter = s3Getter
+
+// LoadModel loads a model from a local path or an s3:// URI (getter is
+// required for S3 and may be nil otherwise).
+func LoadModel(ctx context.Context, uri string, getter ObjectGetter, opts ...LoadOption) (*Model, error) {
+	if strings.HasPrefix(uri, "s3://") {
+		if getter == nil {
+			return nil, fmt.Errorf("model %s: an S3 client is needed for s3:// URIs", uri)
+		}
+		data, etag, err := getS3Object(ctx, getter, uri)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", uri, err)
+		}
+		return ParseModel(data, append(opts, withSource(uri, "etag:"+etag))...)
+	}
+	data, err := os.ReadFile(uri)
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	return ParseModel(data, append(opts, withSource(uri, ""))...)
+}

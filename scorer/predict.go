@@ -1,0 +1,155 @@
+package scorer
+
+import (
+	"fmt"
+	"math"
+)
+
+// blockRows is how many rows are converted and walked through every tree
+// together: their keys (blockRows * features * 4 bytes) stay in L1/L2 while
+// each tree's nodes are reused by all of them.
+const blockRows = 128
+
+// Scratch holds one goroutine's prediction buffers, so that steady-state
+// scoring allocates nothing. The zero value is ready to use; a Scratch must
+// not be shared between goroutines.
+type Scratch struct {
+	keys []uint32
+	acc  []float32
+	cols [][]float64
+	col  [][]float64 // per-output views
+}
+
+// Predict scores n rows. cols holds the features column-major in the
+// model's order (cols[j][i] is feature Features()[j] of row i; NaN means
+// missing) and out receives Outputs() columns: out[k][i] is score k of row i.
+// Every cols[j] and out[k] must hold at least n values.
+func (m *Model) Predict(cols [][]float64, n int, out [][]float64, s *Scratch) error {
+	if len(cols) != len(m.info.Features) {
+		return fmt.Errorf("predict: %d feature columns, model has %d", len(cols), len(m.info.Features))
+	}
+	if len(out) < m.info.Outputs {
+		return fmt.Errorf("predict: %d output columns, model has %d", len(out), m.info.Outputs)
+	}
+	for j, c := range cols {
+		if len(c) < n {
+			return fmt.Errorf("predict: feature %s has %d values, want %d", m.info.Features[j], len(c), n)
+		}
+	}
+	for k := range m.info.Outputs {
+		if len(out[k]) < n {
+			return fmt.Errorf("predict: output %d has room for %d values, want %d", k, len(out[k]), n)
+		}
+	}
+	if m.linear != nil {
+		m.linear.predict(cols, n, out[0])
+		return nil
+	}
+	m.forest.predict(cols, n, out, s, false)
+	return nil
+}
+
+// PredictMargins is like Predict but writes raw margins (before the
+// objective's transform), one column per output group; multi-class models
+// write one column per class. Linear models write the linear predictor.
+func (m *Model) PredictMargins(cols [][]float64, n int, out [][]float64, s *Scratch) error {
+	if m.linear != nil {
+		lm := *m.linear
+		lm.link = objIdentity
+		lm.predict(cols, n, out[0])
+		return nil
+	}
+	if len(out) < m.forest.numGroup {
+		return fmt.Errorf("predict: %d output columns, model has %d groups", len(out), m.forest.numGroup)
+	}
+	m.forest.predict(cols, n, out, s, true)
+	return nil
+}
+
+func (f *forest) predict(cols [][]float64, n int, out [][]float64, s *Scratch, margins bool) {
+	nf, ng := f.numFeature, f.numGroup
+	if cap(s.keys) < blockRows*nf {
+		s.keys = make([]uint32, blockRows*nf)
+	}
+	if cap(s.acc) < blockRows*ng {
+		s.acc = make([]float32, blockRows*ng)
+	}
+	for start := 0; start < n; start += blockRows {
+		b := min(blockRows, n-start)
+		keys := s.keys[:b*nf]
+		for j := range nf {
+			c := cols[j][start : start+b]
+			for i, x := range c {
+				keys[i*nf+j] = key(float32(x))
+			}
+		}
+		acc := s.acc[:b*ng]
+		for g := range ng {
+			a := acc[g*b : g*b+b]
+			for i := range a {
+				a[i] = f.base[g]
+			}
+		}
+		f.predictMargins(keys, b, acc)
+		f.transform(acc, b, start, out, margins)
+	}
+}
+
+func (f *forest) transform(acc []float32, b, start int, out [][]float64, margins bool) {
+	ng := f.numGroup
+	if margins {
+		for g := range ng {
+			o := out[g][start : start+b]
+			for i, v := range acc[g*b : g*b+b] {
+				o[i] = float64(v)
+			}
+		}
+		return
+	}
+	switch f.obj {
+	case objBinaryLogistic, objRegLogistic:
+		o := out[0][start : start+b]
+		for i, v := range acc[:b] {
+			o[i] = sigmoid(float64(v))
+		}
+	case objCountPoisson:
+		o := out[0][start : start+b]
+		for i, v := range acc[:b] {
+			o[i] = math.Exp(float64(v))
+		}
+	case objMultiSoftprob:
+		for i := range b {
+			mx := acc[i]
+			for g := 1; g < ng; g++ {
+				mx = max(mx, acc[g*b+i])
+			}
+			sum := 0.0
+			for g := range ng {
+				e := math.Exp(float64(acc[g*b+i] - mx))
+				out[g][start+i] = e
+				sum += e
+			}
+			for g := range ng {
+				out[g][start+i] /= sum
+			}
+		}
+	case objMultiSoftmax:
+		o := out[0][start : start+b]
+		for i := range b {
+			best, bv := 0, acc[i]
+			for g := 1; g < ng; g++ {
+				if v := acc[g*b+i]; v > bv {
+					best, bv = g, v
+				}
+			}
+			o[i] = float64(best)
+		}
+	default: // binary:logitraw, reg:squarederror
+		o := out[0][start : start+b]
+		for i, v := range acc[:b] {
+			o[i] = float64(v)
+		}
+	}
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }

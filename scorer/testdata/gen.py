@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""Generate the XGBoost fidelity fixtures for scorer tests.
+
+Trains small models with XGBoost (Debian's python3-xgboost 1.7), saves them
+as JSON, UBJSON, a 3.x-style JSON and a SageMaker model.tar.gz, and writes the
+test inputs with XGBoost's own predictions and margins, so the Go tests need
+no Python. Run from the repository root:
+
+    apt-get install -y python3-xgboost
+    /usr/bin/python3 scorer/testdata/gen.py
+
+The output is deterministic for a given XGBoost version.
+"""
+import io
+import json
+import os
+import tarfile
+
+import numpy as np
+import xgboost as xgb
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fidelity")
+NAMES = ["temp", "vib", "rpm", "load", "volt", "hum", "cat_small", "cat_big"]
+CAT_TYPES = ["q", "q", "q", "q", "q", "q", "c", "c"]
+NUM_TYPES = ["q"] * len(NAMES)
+N_TRAIN, N_TEST = 2000, 160
+NAN_RATE = 0.05
+
+
+def data(rng, n):
+    x = rng.normal(size=(n, len(NAMES)))
+    x[:, 2] = rng.gamma(2.0, 500.0, size=n)        # large-ish magnitudes
+    x[:, 3] = rng.uniform(-1, 1, size=n) * 1e-3     # tiny magnitudes
+    x[:, 6] = rng.integers(0, 3, size=n)            # 3 categories: one-hot splits
+    x[:, 7] = rng.integers(0, 12, size=n)           # 12 categories: partition splits
+    x[rng.random(size=x.shape) < NAN_RATE] = np.nan
+    # Six significant digits keep the fixtures small; boundary_rows adds
+    # full-precision values where they matter.
+    return np.vectorize(lambda v: float("%.6g" % v))(x)
+
+
+def signal(x):
+    z = np.nan_to_num(x)
+    s = 1.3 * z[:, 0] - 0.8 * z[:, 1] ** 2 + 0.001 * z[:, 2] + 400 * z[:, 3]
+    s += np.isin(z[:, 7], [1, 4, 5, 9]) * 1.5 - (z[:, 6] == 2) * 1.0
+    return s
+
+
+def labels(obj, x, rng):
+    s = signal(x) + rng.normal(scale=0.5, size=len(x))
+    if obj.startswith("binary:"):
+        return (s > np.median(s)).astype(float)
+    if obj == "reg:logistic":
+        return 1 / (1 + np.exp(-s))
+    if obj == "count:poisson":
+        return rng.poisson(np.exp(np.clip(s / 3, -3, 3)))
+    if obj.startswith("multi:"):
+        return np.digitize(s, np.quantile(s, [0.33, 0.66])).astype(float)
+    return s
+
+
+def thresholds(booster):
+    """Split conditions per feature index, from the model itself."""
+    doc = json.loads(booster.save_raw("json"))
+    out = {}
+    for t in doc["learner"]["gradient_booster"]["model"]["trees"]:
+        for lc, fi, c, st in zip(t["left_children"], t["split_indices"],
+                                 t["split_conditions"], t["split_type"]):
+            if lc != -1 and st == 0:
+                out.setdefault(fi, set()).add(c)
+    return out
+
+
+def boundary_rows(x, booster, rng):
+    """Put values exactly at split conditions, and float64 values just below
+    them that round to the same float32, so the float32 compare is tested."""
+    x = x.copy()
+    th = thresholds(booster)
+    for i in range(0, len(x), 3):
+        for fi, conds in th.items():
+            if rng.random() < 0.5:
+                c = float(np.float32(sorted(conds)[rng.integers(len(conds))]))
+                mode = rng.integers(3)
+                if mode == 0:
+                    x[i, fi] = c
+                elif mode == 1:   # rounds to c in float32, but is < c in float64
+                    x[i, fi] = c - abs(c) * 2.0 ** -30
+                else:             # one float32 ulp below c
+                    x[i, fi] = float(np.nextafter(np.float32(c), np.float32(-np.inf)))
+    x[1, :] = np.nan              # a row with every value missing
+    x[2, 0:6] = -0.0
+    return x
+
+
+def write_csv(path, header, rows):
+    with open(path, "w") as f:
+        f.write(",".join(header) + "\n")
+        for r in rows:
+            f.write(",".join("" if np.isnan(v) else repr(float(v)) for v in r) + "\n")
+
+
+def dmatrix(x, y=None, cat=False):
+    return xgb.DMatrix(x, label=y, missing=np.nan, feature_names=NAMES,
+                       feature_types=CAT_TYPES if cat else NUM_TYPES,
+                       enable_categorical=cat)
+
+
+MODELS = [
+    # name, objective, extra params, rounds, categorical, early stopping
+    ("binary_logistic", "binary:logistic", {}, 8, False, False),
+    ("binary_logitraw", "binary:logitraw", {}, 6, False, False),
+    ("reg_squarederror", "reg:squarederror", {"base_score": 0.3}, 8, False, False),
+    ("reg_logistic", "reg:logistic", {}, 6, False, False),
+    ("count_poisson", "count:poisson", {}, 8, False, False),
+    ("multi_softprob", "multi:softprob", {"num_class": 3}, 4, False, False),
+    ("multi_softmax", "multi:softmax", {"num_class": 3}, 4, False, False),
+    ("categorical", "binary:logistic", {"max_cat_to_onehot": 4}, 8, True, False),
+    ("early_stopping", "binary:logistic", {"eta": 0.9}, 60, False, True),
+]
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(20261124)
+    xtr = data(rng, N_TRAIN)
+    xva = data(rng, 400)
+    xte = data(rng, N_TEST)
+    manifest = []
+    for name, obj, extra, rounds, cat, early in MODELS:
+        params = {"objective": obj, "max_depth": 4, "eta": 0.3, "tree_method": "hist",
+                  "seed": 7, "nthread": 1}
+        params.update(extra)
+        ytr = labels(obj, xtr, rng)
+        dtr = dmatrix(xtr, ytr, cat)
+        kw = {}
+        if early:
+            dva = dmatrix(xva, labels(obj, xva, rng), cat)
+            kw = {"evals": [(dva, "val")], "early_stopping_rounds": 3, "verbose_eval": False}
+        bst = xgb.train(params, dtr, rounds, **kw)
+        x = boundary_rows(xte, bst, rng)
+        dte = dmatrix(x, None, cat)
+        it = (0, bst.best_iteration + 1)
+        pred = bst.predict(dte, iteration_range=it)
+        margin = bst.predict(dte, iteration_range=it, output_margin=True)
+        bst.save_model(os.path.join(OUT, name + ".json"))
+        pred = pred.reshape(len(x), -1)
+        margin = margin.reshape(len(x), -1)
+        ph = ["pred"] if pred.shape[1] == 1 else ["pred_%d" % k for k in range(pred.shape[1])]
+        mh = ["margin"] if margin.shape[1] == 1 else ["margin_%d" % k for k in range(margin.shape[1])]
+        write_csv(os.path.join(OUT, name + ".input.csv"), NAMES, x)
+        write_csv(os.path.join(OUT, name + ".expected.csv"), ph + mh,
+                  np.hstack([pred.astype(np.float64), margin.astype(np.float64)]))
+        manifest.append({"name": name, "objective": obj, "trees_used": int(it[1]) *
+                         max(1, extra.get("num_class", 1)), "best_iteration": bst.best_iteration})
+        if name == "binary_logistic":
+            bst.save_model(os.path.join(OUT, name + ".ubj"))
+            small = xgb.train(params, dtr, 1)
+            with open(os.path.join(OUT, "legacy_binary.model"), "wb") as f:
+                f.write(small.save_raw("deprecated"))
+        if name in ("categorical", "multi_softprob"):
+            bst.save_model(os.path.join(OUT, name + ".ubj"))
+        if name in ("binary_logistic", "multi_softprob", "count_poisson"):
+            # XGBoost 3.1 writes base_score as a list and records
+            # iteration_indptr; the trees are unchanged, so the same
+            # predictions apply.
+            doc = json.loads(bst.save_raw("json"))
+            lp = doc["learner"]["learner_model_param"]
+            lp["base_score"] = "[" + lp["base_score"] + "]"
+            gm = doc["learner"]["gradient_booster"]["model"]
+            per_iter = max(1, int(lp["num_class"]))
+            gm["iteration_indptr"] = list(range(0, len(gm["trees"]) + 1, per_iter))
+            gm["gbtree_model_param"].pop("size_leaf_vector", None)
+            doc["version"] = [3, 1, 0]
+            with open(os.path.join(OUT, name + ".v3.json"), "w") as f:
+                json.dump(doc, f, separators=(",", ":"))
+        if name == "binary_logistic":
+            raw = bst.save_raw("json")
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+                ti = tarfile.TarInfo("xgboost-model")
+                ti.size = len(raw)
+                ti.mtime = 0
+                tf.addfile(ti, io.BytesIO(bytes(raw)))
+            with open(os.path.join(OUT, "model.tar.gz"), "wb") as f:
+                f.write(buf.getvalue())
+    with open(os.path.join(OUT, "manifest.json"), "w") as f:
+        json.dump({"xgboost": xgb.__version__, "models": manifest}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

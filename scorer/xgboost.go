@@ -1,0 +1,334 @@
+package scorer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// ErrUnsupportedModel is wrapped by every error that refuses a model which
+// parsed but uses something the embedded scorer cannot reproduce exactly.
+var ErrUnsupportedModel = errors.New("unsupported model")
+
+// xgbDoc mirrors the parts of XGBoost's JSON model schema (1.0 to 3.x) that
+// prediction needs; everything else (loss changes, hessians, training
+// parameters) is skipped.
+type xgbDoc struct {
+	Learner *struct {
+		Attributes      map[string]string `json:"attributes"`
+		FeatureNames    []string          `json:"feature_names"`
+		FeatureTypes    []string          `json:"feature_types"`
+		GradientBooster struct {
+			Name  string         `json:"name"`
+			Model *xgbGBTreeBody `json:"model"`
+		} `json:"gradient_booster"`
+		LearnerModelParam struct {
+			BaseScore  string `json:"base_score"`
+			NumClass   string `json:"num_class"`
+			NumFeature string `json:"num_feature"`
+			NumTarget  string `json:"num_target"`
+		} `json:"learner_model_param"`
+		Objective struct {
+			Name string `json:"name"`
+		} `json:"objective"`
+	} `json:"learner"`
+	Version []int `json:"version"`
+}
+
+type xgbGBTreeBody struct {
+	Param struct {
+		NumParallelTree string `json:"num_parallel_tree"`
+		NumTrees        string `json:"num_trees"`
+		SizeLeafVector  string `json:"size_leaf_vector"`
+	} `json:"gbtree_model_param"`
+	IterationIndptr []int     `json:"iteration_indptr"`
+	TreeInfo        []int     `json:"tree_info"`
+	Trees           []xgbTree `json:"trees"`
+}
+
+type xgbTree struct {
+	LeftChildren       i32s      `json:"left_children"`
+	RightChildren      i32s      `json:"right_children"`
+	SplitIndices       i64s      `json:"split_indices"`
+	SplitConditions    f32s      `json:"split_conditions"`
+	DefaultLeft        flexBools `json:"default_left"`
+	SplitType          i32s      `json:"split_type"`
+	Categories         i64s      `json:"categories"`
+	CategoriesNodes    i64s      `json:"categories_nodes"`
+	CategoriesSegments i64s      `json:"categories_segments"`
+	CategoriesSizes    i64s      `json:"categories_sizes"`
+	TreeParam          struct {
+		NumNodes       string `json:"num_nodes"`
+		SizeLeafVector string `json:"size_leaf_vector"`
+	} `json:"tree_param"`
+}
+
+// objective identifies how margins become predictions.
+type objective uint8
+
+const (
+	objBinaryLogistic objective = iota + 1
+	objBinaryLogitRaw
+	objRegSquaredError
+	objRegLogistic
+	objCountPoisson
+	objMultiSoftprob
+	objMultiSoftmax
+	objIdentity // linear models with an identity link
+	objExp      // linear models with a log link
+)
+
+var objectiveNames = map[string]objective{
+	"binary:logistic":  objBinaryLogistic,
+	"binary:logitraw":  objBinaryLogitRaw,
+	"reg:squarederror": objRegSquaredError,
+	"reg:logistic":     objRegLogistic,
+	"count:poisson":    objCountPoisson,
+	"multi:softprob":   objMultiSoftprob,
+	"multi:softmax":    objMultiSoftmax,
+}
+
+func (o objective) String() string {
+	for k, v := range objectiveNames {
+		if v == o {
+			return k
+		}
+	}
+	switch o {
+	case objIdentity:
+		return "identity"
+	case objExp:
+		return "exp"
+	}
+	return "objective(" + strconv.Itoa(int(o)) + ")"
+}
+
+func supportedObjectives() string {
+	return "binary:logistic, binary:logitraw, reg:squarederror, reg:logistic, count:poisson, multi:softprob, multi:softmax"
+}
+
+// parseXGBoostJSON parses an XGBoost JSON model document.
+func parseXGBoostJSON(data []byte, opts loadOptions) (*forest, ModelInfo, error) {
+	var doc xgbDoc
+	if err := json.Unmarshal(fixNonFinite(data), &doc); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, ModelInfo{}, fmt.Errorf("xgboost json: syntax error at byte %d: %w", se.Offset, err)
+		}
+		return nil, ModelInfo{}, fmt.Errorf("xgboost json: %w", err)
+	}
+	return compileXGBoost(&doc, opts)
+}
+
+func atoiField(name, s string, def int) (int, error) {
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("xgboost model: %s is %q, want a non-negative integer", name, s)
+	}
+	return v, nil
+}
+
+// parseBaseScore reads base_score as XGBoost writes it: "5E-1" before 3.1,
+// "[5E-1]" (one per target) from 3.1 on.
+func parseBaseScore(s string) ([]float32, error) {
+	if s == "" {
+		return []float32{0.5}, nil
+	}
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "[") {
+		if !strings.HasSuffix(t, "]") {
+			return nil, fmt.Errorf("xgboost model: base_score %q: unterminated list", s)
+		}
+		t = t[1 : len(t)-1]
+	}
+	var out []float32
+	for part := range strings.SplitSeq(t, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(part), 32)
+		if err != nil {
+			return nil, fmt.Errorf("xgboost model: base_score %q: %w", s, err)
+		}
+		out = append(out, float32(v))
+	}
+	return out, nil
+}
+
+func compileXGBoost(doc *xgbDoc, opts loadOptions) (*forest, ModelInfo, error) {
+	var info ModelInfo
+	l := doc.Learner
+	if l == nil {
+		return nil, info, fmt.Errorf("xgboost model: no \"learner\" object (is this an XGBoost JSON model?)")
+	}
+	if len(doc.Version) > 0 {
+		parts := make([]string, len(doc.Version))
+		for i, v := range doc.Version {
+			parts[i] = strconv.Itoa(v)
+		}
+		info.FormatVersion = strings.Join(parts, ".")
+	}
+	switch l.GradientBooster.Name {
+	case "gbtree":
+	case "":
+		return nil, info, fmt.Errorf("xgboost model: gradient_booster.name is missing")
+	default:
+		return nil, info, fmt.Errorf("%w: booster %q: only \"gbtree\" models are scored in process (dart and gblinear are not)", ErrUnsupportedModel, l.GradientBooster.Name)
+	}
+	body := l.GradientBooster.Model
+	if body == nil {
+		return nil, info, fmt.Errorf("xgboost model: gradient_booster.model is missing")
+	}
+	objName := l.Objective.Name
+	obj, ok := objectiveNames[objName]
+	if !ok {
+		return nil, info, fmt.Errorf("%w: objective %q: supported objectives are %s", ErrUnsupportedModel, objName, supportedObjectives())
+	}
+	info.Objective = objName
+	mp := l.LearnerModelParam
+	numClass, err := atoiField("num_class", mp.NumClass, 0)
+	if err != nil {
+		return nil, info, err
+	}
+	numFeature, err := atoiField("num_feature", mp.NumFeature, 0)
+	if err != nil {
+		return nil, info, err
+	}
+	numTarget, err := atoiField("num_target", mp.NumTarget, 1)
+	if err != nil {
+		return nil, info, err
+	}
+	if numTarget > 1 {
+		return nil, info, fmt.Errorf("%w: num_target is %d: multi-target models are not supported", ErrUnsupportedModel, numTarget)
+	}
+	if slv, _ := atoiField("size_leaf_vector", body.Param.SizeLeafVector, 0); slv > 1 {
+		return nil, info, fmt.Errorf("%w: size_leaf_vector is %d: vector-leaf (multi_output_tree) models are not supported", ErrUnsupportedModel, slv)
+	}
+	numGroup := 1
+	if obj == objMultiSoftprob || obj == objMultiSoftmax {
+		if numClass < 2 {
+			return nil, info, fmt.Errorf("xgboost model: objective %s needs num_class >= 2, got %d", objName, numClass)
+		}
+		numGroup = numClass
+	} else if numClass > 1 {
+		return nil, info, fmt.Errorf("xgboost model: num_class is %d but objective %s is not multi-class", numClass, objName)
+	}
+	if numFeature > maxFeatures {
+		return nil, info, fmt.Errorf("%w: num_feature %d exceeds %d", ErrUnsupportedModel, numFeature, maxFeatures)
+	}
+	names := l.FeatureNames
+	if len(names) == 0 {
+		names = make([]string, numFeature)
+		for i := range names {
+			names[i] = "f" + strconv.Itoa(i)
+		}
+	} else if len(names) != numFeature {
+		return nil, info, fmt.Errorf("xgboost model: %d feature_names but num_feature is %d", len(names), numFeature)
+	}
+	if len(l.FeatureTypes) != 0 && len(l.FeatureTypes) != numFeature {
+		return nil, info, fmt.Errorf("xgboost model: %d feature_types but num_feature is %d", len(l.FeatureTypes), numFeature)
+	}
+	seen := make(map[string]int, len(names))
+	for i, n := range names {
+		if j, dup := seen[n]; dup {
+			return nil, info, fmt.Errorf("xgboost model: feature name %q appears at %d and %d", n, j, i)
+		}
+		seen[n] = i
+	}
+	info.Features = names
+	info.FeatureTypes = l.FeatureTypes
+
+	base, err := parseBaseScore(mp.BaseScore)
+	if err != nil {
+		return nil, info, err
+	}
+	for i := 1; i < len(base); i++ {
+		if base[i] != base[0] {
+			return nil, info, fmt.Errorf("%w: base_score %q: per-class intercepts are not supported", ErrUnsupportedModel, mp.BaseScore)
+		}
+	}
+	margin, err := baseMargin(obj, base[0])
+	if err != nil {
+		return nil, info, err
+	}
+
+	numTrees := len(body.Trees)
+	if nt, err := atoiField("num_trees", body.Param.NumTrees, numTrees); err != nil {
+		return nil, info, err
+	} else if nt != numTrees {
+		return nil, info, fmt.Errorf("xgboost model: num_trees is %d but %d trees are present", nt, numTrees)
+	}
+	if len(body.TreeInfo) != numTrees {
+		return nil, info, fmt.Errorf("xgboost model: tree_info has %d entries for %d trees", len(body.TreeInfo), numTrees)
+	}
+	parallel, err := atoiField("num_parallel_tree", body.Param.NumParallelTree, 1)
+	if err != nil {
+		return nil, info, err
+	}
+	parallel = max(parallel, 1)
+	use := numTrees
+	if bi, ok := l.Attributes["best_iteration"]; ok && !opts.allTrees {
+		it, err := strconv.Atoi(bi)
+		if err != nil || it < 0 {
+			return nil, info, fmt.Errorf("xgboost model: attribute best_iteration is %q, want a non-negative integer", bi)
+		}
+		info.BestIteration = it
+		limit := (it + 1) * parallel * numGroup
+		if len(body.IterationIndptr) > it+1 {
+			limit = body.IterationIndptr[it+1]
+		}
+		use = min(limit, numTrees)
+	} else {
+		info.BestIteration = -1
+	}
+
+	f := &forest{numFeature: numFeature, numGroup: numGroup, obj: obj}
+	f.base = make([]float32, numGroup)
+	for g := range f.base {
+		f.base[g] = margin
+	}
+	for t := 0; t < use; t++ {
+		g := body.TreeInfo[t]
+		if g < 0 || g >= numGroup {
+			return nil, info, fmt.Errorf("xgboost model: tree %d: tree_info group %d out of range [0,%d)", t, g, numGroup)
+		}
+		if err := f.addTree(&body.Trees[t], uint32(g)); err != nil {
+			return nil, info, fmt.Errorf("xgboost model: tree %d: %w", t, err)
+		}
+	}
+	info.Trees = use
+	info.TotalTrees = numTrees
+	info.Outputs = numGroup
+	if obj == objMultiSoftmax {
+		info.Outputs = 1
+	}
+	info.MaxDepth = f.maxDepth
+	info.Kind = "xgboost"
+	return f, info, nil
+}
+
+// baseMargin converts base_score from prediction space into margin space the
+// way XGBoost's objectives do (ProbToMargin), in float32 as XGBoost does.
+// binary:logitraw keeps base_score as a margin (its ProbToMargin is the
+// identity), unlike binary:logistic.
+func baseMargin(obj objective, p float32) (float32, error) {
+	switch obj {
+	case objBinaryLogistic, objRegLogistic:
+		if !(p > 0 && p < 1) {
+			return 0, fmt.Errorf("xgboost model: base_score %v must be in (0,1) for %s", p, obj)
+		}
+		return float32(-math.Log(float64(1/p - 1))), nil
+	case objCountPoisson:
+		if !(p > 0) {
+			return 0, fmt.Errorf("xgboost model: base_score %v must be > 0 for %s", p, obj)
+		}
+		return float32(math.Log(float64(p))), nil
+	}
+	if math.IsNaN(float64(p)) || math.IsInf(float64(p), 0) {
+		return 0, fmt.Errorf("xgboost model: base_score %v is not finite", p)
+	}
+	return p, nil
+}
