@@ -1,0 +1,1107 @@
+package windowing
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/axiomhq/hyperloglog"
+)
+
+// DefaultMaxKeys bounds the entities of a window whose MaxKeys is zero.
+const DefaultMaxKeys = 100_000
+
+// Options are the optional parts of an Operator.
+type Options struct {
+	// Mem allocates the feature batches; nil means the Go allocator.
+	Mem memory.Allocator
+	// Logger receives the warnings (key eviction); nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// LateEvent is an event that arrived after every window it belongs to was
+// closed for good (past allowed lateness). It is not counted in any
+// window; the caller dead-letters or ignores it, as its config says.
+type LateEvent struct {
+	// Row is the event's row in the batch given to Process.
+	Row int
+	// Offset is the event's source position.
+	Offset uint64
+	// EventTime is the event's time.
+	EventTime time.Time
+	// Watermark is the watermark the event was judged against.
+	Watermark time.Time
+}
+
+// Output is what one call of Process, Advance or Drain produced.
+type Output struct {
+	// Features holds one row per window emitted, or is nil when none was.
+	// The caller releases it.
+	Features arrow.RecordBatch
+	// Late lists the events handed back as too late. It is valid until the
+	// next call on the Operator.
+	Late []LateEvent
+}
+
+// Stats are the operator's counters, for the pipeline to export as metrics.
+type Stats struct {
+	Events       uint64 // events counted into windows
+	LateAccepted uint64 // late events within allowed lateness (their windows re-emitted)
+	LateDropped  uint64 // events beyond allowed lateness, handed back in Output.Late
+	Emitted      uint64 // feature rows emitted
+	Updates      uint64 // of which flagged update
+	IdleAdvances uint64 // watermark advances made on processing time (idle shard)
+	EvictedKeys  uint64 // keys with state evicted because MaxKeys was reached
+	EarlyWindows uint64 // windows emitted before their end because their key was evicted
+	DroppedIdle  uint64 // keys without state forgotten because MaxKeys was reached
+	OpenKeys     int    // keys held
+	Panes        int    // panes (sessions) held
+	StateBytes   int64  // bytes of pane state held (slab, metadata, key table; sketches excluded)
+	Watermark    time.Time
+}
+
+type keyState struct {
+	name           string
+	newest, oldest int32 // pane list, ascending in time via paneMeta.newer
+	npanes         int32
+	prev, next     int32 // LRU list, head = most recently updated
+	lastFired      int64 // last window end index fired (dedup while firing)
+	lastGoneT      int64 // last event time of panes already discarded
+}
+
+type paneMeta struct {
+	idx           int64 // pane index (tumbling/hopping)
+	key           int32
+	newer, older  int32
+	pos           int32 // position in its slot list (tumbling/hopping)
+	minOff        uint64
+	maxOff        uint64
+	gen           uint32 // bumped when freed (session heap entries)
+	live, dirty   bool
+	firedEnd      int64 // sessions: end at which it was last emitted
+	heapScheduled bool
+}
+
+type paneSlot struct {
+	idx     int64
+	handles []int32
+	minOff  uint64
+}
+
+const none = -1
+
+// column accessors resolved once per batch
+type colReader struct {
+	kind byte // 'f' float64, 'i' int64, 'b' bool, 't' timestamp, 's' string
+	arr  arrow.Array
+	f64  []float64
+	i64  []int64
+	ts   []arrow.Timestamp
+	b    *array.Boolean
+	s    *array.String
+}
+
+// Operator computes the windowed features of one window spec over the
+// events of one shard. It is not safe for concurrent use: every shard has
+// its own Operator, as it has its own goroutine.
+//
+// Processing time is never read from the system clock: it is passed in, so
+// that behaviour (idle timeout) is reproducible in tests.
+type Operator struct {
+	spec   WindowSpec
+	schema Schema
+	lay    *layout
+	log    *slog.Logger
+
+	session                        bool
+	size, slide, gap, k            int64
+	ooo, lateness, idle            int64
+	wm, maxT                       int64
+	maxOff                         uint64
+	seen                           bool
+	lastRecordAt                   int64
+	idleAdvanced                   bool
+	maxKeys                        int
+	keyIdx                         map[string]int32
+	keys                           []keyState
+	freeKeys                       []int32
+	lruHead, lruTail               int32
+	slab                           []float64
+	panes                          []paneMeta
+	freePanes                      []int32
+	hlls                           []*hyperloglog.Sketch
+	digests                        []*digest
+	slots                          []paneSlot
+	lo, hi                         int64
+	haveRange                      bool
+	sheap                          sessHeap
+	pending                        []int32
+	upd                            []updKey
+	acc                            []float64
+	accH                           []*hyperloglog.Sketch
+	accD                           []*digest
+	outSchema                      *arrow.Schema
+	out                            *array.RecordBuilder
+	outEntity                      *array.StringBuilder
+	outStart, outEnd               *array.TimestampBuilder
+	outFeat                        []*array.Float64Builder
+	outUpdate                      *array.BooleanBuilder
+	outOffFirst, outOffLast        *array.Uint64Builder
+	late                           []LateEvent
+	cols                           []colReader
+	evictedThisCall, earlyThisCall int
+	stats                          Stats
+}
+
+type updKey struct {
+	key int32
+	end int64
+}
+
+// NewOperator returns an operator for window w over events of schema s.
+// It validates both and returns their errors (see SpecError).
+func NewOperator(w WindowSpec, s Schema, opt Options) (*Operator, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if err := w.Validate(&s); err != nil {
+		return nil, err
+	}
+	o := &Operator{spec: w, schema: s, lay: compileLayout(&w, &s), log: opt.Logger}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	o.session = w.Kind == Session
+	o.size, o.slide, o.gap = int64(w.Size), int64(w.Slide), int64(w.Gap)
+	if w.Kind == Tumbling {
+		o.slide = o.size
+	}
+	o.ooo, o.lateness, o.idle = int64(w.OutOfOrderness), int64(w.AllowedLateness), int64(w.IdleTimeout)
+	o.wm, o.maxT = math.MinInt64, math.MinInt64
+	o.maxKeys = w.MaxKeys
+	if o.maxKeys == 0 {
+		o.maxKeys = DefaultMaxKeys
+	}
+	o.keyIdx = make(map[string]int32)
+	o.lruHead, o.lruTail = none, none
+	if !o.session {
+		o.k = o.size / o.slide
+		// Panes live from their first event until the last window holding
+		// them is past allowed lateness; so at most this many pane indices
+		// are live at once (see the package doc).
+		r := o.k + (o.ooo+o.lateness)/o.slide + 3
+		o.slots = make([]paneSlot, r)
+		for i := range o.slots {
+			o.slots[i].idx = math.MinInt64
+		}
+	}
+	o.acc = make([]float64, o.lay.words)
+	o.accH = make([]*hyperloglog.Sketch, len(o.lay.hlls))
+	o.accD = make([]*digest, len(o.lay.digests))
+	for i := range o.accD {
+		o.accD[i] = newDigest()
+	}
+	mem := opt.Mem
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	o.outSchema = w.OutputSchema(&s)
+	o.out = array.NewRecordBuilder(mem, o.outSchema)
+	o.outEntity = o.out.Field(0).(*array.StringBuilder)
+	o.outStart = o.out.Field(1).(*array.TimestampBuilder)
+	o.outEnd = o.out.Field(2).(*array.TimestampBuilder)
+	for i := range w.Features {
+		o.outFeat = append(o.outFeat, o.out.Field(3+i).(*array.Float64Builder))
+	}
+	n := 3 + len(w.Features)
+	o.outUpdate = o.out.Field(n).(*array.BooleanBuilder)
+	o.outOffFirst = o.out.Field(n + 1).(*array.Uint64Builder)
+	o.outOffLast = o.out.Field(n + 2).(*array.Uint64Builder)
+	o.cols = make([]colReader, len(o.lay.fields))
+	return o, nil
+}
+
+// OutputSchema is the schema of the feature batches of window w: the entity
+// (named as the schema's entity field), window_start and window_end
+// (timestamp[ns, UTC]; the window is [start, end)), one float64 column per
+// feature named as the feature, update (bool), and offset_first and
+// offset_last, the range of source positions of the events counted.
+func (w *WindowSpec) OutputSchema(s *Schema) *arrow.Schema {
+	fs := []arrow.Field{
+		{Name: s.Entity, Type: arrow.BinaryTypes.String},
+		{Name: ColWindowStart, Type: timestampType},
+		{Name: ColWindowEnd, Type: timestampType},
+	}
+	for _, f := range w.Features {
+		fs = append(fs, arrow.Field{Name: f.Name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+	}
+	fs = append(fs,
+		arrow.Field{Name: ColUpdate, Type: arrow.FixedWidthTypes.Boolean},
+		arrow.Field{Name: ColOffsetFirst, Type: arrow.PrimitiveTypes.Uint64},
+		arrow.Field{Name: ColOffsetLast, Type: arrow.PrimitiveTypes.Uint64})
+	return arrow.NewSchema(fs, nil)
+}
+
+// Schema returns the schema of the feature batches.
+func (o *Operator) Schema() *arrow.Schema { return o.outSchema }
+
+// Release frees the output builders.
+func (o *Operator) Release() { o.out.Release() }
+
+// Watermark is the current watermark; windows ending at or before it have
+// been emitted.
+func (o *Operator) Watermark() time.Time { return nsTime(o.wm) }
+
+func nsTime(ns int64) time.Time {
+	if ns == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// OldestNeeded returns the oldest source position still needed: the
+// earliest offset of any event held by a pane (including panes kept only
+// for allowed lateness) and of the event that set the largest event time
+// (so that a replay rebuilds the same watermark). Replaying from it after a
+// failover rebuilds the windows still open. ok is false when nothing is
+// held: every event processed so far may be checkpointed.
+func (o *Operator) OldestNeeded() (offset uint64, ok bool) {
+	offset = math.MaxUint64
+	if o.session {
+		for i := range o.panes {
+			if o.panes[i].live && o.panes[i].minOff < offset {
+				offset, ok = o.panes[i].minOff, true
+			}
+		}
+	} else {
+		for i := range o.slots {
+			s := &o.slots[i]
+			if len(s.handles) > 0 && s.minOff < offset {
+				offset, ok = s.minOff, true
+			}
+		}
+	}
+	if ok && o.maxOff < offset {
+		offset = o.maxOff
+	}
+	return offset, ok
+}
+
+// Stats returns the counters.
+func (o *Operator) Stats() Stats {
+	s := o.stats
+	s.OpenKeys = len(o.keyIdx)
+	s.Panes = len(o.panes) - len(o.freePanes)
+	s.StateBytes = o.StateBytes()
+	s.Watermark = nsTime(o.wm)
+	return s
+}
+
+// StateBytes is the memory held for pane state: the slab, the pane
+// metadata and the key table (sketches of distinct_count and quantile
+// features excluded; each is a few KiB).
+func (o *Operator) StateBytes() int64 {
+	b := int64(cap(o.slab))*8 + int64(cap(o.panes))*int64(unsafe.Sizeof(paneMeta{}))
+	b += int64(cap(o.keys)) * int64(unsafe.Sizeof(keyState{}))
+	for k := range o.keyIdx {
+		b += int64(len(k)) + 16 + 8 // string bytes, header, map slot
+	}
+	return b
+}
+
+// PaneBytes is the size of one pane: its slab words and its metadata.
+func (o *Operator) PaneBytes() int {
+	return o.lay.words*8 + int(unsafe.Sizeof(paneMeta{}))
+}
+
+func (o *Operator) resolve(rec arrow.RecordBatch) (ent *array.String, ts []arrow.Timestamp, offs []uint64, err error) {
+	sc := rec.Schema()
+	col := func(name string) (arrow.Array, error) {
+		idx := sc.FieldIndices(name)
+		if len(idx) != 1 {
+			return nil, fmt.Errorf("windowing: batch has %d columns named %q, want 1", len(idx), name)
+		}
+		return rec.Column(idx[0]), nil
+	}
+	a, err := col(o.schema.Entity)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var ok bool
+	if ent, ok = a.(*array.String); !ok {
+		return nil, nil, nil, fmt.Errorf("windowing: entity column %q is %s, want utf8", o.schema.Entity, a.DataType())
+	}
+	if a.NullN() > 0 {
+		return nil, nil, nil, fmt.Errorf("windowing: entity column %q has nulls", o.schema.Entity)
+	}
+	a, err = col(o.schema.Time)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tsa, ok := a.(*array.Timestamp)
+	if !ok || tsa.DataType().(*arrow.TimestampType).Unit != arrow.Nanosecond || a.NullN() > 0 {
+		return nil, nil, nil, fmt.Errorf("windowing: time column %q must be timestamp[ns] without nulls, is %s", o.schema.Time, a.DataType())
+	}
+	ts = tsa.TimestampValues()
+	a, err = col(ColOffset)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	oa, ok := a.(*array.Uint64)
+	if !ok || a.NullN() > 0 {
+		return nil, nil, nil, fmt.Errorf("windowing: offset column %q must be uint64 without nulls", ColOffset)
+	}
+	offs = oa.Uint64Values()
+	for i := range o.lay.fields {
+		f := &o.lay.fields[i]
+		a, err := col(f.name)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c := colReader{arr: a}
+		switch arr := a.(type) {
+		case *array.Float64:
+			c.kind, c.f64 = 'f', arr.Float64Values()
+		case *array.Int64:
+			c.kind, c.i64 = 'i', arr.Int64Values()
+		case *array.Timestamp:
+			c.kind, c.ts = 't', arr.TimestampValues()
+		case *array.Boolean:
+			c.kind, c.b = 'b', arr
+		case *array.String:
+			c.kind, c.s = 's', arr
+		default:
+			return nil, nil, nil, fmt.Errorf("windowing: column %q has unsupported type %s", f.name, a.DataType())
+		}
+		if f.typ != TypeString && c.kind == 's' || f.typ == TypeString && c.kind != 's' {
+			return nil, nil, nil, fmt.Errorf("windowing: column %q is %s, schema says %s", f.name, a.DataType(), f.typ)
+		}
+		o.cols[i] = c
+	}
+	return ent, ts, offs, nil
+}
+
+// Process folds a batch of decoded events (as built by Decoder: entity,
+// time and offset columns plus the fields the features use) into the
+// windows, at processing time now. The watermark is advanced event by
+// event, so the windows emitted do not depend on how the events were cut
+// into batches.
+func (o *Operator) Process(rec arrow.RecordBatch, now time.Time) (Output, error) {
+	ent, ts, offs, err := o.resolve(rec)
+	if err != nil {
+		return Output{}, err
+	}
+	o.begin()
+	o.advanceIdle(now)
+	n := int(rec.NumRows())
+	if n > 0 {
+		o.lastRecordAt = now.UnixNano()
+		o.idleAdvanced = false
+	}
+	for i := 0; i < n; i++ {
+		t, off := int64(ts[i]), offs[i]
+		if !o.seen || t > o.maxT {
+			o.maxT, o.maxOff, o.seen = t, off, true
+			if t-o.ooo > o.wm {
+				o.advance(t - o.ooo)
+			}
+		}
+		if o.session {
+			o.sessionEvent(ent, i, t, off)
+		} else {
+			o.paneEvent(ent, i, t, off)
+		}
+	}
+	return o.finish(), nil
+}
+
+// Advance moves processing time to now without new events: when the shard
+// has been idle for the idle timeout, the watermark advances with
+// processing time (the largest event time seen, minus out-of-orderness,
+// plus the time since the last record), so an idle shard closes its windows
+// at most the idle timeout after it would have with events flowing.
+func (o *Operator) Advance(now time.Time) Output {
+	o.begin()
+	o.advanceIdle(now)
+	return o.finish()
+}
+
+// Drain emits every window still open, as if the watermark had jumped to
+// the end of time (end of a closed shard). Late events after it are handed
+// back.
+func (o *Operator) Drain() Output {
+	o.begin()
+	o.advance(math.MaxInt64 - o.lateness - o.size - o.gap - 1)
+	o.expireAll()
+	return o.finish()
+}
+
+func (o *Operator) advanceIdle(now time.Time) {
+	if o.idle <= 0 || !o.seen || o.lastRecordAt == 0 {
+		return
+	}
+	idleFor := now.UnixNano() - o.lastRecordAt
+	if idleFor < o.idle {
+		return
+	}
+	if t := o.maxT - o.ooo + idleFor; t > o.wm {
+		if !o.idleAdvanced {
+			o.stats.IdleAdvances++
+			o.idleAdvanced = true
+		}
+		o.advance(t)
+	}
+}
+
+func (o *Operator) begin() {
+	o.late = o.late[:0]
+	o.evictedThisCall, o.earlyThisCall = 0, 0
+}
+
+func (o *Operator) finish() Output {
+	o.flushUpdates()
+	if o.evictedThisCall > 0 {
+		o.log.Warn("windowing: max_keys reached, evicted least recently updated keys",
+			"window", o.spec.Name, "max_keys", o.maxKeys, "evicted", o.evictedThisCall,
+			"early_windows", o.earlyThisCall, "evicted_total", o.stats.EvictedKeys)
+	}
+	out := Output{Late: o.late}
+	if o.outOffLast.Len() > 0 {
+		out.Features = o.out.NewRecordBatch()
+	}
+	return out
+}
+
+// ---- keys
+
+func (o *Operator) lookupKey(name string) int32 {
+	if id, ok := o.keyIdx[name]; ok {
+		o.touch(id)
+		return id
+	}
+	if len(o.keyIdx) >= o.maxKeys {
+		o.evict(o.lruTail)
+	}
+	var id int32
+	if n := len(o.freeKeys); n > 0 {
+		id = o.freeKeys[n-1]
+		o.freeKeys = o.freeKeys[:n-1]
+	} else {
+		o.keys = append(o.keys, keyState{})
+		id = int32(len(o.keys) - 1)
+	}
+	name = string([]byte(name)) // own copy: the batch's buffers are the caller's
+	o.keys[id] = keyState{name: name, newest: none, oldest: none, prev: none, next: none,
+		lastFired: math.MinInt64, lastGoneT: math.MinInt64}
+	o.keyIdx[name] = id
+	o.lruPush(id)
+	return id
+}
+
+func (o *Operator) lruPush(id int32) {
+	k := &o.keys[id]
+	k.prev, k.next = none, o.lruHead
+	if o.lruHead != none {
+		o.keys[o.lruHead].prev = id
+	}
+	o.lruHead = id
+	if o.lruTail == none {
+		o.lruTail = id
+	}
+}
+
+func (o *Operator) lruUnlink(id int32) {
+	k := &o.keys[id]
+	if k.prev != none {
+		o.keys[k.prev].next = k.next
+	} else {
+		o.lruHead = k.next
+	}
+	if k.next != none {
+		o.keys[k.next].prev = k.prev
+	} else {
+		o.lruTail = k.prev
+	}
+}
+
+func (o *Operator) touch(id int32) {
+	if o.lruHead == id {
+		return
+	}
+	o.lruUnlink(id)
+	o.lruPush(id)
+}
+
+// evict removes the least recently updated key to make room. Its windows
+// still open are emitted now (early, counted in EarlyWindows) and its
+// closed panes, kept only for allowed lateness, are dropped; a key with no
+// state left is simply forgotten.
+func (o *Operator) evict(id int32) {
+	k := &o.keys[id]
+	if k.npanes > 0 {
+		o.flushUpdates()
+		o.stats.EvictedKeys++
+		o.evictedThisCall++
+		if o.session {
+			for h := k.oldest; h != none; h = o.panes[h].newer {
+				if o.panes[h].firedEnd != o.sessionEnd(h) {
+					o.emitSession(id, h, false)
+					o.stats.EarlyWindows++
+					o.earlyThisCall++
+				}
+			}
+		} else {
+			firstOpen := floorDiv(o.wm, o.slide) + 1 // first window end index not yet fired
+			last := o.panes[k.newest].idx + o.k
+			for e := max(firstOpen, o.panes[k.oldest].idx+1); e <= last; e++ {
+				if o.keyHasData(id, e-o.k, e) {
+					o.emitWindow(id, e, false)
+					o.stats.EarlyWindows++
+					o.earlyThisCall++
+				}
+			}
+		}
+		for k.oldest != none {
+			o.freePane(k.oldest)
+		}
+	} else {
+		o.stats.DroppedIdle++
+	}
+	o.lruUnlink(id)
+	delete(o.keyIdx, k.name)
+	*k = keyState{}
+	o.freeKeys = append(o.freeKeys, id)
+}
+
+// ---- panes
+
+func (o *Operator) allocPane(key int32) int32 {
+	var h int32
+	if n := len(o.freePanes); n > 0 {
+		h = o.freePanes[n-1]
+		o.freePanes = o.freePanes[:n-1]
+	} else {
+		h = int32(len(o.panes))
+		o.panes = append(o.panes, paneMeta{})
+		o.slab = append(o.slab, make([]float64, o.lay.words)...)
+		for range o.lay.hlls {
+			o.hlls = append(o.hlls, nil)
+		}
+		for range o.lay.digests {
+			o.digests = append(o.digests, newDigest())
+		}
+	}
+	p := &o.panes[h]
+	*p = paneMeta{key: key, newer: none, older: none, live: true, gen: p.gen,
+		minOff: math.MaxUint64, firedEnd: math.MinInt64}
+	clear(o.paneWords(h))
+	for i := range o.lay.hlls {
+		o.hlls[int(h)*len(o.lay.hlls)+i] = nil
+	}
+	for i := range o.lay.digests {
+		o.digests[int(h)*len(o.lay.digests)+i].reset()
+	}
+	o.keys[key].npanes++
+	return h
+}
+
+func (o *Operator) paneWords(h int32) []float64 {
+	w := o.lay.words
+	return o.slab[int(h)*w : int(h)*w+w : int(h)*w+w]
+}
+
+// linkAfter inserts h into its key's list right after (newer than) prev,
+// or as the oldest when prev is none.
+func (o *Operator) linkAfter(key, prev, h int32) {
+	k := &o.keys[key]
+	p := &o.panes[h]
+	p.older = prev
+	if prev == none {
+		p.newer = k.oldest
+		k.oldest = h
+	} else {
+		p.newer = o.panes[prev].newer
+		o.panes[prev].newer = h
+	}
+	if p.newer != none {
+		o.panes[p.newer].older = h
+	} else {
+		k.newest = h
+	}
+}
+
+// freePane unlinks h from its key (and slot) and returns it to the pool.
+func (o *Operator) freePane(h int32) {
+	p := &o.panes[h]
+	k := &o.keys[p.key]
+	if lt := bitsT(o.paneWords(h)[wLastT]); o.paneWords(h)[wCount] > 0 && lt > k.lastGoneT {
+		k.lastGoneT = lt
+	}
+	if p.older != none {
+		o.panes[p.older].newer = p.newer
+	} else {
+		k.oldest = p.newer
+	}
+	if p.newer != none {
+		o.panes[p.newer].older = p.older
+	} else {
+		k.newest = p.older
+	}
+	k.npanes--
+	if !o.session {
+		s := o.slot(p.idx)
+		last := s.handles[len(s.handles)-1]
+		s.handles[p.pos] = last
+		o.panes[last].pos = p.pos
+		s.handles = s.handles[:len(s.handles)-1]
+	}
+	p.live = false
+	p.gen++
+	o.freePanes = append(o.freePanes, h)
+}
+
+func (o *Operator) slot(idx int64) *paneSlot {
+	return &o.slots[uint64(idx)%uint64(len(o.slots))]
+}
+
+// addRow folds row i of the current batch into pane h.
+func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
+	p := o.paneWords(h)
+	addEventTime(p, t)
+	m := &o.panes[h]
+	m.minOff = min(m.minOff, off)
+	m.maxOff = max(m.maxOff, off)
+	for fi := range o.lay.fields {
+		f := &o.lay.fields[fi]
+		c := &o.cols[fi]
+		if c.arr.IsNull(i) {
+			continue
+		}
+		var x float64
+		switch c.kind {
+		case 'f':
+			x = c.f64[i]
+			if x != x { // NaN counts as missing
+				continue
+			}
+		case 'i':
+			x = float64(c.i64[i])
+		case 't':
+			x = float64(c.ts[i]) / 1e9
+		case 'b':
+			if c.b.Value(i) {
+				x = 1
+			}
+		case 's':
+			p[f.n]++
+			continue
+		}
+		f.addValue(p, x, t)
+	}
+	for ci := range o.lay.countIfs {
+		c := &o.lay.countIfs[ci]
+		col := &o.cols[c.field]
+		if col.arr.IsNull(i) {
+			continue
+		}
+		var eq bool
+		switch col.kind {
+		case 's':
+			eq = col.s.Value(i) == c.eq.s
+		case 'f':
+			eq = col.f64[i] == c.eq.f
+		case 'i':
+			eq = float64(col.i64[i]) == c.eq.f
+		case 't':
+			eq = float64(col.ts[i])/1e9 == c.eq.f
+		case 'b':
+			eq = col.b.Value(i) == (c.eq.f == 1)
+		}
+		if eq {
+			p[c.word]++
+		}
+	}
+	for si := range o.lay.hlls {
+		col := &o.cols[o.lay.hlls[si].field]
+		if col.arr.IsNull(i) {
+			continue
+		}
+		hp := &o.hlls[int(h)*len(o.lay.hlls)+si]
+		if *hp == nil {
+			*hp = newHLL()
+		}
+		var buf [8]byte
+		var b []byte
+		switch col.kind {
+		case 's':
+			s := col.s.Value(i)
+			b = unsafe.Slice(unsafe.StringData(s), len(s))
+		default:
+			b = buf[:]
+			var bits uint64
+			switch col.kind {
+			case 'f':
+				if col.f64[i] != col.f64[i] {
+					continue
+				}
+				bits = math.Float64bits(col.f64[i])
+			case 'i':
+				bits = uint64(col.i64[i])
+			case 't':
+				bits = uint64(col.ts[i])
+			case 'b':
+				if col.b.Value(i) {
+					bits = 1
+				}
+			}
+			for j := range buf {
+				buf[j] = byte(bits >> (8 * j))
+			}
+		}
+		(*hp).Insert(b)
+	}
+	for di := range o.lay.digests {
+		col := &o.cols[o.lay.digests[di].field]
+		if col.arr.IsNull(i) {
+			continue
+		}
+		var x float64
+		switch col.kind {
+		case 'f':
+			x = col.f64[i]
+		case 'i':
+			x = float64(col.i64[i])
+		case 't':
+			x = float64(col.ts[i]) / 1e9
+		case 'b':
+			if col.b.Value(i) {
+				x = 1
+			}
+		}
+		if x == x {
+			_ = o.digests[int(h)*len(o.lay.digests)+di].td.Add(x)
+		}
+	}
+}
+
+// ---- tumbling and hopping windows: panes of one slide each
+
+// paneEvent handles one event of a tumbling or hopping window.
+func (o *Operator) paneEvent(ent *array.String, i int, t int64, off uint64) {
+	j := floorDiv(t, o.slide)
+	// The last window holding pane j ends at (j+k)*slide.
+	if (j+o.k)*o.slide+o.lateness <= o.wm {
+		o.handBack(i, t, off)
+		return
+	}
+	key := o.lookupKey(ent.Value(i))
+	k := &o.keys[key]
+	h := k.newest
+	for h != none && o.panes[h].idx > j {
+		h = o.panes[h].older
+	}
+	if h == none || o.panes[h].idx != j {
+		nh := o.allocPane(key)
+		o.panes[nh].idx = j
+		o.linkAfter(key, h, nh)
+		s := o.slot(j)
+		if s.idx != j || len(s.handles) == 0 {
+			s.idx, s.minOff = j, math.MaxUint64
+			s.handles = s.handles[:0]
+		}
+		o.panes[nh].pos = int32(len(s.handles))
+		s.handles = append(s.handles, nh)
+		if !o.haveRange {
+			o.lo, o.hi, o.haveRange = j, j, true
+		}
+		o.lo, o.hi = min(o.lo, j), max(o.hi, j)
+		h = nh
+	}
+	s := o.slot(j)
+	s.minOff = min(s.minOff, off)
+	o.addRow(h, i, t, off)
+	o.stats.Events++
+	// Windows holding pane j end at (j+1)*slide .. (j+k)*slide: if the
+	// first has fired, the event is late (within lateness) and those
+	// windows are re-emitted.
+	if (j+1)*o.slide <= o.wm {
+		o.stats.LateAccepted++
+		if !o.panes[h].dirty {
+			o.panes[h].dirty = true
+			o.pending = append(o.pending, h)
+		}
+	}
+}
+
+func (o *Operator) handBack(i int, t int64, off uint64) {
+	o.stats.LateDropped++
+	o.late = append(o.late, LateEvent{Row: i, Offset: off, EventTime: nsTime(t), Watermark: nsTime(o.wm)})
+}
+
+// advance raises the watermark to wm, emitting the windows it passes and
+// discarding the panes past allowed lateness.
+func (o *Operator) advance(wm int64) {
+	if wm <= o.wm {
+		return
+	}
+	old := o.wm
+	o.wm = wm
+	if o.session {
+		o.sessionAdvance()
+		return
+	}
+	if !o.haveRange {
+		return
+	}
+	// Window end indices e fire when e*slide <= wm.
+	from := max(floorDiv(old, o.slide)+1, o.lo+1)
+	if old == math.MinInt64 {
+		from = o.lo + 1
+	}
+	to := min(floorDiv(wm, o.slide), o.hi+o.k)
+	if from <= to || (o.lo+o.k)*o.slide+o.lateness <= wm {
+		o.flushUpdates()
+	}
+	for e := from; e <= to; e++ {
+		o.fire(e)
+	}
+	for o.lo <= o.hi && (o.lo+o.k)*o.slide+o.lateness <= wm {
+		s := o.slot(o.lo)
+		if s.idx == o.lo {
+			for len(s.handles) > 0 {
+				o.freePane(s.handles[len(s.handles)-1])
+			}
+		}
+		o.lo++
+	}
+	if o.lo > o.hi {
+		o.haveRange = false
+	}
+}
+
+// fire emits window e (panes e-k .. e-1) for every key with data in it.
+func (o *Operator) fire(e int64) {
+	for j := e - o.k; j < e; j++ {
+		s := o.slot(j)
+		if s.idx != j {
+			continue
+		}
+		for _, h := range s.handles {
+			key := o.panes[h].key
+			if o.keys[key].lastFired == e {
+				continue
+			}
+			o.keys[key].lastFired = e
+			o.emitWindow(key, e, false)
+		}
+	}
+}
+
+func (o *Operator) keyHasData(key int32, from, to int64) bool {
+	for h := o.keys[key].newest; h != none; h = o.panes[h].older {
+		if idx := o.panes[h].idx; idx < to {
+			return idx >= from
+		}
+	}
+	return false
+}
+
+// flushUpdates re-emits, flagged update, every window a late event changed
+// since the last flush, once per window.
+func (o *Operator) flushUpdates() {
+	if len(o.pending) == 0 {
+		return
+	}
+	if o.session {
+		o.sessionFlush()
+		return
+	}
+	o.upd = o.upd[:0]
+	for _, h := range o.pending {
+		p := &o.panes[h]
+		if !p.live || !p.dirty {
+			continue
+		}
+		p.dirty = false
+		for e := p.idx + 1; e <= p.idx+o.k; e++ {
+			end := e * o.slide
+			if end <= o.wm && end+o.lateness > o.wm {
+				o.upd = append(o.upd, updKey{p.key, e})
+			}
+		}
+	}
+	o.pending = o.pending[:0]
+	slices.SortFunc(o.upd, func(a, b updKey) int {
+		if a.key != b.key {
+			return int(a.key - b.key)
+		}
+		return int(a.end - b.end)
+	})
+	for i, u := range o.upd {
+		if i > 0 && o.upd[i-1] == u {
+			continue
+		}
+		o.emitWindow(u.key, u.end, true)
+	}
+}
+
+// emitWindow merges the panes of window e of key and appends its row.
+func (o *Operator) emitWindow(key int32, e int64, update bool) {
+	from, to := e-o.k, e
+	o.resetAcc()
+	prev := o.keys[key].lastGoneT
+	offFirst, offLast := uint64(math.MaxUint64), uint64(0)
+	for h := o.keys[key].oldest; h != none; h = o.panes[h].newer {
+		p := &o.panes[h]
+		if p.idx < from {
+			if w := o.paneWords(h); w[wCount] > 0 {
+				prev = max(prev, bitsT(w[wLastT]))
+			}
+			continue
+		}
+		if p.idx >= to {
+			break
+		}
+		o.mergeInto(h)
+		offFirst, offLast = min(offFirst, p.minOff), max(offLast, p.maxOff)
+	}
+	if o.acc[wCount] == 0 {
+		return
+	}
+	o.appendRow(key, from*o.slide, to*o.slide, prev, update, offFirst, offLast)
+}
+
+func (o *Operator) resetAcc() {
+	clear(o.acc)
+	for i := range o.accH {
+		o.accH[i] = nil
+	}
+	for _, d := range o.accD {
+		d.reset()
+	}
+}
+
+func (o *Operator) mergeInto(h int32) {
+	o.lay.mergePane(o.acc, o.paneWords(h))
+	nh := len(o.lay.hlls)
+	for i := range o.accH {
+		src := o.hlls[int(h)*nh+i]
+		if src == nil {
+			continue
+		}
+		if o.accH[i] == nil {
+			o.accH[i] = newHLL()
+		}
+		_ = o.accH[i].Merge(src)
+	}
+	nd := len(o.lay.digests)
+	for i, d := range o.accD {
+		_ = d.td.Merge(o.digests[int(h)*nd+i].td)
+	}
+}
+
+// appendRow computes the features from the accumulator and appends them.
+func (o *Operator) appendRow(key int32, start, end, prev int64, update bool, offFirst, offLast uint64) {
+	o.outEntity.Append(o.keys[key].name)
+	o.outStart.Append(arrow.Timestamp(start))
+	o.outEnd.Append(arrow.Timestamp(end))
+	a := o.acc
+	for i, out := range o.lay.outs {
+		b := o.outFeat[i]
+		var f *fieldLayout
+		var n float64
+		if out.field >= 0 {
+			f = &o.lay.fields[out.field]
+			n = a[f.n]
+		}
+		switch out.agg {
+		case AggCount:
+			if f != nil {
+				b.Append(n)
+			} else {
+				b.Append(a[wCount])
+			}
+		case AggSum:
+			appendIf(b, n > 0, a[f.sum])
+		case AggMean:
+			appendIf(b, n > 0, a[f.sum]/n)
+		case AggMin:
+			appendIf(b, n > 0, a[f.min])
+		case AggMax:
+			appendIf(b, n > 0, a[f.max])
+		case AggVariance:
+			appendIf(b, n > 1, a[f.m2]/(n-1))
+		case AggStddev:
+			appendIf(b, n > 1, math.Sqrt(a[f.m2]/(n-1)))
+		case AggFirst:
+			appendIf(b, n > 0, a[f.firstV])
+		case AggLast:
+			appendIf(b, n > 0, a[f.lastV])
+		case AggDelta:
+			appendIf(b, n > 0, a[f.lastV]-a[f.firstV])
+		case AggRate:
+			if f == nil {
+				b.Append(a[wCount] / (float64(end-start) / 1e9))
+				break
+			}
+			dt := float64(bitsT(a[f.lastT])-bitsT(a[f.firstT])) / 1e9
+			appendIf(b, n > 0 && dt > 0, (a[f.lastV]-a[f.firstV])/dt)
+		case AggCountIf:
+			b.Append(a[o.lay.countIfs[out.aux].word])
+		case AggDistinctCount:
+			var est uint64
+			if h := o.accH[out.aux]; h != nil {
+				est = h.Estimate()
+			}
+			b.Append(float64(est))
+		case AggQuantile:
+			d := o.accD[out.aux].td
+			appendIf(b, d.Count() > 0, d.Quantile(out.q))
+		case AggMissingRatio:
+			b.Append((a[wCount] - n) / a[wCount])
+		case AggSecondsSinceLast:
+			appendIf(b, prev != math.MinInt64, float64(bitsT(a[wFirstT])-prev)/1e9)
+		}
+	}
+	o.outUpdate.Append(update)
+	o.outOffFirst.Append(offFirst)
+	o.outOffLast.Append(offLast)
+	o.stats.Emitted++
+	if update {
+		o.stats.Updates++
+	}
+}
+
+func appendIf(b *array.Float64Builder, ok bool, v float64) {
+	if ok {
+		b.Append(v)
+	} else {
+		b.AppendNull()
+	}
+}
+
+// expireAll discards every pane (after Drain fired them all).
+func (o *Operator) expireAll() {
+	for i := range o.panes {
+		if o.panes[i].live {
+			o.freePane(int32(i))
+		}
+	}
+	o.haveRange = false
+	o.sheap = o.sheap[:0]
+}
+

@@ -1,0 +1,217 @@
+package windowing
+
+import (
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// Session windows: every event opens the window [t, t+gap); windows of a
+// key that overlap merge. A session is one pane, so its state is the same
+// compact run of words as a pane of a tumbling window.
+
+func (o *Operator) sessionEnd(h int32) int64 {
+	return bitsT(o.paneWords(h)[wLastT]) + o.gap
+}
+
+func (o *Operator) sessionStart(h int32) int64 {
+	return bitsT(o.paneWords(h)[wFirstT])
+}
+
+func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) {
+	name := ent.Value(i)
+	lateAlone := t+o.gap+o.lateness <= o.wm
+	id, exists := o.keyIdx[name]
+	if !exists {
+		if lateAlone {
+			o.handBack(i, t, off)
+			return
+		}
+		id = o.lookupKey(name)
+	}
+	k := &o.keys[id]
+	// Walk from the newest session back; sessions are disjoint and sorted,
+	// so once one ends at or before t, all older ones do too.
+	target := int32(none)
+	for h := k.newest; h != none; {
+		older := o.panes[h].older
+		end := o.sessionEnd(h)
+		start := o.sessionStart(h)
+		if end <= t {
+			break
+		}
+		if start < t+o.gap { // overlaps [t, t+gap)
+			if target != none {
+				o.mergeSessions(h, target)
+			}
+			target = h
+		}
+		h = older
+	}
+	if target == none {
+		if lateAlone {
+			o.handBack(i, t, off)
+			return
+		}
+		if exists {
+			o.touch(id)
+		}
+		target = o.allocPane(id)
+		prev := o.keys[id].newest
+		for prev != none && o.sessionStart(prev) > t {
+			prev = o.panes[prev].older
+		}
+		o.linkAfter(id, prev, target)
+		o.sheap.push(sessEntry{at: t + o.gap, h: target, gen: o.panes[target].gen})
+	} else if exists {
+		o.touch(id)
+	}
+	o.addRow(target, i, t, off)
+	o.stats.Events++
+	if o.sessionEnd(target) <= o.wm {
+		o.stats.LateAccepted++
+		o.markDirty(target)
+	}
+}
+
+func (o *Operator) markDirty(h int32) {
+	if !o.panes[h].dirty {
+		o.panes[h].dirty = true
+		o.pending = append(o.pending, h)
+	}
+}
+
+// mergeSessions folds session src into the older session dst and frees src.
+func (o *Operator) mergeSessions(dst, src int32) {
+	o.lay.mergePane(o.paneWords(dst), o.paneWords(src))
+	nh := len(o.lay.hlls)
+	for i := range nh {
+		s := o.hlls[int(src)*nh+i]
+		if s == nil {
+			continue
+		}
+		d := &o.hlls[int(dst)*nh+i]
+		if *d == nil {
+			*d = newHLL()
+		}
+		_ = (*d).Merge(s)
+	}
+	nd := len(o.lay.digests)
+	for i := range nd {
+		_ = o.digests[int(dst)*nd+i].td.Merge(o.digests[int(src)*nd+i].td)
+	}
+	d, s := &o.panes[dst], &o.panes[src]
+	d.minOff, d.maxOff = min(d.minOff, s.minOff), max(d.maxOff, s.maxOff)
+	if s.dirty {
+		o.markDirty(dst)
+	}
+	// The merged session has a new end; it is emitted when the watermark
+	// passes that end, whatever was emitted for its parts.
+	d.firedEnd = math.MinInt64
+	o.freePane(src)
+}
+
+func (o *Operator) sessionAdvance() {
+	if len(o.sheap) == 0 || o.sheap[0].at > o.wm {
+		return
+	}
+	o.flushUpdates()
+	for len(o.sheap) > 0 && o.sheap[0].at <= o.wm {
+		e := o.sheap.pop()
+		p := &o.panes[e.h]
+		if !p.live || p.gen != e.gen {
+			continue
+		}
+		end := o.sessionEnd(e.h)
+		if end > o.wm {
+			o.sheap.push(sessEntry{at: end, h: e.h, gen: e.gen})
+			continue
+		}
+		if p.firedEnd != end {
+			o.emitSession(p.key, e.h, false)
+			o.panes[e.h].firedEnd = end
+		}
+		if end+o.lateness <= o.wm {
+			o.freePane(e.h)
+		} else {
+			o.sheap.push(sessEntry{at: end + o.lateness, h: e.h, gen: e.gen})
+		}
+	}
+}
+
+func (o *Operator) sessionFlush() {
+	for _, h := range o.pending {
+		p := &o.panes[h]
+		if !p.live || !p.dirty {
+			continue
+		}
+		p.dirty = false
+		if end := o.sessionEnd(h); end <= o.wm {
+			o.emitSession(p.key, h, true)
+			o.panes[h].firedEnd = end
+		}
+	}
+	o.pending = o.pending[:0]
+}
+
+func (o *Operator) emitSession(key int32, h int32, update bool) {
+	o.resetAcc()
+	o.mergeInto(h)
+	prev := o.keys[key].lastGoneT
+	if older := o.panes[h].older; older != none {
+		prev = max(prev, bitsT(o.paneWords(older)[wLastT]))
+	}
+	p := &o.panes[h]
+	o.appendRow(key, o.sessionStart(h), o.sessionEnd(h), prev, update, p.minOff, p.maxOff)
+}
+
+// sessEntry asks to look at session h (of generation gen) once the
+// watermark reaches at.
+type sessEntry struct {
+	at  int64
+	h   int32
+	gen uint32
+}
+
+// sessHeap is a min-heap on at, typed so that pushing allocates nothing.
+type sessHeap []sessEntry
+
+func (s *sessHeap) push(e sessEntry) {
+	*s = append(*s, e)
+	h := *s
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].at <= h[i].at {
+			break
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func (s *sessHeap) pop() sessEntry {
+	h := *s
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && h[r].at < h[l].at {
+			m = r
+		}
+		if h[i].at <= h[m].at {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*s = h
+	return top
+}
