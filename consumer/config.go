@@ -1,0 +1,187 @@
+package consumer
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults, chosen to match Java KCL where it has an equivalent.
+const (
+	DefaultFailoverTime         = 10 * time.Second
+	DefaultShardSyncInterval    = 60 * time.Second
+	DefaultMaxRecords           = 10000
+	DefaultIdleInterval         = 200 * time.Millisecond
+	DefaultParentPollInterval   = time.Second
+	DefaultSubscriptionLifetime = 4*time.Minute + 50*time.Second
+	DefaultMaxLeasesToSteal     = 1
+)
+
+// Config configures a Consumer. Zero values take the defaults above.
+type Config struct {
+	// ApplicationName names the lease table (unless LeaseTable is set) and
+	// the enhanced fan-out consumer, as Java KCL's applicationName does.
+	ApplicationName string
+	// LeaseTable overrides the lease table name.
+	LeaseTable string
+	// WorkerID identifies this worker in the lease table. It must be unique
+	// among running workers; the default is the host name plus a random
+	// suffix.
+	WorkerID string
+	// Streams lists the streams to consume; all share one lease table.
+	Streams []StreamConfig
+	// MultiStream selects Java KCL's multi-stream lease keys
+	// ("account:stream:creationEpoch:shardId") even for a single stream. It
+	// is implied when more than one stream is configured.
+	MultiStream bool
+
+	// FailoverTime is how long a lease's counter must be seen unchanged
+	// before another worker takes it (Java KCL failoverTimeMillis).
+	FailoverTime time.Duration
+	// RenewInterval is how often held leases are renewed and durable
+	// checkpoints written, and how often the lease table is scanned for
+	// leases to take. Default FailoverTime/3.
+	RenewInterval time.Duration
+	// ShardSyncInterval is how often ListShards runs to discover new shards.
+	ShardSyncInterval time.Duration
+	// MaxLeasesPerWorker caps the leases this worker holds; 0 means no cap.
+	MaxLeasesPerWorker int
+	// MaxLeasesToStealAtOnce caps the leases stolen in one taker round.
+	MaxLeasesToStealAtOnce int
+	// ParentPollInterval is how often a child shard checks whether its
+	// parents have reached SHARD_END.
+	ParentPollInterval time.Duration
+
+	// MaxRecords is the GetRecords limit per call (at most 10000).
+	MaxRecords int32
+	// IdleInterval is the pause between GetRecords calls once the reader has
+	// caught up with the tip of the shard. A reader that is behind calls
+	// again at once.
+	IdleInterval time.Duration
+	// FanOut selects enhanced fan-out (SubscribeToShard) instead of polling.
+	// On a subscription error the shard falls back to polling.
+	FanOut bool
+	// SubscriptionLifetime is when a fan-out subscription is renewed from
+	// its continuation sequence number; Kinesis ends them at 5 minutes.
+	SubscriptionLifetime time.Duration
+}
+
+// StreamConfig names one stream and where to start in shards that have no
+// checkpoint yet.
+type StreamConfig struct {
+	// Name is the stream name.
+	Name string
+	// InitialPosition is TrimHorizon, Latest (the default, as in Java KCL) or
+	// AtTimestamp.
+	InitialPosition string
+	// InitialTimestamp is the start for AtTimestamp.
+	InitialTimestamp time.Time
+	// Identifier overrides the multi-stream identifier
+	// "account:stream:creationEpoch" that prefixes lease keys; by default it
+	// is derived from DescribeStreamSummary. Set it when resuming a Java KCL
+	// multi-stream table whose identifier differs.
+	Identifier string
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.ApplicationName == "" {
+		return cfg, errors.New("consumer config: ApplicationName is required")
+	}
+	if len(cfg.Streams) == 0 {
+		return cfg, errors.New("consumer config: Streams: at least one stream is required")
+	}
+	names := map[string]bool{}
+	for i, s := range cfg.Streams {
+		if s.Name == "" {
+			return cfg, fmt.Errorf("consumer config: Streams[%d].Name is required", i)
+		}
+		if names[s.Name] {
+			return cfg, fmt.Errorf("consumer config: Streams[%d].Name: stream %q listed twice", i, s.Name)
+		}
+		names[s.Name] = true
+		switch s.InitialPosition {
+		case "":
+			cfg.Streams[i].InitialPosition = Latest
+		case TrimHorizon, Latest:
+		case AtTimestamp:
+			if s.InitialTimestamp.IsZero() {
+				return cfg, fmt.Errorf("consumer config: Streams[%d].InitialTimestamp is required with AT_TIMESTAMP", i)
+			}
+		default:
+			return cfg, fmt.Errorf("consumer config: Streams[%d].InitialPosition: %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", i, s.InitialPosition)
+		}
+	}
+	cfg.Streams = append([]StreamConfig(nil), cfg.Streams...)
+	if len(cfg.Streams) > 1 {
+		cfg.MultiStream = true
+	}
+	if cfg.LeaseTable == "" {
+		cfg.LeaseTable = cfg.ApplicationName
+	}
+	if cfg.WorkerID == "" {
+		host, _ := os.Hostname()
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		cfg.WorkerID = host + "-" + hex.EncodeToString(b[:])
+	}
+	if cfg.FailoverTime <= 0 {
+		cfg.FailoverTime = DefaultFailoverTime
+	}
+	if cfg.RenewInterval <= 0 {
+		cfg.RenewInterval = cfg.FailoverTime / 3
+	}
+	if cfg.RenewInterval >= cfg.FailoverTime {
+		return cfg, fmt.Errorf("consumer config: RenewInterval %v must be shorter than FailoverTime %v", cfg.RenewInterval, cfg.FailoverTime)
+	}
+	if cfg.ShardSyncInterval <= 0 {
+		cfg.ShardSyncInterval = DefaultShardSyncInterval
+	}
+	if cfg.MaxLeasesPerWorker < 0 {
+		return cfg, fmt.Errorf("consumer config: MaxLeasesPerWorker %d is negative", cfg.MaxLeasesPerWorker)
+	}
+	if cfg.MaxLeasesToStealAtOnce <= 0 {
+		cfg.MaxLeasesToStealAtOnce = DefaultMaxLeasesToSteal
+	}
+	if cfg.ParentPollInterval <= 0 {
+		cfg.ParentPollInterval = DefaultParentPollInterval
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = DefaultMaxRecords
+	}
+	if cfg.MaxRecords > 10000 {
+		return cfg, fmt.Errorf("consumer config: MaxRecords %d exceeds the GetRecords limit of 10000", cfg.MaxRecords)
+	}
+	if cfg.IdleInterval <= 0 {
+		cfg.IdleInterval = DefaultIdleInterval
+	}
+	if cfg.SubscriptionLifetime <= 0 {
+		cfg.SubscriptionLifetime = DefaultSubscriptionLifetime
+	}
+	return cfg, nil
+}
+
+// Option configures optional collaborators of a Consumer.
+type Option func(*options)
+
+type options struct {
+	registerer prometheus.Registerer
+	logger     *slog.Logger
+}
+
+// WithRegisterer registers the consumer's metrics with r. Without it the
+// metrics are kept but not exported; the global registry is never used.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(o *options) { o.registerer = r }
+}
+
+// WithLogger sets the logger; the default discards logs.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}

@@ -1,0 +1,190 @@
+package consumer
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Attribute names of the Java KCL 2.x lease item (DynamoDBLeaseSerializer
+// and, for multi-stream tables, DynamoDBMultiStreamLeaseSerializer). Keeping
+// them identical is what lets a team move a Java KCL application's table to
+// streamscore and resume at its checkpoints.
+const (
+	attrLeaseKey          = "leaseKey"
+	attrLeaseOwner        = "leaseOwner"
+	attrLeaseCounter      = "leaseCounter"
+	attrCheckpoint        = "checkpoint"
+	attrCheckpointSub     = "checkpointSubSequenceNumber"
+	attrOwnerSwitches     = "ownerSwitchesSinceCheckpoint"
+	attrPendingCheckpoint = "pendingCheckpoint"
+	attrPendingSub        = "pendingCheckpointSubSequenceNumber"
+	attrParentShardID     = "parentShardId"
+	attrChildShardIDs     = "childShardIds"
+	attrStartingHashKey   = "startingHashKey"
+	attrEndingHashKey     = "endingHashKey"
+	attrCheckpointOwner   = "checkpointOwner"
+	// Multi-stream mode: Java KCL keeps the serialized stream identifier
+	// under "streamName" for legacy reasons.
+	attrStreamName = "streamName"
+	attrShardID    = "shardId"
+)
+
+// lease is one item of the lease table.
+type lease struct {
+	key           string
+	owner         string // "" when nobody holds the lease
+	counter       int64
+	checkpoint    Position
+	ownerSwitches int64
+	parents       []string // shard ids
+	children      []string // shard ids
+	startHash     string
+	endHash       string
+	// streamID and shardID are set in multi-stream tables only.
+	streamID string
+	shardID  string
+	// checkpointOwner is set by Java KCL 3.x during a graceful hand-off.
+	checkpointOwner string
+}
+
+// finished reports whether the lease's shard has been read to its end.
+func (l *lease) finished() bool { return l.checkpoint.Sequence == ShardEnd }
+
+// leaseFromItem decodes a lease table item. Errors name the lease key and
+// the attribute.
+func leaseFromItem(item map[string]types.AttributeValue) (lease, error) {
+	var l lease
+	var err error
+	if l.key, err = getS(item, attrLeaseKey, true); err != nil {
+		return l, err
+	}
+	wrap := func(err error) error { return fmt.Errorf("lease %q: %w", l.key, err) }
+	if l.owner, err = getS(item, attrLeaseOwner, false); err != nil {
+		return l, wrap(err)
+	}
+	if l.counter, err = getN(item, attrLeaseCounter); err != nil {
+		return l, wrap(err)
+	}
+	if l.checkpoint.Sequence, err = getS(item, attrCheckpoint, false); err != nil {
+		return l, wrap(err)
+	}
+	sub, err := getN(item, attrCheckpointSub)
+	if err != nil {
+		return l, wrap(err)
+	}
+	if sub < 0 {
+		return l, wrap(fmt.Errorf("attribute %s: negative value %d", attrCheckpointSub, sub))
+	}
+	l.checkpoint.SubSequence = uint64(sub)
+	if l.ownerSwitches, err = getN(item, attrOwnerSwitches); err != nil {
+		return l, wrap(err)
+	}
+	if l.parents, err = getSS(item, attrParentShardID); err != nil {
+		return l, wrap(err)
+	}
+	if l.children, err = getSS(item, attrChildShardIDs); err != nil {
+		return l, wrap(err)
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{
+		{attrStartingHashKey, &l.startHash},
+		{attrEndingHashKey, &l.endHash},
+		{attrStreamName, &l.streamID},
+		{attrShardID, &l.shardID},
+		{attrCheckpointOwner, &l.checkpointOwner},
+	} {
+		if *p.dst, err = getS(item, p.name, false); err != nil {
+			return l, wrap(err)
+		}
+	}
+	return l, nil
+}
+
+// item encodes a new lease as Java KCL's toDynamoRecord does.
+func (l *lease) item() map[string]types.AttributeValue {
+	m := map[string]types.AttributeValue{
+		attrLeaseKey:      &types.AttributeValueMemberS{Value: l.key},
+		attrLeaseCounter:  numAttr(l.counter),
+		attrCheckpoint:    &types.AttributeValueMemberS{Value: l.checkpoint.Sequence},
+		attrCheckpointSub: numAttr(int64(l.checkpoint.SubSequence)),
+		attrOwnerSwitches: numAttr(l.ownerSwitches),
+	}
+	if l.owner != "" {
+		m[attrLeaseOwner] = &types.AttributeValueMemberS{Value: l.owner}
+	}
+	if len(l.parents) > 0 {
+		m[attrParentShardID] = &types.AttributeValueMemberSS{Value: slices.Clone(l.parents)}
+	}
+	if len(l.children) > 0 {
+		m[attrChildShardIDs] = &types.AttributeValueMemberSS{Value: slices.Clone(l.children)}
+	}
+	if l.startHash != "" && l.endHash != "" {
+		m[attrStartingHashKey] = &types.AttributeValueMemberS{Value: l.startHash}
+		m[attrEndingHashKey] = &types.AttributeValueMemberS{Value: l.endHash}
+	}
+	if l.streamID != "" {
+		m[attrStreamName] = &types.AttributeValueMemberS{Value: l.streamID}
+		m[attrShardID] = &types.AttributeValueMemberS{Value: l.shardID}
+	}
+	return m
+}
+
+func numAttr(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func getS(item map[string]types.AttributeValue, name string, required bool) (string, error) {
+	v, ok := item[name]
+	if !ok {
+		if required {
+			return "", fmt.Errorf("attribute %s: missing", name)
+		}
+		return "", nil
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value, nil
+	case *types.AttributeValueMemberNULL:
+		if !required {
+			return "", nil
+		}
+	}
+	return "", fmt.Errorf("attribute %s: want a string, have %T", name, v)
+}
+
+func getN(item map[string]types.AttributeValue, name string) (int64, error) {
+	v, ok := item[name]
+	if !ok {
+		return 0, nil
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberN:
+		n, err := strconv.ParseInt(v.Value, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("attribute %s: %w", name, err)
+		}
+		return n, nil
+	case *types.AttributeValueMemberNULL:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("attribute %s: want a number, have %T", name, v)
+}
+
+func getSS(item map[string]types.AttributeValue, name string) ([]string, error) {
+	v, ok := item[name]
+	if !ok {
+		return nil, nil
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberSS:
+		return v.Value, nil
+	case *types.AttributeValueMemberNULL:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("attribute %s: want a string set, have %T", name, v)
+}

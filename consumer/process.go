@@ -1,0 +1,220 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// errFinished ends a shard run whose shard reached SHARD_END.
+var errFinished = errors.New("shard finished")
+
+// handlerError carries a handler's error out of the shard loop.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+func (e *handlerError) Unwrap() error { return e.err }
+
+// run processes the shard until it ends, the lease is lost, or the worker
+// stops; then it writes what the outcome requires.
+func (r *shardRun) run() {
+	c := r.c
+	defer close(r.done)
+	defer c.forget(r)
+	defer r.cancel()
+	err := r.process()
+	if errors.Is(err, errFinished) || r.lostFlag.Load() {
+		return
+	}
+	// Graceful stop or handler failure: write what is durable and let the
+	// lease go, so another worker (or this one, later) resumes there.
+	ctx, cancel := context.WithTimeout(r.ctx, c.cfg.FailoverTime)
+	defer cancel()
+	if rerr := r.release(ctx); rerr != nil {
+		c.log.Warn("release failed; the lease will expire instead", "lease", r.lease.key, "err", rerr)
+	}
+	var he *handlerError
+	if errors.As(err, &he) {
+		c.stop(fmt.Errorf("consumer: handler failed on %s/%s: %w", r.s.cfg.Name, r.shardID, he.err))
+	}
+}
+
+// process reads the shard and hands batches to the handler.
+func (r *shardRun) process() error {
+	c := r.c
+	if r.lease.finished() {
+		return nil
+	}
+	if err := r.waitParents(); err != nil {
+		return err
+	}
+	start := r.lease.checkpoint
+	var f fetcher
+	if c.cfg.FanOut && r.s.consumerARN != "" {
+		f = newSubscriber(c, r.s, r.shardID, start)
+	} else {
+		f = newPoller(c, r.s, r.shardID, start, "")
+	}
+	defer f.close()
+
+	// Resuming at a checkpoint re-reads its Kinesis record (AT_SEQUENCE_NUMBER)
+	// and drops the user records up to and including the checkpoint: that is
+	// how a restart resumes in the middle of a KPL aggregate.
+	var skip Position
+	if isSequenceNumber(start.Sequence) {
+		skip = start
+	}
+	name := r.s.cfg.Name
+	recordsC := c.m.records.WithLabelValues(name)
+	bytesC := c.m.bytes.WithLabelValues(name)
+	failC := c.m.deaggFailures.WithLabelValues(name)
+	behindG := c.m.behind.WithLabelValues(name, r.shardID)
+	ageG := c.m.arrivalAge.WithLabelValues(name, r.shardID)
+
+	deagg := newDeaggregator()
+	batch := &Batch{Stream: name, ShardID: r.shardID, Checkpointer: r.cp}
+	var last Position
+	for {
+		if err := r.stopCtx.Err(); err != nil {
+			return err
+		}
+		res, err := f.next(r.stopCtx)
+		if err != nil {
+			return err
+		}
+		behindG.Set(float64(res.millisBehind))
+		batch.Records = batch.Records[:0]
+		fails := 0
+		var newest time.Time
+		for i := range res.records {
+			raw := &res.records[i]
+			base := Record{Stream: name, ShardID: r.shardID, SequenceNumber: deref(raw.SequenceNumber), PartitionKey: deref(raw.PartitionKey)}
+			if raw.ApproximateArrivalTimestamp != nil {
+				base.ApproximateArrival = *raw.ApproximateArrivalTimestamp
+				newest = base.ApproximateArrival
+			}
+			from := len(batch.Records)
+			var n int
+			batch.Records, n = deagg.appendRecords(batch.Records, raw.Data, base)
+			fails += n
+			if skip.Sequence != "" {
+				if compareSeq(base.SequenceNumber, skip.Sequence) > 0 {
+					skip = Position{}
+				} else {
+					batch.Records = dropThrough(batch.Records, from, skip)
+				}
+			}
+		}
+		if fails > 0 {
+			failC.Add(float64(fails))
+		}
+		if !newest.IsZero() {
+			ageG.Set(time.Since(newest).Seconds())
+		}
+		batch.MillisBehindLatest = res.millisBehind
+		batch.ShardEnd = res.end
+		if len(batch.Records) > 0 || res.end {
+			size := 0
+			for i := range batch.Records {
+				size += len(batch.Records[i].Data)
+			}
+			recordsC.Add(float64(len(batch.Records)))
+			bytesC.Add(float64(size))
+			if err := c.handler.HandleBatch(r.ctx, batch); err != nil {
+				if r.lostFlag.Load() {
+					return ErrLeaseLost
+				}
+				return &handlerError{err: err}
+			}
+			if len(batch.Records) > 0 {
+				last = batch.Last()
+			}
+		}
+		if res.end {
+			return r.endShard(res.children, last)
+		}
+	}
+}
+
+// dropThrough removes, from recs[from:], the records at or before skip.
+func dropThrough(recs []Record, from int, skip Position) []Record {
+	out := recs[:from]
+	for i := from; i < len(recs); i++ {
+		if recs[i].Position().Compare(skip) > 0 {
+			out = append(out, recs[i])
+		}
+	}
+	return out
+}
+
+// waitParents blocks until every parent shard (the parent and, after a
+// merge, the adjacent parent) is checkpointed at SHARD_END. A parent with
+// no lease counts as done: it was never consumed (LATEST start) or its
+// lease was cleaned up after it ended.
+func (r *shardRun) waitParents() error {
+	c := r.c
+	for {
+		ended := c.endedChan()
+		pending := ""
+		for _, p := range r.lease.parents {
+			l, ok, err := c.table.get(r.stopCtx, r.s.leaseKey(p))
+			if err != nil {
+				if r.stopCtx.Err() != nil {
+					return r.stopCtx.Err()
+				}
+				c.log.Warn("reading parent lease failed", "lease", r.lease.key, "parent", p, "err", err)
+				pending = p
+				break
+			}
+			if ok && !l.finished() {
+				pending = p
+				break
+			}
+		}
+		if pending == "" {
+			return nil
+		}
+		t := time.NewTimer(c.cfg.ParentPollInterval)
+		select {
+		case <-r.stopCtx.Done():
+			t.Stop()
+			return r.stopCtx.Err()
+		case <-ended:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// endShard waits until everything delivered is durable, then checkpoints
+// SHARD_END with the children recorded and the lease released.
+func (r *shardRun) endShard(children []types.ChildShard, last Position) error {
+	c := r.c
+	ids := make([]string, 0, len(children))
+	for _, ch := range children {
+		ids = append(ids, deref(ch.ShardId))
+	}
+	if err := c.createChildLeases(r.stopCtx, r.s, children); err != nil {
+		// The periodic shard sync creates them instead.
+		c.log.Warn("creating child leases failed", "lease", r.lease.key, "err", err)
+	}
+	if !last.IsZero() {
+		if err := r.cp.waitDurable(r.stopCtx, last); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, c.cfg.FailoverTime)
+	defer cancel()
+	if err := r.finish(ctx, ids); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			return err
+		}
+		return fmt.Errorf("checkpoint SHARD_END: %w", err)
+	}
+	c.log.Info("shard ended", "lease", r.lease.key, "children", ids)
+	c.shardEnded()
+	return errFinished
+}
