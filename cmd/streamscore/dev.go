@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/devstack"
+)
+
+// devFlags are shared by the dev subcommands.
+type devFlags struct {
+	dir      string
+	services string
+	configs  []string
+}
+
+func (f *devFlags) resolve() (root, dir string, err error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", "", err
+	}
+	root, err = devstack.FindRoot(wd)
+	if err != nil {
+		return "", "", fmt.Errorf("%w (run streamscore dev from a clone of the streamscore repository)", err)
+	}
+	dir = f.dir
+	if dir == "" {
+		dir = devstack.DefaultDir(root)
+	}
+	return root, dir, nil
+}
+
+func newDevCmd() *cobra.Command {
+	var f devFlags
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run a local AWS stack (Kinesis, DynamoDB, S3, SNS/SQS, CloudWatch) with no Docker",
+		Long: `The local stack runs real AWS-protocol servers on 127.0.0.1: kinesis-local,
+dynalite, versitygw, fauxqs, kumo and toxiproxy. Their pinned versions are
+installed on first use (Node.js >= 20, npm and Go are required). State, logs
+and data live in .devstack/stack.`,
+	}
+	cmd.PersistentFlags().StringVar(&f.dir, "dir", "", "stack state directory (default: .devstack/stack in the repository)")
+
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Install (if needed), start and provision the local stack",
+		Example: `  streamscore dev up --config examples/factory.yaml --config examples/churn.yaml
+  eval "$(streamscore dev env)"
+  aws kinesis list-streams`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, dir, err := f.resolve()
+			if err != nil {
+				return err
+			}
+			svcs, err := devstack.ParseServices(f.services)
+			if err != nil {
+				return err
+			}
+			var cfgs []*config.Config
+			for _, path := range f.configs {
+				c, err := config.Load(path)
+				if err != nil {
+					return err
+				}
+				cfgs = append(cfgs, c)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			st, err := devstack.Up(cmd.Context(), devstack.Config{Root: root, Dir: dir, Services: svcs, Logger: log})
+			if err != nil {
+				return err
+			}
+			if len(cfgs) > 0 {
+				out, err := devstack.Provision(cmd.Context(), st.Endpoints.Clients(), devstack.PlanFor(cfgs...))
+				if err != nil {
+					return err
+				}
+				for name := range out.StreamARNs {
+					log.Info("stream ready", "name", name)
+				}
+				for name, url := range out.QueueURLs {
+					log.Info("queue ready", "name", name, "url", url)
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "local AWS stack is up: %s\nnext: eval \"$(streamscore dev env)\"\n", st.Endpoints)
+			return nil
+		},
+	}
+	up.Flags().StringVar(&f.services, "services", "", "comma-separated services to run (default: all)")
+	up.Flags().StringArrayVar(&f.configs, "config", nil, "pipeline config whose streams, tables, buckets, topics and queues to provision (repeatable)")
+
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every server of the local stack",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, dir, err := f.resolve()
+			if err != nil {
+				return err
+			}
+			st, err := devstack.Load(dir)
+			if errors.Is(err, devstack.ErrNotRunning) {
+				fmt.Fprintln(cmd.OutOrStdout(), "no local stack is running")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := st.Down(context.WithoutCancel(cmd.Context())); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "local AWS stack stopped")
+			return nil
+		},
+	}
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show each server of the local stack and whether it answers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, dir, err := f.resolve()
+			if err != nil {
+				return err
+			}
+			st, err := devstack.Load(dir)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERVICE\tPID\tENDPOINT\tSTATE\tLOG")
+			unhealthy := 0
+			for _, s := range st.Status(cmd.Context()) {
+				state := "ok"
+				if s.Err != nil {
+					state = "DOWN: " + s.Err.Error()
+					unhealthy++
+				}
+				fmt.Fprintf(tw, "%s\t%d\thttp://127.0.0.1:%d\t%s\t%s\n", s.Service, s.PID, s.Port, state, s.Log)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if unhealthy > 0 {
+				return fmt.Errorf("%d servers are not answering: see their logs, or restart with streamscore dev up", unhealthy)
+			}
+			return nil
+		},
+	}
+
+	env := &cobra.Command{
+		Use:     "env",
+		Short:   "Print shell exports that point AWS SDKs and the AWS CLI at the local stack",
+		Example: `  eval "$(streamscore dev env)"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, dir, err := f.resolve()
+			if err != nil {
+				return err
+			}
+			st, err := devstack.Load(dir)
+			if err != nil {
+				return fmt.Errorf("%w: start it with streamscore dev up", err)
+			}
+			lines, err := st.EnvLines(root)
+			if err != nil {
+				return err
+			}
+			for _, l := range lines {
+				fmt.Fprintln(cmd.OutOrStdout(), l)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(up, down, status, env)
+	return cmd
+}

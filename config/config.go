@@ -1,0 +1,288 @@
+// Package config reads streamscore's pipeline configuration: one YAML file
+// naming the streams and their event schemas, the windows and features
+// computed over them, the models that score them, the sinks results go to,
+// the alert rules, and the consumer's settings.
+//
+// Decoding is strict. An unknown key, a value of the wrong type, a bad
+// duration or a reference to something the file does not define is an error
+// that names the file, the line and the key, e.g.
+//
+//	examples/factory.yaml:31: windows[0].size: invalid duration "5x" (use a number with a unit: 500ms, 30s, 5m, 1h)
+//
+// All problems found are reported at once, in file order.
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a whole pipeline.
+type Config struct {
+	// Pipeline names the pipeline; it is a metrics dimension and the
+	// default application (lease table) name.
+	Pipeline string             `yaml:"pipeline"`
+	Consumer Consumer           `yaml:"consumer"`
+	Streams  []Stream           `yaml:"streams"`
+	Schemas  map[string]*Schema `yaml:"schemas"`
+	Windows  []Window           `yaml:"windows"`
+	Models   map[string]*Model  `yaml:"models"`
+	Scorers  []Scorer           `yaml:"scorers"`
+	Sinks    Sinks              `yaml:"sinks"`
+	Alerts   Alerts             `yaml:"alerts"`
+	Ops      Ops                `yaml:"ops"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+}
+
+// Consumer configures the Kinesis consumer: leases, retrieval, start position.
+type Consumer struct {
+	// Application names the KCL application; the lease table is named after
+	// it unless LeaseTable says otherwise. Default: the pipeline name.
+	Application string `yaml:"application"`
+	LeaseTable  string `yaml:"lease_table"`
+	// WorkerID identifies this worker in the lease table. Default: host name
+	// plus a random suffix.
+	WorkerID string `yaml:"worker_id"`
+	// FailoverTime is how long a lease's counter must stay unchanged before
+	// another worker may take it. Default 10s, as in the Java KCL.
+	FailoverTime Duration `yaml:"failover_time"`
+	// MaxLeasesPerWorker caps the shards one worker holds; 0 means no cap.
+	MaxLeasesPerWorker int `yaml:"max_leases_per_worker"`
+	// Retrieval is "polling" (GetRecords) or "fanout" (SubscribeToShard).
+	Retrieval string `yaml:"retrieval"`
+	// ConsumerName names the enhanced fan-out consumer. Default: application.
+	ConsumerName string `yaml:"consumer_name"`
+	// MaxRecords per GetRecords call (at most 10000). Default 10000.
+	MaxRecords int `yaml:"max_records"`
+	// IdleInterval is the pause between polls when a shard is caught up.
+	// Default 200ms; polling faster than every 200 ms draws throttling.
+	IdleInterval Duration `yaml:"idle_interval"`
+	// StartPosition for shards with no checkpoint: TRIM_HORIZON, LATEST or
+	// AT_TIMESTAMP (with StartTimestamp). Default TRIM_HORIZON.
+	StartPosition  string    `yaml:"start_position"`
+	StartTimestamp time.Time `yaml:"start_timestamp"`
+}
+
+// Stream is a Kinesis stream the pipeline consumes.
+type Stream struct {
+	Name string `yaml:"name"`
+	// Schema names an entry of schemas: how its records decode.
+	Schema string `yaml:"schema"`
+	// Shards is the shard count `streamscore dev up` provisions locally; it
+	// has no effect on real streams.
+	Shards int `yaml:"shards"`
+}
+
+// Schema describes the JSON events of a stream.
+type Schema struct {
+	// Entity is the key field windows are grouped by (machine_id, user_id).
+	Entity string `yaml:"entity"`
+	// Time is the event-time field; TimeFormat is rfc3339 (default),
+	// epoch_s or epoch_ms.
+	Time       string  `yaml:"time"`
+	TimeFormat string  `yaml:"time_format"`
+	Fields     []Field `yaml:"fields"`
+}
+
+// Field is one typed field of an event.
+type Field struct {
+	Name string `yaml:"name"`
+	// Type is string, float64, int64, bool or timestamp.
+	Type string `yaml:"type"`
+}
+
+// Window is a set of features computed over event-time windows of a stream.
+type Window struct {
+	Name   string `yaml:"name"`
+	Stream string `yaml:"stream"`
+	// Kind is tumbling, hopping or session.
+	Kind string   `yaml:"kind"`
+	Size Duration `yaml:"size"`
+	// Slide is the hop of a hopping window.
+	Slide Duration `yaml:"slide"`
+	// Gap closes a session window after this much event-time silence.
+	Gap Duration `yaml:"gap"`
+	// OutOfOrderness is how far behind the newest event the watermark trails.
+	OutOfOrderness Duration `yaml:"out_of_orderness"`
+	// IdleTimeout advances an idle shard's watermark on processing time so
+	// its windows still fire. Default: the window size (or gap).
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// AllowedLateness keeps closed windows updatable for this long; a late
+	// event within it re-emits its window, flagged as an update.
+	AllowedLateness Duration `yaml:"allowed_lateness"`
+	// Late says what happens to events later than that: dead_letter
+	// (default) or ignore (counted, then dropped).
+	Late string `yaml:"late"`
+	// MaxKeys bounds the entities held in memory. Default 100000.
+	MaxKeys  int       `yaml:"max_keys"`
+	Features []Feature `yaml:"features"`
+}
+
+// Feature is one aggregate of a window, named as the model's feature.
+type Feature struct {
+	Name string `yaml:"name"`
+	// Agg is one of Aggregates().
+	Agg   string `yaml:"agg"`
+	Field string `yaml:"field"`
+	// Equals is count_if's predicate value.
+	Equals string `yaml:"equals"`
+	// Quantile is the quantile aggregate's q in (0, 1).
+	Quantile float64 `yaml:"quantile"`
+}
+
+// Aggregates lists the aggregate names a feature may use.
+func Aggregates() []string {
+	return []string{"count", "sum", "mean", "min", "max", "stddev", "variance", "first", "last",
+		"delta", "rate", "count_if", "distinct_count", "quantile", "missing_ratio", "seconds_since_last"}
+}
+
+// Model is a model file the scorers use.
+type Model struct {
+	// Format is xgboost (JSON, UBJSON or a SageMaker model.tar.gz) or linear.
+	Format string `yaml:"format"`
+	// Path is a local file or an s3:// URI.
+	Path string `yaml:"path"`
+	// ReloadInterval is how often the file (or S3 ETag) is checked for a new
+	// version. 0 disables hot reload.
+	ReloadInterval Duration `yaml:"reload_interval"`
+}
+
+// Scorer scores one window's feature batches with a model.
+type Scorer struct {
+	Name   string `yaml:"name"`
+	Window string `yaml:"window"`
+	// Model is the embedded champion model (a key of models). With an
+	// Endpoint, it is not used unless named as the fallback as well.
+	Model string `yaml:"model"`
+	// Endpoint scores remotely on a SageMaker endpoint.
+	Endpoint *Endpoint `yaml:"endpoint"`
+	// Challenger is a model that scores the same rows in shadow.
+	Challenger string `yaml:"challenger"`
+	// CanaryPercent routes this share of entities (by hash) to the
+	// challenger as the acting model.
+	CanaryPercent float64 `yaml:"canary_percent"`
+}
+
+// Endpoint is a SageMaker real-time endpoint behind a circuit breaker.
+type Endpoint struct {
+	Name              string   `yaml:"name"`
+	Variant           string   `yaml:"variant"`
+	CustomAttributes  string   `yaml:"custom_attributes"`
+	Timeout           Duration `yaml:"timeout"`
+	MaxRowsPerRequest int      `yaml:"max_rows_per_request"`
+	Concurrency       int      `yaml:"concurrency"`
+	// Fallback names the model (a key of models) that scores rows while the
+	// breaker is open. Without one, such rows go to the dead-letter sink.
+	Fallback string `yaml:"fallback"`
+}
+
+// Sinks are where results go. A sink left out is off.
+type Sinks struct {
+	S3           *S3Sink           `yaml:"s3"`
+	CloudWatch   *CloudWatchSink   `yaml:"cloudwatch"`
+	FeatureTable *FeatureTableSink `yaml:"feature_table"`
+	DeadLetter   *DeadLetterSink   `yaml:"dead_letter"`
+}
+
+// S3Sink writes Parquet files.
+type S3Sink struct {
+	Bucket string `yaml:"bucket"`
+	Prefix string `yaml:"prefix"`
+	// RollMiB rolls a file at this size. Default 128.
+	RollMiB int `yaml:"roll_mib"`
+	// RollAge rolls a file at this age. Default 60s.
+	RollAge Duration `yaml:"roll_age"`
+}
+
+// CloudWatchSink publishes metrics.
+type CloudWatchSink struct {
+	Namespace string `yaml:"namespace"`
+	// EMF writes Embedded Metric Format lines to "stdout", a file path, or
+	// nowhere when empty.
+	EMF string `yaml:"emf"`
+	// PutMetricData calls the API (aggregated client-side) when true.
+	PutMetricData bool     `yaml:"put_metric_data"`
+	FlushInterval Duration `yaml:"flush_interval"`
+}
+
+// FeatureTableSink keeps the latest features and score per entity.
+type FeatureTableSink struct {
+	Table string   `yaml:"table"`
+	TTL   Duration `yaml:"ttl"`
+}
+
+// DeadLetterSink receives poison records.
+type DeadLetterSink struct {
+	Queue string `yaml:"queue"`
+	// Bucket holds records too large for an SQS message.
+	Bucket string `yaml:"bucket"`
+}
+
+// Alerts publishes alerts to an SNS topic.
+type Alerts struct {
+	// Topic is a topic name or ARN. FIFO topics end in ".fifo".
+	Topic string `yaml:"topic"`
+	Rules []Rule `yaml:"rules"`
+}
+
+// Rule turns scores into alerts.
+type Rule struct {
+	Name      string  `yaml:"name"`
+	Scorer    string  `yaml:"scorer"`
+	Threshold float64 `yaml:"threshold"`
+	// Severity is info, warning or critical.
+	Severity string `yaml:"severity"`
+	// FireAfter consecutive windows at or above the threshold raise the
+	// alert; ClearAfter below clear it. Default 1 and 1.
+	FireAfter  int `yaml:"fire_after"`
+	ClearAfter int `yaml:"clear_after"`
+	// Cooldown is the least time between two alerts for one entity.
+	Cooldown Duration `yaml:"cooldown"`
+}
+
+// Ops configures the operations HTTP server and logging.
+type Ops struct {
+	// Listen is the address of /metrics, /healthz and /readyz.
+	// Default 127.0.0.1:9464.
+	Listen string `yaml:"listen"`
+	// LogFormat is json (default) or text; LogLevel debug, info, warn, error.
+	LogFormat string `yaml:"log_format"`
+	LogLevel  string `yaml:"log_level"`
+	// StatusInterval is how often a one-line progress log is written.
+	StatusInterval Duration `yaml:"status_interval"`
+}
+
+// Duration is a time.Duration written as "500ms", "30s", "5m" or "1h".
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses a Go duration string and says what is wrong with a
+// bad one.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	// A *yaml.TypeError lets the decoder carry on and report every bad
+	// value in the file, not just the first.
+	bad := func(msg string) error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+	}
+	if n.Kind != yaml.ScalarNode {
+		return bad("expected a duration such as 30s or 5m")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return bad(fmt.Sprintf("invalid duration %q (use a number with a unit: 500ms, 30s, 5m, 1h)", n.Value))
+	}
+	if v < 0 {
+		return bad(fmt.Sprintf("negative duration %q", n.Value))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration back in Go's notation.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

@@ -1,0 +1,88 @@
+package devstack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/streamscore/streamscore/config"
+)
+
+// PlanFor lists the resources a pipeline configuration names: its streams
+// (with their local shard counts), the feature table, the buckets, the alert
+// topic with a queue subscribed to it (so alerts can be watched locally), and
+// the dead-letter queue. The lease table is left to the consumer, which
+// creates it on start as the Java KCL does.
+func PlanFor(cfgs ...*config.Config) Plan {
+	var p Plan
+	addBucket := func(b string) {
+		if b != "" && !slices.Contains(p.Buckets, b) {
+			p.Buckets = append(p.Buckets, b)
+		}
+	}
+	for _, cfg := range cfgs {
+		for _, s := range cfg.Streams {
+			if !slices.ContainsFunc(p.Streams, func(x StreamPlan) bool { return x.Name == s.Name }) {
+				p.Streams = append(p.Streams, StreamPlan{Name: s.Name, Shards: max(s.Shards, 1)})
+			}
+		}
+		if ft := cfg.Sinks.FeatureTable; ft != nil && !slices.ContainsFunc(p.Tables, func(t TablePlan) bool { return t.Name == ft.Table }) {
+			p.Tables = append(p.Tables, TablePlan{Name: ft.Table, HashKey: "entity"})
+		}
+		if s3 := cfg.Sinks.S3; s3 != nil {
+			addBucket(s3.Bucket)
+		}
+		if dl := cfg.Sinks.DeadLetter; dl != nil {
+			addBucket(dl.Bucket)
+			if !slices.ContainsFunc(p.Queues, func(q QueuePlan) bool { return q.Name == dl.Queue }) {
+				p.Queues = append(p.Queues, QueuePlan{Name: dl.Queue})
+			}
+		}
+		if t := cfg.Alerts.Topic; t != "" && !strings.HasPrefix(t, "arn:") &&
+			!slices.ContainsFunc(p.Topics, func(x TopicPlan) bool { return x.Name == t }) {
+			fifo := strings.HasSuffix(t, ".fifo")
+			q := strings.TrimSuffix(t, ".fifo") + "-watch"
+			if fifo {
+				q += ".fifo"
+			}
+			p.Topics = append(p.Topics, TopicPlan{Name: t, FIFO: fifo, Queues: []string{q}})
+		}
+	}
+	return p
+}
+
+// EnvLines renders the stack's variables as shell export lines. Besides the
+// SDK's own variables it points AWS_CONFIG_FILE at a config that loads a
+// small plugin, so that AWS CLI v2 releases older than 2.13 (which ignore
+// AWS_ENDPOINT_URL_*) reach the local stack too.
+func (st *State) EnvLines(root string) ([]string, error) {
+	var lines []string
+	for _, kv := range st.Endpoints.EnvVars() {
+		lines = append(lines, fmt.Sprintf("export %s=%s", kv[0], shellQuote(kv[1])))
+	}
+	cfgPath := filepath.Join(st.Dir, "aws-config")
+	plugin := filepath.Join(root, "devstack", "awscli")
+	body := fmt.Sprintf("[default]\nregion = %s\noutput = json\n\n[plugins]\ncli_legacy_plugin_path = %s\nstreamscore_endpoints = streamscore_endpoints\n", Region, plugin)
+	if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
+		return nil, fmt.Errorf("devstack: %w", err)
+	}
+	lines = append(lines,
+		"export AWS_CONFIG_FILE="+shellQuote(cfgPath),
+		// Static credentials come from the variables above; a shared
+		// credentials file must not override them.
+		"export AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"unset AWS_PROFILE AWS_SESSION_TOKEN AWS_CA_BUNDLE",
+	)
+	return lines, nil
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
