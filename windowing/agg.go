@@ -156,8 +156,8 @@ func compileLayout(w *WindowSpec, s *Schema) *layout {
 	return l
 }
 
-func tbits(t int64) float64   { return math.Float64frombits(uint64(t)) }
-func bitsT(w float64) int64   { return int64(math.Float64bits(w)) }
+func tbits(t int64) float64 { return math.Float64frombits(uint64(t)) }
+func bitsT(w float64) int64 { return int64(math.Float64bits(w)) }
 
 // addEvent folds one event's time into pane p (words of the slab).
 func addEventTime(p []float64, t int64) {

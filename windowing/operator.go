@@ -76,16 +76,16 @@ type keyState struct {
 }
 
 type paneMeta struct {
-	idx           int64 // pane index (tumbling/hopping)
-	key           int32
-	newer, older  int32
-	pos           int32 // position in its slot list (tumbling/hopping)
-	minOff        uint64
-	maxOff        uint64
-	gen           uint32 // bumped when freed (session heap entries)
-	live, dirty   bool
-	firedEnd      int64 // sessions: end at which it was last emitted
-	heapScheduled bool
+	idx          int64 // pane index (tumbling/hopping)
+	key          int32
+	newer, older int32
+	pos          int32 // position in its slot list (tumbling/hopping)
+	minOff       uint64
+	maxOff       uint64
+	gen          uint32 // bumped when freed (session heap entries)
+	live, dirty  bool
+	firedEnd     int64 // sessions: end at which it was last emitted
+	heapAt       int64 // sessions: time of its live heap entry
 }
 
 type paneSlot struct {
@@ -607,7 +607,7 @@ func (o *Operator) allocPane(key int32) int32 {
 	}
 	p := &o.panes[h]
 	*p = paneMeta{key: key, newer: none, older: none, live: true, gen: p.gen,
-		minOff: math.MaxUint64, firedEnd: math.MinInt64}
+		minOff: math.MaxUint64, firedEnd: math.MinInt64, heapAt: math.MaxInt64}
 	clear(o.paneWords(h))
 	for i := range o.lay.hlls {
 		o.hlls[int(h)*len(o.lay.hlls)+i] = nil
@@ -858,6 +858,9 @@ func (o *Operator) advance(wm int64) {
 	if wm <= o.wm {
 		return
 	}
+	// Updates pending from late events are emitted before the watermark
+	// moves, so that what they hold does not depend on batching.
+	o.flushUpdates()
 	old := o.wm
 	o.wm = wm
 	if o.session {
@@ -873,9 +876,6 @@ func (o *Operator) advance(wm int64) {
 		from = o.lo + 1
 	}
 	to := min(floorDiv(wm, o.slide), o.hi+o.k)
-	if from <= to || (o.lo+o.k)*o.slide+o.lateness <= wm {
-		o.flushUpdates()
-	}
 	for e := from; e <= to; e++ {
 		o.fire(e)
 	}
@@ -1104,4 +1104,3 @@ func (o *Operator) expireAll() {
 	o.haveRange = false
 	o.sheap = o.sheap[:0]
 }
-

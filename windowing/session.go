@@ -62,15 +62,32 @@ func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) {
 			prev = o.panes[prev].older
 		}
 		o.linkAfter(id, prev, target)
-		o.sheap.push(sessEntry{at: t + o.gap, h: target, gen: o.panes[target].gen})
 	} else if exists {
 		o.touch(id)
 	}
 	o.addRow(target, i, t, off)
 	o.stats.Events++
+	o.schedule(target)
 	if o.sessionEnd(target) <= o.wm {
 		o.stats.LateAccepted++
 		o.markDirty(target)
+	}
+}
+
+// schedule makes sure session h is looked at when the watermark reaches its
+// end (if it was not emitted at that end) or its end plus allowed lateness
+// (to discard it). A session has one live heap entry: older entries are
+// recognised by heapAt and skipped.
+func (o *Operator) schedule(h int32) {
+	p := &o.panes[h]
+	end := o.sessionEnd(h)
+	at := end + o.lateness
+	if p.firedEnd != end {
+		at = end
+	}
+	if at < p.heapAt {
+		p.heapAt = at
+		o.sheap.push(sessEntry{at: at, h: h, gen: p.gen})
 	}
 }
 
@@ -108,33 +125,31 @@ func (o *Operator) mergeSessions(dst, src int32) {
 	// The merged session has a new end; it is emitted when the watermark
 	// passes that end, whatever was emitted for its parts.
 	d.firedEnd = math.MinInt64
+	o.paneWords(src)[wCount] = 0 // merged, not discarded: not a predecessor
 	o.freePane(src)
+	o.schedule(dst)
 }
 
 func (o *Operator) sessionAdvance() {
 	if len(o.sheap) == 0 || o.sheap[0].at > o.wm {
 		return
 	}
-	o.flushUpdates()
 	for len(o.sheap) > 0 && o.sheap[0].at <= o.wm {
 		e := o.sheap.pop()
 		p := &o.panes[e.h]
-		if !p.live || p.gen != e.gen {
+		if !p.live || p.gen != e.gen || p.heapAt != e.at {
 			continue
 		}
+		p.heapAt = math.MaxInt64
 		end := o.sessionEnd(e.h)
-		if end > o.wm {
-			o.sheap.push(sessEntry{at: end, h: e.h, gen: e.gen})
-			continue
-		}
-		if p.firedEnd != end {
+		if p.firedEnd != end && end <= o.wm {
 			o.emitSession(p.key, e.h, false)
 			o.panes[e.h].firedEnd = end
 		}
 		if end+o.lateness <= o.wm {
 			o.freePane(e.h)
 		} else {
-			o.sheap.push(sessEntry{at: end + o.lateness, h: e.h, gen: e.gen})
+			o.schedule(e.h)
 		}
 	}
 }
@@ -149,6 +164,7 @@ func (o *Operator) sessionFlush() {
 		if end := o.sessionEnd(h); end <= o.wm {
 			o.emitSession(p.key, h, true)
 			o.panes[h].firedEnd = end
+			o.schedule(h)
 		}
 	}
 	o.pending = o.pending[:0]
@@ -157,7 +173,13 @@ func (o *Operator) sessionFlush() {
 func (o *Operator) emitSession(key int32, h int32, update bool) {
 	o.resetAcc()
 	o.mergeInto(h)
+	// The key's last event before the session: in the older session, or
+	// among discarded ones. A late session landing behind sessions already
+	// discarded has no known predecessor (null).
 	prev := o.keys[key].lastGoneT
+	if prev >= o.sessionStart(h) {
+		prev = math.MinInt64
+	}
 	if older := o.panes[h].older; older != none {
 		prev = max(prev, bitsT(o.paneWords(older)[wLastT]))
 	}
