@@ -104,8 +104,8 @@ func (e Endpoints) Clients() *Clients {
 			o.BaseEndpoint = ep(e.S3)
 			o.UsePathStyle = true
 		}),
-		SNS:        sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = ep(e.SNS) }),
-		SQS:        sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = ep(e.SQS) }),
+		SNS: sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = ep(e.SNS) }),
+		SQS: sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = ep(e.SQS) }),
 		CloudWatch: cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
 			o.BaseEndpoint = ep(e.CloudWatch)
 			// kumo does not inflate gzip request bodies; real CloudWatch does.

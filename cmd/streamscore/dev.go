@@ -180,6 +180,21 @@ and data live in .devstack/stack.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(up, down, status, env)
+	install := &cobra.Command{
+		Use:   "install",
+		Short: "Install the pinned local servers and Go tools (dev up does this too)",
+		Long: `Runs npm ci for the Node servers (devstack/node/package-lock.json) and go install
+tool for the Go ones (devstack/tools/go.mod) into .devstack/bin. Does nothing
+when everything is installed and the pins did not change.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			root, _, err := f.resolve()
+			if err != nil {
+				return err
+			}
+			return devstack.Install(cmd.Context(), root, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+		},
+	}
+	cmd.AddCommand(up, down, status, env, install)
 	return cmd
 }
