@@ -107,7 +107,7 @@ func TestFidelity(t *testing.T) {
 						t.Fatalf("unexpected column %q", name)
 					}
 					for i := range in.Rows {
-						if !close(got[i], wcol[i], prob) {
+						if !within(got[i], wcol[i], prob) {
 							t.Errorf("row %d %s: got %.9g, XGBoost %.9g", i+2, name, got[i], wcol[i])
 						}
 						checked++
@@ -121,7 +121,7 @@ func TestFidelity(t *testing.T) {
 	}
 }
 
-func close(got, want float64, prob bool) bool {
+func within(got, want float64, prob bool) bool {
 	if prob {
 		return math.Abs(got-want) <= 1e-6
 	}

@@ -8,7 +8,7 @@ import (
 // blockRows is how many rows are converted and walked through every tree
 // together: their keys (blockRows * features * 4 bytes) stay in L1/L2 while
 // each tree's nodes are reused by all of them.
-const blockRows = 128
+const blockRows = 512
 
 // Scratch holds one goroutine's prediction buffers, so that steady-state
 // scoring allocates nothing. The zero value is ready to use; a Scratch must

@@ -1,7 +1,6 @@
 package scorer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -17,53 +16,48 @@ var ErrUnsupportedModel = errors.New("unsupported model")
 // prediction needs; everything else (loss changes, hessians, training
 // parameters) is skipped.
 type xgbDoc struct {
-	Learner *struct {
-		Attributes      map[string]string `json:"attributes"`
-		FeatureNames    []string          `json:"feature_names"`
-		FeatureTypes    []string          `json:"feature_types"`
-		GradientBooster struct {
-			Name  string         `json:"name"`
-			Model *xgbGBTreeBody `json:"model"`
-		} `json:"gradient_booster"`
-		LearnerModelParam struct {
-			BaseScore  string `json:"base_score"`
-			NumClass   string `json:"num_class"`
-			NumFeature string `json:"num_feature"`
-			NumTarget  string `json:"num_target"`
-		} `json:"learner_model_param"`
-		Objective struct {
-			Name string `json:"name"`
-		} `json:"objective"`
-	} `json:"learner"`
-	Version []int `json:"version"`
+	Learner *xgbLearner
+	Version []int
+}
+
+type xgbLearner struct {
+	Attributes      map[string]string
+	FeatureNames    []string
+	FeatureTypes    []string
+	GradientBooster struct {
+		Name  string
+		Model *xgbGBTreeBody
+	}
+	LearnerModelParam struct {
+		BaseScore, NumClass, NumFeature, NumTarget string
+	}
+	Objective struct {
+		Name string
+	}
 }
 
 type xgbGBTreeBody struct {
 	Param struct {
-		NumParallelTree string `json:"num_parallel_tree"`
-		NumTrees        string `json:"num_trees"`
-		SizeLeafVector  string `json:"size_leaf_vector"`
-	} `json:"gbtree_model_param"`
-	IterationIndptr []int     `json:"iteration_indptr"`
-	TreeInfo        []int     `json:"tree_info"`
-	Trees           []xgbTree `json:"trees"`
+		NumParallelTree, NumTrees, SizeLeafVector string
+	}
+	IterationIndptr []int
+	TreeInfo        []int
+	Trees           []xgbTree
 }
 
 type xgbTree struct {
-	LeftChildren       i32s      `json:"left_children"`
-	RightChildren      i32s      `json:"right_children"`
-	SplitIndices       i64s      `json:"split_indices"`
-	SplitConditions    f32s      `json:"split_conditions"`
-	DefaultLeft        flexBools `json:"default_left"`
-	SplitType          i32s      `json:"split_type"`
-	Categories         i64s      `json:"categories"`
-	CategoriesNodes    i64s      `json:"categories_nodes"`
-	CategoriesSegments i64s      `json:"categories_segments"`
-	CategoriesSizes    i64s      `json:"categories_sizes"`
-	TreeParam          struct {
-		NumNodes       string `json:"num_nodes"`
-		SizeLeafVector string `json:"size_leaf_vector"`
-	} `json:"tree_param"`
+	LeftChildren, RightChildren []int32
+	SplitIndices                []int64
+	SplitConditions             []float32
+	DefaultLeft                 []bool
+	SplitType                   []int32
+	Categories                  []int64
+	CategoriesNodes             []int64
+	CategoriesSegments          []int64
+	CategoriesSizes             []int64
+	TreeParam                   struct {
+		NumNodes, SizeLeafVector string
+	}
 }
 
 // objective identifies how margins become predictions.
@@ -113,12 +107,8 @@ func supportedObjectives() string {
 // parseXGBoostJSON parses an XGBoost JSON model document.
 func parseXGBoostJSON(data []byte, opts loadOptions) (*forest, ModelInfo, error) {
 	var doc xgbDoc
-	if err := json.Unmarshal(fixNonFinite(data), &doc); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, ModelInfo{}, fmt.Errorf("xgboost json: syntax error at byte %d: %w", se.Offset, err)
-		}
-		return nil, ModelInfo{}, fmt.Errorf("xgboost json: %w", err)
+	if err := decodeXGBoost(data, &doc); err != nil {
+		return nil, ModelInfo{}, fmt.Errorf("xgboost model: %w", err)
 	}
 	return compileXGBoost(&doc, opts)
 }
