@@ -1,0 +1,182 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// handler is a sink's logic behind the shared runner. The runner calls it
+// from one goroutine only, so a handler needs no locks for its own state.
+type handler interface {
+	// handle takes a batch. It either acks it before returning or arranges
+	// for it to be acked later (S3 acks when the file is uploaded).
+	handle(ctx context.Context, b Batch)
+	// flush forces out everything handled so far and returns a channel that
+	// is closed once all of it has been acked.
+	flush(ctx context.Context) <-chan struct{}
+	// tick runs periodic work (roll by age, the 60 s metric flush).
+	tick(ctx context.Context, now time.Time)
+}
+
+// runner gives every sink the same front: a bounded queue (Write blocks
+// when it is full), a single worker goroutine, periodic ticks, Flush and a
+// Close that never leaves a batch unacked.
+type runner struct {
+	name string
+	h    handler
+	m    *sinkMetrics
+	in   chan item
+
+	mu      sync.Mutex
+	closed  bool
+	writers sync.WaitGroup
+
+	ctx    context.Context // lifetime of retries; cancelled when Close gives up
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type item struct {
+	b     Batch
+	flush chan<- (<-chan struct{})
+}
+
+func newRunner(name string, h handler, m *sinkMetrics, queue int, every time.Duration) *runner {
+	if queue <= 0 {
+		queue = 16
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runner{name: name, h: h, m: m, in: make(chan item, queue), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go r.loop(every)
+	return r
+}
+
+func (r *runner) loop(every time.Duration) {
+	defer close(r.done)
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case it, ok := <-r.in:
+			if !ok {
+				<-r.h.flush(r.ctx)
+				return
+			}
+			if it.flush != nil {
+				it.flush <- r.h.flush(r.ctx)
+				continue
+			}
+			r.h.handle(r.ctx, it.b)
+		case now := <-tick:
+			r.h.tick(r.ctx, now)
+		}
+	}
+}
+
+// Write implements Sink.Write.
+func (r *runner) Write(ctx context.Context, b Batch) error {
+	if b.Ack == nil {
+		return fmt.Errorf("%s: batch for %s/%s has no Ack function", r.name, b.Stream, b.Shard)
+	}
+	if b.Rec == nil {
+		return fmt.Errorf("%s: batch for %s/%s has no record", r.name, b.Stream, b.Shard)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.writers.Add(1)
+	r.mu.Unlock()
+	defer r.writers.Done()
+
+	b.Rec.Retain()
+	ack := b.Ack
+	rec := b.Rec
+	var once sync.Once
+	b.Ack = func(err error) {
+		once.Do(func() {
+			rec.Release()
+			r.m.inflight.Dec()
+			ack(err)
+		})
+	}
+	select {
+	case r.in <- item{b: b}:
+		r.m.inflight.Inc()
+		return nil
+	case <-ctx.Done():
+		rec.Release()
+		return ctx.Err()
+	}
+}
+
+// Flush implements Sink.Flush.
+func (r *runner) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.writers.Add(1)
+	r.mu.Unlock()
+	reply := make(chan (<-chan struct{}), 1)
+	select {
+	case r.in <- item{flush: reply}:
+		r.writers.Done()
+	case <-ctx.Done():
+		r.writers.Done()
+		return ctx.Err()
+	}
+	var done <-chan struct{}
+	select {
+	case done = <-reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close implements Sink.Close.
+func (r *runner) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		<-r.done
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.writers.Wait()
+	close(r.in)
+	select {
+	case <-r.done:
+		r.cancel()
+		return nil
+	case <-ctx.Done():
+		// Abort retries: unacked batches are acked with the error, so the
+		// pipeline knows they never became durable.
+		r.cancel()
+		<-r.done
+		return errors.Join(fmt.Errorf("%s: closed before every batch was durable", r.name), ctx.Err())
+	}
+}
+
+// closedChan is an already closed channel, for handlers with nothing pending.
+func closedChan() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}

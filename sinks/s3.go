@@ -1,0 +1,660 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// S3Options configure the Parquet sink.
+type S3Options struct {
+	// Client talks to S3 (an *s3.Client satisfies it).
+	Client transfermanager.S3APIClient
+	// Bucket receives the files.
+	Bucket string
+	// Prefix is prepended to every key, e.g. "results/". The Glue/Athena
+	// table's location is s3://Bucket/Prefix.
+	Prefix string
+	// RollBytes rolls a shard's file once it reaches this size; default 128 MiB.
+	RollBytes int64
+	// RollAge rolls a shard's file this long after its first row; default 60 s.
+	RollAge time.Duration
+	// RowGroupBytes starts a new Parquet row group once the buffered one
+	// reaches this many bytes; it bounds the memory each open file holds.
+	// Default 32 MiB.
+	RowGroupBytes int64
+	// SpoolDir holds files being written; default os.TempDir().
+	SpoolDir string
+	// MaxSpoolBytes bounds bytes written but not yet uploaded, across all
+	// shards. Beyond it the sink stops taking batches (back-pressure) until
+	// uploads catch up. Default 1 GiB.
+	MaxSpoolBytes int64
+	// Uploads is how many files upload at once; default 4.
+	Uploads int
+	// PartSize is the multipart part size (the upload manager switches to
+	// multipart above 2 parts); default 16 MiB.
+	PartSize int64
+	// Queue is how many batches Write buffers before it blocks; default 16.
+	Queue int
+	// ZstdLevel is the zstd compression level; 0 means the codec's default.
+	ZstdLevel int
+	// Backoff is the retry schedule for uploads.
+	Backoff Backoff
+	// Metrics receives the sink's metrics (label sink="s3").
+	Metrics *Metrics
+	// Logger receives retry warnings; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for processing_time and rolling; default time.Now.
+	Now func() time.Time
+}
+
+// S3 writes result batches as zstd Parquet files to S3, one file per shard,
+// Hive partition and roll, and acks a batch once every file holding its rows
+// has been uploaded. See the package documentation for keys, schema and
+// what happens on a replay.
+type S3 struct {
+	*runner
+}
+
+// NewS3 starts a Parquet sink.
+func NewS3(o S3Options) (*S3, error) {
+	if o.Client == nil || o.Bucket == "" {
+		return nil, errors.New("sinks: S3Options.Client and S3Options.Bucket are required")
+	}
+	if o.Prefix != "" && !strings.HasSuffix(o.Prefix, "/") {
+		o.Prefix += "/"
+	}
+	if o.RollBytes <= 0 {
+		o.RollBytes = 128 << 20
+	}
+	if o.RollAge <= 0 {
+		o.RollAge = 60 * time.Second
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = 32 << 20
+	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = os.TempDir()
+	}
+	if o.MaxSpoolBytes <= 0 {
+		o.MaxSpoolBytes = 1 << 30
+	}
+	if o.Uploads <= 0 {
+		o.Uploads = 4
+	}
+	if o.PartSize < 5<<20 {
+		o.PartSize = 16 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := o.Metrics.forSink("s3")
+	h := &s3Handler{
+		o:      o,
+		m:      m,
+		r:      &retrier{name: "s3", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
+		tm:     transfermanager.New(o.Client, func(t *transfermanager.Options) { t.PartSizeBytes = o.PartSize; t.MultipartUploadThreshold = 2 * o.PartSize }),
+		shards: map[shardKey]*s3Shard{},
+		sem:    make(chan struct{}, o.Uploads),
+		freed:  make(chan int64, 64),
+		props: parquet.NewWriterProperties(
+			parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithCompressionLevel(zstdLevel(o.ZstdLevel)),
+			parquet.WithDictionaryDefault(false),
+			parquet.WithDictionaryFor(ColEntity, true),
+			parquet.WithDictionaryFor(ColModelVersion, true),
+			parquet.WithMaxRowGroupLength(1<<20),
+			parquet.WithCreatedBy("streamscore"),
+		),
+		arrowProps: pqarrow.NewArrowWriterProperties(
+			pqarrow.WithCoerceTimestamps(arrow.Millisecond),
+			pqarrow.WithTruncatedTimestamps(true),
+		),
+	}
+	return &S3{runner: newRunner("s3", h, m, o.Queue, time.Second)}, nil
+}
+
+func zstdLevel(l int) int {
+	if l == 0 {
+		return compress.DefaultCompressionLevel
+	}
+	return l
+}
+
+type shardKey struct{ stream, shard string }
+
+// s3Shard is one shard's state: the roll being written and what is durable.
+type s3Shard struct {
+	key shardKey
+	// durable is the Last position of the newest roll whose files and
+	// progress marker are uploaded (from the marker on first contact).
+	durable Position
+	loaded  bool
+	cur     *roll
+	// prev is closed when the previous roll of this shard has finished, so
+	// progress markers are written in order.
+	prev <-chan struct{}
+	// prevOK reports whether that roll succeeded (read after prev closes).
+	prevOK *bool
+}
+
+// roll is one shard's set of files being written together.
+type roll struct {
+	first, last Position
+	opened      time.Time
+	schema      *arrow.Schema
+	parts       map[string]*partFile // by partition path
+	order       []string
+	batches     []Batch
+	rows        int64
+}
+
+type partFile struct {
+	f  *os.File
+	cw *countingWriter
+	fw *pqarrow.FileWriter
+	// buffered estimates the bytes of the row group still in memory: the
+	// writer's own counters only see pages already flushed.
+	buffered int64
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (r *roll) bytes() int64 {
+	var n int64
+	for _, p := range r.parts {
+		n += p.cw.n + p.buffered
+	}
+	return n
+}
+
+type s3Handler struct {
+	o          S3Options
+	m          *sinkMetrics
+	r          *retrier
+	tm         *transfermanager.Client
+	props      *parquet.WriterProperties
+	arrowProps pqarrow.ArrowWriterProperties
+	mem        memory.Allocator
+
+	shards  map[shardKey]*s3Shard
+	sem     chan struct{}
+	spooled int64      // bytes in rolls handed to uploads, not yet uploaded
+	freed   chan int64 // uploads report the bytes they released
+	pending []chan struct{}
+}
+
+func (h *s3Handler) handle(ctx context.Context, b Batch) {
+	h.reclaim()
+	if b.Rec.NumRows() == 0 {
+		b.Ack(nil)
+		return
+	}
+	sh := h.shard(b.Stream, b.Shard)
+	if !sh.loaded {
+		if err := h.loadProgress(ctx, sh); err != nil {
+			b.Ack(err)
+			return
+		}
+	}
+	// A replayed batch that ends at or before the shard's durable mark is
+	// already in S3: rewriting it would only duplicate rows.
+	if !sh.durable.IsZero() && b.Range.Last.Compare(sh.durable) <= 0 {
+		b.Ack(nil)
+		return
+	}
+	v, err := newView(b.Rec)
+	if err != nil {
+		b.Ack(&PermanentError{Sink: "s3", Err: fmt.Errorf("batch %s/%s %s..%s: %w", b.Stream, b.Shard, b.Range.First, b.Range.Last, err)})
+		return
+	}
+	out := h.output(b, v)
+	defer out.Release()
+	if sh.cur != nil && !sh.cur.schema.Equal(out.Schema()) {
+		h.roll(ctx, sh)
+	}
+	if sh.cur == nil {
+		sh.cur = &roll{first: b.Range.First, opened: h.o.Now(), schema: out.Schema(), parts: map[string]*partFile{}}
+	}
+	rl := sh.cur
+	if err := h.append(rl, b.Stream, out, v); err != nil {
+		// A local write failure (disk full) poisons the whole roll.
+		h.fail(rl, &PermanentError{Sink: "s3", Err: err})
+		sh.cur = nil
+		b.Ack(&PermanentError{Sink: "s3", Err: err})
+		return
+	}
+	rl.batches = append(rl.batches, b)
+	rl.rows += out.NumRows()
+	if b.Range.Last.Compare(rl.last) > 0 {
+		rl.last = b.Range.Last
+	}
+	if rl.bytes() >= h.o.RollBytes {
+		h.roll(ctx, sh)
+	}
+	// Back-pressure: hold the worker (and so Write) while too much waits.
+	for h.spooled > h.o.MaxSpoolBytes {
+		select {
+		case n := <-h.freed:
+			h.spooled -= n
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (h *s3Handler) reclaim() {
+	for {
+		select {
+		case n := <-h.freed:
+			h.spooled -= n
+		default:
+			return
+		}
+	}
+}
+
+func (h *s3Handler) shard(stream, shard string) *s3Shard {
+	k := shardKey{stream, shard}
+	sh := h.shards[k]
+	if sh == nil {
+		ok := true
+		sh = &s3Shard{key: k, prev: closedChan(), prevOK: &ok}
+		h.shards[k] = sh
+	}
+	return sh
+}
+
+// output builds the record written to Parquet: result_id first, the input
+// columns minus process-local bookkeeping, and the fixed trailing columns.
+func (h *s3Handler) output(b Batch, v *view) arrow.RecordBatch {
+	mem := memory.DefaultAllocator
+	n := v.n
+	ids := array.NewStringBuilder(mem)
+	ids.Reserve(n)
+	ids.ReserveData(32 * n)
+	var scratch [512]byte
+	var id [32]byte
+	for i := range n {
+		in := scratch[:0]
+		if len(b.Stream)+len(v.entity.Value(i))+len(v.modelVersion(i))+64 > len(scratch) {
+			in = nil // long strings: let append allocate
+		}
+		ids.BinaryBuilder.Append(appendResultID(id[:0], in, b.Stream, v.entity.Value(i), v.ws.nanos(i), v.we.nanos(i), v.modelVersion(i)))
+	}
+	idArr := ids.NewArray()
+	defer idArr.Release()
+	ids.Release()
+
+	fields := []arrow.Field{{Name: ColResultID, Type: arrow.BinaryTypes.String}}
+	cols := []arrow.Array{idArr}
+	sc := b.Rec.Schema()
+	var model, fallback, event arrow.Array
+	for i, f := range sc.Fields() {
+		switch {
+		case dropped(f.Name):
+			continue
+		case f.Name == ColModelVersion:
+			model = b.Rec.Column(i)
+			continue
+		case f.Name == ColFallback:
+			fallback = b.Rec.Column(i)
+			continue
+		case f.Name == ColEventTime:
+			event = b.Rec.Column(i)
+			continue
+		}
+		fields = append(fields, arrow.Field{Name: f.Name, Type: f.Type, Nullable: f.Nullable})
+		cols = append(cols, b.Rec.Column(i))
+	}
+	var release []arrow.Array
+	if model == nil {
+		model = array.MakeArrayOfNull(mem, arrow.BinaryTypes.String, n)
+		release = append(release, model)
+	}
+	if fallback == nil {
+		fallback = array.MakeArrayOfNull(mem, arrow.FixedWidthTypes.Boolean, n)
+		release = append(release, fallback)
+	}
+	if event == nil {
+		event = array.MakeArrayOfNull(mem, &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}, n)
+		release = append(release, event)
+	}
+	tb := array.NewTimestampBuilder(mem, &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"})
+	now := arrow.Timestamp(h.o.Now().UnixMilli())
+	tb.Reserve(n)
+	for range n {
+		tb.UnsafeAppend(now)
+	}
+	proc := tb.NewArray()
+	tb.Release()
+	release = append(release, proc)
+	fields = append(fields,
+		arrow.Field{Name: ColModelVersion, Type: model.DataType(), Nullable: true},
+		arrow.Field{Name: ColFallback, Type: fallback.DataType(), Nullable: true},
+		arrow.Field{Name: ColEventTime, Type: event.DataType(), Nullable: true},
+		arrow.Field{Name: ColProcessingTime, Type: proc.DataType(), Nullable: false},
+	)
+	cols = append(cols, model, fallback, event, proc)
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(n))
+	for _, a := range release {
+		a.Release()
+	}
+	return rec
+}
+
+// partition is the Hive partition path of a row, from its window start.
+func partition(stream string, windowStartNanos int64) string {
+	t := time.Unix(0, windowStartNanos).UTC()
+	return fmt.Sprintf("stream=%s/dt=%04d-%02d-%02d/hour=%02d", stream, t.Year(), t.Month(), t.Day(), t.Hour())
+}
+
+// append writes rec into the roll, splitting it into runs of rows that
+// share a partition (usually one run).
+func (h *s3Handler) append(rl *roll, stream string, rec arrow.RecordBatch, v *view) error {
+	n := v.n
+	hourOf := func(i int) int64 { return v.ws.nanos(i) / int64(time.Hour) }
+	for start := 0; start < n; {
+		end := start + 1
+		for end < n && hourOf(end) == hourOf(start) {
+			end++
+		}
+		p := partition(stream, v.ws.nanos(start))
+		pf, err := h.part(rl, p)
+		if err != nil {
+			return err
+		}
+		part := rec
+		if start != 0 || end != n {
+			part = rec.NewSlice(int64(start), int64(end))
+		}
+		err = pf.fw.WriteBuffered(part)
+		pf.buffered += recordBytes(part)
+		if part != rec {
+			part.Release()
+		}
+		if err != nil {
+			return fmt.Errorf("encoding parquet for %s: %w", p, err)
+		}
+		if pf.buffered >= h.o.RowGroupBytes {
+			// Writing the next row group flushes this one to the file.
+			if err := pf.fw.NewBufferedRowGroupChecked(); err != nil {
+				return err
+			}
+			pf.buffered = 0
+		}
+		start = end
+	}
+	return nil
+}
+
+func (h *s3Handler) part(rl *roll, p string) (*partFile, error) {
+	if pf := rl.parts[p]; pf != nil {
+		return pf, nil
+	}
+	f, err := os.CreateTemp(h.o.SpoolDir, "streamscore-*.parquet")
+	if err != nil {
+		return nil, fmt.Errorf("spool file: %w", err)
+	}
+	cw := &countingWriter{w: f}
+	fw, err := pqarrow.NewFileWriter(rl.schema, cw, h.props, h.arrowProps)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	pf := &partFile{f: f, cw: cw, fw: fw}
+	rl.parts[p] = pf
+	rl.order = append(rl.order, p)
+	return pf, nil
+}
+
+// key is a file's object key: the partition, then the shard and the
+// position range of the roll. A replay that rolls at the same positions
+// writes the same key.
+func (h *s3Handler) key(p, shard string, rl *roll) string {
+	return fmt.Sprintf("%s%s/%s_%s_%s.parquet", h.o.Prefix, p, shard, rl.first, rl.last)
+}
+
+func (h *s3Handler) progressKey(k shardKey) string {
+	return fmt.Sprintf("%s_streamscore/progress/stream=%s/%s.json", h.o.Prefix, k.stream, k.shard)
+}
+
+type progress struct {
+	Sequence    string   `json:"sequence"`
+	SubSequence uint64   `json:"sub_sequence"`
+	Keys        []string `json:"keys"`
+}
+
+func (h *s3Handler) loadProgress(ctx context.Context, sh *s3Shard) error {
+	var p progress
+	err := h.r.do(ctx, "GetObject progress", func(ctx context.Context) error {
+		out, err := h.o.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.o.Bucket, Key: aws.String(h.progressKey(sh.key))})
+		if err != nil {
+			var nsk *s3types.NoSuchKey
+			if errors.As(err, &nsk) {
+				return nil
+			}
+			return err
+		}
+		defer out.Body.Close()
+		body, err := io.ReadAll(out.Body)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			// A corrupt marker only costs duplicates: start as if none.
+			h.o.Logger.Warn("s3 sink: ignoring unreadable progress marker", "key", h.progressKey(sh.key), "err", err)
+			p = progress{}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sh.durable = Position{Sequence: p.Sequence, SubSequence: p.SubSequence}
+	sh.loaded = true
+	return nil
+}
+
+// roll closes the shard's current files and uploads them in the background.
+func (h *s3Handler) roll(ctx context.Context, sh *s3Shard) {
+	rl := sh.cur
+	if rl == nil {
+		return
+	}
+	sh.cur = nil
+	var files []spoolFile
+	var size int64
+	for _, p := range rl.order {
+		pf := rl.parts[p]
+		err := pf.fw.Close() // closes pf.f too
+		if err != nil {
+			h.fail(rl, &PermanentError{Sink: "s3", Err: fmt.Errorf("closing parquet file: %w", err)})
+			return
+		}
+		files = append(files, spoolFile{key: h.key(p, sh.key.shard, rl), path: pf.f.Name(), size: pf.cw.n})
+		size += pf.cw.n
+	}
+	h.spooled += size
+	prev, prevOK := sh.prev, sh.prevOK
+	done := make(chan struct{})
+	ok := new(bool)
+	sh.prev, sh.prevOK = done, ok
+	h.pending = append(h.pending, done)
+	mark := progress{Sequence: rl.last.Sequence, SubSequence: rl.last.SubSequence}
+	for _, f := range files {
+		mark.Keys = append(mark.Keys, f.key)
+	}
+	go func() {
+		defer close(done)
+		defer func() { h.freed <- size }()
+		defer func() {
+			for _, f := range files {
+				os.Remove(f.path)
+			}
+		}()
+		start := time.Now()
+		err := h.uploadAll(ctx, files)
+		// Markers go out in roll order so a marker never claims a position
+		// whose earlier rolls are not durable.
+		<-prev
+		if err == nil && *prevOK {
+			body, _ := json.Marshal(mark)
+			err = h.r.do(ctx, "PutObject progress", func(ctx context.Context) error {
+				_, err := h.o.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.o.Bucket, Key: aws.String(h.progressKey(sh.key)), Body: bytes.NewReader(body)})
+				return err
+			})
+			if err != nil && !IsPermanent(err) {
+				// The files are durable; only replay deduplication is lost.
+				err = nil
+			}
+		}
+		*ok = err == nil
+		if err == nil {
+			h.m.rows.Add(float64(rl.rows))
+			h.m.bytes.Add(float64(size))
+			h.m.flushes.Add(float64(len(files)))
+			h.m.latency.Observe(time.Since(start).Seconds())
+		}
+		for _, b := range rl.batches {
+			b.Ack(err)
+		}
+	}()
+}
+
+// spoolFile is a closed Parquet file waiting for upload.
+type spoolFile struct {
+	key  string
+	path string
+	size int64
+}
+
+// uploadAll uploads a roll's files, each retried until it is durable or
+// fails permanently.
+func (h *s3Handler) uploadAll(ctx context.Context, files []spoolFile) error {
+	for _, f := range files {
+		select {
+		case h.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		err := h.r.do(ctx, "UploadObject", func(ctx context.Context) error {
+			fh, err := os.Open(f.path)
+			if err != nil {
+				return &PermanentError{Sink: "s3", Err: err}
+			}
+			defer fh.Close()
+			_, err = h.tm.UploadObject(ctx, &transfermanager.UploadObjectInput{
+				Bucket: &h.o.Bucket, Key: aws.String(f.key), Body: fh,
+				ContentType: aws.String("application/vnd.apache.parquet"),
+			})
+			return err
+		})
+		<-h.sem
+		if err != nil {
+			return fmt.Errorf("uploading s3://%s/%s: %w", h.o.Bucket, f.key, err)
+		}
+	}
+	return nil
+}
+
+func (h *s3Handler) fail(rl *roll, err error) {
+	for _, pf := range rl.parts {
+		pf.fw.Close()
+		os.Remove(pf.f.Name())
+	}
+	for _, b := range rl.batches {
+		b.Ack(err)
+	}
+}
+
+func (h *s3Handler) flush(ctx context.Context) <-chan struct{} {
+	for _, sh := range h.shards {
+		h.roll(ctx, sh)
+	}
+	waits := h.pending
+	h.pending = nil
+	c := make(chan struct{})
+	go func() {
+		for _, w := range waits {
+			<-w
+		}
+		close(c)
+	}()
+	return c
+}
+
+func (h *s3Handler) tick(ctx context.Context, now time.Time) {
+	h.reclaim()
+	for _, sh := range h.shards {
+		if sh.cur != nil && now.Sub(sh.cur.opened) >= h.o.RollAge {
+			h.roll(ctx, sh)
+		}
+	}
+	// Drop finished uploads from the pending list.
+	live := h.pending[:0]
+	for _, w := range h.pending {
+		select {
+		case <-w:
+		default:
+			live = append(live, w)
+		}
+	}
+	h.pending = live
+}
+
+// recordBytes estimates the uncompressed size of rec's values (slices
+// counted by their rows, not their shared buffers).
+func recordBytes(rec arrow.RecordBatch) int64 {
+	n := rec.NumRows()
+	var total int64
+	for _, c := range rec.Columns() {
+		switch a := c.(type) {
+		case *array.String:
+			if a.Len() > 0 {
+				offs := a.ValueOffsets()
+				total += int64(offs[len(offs)-1]-offs[0]) + 4*n
+			}
+		case *array.Boolean:
+			total += (n + 7) / 8
+		default:
+			if fw, ok := c.DataType().(arrow.FixedWidthDataType); ok {
+				total += n * int64(fw.BitWidth()/8)
+			} else {
+				total += 16 * n
+			}
+		}
+	}
+	return total
+}

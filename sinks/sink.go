@@ -1,0 +1,241 @@
+package sinks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Position is a place in a Kinesis shard: the sequence number of a Kinesis
+// record and the index of a user record inside its KPL aggregate (0 when the
+// record was not aggregated). It mirrors the consumer's position without
+// importing it: sinks never depend on how records are read.
+type Position struct {
+	// Sequence is the decimal Kinesis sequence number.
+	Sequence string
+	// SubSequence is the index of the user record inside its aggregate.
+	SubSequence uint64
+}
+
+// IsZero reports whether p is unset.
+func (p Position) IsZero() bool { return p.Sequence == "" && p.SubSequence == 0 }
+
+// Compare orders positions of one shard: -1 if p is before q, 0 if equal, +1
+// if after. Sequence numbers are decimal integers without leading zeros, so a
+// longer string is a larger number and equal lengths compare lexically.
+func (p Position) Compare(q Position) int {
+	if len(p.Sequence) != len(q.Sequence) {
+		if len(p.Sequence) < len(q.Sequence) {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case p.Sequence < q.Sequence:
+		return -1
+	case p.Sequence > q.Sequence:
+		return 1
+	case p.SubSequence < q.SubSequence:
+		return -1
+	case p.SubSequence > q.SubSequence:
+		return 1
+	}
+	return 0
+}
+
+// String renders p as "sequence.subsequence", the form used in object keys
+// and dead-letter attributes.
+func (p Position) String() string {
+	return p.Sequence + "." + strconv.FormatUint(p.SubSequence, 10)
+}
+
+// Range is the span of source positions a batch covers, both ends included:
+// every user record whose result is in the batch lies in [First, Last].
+type Range struct {
+	First, Last Position
+}
+
+// Covers reports whether q lies within r.
+func (r Range) Covers(q Position) bool {
+	return r.First.Compare(q) <= 0 && q.Compare(r.Last) <= 0
+}
+
+// Batch is one unit of scored results handed to a sink.
+//
+// Rec holds one row per (entity, window) in the column layout described in
+// the package documentation. A sink that accepts the batch (Write returns
+// nil) retains Rec for as long as it needs it and releases it itself; the
+// caller keeps its own reference and may release it as soon as Write returns.
+//
+// Ack is called exactly once for an accepted batch: with nil once the
+// batch's results are durable in the sink, or with an error the sink will
+// not recover from on its own (a permanent error). The pipeline checkpoints
+// the shard only up to batches acked with nil. Ack may be called from any
+// goroutine and must not block for long.
+type Batch struct {
+	// Stream is the Kinesis stream name.
+	Stream string
+	// Shard is the Kinesis shard id.
+	Shard string
+	// Range is the span of source positions whose results are in Rec. It
+	// must be the real Kinesis positions, not process-local offsets: object
+	// keys derive from it and must be the same after a failover.
+	Range Range
+	// Rec is the scored results.
+	Rec arrow.RecordBatch
+	// Ack reports the outcome; nil means durable.
+	Ack func(error)
+}
+
+// Sink is what the pipeline calls. Every implementation in this package is
+// safe for concurrent use.
+type Sink interface {
+	// Write hands a batch to the sink. It blocks while the sink's bounded
+	// buffer is full, which is how a slow sink slows the shard down. It
+	// returns an error only if the batch was not accepted (ctx ended, the
+	// sink is closed, the batch is malformed); then Ack is never called.
+	Write(ctx context.Context, b Batch) error
+	// Flush returns once every batch accepted before the call has been
+	// acked, forcing out partially filled files and buffers: what a worker
+	// does before it hands a lease over.
+	Flush(ctx context.Context) error
+	// Close flushes and stops the sink. Batches still unacked when ctx ends
+	// are acked with ctx's error.
+	Close(ctx context.Context) error
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("sinks: sink is closed")
+
+// PermanentError marks a failure that retrying will not fix: a missing
+// bucket, a denied permission, a malformed batch. Sinks ack batches with it
+// instead of retrying.
+type PermanentError struct {
+	Sink string
+	Err  error
+}
+
+func (e *PermanentError) Error() string { return e.Sink + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is (or wraps) a PermanentError.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
+
+// SchemaError names a column of a batch that is missing or has a type the
+// sink cannot use.
+type SchemaError struct {
+	Column string
+	Reason string
+}
+
+func (e *SchemaError) Error() string { return fmt.Sprintf("column %q: %s", e.Column, e.Reason) }
+
+// ResultID is the idempotency key of one result row: the first 16 bytes of
+// SHA-256 over the UTF-8 text
+//
+//	stream 0x1F entity 0x1F windowStartUnixNanos 0x1F windowEndUnixNanos 0x1F modelVersion
+//
+// (decimal integers, 0x1F the ASCII unit separator), as 32 lowercase hex
+// digits. It is the same wherever and whenever the row is produced, so a
+// replayed window gets the same id, and it can be recomputed in SQL, e.g. in
+// Athena: lower(substr(to_hex(sha256(to_utf8(concat_ws(chr(31), ...)))), 1, 32)).
+func ResultID(stream, entity string, windowStart, windowEnd time.Time, modelVersion string) string {
+	var buf [256]byte
+	var out [32]byte
+	id := appendResultID(out[:0], buf[:0], stream, entity, windowStart.UnixNano(), windowEnd.UnixNano(), modelVersion)
+	return string(id)
+}
+
+// appendResultID appends the hex id to dst, using scratch for the hash input
+// so the per-row path allocates nothing when both have capacity.
+func appendResultID(dst, scratch []byte, stream, entity string, wsNanos, weNanos int64, model string) []byte {
+	scratch = append(scratch, stream...)
+	scratch = append(scratch, 0x1f)
+	scratch = append(scratch, entity...)
+	scratch = append(scratch, 0x1f)
+	scratch = strconv.AppendInt(scratch, wsNanos, 10)
+	scratch = append(scratch, 0x1f)
+	scratch = strconv.AppendInt(scratch, weNanos, 10)
+	scratch = append(scratch, 0x1f)
+	scratch = append(scratch, model...)
+	sum := sha256.Sum256(scratch)
+	n := len(dst)
+	dst = append(dst, make([]byte, 32)...)
+	hex.Encode(dst[n:], sum[:16])
+	return dst
+}
+
+// Tee writes every batch to all of sinks and acks it once all of them have:
+// with nil if every sink made it durable, otherwise with the first error.
+// If a sink refuses the batch, the sinks that accepted it still ack, and the
+// batch is acked with the refusal.
+func Tee(sinks ...Sink) Sink { return tee(sinks) }
+
+type tee []Sink
+
+func (t tee) Write(ctx context.Context, b Batch) error {
+	var (
+		left     atomic.Int32
+		firstErr error
+		mu       sync.Mutex
+	)
+	left.Store(int32(len(t)))
+	done := func(err error) {
+		if err != nil {
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+		}
+		if left.Add(-1) == 0 {
+			mu.Lock()
+			e := firstErr
+			mu.Unlock()
+			b.Ack(e)
+		}
+	}
+	for i, s := range t {
+		sb := b
+		sb.Ack = done
+		if err := s.Write(ctx, sb); err != nil {
+			if i == 0 {
+				return err // nobody has the batch yet: refuse it whole
+			}
+			for range len(t) - i {
+				done(err)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t tee) Flush(ctx context.Context) error {
+	var errs []error
+	for _, s := range t {
+		errs = append(errs, s.Flush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (t tee) Close(ctx context.Context) error {
+	var errs []error
+	for _, s := range t {
+		errs = append(errs, s.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
