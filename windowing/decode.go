@@ -107,6 +107,7 @@ type Decoder struct {
 	vals     []fieldVal
 	offset   uint64
 	rec      []byte
+	keyBuf   []byte
 }
 
 // NewDecoder returns a decoder for schema. mem may be nil for the default
@@ -232,18 +233,18 @@ func (d *Decoder) parse() error {
 			if p >= len(r) || r[p] != '"' {
 				return d.errf(-1, p, "invalid JSON: expected a field name")
 			}
-			// Field names are compared without unescaping: a declared
-			// field written with escapes in its name is not recognised
-			// (and so, if it is the entity or time, the record is rejected).
 			end, esc, ok := scanString(r, p)
 			if !ok {
 				return d.errf(-1, p, "invalid JSON: bad string")
 			}
+			name := r[p+1 : end-1]
+			if esc { // rare: a field name written with escapes
+				d.keyBuf = unescape(d.keyBuf[:0], name)
+				name = d.keyBuf
+			}
 			slot := -1
-			if !esc {
-				if i, found := d.index[string(r[p+1:end-1])]; found {
-					slot = i
-				}
+			if i, found := d.index[string(name)]; found {
+				slot = i
 			}
 			p = d.skipSpace(end)
 			if p >= len(r) || r[p] != ':' {
