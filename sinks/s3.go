@@ -111,10 +111,13 @@ func NewS3(o S3Options) (*S3, error) {
 	}
 	m := o.Metrics.forSink("s3")
 	h := &s3Handler{
-		o:      o,
-		m:      m,
-		r:      &retrier{name: "s3", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
-		tm:     transfermanager.New(o.Client, func(t *transfermanager.Options) { t.PartSizeBytes = o.PartSize; t.MultipartUploadThreshold = 2 * o.PartSize }),
+		o: o,
+		m: m,
+		r: &retrier{name: "s3", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
+		tm: transfermanager.New(o.Client, func(t *transfermanager.Options) {
+			t.PartSizeBytes = o.PartSize
+			t.MultipartUploadThreshold = 2 * o.PartSize
+		}),
 		shards: map[shardKey]*s3Shard{},
 		sem:    make(chan struct{}, o.Uploads),
 		freed:  make(chan int64, 64),
@@ -205,7 +208,6 @@ type s3Handler struct {
 	tm         *transfermanager.Client
 	props      *parquet.WriterProperties
 	arrowProps pqarrow.ArrowWriterProperties
-	mem        memory.Allocator
 
 	shards  map[shardKey]*s3Shard
 	sem     chan struct{}
