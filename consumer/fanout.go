@@ -4,11 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 )
+
+// ownEventStreamCodec gives one SubscribeToShard call its own protocol
+// instance. The SDK's protocol keeps event-stream decoding scratch state in
+// a codec shared by every call on a client, unsynchronized (smithy-go issue
+// 714), so concurrent subscriptions on one client are a data race.
+func ownEventStreamCodec(o *kinesis.Options) {
+	o.Protocol = awsjson.New11(schemas.Kinesis_20131202)
+}
 
 // registerFanOut registers the application's enhanced fan-out consumer on
 // the stream (or finds it registered) and waits until it is ACTIVE.
@@ -87,7 +98,7 @@ func (f *subscriber) subscribe(ctx context.Context) error {
 		ConsumerARN:      &f.s.consumerARN,
 		ShardId:          &f.shardID,
 		StartingPosition: f.position(),
-	})
+	}, ownEventStreamCodec)
 	if err != nil {
 		return fmt.Errorf("subscribe to %s/%s: %w", f.s.cfg.Name, f.shardID, err)
 	}
@@ -100,6 +111,15 @@ func (f *subscriber) subscribe(ctx context.Context) error {
 // switches to polling from the last position.
 func (f *subscriber) fail(ctx context.Context, err error) {
 	f.close()
+	var inUse *types.ResourceInUseException
+	if errors.As(err, &inUse) {
+		// The previous subscription (ours, or the previous owner's) is still
+		// winding down: Kinesis refuses a new one for a few seconds. That is
+		// not a failure of fan-out; wait and retry.
+		f.c.log.Debug("previous subscription still active; retrying", "stream", f.s.cfg.Name, "shard", f.shardID)
+		sleep(ctx, time.Second/2+rand.N(time.Second/2))
+		return
+	}
 	f.failures++
 	var lim *types.LimitExceededException
 	if errors.As(err, &lim) {
