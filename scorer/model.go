@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -262,9 +263,45 @@ func LoadModel(ctx context.Context, uri string, getter ObjectGetter, opts ...Loa
 		}
 		return ParseModel(data, append(opts, withSource(uri, "etag:"+etag))...)
 	}
-	data, err := os.ReadFile(uri)
+	p, err := resolveModelPath(uri)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	return ParseModel(data, append(opts, withSource(uri, ""))...)
+	return ParseModel(data, append(opts, withSource(p, ""))...)
+}
+
+// resolveModelPath maps a directory (SageMaker unpacks model artifacts into
+// /opt/ml/model) to the model file in it: xgboost-model, model.json,
+// model.ubj or model.tar.gz, else its only regular file.
+func resolveModelPath(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	if !st.IsDir() {
+		return p, nil
+	}
+	for _, name := range []string{"xgboost-model", "model.json", "model.ubj", "model.tar.gz"} {
+		if st, err := os.Stat(filepath.Join(p, name)); err == nil && st.Mode().IsRegular() {
+			return filepath.Join(p, name), nil
+		}
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return "", fmt.Errorf("model: %w", err)
+	}
+	var files []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			files = append(files, e.Name())
+		}
+	}
+	if len(files) != 1 {
+		return "", fmt.Errorf("model: directory %s holds %d files %v and no xgboost-model, model.json, model.ubj or model.tar.gz", p, len(files), files)
+	}
+	return filepath.Join(p, files[0]), nil
 }

@@ -157,19 +157,23 @@ func (w *Watcher) load(ctx context.Context, lastTag string) (*Model, string, err
 		m, err := ParseModel(data, append(w.o.Load, withSource(w.uri, "etag:"+etag))...)
 		return m, etag, err
 	}
-	st, err := os.Stat(w.uri)
+	path, err := resolveModelPath(w.uri)
+	if err != nil {
+		return nil, "", err
+	}
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("model: %w", err)
 	}
-	tag := fmt.Sprintf("%d/%d", st.Size(), st.ModTime().UnixNano())
+	tag := fmt.Sprintf("%s/%d/%d", path, st.Size(), st.ModTime().UnixNano())
 	if tag == lastTag {
 		return nil, "", nil
 	}
-	data, err := os.ReadFile(w.uri)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("model: %w", err)
 	}
 	sum := sha256.Sum256(data)
-	m, err := ParseModel(data, append(w.o.Load, withSource(w.uri, "sha256:"+hex.EncodeToString(sum[:8])))...)
+	m, err := ParseModel(data, append(w.o.Load, withSource(path, "sha256:"+hex.EncodeToString(sum[:8])))...)
 	return m, tag, err
 }

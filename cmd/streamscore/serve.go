@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/spf13/cobra"
+
+	"github.com/streamscore/streamscore/scorer"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		modelPath              string
+		port                   int
+		host                   string
+		readTimeout, writeTime time.Duration
+		reload                 time.Duration
+		maxBody                int64
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve a model over SageMaker's inference container contract (GET /ping, POST /invocations)",
+		Long: `Serve a model as a SageMaker bring-your-own-container endpoint: GET /ping,
+POST /invocations (text/csv, application/json, application/jsonlines in; CSV or
+{"predictions":[...]} out), and the runtime API path POST /endpoints/NAME/invocations
+so the AWS SDK can call it directly. Bodies over 6 MB get 413. The model file is
+watched and hot-reloaded when it changes.
+
+In a SageMaker container the model artifact is unpacked into /opt/ml/model (the
+default) and the port is 8080 (or $SAGEMAKER_BIND_TO_PORT).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if p := os.Getenv("SAGEMAKER_BIND_TO_PORT"); p != "" && !cmd.Flags().Changed("port") {
+				v, err := strconv.Atoi(p)
+				if err != nil {
+					return fmt.Errorf("SAGEMAKER_BIND_TO_PORT=%q: %w", p, err)
+				}
+				port = v
+			}
+			opts := scorer.WatchOptions{Interval: reload, Logger: slog.Default()}
+			if strings.HasPrefix(modelPath, "s3://") {
+				cfg, err := config.LoadDefaultConfig(ctx)
+				if err != nil {
+					return fmt.Errorf("aws config: %w", err)
+				}
+				opts.S3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
+			}
+			w, err := scorer.WatchModel(ctx, modelPath, opts)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			inf := w.Current().Info()
+			addr := net.JoinHostPort(host, strconv.Itoa(port))
+			slog.Info("serving model", "addr", addr, "model", inf.Source, "version", inf.Version,
+				"objective", inf.Objective, "trees", inf.Trees, "features", len(inf.Features))
+			h := scorer.NewHandler(w, scorer.ServeOptions{MaxBodyBytes: maxBody, Logger: slog.Default()})
+			return scorer.Serve(ctx, addr, h, readTimeout, writeTime)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&modelPath, "model", "/opt/ml/model", "model file, directory holding one, or s3:// URI")
+	f.IntVar(&port, "port", 8080, "port to listen on")
+	f.StringVar(&host, "host", "0.0.0.0", "address to listen on")
+	f.DurationVar(&readTimeout, "read-timeout", 30*time.Second, "request read timeout")
+	f.DurationVar(&writeTime, "write-timeout", 60*time.Second, "response write timeout (SageMaker allows 60 s)")
+	f.DurationVar(&reload, "reload-interval", 30*time.Second, "how often to check the model for a new version")
+	f.Int64Var(&maxBody, "max-body", scorer.MaxPayloadBytes, "largest request body in bytes (at most 6 MB)")
+	return cmd
+}
