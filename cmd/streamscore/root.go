@@ -29,6 +29,9 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newDevCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
+		newLoadtestCmd(),
+		newModelCmd(),
+		newServeCmd(),
 	)
 	return root
 }
