@@ -1,0 +1,230 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// Reasons a record is dead-lettered.
+const (
+	ReasonUndecodable   = "undecodable"
+	ReasonDeaggregation = "deaggregation"
+	ReasonLate          = "late"
+	ReasonUnscorable    = "unscorable"
+)
+
+// Poison is one input record that cannot be processed, with the reason.
+type Poison struct {
+	// Reason is one of the Reason* constants (or another short token).
+	Reason string
+	// Detail is the error text, e.g. the decoder's message naming the field.
+	Detail string
+	// Stream, Shard and Position say where the record came from.
+	Stream   string
+	Shard    string
+	Position Position
+	// Data is the record's original bytes.
+	Data []byte
+}
+
+// DeadLetterSQS is the part of the SQS client the dead-letter queue uses.
+type DeadLetterSQS interface {
+	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// DeadLetterS3 is the part of the S3 client used for records too large for
+// an SQS message.
+type DeadLetterS3 interface {
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// DeadLetterOptions configure the dead-letter queue.
+type DeadLetterOptions struct {
+	// SQS and QueueURL name the queue.
+	SQS      DeadLetterSQS
+	QueueURL string
+	// S3 and Bucket receive records whose base64 body would exceed
+	// MaxBodyBytes; without them such a record fails permanently.
+	S3     DeadLetterS3
+	Bucket string
+	// Prefix is prepended to the S3 keys of large records.
+	Prefix string
+	// MaxBodyBytes is the largest base64 body sent inline; default 200 KiB,
+	// leaving room for attributes under SQS's 256 KiB message and batch limit.
+	MaxBodyBytes int
+	// Backoff is the retry schedule.
+	Backoff Backoff
+	// Metrics receives the sink's metrics (label sink="deadletter").
+	Metrics *Metrics
+	// Logger receives retry warnings; default slog.Default().
+	Logger *slog.Logger
+}
+
+// DeadLetter sends poison records to SQS: the original bytes base64-encoded
+// as the body, the reason, stream, shard and position as message
+// attributes, up to 10 messages per SendMessageBatch call. Records too large
+// for a message go to S3 under a key derived from their position (a replay
+// overwrites it), and the message carries a pointer instead.
+type DeadLetter struct {
+	o DeadLetterOptions
+	m *sinkMetrics
+	r *retrier
+}
+
+// NewDeadLetter creates a dead-letter queue sink.
+func NewDeadLetter(o DeadLetterOptions) (*DeadLetter, error) {
+	if o.SQS == nil || o.QueueURL == "" {
+		return nil, errors.New("sinks: DeadLetterOptions.SQS and QueueURL are required")
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 200 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := o.Metrics.forSink("deadletter")
+	return &DeadLetter{o: o, m: m, r: &retrier{name: "deadletter", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger}}, nil
+}
+
+// Pointer is the body of a dead-letter message whose record went to S3.
+type Pointer struct {
+	Bucket string `json:"s3_bucket"`
+	Key    string `json:"s3_key"`
+	Size   int    `json:"size"`
+}
+
+// Send makes recs durable in the dead-letter queue and returns once they
+// are, retrying transient failures until ctx ends. The pipeline may
+// checkpoint past a poison record only after Send returned nil for it. Safe
+// for concurrent use.
+func (d *DeadLetter) Send(ctx context.Context, recs ...Poison) error {
+	start := time.Now()
+	var entries []sqstypes.SendMessageBatchRequestEntry
+	size := 0
+	flush := func() error {
+		if len(entries) == 0 {
+			return nil
+		}
+		err := d.sendBatch(ctx, entries)
+		entries, size = nil, 0
+		return err
+	}
+	for i, p := range recs {
+		body, where, err := d.body(ctx, p)
+		if err != nil {
+			return err
+		}
+		e := sqstypes.SendMessageBatchRequestEntry{
+			Id:                aws.String(strconv.Itoa(len(entries))),
+			MessageBody:       aws.String(body),
+			MessageAttributes: d.attributes(p, where),
+		}
+		n := len(body) + 512 + len(p.Detail)
+		if len(entries) == 10 || size+n > 250<<10 {
+			if err := flush(); err != nil {
+				return fmt.Errorf("dead-lettering record %d of %d: %w", i, len(recs), err)
+			}
+			e.Id = aws.String("0")
+		}
+		entries = append(entries, e)
+		size += n
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	d.m.rows.Add(float64(len(recs)))
+	d.m.latency.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (d *DeadLetter) body(ctx context.Context, p Poison) (body, where string, err error) {
+	if base64.StdEncoding.EncodedLen(len(p.Data)) <= d.o.MaxBodyBytes {
+		return base64.StdEncoding.EncodeToString(p.Data), "inline", nil
+	}
+	if d.o.S3 == nil || d.o.Bucket == "" {
+		return "", "", &PermanentError{Sink: "deadletter", Err: fmt.Errorf("record %s/%s %s is %d bytes, above MaxBodyBytes, and no S3 bucket is configured", p.Stream, p.Shard, p.Position, len(p.Data))}
+	}
+	key := fmt.Sprintf("%sdeadletter/stream=%s/shard=%s/%s.bin", d.o.Prefix, p.Stream, p.Shard, p.Position)
+	err = d.r.do(ctx, "PutObject", func(ctx context.Context) error {
+		_, err := d.o.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(d.o.Bucket), Key: aws.String(key), Body: bytes.NewReader(p.Data)})
+		return err
+	})
+	if err != nil {
+		return "", "", err
+	}
+	d.m.bytes.Add(float64(len(p.Data)))
+	b, _ := json.Marshal(Pointer{Bucket: d.o.Bucket, Key: key, Size: len(p.Data)})
+	return string(b), "s3", nil
+}
+
+func (d *DeadLetter) attributes(p Poison, where string) map[string]sqstypes.MessageAttributeValue {
+	s := func(v string) sqstypes.MessageAttributeValue {
+		return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
+	a := map[string]sqstypes.MessageAttributeValue{
+		"reason":          s(p.Reason),
+		"stream":          s(p.Stream),
+		"shard":           s(p.Shard),
+		"sequence_number": s(p.Position.Sequence),
+		"sub_sequence":    {DataType: aws.String("Number"), StringValue: aws.String(strconv.FormatUint(p.Position.SubSequence, 10))},
+		"payload":         s(where),
+	}
+	if p.Detail != "" {
+		detail := p.Detail
+		if len(detail) > 1024 {
+			detail = detail[:1024]
+		}
+		a["detail"] = s(detail)
+	}
+	for k, v := range a {
+		if aws.ToString(v.StringValue) == "" {
+			delete(a, k) // SQS rejects empty attribute values
+		}
+	}
+	return a
+}
+
+// sendBatch sends up to 10 entries, retrying the ones SQS reports failed
+// unless SQS blames the sender.
+func (d *DeadLetter) sendBatch(ctx context.Context, entries []sqstypes.SendMessageBatchRequestEntry) error {
+	err := d.r.do(ctx, "SendMessageBatch", func(ctx context.Context) error {
+		out, err := d.o.SQS.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(d.o.QueueURL), Entries: entries})
+		if err != nil {
+			return err
+		}
+		if len(out.Failed) == 0 {
+			return nil
+		}
+		failed := map[string]sqstypes.BatchResultErrorEntry{}
+		for _, f := range out.Failed {
+			if f.SenderFault {
+				return &PermanentError{Sink: "deadletter", Err: fmt.Errorf("SQS rejected message: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))}
+			}
+			failed[aws.ToString(f.Id)] = f
+		}
+		var retry []sqstypes.SendMessageBatchRequestEntry
+		for _, e := range entries {
+			if _, ok := failed[aws.ToString(e.Id)]; ok {
+				retry = append(retry, e)
+			}
+		}
+		entries = retry
+		return fmt.Errorf("SQS failed %d of the batch's messages (first: %s)", len(retry), aws.ToString(out.Failed[0].Code))
+	})
+	if err == nil {
+		d.m.flushes.Inc()
+	}
+	return err
+}
