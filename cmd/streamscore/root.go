@@ -29,7 +29,6 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newDevCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
-		newLoadtestCmd(),
 		newModelCmd(),
 		newServeCmd(),
 	)
