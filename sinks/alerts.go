@@ -1,0 +1,402 @@
+package sinks
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+)
+
+// AlertLevel is one severity of a rule: the rule is at this level while
+// the score is at or above Threshold.
+type AlertLevel struct {
+	Severity  string  `yaml:"severity" json:"severity"`
+	Threshold float64 `yaml:"threshold" json:"threshold"`
+}
+
+// AlertRule turns a score sequence per entity into alerts.
+type AlertRule struct {
+	// Name identifies the rule in messages and deduplication ids.
+	Name string `yaml:"name" json:"name"`
+	// Stream and Model restrict the rule; empty matches any.
+	Stream string `yaml:"stream" json:"stream"`
+	Model  string `yaml:"model" json:"model"`
+	// Score names the score column; default "score".
+	Score string `yaml:"score" json:"score"`
+	// Levels are the severities, any order; the highest threshold reached wins.
+	Levels []AlertLevel `yaml:"levels" json:"levels"`
+	// FireAfter is how many consecutive windows at or above the lowest
+	// threshold fire the alert; default 1.
+	FireAfter int `yaml:"fire_after" json:"fire_after"`
+	// ClearAfter is how many consecutive windows below it clear the alert;
+	// default 1.
+	ClearAfter int `yaml:"clear_after" json:"clear_after"`
+	// Cooldown suppresses a new firing for the same entity until this long
+	// (in event time, window ends) after the previous notification, so a
+	// flapping machine does not page every few minutes.
+	Cooldown time.Duration `yaml:"cooldown" json:"cooldown"`
+}
+
+// Alert states.
+const (
+	StateFiring   = "firing"
+	StateResolved = "resolved"
+)
+
+// Alert is one notification. Score alerts come from rules; other alerts
+// (a circuit breaker opening) are sent with Alerts.Notify.
+type Alert struct {
+	Rule        string             `json:"rule"`
+	State       string             `json:"state"`
+	Severity    string             `json:"severity"`
+	Stream      string             `json:"stream,omitempty"`
+	Entity      string             `json:"entity,omitempty"`
+	Model       string             `json:"model,omitempty"`
+	Score       float64            `json:"score"`
+	Threshold   float64            `json:"threshold"`
+	WindowStart time.Time          `json:"window_start"`
+	WindowEnd   time.Time          `json:"window_end"`
+	ResultID    string             `json:"result_id,omitempty"`
+	Features    map[string]float64 `json:"features,omitempty"`
+	// Subject is the human-readable one-liner (at most 100 characters).
+	Subject string `json:"subject"`
+	// Message is free text for non-score alerts.
+	Message string `json:"message,omitempty"`
+}
+
+// dedupID is the FIFO deduplication id: a hash of rule, entity, window and
+// state, so a replayed window does not alert twice.
+func (a *Alert) dedupID() string {
+	h := sha256.Sum256([]byte(strings.Join([]string{a.Rule, a.Stream, a.Entity, strconv.FormatInt(a.WindowStart.UnixNano(), 10), strconv.FormatInt(a.WindowEnd.UnixNano(), 10), a.State, a.Severity}, "\x1f")))
+	return hex.EncodeToString(h[:])
+}
+
+// AlertsAPI is the part of the SNS client the alert sink uses.
+type AlertsAPI interface {
+	PublishBatch(context.Context, *sns.PublishBatchInput, ...func(*sns.Options)) (*sns.PublishBatchOutput, error)
+}
+
+// AlertOptions configure the alert sink.
+type AlertOptions struct {
+	// Client and TopicARN name the topic. A topic whose name ends in ".fifo"
+	// gets MessageGroupId = entity and a MessageDeduplicationId per
+	// (rule, entity, window, state).
+	Client   AlertsAPI
+	TopicARN string
+	// Rules are evaluated on every row of every batch.
+	Rules []AlertRule
+	// MaxEntities bounds the per-entity rule state; the least recently
+	// seen entities are forgotten beyond it. Default 100,000.
+	MaxEntities int
+	// Queue is how many batches Write buffers before it blocks; default 16.
+	Queue int
+	// Backoff is the retry schedule.
+	Backoff Backoff
+	// Metrics receives the sink's metrics (label sink="alerts").
+	Metrics *Metrics
+	// Logger receives retry warnings; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Alerts evaluates alert rules on scored windows and publishes alerts to
+// SNS with PublishBatch. A batch is acked once every alert it raised has
+// been published.
+type Alerts struct {
+	*runner
+	h *alertHandler
+}
+
+// NewAlerts starts an alert sink.
+func NewAlerts(o AlertOptions) (*Alerts, error) {
+	if o.Client == nil || o.TopicARN == "" {
+		return nil, errors.New("sinks: AlertOptions.Client and TopicARN are required")
+	}
+	for i := range o.Rules {
+		r := &o.Rules[i]
+		if r.Name == "" {
+			return nil, fmt.Errorf("sinks: alert rule %d: name is required", i)
+		}
+		if len(r.Levels) == 0 {
+			return nil, fmt.Errorf("sinks: alert rule %q: at least one level is required", r.Name)
+		}
+		r.Levels = slices.Clone(r.Levels)
+		slices.SortFunc(r.Levels, func(a, b AlertLevel) int {
+			if a.Threshold < b.Threshold {
+				return -1
+			}
+			if a.Threshold > b.Threshold {
+				return 1
+			}
+			return 0
+		})
+		if r.Score == "" {
+			r.Score = ColScore
+		}
+		r.FireAfter = max(r.FireAfter, 1)
+		r.ClearAfter = max(r.ClearAfter, 1)
+	}
+	if o.MaxEntities <= 0 {
+		o.MaxEntities = 100_000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := o.Metrics.forSink("alerts")
+	h := &alertHandler{
+		o: o, m: m, fifo: strings.HasSuffix(o.TopicARN, ".fifo"),
+		r:     &retrier{name: "alerts", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
+		state: map[alertKey]*alertState{},
+	}
+	return &Alerts{runner: newRunner("alerts", h, m, o.Queue, 0), h: h}, nil
+}
+
+// Notify publishes an alert that does not come from a score rule, such as
+// a circuit breaker changing state, and returns once it is published. Safe
+// for concurrent use.
+func (a *Alerts) Notify(ctx context.Context, al Alert) error {
+	if al.State == "" {
+		al.State = StateFiring
+	}
+	if al.Subject == "" {
+		al.Subject = fmt.Sprintf("[%s] %s", strings.ToUpper(al.Severity), al.Rule)
+	}
+	return a.h.publish(ctx, []Alert{al})
+}
+
+type alertKey struct{ rule, stream, entity string }
+
+type alertState struct {
+	above, below int
+	firing       bool
+	notified     bool // the current firing was sent (not suppressed by cooldown)
+	severity     int  // index into Levels of the current firing
+	lastNotified time.Time
+	seen         uint64
+}
+
+type alertHandler struct {
+	o     AlertOptions
+	m     *sinkMetrics
+	r     *retrier
+	fifo  bool
+	state map[alertKey]*alertState
+	clock uint64
+}
+
+func (h *alertHandler) flush(context.Context) <-chan struct{} { return closedChan() }
+func (h *alertHandler) tick(context.Context, time.Time)       {}
+
+func (h *alertHandler) handle(ctx context.Context, b Batch) {
+	v, err := newView(b.Rec)
+	if err != nil {
+		b.Ack(&PermanentError{Sink: "alerts", Err: fmt.Errorf("batch %s/%s: %w", b.Stream, b.Shard, err)})
+		return
+	}
+	var out []Alert
+	for ri := range h.o.Rules {
+		r := &h.o.Rules[ri]
+		if r.Stream != "" && r.Stream != b.Stream {
+			continue
+		}
+		for i := range v.n {
+			// An update revises a window already judged: counting it again
+			// would break "N consecutive windows".
+			if v.isUpdate(i) {
+				continue
+			}
+			model := v.modelVersion(i)
+			if r.Model != "" && r.Model != model {
+				continue
+			}
+			score, ok := v.score(r.Score, i)
+			if !ok || math.IsNaN(score) {
+				continue
+			}
+			if al, ok := h.step(r, b.Stream, v, i, score, model); ok {
+				out = append(out, al)
+			}
+		}
+	}
+	h.evict()
+	b.Ack(h.publish(ctx, out))
+}
+
+// step advances one entity's rule state by one window and returns the
+// notification it causes, if any.
+func (h *alertHandler) step(r *AlertRule, stream string, v *view, i int, score float64, model string) (Alert, bool) {
+	k := alertKey{r.Name, stream, v.entity.Value(i)}
+	st := h.state[k]
+	if st == nil {
+		st = &alertState{}
+		h.state[k] = st
+	}
+	h.clock++
+	st.seen = h.clock
+	level := -1
+	for li, l := range r.Levels {
+		if score >= l.Threshold {
+			level = li
+		}
+	}
+	we := v.we.time(i)
+	mk := func(state string, li int) Alert {
+		l := r.Levels[li]
+		al := Alert{
+			Rule: r.Name, State: state, Severity: l.Severity, Stream: stream, Entity: k.entity, Model: model,
+			Score: score, Threshold: l.Threshold, WindowStart: v.ws.time(i), WindowEnd: we,
+			ResultID: ResultID(stream, k.entity, v.ws.time(i), we, model),
+		}
+		if len(v.features) <= 64 {
+			al.Features = make(map[string]float64, len(v.features))
+			for _, f := range v.features {
+				if x, ok := f.value(i); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
+					al.Features[f.name] = x
+				}
+			}
+		}
+		cmp := ">="
+		if state == StateResolved {
+			cmp = "<"
+		}
+		al.Subject = fmt.Sprintf("[%s] %s %s: %s %.3g %s %.3g (%s, %s)", strings.ToUpper(l.Severity), r.Name, state, k.entity, score, cmp, l.Threshold, model, stream)
+		return al
+	}
+	if level < 0 {
+		st.above = 0
+		st.below++
+		if st.firing && st.below >= r.ClearAfter {
+			st.firing = false
+			if st.notified {
+				st.notified = false
+				return mk(StateResolved, 0), true
+			}
+		}
+		return Alert{}, false
+	}
+	st.below = 0
+	st.above++
+	switch {
+	case !st.firing && st.above >= r.FireAfter:
+		st.firing, st.severity = true, level
+		if !st.lastNotified.IsZero() && we.Sub(st.lastNotified) < r.Cooldown {
+			st.notified = false
+			return Alert{}, false
+		}
+		st.notified, st.lastNotified = true, we
+		return mk(StateFiring, level), true
+	case st.firing && level > st.severity:
+		// Escalation pages even within the cooldown: it is new information.
+		st.severity, st.notified, st.lastNotified = level, true, we
+		return mk(StateFiring, level), true
+	}
+	return Alert{}, false
+}
+
+// evict forgets the least recently seen entities beyond MaxEntities.
+func (h *alertHandler) evict() {
+	over := len(h.state) - h.o.MaxEntities
+	if over <= 0 {
+		return
+	}
+	type kv struct {
+		k    alertKey
+		seen uint64
+	}
+	all := make([]kv, 0, len(h.state))
+	for k, s := range h.state {
+		all = append(all, kv{k, s.seen})
+	}
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(a.seen, b.seen) })
+	for _, e := range all[:over] {
+		delete(h.state, e.k)
+	}
+}
+
+func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry, error) {
+	body, err := json.Marshal(a)
+	if err != nil {
+		return snstypes.PublishBatchRequestEntry{}, err
+	}
+	subject := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return ' '
+		}
+		return r
+	}, a.Subject)
+	if len(subject) > 100 {
+		subject = subject[:100]
+	}
+	attrs := map[string]snstypes.MessageAttributeValue{}
+	for k, v := range map[string]string{"severity": a.Severity, "stream": a.Stream, "entity": a.Entity, "model": a.Model, "state": a.State, "rule": a.Rule} {
+		if v != "" {
+			attrs[k] = snstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+		}
+	}
+	e := snstypes.PublishBatchRequestEntry{
+		Id: aws.String(strconv.Itoa(i)), Message: aws.String(string(body)), Subject: aws.String(subject), MessageAttributes: attrs,
+	}
+	if h.fifo {
+		group := a.Entity
+		if group == "" {
+			group = a.Rule
+		}
+		e.MessageGroupId = aws.String(group)
+		e.MessageDeduplicationId = aws.String(a.dedupID())
+	}
+	return e, nil
+}
+
+// publish sends alerts 10 per PublishBatch call, retrying failed entries.
+func (h *alertHandler) publish(ctx context.Context, alerts []Alert) error {
+	start := time.Now()
+	for len(alerts) > 0 {
+		n := min(10, len(alerts))
+		entries := make([]snstypes.PublishBatchRequestEntry, 0, n)
+		for i := range n {
+			e, err := h.entry(i, &alerts[i])
+			if err != nil {
+				return &PermanentError{Sink: "alerts", Err: err}
+			}
+			entries = append(entries, e)
+		}
+		err := h.r.do(ctx, "PublishBatch", func(ctx context.Context) error {
+			out, err := h.o.Client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(h.o.TopicARN), PublishBatchRequestEntries: entries})
+			if err != nil {
+				return err
+			}
+			if len(out.Failed) == 0 {
+				return nil
+			}
+			failed := map[string]bool{}
+			for _, f := range out.Failed {
+				if f.SenderFault {
+					return &PermanentError{Sink: "alerts", Err: fmt.Errorf("SNS rejected alert: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))}
+				}
+				failed[aws.ToString(f.Id)] = true
+			}
+			entries = slices.DeleteFunc(entries, func(e snstypes.PublishBatchRequestEntry) bool { return !failed[aws.ToString(e.Id)] })
+			return fmt.Errorf("SNS failed %d alerts of the batch (first: %s)", len(entries), aws.ToString(out.Failed[0].Code))
+		})
+		if err != nil {
+			return err
+		}
+		h.m.rows.Add(float64(n))
+		h.m.flushes.Inc()
+		alerts = alerts[n:]
+	}
+	h.m.latency.Observe(time.Since(start).Seconds())
+	return nil
+}

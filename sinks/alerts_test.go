@@ -1,0 +1,230 @@
+package sinks
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/streamscore/streamscore/devstack"
+	"github.com/streamscore/streamscore/devstack/devstacktest"
+)
+
+// received is an alert as a subscriber's queue sees it.
+type received struct {
+	alert Alert
+	attrs map[string]string
+	subj  string
+}
+
+// drain reads the queue until want messages arrived and then quiet
+// seconds pass without more (so extra messages are caught too).
+func drain(t *testing.T, env *devstacktest.Env, queue string, want int, quiet time.Duration) []received {
+	t.Helper()
+	ctx := devstacktest.Ctx(t)
+	var out []received
+	deadline := time.Now().Add(45 * time.Second)
+	lastNew := time.Now()
+	for time.Now().Before(deadline) {
+		if len(out) >= want && time.Since(lastNew) > quiet {
+			break
+		}
+		res, err := env.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res.Messages {
+			// Raw delivery is off: the body is the SNS envelope.
+			var envl struct {
+				Subject           string
+				Message           string
+				MessageAttributes map[string]struct{ Type, Value string }
+			}
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &envl); err != nil {
+				t.Fatalf("queue body is not an SNS envelope: %v: %s", err, aws.ToString(m.Body))
+			}
+			r := received{subj: envl.Subject, attrs: map[string]string{}}
+			if err := json.Unmarshal([]byte(envl.Message), &r.alert); err != nil {
+				t.Fatalf("alert body: %v: %s", err, envl.Message)
+			}
+			for k, v := range envl.MessageAttributes {
+				r.attrs[k] = v.Value
+			}
+			out = append(out, r)
+			lastNew = time.Now()
+			if _, err := env.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return out
+}
+
+// alertScript is a score sequence for one entity, one window a minute.
+func alertScript(t0 time.Time, entity string, scores []float64) []row {
+	var rows []row
+	for i, s := range scores {
+		rows = append(rows, row{entity: entity, ws: t0.Add(time.Duration(i) * time.Minute), score: s, model: "xgb-7", feats: []float64{float64(i)}})
+	}
+	return rows
+}
+
+func alertRule() AlertRule {
+	return AlertRule{Name: "failure-risk", Stream: "factory", Levels: []AlertLevel{{"critical", 0.9}, {"warning", 0.7}},
+		FireAfter: 2, ClearAfter: 2, Cooldown: 10 * time.Minute}
+}
+
+// The script: minutes 0-1 reach warning twice (fire at 1), 2 escalates to
+// critical, 3-4 fall below twice (resolve at 4), 5-6 fire again within the
+// cooldown (suppressed, and so is its clearing at 7-8), 14-15 fire after
+// the cooldown (fire at 15). press-2 never crosses.
+var (
+	scriptP1 = []float64{0.8, 0.85, 0.95, 0.5, 0.4, 0.8, 0.8, 0.3, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.75, 0.8}
+	scriptP2 = []float64{0.1, 0.69, 0.2, 0.1, 0.69, 0.3, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}
+)
+
+type wantAlert struct {
+	state, severity string
+	minute          int
+}
+
+var scriptWant = []wantAlert{{StateFiring, "warning", 1}, {StateFiring, "critical", 2}, {StateResolved, "warning", 4}, {StateFiring, "warning", 15}}
+
+func checkAlerts(t *testing.T, got []received, t0 time.Time) {
+	t.Helper()
+	slices.SortFunc(got, func(a, b received) int { return a.alert.WindowStart.Compare(b.alert.WindowStart) })
+	if len(got) != len(scriptWant) {
+		for _, g := range got {
+			t.Logf("got %s %s %v %s", g.alert.State, g.alert.Severity, g.alert.WindowStart, g.alert.Entity)
+		}
+		t.Fatalf("received %d alerts, want %d", len(got), len(scriptWant))
+	}
+	for i, w := range scriptWant {
+		g := got[i]
+		ws := t0.Add(time.Duration(w.minute) * time.Minute)
+		if g.alert.State != w.state || g.alert.Severity != w.severity || !g.alert.WindowStart.Equal(ws) || g.alert.Entity != "press-1" {
+			t.Errorf("alert %d = %s/%s %s at %v, want %s/%s press-1 at %v", i, g.alert.State, g.alert.Severity, g.alert.Entity, g.alert.WindowStart, w.state, w.severity, ws)
+		}
+		wantAttrs := map[string]string{"severity": w.severity, "stream": "factory", "entity": "press-1", "model": "xgb-7", "state": w.state, "rule": "failure-risk"}
+		for k, v := range wantAttrs {
+			if g.attrs[k] != v {
+				t.Errorf("alert %d attribute %s = %q, want %q", i, k, g.attrs[k], v)
+			}
+		}
+		if g.subj == "" || g.alert.ResultID != ResultID("factory", "press-1", ws, ws.Add(time.Minute), "xgb-7") {
+			t.Errorf("alert %d: subject %q result_id %s", i, g.subj, g.alert.ResultID)
+		}
+		if g.alert.Features["f00"] != float64(w.minute) {
+			t.Errorf("alert %d: features %v, want f00=%d", i, g.alert.Features, w.minute)
+		}
+	}
+}
+
+func writeScript(t *testing.T, s Sink, a *acks, name string, t0 time.Time) {
+	t.Helper()
+	rows := append(alertScript(t0, "press-1", scriptP1), alertScript(t0, "press-2", scriptP2)...)
+	// Two batches, split mid-script: rule state carries across batches.
+	for i, part := range [][]row{rows[:7], rows[7:16], rows[16:]} {
+		rec := resultRecord(t, 2, part)
+		if err := s.Write(devstacktest.Ctx(t), Batch{Stream: "factory", Shard: "sh", Range: Range{First: pos(i * 10), Last: pos(i*10 + 9)}, Rec: rec, Ack: a.fn(fmt.Sprint(name, i))}); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+}
+
+func TestAlertsHysteresisCooldownAttributes(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	topic, queue := env.CreateTopicQueue(t, false)
+	s, err := NewAlerts(AlertOptions{Client: env.SNS, TopicARN: topic, Rules: []AlertRule{alertRule()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a := newAcks()
+	writeScript(t, s, a, "b", t0)
+	a.wait(t, 30*time.Second, "b0", "b1", "b2")
+	checkAlerts(t, drain(t, env, queue, len(scriptWant), 2*time.Second), t0)
+}
+
+func TestAlertsFIFODeduplicatesReplay(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	topic, queue := env.CreateTopicQueue(t, true)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a := newAcks()
+	// The original run and, after a failover, a new owner replaying the
+	// same windows with rebuilt state.
+	for _, run := range []string{"first", "replay"} {
+		s, err := NewAlerts(AlertOptions{Client: env.SNS, TopicARN: topic, Rules: []AlertRule{alertRule()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeScript(t, s, a, run, t0)
+		a.wait(t, 30*time.Second, run+"0", run+"1", run+"2")
+		if err := s.Close(devstacktest.Ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkAlerts(t, drain(t, env, queue, len(scriptWant), 3*time.Second), t0)
+}
+
+func TestAlertsSNSOutage(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	topic, queue := env.CreateTopicQueue(t, false)
+	proxy := env.Proxy(t, env.Endpoints.SNS)
+	client := devstack.Endpoints{SNS: proxy.URL()}.Clients().SNS
+	m, reg := newMetrics(t)
+	s, err := NewAlerts(AlertOptions{Client: client, TopicARN: topic, Rules: []AlertRule{alertRule()}, Metrics: m,
+		Backoff: Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	if err := proxy.SetEnabled(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a := newAcks()
+	writeScript(t, s, a, "b", t0)
+	time.Sleep(2 * time.Second)
+	for i := range 3 {
+		if err, ok := a.get(fmt.Sprint("b", i)); ok {
+			t.Fatalf("batch %d acked (%v) while SNS was unreachable", i, err)
+		}
+	}
+	if r := counter(t, reg, "streamscore_sink_retries_total", "alerts"); r == 0 {
+		t.Fatal("no retries counted during the outage")
+	}
+	if err := proxy.SetEnabled(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 60*time.Second, "b0", "b1", "b2")
+	checkAlerts(t, drain(t, env, queue, len(scriptWant), 2*time.Second), t0)
+}
+
+func TestAlertsNotify(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	topic, queue := env.CreateTopicQueue(t, false)
+	s, err := NewAlerts(AlertOptions{Client: env.SNS, TopicARN: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	if err := s.Notify(devstacktest.Ctx(t), Alert{Rule: "breaker", Severity: "warning", Model: "sagemaker-xgb", Message: "circuit breaker open: falling back to the embedded model"}); err != nil {
+		t.Fatal(err)
+	}
+	got := drain(t, env, queue, 1, time.Second)
+	if len(got) != 1 || got[0].alert.Rule != "breaker" || got[0].attrs["severity"] != "warning" || got[0].attrs["model"] != "sagemaker-xgb" || got[0].subj != "[WARNING] breaker" {
+		t.Fatalf("received %+v", got)
+	}
+}
