@@ -14,7 +14,7 @@ TESTSTACK := $(CURDIR)/.devstack/test
 TESTFLAGS ?= -race -count=1 -timeout 40m
 TOOLS     := $(CURDIR)/.devstack/bin
 
-.PHONY: help build deps tools test test-short lint bench demo stack-up stack-down clean
+.PHONY: help build deps tools test test-short lint bench demo models stack-up stack-down clean
 
 help:
 	@echo "make demo        run the factory and churn pipelines on the local AWS stack, with load and a report"
@@ -65,6 +65,27 @@ demo: deps tools
 	$(BIN) dev up --config examples/factory.yaml --config examples/churn.yaml
 	$(BIN) dev status
 	$(BIN) dev down
+
+# Retrain the example models on the load generator's traffic, computed by the
+# pipeline's own windows (needs Debian's python3-xgboost: apt-get install
+# python3-xgboost). Seed 1 trains, seed 2 judges; the reports are committed.
+FACTORY_FEATURES := vibration_mean,vibration_max,vibration_std,vibration_delta,temperature_mean,temperature_max,temperature_p95,pressure_mean,rpm_mean,current_mean
+CHURN_FEATURES   := events,logins,purchases,support_tickets,spend,sessions,seconds_since_last
+MODELTMP         := $(CURDIR)/.devstack/models
+models: build
+	@mkdir -p $(MODELTMP)
+	$(BIN) loadtest dataset --scenario factory-demo --config examples/demo/factory.yaml --seed 1 --out $(MODELTMP)/factory-demo-train.csv
+	$(BIN) loadtest dataset --scenario factory-demo --config examples/demo/factory.yaml --seed 2 --out $(MODELTMP)/factory-demo-test.csv
+	/usr/bin/python3 examples/models/train.py --train $(MODELTMP)/factory-demo-train.csv --test $(MODELTMP)/factory-demo-test.csv \
+	  --features $(FACTORY_FEATURES) --threshold 0.7 --fire-after 2 --out examples/models/factory-demo.json --report examples/models/factory-demo.report.json
+	$(BIN) loadtest dataset --scenario factory --config examples/factory.yaml --seed 1 --out $(MODELTMP)/factory-train.csv
+	$(BIN) loadtest dataset --scenario factory --config examples/factory.yaml --seed 2 --out $(MODELTMP)/factory-test.csv
+	/usr/bin/python3 examples/models/train.py --train $(MODELTMP)/factory-train.csv --test $(MODELTMP)/factory-test.csv \
+	  --features $(FACTORY_FEATURES) --threshold 0.8 --fire-after 2 --out examples/models/factory-failure.json --report examples/models/factory-failure.report.json
+	$(BIN) loadtest dataset --scenario churn --config examples/churn.yaml --seed 1 --out $(MODELTMP)/churn-train.csv
+	$(BIN) loadtest dataset --scenario churn --config examples/churn.yaml --seed 2 --out $(MODELTMP)/churn-test.csv
+	/usr/bin/python3 examples/models/train.py --train $(MODELTMP)/churn-train.csv --test $(MODELTMP)/churn-test.csv \
+	  --features $(CHURN_FEATURES) --threshold 0.7 --fire-after 1 --out examples/models/churn.json --report examples/models/churn.report.json
 
 stack-up: build
 	$(BIN) dev up --config examples/factory.yaml --config examples/churn.yaml

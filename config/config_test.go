@@ -11,6 +11,8 @@ import (
 
 func TestExamplesAreValid(t *testing.T) {
 	files, err := filepath.Glob("../examples/*.yaml")
+	demo, _ := filepath.Glob("../examples/demo/*.yaml")
+	files = append(files, demo...)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no example configs found: %v", err)
 	}

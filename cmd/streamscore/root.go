@@ -29,6 +29,7 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newDevCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
+		newLoadtestCmd(),
 		newModelCmd(),
 		newServeCmd(),
 	)

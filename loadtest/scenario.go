@@ -1,0 +1,68 @@
+package loadtest
+
+import "time"
+
+// The scenarios below are the traffic the demo publishes and the example
+// models are trained on; keeping them in one place keeps the two in step.
+//
+// Production-like examples (examples/factory.yaml, examples/churn.yaml) use
+// 5-minute hopping windows and daily windows. The demo (examples/demo/) must
+// show failures, alerts and files within about a minute, so its fleet runs
+// on a compressed clock: readings every 250 ms, degradation over 40 s, and
+// 30-second windows sliding by 10 s. The churn demo replays three weeks of
+// history, compressed into the first part of the run.
+
+// FactoryDemoFleet is the fleet `make demo` publishes in real time: failures
+// fall between 30 s and 60 s after start.
+func FactoryDemoFleet(start time.Time, seed uint64) FleetConfig {
+	return FleetConfig{
+		Machines: 40, Interval: 250 * time.Millisecond, Start: start,
+		FailingFraction: 0.25, FailFrom: 30 * time.Second, FailTo: 60 * time.Second,
+		DegradeLead: 40 * time.Second,
+		DropoutRate: 0.02, DuplicateRate: 0.005,
+		OutOfOrderRate: 0.05, MaxDisorder: time.Second,
+		LateRate: 0.002, LateBy: 2 * time.Minute,
+		Seed: seed,
+	}
+}
+
+// FactoryDemoTraining is the demo fleet's clock over a longer run with many
+// more failures, for training the demo model.
+func FactoryDemoTraining(start time.Time, seed uint64) (FleetConfig, time.Duration) {
+	c := FactoryDemoFleet(start, seed)
+	c.Machines = 200
+	c.FailingFraction = 0.3
+	c.FailFrom, c.FailTo = 2*time.Minute, 28*time.Minute
+	return c, 30 * time.Minute
+}
+
+// FactoryTraining is the production-like fleet: a reading a second,
+// degradation over 10 minutes, failures spread over six hours.
+func FactoryTraining(start time.Time, seed uint64) (FleetConfig, time.Duration) {
+	return FleetConfig{
+		Machines: 100, Interval: time.Second, Start: start,
+		FailingFraction: 0.3, FailFrom: 30 * time.Minute, FailTo: 330 * time.Minute,
+		DegradeLead: 10 * time.Minute,
+		DropoutRate: 0.02, DuplicateRate: 0.005,
+		OutOfOrderRate: 0.05, MaxDisorder: 5 * time.Second,
+		Seed: seed,
+	}, 6 * time.Hour
+}
+
+// ChurnHistory is the app population: three weeks of events, a fifth of the
+// users churning in the second half after tapering for a week.
+func ChurnHistory(end time.Time, users int, seed uint64) AppConfig {
+	d := 21 * 24 * time.Hour
+	return AppConfig{
+		Users: users, Start: end.Add(-d).Truncate(24 * time.Hour), Duration: d,
+		ChurnFraction: 0.2, TaperLead: 7 * 24 * time.Hour, SessionsPerDay: 3, Seed: seed,
+	}
+}
+
+// Horizons: a window is labelled positive when the failure (churn) comes
+// within this long after the window's end.
+const (
+	FactoryDemoHorizon = 30 * time.Second
+	FactoryHorizon     = 5 * time.Minute
+	ChurnHorizon       = 10 * 24 * time.Hour
+)
