@@ -19,8 +19,9 @@ type FeatureTable struct {
 }
 
 // ReadFeatureCSV reads a CSV whose first row names the features; an empty
-// cell (or NaN) is a missing value. Errors name the line and column.
-func ReadFeatureCSV(r io.Reader) (*FeatureTable, error) {
+// cell (or NaN) is a missing value. Errors name the line and column. When
+// only is non-nil, other columns are kept out of the table unparsed.
+func ReadFeatureCSV(r io.Reader, only []string) (*FeatureTable, error) {
 	cr := csv.NewReader(bufio.NewReader(r))
 	cr.ReuseRecord = true
 	hdr, err := cr.Read()
@@ -30,8 +31,9 @@ func ReadFeatureCSV(r io.Reader) (*FeatureTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("csv: %w", err)
 	}
-	t := &FeatureTable{Names: make([]string, len(hdr)), Cols: make([][]float64, len(hdr))}
+	t := &FeatureTable{}
 	seen := map[string]bool{}
+	var keep []int // CSV column of each table column
 	for i, h := range hdr {
 		h = strings.TrimSpace(h)
 		if h == "" {
@@ -41,8 +43,12 @@ func ReadFeatureCSV(r io.Reader) (*FeatureTable, error) {
 			return nil, fmt.Errorf("csv: line 1: column name %q appears twice", h)
 		}
 		seen[h] = true
-		t.Names[i] = h
+		if only == nil || contains(only, h) {
+			t.Names = append(t.Names, h)
+			keep = append(keep, i)
+		}
 	}
+	t.Cols = make([][]float64, len(keep))
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -52,7 +58,11 @@ func ReadFeatureCSV(r io.Reader) (*FeatureTable, error) {
 			return nil, fmt.Errorf("csv: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
-		for j, cell := range rec {
+		if len(rec) != len(hdr) {
+			return nil, fmt.Errorf("csv: line %d: %d fields, the header has %d", line, len(rec), len(hdr))
+		}
+		for j, c := range keep {
+			cell := rec[c]
 			v, err := parseCell(cell)
 			if err != nil {
 				return nil, fmt.Errorf("csv: line %d, column %q: %w", line, t.Names[j], err)
@@ -125,7 +135,7 @@ func ScoreHeader(outputs int) []string {
 // scores in shortest round-trip form (at least 9 significant digits of
 // precision are preserved, 17 when needed).
 func PredictCSV(m *Model, in io.Reader, out io.Writer) error {
-	t, err := ReadFeatureCSV(in)
+	t, err := ReadFeatureCSV(in, m.Features())
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func readTable(t testing.TB, path string) *FeatureTable {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tab, err := ReadFeatureCSV(f)
+	tab, err := ReadFeatureCSV(f, nil)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

@@ -220,7 +220,7 @@ func NewRemote(c InvokeAPI, cfg RemoteConfig) (*Remote, error) {
 
 func (r *Remote) onStateChange(name string, from, to gobreaker.State) {
 	ev := BreakerEvent{Endpoint: name, From: from, To: to, At: time.Now()}
-	if b := r.lastErr.Load(); b != nil {
+	if b := r.lastErr.Load(); b != nil && to == gobreaker.StateOpen {
 		ev.LastError = b.err
 	}
 	if to != gobreaker.StateOpen {
@@ -231,7 +231,7 @@ func (r *Remote) onStateChange(name string, from, to gobreaker.State) {
 		lvl = slog.LevelWarn
 	}
 	r.log.Log(context.Background(), lvl, "sagemaker endpoint circuit breaker changed state",
-		"endpoint", name, "from", from.String(), "to", to.String(), "last_error", ev.LastError)
+		"endpoint", name, "from", from.String(), "to", to.String(), "cause", ev.LastError)
 	r.cfg.Metrics.breaker(name, float64(to), to.String())
 	if r.cfg.OnBreakerChange != nil {
 		r.cfg.OnBreakerChange(ev)

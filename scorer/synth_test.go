@@ -158,3 +158,5 @@ func featureNames(n int) []string {
 	}
 	return s
 }
+
+func nan() float64 { return math.NaN() }
