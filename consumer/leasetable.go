@@ -266,17 +266,6 @@ func (t *leaseTable) release(ctx context.Context, l *lease) error {
 	return nil
 }
 
-// setChildren records a shard's children without touching its checkpoint.
-func (t *leaseTable) setChildren(ctx context.Context, l *lease, children []string) error {
-	if err := t.apply(ctx, l, update{set: map[string]types.AttributeValue{
-		attrChildShardIDs: &types.AttributeValueMemberSS{Value: slices.Clone(children)},
-	}}); err != nil {
-		return err
-	}
-	l.children = slices.Clone(children)
-	return nil
-}
-
 func keyOf(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrLeaseKey: &types.AttributeValueMemberS{Value: key}}
 }

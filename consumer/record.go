@@ -35,16 +35,6 @@ type Position struct {
 // IsZero reports whether p is the zero Position (nothing processed).
 func (p Position) IsZero() bool { return p.Sequence == "" && p.SubSequence == 0 }
 
-// isSentinel reports whether p is a checkpoint sentinel rather than a real
-// sequence number.
-func (p Position) isSentinel() bool {
-	switch p.Sequence {
-	case TrimHorizon, Latest, AtTimestamp, ShardEnd:
-		return true
-	}
-	return false
-}
-
 // Compare orders two positions that name real sequence numbers: -1 if
 // p is before q, 0 if equal, +1 if after. Sequence numbers are decimal
 // integers of up to 128 bits without leading zeros, so a longer string is a
