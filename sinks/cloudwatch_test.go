@@ -1,0 +1,303 @@
+package sinks
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
+	"github.com/streamscore/streamscore/devstack/devstacktest"
+)
+
+// scoredBatches feeds a CloudWatch sink two batches: 3 + 5 windows, one on
+// fallback, and returns the scores written.
+func scoredBatches(t *testing.T, s Sink, t0 time.Time) []float64 {
+	t.Helper()
+	a := newAcks()
+	var scores []float64
+	for bi, n := range []int{3, 5} {
+		var rows []row
+		for i := range n {
+			sc := float64(bi*10+i) / 20
+			scores = append(scores, sc)
+			rows = append(rows, row{entity: fmt.Sprint("e", i), ws: t0, score: sc, model: "xgb-7", fallback: bi == 1 && i == 0})
+		}
+		rec := resultRecord(t, 1, rows)
+		if err := s.Write(devstacktest.Ctx(t), Batch{Stream: "factory", Shard: "sh", Rec: rec, Ack: a.fn(fmt.Sprint(bi))}); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	if err := s.Flush(devstacktest.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 30*time.Second, "0", "1")
+	return scores
+}
+
+func TestCloudWatchAggregatesIntoStatisticSetsAndValues(t *testing.T) {
+	now := time.Date(2026, 11, 24, 10, 0, 30, 0, time.UTC)
+	agg := newAggregate(now)
+	for range 3 {
+		agg.add(aggKey{MetricEventsIn, "factory", "", cwtypes.StandardUnitCount}, 500, false)
+	}
+	// 2,000 distinct latencies, 200 after rounding to 3 significant digits:
+	// more than one datum's 150 values.
+	for i := range 4000 {
+		agg.add(aggKey{MetricLatency, "factory", "xgb", cwtypes.StandardUnitMilliseconds}, float64(1000+i/2), true)
+	}
+	// Many series: more than one call's 1,000 datums.
+	for i := range 1500 {
+		agg.add(aggKey{MetricScore, fmt.Sprint("s", i), "xgb", cwtypes.StandardUnitNone}, 0.5, true)
+	}
+	calls := datums(agg, "p", now)
+	var latVals, latCounts float64
+	total := 0
+	for _, call := range calls {
+		if len(call) > 1000 {
+			t.Fatalf("a call has %d datums, limit 1000", len(call))
+		}
+		total += len(call)
+		for _, d := range call {
+			if len(d.Values) > 150 || len(d.Values) != len(d.Counts) {
+				t.Fatalf("datum %s has %d values and %d counts", aws.ToString(d.MetricName), len(d.Values), len(d.Counts))
+			}
+			if !aws.ToTime(d.Timestamp).Equal(now) {
+				t.Fatalf("timestamp %v, want %v", d.Timestamp, now)
+			}
+			switch aws.ToString(d.MetricName) {
+			case MetricEventsIn:
+				sv := d.StatisticValues
+				if sv == nil || *sv.Sum != 1500 || *sv.SampleCount != 3 || *sv.Minimum != 500 || *sv.Maximum != 500 {
+					t.Errorf("EventsIn statistic set = %+v, want sum 1500 of 3 samples", sv)
+				}
+				if len(d.Dimensions) != 2 {
+					t.Errorf("EventsIn dimensions %v, want pipeline and stream only", d.Dimensions)
+				}
+			case MetricLatency:
+				for i, v := range d.Values {
+					latVals++
+					latCounts += d.Counts[i]
+					if v < 1000 || v > 3000 || int(v)%10 != 0 {
+						t.Fatalf("latency value %v count %v", v, d.Counts[i])
+					}
+				}
+			}
+		}
+	}
+	if latVals < 199 || latVals > 201 || latCounts != 4000 {
+		t.Errorf("latency: %v distinct values with %v samples, want about 200 and 4000", latVals, latCounts)
+	}
+	if len(calls) < 2 || total != 1+2+1500 {
+		t.Errorf("%d calls with %d datums, want >= 2 calls and %d datums", len(calls), total, 1+2+1500)
+	}
+}
+
+// validateEMF checks a line against the required structure of the
+// Embedded Metric Format specification.
+func validateEMF(t *testing.T, line []byte) map[string]any {
+	t.Helper()
+	var root map[string]any
+	if err := json.Unmarshal(line, &root); err != nil {
+		t.Fatalf("EMF line is not a JSON object: %v: %s", err, line)
+	}
+	aw, ok := root["_aws"].(map[string]any)
+	if !ok {
+		t.Fatalf("no _aws object: %s", line)
+	}
+	if ts, ok := aw["Timestamp"].(float64); !ok || ts < 1e12 {
+		t.Fatalf("_aws.Timestamp must be epoch milliseconds: %v", aw["Timestamp"])
+	}
+	directives, ok := aw["CloudWatchMetrics"].([]any)
+	if !ok || len(directives) == 0 {
+		t.Fatalf("_aws.CloudWatchMetrics must be a non-empty array: %s", line)
+	}
+	for _, d := range directives {
+		dir := d.(map[string]any)
+		if ns, ok := dir["Namespace"].(string); !ok || ns == "" || len(ns) > 256 {
+			t.Fatalf("Namespace: %v", dir["Namespace"])
+		}
+		sets, ok := dir["Dimensions"].([]any)
+		if !ok {
+			t.Fatalf("Dimensions must be an array of dimension sets")
+		}
+		for _, set := range sets {
+			names := set.([]any)
+			if len(names) > 30 {
+				t.Fatalf("a dimension set has %d dimensions, limit 30", len(names))
+			}
+			for _, n := range names {
+				if v, ok := root[n.(string)].(string); !ok || v == "" {
+					t.Fatalf("dimension %v has no string member in the root", n)
+				}
+			}
+		}
+		metrics, ok := dir["Metrics"].([]any)
+		if !ok || len(metrics) > 100 {
+			t.Fatalf("Metrics must be an array of at most 100")
+		}
+		for _, m := range metrics {
+			md := m.(map[string]any)
+			name, ok := md["Name"].(string)
+			if !ok || name == "" || len(name) > 1024 {
+				t.Fatalf("metric Name: %v", md["Name"])
+			}
+			if u, ok := md["Unit"]; ok {
+				if _, ok := u.(string); !ok {
+					t.Fatalf("Unit must be a string")
+				}
+			}
+			switch v := root[name].(type) {
+			case float64:
+			case []any:
+				if len(v) == 0 || len(v) > 100 {
+					t.Fatalf("metric %s has %d values, must be 1..100", name, len(v))
+				}
+				for _, x := range v {
+					if _, ok := x.(float64); !ok {
+						t.Fatalf("metric %s value %v is not a number", name, x)
+					}
+				}
+			default:
+				t.Fatalf("metric %s has no numeric member in the root: %v", name, root[name])
+			}
+		}
+	}
+	return root
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func TestCloudWatchEMF(t *testing.T) {
+	var buf lockedBuffer
+	now := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	s, err := NewCloudWatch(CloudWatchOptions{EMF: &buf, Namespace: "streamscore-test", Pipeline: "factory-pipeline", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	s.Count(MetricEventsIn, Dimensions{Stream: "factory"}, 1200)
+	for i := range 1000 {
+		s.Observe(MetricIteratorAge, cwtypes.StandardUnitMilliseconds, Dimensions{Stream: "factory"}, float64(i))
+	}
+	scores := scoredBatches(t, s, now.Add(-2*time.Minute))
+	buf.mu.Lock()
+	out := slices.Clone(buf.b.Bytes())
+	buf.mu.Unlock()
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	lines := 0
+	for sc.Scan() {
+		lines++
+		root := validateEMF(t, sc.Bytes())
+		switch root["model"] {
+		case "xgb-7":
+			if root[MetricWindowsScored] != 8.0 {
+				t.Errorf("WindowsScored = %v, want 8", root[MetricWindowsScored])
+			}
+			var got []float64
+			for _, v := range root[MetricScore].([]any) {
+				got = append(got, v.(float64))
+			}
+			want := slices.Clone(scores)
+			for i := range want {
+				want[i] = quantize(want[i])
+			}
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("Score values %v, want %v", got, want)
+			}
+			var fb float64
+			for _, v := range root[MetricFallback].([]any) {
+				fb += v.(float64)
+			}
+			if fb != 1 {
+				t.Errorf("Fallback values sum to %v, want 1 (one window of 8)", fb)
+			}
+			if lat := root[MetricLatency].([]any); lat[0].(float64) != 60000 {
+				t.Errorf("latency %v ms, want 60000 (now minus window_end)", lat[0])
+			}
+		case nil:
+			if root[MetricEventsIn] != 1200.0 {
+				t.Errorf("EventsIn = %v, want 1200", root[MetricEventsIn])
+			}
+			age := root[MetricIteratorAge].([]any)
+			if len(age) != 100 || age[0].(float64) != 4 || age[99].(float64) != 994 {
+				t.Errorf("IteratorAge summary: %d values from %v to %v, want 100 from 4 to 994 (the 5th, 15th, ... of 1000)", len(age), age[0], age[len(age)-1])
+			}
+		default:
+			t.Errorf("unexpected model dimension %v", root["model"])
+		}
+	}
+	if lines != 2 {
+		t.Fatalf("%d EMF lines, want 2 (one per dimension set):\n%s", lines, out)
+	}
+}
+
+// kumo stores a statistic set as one datapoint Sum/SampleCount, ignores
+// Counts, and answers GetMetricData with the raw datapoints in range; the
+// test asserts what it can show faithfully: every metric lands under the
+// namespace and dimensions, a distribution's distinct values arrive, and a
+// statistic set arrives as its mean.
+func TestCloudWatchPutMetricDataLands(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	ns := env.Name("streamscore-test")
+	now := time.Now().UTC()
+	s, err := NewCloudWatch(CloudWatchOptions{Client: env.CloudWatch, Namespace: ns, Pipeline: "factory-pipeline", ServerTimestamps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	s.Count(MetricAlerts, Dimensions{Stream: "factory", Model: "xgb-7"}, 3)
+	s.Count(MetricAlerts, Dimensions{Stream: "factory", Model: "xgb-7"}, 1)
+	scores := scoredBatches(t, s, now.Add(-time.Minute))
+
+	get := func(name string) []float64 {
+		out, err := env.CloudWatch.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
+			StartTime: aws.Time(now.Add(-5 * time.Minute)), EndTime: aws.Time(now.Add(5 * time.Minute)),
+			MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("q"), MetricStat: &cwtypes.MetricStat{
+				Metric: &cwtypes.Metric{Namespace: aws.String(ns), MetricName: aws.String(name), Dimensions: []cwtypes.Dimension{
+					{Name: aws.String("pipeline"), Value: aws.String("factory-pipeline")},
+					{Name: aws.String("stream"), Value: aws.String("factory")},
+					{Name: aws.String("model"), Value: aws.String("xgb-7")},
+				}},
+				Period: aws.Int32(60), Stat: aws.String("Sum")}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Sorted(slices.Values(out.MetricDataResults[0].Values))
+	}
+	want := slices.Clone(scores)
+	slices.Sort(want)
+	if got := get(MetricScore); !slices.Equal(got, want) {
+		t.Errorf("Score values = %v, want the distinct scores %v", got, want)
+	}
+	if got := get(MetricFallback); !slices.Equal(got, []float64{0, 1}) {
+		t.Errorf("Fallback values = %v, want [0 1]", got)
+	}
+	if got := get(MetricWindowsScored); !slices.Equal(got, []float64{1}) {
+		t.Errorf("WindowsScored = %v, want [1] (kumo shows a statistic set as Sum/SampleCount = 8/8)", got)
+	}
+	if got := get(MetricAlerts); !slices.Equal(got, []float64{2}) {
+		t.Errorf("Alerts = %v, want [2] (kumo shows Sum/SampleCount = 4/2)", got)
+	}
+}
