@@ -12,12 +12,12 @@ import (
 // kept. Event times are stored bit-cast (math.Float64frombits) so that they
 // stay exact int64 nanoseconds.
 //
-// Words 0..2 of every pane: event count, first and last event time.
+// Word 0 of every pane is its event count; words 1 and 2 its first and
+// last event time, kept only when needed (sessions, seconds_since_last).
 const (
 	wCount = iota
 	wFirstT
 	wLastT
-	wHeader
 )
 
 // needs of one field
@@ -37,7 +37,7 @@ type fieldLayout struct {
 	typ   FieldType
 	needs int
 	n     int // non-null values; always kept
-	sum, mean, m2, min, max,
+	sum, m2, min, max,
 	firstV, firstT, lastV, lastT int
 }
 
@@ -64,6 +64,7 @@ type featureOut struct {
 
 type layout struct {
 	words    int
+	times    bool // words wFirstT and wLastT are kept
 	fields   []fieldLayout
 	countIfs []countIfLayout
 	hlls     []sketchLayout
@@ -72,7 +73,15 @@ type layout struct {
 }
 
 func compileLayout(w *WindowSpec, s *Schema) *layout {
-	l := &layout{words: wHeader}
+	l := &layout{words: 1, times: w.Kind == Session}
+	for _, f := range w.Features {
+		if f.Agg == AggSecondsSinceLast {
+			l.times = true
+		}
+	}
+	if l.times {
+		l.words = 3
+	}
 	fieldIdx := func(name string) int {
 		for i := range l.fields {
 			if l.fields[i].name == name {
@@ -93,7 +102,7 @@ func compileLayout(w *WindowSpec, s *Schema) *layout {
 		case AggSum, AggMean:
 			need = needSum
 		case AggStddev, AggVariance:
-			need = needWelford
+			need = needSum | needWelford
 		case AggMin:
 			need = needMin
 		case AggMax:
@@ -126,7 +135,7 @@ func compileLayout(w *WindowSpec, s *Schema) *layout {
 	}
 	for i := range l.fields {
 		f := &l.fields[i]
-		f.sum, f.mean, f.m2, f.min, f.max = -1, -1, -1, -1, -1
+		f.sum, f.m2, f.min, f.max = -1, -1, -1, -1
 		f.firstV, f.firstT, f.lastV, f.lastT = -1, -1, -1, -1
 		alloc := func() int { l.words++; return l.words - 1 }
 		f.n = alloc()
@@ -134,7 +143,7 @@ func compileLayout(w *WindowSpec, s *Schema) *layout {
 			f.sum = alloc()
 		}
 		if f.needs&needWelford != 0 {
-			f.mean, f.m2 = alloc(), alloc()
+			f.m2 = alloc()
 		}
 		if f.needs&needMin != 0 {
 			f.min = alloc()
@@ -159,9 +168,12 @@ func compileLayout(w *WindowSpec, s *Schema) *layout {
 func tbits(t int64) float64 { return math.Float64frombits(uint64(t)) }
 func bitsT(w float64) int64 { return int64(math.Float64bits(w)) }
 
-// addEvent folds one event's time into pane p (words of the slab).
-func addEventTime(p []float64, t int64) {
+// addEventTime counts one event at time t into pane p (words of the slab).
+func (l *layout) addEventTime(p []float64, t int64) {
 	p[wCount]++
+	if !l.times {
+		return
+	}
 	if p[wCount] == 1 {
 		p[wFirstT], p[wLastT] = tbits(t), tbits(t)
 		return
@@ -179,13 +191,17 @@ func addEventTime(p []float64, t int64) {
 func (f *fieldLayout) addValue(p []float64, x float64, t int64) {
 	p[f.n]++
 	n := p[f.n]
-	if f.sum >= 0 {
+	if f.m2 >= 0 {
+		// Welford, with the running mean read off the sum so that a pane
+		// keeps one word less.
+		var before float64
+		if n > 1 {
+			before = p[f.sum] / (n - 1)
+		}
 		p[f.sum] += x
-	}
-	if f.mean >= 0 {
-		d := x - p[f.mean]
-		p[f.mean] += d / n
-		p[f.m2] += d * (x - p[f.mean])
+		p[f.m2] += (x - before) * (x - p[f.sum]/n)
+	} else if f.sum >= 0 {
+		p[f.sum] += x
 	}
 	if n == 1 {
 		if f.min >= 0 {
@@ -228,11 +244,13 @@ func (l *layout) mergePane(dst, src []float64) {
 		return
 	}
 	dst[wCount] += src[wCount]
-	if bitsT(src[wFirstT]) < bitsT(dst[wFirstT]) {
-		dst[wFirstT] = src[wFirstT]
-	}
-	if bitsT(src[wLastT]) >= bitsT(dst[wLastT]) {
-		dst[wLastT] = src[wLastT]
+	if l.times {
+		if bitsT(src[wFirstT]) < bitsT(dst[wFirstT]) {
+			dst[wFirstT] = src[wFirstT]
+		}
+		if bitsT(src[wLastT]) >= bitsT(dst[wLastT]) {
+			dst[wLastT] = src[wLastT]
+		}
 	}
 	for i := range l.fields {
 		f := &l.fields[i]
@@ -242,7 +260,7 @@ func (l *layout) mergePane(dst, src []float64) {
 		}
 		na := dst[f.n]
 		if na == 0 {
-			for _, w := range [...]int{f.n, f.sum, f.mean, f.m2, f.min, f.max, f.firstV, f.firstT, f.lastV, f.lastT} {
+			for _, w := range [...]int{f.n, f.sum, f.m2, f.min, f.max, f.firstV, f.firstT, f.lastV, f.lastT} {
 				if w >= 0 {
 					dst[w] = src[w]
 				}
@@ -251,13 +269,12 @@ func (l *layout) mergePane(dst, src []float64) {
 		}
 		n := na + nb
 		dst[f.n] = n
+		if f.m2 >= 0 { // Chan et al.'s parallel variance
+			d := src[f.sum]/nb - dst[f.sum]/na
+			dst[f.m2] += src[f.m2] + d*d*na*nb/n
+		}
 		if f.sum >= 0 {
 			dst[f.sum] += src[f.sum]
-		}
-		if f.mean >= 0 {
-			d := src[f.mean] - dst[f.mean]
-			dst[f.mean] += d * nb / n
-			dst[f.m2] += src[f.m2] + d*d*na*nb/n
 		}
 		if f.min >= 0 && src[f.min] < dst[f.min] {
 			dst[f.min] = src[f.min]

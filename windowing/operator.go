@@ -70,7 +70,9 @@ type keyState struct {
 	name           string
 	newest, oldest int32 // pane list, ascending in time via paneMeta.newer
 	npanes         int32
-	prev, next     int32 // LRU list, head = most recently updated
+	epoch          uint32 // last epoch the key was updated in (LRU)
+	gen            uint32 // bumped when the id is reused
+	live           bool
 	lastFired      int64 // last window end index fired (dedup while firing)
 	lastGoneT      int64 // last event time of panes already discarded
 }
@@ -84,8 +86,12 @@ type paneMeta struct {
 	maxOff       uint64
 	gen          uint32 // bumped when freed (session heap entries)
 	live, dirty  bool
-	firedEnd     int64 // sessions: end at which it was last emitted
-	heapAt       int64 // sessions: time of its live heap entry
+}
+
+// sessMeta is the part of a pane's metadata only sessions need.
+type sessMeta struct {
+	firedEnd int64 // end at which it was last emitted
+	heapAt   int64 // time of its live heap entry
 }
 
 type paneSlot struct {
@@ -99,7 +105,9 @@ const none = -1
 // column accessors resolved once per batch
 type colReader struct {
 	kind byte // 'f' float64, 'i' int64, 'b' bool, 't' timestamp, 's' string
-	arr  arrow.Array
+	// validity bitmap (nil when the column has no nulls) and its offset
+	valid []byte
+	voff  int
 	f64  []float64
 	i64  []int64
 	ts   []arrow.Timestamp
@@ -131,9 +139,13 @@ type Operator struct {
 	keyIdx                         map[string]int32
 	keys                           []keyState
 	freeKeys                       []int32
-	lruHead, lruTail               int32
+	epoch                          uint32
+	epochLeft, epochLen            int
+	lruq                           []lruEntry
+	lruqHead                       int
 	slab                           []float64
 	panes                          []paneMeta
+	sess                           []sessMeta
 	freePanes                      []int32
 	hlls                           []*hyperloglog.Sketch
 	digests                        []*digest
@@ -189,7 +201,11 @@ func NewOperator(w WindowSpec, s Schema, opt Options) (*Operator, error) {
 		o.maxKeys = DefaultMaxKeys
 	}
 	o.keyIdx = make(map[string]int32)
-	o.lruHead, o.lruTail = none, none
+	// LRU at the granularity of an epoch of events: updating a key stamps
+	// it with the epoch (a write to a cache line already loaded), and queues
+	// it once per epoch; no list surgery per event.
+	o.epochLen = max(1, o.maxKeys/8)
+	o.epochLeft = o.epochLen
 	if !o.session {
 		o.k = o.size / o.slide
 		// Panes live from their first event until the last window holding
@@ -315,7 +331,7 @@ func (o *Operator) Stats() Stats {
 // metadata and the key table (sketches of distinct_count and quantile
 // features excluded; each is a few KiB).
 func (o *Operator) StateBytes() int64 {
-	b := int64(cap(o.slab))*8 + int64(cap(o.panes))*int64(unsafe.Sizeof(paneMeta{}))
+	b := int64(cap(o.slab))*8 + int64(cap(o.panes))*int64(unsafe.Sizeof(paneMeta{})) + int64(cap(o.sess))*int64(unsafe.Sizeof(sessMeta{}))
 	b += int64(cap(o.keys)) * int64(unsafe.Sizeof(keyState{}))
 	for k := range o.keyIdx {
 		b += int64(len(k)) + 16 + 8 // string bytes, header, map slot
@@ -325,7 +341,11 @@ func (o *Operator) StateBytes() int64 {
 
 // PaneBytes is the size of one pane: its slab words and its metadata.
 func (o *Operator) PaneBytes() int {
-	return o.lay.words*8 + int(unsafe.Sizeof(paneMeta{}))
+	b := o.lay.words*8 + int(unsafe.Sizeof(paneMeta{}))
+	if o.session {
+		b += int(unsafe.Sizeof(sessMeta{}))
+	}
+	return b
 }
 
 func (o *Operator) resolve(rec arrow.RecordBatch) (ent *array.String, ts []arrow.Timestamp, offs []uint64, err error) {
@@ -372,7 +392,10 @@ func (o *Operator) resolve(rec arrow.RecordBatch) (ent *array.String, ts []arrow
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		c := colReader{arr: a}
+		c := colReader{}
+		if a.NullN() > 0 {
+			c.valid, c.voff = a.NullBitmapBytes(), a.Data().Offset()
+		}
 		switch arr := a.(type) {
 		case *array.Float64:
 			c.kind, c.f64 = 'f', arr.Float64Values()
@@ -420,6 +443,7 @@ func (o *Operator) Process(rec arrow.RecordBatch, now time.Time) (Output, error)
 				o.advance(t - o.ooo)
 			}
 		}
+		o.tick()
 		if o.session {
 			o.sessionEvent(ent, i, t, off)
 		} else {
@@ -486,6 +510,14 @@ func (o *Operator) finish() Output {
 	return out
 }
 
+func (c *colReader) isNull(i int) bool {
+	if c.valid == nil {
+		return false
+	}
+	i += c.voff
+	return c.valid[i>>3]&(1<<(i&7)) == 0
+}
+
 // ---- keys
 
 func (o *Operator) lookupKey(name string) int32 {
@@ -494,7 +526,7 @@ func (o *Operator) lookupKey(name string) int32 {
 		return id
 	}
 	if len(o.keyIdx) >= o.maxKeys {
-		o.evict(o.lruTail)
+		o.evict(o.lruVictim())
 	}
 	var id int32
 	if n := len(o.freeKeys); n > 0 {
@@ -505,45 +537,61 @@ func (o *Operator) lookupKey(name string) int32 {
 		id = int32(len(o.keys) - 1)
 	}
 	name = string([]byte(name)) // own copy: the batch's buffers are the caller's
-	o.keys[id] = keyState{name: name, newest: none, oldest: none, prev: none, next: none,
-		lastFired: math.MinInt64, lastGoneT: math.MinInt64}
+	o.keys[id] = keyState{name: name, newest: none, oldest: none, live: true, gen: o.keys[id].gen + 1,
+		epoch: o.epoch - 1, lastFired: math.MinInt64, lastGoneT: math.MinInt64}
 	o.keyIdx[name] = id
-	o.lruPush(id)
+	o.touch(id)
 	return id
 }
 
-func (o *Operator) lruPush(id int32) {
-	k := &o.keys[id]
-	k.prev, k.next = none, o.lruHead
-	if o.lruHead != none {
-		o.keys[o.lruHead].prev = id
-	}
-	o.lruHead = id
-	if o.lruTail == none {
-		o.lruTail = id
+type lruEntry struct {
+	id         int32
+	gen, epoch uint32
+}
+
+// tick counts one event towards the LRU epoch.
+func (o *Operator) tick() {
+	if o.epochLeft--; o.epochLeft <= 0 {
+		o.epoch++
+		o.epochLeft = o.epochLen
 	}
 }
 
-func (o *Operator) lruUnlink(id int32) {
-	k := &o.keys[id]
-	if k.prev != none {
-		o.keys[k.prev].next = k.next
-	} else {
-		o.lruHead = k.next
-	}
-	if k.next != none {
-		o.keys[k.next].prev = k.prev
-	} else {
-		o.lruTail = k.prev
-	}
+func (o *Operator) lruValid(e lruEntry) bool {
+	k := &o.keys[e.id]
+	return k.live && k.gen == e.gen && k.epoch == e.epoch
 }
 
 func (o *Operator) touch(id int32) {
-	if o.lruHead == id {
+	k := &o.keys[id]
+	if k.epoch == o.epoch {
 		return
 	}
-	o.lruUnlink(id)
-	o.lruPush(id)
+	k.epoch = o.epoch
+	o.lruq = append(o.lruq, lruEntry{id: id, gen: k.gen, epoch: o.epoch})
+	if len(o.lruq)-o.lruqHead > 2*len(o.keyIdx)+1024 {
+		// Drop the entries superseded by later updates: one per key is left.
+		n := 0
+		for _, e := range o.lruq[o.lruqHead:] {
+			if o.lruValid(e) {
+				o.lruq[n] = e
+				n++
+			}
+		}
+		o.lruq, o.lruqHead = o.lruq[:n], 0
+	}
+}
+
+// lruVictim is the key updated least recently (to the epoch).
+func (o *Operator) lruVictim() int32 {
+	for o.lruqHead < len(o.lruq) {
+		e := o.lruq[o.lruqHead]
+		o.lruqHead++
+		if o.lruValid(e) {
+			return e.id
+		}
+	}
+	panic("windowing: LRU queue lost a key") // every live key has an entry
 }
 
 // evict removes the least recently updated key to make room. Its windows
@@ -558,7 +606,7 @@ func (o *Operator) evict(id int32) {
 		o.evictedThisCall++
 		if o.session {
 			for h := k.oldest; h != none; h = o.panes[h].newer {
-				if o.panes[h].firedEnd != o.sessionEnd(h) {
+				if o.sess[h].firedEnd != o.sessionEnd(h) {
 					o.emitSession(id, h, false)
 					o.stats.EarlyWindows++
 					o.earlyThisCall++
@@ -581,9 +629,8 @@ func (o *Operator) evict(id int32) {
 	} else {
 		o.stats.DroppedIdle++
 	}
-	o.lruUnlink(id)
 	delete(o.keyIdx, k.name)
-	*k = keyState{}
+	*k = keyState{gen: k.gen}
 	o.freeKeys = append(o.freeKeys, id)
 }
 
@@ -597,6 +644,9 @@ func (o *Operator) allocPane(key int32) int32 {
 	} else {
 		h = int32(len(o.panes))
 		o.panes = append(o.panes, paneMeta{})
+		if o.session {
+			o.sess = append(o.sess, sessMeta{})
+		}
 		o.slab = append(o.slab, make([]float64, o.lay.words)...)
 		for range o.lay.hlls {
 			o.hlls = append(o.hlls, nil)
@@ -607,7 +657,10 @@ func (o *Operator) allocPane(key int32) int32 {
 	}
 	p := &o.panes[h]
 	*p = paneMeta{key: key, newer: none, older: none, live: true, gen: p.gen,
-		minOff: math.MaxUint64, firedEnd: math.MinInt64, heapAt: math.MaxInt64}
+		minOff: math.MaxUint64}
+	if o.session {
+		o.sess[h] = sessMeta{firedEnd: math.MinInt64, heapAt: math.MaxInt64}
+	}
 	clear(o.paneWords(h))
 	for i := range o.lay.hlls {
 		o.hlls[int(h)*len(o.lay.hlls)+i] = nil
@@ -648,8 +701,8 @@ func (o *Operator) linkAfter(key, prev, h int32) {
 func (o *Operator) freePane(h int32) {
 	p := &o.panes[h]
 	k := &o.keys[p.key]
-	if lt := bitsT(o.paneWords(h)[wLastT]); o.paneWords(h)[wCount] > 0 && lt > k.lastGoneT {
-		k.lastGoneT = lt
+	if w := o.paneWords(h); o.lay.times && w[wCount] > 0 && bitsT(w[wLastT]) > k.lastGoneT {
+		k.lastGoneT = bitsT(w[wLastT])
 	}
 	if p.older != none {
 		o.panes[p.older].newer = p.newer
@@ -681,14 +734,14 @@ func (o *Operator) slot(idx int64) *paneSlot {
 // addRow folds row i of the current batch into pane h.
 func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 	p := o.paneWords(h)
-	addEventTime(p, t)
+	o.lay.addEventTime(p, t)
 	m := &o.panes[h]
 	m.minOff = min(m.minOff, off)
 	m.maxOff = max(m.maxOff, off)
 	for fi := range o.lay.fields {
 		f := &o.lay.fields[fi]
 		c := &o.cols[fi]
-		if c.arr.IsNull(i) {
+		if c.isNull(i) {
 			continue
 		}
 		var x float64
@@ -715,7 +768,7 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 	for ci := range o.lay.countIfs {
 		c := &o.lay.countIfs[ci]
 		col := &o.cols[c.field]
-		if col.arr.IsNull(i) {
+		if col.isNull(i) {
 			continue
 		}
 		var eq bool
@@ -737,7 +790,7 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 	}
 	for si := range o.lay.hlls {
 		col := &o.cols[o.lay.hlls[si].field]
-		if col.arr.IsNull(i) {
+		if col.isNull(i) {
 			continue
 		}
 		hp := &o.hlls[int(h)*len(o.lay.hlls)+si]
@@ -776,7 +829,7 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 	}
 	for di := range o.lay.digests {
 		col := &o.cols[o.lay.digests[di].field]
-		if col.arr.IsNull(i) {
+		if col.isNull(i) {
 			continue
 		}
 		var x float64
@@ -968,7 +1021,7 @@ func (o *Operator) emitWindow(key int32, e int64, update bool) {
 	for h := o.keys[key].oldest; h != none; h = o.panes[h].newer {
 		p := &o.panes[h]
 		if p.idx < from {
-			if w := o.paneWords(h); w[wCount] > 0 {
+			if w := o.paneWords(h); o.lay.times && w[wCount] > 0 {
 				prev = max(prev, bitsT(w[wLastT]))
 			}
 			continue

@@ -79,7 +79,7 @@ func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) {
 // (to discard it). A session has one live heap entry: older entries are
 // recognised by heapAt and skipped.
 func (o *Operator) schedule(h int32) {
-	p := &o.panes[h]
+	p := &o.sess[h]
 	end := o.sessionEnd(h)
 	at := end + o.lateness
 	if p.firedEnd != end {
@@ -87,7 +87,7 @@ func (o *Operator) schedule(h int32) {
 	}
 	if at < p.heapAt {
 		p.heapAt = at
-		o.sheap.push(sessEntry{at: at, h: h, gen: p.gen})
+		o.sheap.push(sessEntry{at: at, h: h, gen: o.panes[h].gen})
 	}
 }
 
@@ -124,7 +124,7 @@ func (o *Operator) mergeSessions(dst, src int32) {
 	}
 	// The merged session has a new end; it is emitted when the watermark
 	// passes that end, whatever was emitted for its parts.
-	d.firedEnd = math.MinInt64
+	o.sess[dst].firedEnd = math.MinInt64
 	o.paneWords(src)[wCount] = 0 // merged, not discarded: not a predecessor
 	o.freePane(src)
 	o.schedule(dst)
@@ -136,15 +136,15 @@ func (o *Operator) sessionAdvance() {
 	}
 	for len(o.sheap) > 0 && o.sheap[0].at <= o.wm {
 		e := o.sheap.pop()
-		p := &o.panes[e.h]
-		if !p.live || p.gen != e.gen || p.heapAt != e.at {
+		p, sm := &o.panes[e.h], &o.sess[e.h]
+		if !p.live || p.gen != e.gen || sm.heapAt != e.at {
 			continue
 		}
-		p.heapAt = math.MaxInt64
+		sm.heapAt = math.MaxInt64
 		end := o.sessionEnd(e.h)
-		if p.firedEnd != end && end <= o.wm {
+		if sm.firedEnd != end && end <= o.wm {
 			o.emitSession(p.key, e.h, false)
-			o.panes[e.h].firedEnd = end
+			o.sess[e.h].firedEnd = end
 		}
 		if end+o.lateness <= o.wm {
 			o.freePane(e.h)
@@ -163,7 +163,7 @@ func (o *Operator) sessionFlush() {
 		p.dirty = false
 		if end := o.sessionEnd(h); end <= o.wm {
 			o.emitSession(p.key, h, true)
-			o.panes[h].firedEnd = end
+			o.sess[h].firedEnd = end
 			o.schedule(h)
 		}
 	}
