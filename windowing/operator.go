@@ -108,11 +108,11 @@ type colReader struct {
 	// validity bitmap (nil when the column has no nulls) and its offset
 	valid []byte
 	voff  int
-	f64  []float64
-	i64  []int64
-	ts   []arrow.Timestamp
-	b    *array.Boolean
-	s    *array.String
+	f64   []float64
+	i64   []int64
+	ts    []arrow.Timestamp
+	b     *array.Boolean
+	s     *array.String
 }
 
 // Operator computes the windowed features of one window spec over the
