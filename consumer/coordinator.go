@@ -91,7 +91,7 @@ func (c *Consumer) takeRound(ctx context.Context, tracker *expiryTracker) time.T
 		l := &mine[i]
 		byKey[l.key] = l
 		views = append(views, leaseView{key: l.key, owner: l.owner, expired: expired[l.key]})
-		if held[l.key] && l.owner != c.cfg.WorkerID {
+		if held[l.key] && l.owner != "" && l.owner != c.cfg.WorkerID {
 			// Taken from under us: stop processing before the renewer notices.
 			if r := c.heldRun(l.key); r != nil {
 				r.lose("owner is now " + l.owner)

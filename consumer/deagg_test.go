@@ -129,11 +129,20 @@ func TestDropThroughResumesInsideAggregate(t *testing.T) {
 }
 
 func FuzzDeaggregate(f *testing.F) {
-	f.Add(encodeAggregate([]userRecord{{pk: "a", data: []byte("1")}}))
-	f.Add(encodeAggregate([]userRecord{{pk: "a", ehk: "5", data: []byte("1")}, {pk: "b", data: nil}}))
-	f.Add([]byte("plain"))
-	f.Add(kplMagic[:])
-	f.Fuzz(func(t *testing.T, data []byte) {
+	// With frame set, the input is the protobuf body and gets a valid
+	// magic and MD5, so the fuzzer explores the protobuf parser instead of
+	// stopping at the checksum.
+	body := func(agg []byte) []byte { return agg[len(kplMagic) : len(agg)-md5.Size] }
+	f.Add(encodeAggregate([]userRecord{{pk: "a", data: []byte("1")}}), false)
+	f.Add(body(encodeAggregate([]userRecord{{pk: "a", ehk: "5", data: []byte("1")}, {pk: "b", data: nil}})), true)
+	f.Add(body(encodeAggregate([]userRecord{{pk: "a", data: []byte("1")}, {pk: "a", data: []byte("22")}})), true)
+	f.Add([]byte("plain"), false)
+	f.Add(kplMagic[:], false)
+	f.Fuzz(func(t *testing.T, data []byte, frame bool) {
+		if frame {
+			sum := md5.Sum(data)
+			data = append(append(kplMagic[:4:4], data...), sum[:]...)
+		}
 		d := newDeaggregator()
 		out, fails := d.appendRecords(nil, data, Record{SequenceNumber: "1", PartitionKey: "p"})
 		if len(out) == 0 {
