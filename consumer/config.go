@@ -67,6 +67,12 @@ type Config struct {
 	// FanOut selects enhanced fan-out (SubscribeToShard) instead of polling.
 	// On a subscription error the shard falls back to polling.
 	FanOut bool
+	// IdleHeartbeat, when positive, calls the handler with an empty batch
+	// after a shard has delivered nothing for this long, and again every
+	// IdleHeartbeat while it stays quiet. Handlers with time-driven work
+	// (closing event-time windows of an idle shard) need to hear from the
+	// shard even when no records come. Zero: batches carry records only.
+	IdleHeartbeat time.Duration
 	// SubscriptionLifetime is when a fan-out subscription is renewed from
 	// its continuation sequence number; Kinesis ends them at 5 minutes.
 	SubscriptionLifetime time.Duration

@@ -40,6 +40,16 @@ type Handler interface {
 	HandleBatch(ctx context.Context, b *Batch) error
 }
 
+// ShardFlusher is implemented by handlers that hold results in flight (in
+// sink buffers) when a worker stops. On a graceful stop, after the shard's
+// last batch and before its durable checkpoint is written and the lease
+// released, the consumer calls FlushShard so the handler can push what it
+// holds out and mark it durable; the checkpoint handed over then covers it.
+// It is not called when the lease was lost.
+type ShardFlusher interface {
+	FlushShard(ctx context.Context, stream, shardID string) error
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, b *Batch) error
 

@@ -135,6 +135,13 @@ func (f *subscriber) fail(ctx context.Context, err error) {
 }
 
 func (f *subscriber) next(ctx context.Context) (fetchResult, error) {
+	// A quiet shard still reports in every IdleHeartbeat (nil channel: never).
+	var beat <-chan time.Time
+	if hb := f.c.cfg.IdleHeartbeat; hb > 0 && f.fallback == nil {
+		t := time.NewTimer(hb)
+		defer t.Stop()
+		beat = t.C
+	}
 	for {
 		if f.fallback != nil {
 			return f.fallback.next(ctx)
@@ -153,6 +160,9 @@ func (f *subscriber) next(ctx context.Context) (fetchResult, error) {
 		}
 		timer := time.NewTimer(time.Until(f.deadline))
 		select {
+		case <-beat:
+			timer.Stop()
+			return fetchResult{heartbeat: true}, nil
 		case <-ctx.Done():
 			timer.Stop()
 			return fetchResult{}, ctx.Err()

@@ -17,6 +17,7 @@ type fetchResult struct {
 	millisBehind int64
 	children     []types.ChildShard
 	end          bool // the shard is closed and fully read
+	heartbeat    bool // nothing arrived for IdleHeartbeat: an empty result
 }
 
 // fetcher reads a shard from a start position onwards.
@@ -54,6 +55,9 @@ type poller struct {
 	iter    *string
 	idle    bool // the last read was caught up: pause before the next
 	backoff *backoff
+	// quietSince is when next last returned; an idle shard returns an
+	// empty heartbeat result once IdleHeartbeat has passed since.
+	quietSince time.Time
 }
 
 func newPoller(c *Consumer, s *stream, shardID string, start Position, after string) *poller {
@@ -96,7 +100,14 @@ func (p *poller) iterator(ctx context.Context) (*string, error) {
 // jittered backoff; an expired iterator is replaced from the last record
 // read.
 func (p *poller) next(ctx context.Context) (fetchResult, error) {
+	if p.quietSince.IsZero() {
+		p.quietSince = time.Now()
+	}
 	for {
+		if hb := p.c.cfg.IdleHeartbeat; hb > 0 && p.idle && time.Since(p.quietSince) >= hb {
+			p.quietSince = time.Now()
+			return fetchResult{heartbeat: true}, nil
+		}
 		if p.idle && !sleep(ctx, p.c.cfg.IdleInterval) {
 			return fetchResult{}, ctx.Err()
 		}
@@ -140,6 +151,7 @@ func (p *poller) next(ctx context.Context) (fetchResult, error) {
 		}
 		p.idle = len(out.Records) == 0 || res.millisBehind == 0
 		if len(out.Records) > 0 {
+			p.quietSince = time.Now()
 			return res, nil
 		}
 	}

@@ -33,6 +33,13 @@ func (r *shardRun) run() {
 	// lease go, so another worker (or this one, later) resumes there.
 	ctx, cancel := context.WithTimeout(r.ctx, c.cfg.FailoverTime)
 	defer cancel()
+	if fl, ok := c.handler.(ShardFlusher); ok {
+		// Let the handler make durable what it has already written, so the
+		// checkpoint handed over covers it.
+		if ferr := fl.FlushShard(ctx, r.s.cfg.Name, r.shardID); ferr != nil {
+			c.log.Warn("flush before hand-over failed; the checkpoint stays where it is", "lease", r.lease.key, "err", ferr)
+		}
+	}
 	if rerr := r.release(ctx); rerr != nil {
 		c.log.Warn("release failed; the lease will expire instead", "lease", r.lease.key, "err", rerr)
 	}
@@ -116,7 +123,7 @@ func (r *shardRun) process() error {
 		}
 		batch.MillisBehindLatest = res.millisBehind
 		batch.ShardEnd = res.end
-		if len(batch.Records) > 0 || res.end {
+		if len(batch.Records) > 0 || res.end || res.heartbeat {
 			size := 0
 			for i := range batch.Records {
 				size += len(batch.Records[i].Data)
