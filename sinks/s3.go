@@ -110,7 +110,12 @@ func NewS3(o S3Options) (*S3, error) {
 		o.Now = time.Now
 	}
 	m := o.Metrics.forSink("s3")
-	h := &s3Handler{
+	h := newS3Handler(o, m)
+	return &S3{runner: newRunner("s3", h, m, o.Queue, time.Second)}, nil
+}
+
+func newS3Handler(o S3Options, m *sinkMetrics) *s3Handler {
+	return &s3Handler{
 		o: o,
 		m: m,
 		r: &retrier{name: "s3", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
@@ -135,7 +140,6 @@ func NewS3(o S3Options) (*S3, error) {
 			pqarrow.WithTruncatedTimestamps(true),
 		),
 	}
-	return &S3{runner: newRunner("s3", h, m, o.Queue, time.Second)}, nil
 }
 
 func zstdLevel(l int) int {
