@@ -1,0 +1,360 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/devstack"
+	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/loadtest"
+	"github.com/streamscore/streamscore/pipeline"
+)
+
+func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
+
+// testPipeline is a small pipeline on fresh resources: 1-second tumbling
+// windows of sensor readings, a logistic model on vibration, every sink.
+type testPipeline struct {
+	env                   *devstacktest.Env
+	cfg                   *config.Config
+	stream, bucket, table string
+	dlqURL, alertURL      string
+	leaseTable            string
+}
+
+const pipelineYAML = `pipeline: test
+consumer:
+  application: {{lease}}
+  failover_time: 3s
+  idle_interval: 100ms
+streams:
+  - {name: {{stream}}, schema: sensor, shards: 2}
+schemas:
+  sensor:
+    entity: machine_id
+    time: ts
+    fields:
+      - {name: vibration_rms, type: float64}
+      - {name: temperature_c, type: float64}
+windows:
+  - name: w1s
+    stream: {{stream}}
+    kind: tumbling
+    size: 1s
+    out_of_orderness: 200ms
+    idle_timeout: 1s
+    late: dead_letter
+    features:
+      - {name: vibration_mean, agg: mean, field: vibration_rms}
+      - {name: readings, agg: count}
+models:
+  vib:
+    format: linear
+    path: {{model}}
+scorers:
+  - {name: failure, window: w1s, model: vib}
+sinks:
+  s3: {bucket: {{bucket}}, prefix: results/, roll_age: 1s}
+  feature_table: {table: {{table}}}
+  dead_letter: {queue: {{dlq}}}
+alerts:
+  topic: {{topic}}
+  rules:
+    - {name: hot, scorer: failure, threshold: 0.5, severity: critical, fire_after: 1, cooldown: 1h}
+ops:
+  status_interval: 0s
+`
+
+func newTestPipeline(t *testing.T) *testPipeline {
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	tp := &testPipeline{env: env, stream: env.CreateStream(t, 2), bucket: env.CreateBucket(t),
+		table: env.Name("features"), leaseTable: env.Name("leases")}
+	if err := devstack.EnsureTable(ctx, env.DynamoDB, devstack.TablePlan{Name: tp.table, HashKey: "entity"}); err != nil {
+		t.Fatal(err)
+	}
+	tp.dlqURL = env.CreateQueue(t, false)
+	topic, alertURL := env.CreateTopicQueue(t, false)
+	tp.alertURL = alertURL
+	model := filepath.Join(t.TempDir(), "vib.json")
+	// score = logistic(-12 + 20 * vibration_mean): healthy machines (0.3 g)
+	// score 0.003, a failing one (0.9 g) 0.998.
+	if err := os.WriteFile(model, []byte(`{"streamscore_linear":1,"link":"logistic","intercept":-12,
+		"features":[{"name":"vibration_mean","weight":20}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.NewReplacer("{{lease}}", tp.leaseTable, "{{stream}}", tp.stream, "{{model}}", model,
+		"{{bucket}}", tp.bucket, "{{table}}", tp.table, "{{dlq}}", tp.dlqURL, "{{topic}}", topic).Replace(pipelineYAML)
+	cfg, err := config.Parse([]byte(src), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.cfg = cfg
+	return tp
+}
+
+func (tp *testPipeline) start(t *testing.T, worker string) (stop func() error) {
+	t.Helper()
+	c := tp.env.Clients
+	p, err := pipeline.New(context.Background(), tp.cfg, pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS, CloudWatch: c.CloudWatch},
+		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			Consumer: consumer.Config{RenewInterval: time.Second, ShardSyncInterval: 2 * time.Second, IdleHeartbeat: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("pipeline did not stop within 60s")
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func (tp *testPipeline) put(t *testing.T, key string, data string) {
+	t.Helper()
+	if _, err := tp.env.Kinesis.PutRecord(devstacktest.Ctx(t), &kinesis.PutRecordInput{
+		StreamName: aws.String(tp.stream), PartitionKey: aws.String(key), Data: []byte(data)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func reading(machine string, ts time.Time, vib float64) string {
+	return fmt.Sprintf(`{"machine_id":%q,"ts":%q,"vibration_rms":%g,"temperature_c":65.5}`, machine, ts.UTC().Format(time.RFC3339Nano), vib)
+}
+
+// TestEndToEnd: every good reading is counted in exactly one scored window
+// in S3, every bad one is dead-lettered with its reason, the failing machine
+// alerts and the healthy ones do not, the feature table holds each machine's
+// newest window, and after a graceful stop the checkpoint covers it all.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	tp := newTestPipeline(t)
+	stop := tp.start(t, "worker-a")
+
+	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	machines := []string{"press-001", "press-002", "press-003", "press-004"}
+	good := 0
+	for step := range 30 { // 3 s of event time, a reading per machine every 100 ms
+		ts := t0.Add(time.Duration(step) * 100 * time.Millisecond)
+		for i, m := range machines {
+			vib := 0.3
+			if i == 0 {
+				vib = 0.9 // press-001 is failing
+			}
+			tp.put(t, m, reading(m, ts, vib))
+			good++
+		}
+	}
+	bad := map[string]string{
+		"not json":       `{"machine_id":"press-002","ts":`,
+		"missing entity": fmt.Sprintf(`{"ts":%q,"vibration_rms":0.3}`, t0.Format(time.RFC3339)),
+		"wrong type":     fmt.Sprintf(`{"machine_id":"press-003","ts":%q,"vibration_rms":"high"}`, t0.Format(time.RFC3339)),
+	}
+	for _, d := range bad {
+		tp.put(t, "press-002", d)
+	}
+	// Let the windows close, then send a reading 30 s behind: late.
+	time.Sleep(3 * time.Second)
+	tp.put(t, "press-002", reading("press-002", t0.Add(-30*time.Second), 0.3))
+
+	ctx := devstacktest.Ctx(t)
+	var rows []loadtest.ResultRow
+	deadline := time.Now().Add(60 * time.Second)
+	counted := 0.0
+	for time.Now().Before(deadline) {
+		got, _, err := loadtest.ReadResults(ctx, tp.env.S3, tp.bucket, "results/", "readings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, counted = latestRows(got)
+		if int(counted) >= good {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if int(counted) != good {
+		t.Fatalf("S3 rows count %v readings, %d good readings were sent", counted, good)
+	}
+	if want := len(machines) * 3; len(rows) != want {
+		t.Errorf("%d distinct windows in S3, want %d (4 machines x 3 one-second windows)", len(rows), want)
+	}
+	for _, r := range rows {
+		hot := r.Entity == "press-001"
+		if hot != (r.Score > 0.5) {
+			t.Errorf("%s window %s scored %.4f", r.Entity, r.WindowStart.Format(time.TimeOnly), r.Score)
+		}
+	}
+
+	letters := receiveDeadLetters(t, tp.env, tp.dlqURL, len(bad)+1)
+	reasons := map[string]int{}
+	for _, l := range letters {
+		reasons[l.Reason]++
+	}
+	if reasons["undecodable"] != len(bad) || reasons["late"] != 1 || len(letters) != len(bad)+1 {
+		t.Errorf("dead letters by reason = %v, want 3 undecodable and 1 late", reasons)
+	}
+
+	alerts := receiveAlerts(t, tp.env, tp.alertURL, time.Now().Add(20*time.Second))
+	alerted := map[string]bool{}
+	for _, a := range alerts {
+		alerted[a.Entity] = true
+	}
+	if !alerted["press-001"] || len(alerted) != 1 {
+		t.Errorf("alerts for %v, want press-001 only", alerted)
+	}
+
+	for _, m := range machines {
+		item, err := tp.env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tp.table), ConsistentRead: aws.Bool(true),
+			Key: map[string]ddbtypes.AttributeValue{"entity": &ddbtypes.AttributeValueMemberS{Value: m}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(item.Item) == 0 {
+			t.Errorf("feature table has no item for %s", m)
+		}
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	// Every shard's checkpoint is its last record: nothing is held, so a
+	// restart would replay nothing.
+	last := lastSequences(t, tp.env, tp.stream)
+	cps := checkpoints(t, tp.env, tp.leaseTable)
+	for shard, seq := range last {
+		if cps[shard] != seq {
+			t.Errorf("shard %s checkpointed at %q, its last record is %q", shard, cps[shard], seq)
+		}
+	}
+}
+
+// latestRows keeps the newest version of each window (a replay or an update
+// repeats its result_id) and sums their counts.
+func latestRows(rows []loadtest.ResultRow) ([]loadtest.ResultRow, float64) {
+	byID := map[string]loadtest.ResultRow{}
+	for _, r := range rows {
+		if old, ok := byID[r.ResultID]; !ok || r.Processing.After(old.Processing) {
+			byID[r.ResultID] = r
+		}
+	}
+	out := make([]loadtest.ResultRow, 0, len(byID))
+	var n float64
+	for _, r := range byID {
+		out = append(out, r)
+		n += r.Count
+	}
+	return out, n
+}
+
+func receiveDeadLetters(t *testing.T, env *devstacktest.Env, url string, want int) []loadtest.DeadLetter {
+	t.Helper()
+	var out []loadtest.DeadLetter
+	deadline := time.Now().Add(30 * time.Second)
+	for len(out) < want && time.Now().Before(deadline) {
+		got, err := loadtest.DrainDeadLetters(devstacktest.Ctx(t), env.SQS, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, got...)
+	}
+	return out
+}
+
+func receiveAlerts(t *testing.T, env *devstacktest.Env, url string, until time.Time) []loadtest.ReceivedAlert {
+	t.Helper()
+	var out []loadtest.ReceivedAlert
+	for time.Now().Before(until) {
+		m, err := env.SQS.ReceiveMessage(devstacktest.Ctx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range m.Messages {
+			var env struct{ Message string }
+			_ = json.Unmarshal([]byte(aws.ToString(msg.Body)), &env)
+			var a loadtest.ReceivedAlert
+			if err := json.Unmarshal([]byte(env.Message), &a); err == nil {
+				out = append(out, a)
+			}
+		}
+		if len(out) > 0 && len(m.Messages) == 0 {
+			break
+		}
+	}
+	return out
+}
+
+func lastSequences(t *testing.T, env *devstacktest.Env, stream string) map[string]string {
+	t.Helper()
+	ctx := devstacktest.Ctx(t)
+	shards, err := env.Kinesis.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, sh := range shards.Shards {
+		it, err := env.Kinesis.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iter := it.ShardIterator
+		for empty := 0; iter != nil && empty < 2; {
+			r, err := env.Kinesis.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Records) == 0 {
+				empty++
+			} else {
+				out[aws.ToString(sh.ShardId)] = aws.ToString(r.Records[len(r.Records)-1].SequenceNumber)
+			}
+			iter = r.NextShardIterator
+		}
+	}
+	return out
+}
+
+// checkpoints reads the lease table (Java KCL schema): shard -> checkpoint.
+func checkpoints(t *testing.T, env *devstacktest.Env, table string) map[string]string {
+	t.Helper()
+	out, err := env.DynamoDB.Scan(devstacktest.Ctx(t), &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := map[string]string{}
+	for _, it := range out.Items {
+		key := it["leaseKey"].(*ddbtypes.AttributeValueMemberS).Value
+		if cp, ok := it["checkpoint"].(*ddbtypes.AttributeValueMemberS); ok {
+			cps[key[strings.LastIndex(key, ":")+1:]] = cp.Value
+		}
+	}
+	return cps
+}

@@ -1,0 +1,386 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/scorer"
+	"github.com/streamscore/streamscore/sinks"
+	"github.com/streamscore/streamscore/windowing"
+)
+
+// shardState is one shard's chain: its decoder, one window operator per
+// window over its stream, and the bookkeeping that turns sink acks into a
+// checkpoint. The handler goroutine owns everything but the fields under
+// mu, which sink acks (from any goroutine) update too.
+//
+// Offsets: every record the shard delivers gets the next uint64 offset.
+// Windowing reports the oldest offset an open window needs; each batch in
+// flight to the sinks holds the oldest offset its rows were computed from.
+// The low-water mark is the smallest of those; every record below it is
+// done, so the checkpoint is the position of the record just below it.
+type shardState struct {
+	p      *Pipeline
+	stream string
+	shard  string
+	plan   *streamPlan
+	cp     *consumer.Checkpointer
+	dec    *windowing.Decoder
+	wins   []*shardWindow
+
+	// Rows of the batch being decoded: original bytes and offsets of the
+	// records that decoded, so late events can be dead-lettered whole.
+	rowData [][]byte
+	rowOff  []uint64
+
+	mu        sync.Mutex
+	base      uint64              // offset of positions[0]
+	positions []consumer.Position // positions of offsets base..next-1
+	next      uint64
+	opsLow    uint64 // oldest offset an open window holds (next if none)
+	inflight  map[uint64]*inflight
+	seq       uint64
+	marked    uint64 // offsets below this are marked durable
+	failure   error  // a permanent sink error or lost lease: stop the shard
+}
+
+type shardWindow struct {
+	plan *windowPlan
+	op   *windowing.Operator
+	outs []*shardScorer
+}
+
+type shardScorer struct {
+	plan      *scorerPlan
+	res       scorer.Result
+	rb        *resultBuilder
+	spanStart uint64
+}
+
+type inflight struct {
+	low       uint64
+	remaining int
+}
+
+func newShardState(p *Pipeline, sp *streamPlan, b *consumer.Batch) (*shardState, error) {
+	st := &shardState{p: p, stream: b.Stream, shard: b.ShardID, plan: sp, cp: b.Checkpointer, inflight: map[uint64]*inflight{}}
+	var err error
+	if st.dec, err = windowing.NewDecoder(sp.schema, nil); err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	for _, wp := range sp.windows {
+		op, err := windowing.NewOperator(wp.spec, sp.schema, windowing.Options{Logger: p.log.With("window", wp.cfg.Name, "shard", b.ShardID)})
+		if err != nil {
+			st.release()
+			return nil, fmt.Errorf("pipeline: window %s: %w", wp.cfg.Name, err)
+		}
+		sw := &shardWindow{plan: wp, op: op}
+		for _, sc := range wp.scorers {
+			sw.outs = append(sw.outs, &shardScorer{plan: sc, rb: newResultBuilder(op.Schema(), sc.outputs, sc.shadow, nil)})
+		}
+		st.wins = append(st.wins, sw)
+	}
+	return st, nil
+}
+
+func (st *shardState) release() {
+	if st.dec != nil {
+		st.dec.Release()
+		st.dec = nil
+	}
+	for _, w := range st.wins {
+		w.op.Release()
+		for _, o := range w.outs {
+			o.rb.release()
+		}
+	}
+	st.wins = nil
+}
+
+func (st *shardState) failed() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.failure
+}
+
+// handle runs one batch through the chain.
+func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
+	if err := st.failed(); err != nil {
+		return err
+	}
+	start := time.Now()
+	m := st.p.m
+	var poison []sinks.Poison
+	st.rowData, st.rowOff = st.rowData[:0], st.rowOff[:0]
+
+	st.mu.Lock()
+	first := st.next
+	for i := range b.Records {
+		st.positions = append(st.positions, b.Records[i].Position())
+	}
+	st.next += uint64(len(b.Records))
+	st.mu.Unlock()
+
+	for i := range b.Records {
+		r := &b.Records[i]
+		off := first + uint64(i)
+		if r.Err != nil {
+			poison = append(poison, st.poison(sinks.ReasonDeaggregation, r.Err.Error(), r.Position(), r.Data))
+			continue
+		}
+		if err := st.dec.Append(r.Data, off); err != nil {
+			var de *windowing.DecodeError
+			if !errors.As(err, &de) {
+				return fmt.Errorf("pipeline: decoding %s/%s: %w", st.stream, st.shard, err)
+			}
+			poison = append(poison, st.poison(sinks.ReasonUndecodable, de.Error(), r.Position(), r.Data))
+			continue
+		}
+		st.rowData = append(st.rowData, r.Data)
+		st.rowOff = append(st.rowOff, off)
+	}
+	m.records.WithLabelValues(st.stream).Add(float64(len(b.Records)))
+	m.decodeSeconds.Observe(time.Since(start).Seconds())
+	if len(b.Records) > 0 {
+		m.behind.WithLabelValues(st.stream, st.shard).Set(float64(b.MillisBehindLatest) / 1000)
+	}
+
+	now := st.p.now()
+	var rec arrow.RecordBatch
+	if st.dec.Len() > 0 {
+		rec = st.dec.NewRecordBatch()
+		defer rec.Release()
+	}
+	for _, w := range st.wins {
+		t := time.Now()
+		var out windowing.Output
+		var err error
+		if rec != nil {
+			out, err = w.op.Process(rec, now)
+		} else {
+			out = w.op.Advance(now)
+		}
+		if err != nil {
+			return fmt.Errorf("pipeline: window %s on %s/%s: %w", w.plan.cfg.Name, st.stream, st.shard, err)
+		}
+		if b.ShardEnd {
+			// A closed shard never gets more events: emit every open window
+			// now so its children start from a complete checkpoint.
+			if err := st.emit(ctx, w, out, &poison); err != nil {
+				return err
+			}
+			out = w.op.Drain()
+		}
+		m.windowSeconds.Observe(time.Since(t).Seconds())
+		if err := st.emit(ctx, w, out, &poison); err != nil {
+			return err
+		}
+	}
+	if len(poison) > 0 {
+		if err := st.p.dlq.Send(ctx, poison...); err != nil {
+			return fmt.Errorf("pipeline: dead-letter %d records of %s/%s: %w", len(poison), st.stream, st.shard, err)
+		}
+		for _, pr := range poison {
+			m.deadLetters.WithLabelValues(st.stream, pr.Reason).Inc()
+		}
+	}
+
+	// The low-water mark from the windows, read here on the shard's own
+	// goroutine (operators are not shared) and published for the acks.
+	low := st.next
+	for _, w := range st.wins {
+		if o, ok := w.op.OldestNeeded(); ok && o < low {
+			low = o
+		}
+	}
+	st.mu.Lock()
+	st.opsLow = low
+	st.mu.Unlock()
+	st.advanceCheckpoint()
+	if b.ShardEnd {
+		// The consumer checkpoints SHARD_END once everything is durable:
+		// get the acks in now.
+		if err := st.p.flushSinks(ctx); err != nil {
+			return fmt.Errorf("pipeline: flushing sinks at the end of %s/%s: %w", st.stream, st.shard, err)
+		}
+		st.advanceCheckpoint()
+	}
+	m.batchSeconds.Observe(time.Since(start).Seconds())
+	return st.failed()
+}
+
+// emit scores one window output and writes the results to the scorers'
+// sinks; late events become poison records (or are counted and ignored).
+func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Output, poison *[]sinks.Poison) error {
+	m := st.p.m
+	for _, le := range out.Late {
+		m.late.WithLabelValues(st.stream, w.plan.cfg.Name).Inc()
+		if w.plan.spec.Late != windowing.LateDeadLetter {
+			continue
+		}
+		detail := fmt.Sprintf("window %s: event time %s is behind the watermark %s by more than the allowed lateness %s",
+			w.plan.cfg.Name, le.EventTime.Format(time.RFC3339Nano), le.Watermark.Format(time.RFC3339Nano), w.plan.spec.AllowedLateness)
+		*poison = append(*poison, st.poison(sinks.ReasonLate, detail, st.position(le.Offset), st.rowData[le.Row]))
+	}
+	feat := out.Features
+	if feat == nil {
+		return nil
+	}
+	defer feat.Release()
+	n := int(feat.NumRows())
+	m.windows.WithLabelValues(st.stream, w.plan.cfg.Name).Add(float64(n))
+	low := minOffset(feat)
+	for _, o := range w.outs {
+		t := time.Now()
+		if err := o.plan.sc.Score(ctx, feat, &o.res); err != nil {
+			return fmt.Errorf("pipeline: scorer %s on %s/%s: %w", o.plan.name, st.stream, st.shard, err)
+		}
+		m.scoreSeconds.Observe(time.Since(t).Seconds())
+		for i := range n {
+			if o.res.Source[i] == scorer.SourceNone {
+				*poison = append(*poison, st.unscorable(feat, i, o))
+			}
+		}
+		res := o.rb.build(feat, &o.res)
+		st.mu.Lock()
+		rng := sinks.Range{First: sinkPos(st.positionLocked(o.spanStart)), Last: sinkPos(st.positionLocked(st.next - 1))}
+		o.spanStart = st.next
+		st.seq++
+		id := st.seq
+		st.inflight[id] = &inflight{low: low, remaining: 1}
+		st.mu.Unlock()
+		t = time.Now()
+		err := o.plan.sink.Write(ctx, sinks.Batch{
+			Stream: st.stream, Shard: st.shard, Range: rng, Rec: res,
+			Ack: func(err error) { st.ack(id, err) },
+		})
+		res.Release()
+		m.sinkWaitSeconds.Observe(time.Since(t).Seconds())
+		if err != nil {
+			st.ack(id, nil) // not accepted: nothing in flight, and the shard stops below
+			return fmt.Errorf("pipeline: writing %d results of %s to the sinks: %w", n, o.plan.name, err)
+		}
+	}
+	return nil
+}
+
+func minOffset(feat arrow.RecordBatch) uint64 {
+	idx := feat.Schema().FieldIndices(windowing.ColOffsetFirst)
+	low := uint64(math.MaxUint64)
+	if len(idx) == 0 {
+		return 0
+	}
+	col := feat.Column(idx[0]).(*array.Uint64)
+	for i := range col.Len() {
+		low = min(low, col.Value(i))
+	}
+	return low
+}
+
+// ack is called by the sinks, from any goroutine.
+func (st *shardState) ack(id uint64, err error) {
+	st.mu.Lock()
+	if in := st.inflight[id]; in != nil {
+		if in.remaining--; in.remaining <= 0 {
+			delete(st.inflight, id)
+		}
+	}
+	if err != nil && st.failure == nil {
+		st.failure = fmt.Errorf("pipeline: a sink failed permanently on %s/%s; the shard stops so its checkpoint stays behind the lost batch: %w", st.stream, st.shard, err)
+		st.p.log.Error("sink failed permanently", "stream", st.stream, "shard", st.shard, "err", err)
+	}
+	st.mu.Unlock()
+	if err == nil {
+		st.advanceCheckpoint()
+	}
+}
+
+// advanceCheckpoint marks durable everything below the low-water mark.
+func (st *shardState) advanceCheckpoint() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.failure != nil {
+		return
+	}
+	low := st.opsLow
+	for _, in := range st.inflight {
+		low = min(low, in.low)
+	}
+	if low <= st.marked || low == 0 || low > st.next {
+		return
+	}
+	pos := st.positionLocked(low - 1)
+	if err := st.cp.MarkDurable(pos); err != nil {
+		st.failure = err
+		return
+	}
+	st.marked = low
+	// Keep the position just below the mark, and every position a scorer's
+	// next Range may still start from.
+	keep := low - 1
+	for _, w := range st.wins {
+		for _, o := range w.outs {
+			keep = min(keep, o.spanStart)
+		}
+	}
+	if drop := int(keep) - int(st.base); drop > 0 {
+		st.positions = append(st.positions[:0], st.positions[drop:]...)
+		st.base += uint64(drop)
+	}
+	st.p.m.checkpointed.WithLabelValues(st.stream, st.shard).SetToCurrentTime()
+}
+
+func (st *shardState) position(off uint64) consumer.Position {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.positionLocked(off)
+}
+
+func (st *shardState) positionLocked(off uint64) consumer.Position {
+	if off < st.base || off-st.base >= uint64(len(st.positions)) {
+		return consumer.Position{}
+	}
+	return st.positions[off-st.base]
+}
+
+func sinkPos(p consumer.Position) sinks.Position {
+	return sinks.Position{Sequence: p.Sequence, SubSequence: p.SubSequence}
+}
+
+func (st *shardState) poison(reason, detail string, pos consumer.Position, data []byte) sinks.Poison {
+	return sinks.Poison{Reason: reason, Detail: detail, Stream: st.stream, Shard: st.shard, Position: sinkPos(pos), Data: data}
+}
+
+// unscorable renders a row no scorer could score (endpoint down, no
+// fallback) as a dead letter: its window and features as JSON, so it can be
+// rescored later.
+func (st *shardState) unscorable(feat arrow.RecordBatch, row int, o *shardScorer) sinks.Poison {
+	doc := map[string]any{"scorer": o.plan.name}
+	for i, f := range feat.Schema().Fields() {
+		col := feat.Column(i)
+		if col.IsNull(row) {
+			continue
+		}
+		doc[f.Name] = col.GetOneForMarshal(row)
+	}
+	data, _ := json.Marshal(doc)
+	detail := "no score from the endpoint or a fallback"
+	if o.res.Err != nil {
+		detail = o.res.Err.Error()
+	}
+	offs := feat.Schema().FieldIndices(windowing.ColOffsetLast)
+	var pos consumer.Position
+	if len(offs) > 0 {
+		pos = st.position(feat.Column(offs[0]).(*array.Uint64).Value(row))
+	}
+	return st.poison(sinks.ReasonUnscorable, detail, pos, data)
+}
