@@ -160,3 +160,12 @@ func featureNames(n int) []string {
 }
 
 func nan() float64 { return math.NaN() }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func (m *Model) forestGroups() int {
+	if m.forest == nil {
+		return 1
+	}
+	return m.forest.numGroup
+}

@@ -77,9 +77,11 @@ func (d *ubjDecoder) length() (int, error) {
 	if !isInt {
 		return 0, d.errorf("length has non-integer type %q", m)
 	}
-	if v < 0 || v > int64(len(d.src)) {
-		// Every element takes at least one byte, so a count larger than the
-		// input is a lie; refusing it also bounds allocations.
+	if v < 0 || v > int64(len(d.src)-d.pos) {
+		// Every element takes at least one byte (payload-less optimized
+		// types are refused), so a count larger than the rest of the input
+		// is a lie; refusing it also bounds the output to a small multiple
+		// of the input.
 		return 0, d.errorf("length %d out of range", v)
 	}
 	return int(v), nil
@@ -237,6 +239,12 @@ func (d *ubjDecoder) header() (typ byte, count int, err error) {
 			return 0, 0, err
 		}
 		typ = b[0]
+		switch typ {
+		case 'Z', 'T', 'F', 'N':
+			// Elements of these types have no bytes, so a count would be
+			// unbounded by the input; XGBoost never writes them.
+			return 0, 0, d.errorf("optimized container of type %q is not supported", typ)
+		}
 		if d.pos >= len(d.src) || d.src[d.pos] != '#' {
 			return 0, 0, d.errorf("'$' type without '#' count")
 		}

@@ -11,6 +11,7 @@ no Python. Run from the repository root:
 
 The output is deterministic for a given XGBoost version.
 """
+import gzip
 import io
 import json
 import os
@@ -157,6 +158,10 @@ def main():
             small = xgb.train(params, dtr, 1)
             with open(os.path.join(OUT, "legacy_binary.model"), "wb") as f:
                 f.write(small.save_raw("deprecated"))
+            # Tiny models seed the fuzzers (large seeds make fuzzing crawl).
+            tiny = xgb.train(dict(params, max_depth=2), dtr, 2)
+            tiny.save_model(os.path.join(OUT, "..", "fuzz_tiny.json"))
+            tiny.save_model(os.path.join(OUT, "..", "fuzz_tiny.ubj"))
         if name in ("categorical", "multi_softprob"):
             bst.save_model(os.path.join(OUT, name + ".ubj"))
         if name in ("binary_logistic", "multi_softprob", "count_poisson"):
@@ -176,11 +181,12 @@ def main():
         if name == "binary_logistic":
             raw = bst.save_raw("json")
             buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-                ti = tarfile.TarInfo("xgboost-model")
-                ti.size = len(raw)
-                ti.mtime = 0
-                tf.addfile(ti, io.BytesIO(bytes(raw)))
+            with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+                with tarfile.open(fileobj=gz, mode="w") as tf:
+                    ti = tarfile.TarInfo("xgboost-model")
+                    ti.size = len(raw)
+                    ti.mtime = 0
+                    tf.addfile(ti, io.BytesIO(bytes(raw)))
             with open(os.path.join(OUT, "model.tar.gz"), "wb") as f:
                 f.write(buf.getvalue())
     with open(os.path.join(OUT, "manifest.json"), "w") as f:

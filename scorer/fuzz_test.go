@@ -1,0 +1,88 @@
+package scorer
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// addSeeds adds the tiny fixture models: small seeds keep the fuzzer fast
+// (large ones make every minimisation crawl).
+func addSeeds(f *testing.F, names ...string) {
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join("testdata", n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// FuzzParseModel: no input makes the model loaders panic, and a model that
+// loads predicts finite margins without panicking.
+func FuzzParseModel(f *testing.F) {
+	addSeeds(f, "fuzz_tiny.json", "fuzz_tiny.ubj")
+	f.Add([]byte(`{"streamscore_linear":1,"features":[{"name":"a","weight":1}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseModel(data)
+		if err != nil {
+			return
+		}
+		nf := len(m.Features())
+		cols := make([][]float64, nf)
+		for j := range cols {
+			cols[j] = []float64{math.NaN(), 0, -1e30, 1e30, 0.5}
+		}
+		out := alloc(max(m.Outputs(), m.forestGroups()), 5)
+		var s Scratch
+		if err := m.Predict(cols, 5, out, &s); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.PredictMargins(cols, 5, out, &s); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzUBJSON: the UBJSON decoder never panics, and what it produces is
+// read by the JSON model reader without panicking.
+func FuzzUBJSON(f *testing.F) {
+	addSeeds(f, "fuzz_tiny.ubj")
+	f.Add([]byte("{i\x01a[$d#i\x02\x3f\x80\x00\x00\x7f\xc0\x00\x00}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		j, err := ubjsonToJSON(data)
+		if err != nil {
+			return
+		}
+		var doc xgbDoc
+		_ = decodeXGBoost(j, &doc)
+	})
+}
+
+// FuzzFeatureCSV: the feature CSV reader never panics.
+func FuzzFeatureCSV(f *testing.F) {
+	f.Add([]byte("a,b\n1,\n,2.5\n"))
+	f.Add([]byte("a,a\n1,2\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = ReadFeatureCSV(bytesReader(data), nil)
+	})
+}
+
+// FuzzDecodeInstances: request bodies of every content type never panic the
+// model server's decoder.
+func FuzzDecodeInstances(f *testing.F) {
+	f.Add("text/csv", []byte("1,2\n,3\n"))
+	f.Add("application/json", []byte(`{"instances":[[1,null],{"features":[1,2]},{"a":1}]}`))
+	f.Add("application/jsonlines", []byte("[1,2]\n{\"b\":3}\n"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		cols, n, err := decodeInstances(ct, body, []string{"a", "b"})
+		if err == nil {
+			for _, c := range cols {
+				if len(c) != n {
+					t.Fatalf("column of %d values for %d rows", len(c), n)
+				}
+			}
+		}
+	})
+}
