@@ -1,0 +1,20 @@
+# SageMaker bring-your-own-container image for `streamscore serve`.
+#
+#   docker build -t streamscore-serve .
+#   docker run -p 8080:8080 -v "$PWD/scorer/testdata/fidelity/model.tar.gz:/opt/ml/model/model.tar.gz:ro" streamscore-serve
+#
+# SageMaker starts the container as `docker run IMAGE serve`, unpacks the
+# model artifact into /opt/ml/model and sends GET /ping and POST /invocations
+# to port 8080; the entrypoint below turns that into `streamscore serve`.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/streamscore ./cmd/streamscore
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/streamscore /usr/local/bin/streamscore
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/streamscore"]
+CMD ["serve", "--model", "/opt/ml/model", "--port", "8080"]
