@@ -16,8 +16,6 @@ const blockRows = 512
 type Scratch struct {
 	keys []uint32
 	acc  []float32
-	cols [][]float64
-	col  [][]float64 // per-output views
 }
 
 // Predict scores n rows. cols holds the features column-major in the

@@ -33,18 +33,23 @@ fi
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.0f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-printf "%-22s %14s %14s %7s\n" model "xgboost rows/s" "streamscore" ratio
+# Rows per CPU-second of the one pinned core (wall-clock rates in brackets),
+# medians of ROUNDS alternating runs; load = streamscore's model load time.
+printf "%-10s %24s %24s %7s %9s\n" model "xgboost rows/s (wall)" "streamscore (wall)" ratio "load ms"
 worst=""
 for m in t100_d6 t300_d6 t500_d8; do
-	xs=() gs=()
+	xs=() xw=() gs=() gw=() gl=()
 	for _ in $(seq "$ROUNDS"); do
-		xs+=("$(taskset -c 0 "$PY" "$ROOT/scorer/bench/xgb_bench.py" time "$WORK/$m.json" "$WORK/rows.f64" 4096 "$SECS")")
-		gs+=("$(taskset -c 0 "$WORK/gobench" -model "$WORK/$m.json" -rows "$WORK/rows.f64" -batch 4096 -seconds "$SECS")")
+		read -r c w < <(taskset -c 0 "$PY" "$ROOT/scorer/bench/xgb_bench.py" time "$WORK/$m.json" "$WORK/rows.f64" 4096 "$SECS")
+		xs+=("$c") xw+=("$w")
+		read -r c w l < <(taskset -c 0 "$WORK/gobench" -model "$WORK/$m.json" -rows "$WORK/rows.f64" -batch 4096 -seconds "$SECS")
+		gs+=("$c") gw+=("$w") gl+=("$l")
 	done
-	x=$(printf "%s\n" "${xs[@]}" | median)
-	g=$(printf "%s\n" "${gs[@]}" | median)
+	x=$(printf "%s\n" "${xs[@]}" | median) xwm=$(printf "%s\n" "${xw[@]}" | median)
+	g=$(printf "%s\n" "${gs[@]}" | median) gwm=$(printf "%s\n" "${gw[@]}" | median)
+	lm=$(printf "%s\n" "${gl[@]}" | sort -n | head -1)
 	r=$(awk -v g="$g" -v x="$x" 'BEGIN {printf "%.2f", g/x}')
-	printf "%-22s %14s %14s %6sx\n" "$m" "$x" "$g" "$r"
+	printf "%-10s %24s %24s %6sx %9s\n" "$m" "$x ($xwm)" "$g ($gwm)" "$r" "$lm"
 	if [ -z "$worst" ] || awk -v r="$r" -v w="$worst" 'BEGIN {exit !(r < w)}'; then worst=$r; fi
 done
 echo "lowest ratio: ${worst}x (goal: >= 1.5x)"

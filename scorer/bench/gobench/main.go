@@ -1,6 +1,6 @@
 // Command gobench times the embedded scorer on the model and rows that
-// compare.sh also hands to XGBoost, and prints rows per CPU-second and
-// rows per wall-clock second.
+// compare.sh also hands to XGBoost, and prints rows per CPU-second, rows
+// per wall-clock second and the model's load time in milliseconds.
 //
 //	gobench -model t100_d6.json -rows rows.f64 -features 30 -batch 4096 -seconds 3
 package main
@@ -31,10 +31,12 @@ func main() {
 }
 
 func run(model, rows string, nf, batch int, seconds float64) error {
+	t0 := time.Now()
 	m, err := scorer.LoadModel(context.Background(), model, nil)
 	if err != nil {
 		return err
 	}
+	load := time.Since(t0)
 	raw, err := os.ReadFile(rows)
 	if err != nil {
 		return err
@@ -59,6 +61,6 @@ func run(model, rows string, nf, batch int, seconds float64) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%.0f %.0f\n", res.RowsPerCPUSec, res.RowsPerSec)
+	fmt.Printf("%.0f %.0f %.1f\n", res.RowsPerCPUSec, res.RowsPerSec, float64(load.Microseconds())/1e3)
 	return nil
 }
