@@ -60,11 +60,19 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
 	$(TOOLS)/benchstat bench.out
 
+# The main job on a fresh local stack: two workers run the factory and churn
+# pipelines while the load generator publishes a minute of traffic with
+# machine failures and kills one worker; then the summary and report.
+DEMOSTACK := $(CURDIR)/.devstack/demo
+DEMO_FACTORY := examples/demo/factory.yaml
+DEMO_CHURN   := examples/demo/churn.yaml
+DEMOFLAGS ?= --workers 2 --duration 60s --kill-at 30s
 demo: deps tools
-	@echo "make demo: the end-to-end pipeline lands with the pipeline package; starting the local stack with the example configs"
-	$(BIN) dev up --config examples/factory.yaml --config examples/churn.yaml
-	$(BIN) dev status
-	$(BIN) dev down
+	@rm -rf $(DEMOSTACK)
+	@$(BIN) dev up --dir $(DEMOSTACK) --config $(DEMO_FACTORY) --config $(DEMO_CHURN)
+	@rc=0; eval "$$($(BIN) dev env --dir $(DEMOSTACK))"; \
+	  $(BIN) loadtest run --factory-config $(DEMO_FACTORY) --churn-config $(DEMO_CHURN) $(DEMOFLAGS) --report-dir out/demo || rc=$$?; \
+	  $(BIN) dev down --dir $(DEMOSTACK); exit $$rc
 
 # Retrain the example models on the load generator's traffic, computed by the
 # pipeline's own windows (needs Debian's python3-xgboost: apt-get install

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/spf13/cobra"
 
 	"github.com/streamscore/streamscore/config"
@@ -16,7 +21,7 @@ func newLoadtestCmd() *cobra.Command {
 		Use:   "loadtest",
 		Short: "Generate traffic with known ground truth and measure the pipeline against it",
 	}
-	cmd.AddCommand(newDatasetCmd())
+	cmd.AddCommand(newDatasetCmd(), newLoadRunCmd())
 	return cmd
 }
 
@@ -96,5 +101,104 @@ a second, 10-minute degradation), churn (three weeks of app users).`,
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
 	cmd.Flags().StringVar(&out, "out", "", "output CSV (default stdout)")
 	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+func newLoadRunCmd() *cobra.Command {
+	var (
+		factoryCfg, churnCfg, reportDir string
+		duration, settle, killAt        time.Duration
+		workers                         int
+		seed                            uint64
+		aggregate                       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Publish traffic with ground truth, run pipeline workers, and report what they made of it",
+		Long: `Starts --workers pipeline processes (this binary's "run" with the configs), publishes
+the demo fleet in real time (machines degrading before failures at known times) and
+replays three weeks of app users, optionally kills a worker with SIGKILL, then
+reads back everything the pipelines produced and reports:
+
+  - every published event accounted for: counted in a scored window in S3, held in
+    a window still open, or dead-lettered as late; windows whose counts differ
+    from what was sent are listed;
+  - end-to-end latency from window end to the alert on a subscribed queue and to
+    the row in S3 (p50, p95, p99);
+  - detection: precision, recall and median lead time of the failure alerts.
+
+A summary goes to the terminal, charts to REPORT_DIR/report.html. The pipelines'
+resources must exist and be fresh (make demo starts a new local stack). Exits
+non-zero when an event is unaccounted for.`,
+		Example: `  streamscore loadtest run --factory-config examples/demo/factory.yaml \
+      --churn-config examples/demo/churn.yaml --workers 2 --duration 60s --report-dir out/demo`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rc := loadtest.RunConfig{Duration: duration, Settle: settle, Workers: workers, KillAt: killAt, Seed: seed, Aggregate: aggregate,
+				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
+			var configs []string
+			for _, c := range []struct {
+				path string
+				dst  **config.Config
+			}{{factoryCfg, &rc.Factory}, {churnCfg, &rc.Churn}} {
+				if c.path == "" {
+					continue
+				}
+				cfg, err := config.Load(c.path)
+				if err != nil {
+					return err
+				}
+				*c.dst = cfg
+				configs = append(configs, c.path)
+			}
+			if len(configs) == 0 {
+				return errors.New("give --factory-config, --churn-config or both")
+			}
+			if err := os.MkdirAll(reportDir, 0o755); err != nil {
+				return err
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			rc.Worker = func(i int) *exec.Cmd { return loadtest.WorkerCommand(exe, configs, reportDir, i) }
+			clients, err := awsClients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			rc.Clients = loadtest.Clients{Kinesis: clients.Kinesis.(*kinesis.Client), S3: clients.S3, SNS: clients.SNS, SQS: clients.SQS}
+			if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				rc.Progress = cmd.ErrOrStderr()
+			}
+			rep, err := loadtest.Run(cmd.Context(), rc)
+			if err != nil {
+				return err
+			}
+			rep.WriteSummary(cmd.OutOrStdout())
+			html := filepath.Join(reportDir, "report.html")
+			f, err := os.Create(html)
+			if err != nil {
+				return err
+			}
+			if err := rep.WriteHTML(f); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "\nreport: %s (worker logs beside it)\n", html)
+			return rep.OK()
+		},
+	}
+	cmd.Flags().StringVar(&factoryCfg, "factory-config", "", "factory pipeline config (the demo fleet publishes to its stream)")
+	cmd.Flags().StringVar(&churnCfg, "churn-config", "", "churn pipeline config (app history replays to its stream)")
+	cmd.Flags().DurationVar(&duration, "duration", time.Minute, "how long to publish")
+	cmd.Flags().DurationVar(&settle, "settle", 25*time.Second, "how long to wait after publishing for the last windows to close")
+	cmd.Flags().IntVar(&workers, "workers", 2, "pipeline worker processes to start (0: measure a pipeline running elsewhere)")
+	cmd.Flags().DurationVar(&killAt, "kill-at", 0, "kill worker 0 with SIGKILL this long into the run (0: never)")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
+	cmd.Flags().BoolVar(&aggregate, "aggregate", false, "publish KPL-aggregated records")
+	cmd.Flags().StringVar(&reportDir, "report-dir", "out/loadtest", "where report.html and the worker logs go")
 	return cmd
 }

@@ -1,0 +1,328 @@
+package loadtest
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run measured.
+type Report struct {
+	Started, PublishEnded time.Time
+	Duration              time.Duration
+	Workers               int
+	Killed                time.Time // zero: no worker was killed
+	Scenarios             []*ScenarioReport
+	Alerts                []ReceivedAlert
+	Problems              []string
+}
+
+// ScenarioReport is one pipeline's results.
+type ScenarioReport struct {
+	Name, Stream string
+	Published    int
+	PublishRate  float64 // events per second while publishing
+	PerSecond    map[int64]int
+	Files        int
+	Rows         int // distinct windows (by result_id) in S3
+
+	// Accounting of every published event.
+	Scored      int // counted in closed windows whose counts match exactly
+	Held        int // in windows still open (the checkpoint stays before them)
+	LateSent    int // sent later than the allowed lateness on purpose
+	LateDLQ     int // dead-lettered as late (distinct positions)
+	OtherDLQ    map[string]int
+	Unaccounted int // none of the above: lost, or counted in a wrong window
+
+	ClosedWindows, MatchedWindows int
+	Mismatches                    []string // first few windows whose counts differ
+
+	S3Latency, AlertLatency Percentiles
+	s3Series, alertSeries   []point
+	Scores                  []float64
+
+	Detection *Detection
+}
+
+type point struct {
+	at time.Time
+	v  float64
+}
+
+// Percentiles of a latency distribution.
+type Percentiles struct {
+	N             int
+	P50, P95, P99 time.Duration
+}
+
+func percentiles(ds []time.Duration) Percentiles {
+	if len(ds) == 0 {
+		return Percentiles{}
+	}
+	s := sortedTimes(ds)
+	at := func(q float64) time.Duration { return s[min(int(math.Ceil(q*float64(len(s))))-1, len(s)-1)] }
+	return Percentiles{N: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99)}
+}
+
+// Detection compares the alerts with the ground truth: a failing machine
+// counts as caught when an alert for it arrived before it failed.
+type Detection struct {
+	Failing, Alerted, TruePositives, FalsePositives int
+	Precision, Recall                               float64
+	MedianLead                                      time.Duration
+	leads                                           []time.Duration
+	failures                                        []Failure
+}
+
+type windowKey struct {
+	entity string
+	start  int64
+}
+
+// measure checks what landed against what was sent.
+func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, alerts []ReceivedAlert, rep *Report) *ScenarioReport {
+	sr := &ScenarioReport{Name: s.name, Stream: s.stream, Published: len(s.sent), Files: files, PerSecond: s.perSec, OtherDLQ: map[string]int{}}
+	if d := rep.PublishEnded.Sub(rep.Started).Seconds(); d > 0 {
+		sr.PublishRate = float64(len(s.sent)) / d
+	}
+	// The newest version of each window: replays after a failover and
+	// late updates repeat a result_id.
+	latest := map[string]ResultRow{}
+	for _, r := range rows {
+		if old, ok := latest[r.ResultID]; !ok || r.Processing.After(old.Processing) || (r.Processing.Equal(old.Processing) && r.Count > old.Count) {
+			latest[r.ResultID] = r
+		}
+	}
+	sr.Rows = len(latest)
+	actual := map[windowKey]float64{}
+	var maxEnd time.Time
+	for _, r := range latest {
+		k := windowKey{r.Entity, r.WindowStart.UnixNano()}
+		actual[k] = max(actual[k], r.Count)
+		if r.WindowEnd.After(maxEnd) {
+			maxEnd = r.WindowEnd
+		}
+		sr.Scores = append(sr.Scores, r.Score)
+		if !r.WindowEnd.Before(rep.Started) && !r.Landed.IsZero() {
+			sr.s3Series = append(sr.s3Series, point{r.Landed, r.Landed.Sub(r.WindowEnd).Seconds()})
+		}
+	}
+	size := s.window.Size.D()
+	expected := map[windowKey]float64{}
+	for _, e := range s.sent {
+		if e.late {
+			sr.LateSent++
+			continue
+		}
+		for _, ws := range windowsOf(s.window, e.at) {
+			expected[windowKey{e.key, ws.UnixNano()}]++
+		}
+	}
+	matched := map[windowKey]bool{}
+	for k, n := range expected {
+		end := time.Unix(0, k.start).Add(size)
+		if end.After(maxEnd) {
+			continue
+		}
+		sr.ClosedWindows++
+		if actual[k] == n {
+			sr.MatchedWindows++
+			matched[k] = true
+		} else if len(sr.Mismatches) < 10 {
+			sr.Mismatches = append(sr.Mismatches, fmt.Sprintf("%s [%s, %s): %v counted, %v sent",
+				k.entity, time.Unix(0, k.start).UTC().Format(time.RFC3339), end.UTC().Format(time.TimeOnly), actual[k], n))
+		}
+	}
+	for k, n := range actual {
+		if _, ok := expected[k]; !ok && n > 0 && len(sr.Mismatches) < 10 {
+			sr.Mismatches = append(sr.Mismatches, fmt.Sprintf("%s window at %s: %v counted, none sent", k.entity, time.Unix(0, k.start).UTC().Format(time.RFC3339), n))
+		}
+	}
+	for _, e := range s.sent {
+		if e.late {
+			continue
+		}
+		open, ok := false, true
+		for _, ws := range windowsOf(s.window, e.at) {
+			if ws.Add(size).After(maxEnd) {
+				open = true
+			} else if !matched[windowKey{e.key, ws.UnixNano()}] {
+				ok = false
+			}
+		}
+		switch {
+		case !ok:
+			sr.Unaccounted++
+		case open:
+			sr.Held++
+		default:
+			sr.Scored++
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range dlq {
+		if d.Stream != s.stream {
+			continue
+		}
+		id := d.Shard + "/" + d.Position
+		if seen[id] {
+			continue // dead-lettered again after a replay
+		}
+		seen[id] = true
+		if d.Reason == "late" {
+			sr.LateDLQ++
+		} else {
+			sr.OtherDLQ[d.Reason]++
+		}
+	}
+	if sr.LateDLQ < sr.LateSent {
+		sr.Unaccounted += sr.LateSent - sr.LateDLQ
+	}
+
+	var alertLat []time.Duration
+	for _, a := range alerts {
+		if a.Stream != s.stream || a.WindowEnd.Before(rep.Started) {
+			continue
+		}
+		d := a.Received.Sub(a.WindowEnd)
+		alertLat = append(alertLat, d)
+		sr.alertSeries = append(sr.alertSeries, point{a.Received, d.Seconds()})
+	}
+	sr.AlertLatency = percentiles(alertLat)
+	var s3Lat []time.Duration
+	for _, p := range sr.s3Series {
+		s3Lat = append(s3Lat, time.Duration(p.v*float64(time.Second)))
+	}
+	sr.S3Latency = percentiles(s3Lat)
+	if s.failures != nil {
+		sr.Detection = detect(s.failures, alerts, s.stream, rep.PublishEnded)
+	}
+	return sr
+}
+
+func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Time) *Detection {
+	failAt := map[string]time.Time{}
+	for _, f := range truth {
+		if !f.At.After(end) {
+			failAt[f.Machine] = f.At
+		}
+	}
+	first := map[string]time.Time{}
+	for _, a := range alerts {
+		if a.Stream != stream || a.State == "resolved" {
+			continue
+		}
+		if t, ok := first[a.Entity]; !ok || a.Received.Before(t) {
+			first[a.Entity] = a.Received
+		}
+	}
+	d := &Detection{Failing: len(failAt), Alerted: len(first)}
+	for _, f := range truth {
+		if _, ok := failAt[f.Machine]; ok {
+			d.failures = append(d.failures, f)
+		}
+	}
+	for e, t := range first {
+		at, failing := failAt[e]
+		switch {
+		case !failing:
+			d.FalsePositives++
+		case t.Before(at):
+			d.TruePositives++
+			d.leads = append(d.leads, at.Sub(t))
+		}
+		// An alert after the failure is a miss, not a false alarm.
+	}
+	if d.TruePositives+d.FalsePositives > 0 {
+		d.Precision = float64(d.TruePositives) / float64(d.TruePositives+d.FalsePositives)
+	}
+	if d.Failing > 0 {
+		d.Recall = float64(d.TruePositives) / float64(d.Failing)
+	}
+	if len(d.leads) > 0 {
+		l := sortedTimes(d.leads)
+		d.MedianLead = l[len(l)/2]
+	}
+	return d
+}
+
+// WriteSummary prints the terminal summary table.
+func (r *Report) WriteSummary(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "streamscore load test: %s of traffic, %d workers", r.Duration.Round(time.Second), r.Workers)
+	if !r.Killed.IsZero() {
+		fmt.Fprintf(tw, ", one killed with SIGKILL at +%s", r.Killed.Sub(r.Started).Round(time.Second))
+	}
+	fmt.Fprintln(tw)
+	for _, s := range r.Scenarios {
+		fmt.Fprintf(tw, "\n%s (stream %s)\n", s.Name, s.Stream)
+		fmt.Fprintf(tw, "  published\t%d events, %.0f events/s\n", s.Published, s.PublishRate)
+		fmt.Fprintf(tw, "  results in S3\t%d windows in %d Parquet files\n", s.Rows, s.Files)
+		fmt.Fprintf(tw, "  accounted\t%d scored, %d held in open windows, %d late -> dead-letter (%d sent late), %d unaccounted\n",
+			s.Scored, s.Held, s.LateDLQ, s.LateSent, s.Unaccounted)
+		fmt.Fprintf(tw, "  windows\t%d of %d closed windows have exactly the events sent\n", s.MatchedWindows, s.ClosedWindows)
+		for _, m := range s.Mismatches {
+			fmt.Fprintf(tw, "  MISMATCH\t%s\n", m)
+		}
+		if len(s.OtherDLQ) > 0 {
+			fmt.Fprintf(tw, "  other dead letters\t%v\n", s.OtherDLQ)
+		}
+		if s.S3Latency.N > 0 {
+			fmt.Fprintf(tw, "  latency to S3\tp50 %s, p95 %s, p99 %s (window end -> object written; %d rows)\n",
+				s.S3Latency.P50.Round(10*time.Millisecond), s.S3Latency.P95.Round(10*time.Millisecond), s.S3Latency.P99.Round(10*time.Millisecond), s.S3Latency.N)
+		}
+		if s.AlertLatency.N > 0 {
+			fmt.Fprintf(tw, "  latency to alert\tp50 %s, p95 %s, p99 %s (window end -> message on the subscribed queue; %d alerts)\n",
+				s.AlertLatency.P50.Round(10*time.Millisecond), s.AlertLatency.P95.Round(10*time.Millisecond), s.AlertLatency.P99.Round(10*time.Millisecond), s.AlertLatency.N)
+		}
+		if d := s.Detection; d != nil {
+			fmt.Fprintf(tw, "  detection\t%d of %d failing machines alerted before failing (recall %.2f), %d false alarms (precision %.2f), median lead %s\n",
+				d.TruePositives, d.Failing, d.Recall, d.FalsePositives, d.Precision, d.MedianLead.Round(100*time.Millisecond))
+		}
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(tw, "\nPROBLEM\t%s\n", p)
+	}
+	_ = tw.Flush()
+}
+
+// OK reports whether every event was accounted for and nothing was found
+// wrong.
+func (r *Report) OK() error {
+	var bad []string
+	for _, s := range r.Scenarios {
+		if s.Unaccounted > 0 || len(s.Mismatches) > 0 {
+			bad = append(bad, fmt.Sprintf("%s: %d events unaccounted, %d windows with wrong counts", s.Name, s.Unaccounted, len(s.Mismatches)))
+		}
+	}
+	bad = append(bad, r.Problems...)
+	if len(bad) > 0 {
+		return fmt.Errorf("loadtest: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// secondsSeries turns per-second counts into sorted x/y.
+func secondsSeries(m map[int64]int) ([]string, []int) {
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	xs := make([]string, len(keys))
+	ys := make([]int, len(keys))
+	for i, k := range keys {
+		xs[i] = time.Unix(k, 0).UTC().Format(time.TimeOnly)
+		ys[i] = m[k]
+	}
+	return xs, ys
+}
+
+func sortPoints(ps []point) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].at.Before(ps[j].at) })
+}

@@ -1,0 +1,430 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/windowing"
+)
+
+// Clients are the AWS clients a load test uses.
+type Clients struct {
+	Kinesis *kinesis.Client
+	S3      *s3.Client
+	SNS     *sns.Client
+	SQS     *sqs.Client
+}
+
+// RunConfig describes one load test run. The pipelines' resources (streams,
+// buckets, queues, topics) must exist and be fresh: the accounting assumes
+// everything it reads back came from this run.
+type RunConfig struct {
+	// Factory runs the fleet in real time; Churn replays app history. Either
+	// may be nil.
+	Factory, Churn *config.Config
+	Clients        Clients
+	// Duration is how long the fleet publishes; default 60 s. The churn
+	// history is replayed within its first two thirds.
+	Duration time.Duration
+	// Settle is how long to wait after publishing for the last windows to
+	// close and the sinks to flush; default 25 s.
+	Settle time.Duration
+	// Workers is how many pipeline processes to start with Worker; 0 means
+	// the pipeline runs elsewhere.
+	Workers int
+	// Worker returns the command of worker i (its args, env, output).
+	Worker func(i int) *exec.Cmd
+	// KillAt kills worker 0 with SIGKILL this long into the run (0: never),
+	// to show that a failover loses nothing.
+	KillAt time.Duration
+	// Seed makes the run reproducible.
+	Seed uint64
+	// Aggregate publishes KPL-aggregated records.
+	Aggregate bool
+	// Progress receives a line per second while publishing (nil: none).
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// published remembers what was sent, for the accounting.
+type published struct {
+	key  string
+	at   time.Time
+	late bool
+}
+
+type scenarioRun struct {
+	name     string
+	cfg      *config.Config
+	stream   string
+	window   config.Window
+	count    string // the window's count feature
+	bucket   string
+	prefix   string
+	pub      *Publisher
+	mu       sync.Mutex // sent and perSec grow while the progress line reads them
+	sent     []published
+	perSec   map[int64]int
+	failures []Failure
+}
+
+func newScenario(name string, cfg *config.Config, c Clients, rc RunConfig) (*scenarioRun, error) {
+	if len(cfg.Windows) == 0 || len(cfg.Scorers) == 0 || cfg.Sinks.S3 == nil {
+		return nil, fmt.Errorf("loadtest: %s: the %s pipeline needs a window, a scorer and an S3 sink", cfg.File, name)
+	}
+	w := cfg.Windows[0]
+	s := &scenarioRun{name: name, cfg: cfg, stream: w.Stream, window: w, bucket: cfg.Sinks.S3.Bucket,
+		prefix: cfg.Sinks.S3.Prefix + cfg.Scorers[0].Name + "/", perSec: map[int64]int{}}
+	for _, f := range w.Features {
+		if f.Agg == "count" {
+			s.count = f.Name
+		}
+	}
+	if s.count == "" {
+		return nil, fmt.Errorf("loadtest: %s: window %s needs a count feature for the accounting", cfg.File, w.Name)
+	}
+	s.pub = NewPublisher(c.Kinesis, PublisherConfig{Stream: s.stream, Aggregate: rc.Aggregate})
+	return s, nil
+}
+
+func (s *scenarioRun) publish(ctx context.Context, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := s.pub.Publish(ctx, evs); err != nil {
+		return fmt.Errorf("loadtest: publishing to %s: %w", s.stream, err)
+	}
+	now := time.Now().Unix()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.perSec[now] += len(evs)
+	for _, e := range evs {
+		s.sent = append(s.sent, published{key: e.Key, at: e.EventTime, late: e.Late})
+	}
+	return nil
+}
+
+// Run publishes the scenarios, starts and (optionally) kills workers, waits
+// for the results and measures them.
+func Run(ctx context.Context, rc RunConfig) (*Report, error) {
+	if rc.Duration <= 0 {
+		rc.Duration = time.Minute
+	}
+	if rc.Settle <= 0 {
+		rc.Settle = 25 * time.Second
+	}
+	if rc.Logger == nil {
+		rc.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := rc.Logger
+	var fleet, app *scenarioRun
+	var err error
+	if rc.Factory != nil {
+		if fleet, err = newScenario("factory", rc.Factory, rc.Clients, rc); err != nil {
+			return nil, err
+		}
+	}
+	if rc.Churn != nil {
+		if app, err = newScenario("churn", rc.Churn, rc.Clients, rc); err != nil {
+			return nil, err
+		}
+	}
+	if fleet == nil && app == nil {
+		return nil, errors.New("loadtest: nothing to run: give a factory or a churn config")
+	}
+
+	// Watch every alert topic with a queue of our own.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var watchers []*AlertWatcher
+	var wg sync.WaitGroup
+	topics := map[string]bool{}
+	for _, s := range []*scenarioRun{fleet, app} {
+		if s == nil || s.cfg.Alerts.Topic == "" || topics[s.cfg.Alerts.Topic] {
+			continue
+		}
+		topics[s.cfg.Alerts.Topic] = true
+		arn, err := topicARN(ctx, rc.Clients.SNS, s.cfg.Alerts.Topic)
+		if err != nil {
+			return nil, err
+		}
+		w, err := WatchAlerts(ctx, rc.Clients.SQS, rc.Clients.SNS, arn, fmt.Sprintf("loadtest-alerts-%d", time.Now().UnixNano()))
+		if err != nil {
+			return nil, err
+		}
+		defer w.Close(context.WithoutCancel(ctx))
+		watchers = append(watchers, w)
+		wg.Go(func() { w.Run(watchCtx) })
+	}
+
+	workers := make([]*exec.Cmd, rc.Workers)
+	stopWorkers := func() error {
+		var errs []error
+		for i, w := range workers {
+			if w == nil || w.Process == nil || w.ProcessState != nil {
+				continue
+			}
+			_ = w.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- w.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					errs = append(errs, fmt.Errorf("worker %d: %w", i, err))
+				}
+			case <-time.After(90 * time.Second):
+				_ = w.Process.Kill()
+				errs = append(errs, fmt.Errorf("worker %d did not stop within 90 s of SIGTERM", i))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	defer func() { _ = stopWorkers() }()
+	for i := range workers {
+		workers[i] = rc.Worker(i)
+		if err := workers[i].Start(); err != nil {
+			return nil, fmt.Errorf("loadtest: starting worker %d: %w", i, err)
+		}
+		log.Info("worker started", "worker", i, "pid", workers[i].Process.Pid)
+	}
+
+	start := time.Now().UTC()
+	rep := &Report{Started: start, Duration: rc.Duration, Workers: rc.Workers}
+	var f *Fleet
+	if fleet != nil {
+		f = NewFleet(FactoryDemoFleet(start, rc.Seed))
+		fleet.failures = f.Truth()
+	}
+	var a *App
+	var history AppConfig
+	if app != nil {
+		// Three weeks ending at today's midnight: every daily window but
+		// today's closes during the run.
+		history = ChurnHistory(start.Truncate(24*time.Hour), 300, rc.Seed)
+		a = NewApp(history)
+	}
+	// The fleet publishes in real time and the churn history replays at its
+	// own pace: one publisher never waits on the other.
+	replay := rc.Duration * 2 / 3
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
+	var pubs sync.WaitGroup
+	var pubErr error
+	var pubMu sync.Mutex
+	loop := func(s *scenarioRun, next func(now time.Time, emit func(Event))) {
+		pubs.Go(func() {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				now := time.Now().UTC()
+				var evs []Event
+				next(now, func(e Event) { evs = append(evs, e) })
+				if err := s.publish(pubCtx, evs); err != nil {
+					pubMu.Lock()
+					pubErr = errors.Join(pubErr, err)
+					pubMu.Unlock()
+					return
+				}
+				if now.Sub(start) >= rc.Duration {
+					return
+				}
+				select {
+				case <-pubCtx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		})
+	}
+	if f != nil {
+		loop(fleet, f.Until)
+	}
+	if a != nil {
+		loop(app, func(now time.Time, emit func(Event)) {
+			frac := min(float64(now.Sub(start))/float64(replay), 1)
+			a.Until(history.Start.Add(time.Duration(frac*float64(history.Duration))), emit)
+		})
+	}
+	pubDone := make(chan struct{})
+	go func() { pubs.Wait(); close(pubDone) }()
+	killed := false
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-pubDone:
+			break wait
+		case now := <-progress.C:
+			if rc.KillAt > 0 && !killed && now.Sub(start) >= rc.KillAt && len(workers) > 0 {
+				_ = workers[0].Process.Kill()
+				_ = workers[0].Wait()
+				killed = true
+				rep.Killed = now
+				log.Warn("killed worker 0 with SIGKILL", "at", now.Sub(start).Round(time.Second))
+			}
+			if rc.Progress != nil {
+				fmt.Fprintf(rc.Progress, "\r%s  published: factory %d, churn %d   ", progressBar(now.Sub(start), rc.Duration),
+					sentCount(fleet), sentCount(app))
+			}
+		}
+	}
+	if pubErr != nil {
+		return nil, pubErr
+	}
+	rep.PublishEnded = time.Now().UTC()
+	if rc.Progress != nil {
+		fmt.Fprintln(rc.Progress)
+	}
+	log.Info("publishing done; letting the last windows close", "settle", rc.Settle)
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(rc.Settle):
+	}
+	if err := stopWorkers(); err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	// Alerts published during the shutdown flush are still in flight.
+	time.Sleep(2 * time.Second)
+	stopWatch()
+	wg.Wait()
+	var alerts []ReceivedAlert
+	for _, w := range watchers {
+		alerts = append(alerts, w.Alerts()...)
+	}
+
+	dlq := map[string][]DeadLetter{}
+	for _, s := range []*scenarioRun{fleet, app} {
+		if s == nil {
+			continue
+		}
+		if _, ok := dlq[s.cfg.Sinks.DeadLetter.Queue]; ok {
+			continue
+		}
+		url, err := queueURL(ctx, rc.Clients.SQS, s.cfg.Sinks.DeadLetter.Queue)
+		if err != nil {
+			return nil, err
+		}
+		if dlq[s.cfg.Sinks.DeadLetter.Queue], err = DrainDeadLetters(ctx, rc.Clients.SQS, url); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range []*scenarioRun{fleet, app} {
+		if s == nil {
+			continue
+		}
+		rows, files, err := ReadResults(ctx, rc.Clients.S3, s.bucket, s.prefix, s.count)
+		if err != nil {
+			return nil, err
+		}
+		sr := s.measure(rows, files, dlq[s.cfg.Sinks.DeadLetter.Queue], alerts, rep)
+		rep.Scenarios = append(rep.Scenarios, sr)
+	}
+	rep.Alerts = alerts
+	return rep, nil
+}
+
+func sentCount(s *scenarioRun) int {
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sent)
+}
+
+func progressBar(done, total time.Duration) string {
+	const width = 30
+	n := min(int(float64(width)*float64(done)/float64(total)), width)
+	bar := make([]byte, width)
+	for i := range bar {
+		if i < n {
+			bar[i] = '#'
+		} else {
+			bar[i] = '.'
+		}
+	}
+	return fmt.Sprintf("[%s] %3.0fs/%.0fs", bar, done.Seconds(), total.Seconds())
+}
+
+func topicARN(ctx context.Context, c *sns.Client, topic string) (string, error) {
+	if len(topic) > 4 && topic[:4] == "arn:" {
+		return topic, nil
+	}
+	out, err := c.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(topic)})
+	if err != nil {
+		return "", fmt.Errorf("loadtest: alert topic %s: %w", topic, err)
+	}
+	return aws.ToString(out.TopicArn), nil
+}
+
+func queueURL(ctx context.Context, c *sqs.Client, queue string) (string, error) {
+	if len(queue) > 7 && (queue[:7] == "http://" || queue[:8] == "https://") {
+		return queue, nil
+	}
+	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(queue)})
+	if err != nil {
+		return "", fmt.Errorf("loadtest: queue %s: %w", queue, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
+
+// windowsOf returns the starts of the windows an event at t belongs to,
+// aligned to the Unix epoch as the windowing package aligns them.
+func windowsOf(w config.Window, t time.Time) []time.Time {
+	size := w.Size.D()
+	slide := size
+	if w.Kind == string(windowing.Hopping) {
+		slide = w.Slide.D()
+	}
+	ns := t.UnixNano()
+	first := ns - ((ns%int64(slide))+int64(slide))%int64(slide) // floor to the slide
+	var out []time.Time
+	for s := first; s > ns-int64(size); s -= int64(slide) {
+		out = append(out, time.Unix(0, s).UTC())
+	}
+	return out
+}
+
+// WorkerCommand is the usual worker: this binary's `run` with the configs.
+func WorkerCommand(exe string, configs []string, logDir string, i int) *exec.Cmd {
+	args := []string{"run", "--worker-id", fmt.Sprintf("loadtest-worker-%d", i), "--listen", "127.0.0.1:0"}
+	for _, c := range configs {
+		args = append(args, "--config", c)
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Env = os.Environ()
+	if logDir != "" {
+		if f, err := os.Create(filepath.Join(logDir, fmt.Sprintf("worker-%d.log", i))); err == nil {
+			cmd.Stdout, cmd.Stderr = f, f
+		}
+	}
+	return cmd
+}
+
+// sortedTimes sorts a copy.
+func sortedTimes(ts []time.Duration) []time.Duration {
+	out := slices.Clone(ts)
+	slices.Sort(out)
+	return out
+}
