@@ -148,13 +148,19 @@ func BenchmarkSingleRow(b *testing.B) {
 	m := mustParse(b, synthModel(300, 6, 30, 1))
 	const distinct = 1024
 	cols := randomCols(30, distinct, 0.05, 3)
+	// Distinct rows sharing one schema, as windowing's batches do.
 	recs := make([]arrow.RecordBatch, distinct)
 	for i := range recs {
 		one := make([][]float64, 30)
 		for j := range one {
 			one[j] = cols[j][i : i+1]
 		}
-		recs[i] = recordOf(b, featureNames(30), one)
+		r := recordOf(b, featureNames(30), one)
+		if i > 0 {
+			r = array.NewRecordBatch(recs[0].Schema(), r.Columns(), 1)
+			b.Cleanup(r.Release)
+		}
+		recs[i] = r
 	}
 	e, _ := NewEmbedded(m, recs[0].Schema(), nil)
 	var res Result

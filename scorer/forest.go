@@ -52,6 +52,9 @@ const maxCompleteDepth = 12
 type ftree struct {
 	node  uint32 // offset of the tree's first node in forest.nodes
 	leaf  uint32 // offset of its first leaf in forest.leaf
+	// lbase is leaf - (2^depth - 1), wrapping: leaf[lbase+p] is the leaf
+	// reached at heap position p.
+	lbase uint32
 	depth uint32
 	group uint32
 	slow  int32 // index into forest.slow, or -1 for the complete layout
@@ -200,6 +203,7 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 		return fmt.Errorf("%w: too many nodes", ErrUnsupportedModel)
 	}
 	ft := ftree{node: uint32(len(f.nodes)), leaf: uint32(len(f.leaf)), depth: uint32(maxD), group: group, slow: -1}
+	ft.lbase = ft.leaf - uint32(inner)
 	f.nodes = append(f.nodes, make([]fnode, inner)...)
 	f.leaf = append(f.leaf, make([]float32, inner+1)...)
 	nodes := f.nodes[ft.node:]
@@ -421,7 +425,7 @@ func (f *forest) allFast(ts []ftree) bool {
 }
 
 func (f *forest) addLeaf(t *ftree, p uint32, acc []float32, i, n int) {
-	acc[int(t.group)*n+i] += f.leaf[t.leaf+p-(uint32(1)<<t.depth-1)]
+	acc[int(t.group)*n+i] += f.leaf[t.lbase+p]
 }
 
 func (f *forest) addTree1(t *ftree, k []uint32, acc []float32, i, n int) {
