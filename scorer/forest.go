@@ -50,8 +50,8 @@ type fnode struct {
 const maxCompleteDepth = 12
 
 type ftree struct {
-	node  uint32 // offset of the tree's first node in forest.nodes
-	leaf  uint32 // offset of its first leaf in forest.leaf
+	node uint32 // offset of the tree's first node in forest.nodes
+	leaf uint32 // offset of its first leaf in forest.leaf
 	// lbase is leaf - (2^depth - 1), wrapping: leaf[lbase+p] is the leaf
 	// reached at heap position p.
 	lbase uint32
