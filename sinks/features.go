@@ -179,9 +179,11 @@ func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int)
 	in := &dynamodb.PutItemInput{
 		TableName: aws.String(h.o.Table),
 		Item:      item,
-		// Same window again (a replay, or an update of it) overwrites; an
-		// older window never does.
-		ConditionExpression:      aws.String("attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we <= :we)"),
+		// A newer window overwrites, and so does a revision of the same
+		// window (an update after late data). A replay of the same window
+		// does not: after a failover it may be rebuilt from only the events
+		// after the checkpoint, and the complete first version must stay.
+		ConditionExpression:      aws.String(sameWindowCondition(v.isUpdate(i))),
 		ExpressionAttributeNames: map[string]string{"#k": h.o.KeyAttribute, "#ws": "window_start", "#we": "window_end"},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
 			":ws": n(ws), ":we": n(we),
@@ -195,4 +197,11 @@ func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int)
 		}
 		return err
 	})
+}
+
+func sameWindowCondition(update bool) string {
+	if update {
+		return "attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we <= :we)"
+	}
+	return "attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we < :we)"
 }

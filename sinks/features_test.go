@@ -50,6 +50,9 @@ func TestFeatureTableKeepsNewestWindow(t *testing.T) {
 	write("old", row{entity: "press-1", ws: t0, feats: []float64{0, 0}, score: 0.1, model: "m1"})
 	// press-2: an update of the stored window overwrites it.
 	write("update", row{entity: "press-2", ws: t0.Add(3 * time.Minute), feats: []float64{3, 33}, score: 0.35, model: "m2", update: true})
+	// press-1: a replay after a failover rebuilds the stored window from
+	// only the events after the checkpoint; the complete version stays.
+	write("replay", row{entity: "press-1", ws: t0.Add(5 * time.Minute), feats: []float64{5, 20}, score: 0.2, model: "m2"})
 
 	get := func(e string) map[string]ddbtypes.AttributeValue {
 		out, err := env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),

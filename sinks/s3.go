@@ -1,9 +1,7 @@
 package sinks
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +18,6 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // S3Options configure the Parquet sink.
@@ -154,13 +150,9 @@ type shardKey struct{ stream, shard string }
 // s3Shard is one shard's state: the roll being written and what is durable.
 type s3Shard struct {
 	key shardKey
-	// durable is the Last position of the newest roll whose files and
-	// progress marker are uploaded (from the marker on first contact).
-	durable Position
-	loaded  bool
-	cur     *roll
+	cur *roll
 	// prev is closed when the previous roll of this shard has finished, so
-	// progress markers are written in order.
+	// rolls are acked in order.
 	prev <-chan struct{}
 	// prevOK reports whether that roll succeeded (read after prev closes).
 	prevOK *bool
@@ -175,6 +167,11 @@ type roll struct {
 	order       []string
 	batches     []Batch
 	rows        int64
+	// maxEnd is the latest window end in the roll (Unix ms). It is part of
+	// the key: windows closed by the clock on an idle shard arrive in
+	// batches that consume no new input, so their rolls share a position
+	// range with the roll before them and would otherwise overwrite it.
+	maxEnd int64
 }
 
 type partFile struct {
@@ -227,18 +224,12 @@ func (h *s3Handler) handle(ctx context.Context, b Batch) {
 		return
 	}
 	sh := h.shard(b.Stream, b.Shard)
-	if !sh.loaded {
-		if err := h.loadProgress(ctx, sh); err != nil {
-			b.Ack(err)
-			return
-		}
-	}
-	// A replayed batch that ends at or before the shard's durable mark is
-	// already in S3: rewriting it would only duplicate rows.
-	if !sh.durable.IsZero() && b.Range.Last.Compare(sh.durable) <= 0 {
-		b.Ack(nil)
-		return
-	}
+	// Replayed batches are written again, never skipped by position: after
+	// a failover, windows the old owner would have closed on its clock are
+	// closed by the new owner's, at positions the old owner had already
+	// passed, so "at or before the durable position" does not mean "already
+	// in S3". A replay costs duplicate rows, which readers collapse by
+	// result_id; skipping could lose them.
 	v, err := newView(b.Rec)
 	if err != nil {
 		b.Ack(&PermanentError{Sink: "s3", Err: fmt.Errorf("batch %s/%s %s..%s: %w", b.Stream, b.Shard, b.Range.First, b.Range.Last, err)})
@@ -262,6 +253,9 @@ func (h *s3Handler) handle(ctx context.Context, b Batch) {
 	}
 	rl.batches = append(rl.batches, b)
 	rl.rows += out.NumRows()
+	for i := range v.n {
+		rl.maxEnd = max(rl.maxEnd, v.we.nanos(i)/1e6)
+	}
 	if b.Range.Last.Compare(rl.last) > 0 {
 		rl.last = b.Range.Last
 	}
@@ -445,52 +439,11 @@ func (h *s3Handler) part(rl *roll, p string) (*partFile, error) {
 	return pf, nil
 }
 
-// key is a file's object key: the partition, then the shard and the
-// position range of the roll. A replay that rolls at the same positions
-// writes the same key.
+// key is a file's object key: the partition, then the shard, the position
+// range of the roll and its latest window end. A replay that rolls at the
+// same positions with the same windows writes the same key.
 func (h *s3Handler) key(p, shard string, rl *roll) string {
-	return fmt.Sprintf("%s%s/%s_%s_%s.parquet", h.o.Prefix, p, shard, rl.first, rl.last)
-}
-
-func (h *s3Handler) progressKey(k shardKey) string {
-	return fmt.Sprintf("%s_streamscore/progress/stream=%s/%s.json", h.o.Prefix, k.stream, k.shard)
-}
-
-type progress struct {
-	Sequence    string   `json:"sequence"`
-	SubSequence uint64   `json:"sub_sequence"`
-	Keys        []string `json:"keys"`
-}
-
-func (h *s3Handler) loadProgress(ctx context.Context, sh *s3Shard) error {
-	var p progress
-	err := h.r.do(ctx, "GetObject progress", func(ctx context.Context) error {
-		out, err := h.o.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &h.o.Bucket, Key: aws.String(h.progressKey(sh.key))})
-		if err != nil {
-			var nsk *s3types.NoSuchKey
-			if errors.As(err, &nsk) {
-				return nil
-			}
-			return err
-		}
-		defer out.Body.Close()
-		body, err := io.ReadAll(out.Body)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(body, &p); err != nil {
-			// A corrupt marker only costs duplicates: start as if none.
-			h.o.Logger.Warn("s3 sink: ignoring unreadable progress marker", "key", h.progressKey(sh.key), "err", err)
-			p = progress{}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	sh.durable = Position{Sequence: p.Sequence, SubSequence: p.SubSequence}
-	sh.loaded = true
-	return nil
+	return fmt.Sprintf("%s%s/%s_%s_%s_%d.parquet", h.o.Prefix, p, shard, rl.first, rl.last, rl.maxEnd)
 }
 
 // roll closes the shard's current files and uploads them in the background.
@@ -518,10 +471,6 @@ func (h *s3Handler) roll(ctx context.Context, sh *s3Shard) {
 	ok := new(bool)
 	sh.prev, sh.prevOK = done, ok
 	h.pending = append(h.pending, done)
-	mark := progress{Sequence: rl.last.Sequence, SubSequence: rl.last.SubSequence}
-	for _, f := range files {
-		mark.Keys = append(mark.Keys, f.key)
-	}
 	go func() {
 		defer close(done)
 		defer func() { h.freed <- size }()
@@ -532,19 +481,10 @@ func (h *s3Handler) roll(ctx context.Context, sh *s3Shard) {
 		}()
 		start := time.Now()
 		err := h.uploadAll(ctx, files)
-		// Markers go out in roll order so a marker never claims a position
-		// whose earlier rolls are not durable.
+		// Acks go out in roll order, after every earlier roll of the shard.
 		<-prev
-		if err == nil && *prevOK {
-			body, _ := json.Marshal(mark)
-			err = h.r.do(ctx, "PutObject progress", func(ctx context.Context) error {
-				_, err := h.o.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &h.o.Bucket, Key: aws.String(h.progressKey(sh.key)), Body: bytes.NewReader(body)})
-				return err
-			})
-			if err != nil && !IsPermanent(err) {
-				// The files are durable; only replay deduplication is lost.
-				err = nil
-			}
+		if err == nil && !*prevOK {
+			err = &PermanentError{Sink: "s3", Err: errors.New("an earlier file of this shard failed")}
 		}
 		*ok = err == nil
 		if err == nil {

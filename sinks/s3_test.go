@@ -166,7 +166,13 @@ func TestS3ParquetRoundTripAndReplay(t *testing.T) {
 	a := newAcks()
 	write(newSink(), a, "first-")
 
-	const file = "shardId-000000000001_49630000000000000000000000000000000000000000000000000100.0_49630000000000000000000000000000000000000000000000000260.0.parquet"
+	var maxEnd time.Time
+	for _, r := range append(slices.Clone(rowsA), rowsB...) {
+		if e := r.ws.Add(time.Minute); e.After(maxEnd) {
+			maxEnd = e
+		}
+	}
+	file := fmt.Sprintf("shardId-000000000001_49630000000000000000000000000000000000000000000000000100.0_49630000000000000000000000000000000000000000000000000260.0_%d.parquet", maxEnd.UnixMilli())
 	wantKeys := []string{
 		"lake/stream=factory/dt=2026-11-24/hour=09/" + file,
 		"lake/stream=factory/dt=2026-11-24/hour=10/" + file,
@@ -203,7 +209,9 @@ func TestS3ParquetRoundTripAndReplay(t *testing.T) {
 		t.Fatalf("rows read back:\n got %+v\nwant %+v", got, want)
 	}
 
-	// Failover: a new sink instance sees the same batches again.
+	// Failover: a new sink instance sees the same batches again. It rolls
+	// at the same positions with the same windows, so it rewrites the same
+	// keys instead of adding files.
 	write(newSink(), a, "replay-")
 	if got := listKeys(t, env.S3, bucket, "lake/stream="); !slices.Equal(got, wantKeys) {
 		t.Fatalf("after replay, object keys:\n got %q\nwant %q", got, wantKeys)
@@ -211,19 +219,41 @@ func TestS3ParquetRoundTripAndReplay(t *testing.T) {
 	if n := len(readLake(t, env.S3, bucket, "lake/")); n != len(want) {
 		t.Fatalf("after replay the lake holds %d rows, want %d", n, len(want))
 	}
+}
 
-	// Without the progress marker (lost, or the upload of the marker
-	// failed), the replay rolls at the same positions and rewrites the same
-	// keys instead of adding files.
-	if _, err := env.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("lake/_streamscore/progress/stream=factory/shardId-000000000001.json")}); err != nil {
+// TestS3WindowsClosedByTheClockAreKept: on an idle shard windows close on
+// processing time, in batches that consume no new input and so carry the
+// same position range as the batch before them. Their files must not
+// overwrite each other.
+func TestS3WindowsClosedByTheClockAreKept(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	bucket := env.CreateBucket(t)
+	s, err := NewS3(S3Options{Client: env.S3, Bucket: bucket, Prefix: "lake", SpoolDir: t.TempDir(), RollAge: time.Hour})
+	if err != nil {
 		t.Fatal(err)
 	}
-	write(newSink(), a, "nomarker-")
-	if got := listKeys(t, env.S3, bucket, "lake/stream="); !slices.Equal(got, wantKeys) {
-		t.Fatalf("after a replay without marker, object keys:\n got %q\nwant %q", got, wantKeys)
+	closeSink(t, s)
+	a := newAcks()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	rng := Range{First: pos(1), Last: pos(9)}
+	for i := range 3 {
+		rec := resultRecord(t, 2, []row{{entity: "press-1", ws: t0.Add(time.Duration(i) * time.Minute), score: 0.5, model: "m"}})
+		name := fmt.Sprint("idle-", i)
+		if err := s.Write(ctx, Batch{Stream: "factory", Shard: "shardId-000000000001", Range: rng, Rec: rec, Ack: a.fn(name)}); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		a.wait(t, 30*time.Second, name)
+		// Later batches on the idle shard consume nothing new.
+		rng = Range{Last: pos(9)}
 	}
-	if n := len(readLake(t, env.S3, bucket, "lake/")); n != len(want) {
-		t.Fatalf("after a replay without marker the lake holds %d rows, want %d", n, len(want))
+	if n := len(readLake(t, env.S3, bucket, "lake/")); n != 3 {
+		t.Fatalf("the lake holds %d of the 3 windows closed on the clock", n)
 	}
 }
 
