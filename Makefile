@@ -56,9 +56,19 @@ lint: tools
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
+# Benchmarks of every package (5 runs each, summarised by benchstat), then
+# the embedded tree scorer side by side with XGBoost 1.7's own C++ predictor
+# (Debian's python3-xgboost, installed here when missing and we may).
+BENCHFLAGS ?= -run '^$$' -bench . -benchmem -count 5 -short
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench.out
+	$(GO) test $(BENCHFLAGS) ./... | tee bench.out
 	$(TOOLS)/benchstat bench.out
+	@if ! /usr/bin/python3 -c 'import xgboost' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-xgboost >/dev/null; \
+	  else echo "the XGBoost comparison needs Debian's python3-xgboost: sudo apt-get install python3-xgboost" >&2; exit 1; fi; \
+	fi
+	scorer/bench/compare.sh
 
 # The main job on a fresh local stack: two workers run the factory and churn
 # pipelines while the load generator publishes a minute of traffic with

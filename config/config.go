@@ -207,6 +207,10 @@ type CloudWatchSink struct {
 	// PutMetricData calls the API (aggregated client-side) when true.
 	PutMetricData bool     `yaml:"put_metric_data"`
 	FlushInterval Duration `yaml:"flush_interval"`
+	// ServerTimestamps leaves the timestamp out of PutMetricData so the
+	// server stamps arrival time. Real CloudWatch does not need it; the
+	// local CloudWatch server (kumo) cannot read the SDK's timestamps.
+	ServerTimestamps bool `yaml:"server_timestamps"`
 }
 
 // FeatureTableSink keeps the latest features and score per entity.

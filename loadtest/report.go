@@ -90,14 +90,7 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	if d := rep.PublishEnded.Sub(rep.Started).Seconds(); d > 0 {
 		sr.PublishRate = float64(len(s.sent)) / d
 	}
-	// The newest version of each window: replays after a failover and
-	// late updates repeat a result_id.
-	latest := map[string]ResultRow{}
-	for _, r := range rows {
-		if old, ok := latest[r.ResultID]; !ok || r.Processing.After(old.Processing) || (r.Processing.Equal(old.Processing) && r.Count > old.Count) {
-			latest[r.ResultID] = r
-		}
-	}
+	latest := FinalRows(rows)
 	sr.Rows = len(latest)
 	actual := map[windowKey]float64{}
 	var maxEnd time.Time
@@ -203,6 +196,27 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 		sr.Detection = detect(s.failures, alerts, s.stream, rep.PublishEnded)
 	}
 	return sr
+}
+
+// FinalRows picks the final version of each window (result_id), as a
+// reader of the results must: the newest update row if late data revised
+// the window, otherwise its first row. A replay after a failover may
+// rebuild a window that was already durable from only the events after the
+// checkpoint; that row comes later and is not an update, so it loses.
+func FinalRows(rows []ResultRow) map[string]ResultRow {
+	final := map[string]ResultRow{}
+	for _, r := range rows {
+		old, ok := final[r.ResultID]
+		switch {
+		case !ok:
+			final[r.ResultID] = r
+		case r.Update && (!old.Update || r.Processing.After(old.Processing)):
+			final[r.ResultID] = r
+		case !r.Update && !old.Update && r.Processing.Before(old.Processing):
+			final[r.ResultID] = r
+		}
+	}
+	return final
 }
 
 func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Time) *Detection {

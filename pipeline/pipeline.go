@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,6 +77,10 @@ type Pipeline struct {
 	// handed over.
 	sinks    []sinks.Sink
 	watchers []*scorer.Watcher
+	// cw is shared by every scorer's results and also takes the pipeline's
+	// own counters; nil without a CloudWatch sink.
+	cw  *sinks.CloudWatch
+	emf io.Closer
 
 	mu     sync.Mutex
 	shards map[string]*shardState
@@ -218,6 +224,35 @@ func (p *Pipeline) buildConsumer(c Clients, reg prometheus.Registerer, o Options
 
 // buildSinks starts the dead-letter queue; the result sinks are per scorer.
 func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics, o Options) error {
+	if cwc := p.cfg.Sinks.CloudWatch; cwc != nil {
+		co := sinks.CloudWatchOptions{Namespace: cwc.Namespace, Pipeline: p.cfg.Pipeline, Interval: cwc.FlushInterval.D(),
+			ServerTimestamps: cwc.ServerTimestamps, Metrics: sm, Logger: p.log}
+		if cwc.PutMetricData {
+			if c.CloudWatch == nil {
+				return fmt.Errorf("pipeline: sinks.cloudwatch.put_metric_data needs a CloudWatch client")
+			}
+			co.Client = c.CloudWatch
+		}
+		switch cwc.EMF {
+		case "":
+		case "stdout":
+			co.EMF = os.Stdout
+		default:
+			f, err := os.OpenFile(cwc.EMF, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return fmt.Errorf("pipeline: sinks.cloudwatch.emf: %w", err)
+			}
+			co.EMF, p.emf = f, f
+		}
+		if co.Client != nil || co.EMF != nil {
+			cw, err := sinks.NewCloudWatch(co)
+			if err != nil {
+				return fmt.Errorf("pipeline: cloudwatch sink: %w", err)
+			}
+			p.cw = cw
+			p.sinks = append(p.sinks, cw)
+		}
+	}
 	dl := p.cfg.Sinks.DeadLetter
 	if dl == nil {
 		return fmt.Errorf("pipeline: %s: sinks.dead_letter is required: undecodable records, late events and unscorable rows must go somewhere", p.cfg.File)
@@ -393,6 +428,9 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 			return nil, err
 		}
 	}
+	if p.cw != nil {
+		out = append(out, p.cw) // shared: already in p.sinks
+	}
 	var rules []sinks.AlertRule
 	for _, r := range p.cfg.Alerts.Rules {
 		if r.Scorer != s.Name {
@@ -446,6 +484,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		}
 	}
 	p.sinks = nil
+	if p.emf != nil {
+		if err := p.emf.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		p.emf = nil
+	}
 	for _, w := range p.watchers {
 		w.Close()
 	}

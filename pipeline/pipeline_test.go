@@ -257,18 +257,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
-// latestRows keeps the newest version of each window (a replay or an update
-// repeats its result_id) and sums their counts.
+// latestRows keeps the final version of each window and sums their counts.
 func latestRows(rows []loadtest.ResultRow) ([]loadtest.ResultRow, float64) {
-	byID := map[string]loadtest.ResultRow{}
-	for _, r := range rows {
-		if old, ok := byID[r.ResultID]; !ok || r.Processing.After(old.Processing) {
-			byID[r.ResultID] = r
-		}
-	}
-	out := make([]loadtest.ResultRow, 0, len(byID))
+	var out []loadtest.ResultRow
 	var n float64
-	for _, r := range byID {
+	for _, r := range loadtest.FinalRows(rows) {
 		out = append(out, r)
 		n += r.Count
 	}

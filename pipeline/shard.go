@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/streamscore/streamscore/consumer"
 	"github.com/streamscore/streamscore/scorer"
@@ -149,6 +150,10 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		st.rowOff = append(st.rowOff, off)
 	}
 	m.records.WithLabelValues(st.stream).Add(float64(len(b.Records)))
+	if cw := st.p.cw; cw != nil && len(b.Records) > 0 {
+		cw.Count("EventsIn", sinks.Dimensions{Stream: st.stream}, float64(len(b.Records)))
+		cw.Observe("IteratorAge", cwtypes.StandardUnitMilliseconds, sinks.Dimensions{Stream: st.stream}, float64(b.MillisBehindLatest))
+	}
 	m.decodeSeconds.Observe(time.Since(start).Seconds())
 	if len(b.Records) > 0 {
 		m.behind.WithLabelValues(st.stream, st.shard).Set(float64(b.MillisBehindLatest) / 1000)
@@ -191,6 +196,9 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		}
 		for _, pr := range poison {
 			m.deadLetters.WithLabelValues(st.stream, pr.Reason).Inc()
+		}
+		if cw := st.p.cw; cw != nil {
+			cw.Count("DeadLetters", sinks.Dimensions{Stream: st.stream}, float64(len(poison)))
 		}
 	}
 

@@ -1,0 +1,142 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/devstack"
+	"github.com/streamscore/streamscore/devstack/devstacktest"
+)
+
+// demoConfig loads a demo config with every resource renamed to a fresh one
+// of this test, creates those resources, and writes the config where the
+// worker processes can read it.
+func demoConfig(t *testing.T, env *devstacktest.Env, path, dir string) (*config.Config, string) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(src, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renames := map[string]string{}
+	rename := func(old string) {
+		if _, ok := renames[old]; !ok && old != "" {
+			renames[old] = env.Name(strings.TrimPrefix(old, "streamscore-"))
+		}
+	}
+	rename(cfg.Consumer.Application)
+	for _, s := range cfg.Streams {
+		rename(s.Name)
+	}
+	rename(cfg.Sinks.S3.Bucket)
+	rename(cfg.Sinks.FeatureTable.Table)
+	rename(cfg.Sinks.DeadLetter.Queue)
+	rename(cfg.Alerts.Topic)
+	text := string(src)
+	for old, repl := range renames {
+		text = strings.ReplaceAll(text, old, repl)
+	}
+	out := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = config.Parse([]byte(text), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devstack.Provision(devstacktest.Ctx(t), env.Clients, devstack.PlanFor(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, out
+}
+
+// TestDemoLosesNothingWhenAWorkerDies is a shorter `make demo`: two worker
+// processes run the factory and churn pipelines while the generator
+// publishes, one is killed with SIGKILL midway, and then every published
+// event must be accounted for, and the injected failures must have raised
+// alerts on the subscribed queue.
+func TestDemoLosesNothingWhenAWorkerDies(t *testing.T) {
+	env := devstacktest.New(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "streamscore")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/streamscore")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building streamscore: %v\n%s", err, out)
+	}
+	factory, factoryPath := demoConfig(t, env, "../examples/demo/factory.yaml", dir)
+	churn, churnPath := demoConfig(t, env, "../examples/demo/churn.yaml", dir)
+	// The model paths in the configs are relative to the repository root.
+	root, err := devstack.FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerEnv := os.Environ()
+	for _, kv := range env.Endpoints.EnvVars() {
+		workerEnv = append(workerEnv, kv[0]+"="+kv[1])
+	}
+	workerEnv = append(workerEnv, "AWS_CA_BUNDLE=", "AWS_PROFILE=", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_CONFIG_FILE=/dev/null")
+	var logs []string
+	rc := RunConfig{
+		Factory: factory, Churn: churn,
+		Clients:  Clients{Kinesis: env.Kinesis, S3: env.S3, SNS: env.SNS, SQS: env.SQS},
+		Duration: 45 * time.Second, Settle: 40 * time.Second,
+		Workers: 2, KillAt: 20 * time.Second, Seed: 7,
+		Worker: func(i int) *exec.Cmd {
+			cmd := WorkerCommand(bin, []string{factoryPath, churnPath}, dir, i)
+			cmd.Dir = root
+			cmd.Env = workerEnv
+			logs = append(logs, filepath.Join(dir, "worker-"+string(rune('0'+i))+".log"))
+			return cmd
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary bytes.Buffer
+	rep.WriteSummary(&summary)
+	t.Log("\n" + summary.String())
+	if err := rep.OK(); err != nil {
+		for _, l := range logs {
+			if b, rerr := os.ReadFile(l); rerr == nil {
+				t.Logf("%s:\n%s", l, lastLines(string(b), 30))
+			}
+		}
+		t.Fatal(err)
+	}
+	if rep.Killed.IsZero() {
+		t.Fatal("no worker was killed")
+	}
+	for _, s := range rep.Scenarios {
+		if s.Published == 0 || s.Scored == 0 {
+			t.Errorf("%s: %d published, %d scored", s.Name, s.Published, s.Scored)
+		}
+		if d := s.Detection; d != nil && (d.Failing == 0 || d.TruePositives == 0) {
+			t.Errorf("%s: %d machines failed during the run, %d alerted before failing", s.Name, d.Failing, d.TruePositives)
+		}
+	}
+	var html bytes.Buffer
+	if err := rep.WriteHTML(&html); err != nil || !strings.Contains(html.String(), "echarts") {
+		t.Errorf("HTML report: %v", err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
