@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -350,4 +352,49 @@ func checkpoints(t *testing.T, env *devstacktest.Env, table string) map[string]s
 		}
 	}
 	return cps
+}
+
+// TestRecordsFromTheAWSCLI feeds the pipeline records put by the Debian AWS
+// CLI, a producer we did not write: they are decoded, windowed and scored
+// like any others.
+func TestRecordsFromTheAWSCLI(t *testing.T) {
+	t.Parallel()
+	const aws = "/usr/bin/aws"
+	if _, err := os.Stat(aws); err != nil {
+		t.Fatalf("this test drives the Debian AWS CLI at %s (apt-get install awscli): %v", aws, err)
+	}
+	tp := newTestPipeline(t)
+	stop := tp.start(t, "worker-cli")
+	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	for i := range 5 {
+		data := reading("press-cli", t0.Add(time.Duration(i)*100*time.Millisecond), 0.9)
+		cmd := exec.Command(aws, "kinesis", "put-record", "--endpoint-url", tp.env.Endpoints.Kinesis,
+			"--stream-name", tp.stream, "--partition-key", "press-cli", "--data", data,
+			"--cli-binary-format", "raw-in-base64-out", "--output", "json")
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+devstack.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+devstack.SecretAccessKey,
+			"AWS_DEFAULT_REGION="+devstack.Region, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+		cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "AWS_PROFILE=") })
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("aws kinesis put-record: %v\n%s", err, out)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		got, _, err := loadtest.ReadResults(devstacktest.Ctx(t), tp.env.S3, tp.bucket, "results/", "readings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, n := latestRows(got)
+		if n == 5 {
+			if len(rows) != 1 || rows[0].Entity != "press-cli" || rows[0].Score < 0.5 {
+				t.Fatalf("rows = %+v, want one window of press-cli scored high", rows)
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatal("the records put by the AWS CLI never reached S3 as a scored window")
 }
