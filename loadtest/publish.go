@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 // PutRecordsAPI is the part of the Kinesis client a Publisher uses.
 type PutRecordsAPI interface {
 	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 }
 
 // Kinesis PutRecords limits.
@@ -50,6 +52,9 @@ type Publisher struct {
 	cfg     PublisherConfig
 	api     PutRecordsAPI
 	limiter *rate.Limiter
+	// shards are the open shards' hash key ranges, for aggregating the
+	// records bound for one shard together as the KPL does.
+	shards []shardRange
 
 	// Counters, safe to read while publishing.
 	Records, Bytes, Calls, Retries atomic.Int64
@@ -70,6 +75,11 @@ func NewPublisher(api PutRecordsAPI, cfg PublisherConfig) *Publisher {
 // Publish sends the events and returns when every one was accepted by the
 // stream, or an error if some could not be after MaxAttempts.
 func (p *Publisher) Publish(ctx context.Context, events []Event) error {
+	if p.cfg.Aggregate && p.shards == nil {
+		if err := p.loadShards(ctx); err != nil {
+			return err
+		}
+	}
 	entries, err := p.entries(events)
 	if err != nil {
 		return err
@@ -149,56 +159,124 @@ func (p *Publisher) entries(events []Event) ([]types.PutRecordsRequestEntry, err
 		}
 		return out, nil
 	}
-	var order []string
-	groups := map[string][][]byte{}
+	// One aggregate per shard, as the KPL packs records: the user records
+	// keep their own partition keys (the aggregate's key table), and the
+	// aggregate goes to their shard under the first one's key.
+	groups := make([][]Event, len(p.shards))
 	for _, e := range events {
-		if _, ok := groups[e.Key]; !ok {
-			order = append(order, e.Key)
-		}
-		groups[e.Key] = append(groups[e.Key], e.Data)
+		i := p.shardOf(e.Key)
+		groups[i] = append(groups[i], e)
 	}
 	var out []types.PutRecordsRequestEntry
-	for _, k := range order {
-		for _, agg := range Aggregate(k, groups[k], maxRecordBytes) {
-			out = append(out, types.PutRecordsRequestEntry{PartitionKey: aws.String(k), Data: agg})
+	for _, g := range groups {
+		for len(g) > 0 {
+			agg, n := AggregateKeys(g, maxRecordBytes)
+			out = append(out, types.PutRecordsRequestEntry{PartitionKey: aws.String(g[0].Key), Data: agg})
+			g = g[n:]
 		}
 	}
 	return out, nil
+}
+
+type shardRange struct{ lo, hi *big.Int }
+
+func (p *Publisher) loadShards(ctx context.Context) error {
+	var shards []shardRange
+	in := &kinesis.ListShardsInput{StreamName: aws.String(p.cfg.Stream), ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtLatest}}
+	for {
+		out, err := p.api.ListShards(ctx, in)
+		if err != nil {
+			return fmt.Errorf("loadtest: listing the shards of %s: %w", p.cfg.Stream, err)
+		}
+		for _, s := range out.Shards {
+			lo, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
+			hi, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
+			if lo != nil && hi != nil {
+				shards = append(shards, shardRange{lo, hi})
+			}
+		}
+		if out.NextToken == nil {
+			break
+		}
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+	if len(shards) == 0 {
+		return fmt.Errorf("loadtest: stream %s has no open shards", p.cfg.Stream)
+	}
+	p.shards = shards
+	return nil
+}
+
+// shardOf maps a partition key to its shard as Kinesis does: the MD5 of the
+// key, read as a 128-bit number, falls in one shard's hash key range.
+func (p *Publisher) shardOf(key string) int {
+	sum := md5.Sum([]byte(key))
+	h := new(big.Int).SetBytes(sum[:])
+	for i, s := range p.shards {
+		if h.Cmp(s.lo) >= 0 && h.Cmp(s.hi) <= 0 {
+			return i
+		}
+	}
+	return 0
+}
+
+// AggregateKeys packs the leading events into one KPL aggregated record of
+// at most limit bytes, with a partition key table, and returns it with the
+// number of events it holds.
+func AggregateKeys(events []Event, limit int) ([]byte, int) {
+	var pb []byte
+	keys := map[string]uint64{}
+	var recs []byte
+	n := 0
+	for n < len(events) {
+		e := events[n]
+		idx, ok := keys[e.Key]
+		var keyBytes []byte
+		if !ok {
+			idx = uint64(len(keys))
+			keyBytes = protowire.AppendTag(nil, 1, protowire.BytesType)
+			keyBytes = protowire.AppendString(keyBytes, e.Key)
+		}
+		var rec []byte
+		rec = protowire.AppendTag(rec, 1, protowire.VarintType)
+		rec = protowire.AppendVarint(rec, idx)
+		rec = protowire.AppendTag(rec, 3, protowire.BytesType)
+		rec = protowire.AppendBytes(rec, e.Data)
+		size := len(KPLMagic) + len(pb) + len(keyBytes) + len(recs) + 1 + protowire.SizeBytes(len(rec)) + md5.Size
+		if n > 0 && size > limit {
+			break
+		}
+		if !ok {
+			keys[e.Key] = idx
+			pb = append(pb, keyBytes...)
+		}
+		recs = protowire.AppendTag(recs, 3, protowire.BytesType)
+		recs = protowire.AppendBytes(recs, rec)
+		n++
+	}
+	// Key table entries (field 1) first, then the records (field 3).
+	body := append(pb, recs...)
+	sum := md5.Sum(body)
+	agg := make([]byte, 0, len(KPLMagic)+len(body)+md5.Size)
+	agg = append(append(append(agg, KPLMagic...), body...), sum[:]...)
+	return agg, n
 }
 
 // KPLMagic starts every KPL aggregated record.
 var KPLMagic = []byte{0xF3, 0x89, 0x9A, 0xC2}
 
 // Aggregate packs user records sharing one partition key into KPL
-// aggregated records of at most limit bytes each. The wire format is the
-// KPL's: magic, an AggregatedRecord protobuf (partition_key_table = 1,
-// records = 3 with partition_key_index = 1 and data = 3), then the MD5 of
-// the protobuf.
+// aggregated records of at most limit bytes each.
 func Aggregate(key string, records [][]byte, limit int) [][]byte {
+	events := make([]Event, len(records))
+	for i, r := range records {
+		events[i] = Event{Key: key, Data: r}
+	}
 	var out [][]byte
-	for len(records) > 0 {
-		pb := protowire.AppendTag(nil, 1, protowire.BytesType)
-		pb = protowire.AppendString(pb, key)
-		n := 0
-		for n < len(records) {
-			var rec []byte
-			rec = protowire.AppendTag(rec, 1, protowire.VarintType)
-			rec = protowire.AppendVarint(rec, 0)
-			rec = protowire.AppendTag(rec, 3, protowire.BytesType)
-			rec = protowire.AppendBytes(rec, records[n])
-			grown := len(pb) + 1 + protowire.SizeBytes(len(rec))
-			if n > 0 && len(KPLMagic)+grown+md5.Size > limit {
-				break
-			}
-			pb = protowire.AppendTag(pb, 3, protowire.BytesType)
-			pb = protowire.AppendBytes(pb, rec)
-			n++
-		}
-		sum := md5.Sum(pb)
-		agg := make([]byte, 0, len(KPLMagic)+len(pb)+md5.Size)
-		agg = append(append(append(agg, KPLMagic...), pb...), sum[:]...)
+	for len(events) > 0 {
+		agg, n := AggregateKeys(events, limit)
 		out = append(out, agg)
-		records = records[n:]
+		events = events[n:]
 	}
 	return out
 }

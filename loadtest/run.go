@@ -58,6 +58,9 @@ type RunConfig struct {
 	Seed uint64
 	// Aggregate publishes KPL-aggregated records.
 	Aggregate bool
+	// Machines sizes the fleet (default 40, 160 readings a second); each
+	// machine reports 4 times a second.
+	Machines int
 	// Progress receives a line per second while publishing (nil: none).
 	Progress io.Writer
 	Logger   *slog.Logger
@@ -209,7 +212,11 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 	rep := &Report{Started: start, Duration: rc.Duration, Workers: rc.Workers}
 	var f *Fleet
 	if fleet != nil {
-		f = NewFleet(FactoryDemoFleet(start, rc.Seed))
+		fc := FactoryDemoFleet(start, rc.Seed)
+		if rc.Machines > 0 {
+			fc.Machines = rc.Machines
+		}
+		f = NewFleet(fc)
 		fleet.failures = f.Truth()
 	}
 	var a *App

@@ -108,7 +108,7 @@ func newLoadRunCmd() *cobra.Command {
 	var (
 		factoryCfg, churnCfg, reportDir string
 		duration, settle, killAt        time.Duration
-		workers                         int
+		workers, machines               int
 		seed                            uint64
 		aggregate                       bool
 	)
@@ -134,7 +134,7 @@ non-zero when an event is unaccounted for.`,
       --churn-config examples/demo/churn.yaml --workers 2 --duration 60s --report-dir out/demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rc := loadtest.RunConfig{Duration: duration, Settle: settle, Workers: workers, KillAt: killAt, Seed: seed, Aggregate: aggregate,
+			rc := loadtest.RunConfig{Duration: duration, Settle: settle, Workers: workers, KillAt: killAt, Seed: seed, Aggregate: aggregate, Machines: machines,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
 			var configs []string
 			for _, c := range []struct {
@@ -199,6 +199,7 @@ non-zero when an event is unaccounted for.`,
 	cmd.Flags().DurationVar(&killAt, "kill-at", 0, "kill worker 0 with SIGKILL this long into the run (0: never)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
 	cmd.Flags().BoolVar(&aggregate, "aggregate", false, "publish KPL-aggregated records")
+	cmd.Flags().IntVar(&machines, "machines", 40, "machines in the fleet, each reporting 4 times a second")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "out/loadtest", "where report.html and the worker logs go")
 	return cmd
 }
