@@ -14,13 +14,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/pipeline"
 	"github.com/streamscore/streamscore/windowing"
 )
 
@@ -164,7 +164,7 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 			continue
 		}
 		topics[s.cfg.Alerts.Topic] = true
-		arn, err := topicARN(ctx, rc.Clients.SNS, s.cfg.Alerts.Topic)
+		arn, err := pipeline.TopicARN(ctx, rc.Clients.SNS, s.cfg.Alerts.Topic)
 		if err != nil {
 			return nil, err
 		}
@@ -328,7 +328,7 @@ wait:
 		if _, ok := dlq[s.cfg.Sinks.DeadLetter.Queue]; ok {
 			continue
 		}
-		url, err := queueURL(ctx, rc.Clients.SQS, s.cfg.Sinks.DeadLetter.Queue)
+		url, err := pipeline.QueueURL(ctx, rc.Clients.SQS, s.cfg.Sinks.DeadLetter.Queue)
 		if err != nil {
 			return nil, err
 		}
@@ -372,28 +372,6 @@ func progressBar(done, total time.Duration) string {
 		}
 	}
 	return fmt.Sprintf("[%s] %3.0fs/%.0fs", bar, done.Seconds(), total.Seconds())
-}
-
-func topicARN(ctx context.Context, c *sns.Client, topic string) (string, error) {
-	if len(topic) > 4 && topic[:4] == "arn:" {
-		return topic, nil
-	}
-	out, err := c.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(topic)})
-	if err != nil {
-		return "", fmt.Errorf("loadtest: alert topic %s: %w", topic, err)
-	}
-	return aws.ToString(out.TopicArn), nil
-}
-
-func queueURL(ctx context.Context, c *sqs.Client, queue string) (string, error) {
-	if len(queue) > 7 && (queue[:7] == "http://" || queue[:8] == "https://") {
-		return queue, nil
-	}
-	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(queue)})
-	if err != nil {
-		return "", fmt.Errorf("loadtest: queue %s: %w", queue, err)
-	}
-	return aws.ToString(out.QueueUrl), nil
 }
 
 // windowsOf returns the starts of the windows an event at t belongs to,

@@ -257,7 +257,7 @@ func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics,
 	if dl == nil {
 		return fmt.Errorf("pipeline: %s: sinks.dead_letter is required: undecodable records, late events and unscorable rows must go somewhere", p.cfg.File)
 	}
-	url, err := queueURL(ctx, c.SQS, dl.Queue)
+	url, err := QueueURL(ctx, c.SQS, dl.Queue)
 	if err != nil {
 		return err
 	}
@@ -272,18 +272,20 @@ func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics,
 	return nil
 }
 
-func queueURL(ctx context.Context, c *sqs.Client, queue string) (string, error) {
+// QueueURL resolves a queue name to its URL; a URL is returned as it is.
+func QueueURL(ctx context.Context, c *sqs.Client, queue string) (string, error) {
 	if strings.HasPrefix(queue, "https://") || strings.HasPrefix(queue, "http://") {
 		return queue, nil
 	}
 	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(queue)})
 	if err != nil {
-		return "", fmt.Errorf("pipeline: dead-letter queue %q: %w", queue, err)
+		return "", fmt.Errorf("pipeline: queue %q: %w", queue, err)
 	}
 	return aws.ToString(out.QueueUrl), nil
 }
 
-func topicARN(ctx context.Context, c *sns.Client, topic string) (string, error) {
+// TopicARN resolves a topic name to its ARN; an ARN is returned as it is.
+func TopicARN(ctx context.Context, c *sns.Client, topic string) (string, error) {
 	if strings.HasPrefix(topic, "arn:") {
 		return topic, nil
 	}
@@ -442,7 +444,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		})
 	}
 	if len(rules) > 0 {
-		arn, err := topicARN(ctx, c.SNS, p.cfg.Alerts.Topic)
+		arn, err := TopicARN(ctx, c.SNS, p.cfg.Alerts.Topic)
 		if err != nil {
 			return nil, err
 		}
