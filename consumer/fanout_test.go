@@ -3,6 +3,7 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -115,4 +116,36 @@ func TestFanOutDeliversInOrderAndResubscribes(t *testing.T) {
 		t.Errorf("%d GetRecords calls: fan-out fell back to polling", n)
 	}
 	t.Logf("%d records over fan-out with %d subscriptions", len(got), kin.subscribes.Load())
+}
+
+// failingSubscribe refuses every subscription, as an account over its
+// fan-out consumer limit or a network that blocks HTTP/2 would.
+type failingSubscribe struct{ countingKinesis }
+
+func (f *failingSubscribe) SubscribeToShard(context.Context, *kinesis.SubscribeToShardInput, ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
+	f.subscribes.Add(1)
+	return nil, errors.New("subscription refused")
+}
+
+func TestFanOutFallsBackToPolling(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	stream := env.CreateStream(t, 1)
+	kin := &failingSubscribe{countingKinesis{KinesisAPI: env.Kinesis}}
+	keys := produce(t, env.Kinesis, stream, 50, "fb")
+	cfg := testConfig(env.Name("efo-fallback"), "efo", stream)
+	cfg.FanOut = true
+	col := newCollector()
+	c, err := New(cfg, kin, env.DynamoDB, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c, col.handler("efo", nil))
+	waitFor(t, 60*time.Second, "every record, read by polling", func() bool { return col.has(keys) == 0 })
+	if n := kin.subscribes.Load(); n < maxSubscribeFailures {
+		t.Errorf("%d subscription attempts before falling back, want %d", n, maxSubscribeFailures)
+	}
+	if kin.getRecords.Load() == 0 {
+		t.Error("no GetRecords call: the records did not come by polling")
+	}
 }
