@@ -505,10 +505,21 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Ready reports whether the pipeline is consuming.
+// Ready reports whether the pipeline is doing its job: it runs, holds at
+// least one lease, and no shard is stopped by a sink that failed for good.
 func (p *Pipeline) Ready(context.Context) error {
 	if !p.running.Load() {
 		return fmt.Errorf("pipeline %s is not running", p.cfg.Pipeline)
+	}
+	if len(p.cons.HeldLeases()) == 0 {
+		return fmt.Errorf("pipeline %s holds no leases yet", p.cfg.Pipeline)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for key, st := range p.shards {
+		if err := st.failed(); err != nil {
+			return fmt.Errorf("pipeline %s: shard %s stopped: %w", p.cfg.Pipeline, key, err)
+		}
 	}
 	return nil
 }

@@ -113,6 +113,12 @@ func newTestPipeline(t *testing.T) *testPipeline {
 
 func (tp *testPipeline) start(t *testing.T, worker string) (stop func() error) {
 	t.Helper()
+	stop, _ = tp.startPipeline(t, worker)
+	return stop
+}
+
+func (tp *testPipeline) startPipeline(t *testing.T, worker string) (stop func() error, p *pipeline.Pipeline) {
+	t.Helper()
 	c := tp.env.Clients
 	p, err := pipeline.New(context.Background(), tp.cfg, pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS, CloudWatch: c.CloudWatch},
 		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -138,7 +144,7 @@ func (tp *testPipeline) start(t *testing.T, worker string) (stop func() error) {
 		}
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return stop, p
 }
 
 func (tp *testPipeline) put(t *testing.T, key string, data string) {
@@ -160,7 +166,14 @@ func reading(machine string, ts time.Time, vib float64) string {
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	tp := newTestPipeline(t)
-	stop := tp.start(t, "worker-a")
+	stop, p := tp.startPipeline(t, "worker-a")
+	deadline := time.Now().Add(30 * time.Second)
+	for p.Ready(context.Background()) != nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := p.Ready(context.Background()); err != nil {
+		t.Fatalf("not ready after taking its leases: %v", err)
+	}
 
 	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	machines := []string{"press-001", "press-002", "press-003", "press-004"}
@@ -190,7 +203,7 @@ func TestEndToEnd(t *testing.T) {
 
 	ctx := devstacktest.Ctx(t)
 	var rows []loadtest.ResultRow
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(2 * time.Minute)
 	counted := 0.0
 	for time.Now().Before(deadline) {
 		got, _, err := loadtest.ReadResults(ctx, tp.env.S3, tp.bucket, "results/", "readings")
