@@ -220,11 +220,12 @@ func FinalRows(rows []ResultRow) map[string]ResultRow {
 }
 
 func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Time) *Detection {
+	// Every machine the generator degrades is a true positive to alert on,
+	// including those whose failure comes after the run ends; recall counts
+	// the failures that happened within the run.
 	failAt := map[string]time.Time{}
 	for _, f := range truth {
-		if !f.At.After(end) {
-			failAt[f.Machine] = f.At
-		}
+		failAt[f.Machine] = f.At
 	}
 	first := map[string]time.Time{}
 	for _, a := range alerts {
@@ -235,25 +236,30 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 			first[a.Entity] = a.Received
 		}
 	}
-	d := &Detection{Failing: len(failAt), Alerted: len(first)}
+	d := &Detection{Alerted: len(first)}
 	for _, f := range truth {
-		if _, ok := failAt[f.Machine]; ok {
+		if !f.At.After(end) {
+			d.Failing++
 			d.failures = append(d.failures, f)
 		}
 	}
+	caught := 0
 	for e, t := range first {
 		at, failing := failAt[e]
 		switch {
 		case !failing:
 			d.FalsePositives++
 		case t.Before(at):
-			d.TruePositives++
-			d.leads = append(d.leads, at.Sub(t))
+			caught++
+			if !at.After(end) {
+				d.TruePositives++
+				d.leads = append(d.leads, at.Sub(t))
+			}
 		}
 		// An alert after the failure is a miss, not a false alarm.
 	}
-	if d.TruePositives+d.FalsePositives > 0 {
-		d.Precision = float64(d.TruePositives) / float64(d.TruePositives+d.FalsePositives)
+	if caught+d.FalsePositives > 0 {
+		d.Precision = float64(caught) / float64(caught+d.FalsePositives)
 	}
 	if d.Failing > 0 {
 		d.Recall = float64(d.TruePositives) / float64(d.Failing)

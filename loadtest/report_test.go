@@ -1,0 +1,62 @@
+package loadtest
+
+import (
+	"github.com/streamscore/streamscore/config"
+	"testing"
+	"time"
+)
+
+func TestDetection(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	end := t0.Add(time.Minute)
+	truth := []Failure{
+		{Machine: "m1", At: t0.Add(30 * time.Second)}, // fails in the run, alerted 10 s before
+		{Machine: "m2", At: t0.Add(40 * time.Second)}, // fails in the run, alerted only after
+		{Machine: "m3", At: t0.Add(50 * time.Second)}, // fails in the run, never alerted
+		{Machine: "m4", At: t0.Add(2 * time.Minute)},  // degrading, fails after the run: alerted early
+	}
+	alert := func(e string, at time.Duration) ReceivedAlert {
+		return ReceivedAlert{Stream: "s", Entity: e, State: "firing", Received: t0.Add(at)}
+	}
+	d := detect(truth, []ReceivedAlert{
+		alert("m1", 20*time.Second), alert("m1", 25*time.Second),
+		alert("m2", 45*time.Second),
+		alert("m4", 55*time.Second),
+		alert("m9", 10*time.Second), // healthy: a false alarm
+		{Stream: "other", Entity: "m3", State: "firing", Received: t0},
+	}, "s", end)
+	if d.Failing != 3 || d.TruePositives != 1 || d.FalsePositives != 1 {
+		t.Fatalf("detection = %+v, want 3 failing, 1 caught in time, 1 false alarm", d)
+	}
+	if d.Recall != 1.0/3 {
+		t.Errorf("recall = %v, want 1/3", d.Recall)
+	}
+	if d.Precision != 2.0/3 { // m1 and m4 were rightly alerted, m9 was not
+		t.Errorf("precision = %v, want 2/3", d.Precision)
+	}
+	if d.MedianLead != 10*time.Second {
+		t.Errorf("median lead = %v, want 10s", d.MedianLead)
+	}
+}
+
+func TestWindowsOfAlignsToTheEpoch(t *testing.T) {
+	w := hopping(30*time.Second, 10*time.Second)
+	got := windowsOf(w, time.Date(2026, 11, 24, 10, 0, 25, 0, time.UTC))
+	want := []time.Time{
+		time.Date(2026, 11, 24, 10, 0, 20, 0, time.UTC),
+		time.Date(2026, 11, 24, 10, 0, 10, 0, time.UTC),
+		time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC),
+	}
+	if len(got) != len(want) {
+		t.Fatalf("windows = %v, want %v", got, want)
+	}
+	for i := range want {
+		if !got[i].Equal(want[i]) {
+			t.Fatalf("windows = %v, want %v", got, want)
+		}
+	}
+}
+
+func hopping(size, slide time.Duration) config.Window {
+	return config.Window{Kind: "hopping", Size: config.Duration(size), Slide: config.Duration(slide)}
+}
