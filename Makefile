@@ -80,7 +80,7 @@ bench: build
 DEMOSTACK := $(CURDIR)/.devstack/demo
 DEMO_FACTORY := examples/demo/factory.yaml
 DEMO_CHURN   := examples/demo/churn.yaml
-DEMOFLAGS ?= --workers 2 --duration 60s --kill-at 30s
+DEMOFLAGS ?= --workers 2 --duration 60s --settle 40s --kill-at 30s
 demo: deps tools
 	@rm -rf $(DEMOSTACK)
 	@$(BIN) dev up --dir $(DEMOSTACK) --config $(DEMO_FACTORY) --config $(DEMO_CHURN)
