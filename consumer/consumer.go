@@ -50,6 +50,16 @@ type ShardFlusher interface {
 	FlushShard(ctx context.Context, stream, shardID string) error
 }
 
+// ShardCloser is implemented by handlers that keep per-shard state (open
+// windows, decoders). ShardClosed is called once a shard stops running on
+// this worker for any reason (lease lost or handed over, shard finished,
+// worker stopping), after its last HandleBatch and FlushShard, so the
+// handler can free that state. The shard may come back later with a new
+// Checkpointer.
+type ShardCloser interface {
+	ShardClosed(stream, shardID string)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, b *Batch) error
 

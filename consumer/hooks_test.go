@@ -18,6 +18,13 @@ type flushingHandler struct {
 	lastPos    map[string]Position
 	heartbeats map[string]int
 	flushed    int
+	closed     []string
+}
+
+func (h *flushingHandler) ShardClosed(_ string, shardID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = append(h.closed, shardID)
 }
 
 func (h *flushingHandler) HandleBatch(_ context.Context, b *Batch) error {
@@ -64,6 +71,9 @@ func TestIdleHeartbeatAndFlushBeforeHandOver(t *testing.T) {
 	}
 	if h.flushed != 1 {
 		t.Fatalf("FlushShard called %d times on a graceful stop of one shard, want 1", h.flushed)
+	}
+	if len(h.closed) != 1 || h.closed[0] != keys[0].shard {
+		t.Fatalf("ShardClosed calls = %v, want one for %s", h.closed, keys[0].shard)
 	}
 
 	// The next worker resumes after everything FlushShard made durable.

@@ -24,6 +24,11 @@ func (r *shardRun) run() {
 	c := r.c
 	defer close(r.done)
 	defer c.forget(r)
+	defer func() {
+		if sc, ok := c.handler.(ShardCloser); ok {
+			sc.ShardClosed(r.s.cfg.Name, r.shardID)
+		}
+	}()
 	defer r.cancel()
 	err := r.process()
 	if errors.Is(err, errFinished) || r.lostFlag.Load() {

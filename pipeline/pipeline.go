@@ -596,6 +596,18 @@ func (p *Pipeline) HandleBatch(ctx context.Context, b *consumer.Batch) error {
 	return nil
 }
 
+// ShardClosed frees a shard's state once it stops running here (lease lost
+// or handed over, shard finished): open windows of a lost shard would
+// otherwise stay in memory until the process ends.
+func (p *Pipeline) ShardClosed(stream, shard string) {
+	p.mu.Lock()
+	st := p.shards[shardKey(stream, shard)]
+	p.mu.Unlock()
+	if st != nil {
+		p.drop(st)
+	}
+}
+
 // FlushShard is called by the consumer before it writes a shard's final
 // checkpoint and hands the lease over: flushing the sinks turns accepted
 // batches into acks, so the checkpoint covers everything already written.

@@ -98,13 +98,16 @@ func (st *shardState) release() {
 		st.dec.Release()
 		st.dec = nil
 	}
-	for _, w := range st.wins {
+	st.mu.Lock() // acks read wins (span starts) from other goroutines
+	wins := st.wins
+	st.wins = nil
+	st.mu.Unlock()
+	for _, w := range wins {
 		w.op.Release()
 		for _, o := range w.outs {
 			o.rb.release()
 		}
 	}
-	st.wins = nil
 }
 
 func (st *shardState) failed() error {
