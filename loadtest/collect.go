@@ -141,6 +141,7 @@ type ResultRow struct {
 	Count                  float64 // the window's count feature
 	Score                  float64
 	Update                 bool
+	Fallback               bool // scored by the fallback model
 	Processing             time.Time
 	// Landed is when the object holding the row was written (LastModified).
 	Landed time.Time
@@ -226,6 +227,9 @@ func parquetRows(ctx context.Context, data []byte, countFeature string) ([]Resul
 			}
 			if b, ok := col("update").(*array.Boolean); ok {
 				r.Update = b.Value(i)
+			}
+			if b, ok := col("fallback").(*array.Boolean); ok {
+				r.Fallback = b.Value(i)
 			}
 			out = append(out, r)
 		}

@@ -341,6 +341,9 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 	}
 	var sc scorer.Scorer
 	var err error
+	// The alert sink is built after the scorer; breaker events reach it
+	// through this holder once it exists.
+	var alerts atomic.Pointer[sinks.Alerts]
 	if e := s.Endpoint; e != nil {
 		if c.SageMaker == nil {
 			return fmt.Errorf("pipeline: scorer %s: no SageMaker runtime client", s.Name)
@@ -368,7 +371,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			Timeout: e.Timeout.D(), MaxRowsPerRequest: e.MaxRowsPerRequest, Concurrency: e.Concurrency,
 			Fallback: fallback, Logger: p.log, Metrics: scm,
 			OnBreakerChange: func(ev scorer.BreakerEvent) {
-				p.log.Warn("circuit breaker changed state", "scorer", s.Name, "endpoint", e.Name, "event", fmt.Sprintf("%+v", ev))
+				p.breakerChanged(s.Name, stream, ev, alerts.Load())
 			},
 		})
 		if err != nil {
@@ -394,15 +397,17 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			plan.shadow = ch.Outputs()
 		}
 	}
-	if plan.sink, err = p.resultSinks(ctx, s, stream, c, sm, o); err != nil {
+	var al *sinks.Alerts
+	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, sm, o); err != nil {
 		return err
 	}
+	alerts.Store(al)
 	wp.scorers = append(wp.scorers, plan)
 	return nil
 }
 
 // resultSinks starts the sinks a scorer's results go to, teed.
-func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, sm *sinks.Metrics, o Options) (sinks.Sink, error) {
+func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, sm *sinks.Metrics, o Options) (sinks.Sink, *sinks.Alerts, error) {
 	var out []sinks.Sink
 	add := func(sk sinks.Sink, err error, what string) error {
 		if err != nil {
@@ -419,7 +424,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 			Metrics: sm, Logger: p.log,
 		})
 		if err := add(sk, err, "s3"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if ft := p.cfg.Sinks.FeatureTable; ft != nil {
@@ -427,12 +432,13 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 			Client: c.DynamoDB, Table: ft.Table, TTL: ft.TTL.D(), Metrics: sm, Logger: p.log,
 		})
 		if err := add(sk, err, "feature table"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if p.cw != nil {
 		out = append(out, p.cw) // shared: already in p.sinks
 	}
+	var al *sinks.Alerts
 	var rules []sinks.AlertRule
 	for _, r := range p.cfg.Alerts.Rules {
 		if r.Scorer != s.Name {
@@ -446,20 +452,57 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 	if len(rules) > 0 {
 		arn, err := TopicARN(ctx, c.SNS, p.cfg.Alerts.Topic)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sk, err := sinks.NewAlerts(sinks.AlertOptions{Client: c.SNS, TopicARN: arn, Rules: rules, Metrics: sm, Logger: p.log})
+		al = sk
 		if err := add(sk, err, "alerts"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("pipeline: scorer %s: no sink configured for its results (sinks.s3, sinks.feature_table or an alert rule)", s.Name)
+		return nil, nil, fmt.Errorf("pipeline: scorer %s: no sink configured for its results (sinks.s3, sinks.feature_table or an alert rule)", s.Name)
 	}
 	if len(out) == 1 {
-		return out[0], nil
+		return out[0], al, nil
 	}
-	return sinks.Tee(out...), nil
+	return sinks.Tee(out...), al, nil
+}
+
+// breakerChanged reports a circuit breaker's state change: a log line, a
+// CloudWatch count, and an alert on the scorer's alert topic (a breaker
+// opening means rows are scored by the fallback model or dead-lettered).
+func (p *Pipeline) breakerChanged(scorerName, stream string, ev scorer.BreakerEvent, alerts *sinks.Alerts) {
+	log := p.log.With("scorer", scorerName, "endpoint", ev.Endpoint, "from", ev.From.String(), "to", ev.To.String())
+	if ev.LastError != nil {
+		log = log.With("err", ev.LastError)
+	}
+	log.Warn("circuit breaker changed state")
+	if p.cw != nil {
+		p.cw.Count("BreakerStateChanges", sinks.Dimensions{Stream: stream, Model: ev.Endpoint}, 1)
+	}
+	if alerts == nil {
+		return
+	}
+	sev, state := "warning", "firing"
+	if ev.To.String() == "closed" {
+		sev, state = "info", "resolved"
+	}
+	msg := fmt.Sprintf("circuit breaker of SageMaker endpoint %s went from %s to %s", ev.Endpoint, ev.From, ev.To)
+	if ev.LastError != nil {
+		msg += ": " + ev.LastError.Error()
+	}
+	al := sinks.Alert{Rule: "circuit-breaker", State: state, Severity: sev, Stream: stream, Model: ev.Endpoint,
+		Subject: fmt.Sprintf("streamscore %s: endpoint %s breaker %s", p.cfg.Pipeline, ev.Endpoint, ev.To), Message: msg}
+	// Notify publishes; do it off the scorer's goroutine (the callback must
+	// be quick), bounded so a dead topic cannot pile goroutines up.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := alerts.Notify(ctx, al); err != nil {
+			p.log.Warn("breaker alert not published", "scorer", scorerName, "err", err)
+		}
+	}()
 }
 
 // Run consumes until ctx ends, then shuts down gracefully: every shard

@@ -18,6 +18,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/streamscore/streamscore/config"
@@ -38,6 +39,8 @@ type testPipeline struct {
 	stream, bucket, table string
 	dlqURL, alertURL      string
 	leaseTable            string
+	yaml                  string
+	sagemaker             *sagemakerruntime.Client
 }
 
 const pipelineYAML = `pipeline: test
@@ -107,7 +110,7 @@ func newTestPipeline(t *testing.T) *testPipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp.cfg = cfg
+	tp.cfg, tp.yaml = cfg, src
 	return tp
 }
 
@@ -120,7 +123,11 @@ func (tp *testPipeline) start(t *testing.T, worker string) (stop func() error) {
 func (tp *testPipeline) startPipeline(t *testing.T, worker string) (stop func() error, p *pipeline.Pipeline) {
 	t.Helper()
 	c := tp.env.Clients
-	p, err := pipeline.New(context.Background(), tp.cfg, pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS, CloudWatch: c.CloudWatch},
+	clients := pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS, CloudWatch: c.CloudWatch}
+	if tp.sagemaker != nil {
+		clients.SageMaker = tp.sagemaker
+	}
+	p, err := pipeline.New(context.Background(), tp.cfg, clients,
 		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			Consumer: consumer.Config{RenewInterval: time.Second, ShardSyncInterval: 2 * time.Second, IdleHeartbeat: 200 * time.Millisecond}})
 	if err != nil {
@@ -410,4 +417,66 @@ func TestRecordsFromTheAWSCLI(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Fatal("the records put by the AWS CLI never reached S3 as a scored window")
+}
+
+// TestEndpointDownFallsBackAndAlerts: with the SageMaker endpoint
+// unreachable, rows are scored by the fallback model and flagged, and the
+// breaker opening is announced on the alert topic.
+func TestEndpointDownFallsBackAndAlerts(t *testing.T) {
+	t.Parallel()
+	tp := newTestPipeline(t)
+	src := strings.Replace(tp.yaml, "  - {name: failure, window: w1s, model: vib}",
+		"  - {name: failure, window: w1s, model: vib, endpoint: {name: factory-failure, timeout: 200ms, fallback: vib}}", 1)
+	cfg, err := config.Parse([]byte(src), "endpoint.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.cfg = cfg
+	// Nothing listens on port 1: every call fails at once.
+	tp.sagemaker = sagemakerruntime.NewFromConfig(tp.env.AWS, func(o *sagemakerruntime.Options) {
+		o.BaseEndpoint = aws.String("http://127.0.0.1:1")
+		o.RetryMaxAttempts = 1
+	})
+	stop := tp.start(t, "worker-fallback")
+	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	for step := range 30 {
+		tp.put(t, "press-001", reading("press-001", t0.Add(time.Duration(step)*100*time.Millisecond), 0.9))
+	}
+	var rows []loadtest.ResultRow
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		got, _, err := loadtest.ReadResults(devstacktest.Ctx(t), tp.env.S3, tp.bucket, "results/", "readings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ = latestRows(got); len(rows) == 3 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("%d windows scored, want 3", len(rows))
+	}
+	for _, r := range rows {
+		if r.Score < 0.5 || !r.Fallback {
+			t.Errorf("window %s scored %v (fallback %v), want the fallback model's high score, flagged", r.WindowStart.Format(time.TimeOnly), r.Score, r.Fallback)
+		}
+	}
+	breaker := false
+	deadline = time.Now().Add(30 * time.Second)
+	for !breaker && time.Now().Before(deadline) {
+		m, err := tp.env.SQS.ReceiveMessage(devstacktest.Ctx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(tp.alertURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range m.Messages {
+			breaker = breaker || strings.Contains(aws.ToString(msg.Body), `circuit-breaker`)
+		}
+	}
+	if !breaker {
+		t.Error("no circuit-breaker alert reached the alert topic's queue")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
 }
