@@ -37,6 +37,16 @@ func (f *devFlags) resolve() (root, dir string, err error) {
 	return root, dir, nil
 }
 
+// load finds the repository and the stack recorded in the state directory.
+func (f *devFlags) load() (root string, st *devstack.State, err error) {
+	root, dir, err := f.resolve()
+	if err != nil {
+		return "", nil, err
+	}
+	st, err = devstack.Load(dir)
+	return root, st, err
+}
+
 func newDevCmd() *cobra.Command {
 	var f devFlags
 	cmd := &cobra.Command{
@@ -102,11 +112,7 @@ and data live in .devstack/stack.`,
 		Short: "Stop every server of the local stack",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, dir, err := f.resolve()
-			if err != nil {
-				return err
-			}
-			st, err := devstack.Load(dir)
+			_, st, err := f.load()
 			if errors.Is(err, devstack.ErrNotRunning) {
 				fmt.Fprintln(cmd.OutOrStdout(), "no local stack is running")
 				return nil
@@ -127,11 +133,7 @@ and data live in .devstack/stack.`,
 		Short: "Show each server of the local stack and whether it answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, dir, err := f.resolve()
-			if err != nil {
-				return err
-			}
-			st, err := devstack.Load(dir)
+			_, st, err := f.load()
 			if err != nil {
 				return err
 			}
@@ -162,13 +164,12 @@ and data live in .devstack/stack.`,
 		Example: `  eval "$(streamscore dev env)"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			root, dir, err := f.resolve()
+			root, st, err := f.load()
+			if errors.Is(err, devstack.ErrNotRunning) {
+				return fmt.Errorf("%w: start it with streamscore dev up", err)
+			}
 			if err != nil {
 				return err
-			}
-			st, err := devstack.Load(dir)
-			if err != nil {
-				return fmt.Errorf("%w: start it with streamscore dev up", err)
 			}
 			lines, err := st.EnvLines(root)
 			if err != nil {
