@@ -128,7 +128,7 @@ func TestDemoLosesNothingWhenAWorkerDies(t *testing.T) {
 		}
 	}
 	var html bytes.Buffer
-	if err := rep.WriteHTML(&html); err != nil || !strings.Contains(html.String(), "echarts") {
+	if err := rep.WriteHTML(&html, ""); err != nil || !strings.Contains(html.String(), "echarts") {
 		t.Errorf("HTML report: %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-echarts/go-echarts/v2/charts"
@@ -13,16 +15,49 @@ import (
 
 // WriteHTML renders the report as one HTML page of charts: throughput,
 // latency over time, score distributions, and alerts against failures.
-func (r *Report) WriteHTML(w io.Writer) error {
+// assetsHost is where the page loads echarts.min.js from: "./" when the file
+// was copied next to the page (WriteHTMLDir does that), "" for go-echarts'
+// public host.
+func (r *Report) WriteHTML(w io.Writer, assetsHost string) error {
 	page := components.NewPage()
 	page.PageTitle = "streamscore load test " + r.Started.Format(time.RFC3339)
+	var cs []components.Charter
 	for _, s := range r.Scenarios {
-		page.AddCharts(throughputChart(s), latencyChart(s), scoreChart(s))
+		cs = append(cs, throughputChart(s), latencyChart(s), scoreChart(s))
 		if s.Detection != nil {
-			page.AddCharts(r.detectionChart(s))
+			cs = append(cs, r.detectionChart(s))
 		}
 	}
+	if assetsHost != "" {
+		page.SetAssetsHost(assetsHost)
+	}
+	page.AddCharts(cs...)
 	return page.Render(w)
+}
+
+// WriteHTMLDir writes dir/report.html. When echartsJS names a local copy of
+// echarts.min.js (the repository pins one in devstack/node), it is copied
+// beside the page so the report opens without network access.
+func (r *Report) WriteHTMLDir(dir, echartsJS string) (string, error) {
+	host := ""
+	if echartsJS != "" {
+		if b, err := os.ReadFile(echartsJS); err == nil {
+			if err := os.WriteFile(filepath.Join(dir, "echarts.min.js"), b, 0o644); err != nil {
+				return "", err
+			}
+			host = "./"
+		}
+	}
+	path := filepath.Join(dir, "report.html")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	if err := r.WriteHTML(f, host); err != nil {
+		f.Close()
+		return "", err
+	}
+	return path, f.Close()
 }
 
 func title(t, sub string) charts.GlobalOpts {

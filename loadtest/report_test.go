@@ -2,6 +2,9 @@ package loadtest
 
 import (
 	"github.com/streamscore/streamscore/config"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,4 +62,31 @@ func TestWindowsOfAlignsToTheEpoch(t *testing.T) {
 
 func hopping(size, slide time.Duration) config.Window {
 	return config.Window{Kind: "hopping", Size: config.Duration(size), Slide: config.Duration(slide)}
+}
+
+func TestHTMLReportOpensOffline(t *testing.T) {
+	dir := t.TempDir()
+	js := filepath.Join(dir, "src.js")
+	if err := os.WriteFile(js, []byte("/* echarts */"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{Started: time.Now(), Scenarios: []*ScenarioReport{{Name: "factory", PerSecond: map[int64]int{1: 5}, Detection: &Detection{}}}}
+	path, err := rep.WriteHTMLDir(out, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `src="./echarts.min.js"`) || strings.Contains(string(page), "https://") {
+		t.Errorf("the report does not load echarts from beside itself:\n%s", page[:min(len(page), 600)])
+	}
+	if _, err := os.Stat(filepath.Join(out, "echarts.min.js")); err != nil {
+		t.Errorf("echarts.min.js not copied beside the report: %v", err)
+	}
 }

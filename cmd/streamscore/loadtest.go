@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/loadtest"
 )
 
@@ -175,16 +176,17 @@ non-zero when an event is unaccounted for.`,
 				return err
 			}
 			rep.WriteSummary(cmd.OutOrStdout())
-			html := filepath.Join(reportDir, "report.html")
-			f, err := os.Create(html)
+			// The charting script pinned in devstack/node, copied beside the
+			// page so the report opens offline; without it the page loads
+			// the script from go-echarts' public host.
+			var echarts string
+			if wd, err := os.Getwd(); err == nil {
+				if root, err := devstack.FindRoot(wd); err == nil {
+					echarts = filepath.Join(devstack.NodeDir(root), "node_modules", "echarts", "dist", "echarts.min.js")
+				}
+			}
+			html, err := rep.WriteHTMLDir(reportDir, echarts)
 			if err != nil {
-				return err
-			}
-			if err := rep.WriteHTML(f); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "\nreport: %s (worker logs beside it)\n", html)
