@@ -116,7 +116,7 @@ func scoreChart(s *ScenarioReport) *charts.Bar {
 	}
 	bar := charts.NewBar()
 	bar.SetGlobalOptions(title(s.Name+": score distribution", fmt.Sprintf("%d scored windows", len(s.Scores))),
-		charts.WithYAxisOpts(opts.YAxis{Type: "log", Name: "windows"}))
+		charts.WithYAxisOpts(opts.YAxis{Name: "windows"}))
 	bar.SetXAxis(xs).AddSeries("windows", items)
 	return bar
 }
@@ -132,13 +132,13 @@ func (r *Report) detectionChart(s *ScenarioReport) *charts.Scatter {
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Right: "10%"}))
 	var fails, alerts []opts.ScatterData
 	for _, a := range r.Alerts {
-		if a.Stream == s.Stream {
+		if a.Stream == s.Stream && a.State != "resolved" {
 			alerts = append(alerts, opts.ScatterData{Value: []any{a.Received.UnixMilli(), a.Entity}})
 		}
 	}
-	for _, f := range d.failures {
+	for _, f := range d.truth {
 		fails = append(fails, opts.ScatterData{Value: []any{f.At.UnixMilli(), f.Machine}, Symbol: "diamond", SymbolSize: 14})
 	}
-	sc.AddSeries("failure", fails).AddSeries("alert received", alerts)
+	sc.AddSeries("failure (some after the run)", fails).AddSeries("alert received", alerts)
 	return sc
 }

@@ -76,7 +76,7 @@ type Detection struct {
 	Precision, Recall                               float64
 	MedianLead                                      time.Duration
 	leads                                           []time.Duration
-	failures                                        []Failure
+	truth                                           []Failure // all, for the chart
 }
 
 type windowKey struct {
@@ -236,11 +236,10 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 			first[a.Entity] = a.Received
 		}
 	}
-	d := &Detection{Alerted: len(first)}
+	d := &Detection{Alerted: len(first), truth: truth}
 	for _, f := range truth {
 		if !f.At.After(end) {
 			d.Failing++
-			d.failures = append(d.failures, f)
 		}
 	}
 	caught := 0
