@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,6 +42,11 @@ type Config struct {
 	StartTimeout time.Duration
 	// Logger receives progress messages. Default: discard.
 	Logger *slog.Logger
+	// DieWithParent kills every server when the process that started it
+	// dies, however it dies. A test binary's private stack wants that: a
+	// test that panics or is killed must not leave servers behind. `dev up`
+	// does not: its servers outlive the command.
+	DieWithParent bool
 }
 
 // Proc is one running server as recorded in the state file.
@@ -307,6 +313,15 @@ func (st *State) start(ctx context.Context, spec serverSpec, cfg Config) (Proc, 
 	cmd.Env = append(serverEnv(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if cfg.DieWithParent {
+		// The death signal follows the thread that forked, not the process:
+		// fork from a thread that stays alive (an unlocked thread returns
+		// to the runtime's pool; only a goroutine that exits locked takes
+		// its thread down).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	if err := cmd.Start(); err != nil {
 		return Proc{}, fmt.Errorf("devstack: starting %s (%s): %w", spec.service, name, err)
 	}

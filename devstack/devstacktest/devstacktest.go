@@ -129,7 +129,7 @@ func find() (*Env, error) {
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := devstack.Up(ctx, devstack.Config{Root: root, Dir: dir, Logger: log})
+	st, err := devstack.Up(ctx, devstack.Config{Root: root, Dir: dir, Logger: log, DieWithParent: true})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
