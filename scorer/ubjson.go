@@ -287,17 +287,22 @@ func (d *ubjDecoder) array(depth int) error {
 		if i > 0 {
 			d.out = append(d.out, ',')
 		}
-		if typ != 0 {
-			err = d.typed(typ, depth)
-		} else {
-			err = d.value(depth)
-		}
-		if err != nil {
+		if err := d.element(typ, depth); err != nil {
 			return err
 		}
 	}
 	d.out = append(d.out, ']')
 	return nil
+}
+
+// element decodes one container element: of the container's declared type
+// when it has one (strongly typed containers omit per-element markers),
+// otherwise with its own marker.
+func (d *ubjDecoder) element(typ byte, depth int) error {
+	if typ != 0 {
+		return d.typed(typ, depth)
+	}
+	return d.value(depth)
 }
 
 func (d *ubjDecoder) object(depth int) error {
@@ -331,12 +336,7 @@ func (d *ubjDecoder) object(depth int) error {
 			return err
 		}
 		d.out = append(d.out, ':')
-		if typ != 0 {
-			err = d.typed(typ, depth)
-		} else {
-			err = d.value(depth)
-		}
-		if err != nil {
+		if err := d.element(typ, depth); err != nil {
 			return err
 		}
 	}
