@@ -187,6 +187,15 @@ func Tee(sinks ...Sink) Sink { return tee(sinks) }
 type tee []Sink
 
 func (t tee) Write(ctx context.Context, b Batch) error {
+	// The tee hands every sink its own Ack, so the sinks cannot see a
+	// missing one: refuse it here rather than panic when the acks come in.
+	if b.Ack == nil {
+		return fmt.Errorf("sinks: tee: batch for %s/%s has no Ack function", b.Stream, b.Shard)
+	}
+	if len(t) == 0 {
+		b.Ack(nil) // accepted means acked exactly once, even with no sinks
+		return nil
+	}
 	var (
 		left     atomic.Int32
 		firstErr error
