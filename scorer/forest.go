@@ -70,6 +70,12 @@ type forest struct {
 	numGroup   int
 	maxDepth   int
 	obj        objective
+
+	// mean holds, parallel to nodes, each complete-layout node's mean
+	// value (nodeMeans), for feature contributions. It is nil when
+	// noContrib says why the model has none.
+	mean      []float32
+	noContrib error
 }
 
 // catTree is a tree with categorical splits in XGBoost's own layout.
@@ -79,6 +85,7 @@ type catTree struct {
 	cond        []float32
 	defLeft     []bool
 	catSet      [][]uint64 // nil for numerical nodes; else bitset of categories that go right
+	mean        []float32  // per node, for contributions; nil without them
 }
 
 // key maps a float32 to an order-preserving uint32: negative numbers below
@@ -189,11 +196,22 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 		}
 	}
 	f.maxDepth = max(f.maxDepth, maxD)
+	var mv []float32
+	if f.noContrib == nil {
+		var err error
+		if mv, err = nodeMeans(t, order); err != nil {
+			f.noContrib, f.mean = fmt.Errorf("%w: tree %d: %w", ErrNoContributions, len(f.trees), err), nil
+			for i := range f.slow {
+				f.slow[i].mean = nil
+			}
+		}
+	}
 	if hasCat || maxD > maxCompleteDepth {
 		ct, err := newCatTree(t, n)
 		if err != nil {
 			return err
 		}
+		ct.mean = mv
 		f.slow = append(f.slow, ct)
 		f.trees = append(f.trees, ftree{group: group, slow: int32(len(f.slow) - 1)})
 		return nil
@@ -208,6 +226,11 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 	f.leaf = append(f.leaf, make([]float32, inner+1)...)
 	nodes := f.nodes[ft.node:]
 	leaves := f.leaf[ft.leaf:]
+	var means []float32
+	if mv != nil {
+		f.mean = append(f.mean, make([]float32, inner)...)
+		means = f.mean[ft.node:]
+	}
 	// Walk XGBoost's tree alongside heap positions.
 	type item struct{ id, pos, d int32 }
 	stack := []item{{0, 0, 0}}
@@ -222,6 +245,17 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 			for k := first; k < first+span; k++ {
 				leaves[k] = t.SplitConditions[it.id]
 			}
+			// The pass-through nodes below a leaf placed above the
+			// tree's depth take its value as their mean, so the steps
+			// through them change nothing.
+			if means != nil {
+				for l := 0; l < maxD-int(it.d); l++ {
+					first := (int(it.pos)+1)<<l - 1
+					for k := first; k < first+1<<l; k++ {
+						means[k] = t.SplitConditions[it.id]
+					}
+				}
+			}
 			continue
 		}
 		var add uint32
@@ -229,6 +263,9 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 			add = 1
 		}
 		nodes[it.pos] = fnode{thr: key(t.SplitConditions[it.id]) + add, fa: uint32(t.SplitIndices[it.id])<<1 | add}
+		if means != nil {
+			means[it.pos] = mv[it.id]
+		}
 		stack = append(stack, item{l, 2*it.pos + 1, it.d + 1}, item{r, 2*it.pos + 2, it.d + 1})
 	}
 	f.trees = append(f.trees, ft)
@@ -291,36 +328,36 @@ const maxCategory = 1 << 24
 func (c *catTree) walk(keys []uint32) float32 {
 	id := int32(0)
 	for c.left[id] != -1 {
-		k := keys[c.feat[id]]
-		if k == math.MaxUint32 {
-			if c.defLeft[id] {
-				id = c.left[id]
-			} else {
-				id = c.right[id]
-			}
-			continue
-		}
-		x := unkey(k)
-		if set := c.catSet[id]; set != nil {
-			right := false
-			if x >= 0 && x < maxCategory {
-				cat := uint32(x)
-				right = int(cat/64) < len(set) && set[cat/64]&(1<<(cat%64)) != 0
-			}
-			if right {
-				id = c.right[id]
-			} else {
-				id = c.left[id]
-			}
-			continue
-		}
-		if x < c.cond[id] {
-			id = c.left[id]
-		} else {
-			id = c.right[id]
-		}
+		id = c.next(id, keys)
 	}
 	return c.cond[id]
+}
+
+// next returns the child of split node id that the row goes to.
+func (c *catTree) next(id int32, keys []uint32) int32 {
+	k := keys[c.feat[id]]
+	if k == math.MaxUint32 {
+		if c.defLeft[id] {
+			return c.left[id]
+		}
+		return c.right[id]
+	}
+	x := unkey(k)
+	if set := c.catSet[id]; set != nil {
+		right := false
+		if x >= 0 && x < maxCategory {
+			cat := uint32(x)
+			right = int(cat/64) < len(set) && set[cat/64]&(1<<(cat%64)) != 0
+		}
+		if right {
+			return c.right[id]
+		}
+		return c.left[id]
+	}
+	if x < c.cond[id] {
+		return c.left[id]
+	}
+	return c.right[id]
 }
 
 // predictMargins adds every tree's leaf values to acc for the n rows held

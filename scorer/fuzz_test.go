@@ -20,7 +20,8 @@ func addSeeds(f *testing.F, names ...string) {
 }
 
 // FuzzParseModel: no input makes the model loaders panic, and a model that
-// loads predicts finite margins without panicking.
+// loads predicts finite margins and computes contributions without
+// panicking.
 func FuzzParseModel(f *testing.F) {
 	addSeeds(f, "fuzz_tiny.json", "fuzz_tiny.ubj")
 	f.Add([]byte(`{"streamscore_linear":1,"features":[{"name":"a","weight":1}]}`))
@@ -41,6 +42,20 @@ func FuzzParseModel(f *testing.F) {
 		}
 		if err := m.PredictMargins(cols, 5, out, &s); err != nil {
 			t.Fatal(err)
+		}
+		// Contributions never panic; a model that has them gives one per
+		// feature plus the bias.
+		x := make([]float64, nf)
+		for i := range 5 {
+			for j := range x {
+				x[j] = cols[j][i]
+			}
+			for k := range m.Outputs() {
+				c, err := m.Contributions(nil, x, k, &s)
+				if err == nil && len(c) != nf+1 {
+					t.Fatalf("%d contributions for %d features", len(c), nf)
+				}
+			}
 		}
 	})
 }

@@ -16,6 +16,7 @@ const blockRows = 512
 type Scratch struct {
 	keys []uint32
 	acc  []float32
+	path []pathStep // Contributions: one tree's decision path
 }
 
 // Predict scores n rows. cols holds the features column-major in the

@@ -455,6 +455,8 @@ func (r *jreader) tree(t *xgbTree) error {
 			return r.ints64(&t.SplitIndices)
 		case "split_conditions":
 			return r.floats32(&t.SplitConditions)
+		case "sum_hessian":
+			return r.floats32(&t.SumHessian)
 		case "default_left":
 			return r.bools(&t.DefaultLeft)
 		case "split_type":

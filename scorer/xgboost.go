@@ -55,7 +55,10 @@ type xgbTree struct {
 	CategoriesNodes             []int64
 	CategoriesSegments          []int64
 	CategoriesSizes             []int64
-	TreeParam                   struct {
+	// SumHessian is each node's hessian sum (its cover); feature
+	// contributions weight child means by it. Prediction does not need it.
+	SumHessian []float32
+	TreeParam  struct {
 		NumNodes, SizeLeafVector string
 	}
 }

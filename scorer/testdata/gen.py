@@ -4,7 +4,9 @@
 Trains small models with XGBoost (Debian's python3-xgboost 1.7), saves them
 as JSON, UBJSON, a 3.x-style JSON and a SageMaker model.tar.gz, and writes the
 test inputs with XGBoost's own predictions and margins, so the Go tests need
-no Python. Run from the repository root:
+no Python. For some models it also writes XGBoost's path (Saabas) feature
+contributions, predict(pred_contribs=True, approx_contribs=True), for the
+first rows. Run from the repository root:
 
     apt-get install -y python3-xgboost
     /usr/bin/python3 scorer/testdata/gen.py
@@ -26,6 +28,10 @@ CAT_TYPES = ["q", "q", "q", "q", "q", "q", "c", "c"]
 NUM_TYPES = ["q"] * len(NAMES)
 N_TRAIN, N_TEST = 2000, 160
 NAN_RATE = 0.05
+# Contribution fixtures: the first rows of the test input (they include the
+# all-missing row, negative zeros and values at split thresholds).
+CONTRIB_ROWS = 40
+CONTRIB_MODELS = ("binary_logistic", "reg_squarederror", "multi_softprob", "categorical", "early_stopping")
 
 
 def data(rng, n):
@@ -151,6 +157,14 @@ def main():
         write_csv(os.path.join(OUT, name + ".input.csv"), NAMES, x)
         write_csv(os.path.join(OUT, name + ".expected.csv"), ph + mh,
                   np.hstack([pred.astype(np.float64), margin.astype(np.float64)]))
+        if name in CONTRIB_MODELS:
+            c = bst.predict(dmatrix(x[:CONTRIB_ROWS], None, cat), iteration_range=it,
+                            pred_contribs=True, approx_contribs=True)
+            c = c.reshape(CONTRIB_ROWS, -1)  # groups x (features + bias), group-major
+            cols = NAMES + ["bias"]
+            groups = c.shape[1] // len(cols)
+            ch = cols if groups == 1 else ["%s_%d" % (n, k) for k in range(groups) for n in cols]
+            write_csv(os.path.join(OUT, name + ".contribs.csv"), ch, c.astype(np.float64))
         manifest.append({"name": name, "objective": obj, "trees_used": int(it[1]) *
                          max(1, extra.get("num_class", 1)), "best_iteration": bst.best_iteration})
         if name == "binary_logistic":
