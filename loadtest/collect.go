@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -245,6 +246,8 @@ func str(a arrow.Array, i int) string {
 		return c.Value(i)
 	case *array.Binary:
 		return string(c.Value(i))
+	case *array.FixedSizeBinary: // result_id: its bytes, shown as the other sinks show it
+		return hex.EncodeToString(c.Value(i))
 	}
 	return ""
 }

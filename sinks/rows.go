@@ -29,6 +29,16 @@ func dropped(name string) bool {
 	return strings.HasPrefix(name, "_") || name == "offset_first" || name == "offset_last"
 }
 
+// isFeature reports whether a column of the written result is a feature:
+// none of the key, time, score and bookkeeping columns.
+func isFeature(name string) bool {
+	switch name {
+	case ColResultID, ColEntity, ColWindowStart, ColWindowEnd, ColUpdate, ColModelVersion, ColFallback, ColEventTime, ColProcessingTime:
+		return false
+	}
+	return !isScore(name) && !dropped(name)
+}
+
 // isScore reports whether a column holds a model output: "score", or
 // "score_0".."score_k" for multi-output models.
 func isScore(name string) bool {
@@ -84,6 +94,28 @@ func (c timeCol) nanos(i int) int64 {
 		return v * 1e3
 	}
 	return v
+}
+
+// millis returns the value in Unix milliseconds, rounded down.
+func (c timeCol) millis(i int) int64 {
+	v := int64(c.a.Value(i))
+	switch c.unit {
+	case arrow.Second:
+		return v * 1e3
+	case arrow.Millisecond:
+		return v
+	case arrow.Microsecond:
+		return floorDiv(v, 1e3)
+	}
+	return floorDiv(v, 1e6)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 func (c timeCol) time(i int) time.Time { return time.Unix(0, c.nanos(i)).UTC() }

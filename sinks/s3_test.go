@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"slices"
@@ -11,7 +12,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -62,13 +65,7 @@ func readLake(t *testing.T, c *s3.Client, bucket, prefix string) []lakeRow {
 		if err != nil {
 			t.Fatalf("%s is not Parquet: %v", key, err)
 		}
-		cc, err := pf.MetaData().RowGroup(0).ColumnChunk(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if codec := cc.Compression().String(); codec != "ZSTD" {
-			t.Errorf("%s: compression %s, want ZSTD", key, codec)
-		}
+		checkColumnChunks(t, key, pf.MetaData().RowGroup(0))
 		fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
 		if err != nil {
 			t.Fatal(err)
@@ -99,7 +96,7 @@ func readLake(t *testing.T, c *s3.Client, bucket, prefix string) []lakeRow {
 			for i := range int(rec.NumRows()) {
 				rows = append(rows, lakeRow{
 					key:      key,
-					resultID: col(ColResultID).(*array.String).Value(i),
+					resultID: hex.EncodeToString(col(ColResultID).(*array.FixedSizeBinary).Value(i)),
 					entity:   col(ColEntity).(*array.String).Value(i),
 					ws:       time.UnixMilli(int64(ws.Value(i))).UTC(),
 					we:       time.UnixMilli(int64(col(ColWindowEnd).(*array.Timestamp).Value(i))).UTC(),
@@ -114,6 +111,41 @@ func readLake(t *testing.T, c *s3.Client, bucket, prefix string) []lakeRow {
 		tbl.Release()
 	}
 	return rows
+}
+
+// checkColumnChunks asserts the documented layout of a row group: zstd for
+// every column but result_id (16 random bytes, stored uncompressed),
+// BYTE_STREAM_SPLIT for double columns, and statistics for the key, time
+// and score columns but not for features.
+func checkColumnChunks(t *testing.T, key string, rg *metadata.RowGroupMetaData) {
+	t.Helper()
+	for c := range rg.NumColumns() {
+		cc, err := rg.ColumnChunk(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := cc.PathInSchema().String()
+		wantCodec := "ZSTD"
+		if name == ColResultID {
+			wantCodec = "UNCOMPRESSED"
+		}
+		if got := cc.Compression().String(); got != wantCodec {
+			t.Errorf("%s: column %s compression %s, want %s", key, name, got, wantCodec)
+		}
+		if cc.Type() == parquet.Types.Double && !slices.Contains(cc.Encodings(), parquet.Encodings.ByteStreamSplit) {
+			t.Errorf("%s: column %s encodings %v, want BYTE_STREAM_SPLIT", key, name, cc.Encodings())
+		}
+		set, err := cc.StatsSet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch wantStats := !isFeature(name) && name != ColResultID; {
+		case set && !wantStats:
+			t.Errorf("%s: column %s has statistics; features and result_id should not", key, name)
+		case !set && wantStats && (name == ColWindowStart || name == ColWindowEnd || name == ColScore || name == ColEntity):
+			t.Errorf("%s: column %s has no statistics", key, name)
+		}
+	}
 }
 
 func TestS3ParquetRoundTripAndReplay(t *testing.T) {

@@ -146,36 +146,49 @@ func (e *SchemaError) Error() string { return fmt.Sprintf("column %q: %s", e.Col
 // ResultID is the idempotency key of one result row: the first 16 bytes of
 // SHA-256 over the UTF-8 text
 //
-//	stream 0x1F entity 0x1F windowStartUnixNanos 0x1F windowEndUnixNanos 0x1F modelVersion
+//	stream 0x1F entity 0x1F windowStartUnixMillis 0x1F windowEndUnixMillis 0x1F modelVersion
 //
 // (decimal integers, 0x1F the ASCII unit separator), as 32 lowercase hex
 // digits. It is the same wherever and whenever the row is produced, so a
-// replayed window gets the same id, and it can be recomputed in SQL, e.g. in
-// Athena: lower(substr(to_hex(sha256(to_utf8(concat_ws(chr(31), ...)))), 1, 32)).
+// replayed window gets the same id, and it can be recomputed in SQL from
+// the Parquet row itself, whose timestamps are milliseconds (docs/sinks.md
+// has the Athena and DuckDB expressions). Milliseconds also keep the input
+// of a typical row within one 64-byte SHA-256 block, half the hashing of
+// nanoseconds.
 func ResultID(stream, entity string, windowStart, windowEnd time.Time, modelVersion string) string {
 	var buf [256]byte
 	var out [32]byte
-	id := appendResultID(out[:0], buf[:0], stream, entity, windowStart.UnixNano(), windowEnd.UnixNano(), modelVersion)
+	id := appendResultID(out[:0], buf[:0], stream, entity, windowStart.UnixMilli(), windowEnd.UnixMilli(), modelVersion)
 	return string(id)
 }
 
 // appendResultID appends the hex id to dst, using scratch for the hash input
 // so the per-row path allocates nothing when both have capacity.
-func appendResultID(dst, scratch []byte, stream, entity string, wsNanos, weNanos int64, model string) []byte {
+func appendResultID(dst, scratch []byte, stream, entity string, wsMillis, weMillis int64, model string) []byte {
+	var sum [resultIDBytes]byte
+	appendResultIDSum(sum[:0], scratch, stream, entity, wsMillis, weMillis, model)
+	n := len(dst)
+	dst = append(dst, make([]byte, 2*resultIDBytes)...)
+	hex.Encode(dst[n:], sum[:])
+	return dst
+}
+
+// resultIDBytes is the length of a result id before hex encoding.
+const resultIDBytes = 16
+
+// appendResultIDSum appends the id's 16 bytes to dst.
+func appendResultIDSum(dst, scratch []byte, stream, entity string, wsMillis, weMillis int64, model string) []byte {
 	scratch = append(scratch, stream...)
 	scratch = append(scratch, 0x1f)
 	scratch = append(scratch, entity...)
 	scratch = append(scratch, 0x1f)
-	scratch = strconv.AppendInt(scratch, wsNanos, 10)
+	scratch = strconv.AppendInt(scratch, wsMillis, 10)
 	scratch = append(scratch, 0x1f)
-	scratch = strconv.AppendInt(scratch, weNanos, 10)
+	scratch = strconv.AppendInt(scratch, weMillis, 10)
 	scratch = append(scratch, 0x1f)
 	scratch = append(scratch, model...)
 	sum := sha256.Sum256(scratch)
-	n := len(dst)
-	dst = append(dst, make([]byte, 32)...)
-	hex.Encode(dst[n:], sum[:16])
-	return dst
+	return append(dst, sum[:resultIDBytes]...)
 }
 
 // Tee writes every batch to all of sinks and acks it once all of them have:

@@ -13,7 +13,7 @@ import (
 func TestResultIDFollowsTheDocumentedFormula(t *testing.T) {
 	ws := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	we := ws.Add(5 * time.Minute)
-	sum := sha256.Sum256([]byte(fmt.Sprintf("factory\x1fpress-017\x1f%d\x1f%d\x1fxgb-7", ws.UnixNano(), we.UnixNano())))
+	sum := sha256.Sum256([]byte(fmt.Sprintf("factory\x1fpress-017\x1f%d\x1f%d\x1fxgb-7", ws.UnixMilli(), we.UnixMilli())))
 	if got, want := ResultID("factory", "press-017", ws, we, "xgb-7"), hex.EncodeToString(sum[:16]); got != want {
 		t.Fatalf("ResultID = %s, want %s", got, want)
 	}
