@@ -159,17 +159,26 @@ func (r *runner) Close(ctx context.Context) error {
 	}
 	r.closed = true
 	r.mu.Unlock()
-	r.writers.Wait()
-	close(r.in)
+	// Writers blocked on a full queue get in only as the worker moves on,
+	// and during an outage it moves on only once its retries are aborted
+	// below: wait for them alongside ctx, not before it.
+	stopped := make(chan struct{})
+	go func() {
+		r.writers.Wait()
+		close(r.in)
+		<-r.done
+		close(stopped)
+	}()
 	select {
-	case <-r.done:
+	case <-stopped:
 		r.cancel()
 		return nil
 	case <-ctx.Done():
-		// Abort retries: unacked batches are acked with the error, so the
-		// pipeline knows they never became durable.
+		// Abort retries: unacked batches, and those of writers still
+		// getting in, are acked with the error, so the pipeline knows they
+		// never became durable.
 		r.cancel()
-		<-r.done
+		<-stopped
 		return errors.Join(fmt.Errorf("%s: closed before every batch was durable", r.name), ctx.Err())
 	}
 }
