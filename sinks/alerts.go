@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
@@ -71,10 +72,78 @@ type Alert struct {
 	WindowEnd   time.Time          `json:"window_end"`
 	ResultID    string             `json:"result_id,omitempty"`
 	Features    map[string]float64 `json:"features,omitempty"`
+	// TopFeatures are the model inputs that moved the score most, largest
+	// contribution (by magnitude) first, at most five; only on firing
+	// alerts, and only when AlertOptions.Explain gives contributions.
+	TopFeatures []FeatureContribution `json:"top_features,omitempty"`
 	// Subject is the human-readable one-liner (at most 100 characters).
 	Subject string `json:"subject"`
 	// Message is free text for non-score alerts.
 	Message string `json:"message,omitempty"`
+}
+
+// FeatureContribution is one model input's share of the score behind an
+// alert, in the model's margin space (log-odds for a logistic model): the
+// contributions of all inputs plus a bias add up to the margin.
+type FeatureContribution struct {
+	Feature string `json:"feature"`
+	// Value is the input's value in the window; NaN (null in the message)
+	// when it was missing.
+	Value float64 `json:"value"`
+	// Contribution is how much the input moved the margin, signed.
+	Contribution float64 `json:"contribution"`
+}
+
+type featureContributionJSON struct {
+	Feature      string   `json:"feature"`
+	Value        *float64 `json:"value"`
+	Contribution float64  `json:"contribution"`
+}
+
+// MarshalJSON writes a missing (NaN) value as null, which JSON can carry.
+func (c FeatureContribution) MarshalJSON() ([]byte, error) {
+	j := featureContributionJSON{Feature: c.Feature, Contribution: c.Contribution}
+	if !math.IsNaN(c.Value) && !math.IsInf(c.Value, 0) {
+		j.Value = &c.Value
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads a null value back as NaN.
+func (c *FeatureContribution) UnmarshalJSON(b []byte) error {
+	var j featureContributionJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*c = FeatureContribution{Feature: j.Feature, Value: math.NaN(), Contribution: j.Contribution}
+	if j.Value != nil {
+		c.Value = *j.Value
+	}
+	return nil
+}
+
+// maxTopFeatures is how many contributions an alert carries: enough to say
+// why, short enough to read on a phone.
+const maxTopFeatures = 5
+
+// topFeatures returns the (at most) n contributions largest in magnitude,
+// largest first, ties by feature name so a replayed alert reads the same.
+// Zero contributions explain nothing and non-finite ones cannot be sent;
+// both are left out. cs is not modified.
+func topFeatures(cs []FeatureContribution, n int) []FeatureContribution {
+	var out []FeatureContribution
+	for _, c := range cs {
+		if c.Contribution != 0 && !math.IsNaN(c.Contribution) && !math.IsInf(c.Contribution, 0) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b FeatureContribution) int {
+		if c := cmp.Compare(math.Abs(b.Contribution), math.Abs(a.Contribution)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Feature, b.Feature)
+	})
+	return slices.Clip(out[:min(len(out), n)])
 }
 
 // dedupID is the FIFO deduplication id: a hash of rule, entity, window and
@@ -109,6 +178,15 @@ type AlertOptions struct {
 	Metrics *Metrics
 	// Logger receives retry warnings; default slog.Default().
 	Logger *slog.Logger
+	// Explain, if set, is asked for the contributions of a model's inputs
+	// to the score behind an alert when the alert fires (not when it
+	// resolves, nor for windows that notify nobody): row i of rec, scored
+	// by model version model, in the rule's score column. The alert
+	// carries the largest as top_features. It runs on the sink's
+	// goroutine, rarely, so it may allocate; nil or an empty result (a
+	// model without contributions, a SageMaker endpoint) leaves
+	// top_features out.
+	Explain func(rec arrow.RecordBatch, i int, model, score string) []FeatureContribution
 }
 
 // Alerts evaluates alert rules on scored windows and publishes alerts to
@@ -225,7 +303,7 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 			if !ok || math.IsNaN(score) {
 				continue
 			}
-			if al, ok := h.step(r, b.Stream, v, i, score, model); ok {
+			if al, ok := h.step(r, b.Stream, b.Rec, v, i, score, model); ok {
 				out = append(out, al)
 			}
 		}
@@ -236,7 +314,7 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 
 // step advances one entity's rule state by one window and returns the
 // notification it causes, if any.
-func (h *alertHandler) step(r *AlertRule, stream string, v *view, i int, score float64, model string) (Alert, bool) {
+func (h *alertHandler) step(r *AlertRule, stream string, rec arrow.RecordBatch, v *view, i int, score float64, model string) (Alert, bool) {
 	k := alertKey{r.Name, stream, v.entity.Value(i)}
 	st := h.state[k]
 	if st == nil {
@@ -266,6 +344,9 @@ func (h *alertHandler) step(r *AlertRule, stream string, v *view, i int, score f
 					al.Features[f.name] = x
 				}
 			}
+		}
+		if state == StateFiring && h.o.Explain != nil {
+			al.TopFeatures = topFeatures(h.o.Explain(rec, i, model, r.Score), maxTopFeatures)
 		}
 		cmp := ">="
 		if state == StateResolved {

@@ -1,12 +1,18 @@
 package sinks
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -226,5 +232,145 @@ func TestAlertsNotify(t *testing.T) {
 	got := drain(t, env, queue, 1, time.Second)
 	if len(got) != 1 || got[0].alert.Rule != "breaker" || got[0].attrs["severity"] != "warning" || got[0].attrs["model"] != "sagemaker-xgb" || got[0].subj != "[WARNING] breaker" {
 		t.Fatalf("received %+v", got)
+	}
+}
+
+// linearWeights is a known linear model over resultRecord's features; f04
+// has no weight, so it never contributes.
+var linearWeights = map[string]float64{"f00": 0.5, "f01": -2, "f02": 0.01, "f03": 3, "f04": 0, "f05": -0.25, "f06": 1}
+
+// linearExplain is what the pipeline gives the sink for a linear model:
+// weight times the row's value, read from the batch.
+func linearExplain(rec arrow.RecordBatch, i int) []FeatureContribution {
+	var out []FeatureContribution
+	for j, f := range rec.Schema().Fields() {
+		w, ok := linearWeights[f.Name]
+		if !ok {
+			continue
+		}
+		x := rec.Column(j).(*array.Float64).Value(i)
+		out = append(out, FeatureContribution{Feature: f.Name, Value: x, Contribution: w * x})
+	}
+	return out
+}
+
+// TestAlertsTopFeatures: a firing alert carries the five contributions of
+// the alerting window largest in magnitude, largest first, through the real
+// SNS to SQS path; resolutions carry none, and the sink asks for
+// contributions only for the alerts it sends.
+func TestAlertsTopFeatures(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	topic, queue := env.CreateTopicQueue(t, false)
+	var mu sync.Mutex
+	var calls []string
+	explain := func(rec arrow.RecordBatch, i int, model, score string) []FeatureContribution {
+		mu.Lock()
+		calls = append(calls, fmt.Sprint(model, "/", score))
+		mu.Unlock()
+		return linearExplain(rec, i)
+	}
+	s, err := NewAlerts(AlertOptions{Client: env.SNS, TopicARN: topic, Rules: []AlertRule{alertRule()}, Explain: explain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a := newAcks()
+	rows := append(alertScript(t0, "press-1", scriptP1), alertScript(t0, "press-2", scriptP2)...)
+	for i, part := range [][]row{rows[:7], rows[7:16], rows[16:]} {
+		rec := resultRecord(t, 7, part)
+		if err := s.Write(devstacktest.Ctx(t), Batch{Stream: "factory", Shard: "sh", Range: Range{First: pos(i * 10), Last: pos(i*10 + 9)}, Rec: rec, Ack: a.fn(fmt.Sprint("b", i))}); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	a.wait(t, 30*time.Second, "b0", "b1", "b2")
+	got := drain(t, env, queue, len(scriptWant), 2*time.Second)
+	checkAlerts(t, got, t0)
+	firing := 0
+	for _, g := range got {
+		al := g.alert
+		if al.State == StateResolved {
+			if al.TopFeatures != nil {
+				t.Errorf("resolved alert carries top_features %+v", al.TopFeatures)
+			}
+			continue
+		}
+		firing++
+		// The window's values are in the alert's features map: the top
+		// features must be those values' contributions, largest first.
+		var want []FeatureContribution
+		for name, w := range linearWeights {
+			if x := al.Features[name]; w*x != 0 {
+				want = append(want, FeatureContribution{Feature: name, Value: x, Contribution: w * x})
+			}
+		}
+		slices.SortFunc(want, func(a, b FeatureContribution) int {
+			return cmp.Compare(math.Abs(b.Contribution), math.Abs(a.Contribution))
+		})
+		want = want[:5]
+		if !slices.Equal(al.TopFeatures, want) {
+			t.Errorf("alert at %v: top_features %+v, want %+v", al.WindowStart, al.TopFeatures, want)
+		}
+	}
+	// The first firing (minute 1, second row of the first batch): f00 = 1,
+	// f0j = 100 + j, so f03 3*103, f01 -2*101, f06 106, f05 -0.25*105,
+	// f02 0.01*102; f00's 0.5 is sixth and f04 has no weight.
+	slices.SortFunc(got, func(a, b received) int { return a.alert.WindowStart.Compare(b.alert.WindowStart) })
+	first := got[0].alert.TopFeatures
+	names := make([]string, len(first))
+	for i, c := range first {
+		names[i] = c.Feature
+	}
+	if !slices.Equal(names, []string{"f03", "f01", "f06", "f05", "f02"}) || first[0].Contribution != 309 || first[1].Value != 101 {
+		t.Errorf("first alert's top_features = %+v", first)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != firing || firing != 3 {
+		t.Errorf("Explain called %d times (%v) for %d firing alerts, want 3", len(calls), calls, firing)
+	}
+	for _, c := range calls {
+		if c != "xgb-7/score" {
+			t.Errorf("Explain asked for %s, want xgb-7/score", c)
+		}
+	}
+}
+
+// A missing input is null in the message and NaN again when read back;
+// zero and non-finite contributions are left out, ties go by name.
+func TestAlertTopFeaturesJSON(t *testing.T) {
+	in := []FeatureContribution{
+		{"temp", 71.5, 0.25}, {"vib", math.NaN(), -1.5}, {"rpm", 1500, 0}, {"hum", 0.4, math.NaN()},
+		{"load", 2, -0.25}, {"volt", 230, math.Inf(1)}, {"a", 1, 0.01}, {"b", 1, 0.02}, {"c", 1, -0.03},
+	}
+	top := topFeatures(in, 5)
+	names := make([]string, len(top))
+	for i, c := range top {
+		names[i] = c.Feature
+	}
+	if !slices.Equal(names, []string{"vib", "load", "temp", "c", "b"}) {
+		t.Fatalf("top features %v", names)
+	}
+	if in[0].Feature != "temp" || in[1].Feature != "vib" {
+		t.Fatal("topFeatures reordered its input")
+	}
+	body, err := json.Marshal(Alert{Rule: "r", TopFeatures: top[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"top_features":[{"feature":"vib","value":null,"contribution":-1.5},{"feature":"load","value":2,"contribution":-0.25}]`) {
+		t.Fatalf("message %s", body)
+	}
+	var back Alert
+	if err := json.Unmarshal(body, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.TopFeatures) != 2 || !math.IsNaN(back.TopFeatures[0].Value) || back.TopFeatures[1] != top[1] {
+		t.Fatalf("read back %+v", back.TopFeatures)
+	}
+	if topFeatures(nil, 5) != nil || topFeatures([]FeatureContribution{{"x", 1, 0}}, 5) != nil {
+		t.Fatal("no contributions should leave top_features out")
 	}
 }
