@@ -313,6 +313,9 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			}
 		}
 	}
+	// The embedded models behind this scorer's rows, for the contributions
+	// its alerts carry.
+	ex := &explainer{log: p.log.With("scorer", s.Name)}
 	embedded := func(model string) (scorer.Scorer, error) {
 		m := p.cfg.Models[model]
 		var src scorer.ModelSource
@@ -337,6 +340,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: scorer %s: model %s does not fit window %s: %w", s.Name, model, s.Window, err)
 		}
+		ex.sources = append(ex.sources, src)
 		return e, nil
 	}
 	var sc scorer.Scorer
@@ -398,7 +402,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		}
 	}
 	var al *sinks.Alerts
-	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, sm, o); err != nil {
+	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, sm, o, ex); err != nil {
 		return err
 	}
 	alerts.Store(al)
@@ -407,7 +411,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 }
 
 // resultSinks starts the sinks a scorer's results go to, teed.
-func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, sm *sinks.Metrics, o Options) (sinks.Sink, *sinks.Alerts, error) {
+func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, sm *sinks.Metrics, o Options, ex *explainer) (sinks.Sink, *sinks.Alerts, error) {
 	var out []sinks.Sink
 	add := func(sk sinks.Sink, err error, what string) error {
 		if err != nil {
@@ -454,7 +458,11 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		if err != nil {
 			return nil, nil, err
 		}
-		sk, err := sinks.NewAlerts(sinks.AlertOptions{Client: c.SNS, TopicARN: arn, Rules: rules, Metrics: sm, Logger: p.log})
+		ao := sinks.AlertOptions{Client: c.SNS, TopicARN: arn, Rules: rules, Metrics: sm, Logger: p.log}
+		if len(ex.sources) > 0 {
+			ao.Explain = ex.explain
+		}
+		sk, err := sinks.NewAlerts(ao)
 		al = sk
 		if err := add(sk, err, "alerts"); err != nil {
 			return nil, nil, err

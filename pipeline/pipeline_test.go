@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/loadtest"
 	"github.com/streamscore/streamscore/pipeline"
+	"github.com/streamscore/streamscore/sinks"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
@@ -249,6 +251,7 @@ func TestEndToEnd(t *testing.T) {
 	alerted := map[string]bool{}
 	for _, a := range alerts {
 		alerted[a.Entity] = true
+		checkTopFeatures(t, a)
 	}
 	if !alerted["press-001"] || len(alerted) != 1 {
 		t.Errorf("alerts for %v, want press-001 only", alerted)
@@ -304,9 +307,9 @@ func receiveDeadLetters(t *testing.T, env *devstacktest.Env, url string, want in
 	return out
 }
 
-func receiveAlerts(t *testing.T, env *devstacktest.Env, url string, until time.Time) []loadtest.ReceivedAlert {
+func receiveAlerts(t *testing.T, env *devstacktest.Env, url string, until time.Time) []sinks.Alert {
 	t.Helper()
-	var out []loadtest.ReceivedAlert
+	var out []sinks.Alert
 	for time.Now().Before(until) {
 		m, err := env.SQS.ReceiveMessage(devstacktest.Ctx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
@@ -315,7 +318,7 @@ func receiveAlerts(t *testing.T, env *devstacktest.Env, url string, until time.T
 		for _, msg := range m.Messages {
 			var env struct{ Message string }
 			_ = json.Unmarshal([]byte(aws.ToString(msg.Body)), &env)
-			var a loadtest.ReceivedAlert
+			var a sinks.Alert
 			if err := json.Unmarshal([]byte(env.Message), &a); err == nil {
 				out = append(out, a)
 			}
@@ -325,6 +328,28 @@ func receiveAlerts(t *testing.T, env *devstacktest.Env, url string, until time.T
 		}
 	}
 	return out
+}
+
+// checkTopFeatures: the test model is logistic(-12 + 20 * vibration_mean),
+// so a firing score alert names vibration_mean, with the window's value
+// (0.9 for the failing machine) and 20 times it as its contribution, which
+// with the intercept gives back the alert's score; the window's count
+// feature is no model input and must not appear.
+func checkTopFeatures(t *testing.T, a sinks.Alert) {
+	t.Helper()
+	if a.Rule != "hot" || a.State != sinks.StateFiring {
+		return
+	}
+	if len(a.TopFeatures) != 1 {
+		t.Errorf("alert for %s at %v: top_features %+v, want vibration_mean only", a.Entity, a.WindowStart, a.TopFeatures)
+		return
+	}
+	c := a.TopFeatures[0]
+	score := 1 / (1 + math.Exp(-(-12 + c.Contribution)))
+	if c.Feature != "vibration_mean" || math.Abs(c.Value-0.9) > 1e-9 || c.Value != a.Features["vibration_mean"] ||
+		c.Contribution != 20*c.Value || math.Abs(score-a.Score) > 1e-12 {
+		t.Errorf("alert for %s at %v (score %v, features %v): top feature %+v", a.Entity, a.WindowStart, a.Score, a.Features, c)
+	}
 }
 
 func lastSequences(t *testing.T, env *devstacktest.Env, stream string) map[string]string {
@@ -467,19 +492,30 @@ func TestEndpointDownFallsBackAndAlerts(t *testing.T) {
 			t.Errorf("window %s scored %v (fallback %v), want the fallback model's high score, flagged", r.WindowStart.Format(time.TimeOnly), r.Score, r.Fallback)
 		}
 	}
-	breaker := false
+	// The breaker alert, and the score alert of the fallback-scored
+	// windows, explained by the fallback model.
+	breaker, hot := false, false
 	deadline = time.Now().Add(30 * time.Second)
-	for !breaker && time.Now().Before(deadline) {
+	for !(breaker && hot) && time.Now().Before(deadline) {
 		m, err := tp.env.SQS.ReceiveMessage(devstacktest.Ctx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(tp.alertURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, msg := range m.Messages {
 			breaker = breaker || strings.Contains(aws.ToString(msg.Body), `circuit-breaker`)
+			var env struct{ Message string }
+			var a sinks.Alert
+			if json.Unmarshal([]byte(aws.ToString(msg.Body)), &env) == nil && json.Unmarshal([]byte(env.Message), &a) == nil && a.Rule == "hot" {
+				hot = true
+				checkTopFeatures(t, a)
+			}
 		}
 	}
 	if !breaker {
 		t.Error("no circuit-breaker alert reached the alert topic's queue")
+	}
+	if !hot {
+		t.Error("no score alert for the fallback-scored windows")
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
