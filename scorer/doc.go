@@ -32,6 +32,11 @@
 //     unscored for the dead-letter sink.
 //   - Shadow and Canary: champion/challenger.
 //
+// Model.Contributions and Model.Explain attribute an embedded model's
+// margin for one row to its inputs (weight times value for linear models;
+// for trees, XGBoost's approx_contribs path attribution, bit for bit), so
+// an alert can say which inputs drove its score.
+//
 // NewHandler serves a model as a SageMaker container (GET /ping, POST
 // /invocations, and the runtime API path the AWS SDK calls).
 //
