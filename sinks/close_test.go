@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -232,5 +233,35 @@ func waitBlockedInWrite(t *testing.T, test string) {
 			t.Fatal("the third Write did not block on the full queue within 60s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An S3 sink owning more shards than anything buffers must still close
+// during an outage: every shard's roll waits in its own upload, and all of
+// them finish at once when Close gives up. (Uploads used to report freed
+// bytes on a channel of 64 that nothing read during Close, so the 65th
+// upload never finished and Close never returned.)
+func TestS3CloseWithManyShardsDuringOutage(t *testing.T) {
+	t.Parallel()
+	d := openDown(t, "s3")
+	ctx := outageCtx(t)
+	a := newAcks()
+	rec := resultRecord(t, 2, d.rows)
+	defer rec.Release()
+	const shards = 100
+	for i := range shards {
+		b := Batch{Stream: "factory", Shard: fmt.Sprintf("shardId-%012d", i), Range: Range{First: pos(1), Last: pos(2)}, Rec: rec, Ack: a.fn(fmt.Sprint(i))}
+		if err := d.s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRetries(t, d.reg, d.name, 8)
+	expired, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	if err := closeWithin(t, d.s, expired); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want an error matching context.DeadlineExceeded", err)
+	}
+	for i := range shards {
+		checkGaveUp(t, a, fmt.Sprint(i))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -158,7 +159,7 @@ func newS3Handler(o S3Options, m *sinkMetrics) *s3Handler {
 		}),
 		shards: map[shardKey]*s3Shard{},
 		sem:    make(chan struct{}, o.Uploads),
-		freed:  make(chan int64, 64),
+		freed:  make(chan struct{}, 1),
 		arrowProps: pqarrow.NewArrowWriterProperties(
 			pqarrow.WithCoerceTimestamps(arrow.Millisecond),
 			pqarrow.WithTruncatedTimestamps(true),
@@ -278,15 +279,18 @@ type s3Handler struct {
 	// batches share the schema of the one before.
 	outSchema, outFor *arrow.Schema
 
-	shards  map[shardKey]*s3Shard
-	sem     chan struct{}
-	spooled int64      // bytes in rolls handed to uploads, not yet uploaded
-	freed   chan int64 // uploads report the bytes they released
+	shards map[shardKey]*s3Shard
+	sem    chan struct{}
+	// spooled counts bytes in rolls handed to uploads and not yet
+	// uploaded. Uploads subtract what they release and signal freed
+	// without blocking: any number of them may finish while nothing
+	// listens (during Close, with thousands of shards).
+	spooled atomic.Int64
+	freed   chan struct{}
 	pending []chan struct{}
 }
 
 func (h *s3Handler) handle(ctx context.Context, b Batch) {
-	h.reclaim()
 	if b.Rec.NumRows() == 0 {
 		b.Ack(nil)
 		return
@@ -331,22 +335,10 @@ func (h *s3Handler) handle(ctx context.Context, b Batch) {
 		h.roll(ctx, sh)
 	}
 	// Back-pressure: hold the worker (and so Write) while too much waits.
-	for h.spooled > h.o.MaxSpoolBytes {
+	for h.spooled.Load() > h.o.MaxSpoolBytes {
 		select {
-		case n := <-h.freed:
-			h.spooled -= n
+		case <-h.freed:
 		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (h *s3Handler) reclaim() {
-	for {
-		select {
-		case n := <-h.freed:
-			h.spooled -= n
-		default:
 			return
 		}
 	}
@@ -561,7 +553,7 @@ func (h *s3Handler) roll(ctx context.Context, sh *s3Shard) {
 		files = append(files, spoolFile{key: h.key(p, sh.key.shard, rl), path: pf.f.Name(), size: pf.cw.n})
 		size += pf.cw.n
 	}
-	h.spooled += size
+	h.spooled.Add(size)
 	prev, prevOK := sh.prev, sh.prevOK
 	done := make(chan struct{})
 	ok := new(bool)
@@ -569,7 +561,13 @@ func (h *s3Handler) roll(ctx context.Context, sh *s3Shard) {
 	h.pending = append(h.pending, done)
 	go func() {
 		defer close(done)
-		defer func() { h.freed <- size }()
+		defer func() {
+			h.spooled.Add(-size)
+			select {
+			case h.freed <- struct{}{}:
+			default: // a signal is already pending
+			}
+		}()
 		defer func() {
 			for _, f := range files {
 				os.Remove(f.path)
@@ -658,7 +656,6 @@ func (h *s3Handler) flush(ctx context.Context) <-chan struct{} {
 }
 
 func (h *s3Handler) tick(ctx context.Context, now time.Time) {
-	h.reclaim()
 	for _, sh := range h.shards {
 		if sh.cur != nil && now.Sub(sh.cur.opened) >= h.o.RollAge {
 			h.roll(ctx, sh)
