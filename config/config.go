@@ -196,6 +196,15 @@ type S3Sink struct {
 	RollMiB int `yaml:"roll_mib"`
 	// RollAge rolls a file at this age. Default 60s.
 	RollAge Duration `yaml:"roll_age"`
+	// ZstdLevel is the zstd level, 1 to 22. Default 1, the fastest: window
+	// features barely compress better at higher levels.
+	ZstdLevel int `yaml:"zstd_level"`
+	// FloatEncoding encodes double and float columns: "byte_stream_split"
+	// (default; smaller and faster) or "plain" for readers that predate
+	// BYTE_STREAM_SPLIT.
+	FloatEncoding string `yaml:"float_encoding"`
+	// FeatureStats also writes min/max statistics for feature columns.
+	FeatureStats bool `yaml:"feature_stats"`
 }
 
 // CloudWatchSink publishes metrics.

@@ -141,6 +141,16 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			wantLine: 14, wantPath: "windows[0].kind", wantInMsg: `"sliding" is not one of tumbling, hopping, session`,
 		},
 		{
+			name: "bad float encoding",
+			old:  "    model: m\n", new: "    model: m\nsinks:\n  s3:\n    bucket: b\n    float_encoding: bss\n",
+			wantLine: 28, wantPath: "sinks.s3.float_encoding", wantInMsg: `"bss" is not one of byte_stream_split, plain`,
+		},
+		{
+			name: "bad zstd level",
+			old:  "    model: m\n", new: "    model: m\nsinks:\n  s3:\n    bucket: b\n    zstd_level: 23\n",
+			wantLine: 28, wantPath: "sinks.s3.zstd_level", wantInMsg: "23 is not a zstd level (1 to 22)",
+		},
+		{
 			name: "yaml syntax",
 			old:  "    kind: tumbling\n", new: "    kind: [tumbling\n",
 			wantLine: 0, wantInMsg: "YAML syntax",

@@ -74,6 +74,12 @@ func (c *Config) applyDefaults() {
 		if s.RollAge == 0 {
 			s.RollAge = Duration(60 * time.Second)
 		}
+		if s.ZstdLevel == 0 {
+			s.ZstdLevel = 1
+		}
+		if s.FloatEncoding == "" {
+			s.FloatEncoding = "byte_stream_split"
+		}
 	}
 	if cw := c.Sinks.CloudWatch; cw != nil {
 		if cw.Namespace == "" {
@@ -239,8 +245,14 @@ func (c *Config) validate() Errors {
 		}
 	}
 
-	if s := c.Sinks.S3; s != nil && s.Bucket == "" {
-		p.add("sinks.s3.bucket", "missing")
+	if s := c.Sinks.S3; s != nil {
+		if s.Bucket == "" {
+			p.add("sinks.s3.bucket", "missing")
+		}
+		if s.ZstdLevel < 1 || s.ZstdLevel > 22 {
+			p.add("sinks.s3.zstd_level", "%d is not a zstd level (1 to 22)", s.ZstdLevel)
+		}
+		p.oneOf("sinks.s3.float_encoding", s.FloatEncoding, "byte_stream_split", "plain")
 	}
 	if s := c.Sinks.FeatureTable; s != nil && s.Table == "" {
 		p.add("sinks.feature_table.table", "missing")

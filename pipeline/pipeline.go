@@ -425,6 +425,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		sk, err := sinks.NewS3(sinks.S3Options{
 			Client: c.S3, Bucket: c3.Bucket, Prefix: c3.Prefix + s.Name + "/",
 			RollBytes: int64(c3.RollMiB) << 20, RollAge: c3.RollAge.D(), SpoolDir: o.SpoolDir,
+			ZstdLevel: c3.ZstdLevel, FloatEncoding: sinks.FloatEncoding(c3.FloatEncoding), FeatureStats: c3.FeatureStats,
 			Metrics: sm, Logger: p.log,
 		})
 		if err := add(sk, err, "s3"); err != nil {
