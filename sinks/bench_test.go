@@ -33,6 +33,7 @@ func BenchmarkParquetEncode(b *testing.B) {
 			{"default", S3Options{}},
 			{"floats=plain", S3Options{FloatEncoding: FloatPlain}},
 			{"zstd=3", S3Options{ZstdLevel: 3}},
+			{"feature_stats", S3Options{FeatureStats: true}},
 		} {
 			b.Run("data="+data+"/"+c.name, func(b *testing.B) { benchEncode(b, data, c.o) })
 		}
