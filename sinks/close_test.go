@@ -265,3 +265,39 @@ func TestS3CloseWithManyShardsDuringOutage(t *testing.T) {
 		checkGaveUp(t, a, fmt.Sprint(i))
 	}
 }
+
+// A Close called while another is giving up waits for it and reports the
+// same outcome, instead of claiming a clean shutdown.
+func TestSecondCloseReportsTheFirstOutcome(t *testing.T) {
+	t.Parallel()
+	d := openDown(t, "features")
+	ctx := outageCtx(t)
+	a := newAcks()
+	if err := d.write(t, ctx, a, "b"); err != nil {
+		t.Fatal(err)
+	}
+	waitRetries(t, d.reg, d.name, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	first := make(chan error, 1)
+	go func() { first <- d.s.Close(cctx) }()
+	second := make(chan error, 1)
+	go func() {
+		// Started once the first is under way: it must not return before it.
+		r := d.s.(interface{ closing() bool })
+		for !r.closing() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		second <- d.s.Close(ctx)
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("second Close returned %v while the first was still waiting on the outage", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	err1, err2 := <-first, <-second
+	if !errors.Is(err1, context.Canceled) || err2 != err1 {
+		t.Fatalf("Close = %v, second Close = %v; want the same error matching context.Canceled", err1, err2)
+	}
+	checkGaveUp(t, a, "b")
+}

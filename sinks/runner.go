@@ -37,6 +37,11 @@ type runner struct {
 	ctx    context.Context // lifetime of retries; cancelled when Close gives up
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// closeDone is closed when the first Close returns, with its result in
+	// closeErr, for any Close called meanwhile.
+	closeDone chan struct{}
+	closeErr  error
 }
 
 type item struct {
@@ -49,7 +54,7 @@ func newRunner(name string, h handler, m *sinkMetrics, queue int, every time.Dur
 		queue = 16
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runner{name: name, h: h, m: m, in: make(chan item, queue), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	r := &runner{name: name, h: h, m: m, in: make(chan item, queue), ctx: ctx, cancel: cancel, done: make(chan struct{}), closeDone: make(chan struct{})}
 	go r.loop(every)
 	return r
 }
@@ -108,11 +113,13 @@ func (r *runner) Write(ctx context.Context, b Batch) error {
 			ack(err)
 		})
 	}
+	// Counted before it is queued: the worker may ack it at once.
+	r.m.inflight.Inc()
 	select {
 	case r.in <- item{b: b}:
-		r.m.inflight.Inc()
 		return nil
 	case <-ctx.Done():
+		r.m.inflight.Dec()
 		rec.Release()
 		return ctx.Err()
 	}
@@ -149,16 +156,34 @@ func (r *runner) Flush(ctx context.Context) error {
 	}
 }
 
-// Close implements Sink.Close.
+// Close implements Sink.Close. A second Close waits for the first (or its
+// own ctx) and returns the same result.
 func (r *runner) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		<-r.done
-		return nil
+		select {
+		case <-r.closeDone:
+			return r.closeErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	r.closed = true
 	r.mu.Unlock()
+	r.closeErr = r.close(ctx)
+	close(r.closeDone)
+	return r.closeErr
+}
+
+// closing reports whether Close has been called.
+func (r *runner) closing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+func (r *runner) close(ctx context.Context) error {
 	// Writers blocked on a full queue get in only as the worker moves on,
 	// and during an outage it moves on only once its retries are aborted
 	// below: wait for them alongside ctx, not before it.

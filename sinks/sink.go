@@ -107,8 +107,9 @@ type Sink interface {
 	// acked, forcing out partially filled files and buffers: what a worker
 	// does before it hands a lease over.
 	Flush(ctx context.Context) error
-	// Close flushes and stops the sink. Batches still unacked when ctx ends
-	// are acked with ctx's error.
+	// Close flushes and stops the sink. If ctx ends first, Close returns
+	// an error matching ctx's, and batches still unacked are acked with the
+	// error of the sink's shutdown (it matches context.Canceled), never nil.
 	Close(ctx context.Context) error
 }
 
