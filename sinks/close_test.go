@@ -91,20 +91,7 @@ func (d downSink) write(t *testing.T, ctx context.Context, a *acks, name string)
 // after ctx ended: Close must give up on an outage when its context does.
 func closeWithin(t *testing.T, s Sink, ctx context.Context) error {
 	t.Helper()
-	res := make(chan error, 1)
-	go func() { res <- s.Close(ctx) }()
-	select {
-	case err := <-res:
-		return err
-	case <-ctx.Done():
-	}
-	select {
-	case err := <-res:
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatal("Close still running 60s after its context ended")
-		return nil
-	}
+	return within(t, ctx, "Close", func() error { return s.Close(ctx) })
 }
 
 // checkGaveUp asserts what Close promises for a batch that never became

@@ -420,8 +420,15 @@ func TestDeadLetterSendStopsWithItsContext(t *testing.T) {
 // its context ended.
 func sendWithin(t *testing.T, d *DeadLetter, ctx context.Context, recs ...Poison) error {
 	t.Helper()
+	return within(t, ctx, "Send", func() error { return d.Send(ctx, recs...) })
+}
+
+// within runs f and fails the test if it has not returned 60s after ctx
+// ended: what gives up on an outage must do so when its context does.
+func within(t *testing.T, ctx context.Context, what string, f func() error) error {
+	t.Helper()
 	res := make(chan error, 1)
-	go func() { res <- d.Send(ctx, recs...) }()
+	go func() { res <- f() }()
 	select {
 	case err := <-res:
 		return err
@@ -431,7 +438,7 @@ func sendWithin(t *testing.T, d *DeadLetter, ctx context.Context, recs ...Poison
 	case err := <-res:
 		return err
 	case <-time.After(60 * time.Second):
-		t.Fatal("Send still running 60s after its context ended")
+		t.Fatalf("%s still running 60s after its context ended", what)
 		return nil
 	}
 }

@@ -96,19 +96,9 @@ func (c timeCol) nanos(i int) int64 {
 	return v
 }
 
-// millis returns the value in Unix milliseconds, rounded down.
-func (c timeCol) millis(i int) int64 {
-	v := int64(c.a.Value(i))
-	switch c.unit {
-	case arrow.Second:
-		return v * 1e3
-	case arrow.Millisecond:
-		return v
-	case arrow.Microsecond:
-		return floorDiv(v, 1e3)
-	}
-	return floorDiv(v, 1e6)
-}
+// millis returns the value in Unix milliseconds, rounded down (before
+// 1970 too, where integer division would round up).
+func (c timeCol) millis(i int) int64 { return floorDiv(c.nanos(i), 1e6) }
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
