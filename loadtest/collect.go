@@ -30,6 +30,9 @@ type ReceivedAlert struct {
 	Score                                 float64
 	WindowStart, WindowEnd                time.Time
 	Received                              time.Time
+	// TopFeatures names the inputs that drove the score, largest
+	// contribution first (empty when the model cannot say).
+	TopFeatures []string
 }
 
 // AlertWatcher subscribes a fresh queue to an alert topic and collects what
@@ -113,12 +116,19 @@ func parseAlert(body string) (ReceivedAlert, bool) {
 		Score       float64   `json:"score"`
 		WindowStart time.Time `json:"window_start"`
 		WindowEnd   time.Time `json:"window_end"`
+		TopFeatures []struct {
+			Feature string `json:"feature"`
+		} `json:"top_features"`
 	}
 	if err := json.Unmarshal([]byte(msg), &a); err != nil || a.Entity == "" {
 		return ReceivedAlert{}, false
 	}
-	return ReceivedAlert{Rule: a.Rule, State: a.State, Severity: a.Severity, Stream: a.Stream, Entity: a.Entity,
-		Score: a.Score, WindowStart: a.WindowStart, WindowEnd: a.WindowEnd}, true
+	r := ReceivedAlert{Rule: a.Rule, State: a.State, Severity: a.Severity, Stream: a.Stream, Entity: a.Entity,
+		Score: a.Score, WindowStart: a.WindowStart, WindowEnd: a.WindowEnd}
+	for _, f := range a.TopFeatures {
+		r.TopFeatures = append(r.TopFeatures, f.Feature)
+	}
+	return r, true
 }
 
 // Alerts returns what arrived so far.

@@ -127,6 +127,13 @@ func TestDemoLosesNothingWhenAWorkerDies(t *testing.T) {
 			t.Errorf("%s: %d machines failed during the run, %d alerted before failing", s.Name, d.Failing, d.TruePositives)
 		}
 	}
+	// The demo's models are embedded, so every firing alert says which
+	// inputs drove its score.
+	for _, a := range rep.Alerts {
+		if a.State == "firing" && len(a.TopFeatures) == 0 {
+			t.Errorf("alert for %s/%s at %s carries no top_features", a.Stream, a.Entity, a.WindowEnd)
+		}
+	}
 	var html bytes.Buffer
 	if err := rep.WriteHTML(&html, ""); err != nil || !strings.Contains(html.String(), "echarts") {
 		t.Errorf("HTML report: %v", err)

@@ -74,9 +74,13 @@ func percentiles(ds []time.Duration) Percentiles {
 type Detection struct {
 	Failing, Alerted, TruePositives, FalsePositives int
 	Precision, Recall                               float64
-	MedianLead                                      time.Duration
-	leads                                           []time.Duration
-	truth                                           []Failure // all, for the chart
+	// Explained counts the caught machines whose first alert's top
+	// feature is one of the signals their failure mode drives; Explainable
+	// those whose first alert carried top features at all.
+	Explained, Explainable int
+	MedianLead             time.Duration
+	leads                  []time.Duration
+	truth                  []Failure // all, for the chart
 }
 
 type windowKey struct {
@@ -224,17 +228,23 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 	// including those whose failure comes after the run ends; recall counts
 	// the failures that happened within the run.
 	failAt := map[string]time.Time{}
+	mode := map[string]FailureMode{}
 	for _, f := range truth {
 		failAt[f.Machine] = f.At
+		mode[f.Machine] = f.Mode
 	}
-	first := map[string]time.Time{}
+	firstAlert := map[string]ReceivedAlert{}
 	for _, a := range alerts {
 		if a.Stream != stream || a.State == "resolved" {
 			continue
 		}
-		if t, ok := first[a.Entity]; !ok || a.Received.Before(t) {
-			first[a.Entity] = a.Received
+		if f, ok := firstAlert[a.Entity]; !ok || a.Received.Before(f.Received) {
+			firstAlert[a.Entity] = a
 		}
+	}
+	first := map[string]time.Time{}
+	for e, a := range firstAlert {
+		first[e] = a.Received
 	}
 	d := &Detection{Alerted: len(first), truth: truth}
 	for _, f := range truth {
@@ -250,6 +260,12 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 			d.FalsePositives++
 		case t.Before(at):
 			caught++
+			if top := firstAlert[e].TopFeatures; len(top) > 0 {
+				d.Explainable++
+				if drives(mode[e], top[0]) {
+					d.Explained++
+				}
+			}
 			if !at.After(end) {
 				d.TruePositives++
 				d.leads = append(d.leads, at.Sub(t))
@@ -268,6 +284,25 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 		d.MedianLead = l[len(l)/2]
 	}
 	return d
+}
+
+// drives reports whether a failure mode moves the reading a feature is
+// computed from. Features are matched by name prefix, so this relies on the
+// example configs naming features after their reading (vibration_max).
+func drives(m FailureMode, feature string) bool {
+	var signals []string
+	switch m {
+	case BearingWear:
+		signals = []string{"vibration", "current"}
+	case Overheating:
+		signals = []string{"temperature", "pressure"}
+	}
+	for _, s := range signals {
+		if strings.HasPrefix(feature, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteSummary prints the terminal summary table.
@@ -302,6 +337,10 @@ func (r *Report) WriteSummary(w io.Writer) {
 		if d := s.Detection; d != nil {
 			fmt.Fprintf(tw, "  detection\t%d of %d failing machines alerted before failing (recall %.2f), %d false alarms (precision %.2f), median lead %s\n",
 				d.TruePositives, d.Failing, d.Recall, d.FalsePositives, d.Precision, d.MedianLead.Round(100*time.Millisecond))
+			if d.Explainable > 0 {
+				fmt.Fprintf(tw, "  explanation\t%d of %d caught machines: the first alert's top feature is a reading their failure drives\n",
+					d.Explained, d.Explainable)
+			}
 		}
 	}
 	for _, p := range r.Problems {

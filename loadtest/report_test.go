@@ -42,6 +42,31 @@ func TestDetection(t *testing.T) {
 	}
 }
 
+// The explanation check reads each caught machine's first alert: its top
+// feature must be a reading the machine's failure mode drives.
+func TestDetectionChecksExplanations(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	truth := []Failure{
+		{Machine: "bearing", Mode: BearingWear, At: t0.Add(time.Minute)},
+		{Machine: "hot", Mode: Overheating, At: t0.Add(time.Minute)},
+		{Machine: "wrong", Mode: Overheating, At: t0.Add(time.Minute)},
+		{Machine: "silent", Mode: BearingWear, At: t0.Add(time.Minute)},
+	}
+	alert := func(e string, at time.Duration, top ...string) ReceivedAlert {
+		return ReceivedAlert{Stream: "s", Entity: e, State: "firing", Received: t0.Add(at), TopFeatures: top}
+	}
+	d := detect(truth, []ReceivedAlert{
+		alert("bearing", 20*time.Second, "vibration_max", "temperature_mean"),
+		alert("hot", 10*time.Second, "temperature_p95"),
+		alert("hot", 20*time.Second, "rpm_mean"), // not the first alert: ignored
+		alert("wrong", 10*time.Second, "vibration_std"),
+		alert("silent", 10*time.Second), // a model without contributions
+	}, "s", t0.Add(2*time.Minute))
+	if d.Explainable != 3 || d.Explained != 2 {
+		t.Fatalf("explained %d of %d, want 2 of 3", d.Explained, d.Explainable)
+	}
+}
+
 func TestWindowsOfAlignsToTheEpoch(t *testing.T) {
 	w := hopping(30*time.Second, 10*time.Second)
 	got := windowsOf(w, time.Date(2026, 11, 24, 10, 0, 25, 0, time.UTC))
