@@ -53,6 +53,41 @@ func (d *deaggregator) str(b []byte) string {
 	return s
 }
 
+// Deaggregator splits KPL aggregates into user records for code that reads
+// Kinesis records itself instead of through a Consumer, such as a Lambda
+// function behind a Kinesis event source mapping (Lambda hands the function
+// aggregates exactly as the producer wrote them). The records come out as
+// a Consumer delivers them: sub-sequence numbers, partition and explicit
+// hash keys from the aggregate's tables, and an aggregate that cannot be
+// decoded delivered whole with Err set, never dropped.
+//
+// A Deaggregator keeps scratch tables between calls so that steady-state
+// use allocates nothing per record; it is not safe for concurrent use.
+type Deaggregator struct{ d *deaggregator }
+
+// NewDeaggregator returns a Deaggregator.
+func NewDeaggregator() *Deaggregator { return &Deaggregator{d: newDeaggregator()} }
+
+// Deaggregate appends the user records held in data, one Kinesis record's
+// payload, to dst and returns the extended slice. base carries what every
+// user record shares: Stream, ShardID, SequenceNumber, PartitionKey (of
+// the Kinesis record; aggregated user records get their own from the
+// aggregate) and ApproximateArrival; the other fields of base are ignored.
+//
+// A record without the KPL framing is appended as it is, with
+// SubSequenceNumber 0. An aggregate that fails its checksum or does not
+// parse is appended whole (Data is all of data) with Err wrapping
+// ErrDeaggregation and naming the sequence number and shard. User
+// records' Data alias data.
+func (d *Deaggregator) Deaggregate(dst []Record, data []byte, base Record) []Record {
+	shared := Record{
+		Stream: base.Stream, ShardID: base.ShardID, SequenceNumber: base.SequenceNumber,
+		PartitionKey: base.PartitionKey, ApproximateArrival: base.ApproximateArrival,
+	}
+	dst, _ = d.d.appendRecords(dst, data, shared)
+	return dst
+}
+
 // isAggregated reports whether data is framed as a KPL aggregate.
 func isAggregated(data []byte) bool {
 	return len(data) >= len(kplMagic)+md5.Size && bytes.Equal(data[:len(kplMagic)], kplMagic[:])
