@@ -151,7 +151,7 @@ func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int)
 		return &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(x, 10)}
 	}
 	now := h.o.Now()
-	ws, we := v.ws.nanos(i)/1e6, v.we.nanos(i)/1e6
+	ws, we := v.ws.millis(i), v.we.millis(i)
 	feats := make(map[string]ddbtypes.AttributeValue, len(v.features))
 	for _, f := range v.features {
 		if x, ok := f.value(i); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
