@@ -58,7 +58,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // statusLoop writes a one-line progress log every status interval: records
-// per second, windows, dead letters, leases held, the worst lag.
+// per second, windows, dead letters, alerts published, leases held, the
+// worst lag.
 func (p *Pipeline) statusLoop(ctx context.Context) (stop func()) {
 	every := p.cfg.Ops.StatusInterval.D()
 	if every <= 0 {
@@ -83,7 +84,8 @@ func (p *Pipeline) statusLoop(ctx context.Context) (stop func()) {
 				p.log.Info("status",
 					"records_per_second", int(rate), "records", int64(records),
 					"windows", int64(sum(p.m.windows)), "dead_letters", int64(sum(p.m.deadLetters)),
-					"late", int64(sum(p.m.late)), "leases", len(p.cons.HeldLeases()),
+					"late", int64(sum(p.m.late)), "alerts", int64(readValue(p.sm.Rows("alerts"))),
+					"leases", len(p.cons.HeldLeases()),
 					"max_behind_seconds", maxGauge(p.m.behind))
 			}
 		}

@@ -70,6 +70,7 @@ type Pipeline struct {
 	now  func() time.Time
 	cons *consumer.Consumer
 	m    *metrics
+	sm   *sinks.Metrics
 
 	streams map[string]*streamPlan
 	dlq     *sinks.DeadLetter
@@ -141,6 +142,7 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
+	p.sm = sm
 	scm, err := scorer.NewMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)

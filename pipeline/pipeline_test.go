@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,8 @@ type testPipeline struct {
 	leaseTable            string
 	yaml                  string
 	sagemaker             *sagemakerruntime.Client
+	// logs receives the pipeline's log when set (default: warnings to stderr).
+	logs *slog.Logger
 }
 
 const pipelineYAML = `pipeline: test
@@ -129,8 +133,12 @@ func (tp *testPipeline) startPipeline(t *testing.T, worker string) (stop func() 
 	if tp.sagemaker != nil {
 		clients.SageMaker = tp.sagemaker
 	}
+	logs := tp.logs
+	if logs == nil {
+		logs = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	p, err := pipeline.New(context.Background(), tp.cfg, clients,
-		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: logs,
 			Consumer: consumer.Config{RenewInterval: time.Second, ShardSyncInterval: 2 * time.Second, IdleHeartbeat: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
@@ -457,6 +465,9 @@ func TestEndpointDownFallsBackAndAlerts(t *testing.T) {
 	tp := newTestPipeline(t)
 	src := strings.Replace(tp.yaml, "  - {name: failure, window: w1s, model: vib}",
 		"  - {name: failure, window: w1s, model: vib, endpoint: {name: factory-failure, timeout: 200ms, fallback: vib}}", 1)
+	src = strings.Replace(src, "  status_interval: 0s", "  status_interval: 200ms", 1)
+	var logs syncBuffer
+	tp.logs = slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg, err := config.Parse([]byte(src), "endpoint.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -517,7 +528,54 @@ func TestEndpointDownFallsBackAndAlerts(t *testing.T) {
 	if !hot {
 		t.Error("no score alert for the fallback-scored windows")
 	}
+	// The status line counts what the alert topic published.
+	deadline = time.Now().Add(10 * time.Second)
+	for !statusShowsAlerts(logs.String()) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !statusShowsAlerts(logs.String()) {
+		t.Errorf("no status line counts the published alerts; log:\n%s", lastLogLines(logs.String(), 5))
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// statusShowsAlerts reports whether a status line of the JSON log counts at
+// least one published alert.
+func statusShowsAlerts(log string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		var l struct {
+			Msg    string `json:"msg"`
+			Alerts *int   `json:"alerts"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "status" && l.Alerts != nil && *l.Alerts >= 1 {
+			return true
+		}
+	}
+	return false
+}
+
+func lastLogLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// syncBuffer is a bytes.Buffer safe for the pipeline's goroutines to log
+// into while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

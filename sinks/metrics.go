@@ -63,6 +63,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+// Rows is the counter of rows the named sink made durable; for the alerts
+// sink, the alerts it published. For status lines.
+func (m *Metrics) Rows(sink string) prometheus.Counter { return m.rows.WithLabelValues(sink) }
+
 // sinkMetrics are one sink's curried series.
 type sinkMetrics struct {
 	rows, bytes, flushes, retries prometheus.Counter
