@@ -14,13 +14,16 @@ import (
 
 // Defaults, chosen to match Java KCL where it has an equivalent.
 const (
-	DefaultFailoverTime         = 10 * time.Second
-	DefaultShardSyncInterval    = 60 * time.Second
-	DefaultMaxRecords           = 10000
-	DefaultIdleInterval         = 200 * time.Millisecond
-	DefaultParentPollInterval   = time.Second
-	DefaultSubscriptionLifetime = 4*time.Minute + 50*time.Second
-	DefaultMaxLeasesToSteal     = 1
+	DefaultFailoverTime      = 10 * time.Second
+	DefaultShardSyncInterval = 60 * time.Second
+	// DefaultCompletedLeaseRetention is Config.CompletedLeaseRetention's
+	// default (Java KCL's completedLeaseCleanupIntervalMillis).
+	DefaultCompletedLeaseRetention = 5 * time.Minute
+	DefaultMaxRecords              = 10000
+	DefaultIdleInterval            = 200 * time.Millisecond
+	DefaultParentPollInterval      = time.Second
+	DefaultSubscriptionLifetime    = 4*time.Minute + 50*time.Second
+	DefaultMaxLeasesToSteal        = 1
 )
 
 // Config configures a Consumer. Zero values take the defaults above.
@@ -57,6 +60,12 @@ type Config struct {
 	// ParentPollInterval is how often a child shard checks whether its
 	// parents have reached SHARD_END.
 	ParentPollInterval time.Duration
+	// CompletedLeaseRetention is how long the lease of a shard read to its
+	// end is kept once every child shard has a lease (or the shard has aged
+	// out of the stream) before the shard sync deletes it, as Java KCL's
+	// lease cleanup does. Without it a stream that reshards grows its lease
+	// table forever. Default 5 minutes; negative keeps every lease.
+	CompletedLeaseRetention time.Duration
 
 	// MaxRecords is the GetRecords limit per call (at most 10000).
 	MaxRecords int32
@@ -157,6 +166,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.ParentPollInterval <= 0 {
 		cfg.ParentPollInterval = DefaultParentPollInterval
+	}
+	if cfg.CompletedLeaseRetention == 0 {
+		cfg.CompletedLeaseRetention = DefaultCompletedLeaseRetention
 	}
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = DefaultMaxRecords

@@ -87,6 +87,11 @@ type Consumer struct {
 
 	handler Handler
 
+	// cleanup remembers when each finished lease was first seen eligible
+	// for deletion (shard sync only).
+	cleanupMu sync.Mutex
+	cleanup   map[string]time.Time
+
 	mu      sync.Mutex
 	held    map[string]*shardRun
 	ended   chan struct{} // closed and replaced whenever a shard reaches SHARD_END here

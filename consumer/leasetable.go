@@ -141,6 +141,24 @@ func (t *leaseTable) create(ctx context.Context, l lease) (created bool, err err
 	return true, nil
 }
 
+// deleteFinished deletes a lease read to its end; deleted is false when it
+// was already gone or is not at SHARD_END (never delete live progress).
+func (t *leaseTable) deleteFinished(ctx context.Context, key string) (deleted bool, err error) {
+	_, err = t.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &t.name,
+		Key:                       keyOf(key),
+		ConditionExpression:       aws.String("checkpoint = :end"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":end": &types.AttributeValueMemberS{Value: ShardEnd}},
+	})
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete lease %q: %w", key, err)
+	}
+	return true, nil
+}
+
 // update is one conditional write to an existing lease.
 type update struct {
 	set    map[string]types.AttributeValue

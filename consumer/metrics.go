@@ -18,6 +18,7 @@ type metrics struct {
 	leasesGained   prometheus.Counter
 	leasesLost     prometheus.Counter
 	leasesStolen   prometheus.Counter
+	leasesCleaned  prometheus.Counter
 	checkpointTime prometheus.Histogram
 	throttles      *prometheus.CounterVec
 	deaggFailures  *prometheus.CounterVec
@@ -42,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "leases_lost_total", Help: "Leases this worker lost to another worker or to renewal failures."}),
 		leasesStolen: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "leases_stolen_total", Help: "Leases this worker stole from a more loaded worker to balance."}),
+		leasesCleaned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "leases_cleaned_total", Help: "Leases of finished shards this worker deleted (CompletedLeaseRetention)."}),
 		checkpointTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
 			Name: "checkpoint_seconds", Help: "Latency of checkpoint writes to the lease table.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
@@ -54,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.records, m.bytes, m.behind, m.arrivalAge, m.leasesHeld, m.leasesGained,
-		m.leasesLost, m.leasesStolen, m.checkpointTime, m.throttles, m.deaggFailures} {
+		m.leasesLost, m.leasesStolen, m.leasesCleaned, m.checkpointTime, m.throttles, m.deaggFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

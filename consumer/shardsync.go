@@ -42,6 +42,13 @@ func (c *Consumer) listShards(ctx context.Context, s *stream) ([]types.Shard, er
 // LATEST. Shards discovered later are new, so they start at TRIM_HORIZON
 // and wait for their parents. Creation is conditional, so workers racing
 // here agree.
+//
+// A closed shard without a lease whose children have leases is not given
+// one: it was read to its end and its lease cleaned up, or it was skipped
+// by a LATEST start. A lease now would read it again from TRIM_HORIZON.
+//
+// After the sync, finished leases no longer needed are deleted
+// (cleanupLeases).
 func (c *Consumer) syncShards(ctx context.Context, s *stream) error {
 	shards, err := c.listShards(ctx, s)
 	if err != nil {
@@ -59,6 +66,15 @@ func (c *Consumer) syncShards(ctx context.Context, s *stream) error {
 			initial = false
 		}
 	}
+	children := childrenOf(shards)
+	leased := func(ids []string) bool {
+		for _, id := range ids {
+			if exists[s.leaseKey(id)] {
+				return true
+			}
+		}
+		return false
+	}
 	for _, sh := range shards {
 		id := deref(sh.ShardId)
 		key := s.leaseKey(id)
@@ -66,6 +82,9 @@ func (c *Consumer) syncShards(ctx context.Context, s *stream) error {
 			continue
 		}
 		closed := sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil
+		if !initial && closed && leased(children[id]) {
+			continue
+		}
 		start := TrimHorizon
 		if initial {
 			start = s.cfg.InitialPosition
@@ -82,7 +101,84 @@ func (c *Consumer) syncShards(ctx context.Context, s *stream) error {
 			c.log.Info("lease created", "lease", key, "checkpoint", start, "parents", l.parents)
 		}
 	}
+	return c.cleanupLeases(ctx, s, shards, children, leases, exists)
+}
+
+// childrenOf maps each shard id to the shards that name it as parent or
+// adjacent parent.
+func childrenOf(shards []types.Shard) map[string][]string {
+	out := map[string][]string{}
+	for _, sh := range shards {
+		for _, p := range parentsOf(deref(sh.ParentShardId), deref(sh.AdjacentParentShardId)) {
+			out[p] = append(out[p], deref(sh.ShardId))
+		}
+	}
+	return out
+}
+
+// cleanupLeases deletes the leases of s's shards that were read to their
+// end and are no longer needed: every child shard has a lease (children
+// wait for a parent only while its lease says it is unfinished, and a
+// missing parent counts as finished), or the shard has aged out of the
+// stream. A lease is deleted only after it has been seen eligible for
+// CompletedLeaseRetention, so a shard sync that listed the table before
+// the children's leases existed cannot race the deletion, and operators
+// see SHARD_END for a while.
+func (c *Consumer) cleanupLeases(ctx context.Context, s *stream, shards []types.Shard, children map[string][]string, leases []lease, exists map[string]bool) error {
+	if c.cfg.CompletedLeaseRetention < 0 {
+		return nil
+	}
+	listed := make(map[string]bool, len(shards))
+	for _, sh := range shards {
+		listed[deref(sh.ShardId)] = true
+	}
+	now := time.Now()
+	c.cleanupMu.Lock()
+	defer c.cleanupMu.Unlock()
+	if c.cleanup == nil {
+		c.cleanup = map[string]time.Time{}
+	}
+	for i := range leases {
+		l := &leases[i]
+		st, id, ok := c.streamOf(l)
+		if !ok || st != s {
+			continue
+		}
+		eligible := l.finished() && (!listed[id] || allLeased(s, children[id], exists))
+		if !eligible {
+			delete(c.cleanup, l.key)
+			continue
+		}
+		first, seen := c.cleanup[l.key]
+		if !seen {
+			c.cleanup[l.key] = now
+			continue
+		}
+		if now.Sub(first) < c.cfg.CompletedLeaseRetention {
+			continue
+		}
+		deleted, err := c.table.deleteFinished(ctx, l.key)
+		if err != nil {
+			return err
+		}
+		delete(c.cleanup, l.key)
+		if deleted {
+			c.m.leasesCleaned.Inc()
+			c.log.Info("finished lease deleted", "lease", l.key, "children", children[id], "in_stream", listed[id])
+		}
+	}
 	return nil
+}
+
+// allLeased reports whether ids is not empty and every shard in it has a
+// lease.
+func allLeased(s *stream, ids []string, exists map[string]bool) bool {
+	for _, id := range ids {
+		if !exists[s.leaseKey(id)] {
+			return false
+		}
+	}
+	return len(ids) > 0
 }
 
 // createChildLeases makes sure the children named by GetRecords or
