@@ -17,6 +17,12 @@ import (
 // alertConcurrency bounds the alerts one batch publishes at once.
 const alertConcurrency = 8
 
+// pendingAlert is a high-risk login's alert and its Kinesis record.
+type pendingAlert struct {
+	rec   int
+	alert sinks.Alert
+}
+
 // userRecord is one user record of a batch: a plain Kinesis record or one
 // out of a KPL aggregate, with what parsing made of it.
 type userRecord struct {
@@ -73,14 +79,18 @@ func (h *Handler) batch(ctx context.Context, log *slog.Logger, ev *events.Kinesi
 		log.Warn("poison record", "reason", u.poison.Reason, "detail", u.poison.Detail, "stream", u.stream, "shard", u.shard,
 			"sequence_number", u.pos.Sequence, "sub_sequence", u.pos.SubSequence, "dead_lettered", h.dlq != nil)
 	}
+	// Dead letters go out while the logins are read and scored, so a slow
+	// queue does not starve the records before the first poison one.
+	var deadLettered chan error
 	if firstPoison >= 0 {
 		if h.dlq == nil {
 			// Nowhere to put it: hand it back rather than drop it. The
 			// mapping's retry policy (maximum attempts or record age, then
 			// its on-failure destination) decides what happens next.
 			fail(firstPoison, "poison record and no dead-letter queue configured", nil)
-		} else if err := h.dlq.Send(ctx, poison...); err != nil {
-			fail(firstPoison, "dead-letter queue unavailable", err)
+		} else {
+			deadLettered = make(chan error, 1)
+			go func() { deadLettered <- h.dlq.Send(ctx, poison...) }()
 		}
 	}
 
@@ -132,11 +142,7 @@ func (h *Handler) batch(ctx context.Context, log *slog.Logger, ev *events.Kinesi
 	}
 
 	// Alert on the high-risk ones, once per user per batch.
-	type pending struct {
-		rec   int
-		alert sinks.Alert
-	}
-	var alerts []pending
+	var alerts []pendingAlert
 	alerted := map[string]bool{}
 	for k, i := range logins {
 		u := &units[i]
@@ -154,24 +160,45 @@ func (h *Handler) batch(ctx context.Context, log *slog.Logger, ev *events.Kinesi
 			continue
 		}
 		alerted[u.entity] = true
-		alerts = append(alerts, pending{u.rec, h.alert(u, scores[k], st[k], &s)})
+		alerts = append(alerts, pendingAlert{u.rec, h.alert(u, scores[k], st[k], &s)})
 	}
+	// Records before the first poison one alert now; those after it wait
+	// until its dead letter is durable: if it cannot be, they are handed
+	// back, and alerting on them now would page again on every retry.
 	var (
 		wg  sync.WaitGroup
 		mu  sync.Mutex
 		sem = make(chan struct{}, alertConcurrency)
 	)
-	for _, p := range alerts {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := h.alerts.Notify(ctx, p.alert); err != nil {
-				mu.Lock()
-				fail(p.rec, "alert topic unavailable", err)
-				mu.Unlock()
+	publish := func(from, to int) {
+		for _, p := range alerts {
+			if p.rec < from || p.rec >= to {
+				continue
 			}
-		}()
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := h.alerts.Notify(ctx, p.alert); err != nil {
+					mu.Lock()
+					fail(p.rec, "alert topic unavailable", err)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	if deadLettered == nil {
+		publish(0, cut)
+	} else {
+		publish(0, min(firstPoison, cut))
+		err := <-deadLettered
+		mu.Lock()
+		if err != nil {
+			fail(firstPoison, "dead-letter queue unavailable", err)
+		}
+		to := cut
+		mu.Unlock()
+		publish(firstPoison, to)
 	}
 	wg.Wait()
 
