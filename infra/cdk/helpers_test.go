@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// dockerMarker is written by the fake docker that TestMain puts first on
+// PATH (and in CDK_DOCKER, which the CDK uses to find docker): if any
+// synth in this test binary runs docker, the file exists.
+var dockerMarker string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "streamscore-cdk-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		// The jsii kernel (node) is started by the first CDK call and
+		// inherits this environment, so it is set before any test runs.
+		dockerMarker = filepath.Join(dir, "docker-was-run")
+		fake := filepath.Join(dir, "bin", "docker")
+		if err := os.MkdirAll(filepath.Dir(fake), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		script := "#!/bin/sh\necho \"$@\" >> '" + dockerMarker + "'\necho 'docker must not be needed to synthesize' >&2\nexit 1\n"
+		if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		os.Setenv("CDK_DOCKER", fake)
+		os.Setenv("PATH", filepath.Dir(fake)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		os.Setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+		// Account and region of the developer's shell must not change
+		// the templates the tests see.
+		os.Unsetenv("CDK_DEFAULT_ACCOUNT")
+		os.Unsetenv("CDK_DEFAULT_REGION")
+		defer jsii.Close()
+		return m.Run()
+	}())
+}
+
+// cdkContext is the context block of cdk.json: tests synthesize with the
+// same defaults and feature flags as `cdk deploy`.
+func cdkContext(t testing.TB) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile("cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("cdk.json: %v", err)
+	}
+	return doc.Context
+}
+
+// stubLambda is a directory with a placeholder bootstrap: the stack tests
+// do not depend on lambda/ building (TestBuildLogin covers the build).
+func stubLambda(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// synthesized is one synthesized stack: the construct tree and its
+// template.
+type synthesized struct {
+	ss       *Streamscore
+	template assertions.Template
+	json     map[string]any
+}
+
+// synth builds the app with cdk.json's context overlaid with overrides
+// and returns the stack's template.
+func synth(t testing.TB, overrides map[string]any) *synthesized {
+	t.Helper()
+	ctx := cdkContext(t)
+	ctx["loginLambdaCode"] = stubLambda(t)
+	for k, v := range overrides {
+		ctx[k] = v
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
+	ss, err := Build(context.Background(), app, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := assertions.Template_FromStack(ss.Stack, nil)
+	return &synthesized{ss: ss, template: tpl, json: *tpl.ToJSON()}
+}
+
+var (
+	defaultOnce sync.Once
+	defaultSyn  *synthesized
+)
+
+// defaults is the stack as cdk.json describes it, synthesized once per
+// test binary (a synth costs seconds).
+func defaults(t testing.TB) *synthesized {
+	t.Helper()
+	defaultOnce.Do(func() { defaultSyn = synth(t, nil) })
+	if defaultSyn == nil {
+		t.Fatal("the default stack did not synthesize")
+	}
+	return defaultSyn
+}
+
+// check runs an assertions call, turning its panic (how jsii reports a
+// failed assertion) into a test error.
+func check(t testing.TB, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Errorf("%s: %v", what, r)
+		}
+	}()
+	f()
+}
+
+// resources returns the template's resources of a type, by logical id.
+func (s *synthesized) resources(typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range s.json["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] == typ {
+			out[id] = res
+		}
+	}
+	return out
+}
+
+// props returns a resource's Properties.
+func props(r map[string]any) map[string]any {
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+// idOf returns the logical id of the only resource of typ whose logical
+// id starts with prefix.
+func (s *synthesized) idOf(t testing.TB, typ, prefix string) string {
+	t.Helper()
+	var ids []string
+	for id := range s.resources(typ) {
+		if strings.HasPrefix(id, prefix) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 1 {
+		sort.Strings(ids)
+		t.Fatalf("%s with logical id %s*: %v, want exactly one", typ, prefix, ids)
+	}
+	return ids[0]
+}
+
+// asList returns v as a list (IAM allows a single string where a list is
+// meant).
+func asList(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	if v == nil {
+		return nil
+	}
+	return []any{v}
+}
+
+// compact renders a template fragment for error messages.
+func compact(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Pipeline is what the stack needs to know of one pipeline configuration:
+// the parts that name AWS resources. Everything else in the file (schemas,
+// windows, rules) passes through to the worker untouched; strict validation
+// is streamscore's own (`streamscore config validate`), run on the rendered
+// files by the tests.
+type Pipeline struct {
+	File string
+	Name string
+	// Application names the KCL application: the enhanced fan-out consumer
+	// name, and the lease table's name when the worker creates it itself.
+	Application string
+	FanOut      bool
+	Streams     []PipelineStream
+	// Models maps model name to its path as written in the file.
+	Models map[string]string
+	// Scorers are the scorers whose results go to S3, with their columns.
+	Scorers []ResultTable
+	// Namespace is the CloudWatch namespace, empty without PutMetricData.
+	Namespace string
+	// Endpoints are SageMaker endpoints the scorers call.
+	Endpoints []string
+	HasS3     bool
+	// S3Prefix is the results prefix as written in the file.
+	S3Prefix string
+
+	doc *yaml.Node
+}
+
+// PipelineStream is a Kinesis stream a pipeline consumes.
+type PipelineStream struct {
+	Name   string
+	Shards int
+}
+
+// ResultTable is the Parquet layout one scorer writes (docs/sinks.md).
+type ResultTable struct {
+	Scorer     string
+	Stream     string
+	Features   []string
+	Challenger bool
+}
+
+// pipelineFile is the subset of the configuration read here; unknown keys
+// are ignored on purpose (see Pipeline).
+type pipelineFile struct {
+	Pipeline string `yaml:"pipeline"`
+	Consumer struct {
+		Application string `yaml:"application"`
+		Retrieval   string `yaml:"retrieval"`
+	} `yaml:"consumer"`
+	Streams []struct {
+		Name   string `yaml:"name"`
+		Shards int    `yaml:"shards"`
+	} `yaml:"streams"`
+	Windows []struct {
+		Name     string `yaml:"name"`
+		Stream   string `yaml:"stream"`
+		Features []struct {
+			Name string `yaml:"name"`
+		} `yaml:"features"`
+	} `yaml:"windows"`
+	Models map[string]struct {
+		Path string `yaml:"path"`
+	} `yaml:"models"`
+	Scorers []struct {
+		Name       string `yaml:"name"`
+		Window     string `yaml:"window"`
+		Challenger string `yaml:"challenger"`
+		Endpoint   *struct {
+			Name string `yaml:"name"`
+		} `yaml:"endpoint"`
+	} `yaml:"scorers"`
+	Sinks struct {
+		S3 *struct {
+			Prefix string `yaml:"prefix"`
+		} `yaml:"s3"`
+		CloudWatch *struct {
+			Namespace     string `yaml:"namespace"`
+			PutMetricData bool   `yaml:"put_metric_data"`
+		} `yaml:"cloudwatch"`
+	} `yaml:"sinks"`
+}
+
+// LoadPipeline reads one pipeline configuration.
+func LoadPipeline(file string) (*Pipeline, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline configuration: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	var f pipelineFile
+	if err := doc.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	p := &Pipeline{File: file, Name: f.Pipeline, Application: f.Consumer.Application,
+		FanOut: f.Consumer.Retrieval == "fanout", Models: map[string]string{}, doc: &doc}
+	if p.Name == "" {
+		return nil, fmt.Errorf("%s: pipeline: missing", file)
+	}
+	if !safeName.MatchString(p.Name) {
+		return nil, fmt.Errorf("%s: pipeline: %q: the stack names files, tables and Glue tables after it, so use letters, digits, '-' and '_'", file, p.Name)
+	}
+	if p.Application == "" {
+		p.Application = p.Name // config.Consumer.Application's default
+	}
+	for _, s := range f.Streams {
+		if s.Name == "" {
+			return nil, fmt.Errorf("%s: streams: a stream without a name", file)
+		}
+		p.Streams = append(p.Streams, PipelineStream{Name: s.Name, Shards: s.Shards})
+	}
+	if len(p.Streams) == 0 {
+		return nil, fmt.Errorf("%s: streams: none", file)
+	}
+	for name, m := range f.Models {
+		p.Models[name] = m.Path
+	}
+	if f.Sinks.S3 != nil {
+		p.HasS3, p.S3Prefix = true, f.Sinks.S3.Prefix
+	}
+	if cw := f.Sinks.CloudWatch; cw != nil && cw.PutMetricData {
+		p.Namespace = cw.Namespace
+		if p.Namespace == "" {
+			return nil, fmt.Errorf("%s: sinks.cloudwatch.namespace: needed to scope cloudwatch:PutMetricData", file)
+		}
+	}
+	for _, sc := range f.Scorers {
+		if sc.Endpoint != nil && sc.Endpoint.Name != "" {
+			p.Endpoints = append(p.Endpoints, sc.Endpoint.Name)
+		}
+		if !p.HasS3 {
+			continue
+		}
+		rt := ResultTable{Scorer: sc.Name, Challenger: sc.Challenger != ""}
+		for _, w := range f.Windows {
+			if w.Name != sc.Window {
+				continue
+			}
+			rt.Stream = w.Stream
+			for _, ft := range w.Features {
+				rt.Features = append(rt.Features, ft.Name)
+			}
+		}
+		if rt.Stream == "" {
+			return nil, fmt.Errorf("%s: scorers: %s: window %q is not defined", file, sc.Name, sc.Window)
+		}
+		p.Scorers = append(p.Scorers, rt)
+	}
+	return p, nil
+}
+
+var safeName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Deployment holds the names of the stack's resources that a rendered
+// configuration points at. In the stack they are CloudFormation tokens,
+// resolved at deploy time; in tests, plain strings.
+type Deployment struct {
+	Bucket        string
+	LeaseTable    string
+	FeatureTable  string
+	DeadLetterURL string
+	TopicARN      string
+}
+
+// Key prefixes in the results bucket. The worker may write only below
+// ResultsPrefix and DeadLetterPrefix, and read only the model objects.
+const (
+	ResultsPrefix    = "results/"
+	DeadLetterPrefix = "dead-letter/"
+	ModelsPrefix     = "models/"
+	AthenaPrefix     = "athena-results/"
+)
+
+// ResultsKeyPrefix is where a pipeline's S3 sink writes: the pipeline adds
+// the scorer's name to the configured prefix (pipeline.buildScorer).
+func (p *Pipeline) ResultsKeyPrefix(scorer string) string {
+	return ResultsPrefix + p.S3Prefix + scorer + "/"
+}
+
+// ModelKey maps a model path of the configuration to the object the
+// deployed worker loads: local files are expected under ModelsPrefix of
+// the bucket by their base name (the image holds no models); s3:// paths
+// stay as they are (external is true), and the deployer grants nothing on
+// them: a model in another bucket needs that bucket's own policy.
+func ModelKey(modelPath string) (key string, external bool) {
+	if strings.HasPrefix(modelPath, "s3://") {
+		return modelPath, true
+	}
+	return ModelsPrefix + path.Base(modelPath), false
+}
+
+// Render returns the configuration the deployed worker runs: the file as
+// written, with every value that names an AWS resource pointed at this
+// stack's resources. Comments and order are kept.
+func (p *Pipeline) Render(d Deployment) ([]byte, error) {
+	root := p.doc.Content[0]
+	set := func(value string, keys ...string) {
+		n := ensure(root, keys...)
+		n.Kind, n.Tag, n.Value, n.Style = yaml.ScalarNode, "!!str", value, yaml.DoubleQuotedStyle
+	}
+	set(d.LeaseTable, "consumer", "lease_table")
+	if p.HasS3 {
+		set(d.Bucket, "sinks", "s3", "bucket")
+		set(ResultsPrefix+p.S3Prefix, "sinks", "s3", "prefix")
+	}
+	if find(root, "sinks", "feature_table") != nil {
+		set(d.FeatureTable, "sinks", "feature_table", "table")
+	}
+	set(d.DeadLetterURL, "sinks", "dead_letter", "queue")
+	// Large dead letters need the bucket; without it they could not be
+	// delivered at all.
+	set(d.Bucket, "sinks", "dead_letter", "bucket")
+	if find(root, "alerts") != nil {
+		set(d.TopicARN, "alerts", "topic")
+	}
+	if models := find(root, "models"); models != nil {
+		for i := 0; i+1 < len(models.Content); i += 2 {
+			name := models.Content[i].Value
+			key, external := ModelKey(p.Models[name])
+			if !external {
+				set("s3://"+d.Bucket+"/"+key, "models", name, "path")
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(p.doc); err != nil {
+		return nil, fmt.Errorf("%s: render: %w", p.File, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// find returns the value node at keys, or nil.
+func find(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
+}
+
+// ensure returns the value node at keys, adding mappings as needed.
+func ensure(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		if n.Kind != yaml.MappingNode {
+			*n = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			next = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, next)
+		}
+		n = next
+	}
+	return n
+}
