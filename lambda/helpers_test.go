@@ -30,7 +30,13 @@ import (
 	"github.com/streamscore/streamscore/sinks"
 )
 
-func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := devstacktest.Main(m)
+	if bootstrapBuild.dir != "" {
+		_ = os.RemoveAll(bootstrapBuild.dir)
+	}
+	os.Exit(code)
+}
 
 const churnModel = "../examples/models/churn.json"
 
