@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,4 +231,52 @@ func TestDirectFeatureTableDown(t *testing.T) {
 // dynamoVia is a DynamoDB client through a toxiproxy proxy.
 func dynamoVia(url string) FeatureReader {
 	return devstack.Endpoints{DynamoDB: url}.Clients().DynamoDB
+}
+
+// Lambda may run several invocations in one environment at once
+// (AWS_LAMBDA_MAX_CONCURRENCY); each gets its own answer and metrics line.
+func TestConcurrentInvocations(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testUsers)
+	topic, _ := f.env.CreateTopicQueue(t, false)
+	cfg := f.config()
+	cfg.AlertTopicARN = topic
+	h, metrics := f.newHandler(t, cfg, Options{})
+	ctx := devstacktest.Ctx(t)
+	users := []string{"user-loyal", "user-leaving", "user-quiet", "18273", "user-borderline"}
+	const workers, each = 8, 10
+	errs := make(chan error, workers*each)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				u := users[(w+i)%len(users)]
+				if i%2 == 0 {
+					out, err := h.Invoke(ctx, kinesisEvent("app-events", "shardId-000000000000", [][]byte{login(u), login(users[i%len(users)])}))
+					if err != nil || !strings.Contains(string(out), `"batchItemFailures":[]`) {
+						errs <- fmt.Errorf("batch for %s: %s %v", u, out, err)
+					}
+					continue
+				}
+				out, err := h.Invoke(ctx, fmt.Appendf(nil, `{"user_id":%q,"event_type":"login"}`, u))
+				var r Response
+				if err == nil {
+					err = json.Unmarshal(out, &r)
+				}
+				if err != nil || r.Entity != u || r.Score != f.score(u) {
+					errs <- fmt.Errorf("%s: %s %v, want score %v", u, out, err, f.score(u))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(emfLines(t, metrics.Bytes())); n != workers*each {
+		t.Errorf("%d EMF lines for %d invocations", n, workers*each)
+	}
 }

@@ -97,7 +97,7 @@ func loadChurnModel(t testing.TB) *scorer.Model {
 
 // newFixture creates a table and writes users through the pipeline's
 // scorer and feature table sink.
-func newFixture(t *testing.T, users []user) *fixture {
+func newFixture(t testing.TB, users []user) *fixture {
 	t.Helper()
 	env := devstacktest.New(t)
 	ctx := devstacktest.Ctx(t)
