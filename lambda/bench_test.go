@@ -3,8 +3,11 @@ package lambda
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,7 +23,8 @@ import (
 // init phase alone. direct and kinesis-100: one warm function, one
 // invocation per iteration (a login; a 100-record batch of logins from
 // five users, three of them high-risk, with alerts published), with the
-// median and 99th percentile per invocation.
+// median and 99th percentile per invocation, and the function process's
+// peak resident memory.
 func BenchmarkRuntimeEmulator(b *testing.B) {
 	bootstrap := buildBootstrap(b)
 	f := newFixture(b, usersNow())
@@ -66,6 +70,7 @@ func BenchmarkRuntimeEmulator(b *testing.B) {
 		}
 		b.ReportMetric(median(ms), "p50-ms")
 		b.ReportMetric(percentile(ms, 0.99), "p99-ms")
+		b.ReportMetric(peakRSS(b, bootstrap), "peak-rss-MB")
 	}
 	b.Run("direct", func(b *testing.B) { warm(b, map[string]string{}, login) })
 	b.Run("kinesis-100", func(b *testing.B) {
@@ -77,6 +82,34 @@ func BenchmarkRuntimeEmulator(b *testing.B) {
 		}
 		warm(b, map[string]string{EnvAlertTopic: topic}, kinesisEvent("app-events", "shardId-000000000000", data))
 	})
+}
+
+// peakRSS is the function process's peak resident memory (VmHWM), in MB.
+func peakRSS(b *testing.B, bootstrap string) float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range ents {
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !bytes.HasPrefix(cmd, []byte(bootstrap+"\x00")) {
+			continue
+		}
+		st, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				if err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	b.Fatalf("no running %s found in /proc", bootstrap)
+	return 0
 }
 
 // json200 tells a function error (errorType) from an answer.

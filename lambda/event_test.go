@@ -134,7 +134,8 @@ func kinesisEvent(stream, shard string, data [][]byte) []byte {
 			AwsRegion: "us-east-1", EventID: shard + ":" + seq, EventName: "aws:kinesis:record", EventSource: "aws:kinesis",
 			EventSourceArn: "arn:aws:kinesis:us-east-1:000000000000:stream/" + stream, EventVersion: "1.0",
 			InvokeIdentityArn: "arn:aws:iam::000000000000:role/login-scorer",
-			Kinesis:           events.KinesisRecord{Data: d, PartitionKey: fmt.Sprintf("pk-%d", i), SequenceNumber: seq, KinesisSchemaVersion: "1.0"},
+			Kinesis: events.KinesisRecord{Data: d, PartitionKey: fmt.Sprintf("pk-%d", i), SequenceNumber: seq, KinesisSchemaVersion: "1.0",
+				ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: loginAt}},
 		})
 	}
 	b, err := json.Marshal(ev)
