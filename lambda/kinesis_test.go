@@ -279,7 +279,7 @@ func TestKinesisOutageHandsBackFromTheFirstFailedRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			payload := kinesisEvent("app-events", "shardId-000000000002", tc.records)
-			deadline := time.Now().Add(4 * time.Second)
+			deadline := time.Now().Add(6 * time.Second)
 			ictx, cancel := context.WithDeadline(ctx, deadline)
 			resp := invokeBatch(t, ictx, h, payload)
 			cancel()
