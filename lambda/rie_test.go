@@ -39,6 +39,7 @@ var bootstrapBuild struct {
 // (docs/lambda.md) and returns its path.
 func buildBootstrap(t testing.TB) string {
 	t.Helper()
+	rieBinary(t) // skipped under -short, fatal if missing: before a build for nothing
 	b := &bootstrapBuild
 	b.once.Do(func() {
 		b.dir, b.err = os.MkdirTemp("", "streamscore-lambda-")
