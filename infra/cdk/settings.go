@@ -245,6 +245,9 @@ func (s Settings) validate() error {
 	if s.LoginLambda && s.LoginEventType == "" {
 		bad("loginEventType", "empty: the event_type value of a login is needed")
 	}
+	if s.NATGateways < 1 {
+		bad("natGateways", "%d: the workers' private subnets reach the AWS APIs through at least one", s.NATGateways)
+	}
 	if s.HelperImage == "" {
 		bad("helperImage", "empty")
 	}

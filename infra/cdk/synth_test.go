@@ -145,6 +145,7 @@ func TestSettingsFromContext(t *testing.T) {
 		"streamRetentionHours":     12,
 		"workerArchitecture":       "mips",
 		"loginBatchSize":           0,
+		"natGateways":              0,
 	} {
 		if _, err := read(map[string]any{key: val}); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%v: error %v, want one naming %s", key, val, err, key)
