@@ -21,8 +21,9 @@ import (
 // request to its answer (process start, configuration, model load, the
 // first feature read); init-ms is the emulator's own INIT REPORT of the
 // init phase alone. direct and kinesis-100: one warm function, one
-// invocation per iteration (a login; a 100-record batch of logins from
-// five users, three of them high-risk, with alerts published), with the
+// invocation per iteration (a login; a 100-record batch of logins of 100
+// users, so 100 feature reads, three of them high-risk, with alerts
+// published), with the
 // median and 99th percentile per invocation, and the function process's
 // peak resident memory.
 func BenchmarkRuntimeEmulator(b *testing.B) {
@@ -78,7 +79,11 @@ func BenchmarkRuntimeEmulator(b *testing.B) {
 		users := []string{"user-loyal", "user-leaving", "user-quiet", "18273", "user-borderline"}
 		var data [][]byte
 		for i := range 100 {
-			data = append(data, fmt.Appendf(nil, `{"user_id":%q,"event_type":"login","n":%d}`, users[i%len(users)], i))
+			u := fmt.Sprintf("user-%03d", i) // 95 users without stored features
+			if i < len(users) {
+				u = users[i]
+			}
+			data = append(data, fmt.Appendf(nil, `{"user_id":%q,"event_type":"login","n":%d}`, u, i))
 		}
 		warm(b, map[string]string{EnvAlertTopic: topic}, kinesisEvent("app-events", "shardId-000000000000", data))
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -17,10 +16,10 @@ import (
 )
 
 // FeatureReader is the part of the DynamoDB client the function reads the
-// feature table with (*dynamodb.Client satisfies it).
+// feature table with (*dynamodb.Client satisfies it): GetItem only, so the
+// execution role needs dynamodb:GetItem on the table and nothing more.
 type FeatureReader interface {
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
-	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 // attrFeatures is the map attribute in which sinks.FeatureTable stores a
@@ -28,11 +27,10 @@ type FeatureReader interface {
 // and sinks.ColWindowEnd, Unix milliseconds.
 const attrFeatures = "features"
 
-// batchGetKeys is DynamoDB's limit of keys per BatchGetItem call.
-const batchGetKeys = 100
-
-// batchGetConcurrency bounds the BatchGetItem calls one batch runs at once.
-const batchGetConcurrency = 4
+// readConcurrency bounds the GetItem calls one batch runs at once: the
+// SDK's HTTP client keeps 10 idle connections per host, so up to 10 are
+// reused rather than opened anew.
+const readConcurrency = 10
 
 // stored is one entity's row of the feature table, as the model reads it.
 type stored struct {
@@ -137,79 +135,33 @@ func (h *Handler) getItem(ctx context.Context, entity string) (map[string]ddbtyp
 	return out.Item, nil
 }
 
-// getItems reads the items of distinct entities with BatchGetItem, 100 keys
-// a call, a few calls at once. Keys DynamoDB leaves unprocessed (throttling,
-// the 16 MB response limit) are asked again with jittered backoff until ctx
-// ends. The result maps every entity to its item (nil: none) or, in
-// failed, to the error that kept it unread.
+// getItems reads the items of distinct entities with concurrent GetItems
+// (at most readConcurrency at once, within the SDK client's pool of idle
+// connections per host, so they are reused). The result maps every entity
+// read to its item (nil: none); failed maps the others to their errors.
 func (h *Handler) getItems(ctx context.Context, entities []string) (items map[string]map[string]ddbtypes.AttributeValue, failed map[string]error) {
 	items = make(map[string]map[string]ddbtypes.AttributeValue, len(entities))
 	failed = map[string]error{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, batchGetConcurrency)
-	for lo := 0; lo < len(entities); lo += batchGetKeys {
-		chunk := entities[lo:min(lo+batchGetKeys, len(entities))]
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, readConcurrency)
+	)
+	for _, e := range entities {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			got, err := h.batchGet(ctx, chunk)
+			it, err := h.getItem(ctx, e)
 			mu.Lock()
 			defer mu.Unlock()
-			for _, e := range chunk {
-				if it, ok := got[e]; ok {
-					items[e] = it
-				} else if err != nil {
-					failed[e] = err
-				} else {
-					items[e] = nil
-				}
+			if err != nil {
+				failed[e] = err
+				return
 			}
+			items[e] = it
 		}()
 	}
 	wg.Wait()
 	return items, failed
-}
-
-// batchGet reads up to 100 distinct entities. On error, the entities
-// already read are in the result and the others are not.
-func (h *Handler) batchGet(ctx context.Context, entities []string) (map[string]map[string]ddbtypes.AttributeValue, error) {
-	got := make(map[string]map[string]ddbtypes.AttributeValue, len(entities))
-	keys := make([]map[string]ddbtypes.AttributeValue, len(entities))
-	for i, e := range entities {
-		keys[i] = h.key(e)
-	}
-	for attempt := 0; ; attempt++ {
-		out, err := h.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
-			RequestItems: map[string]ddbtypes.KeysAndAttributes{h.cfg.FeatureTable: {Keys: keys}},
-		})
-		if err != nil {
-			return got, fmt.Errorf("feature table %s: BatchGetItem of %d keys: %w", h.cfg.FeatureTable, len(keys), err)
-		}
-		for _, it := range out.Responses[h.cfg.FeatureTable] {
-			if k, ok := it[h.cfg.KeyAttribute].(*ddbtypes.AttributeValueMemberS); ok {
-				got[k.Value] = it
-			}
-		}
-		keys = out.UnprocessedKeys[h.cfg.FeatureTable].Keys
-		if len(keys) == 0 {
-			for _, e := range entities {
-				if _, ok := got[e]; !ok {
-					got[e] = nil // no item
-				}
-			}
-			return got, nil
-		}
-		// Full jitter, 50 ms doubling to 1 s, as the SDK's own retryer does
-		// for throttling.
-		d := rand.N(min(50*time.Millisecond<<min(attempt, 5), time.Second)) + time.Millisecond
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return got, fmt.Errorf("feature table %s: %d keys still unprocessed by BatchGetItem: %w", h.cfg.FeatureTable, len(keys), ctx.Err())
-		case <-t.C:
-		}
-	}
 }
