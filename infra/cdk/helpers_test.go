@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -21,37 +22,69 @@ import (
 // synth in this test binary runs docker, the file exists.
 var dockerMarker string
 
+// testEnvDir marks the test binary re-executed with the test environment;
+// its value is the directory holding the fake docker.
+const testEnvDir = "STREAMSCORE_CDK_TEST_DIR"
+
+// TestMain gives the jsii kernel (node, which runs the CDK) the test
+// environment. The kernel's environment is fixed when the CDK packages
+// register their types, in package initialization before TestMain runs,
+// so setting variables here would not reach it: the binary re-executes
+// itself with them instead.
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "streamscore-cdk-test-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	dir := os.Getenv(testEnvDir)
+	if dir == "" {
+		if err := reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, "test setup:", err)
+			os.Exit(1)
 		}
-		defer os.RemoveAll(dir)
-		// The jsii kernel (node) is started by the first CDK call and
-		// inherits this environment, so it is set before any test runs.
-		dockerMarker = filepath.Join(dir, "docker-was-run")
-		fake := filepath.Join(dir, "bin", "docker")
-		if err := os.MkdirAll(filepath.Dir(fake), 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+		return // not reached: reexec replaced the process
+	}
+	dockerMarker = filepath.Join(dir, "docker-was-run")
+	code := m.Run()
+	jsii.Close()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func reexec() error {
+	dir, err := os.MkdirTemp("", "streamscore-cdk-test-")
+	if err != nil {
+		return err
+	}
+	fake := filepath.Join(dir, "bin", "docker")
+	if err := os.MkdirAll(filepath.Dir(fake), 0o755); err != nil {
+		return err
+	}
+	marker := filepath.Join(dir, "docker-was-run")
+	script := "#!/bin/sh\necho \"$@\" >> '" + marker + "'\necho 'docker must not be needed to synthesize' >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		return err
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "PATH", "CDK_DOCKER",
+			// Account and region of the developer's shell must not
+			// change the templates the tests see.
+			"CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION":
+		default:
+			env = append(env, kv)
 		}
-		script := "#!/bin/sh\necho \"$@\" >> '" + dockerMarker + "'\necho 'docker must not be needed to synthesize' >&2\nexit 1\n"
-		if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		os.Setenv("CDK_DOCKER", fake)
-		os.Setenv("PATH", filepath.Dir(fake)+string(os.PathListSeparator)+os.Getenv("PATH"))
-		os.Setenv("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-		// Account and region of the developer's shell must not change
-		// the templates the tests see.
-		os.Unsetenv("CDK_DEFAULT_ACCOUNT")
-		os.Unsetenv("CDK_DEFAULT_REGION")
-		defer jsii.Close()
-		return m.Run()
-	}())
+	}
+	env = append(env,
+		testEnvDir+"="+dir,
+		"CDK_DOCKER="+fake,
+		"PATH="+filepath.Dir(fake)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		// Node 20 works; jsii would print a banner saying 22+ is
+		// recommended.
+		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20",
+	)
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return syscall.Exec(exe, os.Args, env)
 }
 
 // cdkContext is the context block of cdk.json: tests synthesize with the

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -91,6 +92,32 @@ func TestSynthNeedsNoDocker(t *testing.T) {
 	}
 }
 
+// TestDockerDetectorSeesDocker is the control for TestSynthNeedsNoDocker:
+// an asset that does need Docker (bundling in a container) reaches the
+// fake docker, so the detector would see a stack that needed it.
+func TestDockerDetectorSeesDocker(t *testing.T) {
+	defer os.Remove(dockerMarker) // the other tests expect no marker
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	stack := awscdk.NewStack(app, jsii.String("Control"), nil)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "x"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() { _ = recover() }() // the bundling fails: our docker exits 1
+		awss3assets.NewAsset(stack, jsii.String("NeedsDocker"), &awss3assets.AssetProps{
+			Path: jsii.String(src),
+			Bundling: &awscdk.BundlingOptions{
+				Image:   awscdk.DockerImage_FromRegistry(jsii.String("public.ecr.aws/docker/library/busybox:1.37.0-musl")),
+				Command: jsii.Strings("cp", "/asset-input/x", "/asset-output/"),
+			},
+		})
+	}()
+	if _, err := os.Stat(dockerMarker); err != nil {
+		t.Fatalf("a Docker-bundled asset did not reach the fake docker (%v): TestSynthNeedsNoDocker would prove nothing", err)
+	}
+}
+
 // TestCDKJSONMatchesDefaults: cdk.json shows every setting with the value
 // the code uses when the key is absent, so reading cdk.json tells what is
 // deployed.
@@ -149,6 +176,31 @@ func TestSettingsFromContext(t *testing.T) {
 	} {
 		if _, err := read(map[string]any{key: val}); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%v: error %v, want one naming %s", key, val, err, key)
+		}
+	}
+}
+
+// TestBuildRefusesWhatCannotDeploy: settings that name something the
+// pipelines do not have fail the synth with the key named.
+func TestBuildRefusesWhatCannotDeploy(t *testing.T) {
+	for name, tc := range map[string]struct {
+		ctx  map[string]any
+		want string
+	}{
+		"login stream not consumed": {map[string]any{"pipelines": []any{"examples/factory.yaml"}}, `loginStream: "app-events" is not a stream`},
+		"same pipeline twice":       {map[string]any{"pipelines": []any{"examples/churn.yaml", "examples/churn.yaml"}}, `both are pipeline "churn"`},
+		"missing configuration":     {map[string]any{"pipelines": []any{"examples/nope.yaml"}}, "nope.yaml"},
+		"no bootstrap in code dir":  {map[string]any{"loginLambdaCode": t.TempDir()}, "loginLambdaCode"},
+	} {
+		ctx := cdkContext(t)
+		ctx["loginLambdaCode"] = stubLambda(t)
+		for k, v := range tc.ctx {
+			ctx[k] = v
+		}
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
+		_, err := Build(context.Background(), app, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", name, err, tc.want)
 		}
 	}
 }
