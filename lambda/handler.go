@@ -1,7 +1,6 @@
 package lambda
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -319,14 +317,9 @@ func (h *Handler) score1(x []float64, s *scorer.Scratch) (float64, error) {
 	return out[0], nil
 }
 
-// maxTopFeatures is how many contributions a response or alert carries,
-// as in the pipeline's alerts.
-const maxTopFeatures = 5
-
-// topFeatures ranks the inputs' contributions to the margin the way the
-// pipeline's alerts do (sinks: largest magnitude first, ties by name, zero
-// and non-finite ones left out), so an alert from a login reads like one
-// from a window. Empty, never nil, when the model cannot explain.
+// topFeatures ranks the inputs' contributions to the margin exactly as the
+// pipeline's alerts do (sinks.TopFeatures), so an alert from a login reads
+// like one from a window. Empty, never nil, when the model cannot explain.
 func (h *Handler) topFeatures(x []float64, s *scorer.Scratch) []sinks.FeatureContribution {
 	out := []sinks.FeatureContribution{}
 	if h.explainErr != nil {
@@ -337,17 +330,12 @@ func (h *Handler) topFeatures(x []float64, s *scorer.Scratch) []sinks.FeatureCon
 		h.log.Warn("no feature contributions", "model", h.model.Version(), "err", err)
 		return out
 	}
+	all := make([]sinks.FeatureContribution, len(h.features))
 	for j, name := range h.features {
-		c := cs[j]
-		if c != 0 && !math.IsNaN(c) && !math.IsInf(c, 0) {
-			out = append(out, sinks.FeatureContribution{Feature: name, Value: x[j], Contribution: c})
-		}
+		all[j] = sinks.FeatureContribution{Feature: name, Value: x[j], Contribution: cs[j]}
 	}
-	slices.SortFunc(out, func(a, b sinks.FeatureContribution) int {
-		if c := cmp.Compare(math.Abs(b.Contribution), math.Abs(a.Contribution)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Feature, b.Feature)
-	})
-	return slices.Clip(out[:min(len(out), maxTopFeatures)])
+	if top := sinks.TopFeatures(all, sinks.MaxTopFeatures); top != nil {
+		return top
+	}
+	return out
 }

@@ -122,15 +122,15 @@ func (c *FeatureContribution) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// maxTopFeatures is how many contributions an alert carries: enough to say
+// MaxTopFeatures is how many contributions an alert carries: enough to say
 // why, short enough to read on a phone.
-const maxTopFeatures = 5
+const MaxTopFeatures = 5
 
-// topFeatures returns the (at most) n contributions largest in magnitude,
+// TopFeatures returns the (at most) n contributions largest in magnitude,
 // largest first, ties by feature name so a replayed alert reads the same.
 // Zero contributions explain nothing and non-finite ones cannot be sent;
 // both are left out. cs is not modified.
-func topFeatures(cs []FeatureContribution, n int) []FeatureContribution {
+func TopFeatures(cs []FeatureContribution, n int) []FeatureContribution {
 	var out []FeatureContribution
 	for _, c := range cs {
 		if c.Contribution != 0 && !math.IsNaN(c.Contribution) && !math.IsInf(c.Contribution, 0) {
@@ -346,7 +346,7 @@ func (h *alertHandler) step(r *AlertRule, stream string, rec arrow.RecordBatch, 
 			}
 		}
 		if state == StateFiring && h.o.Explain != nil {
-			al.TopFeatures = topFeatures(h.o.Explain(rec, i, model, r.Score), maxTopFeatures)
+			al.TopFeatures = TopFeatures(h.o.Explain(rec, i, model, r.Score), MaxTopFeatures)
 		}
 		cmp := ">="
 		if state == StateResolved {

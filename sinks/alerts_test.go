@@ -345,7 +345,7 @@ func TestAlertTopFeaturesJSON(t *testing.T) {
 		{"temp", 71.5, 0.25}, {"vib", math.NaN(), -1.5}, {"rpm", 1500, 0}, {"hum", 0.4, math.NaN()},
 		{"load", 2, -0.25}, {"volt", 230, math.Inf(1)}, {"a", 1, 0.01}, {"b", 1, 0.02}, {"c", 1, -0.03},
 	}
-	top := topFeatures(in, 5)
+	top := TopFeatures(in, 5)
 	names := make([]string, len(top))
 	for i, c := range top {
 		names[i] = c.Feature
@@ -354,7 +354,7 @@ func TestAlertTopFeaturesJSON(t *testing.T) {
 		t.Fatalf("top features %v", names)
 	}
 	if in[0].Feature != "temp" || in[1].Feature != "vib" {
-		t.Fatal("topFeatures reordered its input")
+		t.Fatal("TopFeatures reordered its input")
 	}
 	body, err := json.Marshal(Alert{Rule: "r", TopFeatures: top[:2]})
 	if err != nil {
@@ -370,7 +370,7 @@ func TestAlertTopFeaturesJSON(t *testing.T) {
 	if len(back.TopFeatures) != 2 || !math.IsNaN(back.TopFeatures[0].Value) || back.TopFeatures[1] != top[1] {
 		t.Fatalf("read back %+v", back.TopFeatures)
 	}
-	if topFeatures(nil, 5) != nil || topFeatures([]FeatureContribution{{"x", 1, 0}}, 5) != nil {
+	if TopFeatures(nil, 5) != nil || TopFeatures([]FeatureContribution{{"x", 1, 0}}, 5) != nil {
 		t.Fatal("no contributions should leave top_features out")
 	}
 }
