@@ -18,7 +18,7 @@ TESTSTACK := $(CURDIR)/.devstack/test
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 40m
 TOOLS     := $(CURDIR)/.devstack/bin
 
-.PHONY: help build deps tools test test-short lint bench demo models stack-up stack-down clean
+.PHONY: help build deps tools test test-short lint bench demo models lambda stack-up stack-down clean
 
 help:
 	@echo "make demo        run the factory and churn pipelines on the local AWS stack, with load and a report"
@@ -27,6 +27,7 @@ help:
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make bench       benchmarks, including the side-by-side run against XGBoost"
 	@echo "make build       build $(BIN)"
+	@echo "make lambda      build the login-event Lambda zip (bin/lambda/login-scorer.zip)"
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/streamscore
@@ -114,6 +115,19 @@ stack-up: build
 
 stack-down: build
 	$(BIN) dev down
+
+# The login-event Lambda for the provided.al2023 runtime: the bootstrap
+# binary and the churn model, zipped (docs/lambda.md). LAMBDA_ARCH=arm64
+# for Graviton; LAMBDA_MODEL to package another model.
+LAMBDA_ARCH  ?= amd64
+LAMBDA_MODEL ?= examples/models/churn.json
+lambda:
+	@command -v zip >/dev/null || { echo "zip is required (apt-get install zip)" >&2; exit 1; }
+	@rm -rf bin/lambda && mkdir -p bin/lambda
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' -o bin/lambda/bootstrap ./lambda/bootstrap
+	cp $(LAMBDA_MODEL) bin/lambda/model.json
+	cd bin/lambda && zip -q -X login-scorer.zip bootstrap model.json
+	@echo "bin/lambda/login-scorer.zip: runtime provided.al2023, STREAMSCORE_MODEL=model.json (docs/lambda.md)"
 
 clean:
 	-$(BIN) dev down 2>/dev/null
