@@ -120,12 +120,10 @@ func newLogin(ss *Streamscore) (*Login, error) {
 		ParallelizationFactor:   jsii.Number(1), // per-user order within a shard
 		OnFailure:               awslambdaeventsources.NewSqsDlq(l.Failures),
 	}
-	// Only login events invoke the function (Lambda matches the record's
-	// data as JSON; KPL aggregates are not JSON and would be filtered out,
-	// so producers of this stream must not aggregate).
-	props.Filters = &[]*map[string]any{awslambda.FilterCriteria_Filter(&map[string]any{
-		"data": map[string]any{"event_type": []any{s.LoginEventType}},
-	})}
+	// No event filter: Lambda drops the records a filter does not match,
+	// and KPL aggregates and malformed records match none, so they would
+	// vanish instead of reaching the function's dead-letter queue. The
+	// function skips events that are not logins itself.
 	if ss.StreamKey != nil {
 		l.Role.AddToPrincipalPolicy(statement("DecryptStream", []string{"kms:Decrypt"}, []string{*ss.StreamKey.KeyArn()}, nil))
 	}

@@ -67,9 +67,8 @@ type Settings struct {
 	LoginLambdaArchitecture string `json:"loginLambdaArchitecture"`
 	// LoginStream is the stream the Lambda reads (one of the pipelines').
 	LoginStream string `json:"loginStream"`
-	// LoginEventType is the event_type of a login: the event source's
-	// filter passes only those records to the Lambda (which skips others
-	// anyway, after paying for the invocation). Required.
+	// LoginEventType is the event_type of a login, the events the function
+	// scores (it skips the others). Required.
 	LoginEventType string `json:"loginEventType"`
 	// LoginFanOut reads through a dedicated enhanced fan-out consumer
 	// instead of polling: the worker's polling already uses the shard's
