@@ -17,12 +17,15 @@ TESTSTACK := $(CURDIR)/.devstack/test
 # inside a package still run in parallel.
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 40m
 TOOLS     := $(CURDIR)/.devstack/bin
+# The CDK app is its own Go module (`go test ./...` at the root does not
+# reach it); its tests run the CDK through jsii in Node, no Docker, no AWS.
+CDK       := infra/cdk
 
 .PHONY: help build deps tools test test-short lint bench demo models lambda stack-up stack-down clean
 
 help:
 	@echo "make demo        run the factory and churn pipelines on the local AWS stack, with load and a report"
-	@echo "make test        install what is missing, start the local stack, run every test with -race"
+	@echo "make test        install what is missing, start the local stack, run every test with -race, then the CDK app's"
 	@echo "make test-short  unit tests only (skips integration tests), for quick loops"
 	@echo "make lint        gofmt, go vet, staticcheck"
 	@echo "make bench       benchmarks, including the side-by-side run against XGBoost"
@@ -52,6 +55,7 @@ test: deps tools
 	@$(BIN) dev up --dir $(TESTSTACK)
 	@rc=0; STREAMSCORE_DEVSTACK_DIR=$(TESTSTACK) $(GO) test $(TESTFLAGS) ./... || rc=$$?; \
 	  $(BIN) dev down --dir $(TESTSTACK); exit $$rc
+	cd $(CDK) && $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -60,6 +64,8 @@ lint: tools
 	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
+	@out=$$(gofmt -l $(CDK)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	cd $(CDK) && $(GO) vet ./... && $(TOOLS)/staticcheck ./...
 
 # Benchmarks of every package (5 runs each, summarised by benchstat), then
 # the embedded tree scorer side by side with XGBoost 1.7's own C++ predictor
