@@ -1,14 +1,10 @@
 package consumer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,16 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/internal/kplnode"
 )
 
-type jsRecord struct {
-	PartitionKey    string `json:"partitionKey"`
-	ExplicitHashKey string `json:"explicitHashKey,omitempty"`
-	Data            []byte `json:"data"`
-}
+type jsRecord = kplnode.Record
 
-// nodeAggregate runs testdata/kpl-aggregate.js, which encodes each chunk
-// with the npm aws-kinesis-agg package.
+// nodeAggregate encodes each chunk with the npm aws-kinesis-agg package.
 func nodeAggregate(t *testing.T, chunks [][]jsRecord) []jsRecord {
 	t.Helper()
 	if testing.Short() {
@@ -36,31 +28,9 @@ func nodeAggregate(t *testing.T, chunks [][]jsRecord) []jsRecord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(modules, "aws-kinesis-agg")); err != nil {
-		t.Fatalf("aws-kinesis-agg is not installed in %s (run the devstack install): %v", modules, err)
-	}
-	in, err := json.Marshal(chunks)
+	recs, err := kplnode.Aggregate(modules, chunks)
 	if err != nil {
 		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "testdata/kpl-aggregate.js")
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node testdata/kpl-aggregate.js: %v\n%s", err, stderr.String())
-	}
-	var recs []jsRecord
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 4<<20)
-	for sc.Scan() {
-		var r jsRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("kpl-aggregate.js output %q: %v", sc.Text(), err)
-		}
-		recs = append(recs, r)
 	}
 	return recs
 }

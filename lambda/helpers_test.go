@@ -1,7 +1,6 @@
 package lambda
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/internal/kplnode"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -287,39 +286,13 @@ func nodeAggregate(t testing.TB, recs [][]byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(modules, "aws-kinesis-agg")); err != nil {
-		t.Fatalf("aws-kinesis-agg is not installed in %s (streamscore dev install): %v", modules, err)
-	}
-	type jsRecord struct {
-		PartitionKey string `json:"partitionKey"`
-		Data         []byte `json:"data"`
-	}
-	var chunk []jsRecord
+	var chunk []kplnode.Record
 	for i, r := range recs {
-		chunk = append(chunk, jsRecord{PartitionKey: "pk-" + string(rune('a'+i%26)), Data: r})
+		chunk = append(chunk, kplnode.Record{PartitionKey: "pk-" + string(rune('a'+i%26)), Data: r})
 	}
-	in, err := json.Marshal([][]jsRecord{chunk})
+	aggs, err := kplnode.Aggregate(modules, [][]kplnode.Record{chunk})
 	if err != nil {
 		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "../consumer/testdata/kpl-aggregate.js")
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node kpl-aggregate.js: %v\n%s", err, stderr.String())
-	}
-	var aggs []jsRecord
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(nil, 8<<20)
-	for sc.Scan() {
-		var r jsRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		aggs = append(aggs, r)
 	}
 	if len(aggs) != 1 {
 		t.Fatalf("aws-kinesis-agg made %d aggregates of %d records, want 1", len(aggs), len(recs))

@@ -3,70 +3,20 @@ package lambda
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/streamscore/streamscore/internal/emfspec"
 )
 
 // validateEMF checks one line against the required structure of the
-// Embedded Metric Format specification (the checks sinks' CloudWatch tests
-// apply to the pipeline's lines) and returns the decoded root.
+// Embedded Metric Format specification (as sinks' tests check the
+// pipeline's lines) and returns the decoded root.
 func validateEMF(t *testing.T, line []byte) map[string]any {
 	t.Helper()
-	var root map[string]any
-	if err := json.Unmarshal(line, &root); err != nil {
-		t.Fatalf("EMF line is not a JSON object: %v: %s", err, line)
-	}
-	aw, ok := root["_aws"].(map[string]any)
-	if !ok {
-		t.Fatalf("no _aws object: %s", line)
-	}
-	if ts, ok := aw["Timestamp"].(float64); !ok || ts < 1e12 {
-		t.Fatalf("_aws.Timestamp must be epoch milliseconds: %v", aw["Timestamp"])
-	}
-	directives, ok := aw["CloudWatchMetrics"].([]any)
-	if !ok || len(directives) == 0 {
-		t.Fatalf("_aws.CloudWatchMetrics must be a non-empty array: %s", line)
-	}
-	for _, d := range directives {
-		dir := d.(map[string]any)
-		if ns, ok := dir["Namespace"].(string); !ok || ns == "" || len(ns) > 256 {
-			t.Fatalf("Namespace: %v", dir["Namespace"])
-		}
-		sets, ok := dir["Dimensions"].([]any)
-		if !ok {
-			t.Fatalf("Dimensions must be an array of dimension sets")
-		}
-		for _, set := range sets {
-			names := set.([]any)
-			if len(names) > 30 {
-				t.Fatalf("a dimension set has %d dimensions, limit 30", len(names))
-			}
-			for _, n := range names {
-				if v, ok := root[n.(string)].(string); !ok || v == "" {
-					t.Fatalf("dimension %v has no string member in the root", n)
-				}
-			}
-		}
-		metrics, ok := dir["Metrics"].([]any)
-		if !ok || len(metrics) > 100 {
-			t.Fatalf("Metrics must be an array of at most 100")
-		}
-		for _, m := range metrics {
-			md := m.(map[string]any)
-			name, ok := md["Name"].(string)
-			if !ok || name == "" || len(name) > 1024 {
-				t.Fatalf("metric Name: %v", md["Name"])
-			}
-			if u, ok := md["Unit"]; ok {
-				if _, ok := u.(string); !ok {
-					t.Fatalf("Unit must be a string")
-				}
-			}
-			if _, ok := root[name].(float64); !ok {
-				t.Fatalf("metric %s has no numeric member in the root: %v", name, root[name])
-			}
-		}
+	root, err := emfspec.Check(line)
+	if err != nil {
+		t.Fatalf("EMF: %v", err)
 	}
 	return root
 }
