@@ -86,9 +86,10 @@ const (
 	// stream, so the nearly constant sign and exponent bytes of a feature
 	// compress to almost nothing and zstd spends its time only on the
 	// mantissas: encoding measured 1.5 to 1.7 times faster than PLAIN and
-	// files 1 to 4 % smaller (docs/sinks.md, Benchmarks). Readers need the BYTE_STREAM_SPLIT
-	// encoding (parquet-format 2.8): Trino and Athena engine 3, Spark 3.2
-	// and later, DuckDB, pyarrow.
+	// files 1 to 4 % smaller (docs/sinks.md, Benchmarks). Readers need
+	// the BYTE_STREAM_SPLIT encoding (parquet-format 2.8): DuckDB (tested),
+	// pyarrow, Spark 3.2 and later, Trino since 389; Athena engine 3 tracks
+	// Trino but was not tried.
 	FloatByteStreamSplit FloatEncoding = "byte_stream_split"
 	// FloatPlain is PLAIN encoding, which every Parquet reader reads.
 	FloatPlain FloatEncoding = "plain"
