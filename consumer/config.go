@@ -76,6 +76,10 @@ type Config struct {
 	// FanOut selects enhanced fan-out (SubscribeToShard) instead of polling.
 	// On a subscription error the shard falls back to polling.
 	FanOut bool
+	// FanOutConsumerName is the enhanced fan-out consumer registered on
+	// each stream. Default: ApplicationName. IAM policies scoped to the
+	// consumer's ARN name it.
+	FanOutConsumerName string
 	// IdleHeartbeat, when positive, calls the handler with an empty batch
 	// after a shard has delivered nothing for this long, and again every
 	// IdleHeartbeat while it stays quiet. Handlers with time-driven work
@@ -163,6 +167,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxLeasesToStealAtOnce <= 0 {
 		cfg.MaxLeasesToStealAtOnce = DefaultMaxLeasesToSteal
+	}
+	if cfg.FanOutConsumerName == "" {
+		cfg.FanOutConsumerName = cfg.ApplicationName
 	}
 	if cfg.ParentPollInterval <= 0 {
 		cfg.ParentPollInterval = DefaultParentPollInterval

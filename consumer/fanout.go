@@ -21,10 +21,11 @@ func ownEventStreamCodec(o *kinesis.Options) {
 	o.Protocol = awsjson.New11(schemas.Kinesis_20131202)
 }
 
-// registerFanOut registers the application's enhanced fan-out consumer on
-// the stream (or finds it registered) and waits until it is ACTIVE.
+// registerFanOut registers the enhanced fan-out consumer
+// (FanOutConsumerName) on the stream, or finds it registered, and waits
+// until it is ACTIVE.
 func (c *Consumer) registerFanOut(ctx context.Context, s *stream) (string, error) {
-	name := c.cfg.ApplicationName
+	name := c.cfg.FanOutConsumerName
 	_, err := c.kin.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: &s.arn, ConsumerName: &name})
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {

@@ -84,6 +84,7 @@ func TestFanOutDeliversInOrderAndResubscribes(t *testing.T) {
 	first := produce(t, env.Kinesis, stream, 100, "a")
 	cfg := testConfig(table, "efo", stream)
 	cfg.FanOut = true
+	cfg.FanOutConsumerName = table + "-reader"
 	cfg.SubscriptionLifetime = 1500 * time.Millisecond
 	col := newCollector()
 	c, err := New(cfg, kin, env.DynamoDB, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
@@ -114,6 +115,14 @@ func TestFanOutDeliversInOrderAndResubscribes(t *testing.T) {
 	}
 	if n := kin.getRecords.Load(); n != 0 {
 		t.Errorf("%d GetRecords calls: fan-out fell back to polling", n)
+	}
+	summary, err := env.Kinesis.DescribeStreamSummary(devstacktest.Ctx(t), &kinesis.DescribeStreamSummaryInput{StreamName: &stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Kinesis.DescribeStreamConsumer(devstacktest.Ctx(t), &kinesis.DescribeStreamConsumerInput{
+		StreamARN: summary.StreamDescriptionSummary.StreamARN, ConsumerName: aws.String(cfg.FanOutConsumerName)}); err != nil {
+		t.Errorf("the fan-out consumer is not registered under FanOutConsumerName %q: %v", cfg.FanOutConsumerName, err)
 	}
 	t.Logf("%d records over fan-out with %d subscriptions", len(got), kin.subscribes.Load())
 }

@@ -188,6 +188,7 @@ func (p *Pipeline) buildConsumer(c Clients, reg prometheus.Registerer, o Options
 		MaxRecords:         int32(cc.MaxRecords),
 		IdleInterval:       cc.IdleInterval.D(),
 		FanOut:             cc.Retrieval == "fanout",
+		FanOutConsumerName: cc.ConsumerName,
 	}
 	if o.WorkerID != "" {
 		ccfg.WorkerID = o.WorkerID

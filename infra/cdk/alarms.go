@@ -42,7 +42,7 @@ func newAlarms(ss *Streamscore) {
 		for _, st := range p.Streams {
 			read[st.Name] = true
 			if p.FanOut {
-				fanOut[st.Name] = p.Application
+				fanOut[st.Name] = p.FanOutConsumer
 			}
 		}
 	}

@@ -28,8 +28,9 @@ func statement(sid string, actions, resources []string, conditions map[string]an
 //
 //   - consumer: DescribeStreamSummary, ListShards, GetShardIterator,
 //     GetRecords (polling); RegisterStreamConsumer, DescribeStreamConsumer,
-//     SubscribeToShard (fan-out, consumer named after the application);
-//     DescribeTable, Scan, GetItem, PutItem, UpdateItem on its lease table
+//     SubscribeToShard (fan-out, on the consumer consumer_name names);
+//     DescribeTable, Scan, GetItem, PutItem, UpdateItem, and DeleteItem
+//     (cleanup of finished shards' leases) on its lease table
 //     (which this stack creates, so no CreateTable);
 //   - sinks: PutItem on the feature table (conditional writes); PutObject
 //     and AbortMultipartUpload under the pipelines' result and dead-letter
@@ -55,7 +56,7 @@ func grantWorker(ss *Streamscore, role awsiam.Role) error {
 			}
 			if p.FanOut {
 				fanOutStreams = append(fanOutStreams, arn)
-				consumerARNs = append(consumerARNs, arn+"/consumer/"+p.Application+":*")
+				consumerARNs = append(consumerARNs, arn+"/consumer/"+p.FanOutConsumer+":*")
 			}
 		}
 	}
@@ -72,7 +73,7 @@ func grantWorker(ss *Streamscore, role awsiam.Role) error {
 	for _, p := range ss.Pipelines {
 		leaseARNs = append(leaseARNs, *ss.LeaseTables[p.Name].TableArn())
 	}
-	add(statement("Leases", []string{"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, leaseARNs, nil))
+	add(statement("Leases", []string{"dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}, leaseARNs, nil))
 	add(statement("WriteFeatures", []string{"dynamodb:PutItem"}, []string{*ss.FeatureTable.TableArn()}, nil))
 
 	bucket := *ss.Bucket.BucketArn()

@@ -95,7 +95,7 @@ func TestWorkerTaskRoleIsExact(t *testing.T) {
 			[]string{getAtt(streamA), getAtt(streamF)},
 		},
 		"Leases": {
-			[]string{"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"},
+			[]string{"dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"},
 			[]string{getAtt(leaseC), getAtt(leaseF)},
 		},
 		"WriteFeatures": {[]string{"dynamodb:PutItem"}, []string{getAtt(features)}},
@@ -169,7 +169,7 @@ func TestFanOutGrants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fan := strings.Replace(string(src), "retrieval: polling", "retrieval: fanout", 1)
+	fan := strings.Replace(string(src), "retrieval: polling", "retrieval: fanout\n  consumer_name: factory-reader", 1)
 	if fan == string(src) {
 		t.Fatal("examples/factory.yaml has no 'retrieval: polling' to change")
 	}
@@ -185,12 +185,12 @@ func TestFanOutGrants(t *testing.T) {
 		t.Errorf("RegisterFanOutConsumers: %v on %v", a, r)
 	}
 	read := statementBySid(t, s, "WorkerTaskRole", "ReadFanOut")
-	wantARN := `{"Fn::Join":["",[` + getAtt(streamF) + `,"/consumer/streamscore-factory:*"]]}`
+	wantARN := `{"Fn::Join":["",[` + getAtt(streamF) + `,"/consumer/factory-reader:*"]]}`
 	if a, r := strs(read["Action"]), refs(read["Resource"]); !slices.Equal(a, []string{"kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"}) || !slices.Equal(r, []string{wantARN}) {
 		t.Errorf("ReadFanOut: %v on %v, want on %s", a, r, wantARN)
 	}
 	alarm := props(s.resources("AWS::CloudWatch::Alarm")[s.idOf(t, "AWS::CloudWatch::Alarm", "AlarmIteratorAgefactorysensors")])
-	if alarm["MetricName"] != "SubscribeToShardEvent.MillisBehindLatest" || !strings.Contains(compact(alarm["Dimensions"]), `{"Name":"ConsumerName","Value":"streamscore-factory"}`) {
+	if alarm["MetricName"] != "SubscribeToShardEvent.MillisBehindLatest" || !strings.Contains(compact(alarm["Dimensions"]), `{"Name":"ConsumerName","Value":"factory-reader"}`) {
 		t.Errorf("fan-out lag alarm: %s %s", alarm["MetricName"], compact(alarm["Dimensions"]))
 	}
 	// The polling pipeline is unchanged.

@@ -19,11 +19,14 @@ import (
 type Pipeline struct {
 	File string
 	Name string
-	// Application names the KCL application: the enhanced fan-out consumer
-	// name, and the lease table's name when the worker creates it itself.
+	// Application names the KCL application: the lease table's name when
+	// the worker creates it itself.
 	Application string
-	FanOut      bool
-	Streams     []PipelineStream
+	// FanOutConsumer is the enhanced fan-out consumer's name
+	// (consumer.consumer_name, default the application).
+	FanOutConsumer string
+	FanOut         bool
+	Streams        []PipelineStream
 	// Models maps model name to its path as written in the file.
 	Models map[string]string
 	// Scorers are the scorers whose results go to S3, with their columns.
@@ -58,8 +61,9 @@ type ResultTable struct {
 type pipelineFile struct {
 	Pipeline string `yaml:"pipeline"`
 	Consumer struct {
-		Application string `yaml:"application"`
-		Retrieval   string `yaml:"retrieval"`
+		Application  string `yaml:"application"`
+		Retrieval    string `yaml:"retrieval"`
+		ConsumerName string `yaml:"consumer_name"`
 	} `yaml:"consumer"`
 	Streams []struct {
 		Name   string `yaml:"name"`
@@ -108,7 +112,7 @@ func LoadPipeline(file string) (*Pipeline, error) {
 	if err := doc.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	p := &Pipeline{File: file, Name: f.Pipeline, Application: f.Consumer.Application,
+	p := &Pipeline{File: file, Name: f.Pipeline, Application: f.Consumer.Application, FanOutConsumer: f.Consumer.ConsumerName,
 		FanOut: f.Consumer.Retrieval == "fanout", Models: map[string]string{}, doc: &doc}
 	if p.Name == "" {
 		return nil, fmt.Errorf("%s: pipeline: missing", file)
@@ -118,6 +122,9 @@ func LoadPipeline(file string) (*Pipeline, error) {
 	}
 	if p.Application == "" {
 		p.Application = p.Name // config.Consumer.Application's default
+	}
+	if p.FanOutConsumer == "" {
+		p.FanOutConsumer = p.Application // config.Consumer.ConsumerName's default
 	}
 	for _, s := range f.Streams {
 		if s.Name == "" {
