@@ -25,6 +25,7 @@ import (
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/internal/kplnode"
+	"github.com/streamscore/streamscore/internal/snsmsg"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -314,20 +315,13 @@ func drainAlerts(t *testing.T, env *devstacktest.Env, queue string, want int, qu
 	t.Helper()
 	var out []received
 	for _, m := range drainQueue(t, env, queue, want, quiet) {
-		var envl struct {
-			Subject           string
-			Message           string
-			MessageAttributes map[string]struct{ Type, Value string }
+		n, err := snsmsg.Decode(aws.ToString(m.Body))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &envl); err != nil {
-			t.Fatalf("queue body is not an SNS envelope: %v: %s", err, aws.ToString(m.Body))
-		}
-		r := received{subject: envl.Subject, attrs: map[string]string{}}
-		if err := json.Unmarshal([]byte(envl.Message), &r.alert); err != nil {
-			t.Fatalf("alert body: %v: %s", err, envl.Message)
-		}
-		for k, v := range envl.MessageAttributes {
-			r.attrs[k] = v.Value
+		r := received{subject: n.Subject, attrs: n.Attributes}
+		if err := json.Unmarshal([]byte(n.Message), &r.alert); err != nil {
+			t.Fatalf("alert body: %v: %s", err, n.Message)
 		}
 		out = append(out, r)
 	}

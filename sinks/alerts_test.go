@@ -18,6 +18,7 @@ import (
 
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/internal/snsmsg"
 )
 
 // received is an alert as a subscriber's queue sees it.
@@ -45,20 +46,13 @@ func drain(t *testing.T, env *devstacktest.Env, queue string, want int, quiet ti
 		}
 		for _, m := range res.Messages {
 			// Raw delivery is off: the body is the SNS envelope.
-			var envl struct {
-				Subject           string
-				Message           string
-				MessageAttributes map[string]struct{ Type, Value string }
+			n, err := snsmsg.Decode(aws.ToString(m.Body))
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &envl); err != nil {
-				t.Fatalf("queue body is not an SNS envelope: %v: %s", err, aws.ToString(m.Body))
-			}
-			r := received{subj: envl.Subject, attrs: map[string]string{}}
-			if err := json.Unmarshal([]byte(envl.Message), &r.alert); err != nil {
-				t.Fatalf("alert body: %v: %s", err, envl.Message)
-			}
-			for k, v := range envl.MessageAttributes {
-				r.attrs[k] = v.Value
+			r := received{subj: n.Subject, attrs: n.Attributes}
+			if err := json.Unmarshal([]byte(n.Message), &r.alert); err != nil {
+				t.Fatalf("alert body: %v: %s", err, n.Message)
 			}
 			out = append(out, r)
 			lastNew = time.Now()
