@@ -6,6 +6,9 @@
 # SageMaker starts the container as `docker run IMAGE serve`, unpacks the
 # model artifact into /opt/ml/model and sends GET /ping and POST /invocations
 # to port 8080; the entrypoint below turns that into `streamscore serve`.
+# `streamscore serve` listens on 127.0.0.1 by default; SageMaker replaces the
+# CMD with the single word "serve", so the listen address comes from
+# STREAMSCORE_SERVE_HOST, and the CMD passes it explicitly too.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -16,5 +19,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/streamscore ./cmd/
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/streamscore /usr/local/bin/streamscore
 EXPOSE 8080
+ENV STREAMSCORE_SERVE_HOST=0.0.0.0
 ENTRYPOINT ["/usr/local/bin/streamscore"]
-CMD ["serve", "--model", "/opt/ml/model", "--port", "8080"]
+CMD ["serve", "--model", "/opt/ml/model", "--host", "0.0.0.0", "--port", "8080"]

@@ -169,3 +169,12 @@ func PredictCSV(m *Model, in io.Reader, out io.Writer) error {
 	}
 	return bw.Flush()
 }
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,7 +1,6 @@
 package scorer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +12,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +29,14 @@ type ServeOptions struct {
 	// Variant is reported as the invoked production variant; default
 	// "AllTraffic".
 	Variant string
-	Logger  *slog.Logger
+	// MaxConcurrent bounds the requests being decoded and scored at once;
+	// beyond it a request is answered 503 with Retry-After at once, which
+	// SageMaker clients and the remote scorer retry. Each request holds its
+	// body (up to MaxBodyBytes) and its response, so this bounds memory
+	// too. Default 2 x GOMAXPROCS: scoring is CPU-bound, so more would only
+	// queue inside the process.
+	MaxConcurrent int
+	Logger        *slog.Logger
 }
 
 // NewHandler returns the HTTP handler of `streamscore serve`: SageMaker's
@@ -57,14 +64,17 @@ func NewHandler(src ModelSource, o ServeOptions) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &server{src: src, o: o}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
+	}
+	s := &server{src: src, o: o, sem: make(chan struct{}, o.MaxConcurrent)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
 	mux.HandleFunc("GET /execution-parameters", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"MaxConcurrentTransforms":%d,"BatchStrategy":"MULTI_RECORD","MaxPayloadInMB":%d}`, 2, o.MaxBodyBytes>>20)
+		fmt.Fprintf(w, `{"MaxConcurrentTransforms":%d,"BatchStrategy":"MULTI_RECORD","MaxPayloadInMB":%d}`, o.MaxConcurrent, o.MaxBodyBytes>>20)
 	})
 	mux.HandleFunc("POST /invocations", func(w http.ResponseWriter, r *http.Request) { s.invoke(w, r, false) })
 	mux.HandleFunc("POST /endpoints/{name}/invocations", func(w http.ResponseWriter, r *http.Request) { s.invoke(w, r, true) })
@@ -108,6 +118,10 @@ func ServeListener(ctx context.Context, ln net.Listener, h http.Handler, readTim
 type server struct {
 	src ModelSource
 	o   ServeOptions
+	// sem holds one token per request being served; a request that finds
+	// it full is answered 503 at once, before its body is read, so memory
+	// is bounded by MaxConcurrent bodies whatever the load.
+	sem chan struct{}
 }
 
 // httpError is an error with the status (and, on the runtime API path, the
@@ -146,42 +160,16 @@ func mediaType(v, def string) string {
 }
 
 func (s *server) invoke(w http.ResponseWriter, r *http.Request, runtimeAPI bool) {
-	if r.ContentLength > s.o.MaxBodyBytes {
-		s.fail(w, runtimeAPI, &httpError{http.StatusRequestEntityTooLarge, "ValidationError",
-			fmt.Sprintf("request body of %d bytes is over the %d byte limit", r.ContentLength, s.o.MaxBodyBytes)})
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.fail(w, runtimeAPI, &httpError{http.StatusRequestEntityTooLarge, "ValidationError",
-				fmt.Sprintf("request body is over the %d byte limit", s.o.MaxBodyBytes)})
-			return
-		}
-		s.fail(w, runtimeAPI, &httpError{http.StatusBadRequest, "ValidationError", "reading body: " + err.Error()})
-		return
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		w.WriteHeader(http.StatusNoContent)
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		s.fail(w, runtimeAPI, &httpError{http.StatusServiceUnavailable, "ServiceUnavailable",
+			fmt.Sprintf("the server is at its limit of %d concurrent requests; retry", cap(s.sem))})
 		return
 	}
 	ct := mediaType(r.Header.Get("Content-Type"), "text/csv")
-	m := s.src.Current()
-	cols, n, herr := decodeInstances(ct, body, m.Features())
-	if herr != nil {
-		s.fail(w, runtimeAPI, herr)
-		return
-	}
-	out := make([][]float64, m.Outputs())
-	for k := range out {
-		out[k] = make([]float64, n)
-	}
-	var scratch Scratch
-	if err := m.Predict(cols, n, out, &scratch); err != nil {
-		s.fail(w, runtimeAPI, &httpError{http.StatusInternalServerError, "ModelError", err.Error()})
-		return
-	}
 	def := "text/csv"
 	switch ct {
 	case "application/json":
@@ -197,8 +185,30 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request, runtimeAPI bool)
 	if accept == "*/*" {
 		accept = def
 	}
-	var buf bytes.Buffer
-	if herr := encodePredictions(&buf, accept, out, n); herr != nil {
+	if accept == "application/x-jsonlines" {
+		accept = "application/jsonlines"
+	}
+	if accept != "text/csv" && accept != "application/json" && accept != "application/jsonlines" {
+		s.fail(w, runtimeAPI, &httpError{http.StatusNotAcceptable, "ValidationError",
+			fmt.Sprintf("accept type %q is not supported: use text/csv, application/json or application/jsonlines", accept)})
+		return
+	}
+	body, herr := s.readBody(w, r)
+	if herr != nil {
+		s.fail(w, runtimeAPI, herr)
+		return
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	m := s.src.Current()
+	sc := newScoring(m, accept)
+	if herr := decodeRows(ct, body, m.Features(), featureIndex(m.Features()), sc.add); herr != nil {
+		s.fail(w, runtimeAPI, herr)
+		return
+	}
+	if herr := sc.finish(); herr != nil {
 		s.fail(w, runtimeAPI, herr)
 		return
 	}
@@ -206,213 +216,173 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request, runtimeAPI bool)
 	h.Set("Content-Type", accept)
 	h.Set("X-Amzn-Invoked-Production-Variant", s.o.Variant)
 	h.Set("X-Amzn-SageMaker-Custom-Attributes", "model_version="+m.Version())
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(sc.resp)))
 	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
+	w.Write(sc.resp)
 }
 
-func badInput(format string, args ...any) *httpError {
-	return &httpError{http.StatusBadRequest, "ValidationError", fmt.Sprintf(format, args...)}
+// readBody reads the whole body into one buffer: exactly Content-Length
+// bytes when the client sent it, else doubling up to the limit.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *httpError) {
+	limit := s.o.MaxBodyBytes
+	tooLarge := &httpError{http.StatusRequestEntityTooLarge, "ValidationError",
+		fmt.Sprintf("request body is over the %d byte limit", limit)}
+	if r.ContentLength > limit {
+		tooLarge.msg = fmt.Sprintf("request body of %d bytes is over the %d byte limit", r.ContentLength, limit)
+		return nil, tooLarge
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	var mbe *http.MaxBytesError
+	if r.ContentLength >= 0 {
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, body); err != nil {
+			if errors.As(err, &mbe) {
+				return nil, tooLarge
+			}
+			return nil, badInput("reading body: %v", err)
+		}
+		return body, nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(64 << 10)
+	if _, err := buf.ReadFrom(rd); err != nil {
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, badInput("reading body: %v", err)
+	}
+	return buf.Bytes(), nil
 }
 
-// decodeInstances parses a request body into feature columns in model order.
-func decodeInstances(ct string, body []byte, features []string) ([][]float64, int, *httpError) {
-	nf := len(features)
-	cols := make([][]float64, nf)
-	add := func(row []float64) {
-		for j := range nf {
-			cols[j] = append(cols[j], row[j])
-		}
+func featureIndex(features []string) map[string]int {
+	idx := make(map[string]int, len(features))
+	for j, f := range features {
+		idx[f] = j
 	}
-	switch ct {
-	case "text/csv":
-		row := make([]float64, nf)
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(make([]byte, 64*1024), MaxPayloadBytes+1)
-		line, n := 0, 0
-		for sc.Scan() {
-			line++
-			text := strings.TrimRight(sc.Text(), "\r")
-			if strings.TrimSpace(text) == "" {
-				continue
-			}
-			cells := strings.Split(text, ",")
-			if len(cells) != nf {
-				return nil, 0, badInput("line %d: %d values, the model takes %d features (%s)", line, len(cells), nf, strings.Join(features, ","))
-			}
-			for j, c := range cells {
-				v, err := parseCell(c)
-				if err != nil {
-					return nil, 0, badInput("line %d, column %d (%s): %v", line, j+1, features[j], err)
-				}
-				row[j] = v
-			}
-			add(row)
-			n++
-		}
-		if err := sc.Err(); err != nil {
-			return nil, 0, badInput("csv: %v", err)
-		}
-		return cols, n, nil
-	case "application/json":
-		var doc json.RawMessage = body
-		var wrapper struct {
-			Instances json.RawMessage `json:"instances"`
-		}
-		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
-			if err := json.Unmarshal(body, &wrapper); err != nil {
-				return nil, 0, badInput("json: %v", err)
-			}
-			if wrapper.Instances == nil {
-				return nil, 0, badInput(`json: want {"instances": [...]} or an array of instances`)
-			}
-			doc = wrapper.Instances
-		}
-		var instances []json.RawMessage
-		if err := json.Unmarshal(doc, &instances); err != nil {
-			return nil, 0, badInput("json: instances: %v", err)
-		}
-		row := make([]float64, nf)
-		for i, raw := range instances {
-			if err := decodeInstance(raw, features, row); err != nil {
-				return nil, 0, badInput("json: instance %d: %v", i, err)
-			}
-			add(row)
-		}
-		return cols, len(instances), nil
-	case "application/jsonlines", "application/x-jsonlines":
-		row := make([]float64, nf)
-		n := 0
-		for i, line := range bytes.Split(body, []byte("\n")) {
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			if err := decodeInstance(line, features, row); err != nil {
-				return nil, 0, badInput("jsonlines: line %d: %v", i+1, err)
-			}
-			add(row)
-			n++
-		}
-		return cols, n, nil
-	}
-	return nil, 0, &httpError{http.StatusUnsupportedMediaType, "ValidationError",
-		fmt.Sprintf("content type %q is not supported: use text/csv, application/json or application/jsonlines", ct)}
+	return idx
 }
 
-// decodeInstance reads one instance: [v...], {"features": [v...]} or
-// {"name": v, ...}. null is a missing value.
-func decodeInstance(raw []byte, features []string, row []float64) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '{' {
-		var obj map[string]*float64
-		var wrapped struct {
-			Features []*float64 `json:"features"`
-		}
-		if err := json.Unmarshal(raw, &wrapped); err == nil && wrapped.Features != nil {
-			return fillRow(wrapped.Features, features, row)
-		}
-		if err := json.Unmarshal(raw, &obj); err != nil {
-			return err
-		}
-		known := 0
-		for j, name := range features {
-			v, ok := obj[name]
-			if ok {
-				known++
-			}
-			if ok && v != nil {
-				row[j] = *v
-			} else {
-				row[j] = math.NaN()
-			}
-		}
-		if known != len(obj) {
-			for k := range obj {
-				if !contains(features, k) {
-					return fmt.Errorf("unknown feature %q", k)
-				}
-			}
-		}
-		return nil
-	}
-	var vals []*float64
-	if err := json.Unmarshal(raw, &vals); err != nil {
-		return err
-	}
-	return fillRow(vals, features, row)
+// blockValues bounds the feature values of one block of rows predicted
+// together (256 KB), so a request's memory is its body and its response.
+const blockValues = 32 << 10
+
+// scoring collects decoded rows into blocks, predicts each full block and
+// appends its scores to the response.
+type scoring struct {
+	m       *Model
+	accept  string
+	cols    [][]float64
+	out     [][]float64
+	n       int // rows in the current block
+	rows    int // rows already encoded
+	scratch Scratch
+	resp    []byte
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
+func newScoring(m *Model, accept string) *scoring {
+	nf := len(m.Features())
+	block := min(max(blockValues/max(nf, 1), 16), 1024)
+	sc := &scoring{m: m, accept: accept, cols: make([][]float64, nf), out: make([][]float64, m.Outputs())}
+	for j := range sc.cols {
+		sc.cols[j] = make([]float64, block)
 	}
-	return false
+	for k := range sc.out {
+		sc.out[k] = make([]float64, block)
+	}
+	if accept == "application/json" {
+		sc.resp = append(sc.resp, `{"predictions":[`...)
+	}
+	return sc
 }
 
-func fillRow(vals []*float64, features []string, row []float64) error {
-	if len(vals) != len(features) {
-		return fmt.Errorf("%d values, the model takes %d features", len(vals), len(features))
+func (sc *scoring) add(row []float64) *httpError {
+	for j, v := range row {
+		sc.cols[j][sc.n] = v
 	}
-	for j, v := range vals {
-		if v == nil {
-			row[j] = math.NaN()
-		} else {
-			row[j] = *v
-		}
+	sc.n++
+	if len(sc.cols) == 0 || sc.n == len(sc.cols[0]) {
+		return sc.flush()
 	}
 	return nil
 }
 
-func encodePredictions(buf *bytes.Buffer, accept string, out [][]float64, n int) *httpError {
-	var b []byte
-	appendScore := func(i int) {
-		if len(out) == 1 {
-			b = strconv.AppendFloat(b, out[0][i], 'g', -1, 64)
-			return
+func (sc *scoring) flush() *httpError {
+	if sc.n == 0 {
+		return nil
+	}
+	if err := sc.m.Predict(sc.cols, sc.n, sc.out, &sc.scratch); err != nil {
+		return &httpError{http.StatusInternalServerError, "ModelError", err.Error()}
+	}
+	for i := range sc.n {
+		if herr := sc.encode(i); herr != nil {
+			return herr
 		}
-		b = append(b, '[')
-		for k := range out {
+	}
+	sc.rows += sc.n
+	sc.n = 0
+	return nil
+}
+
+func (sc *scoring) finish() *httpError {
+	if herr := sc.flush(); herr != nil {
+		return herr
+	}
+	if sc.accept == "application/json" {
+		sc.resp = append(sc.resp, "]}"...)
+	}
+	return nil
+}
+
+// encode appends row i of the current block. A score that is not finite
+// (a model whose margin overflows) is refused rather than written: NaN and
+// Inf are not JSON, and no client can use them. 422 because the same
+// request will always fail, so it must not count against a breaker.
+func (sc *scoring) encode(i int) *httpError {
+	for k := range sc.out {
+		if v := sc.out[k][i]; math.IsNaN(v) || math.IsInf(v, 0) {
+			return &httpError{http.StatusUnprocessableEntity, "ModelError",
+				fmt.Sprintf("row %d: the model's score %d is %v, not a finite number", sc.rows+i+1, k, v)}
+		}
+	}
+	b := sc.resp
+	if need := 32 + 25*len(sc.out); cap(b)-len(b) < need {
+		// Double rather than append's 1.25x, so a large response costs
+		// about twice its size in total, not five times.
+		nb := make([]byte, len(b), 2*cap(b)+need)
+		copy(nb, b)
+		b = nb
+	}
+	switch sc.accept {
+	case "text/csv":
+		for k := range sc.out {
 			if k > 0 {
 				b = append(b, ',')
 			}
-			b = strconv.AppendFloat(b, out[k][i], 'g', -1, 64)
+			b = strconv.AppendFloat(b, sc.out[k][i], 'g', -1, 64)
 		}
-		b = append(b, ']')
-	}
-	switch accept {
-	case "text/csv":
-		for i := range n {
-			for k := range out {
+		b = append(b, '\n')
+	default:
+		if sc.accept == "application/json" && sc.rows+i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"score":`...)
+		if len(sc.out) == 1 {
+			b = strconv.AppendFloat(b, sc.out[0][i], 'g', -1, 64)
+		} else {
+			b = append(b, '[')
+			for k := range sc.out {
 				if k > 0 {
 					b = append(b, ',')
 				}
-				b = strconv.AppendFloat(b, out[k][i], 'g', -1, 64)
+				b = strconv.AppendFloat(b, sc.out[k][i], 'g', -1, 64)
 			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+		if sc.accept == "application/jsonlines" {
 			b = append(b, '\n')
 		}
-	case "application/json":
-		b = append(b, `{"predictions":[`...)
-		for i := range n {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"score":`...)
-			appendScore(i)
-			b = append(b, '}')
-		}
-		b = append(b, "]}"...)
-	case "application/jsonlines", "application/x-jsonlines":
-		for i := range n {
-			b = append(b, `{"score":`...)
-			appendScore(i)
-			b = append(b, "}\n"...)
-		}
-	default:
-		return &httpError{http.StatusNotAcceptable, "ValidationError",
-			fmt.Sprintf("accept type %q is not supported: use text/csv, application/json or application/jsonlines", accept)}
 	}
-	buf.Write(b)
+	sc.resp = b
 	return nil
 }

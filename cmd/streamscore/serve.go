@@ -26,6 +26,7 @@ func newServeCmd() *cobra.Command {
 		readTimeout, writeTime time.Duration
 		reload                 time.Duration
 		maxBody                int64
+		maxConcurrent          int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -33,8 +34,13 @@ func newServeCmd() *cobra.Command {
 		Long: `Serve a model as a SageMaker bring-your-own-container endpoint: GET /ping,
 POST /invocations (text/csv, application/json, application/jsonlines in; CSV or
 {"predictions":[...]} out), and the runtime API path POST /endpoints/NAME/invocations
-so the AWS SDK can call it directly. Bodies over 6 MB get 413. The model file is
+so the AWS SDK can call it directly. Bodies over 6 MB get 413; past
+--max-concurrent requests in flight, 503 with Retry-After. The model file is
 watched and hot-reloaded when it changes.
+
+It listens on 127.0.0.1 unless --host (or $STREAMSCORE_SERVE_HOST) says
+otherwise: the container image sets STREAMSCORE_SERVE_HOST=0.0.0.0, because
+SageMaker replaces the image's arguments with the single word "serve".
 
 In a SageMaker container the model artifact is unpacked into /opt/ml/model (the
 default) and the port is 8080 (or $SAGEMAKER_BIND_TO_PORT).`,
@@ -48,6 +54,9 @@ default) and the port is 8080 (or $SAGEMAKER_BIND_TO_PORT).`,
 					return fmt.Errorf("SAGEMAKER_BIND_TO_PORT=%q: %w", p, err)
 				}
 				port = v
+			}
+			if h := os.Getenv("STREAMSCORE_SERVE_HOST"); h != "" && !cmd.Flags().Changed("host") {
+				host = h
 			}
 			opts := scorer.WatchOptions{Interval: reload, Logger: slog.Default()}
 			if strings.HasPrefix(modelPath, "s3://") {
@@ -66,17 +75,18 @@ default) and the port is 8080 (or $SAGEMAKER_BIND_TO_PORT).`,
 			addr := net.JoinHostPort(host, strconv.Itoa(port))
 			slog.Info("serving model", "addr", addr, "model", inf.Source, "version", inf.Version,
 				"objective", inf.Objective, "trees", inf.Trees, "features", len(inf.Features))
-			h := scorer.NewHandler(w, scorer.ServeOptions{MaxBodyBytes: maxBody, Logger: slog.Default()})
+			h := scorer.NewHandler(w, scorer.ServeOptions{MaxBodyBytes: maxBody, MaxConcurrent: maxConcurrent, Logger: slog.Default()})
 			return scorer.Serve(ctx, addr, h, readTimeout, writeTime)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&modelPath, "model", "/opt/ml/model", "model file, directory holding one, or s3:// URI")
 	f.IntVar(&port, "port", 8080, "port to listen on")
-	f.StringVar(&host, "host", "0.0.0.0", "address to listen on")
+	f.StringVar(&host, "host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface; default $STREAMSCORE_SERVE_HOST or 127.0.0.1)")
 	f.DurationVar(&readTimeout, "read-timeout", 30*time.Second, "request read timeout")
 	f.DurationVar(&writeTime, "write-timeout", 60*time.Second, "response write timeout (SageMaker allows 60 s)")
 	f.DurationVar(&reload, "reload-interval", 30*time.Second, "how often to check the model for a new version")
 	f.Int64Var(&maxBody, "max-body", scorer.MaxPayloadBytes, "largest request body in bytes (at most 6 MB)")
+	f.IntVar(&maxConcurrent, "max-concurrent", 0, "requests decoded and scored at once; more get 503 with Retry-After (default 2 x GOMAXPROCS)")
 	return cmd
 }
