@@ -24,6 +24,12 @@ const (
 	DefaultParentPollInterval      = time.Second
 	DefaultSubscriptionLifetime    = 4*time.Minute + 50*time.Second
 	DefaultMaxLeasesToSteal        = 1
+	// DefaultFailureBackoff and DefaultMaxFailureBackoff bound the retries
+	// of a failed shard (handler error or fatal read error): 1 s doubling
+	// to 5 minutes, slow enough not to hammer a refusing service, quick
+	// enough that fixing IAM or a sink recovers without a restart.
+	DefaultFailureBackoff    = time.Second
+	DefaultMaxFailureBackoff = 5 * time.Minute
 )
 
 // Config configures a Consumer. Zero values take the defaults above.
@@ -89,6 +95,13 @@ type Config struct {
 	// SubscriptionLifetime is when a fan-out subscription is renewed from
 	// its continuation sequence number; Kinesis ends them at 5 minutes.
 	SubscriptionLifetime time.Duration
+	// FailureBackoff is the first wait before a failed shard is retried
+	// (the handler returned an error, or Kinesis refused the read with
+	// AccessDenied, ResourceNotFound, InvalidArgument or a KMS error); it
+	// doubles with each failure in a row up to MaxFailureBackoff. The
+	// shard keeps its lease meanwhile. Defaults 1 s and 5 min.
+	FailureBackoff    time.Duration
+	MaxFailureBackoff time.Duration
 }
 
 // StreamConfig names one stream and where to start in shards that have no
@@ -188,6 +201,15 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.SubscriptionLifetime <= 0 {
 		cfg.SubscriptionLifetime = DefaultSubscriptionLifetime
+	}
+	if cfg.FailureBackoff <= 0 {
+		cfg.FailureBackoff = DefaultFailureBackoff
+	}
+	if cfg.MaxFailureBackoff <= 0 {
+		cfg.MaxFailureBackoff = DefaultMaxFailureBackoff
+	}
+	if cfg.MaxFailureBackoff < cfg.FailureBackoff {
+		return cfg, fmt.Errorf("consumer config: MaxFailureBackoff %v is shorter than FailureBackoff %v", cfg.MaxFailureBackoff, cfg.FailureBackoff)
 	}
 	return cfg, nil
 }

@@ -29,10 +29,14 @@ type KinesisAPI interface {
 
 // Handler processes a shard's batches. HandleBatch is called for one shard
 // at a time, in shard order; batches of different shards arrive
-// concurrently on different goroutines. Returning an error stops the whole
-// consumer: Run shuts down gracefully and returns it. A handler that can
-// retry (a sink that is briefly down) should retry inside HandleBatch,
-// which also slows the shard's reads: that is the back-pressure.
+// concurrently on different goroutines. Returning an error fails that
+// shard only: it is logged once, counted, reported by Unhealthy, and after
+// a backoff (Config.FailureBackoff doubling to MaxFailureBackoff) the
+// consumer calls ShardClosed and restarts the shard from its durable
+// checkpoint, keeping the lease throughout. Other shards go on. A handler
+// that can retry (a sink that is briefly down) should retry inside
+// HandleBatch, which also slows the shard's reads: that is the
+// back-pressure.
 //
 // ctx is cancelled when the worker loses the shard's lease; it is not
 // cancelled by a graceful shutdown, so the batch in hand can finish.
@@ -45,7 +49,8 @@ type Handler interface {
 // last batch and before its durable checkpoint is written and the lease
 // released, the consumer calls FlushShard so the handler can push what it
 // holds out and mark it durable; the checkpoint handed over then covers it.
-// It is not called when the lease was lost.
+// It is not called when the lease was lost, nor when the shard stops
+// during the backoff after a handler error (ShardClosed has run).
 type ShardFlusher interface {
 	FlushShard(ctx context.Context, stream, shardID string) error
 }
@@ -55,7 +60,10 @@ type ShardFlusher interface {
 // this worker for any reason (lease lost or handed over, shard finished,
 // worker stopping), after its last HandleBatch and FlushShard, so the
 // handler can free that state. The shard may come back later with a new
-// Checkpointer.
+// Checkpointer. It is also called after HandleBatch failed, before the
+// shard restarts from its durable checkpoint on this worker (with the same
+// Checkpointer): the handler must rebuild its state from the batches that
+// follow.
 type ShardCloser interface {
 	ShardClosed(stream, shardID string)
 }
@@ -92,11 +100,14 @@ type Consumer struct {
 	cleanupMu sync.Mutex
 	cleanup   map[string]time.Time
 
+	// failures are the held shards currently failed, by lease key
+	// (Unhealthy).
+	failMu   sync.Mutex
+	failures map[string]*ShardFailure
+
 	mu      sync.Mutex
 	held    map[string]*shardRun
 	ended   chan struct{} // closed and replaced whenever a shard reaches SHARD_END here
-	failErr error
-	fail    context.CancelFunc
 }
 
 // New validates cfg and returns a Consumer. It does no I/O; Run does.
@@ -120,14 +131,15 @@ func New(cfg Config, kin KinesisAPI, ddb DynamoDBAPI, opts ...Option) (*Consumer
 		return nil, err
 	}
 	return &Consumer{
-		cfg:   c,
-		kin:   kin,
-		table: &leaseTable{db: ddb, name: c.LeaseTable},
-		log:   o.logger.With("worker", c.WorkerID),
-		m:     m,
-		rng:   rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		held:  make(map[string]*shardRun),
-		ended: make(chan struct{}),
+		cfg:      c,
+		kin:      kin,
+		table:    &leaseTable{db: ddb, name: c.LeaseTable},
+		log:      o.logger.With("worker", c.WorkerID),
+		m:        m,
+		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		held:     make(map[string]*shardRun),
+		ended:    make(chan struct{}),
+		failures: make(map[string]*ShardFailure),
 	}, nil
 }
 
@@ -146,12 +158,13 @@ func (c *Consumer) HeldLeases() []string {
 	return keys
 }
 
-// Run consumes until ctx is cancelled or the handler fails. On
-// cancellation it shuts down gracefully: each shard finishes the batch in
-// hand, writes its durable checkpoint and releases its lease so another
-// worker takes it at once. Run returns nil after a graceful shutdown, the
-// handler's error if one stopped it, or a setup error. A Consumer runs
-// once.
+// Run consumes until ctx is cancelled. On cancellation it shuts down
+// gracefully: each shard finishes the batch in hand (or its backoff after
+// a failure), writes its durable checkpoint and releases its lease so
+// another worker takes it at once. Handler errors and Kinesis read errors
+// never stop Run: they fail one shard, which is retried (see Unhealthy).
+// Run returns nil after a graceful shutdown, or a setup error. A Consumer
+// runs once.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called twice")
@@ -171,9 +184,6 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c.mu.Lock()
-	c.fail = cancel
-	c.mu.Unlock()
 
 	// The renewer outlives runCtx: it keeps the leases alive while shards
 	// finish their batches and release.
@@ -206,22 +216,7 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 	}
 	stopRenew()
 	<-renewDone
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.failErr
-}
-
-// stop records the first fatal error and starts the shutdown.
-func (c *Consumer) stop(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.failErr == nil {
-		c.failErr = err
-	}
-	if c.fail != nil {
-		c.fail()
-	}
+	return nil
 }
 
 // stream is one configured stream, resolved.

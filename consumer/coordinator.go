@@ -3,14 +3,20 @@ package consumer
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
+// renewParallelism bounds the renewals in flight at once: enough that a
+// worker with many leases renews them all within one round even when each
+// call is slow, few enough not to flood the table.
+const renewParallelism = 16
+
 // renewLoop renews every held lease each RenewInterval, writing the durable
 // checkpoint in the same conditional write when it moved. A lease whose
-// renewal finds another owner or counter is lost at once; one that cannot
-// be renewed for the failover time (DynamoDB unreachable) is given up too,
-// because by then another worker may rightly have taken it.
+// renewal finds another owner is lost at once; one that cannot be renewed
+// for the failover time (DynamoDB unreachable) is given up too, because by
+// then another worker may rightly have taken it.
 func (c *Consumer) renewLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.RenewInterval)
 	defer t.Stop()
@@ -20,13 +26,38 @@ func (c *Consumer) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for _, r := range c.snapshot() {
-			if ctx.Err() != nil {
-				return
-			}
-			r.renew(ctx)
-		}
+		c.renewRound(ctx)
 	}
+}
+
+// renewDeadline bounds one renewal round. Renewals run concurrently under
+// this one deadline, never one timeout after another, so a slow table
+// cannot stretch a round: a round that starts one interval after the last
+// successful renewal ends before the failover time has passed since it.
+func (c *Consumer) renewDeadline() time.Duration {
+	return c.cfg.FailoverTime - c.cfg.RenewInterval
+}
+
+// renewRound renews every held lease concurrently, with at most
+// renewParallelism in flight and one deadline for the round.
+func (c *Consumer) renewRound(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, c.renewDeadline())
+	defer cancel()
+	sem := make(chan struct{}, renewParallelism)
+	var wg sync.WaitGroup
+	for _, r := range c.snapshot() {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r.renew(ctx)
+		})
+	}
+	wg.Wait()
 }
 
 func (c *Consumer) snapshot() []*shardRun {
@@ -148,6 +179,7 @@ func (c *Consumer) forget(r *shardRun) {
 		delete(c.held, r.lease.key)
 	}
 	c.mu.Unlock()
+	c.dropFailure(r)
 	c.m.leasesHeld.Dec()
 	c.m.behind.DeleteLabelValues(r.s.cfg.Name, r.shardID)
 	c.m.arrivalAge.DeleteLabelValues(r.s.cfg.Name, r.shardID)

@@ -55,9 +55,10 @@ const maxSubscribeFailures = 3
 // at 5 minutes, and falling back to polling when subscriptions keep failing.
 type subscriber struct {
 	c        *Consumer
+	r        *shardRun
 	s        *stream
 	shardID  string
-	start    Position
+	start    origin
 	cont     string // continuation sequence number of the last event
 	es       *kinesis.SubscribeToShardEventStream
 	deadline time.Time
@@ -66,8 +67,8 @@ type subscriber struct {
 	fallback *poller
 }
 
-func newSubscriber(c *Consumer, s *stream, shardID string, start Position) *subscriber {
-	return &subscriber{c: c, s: s, shardID: shardID, start: start, backoff: newBackoff(200*time.Millisecond, 5*time.Second)}
+func newSubscriber(r *shardRun, start origin) *subscriber {
+	return &subscriber{c: r.c, r: r, s: r.s, shardID: r.shardID, start: start, backoff: newBackoff(200*time.Millisecond, 5*time.Second)}
 }
 
 func (f *subscriber) close() {
@@ -81,27 +82,35 @@ func (f *subscriber) position() *types.StartingPosition {
 	switch {
 	case f.cont != "":
 		return &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: &f.cont}
-	case f.start.Sequence == TrimHorizon || f.start.Sequence == "":
+	case f.start.pos.Sequence == TrimHorizon || f.start.pos.Sequence == "":
 		return &types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon}
-	case f.start.Sequence == Latest:
+	case f.start.pos.Sequence == Latest:
 		return &types.StartingPosition{Type: types.ShardIteratorTypeLatest}
-	case f.start.Sequence == AtTimestamp:
-		ts := f.s.cfg.InitialTimestamp
+	case f.start.pos.Sequence == AtTimestamp:
+		ts := f.start.at
 		return &types.StartingPosition{Type: types.ShardIteratorTypeAtTimestamp, Timestamp: &ts}
 	default:
-		seq := f.start.Sequence
+		seq := f.start.pos.Sequence
 		return &types.StartingPosition{Type: types.ShardIteratorTypeAtSequenceNumber, SequenceNumber: &seq}
 	}
 }
 
 func (f *subscriber) subscribe(ctx context.Context) error {
+	pos := f.position()
+	asked := time.Now()
 	out, err := f.c.kin.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
 		ConsumerARN:      &f.s.consumerARN,
 		ShardId:          &f.shardID,
-		StartingPosition: f.position(),
+		StartingPosition: pos,
 	}, ownEventStreamCodec)
 	if err != nil {
 		return fmt.Errorf("subscribe to %s/%s: %w", f.s.cfg.Name, f.shardID, err)
+	}
+	if pos.Type == types.ShardIteratorTypeLatest {
+		// A resubscription before the first event (or the polling
+		// fallback) must start where this one did, not at a later tip.
+		f.start.resolveLatest(asked)
+		f.r.origin = f.start
 	}
 	f.es = out.GetStream()
 	f.deadline = time.Now().Add(f.c.cfg.SubscriptionLifetime)
@@ -128,7 +137,7 @@ func (f *subscriber) fail(ctx context.Context, err error) {
 	}
 	if f.failures >= maxSubscribeFailures {
 		f.c.log.Warn("fan-out failing; falling back to polling", "stream", f.s.cfg.Name, "shard", f.shardID, "err", err)
-		f.fallback = newPoller(f.c, f.s, f.shardID, f.start, f.cont)
+		f.fallback = newPoller(f.r, f.start, f.cont)
 		return
 	}
 	f.c.log.Warn("fan-out subscription failed; resubscribing", "stream", f.s.cfg.Name, "shard", f.shardID, "err", err)

@@ -22,6 +22,9 @@ type metrics struct {
 	checkpointTime prometheus.Histogram
 	throttles      *prometheus.CounterVec
 	deaggFailures  *prometheus.CounterVec
+	shardFailures  *prometheus.CounterVec
+	failedShards   prometheus.Gauge
+	ambiguous      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -52,12 +55,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "throttles_total", Help: "ProvisionedThroughputExceeded answers from Kinesis."}, []string{"stream"}),
 		deaggFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "deaggregation_failures_total", Help: "KPL aggregates that could not be deaggregated and were delivered whole, flagged."}, []string{"stream"}),
+		shardFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "shard_failures_total", Help: "Failures that stopped a held shard until a retry: kind=handler (the handler returned an error) or kind=read (Kinesis refused the read: access denied, not found, invalid argument, KMS)."}, []string{"stream", "kind"}),
+		failedShards: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "failed_shards", Help: "Held shards currently failed and waiting for a retry (Consumer.Unhealthy)."}),
+		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "lease_writes_ambiguous_total", Help: "Lease writes whose outcome was unknown (timeout, connection reset) or that found the counter moved, resolved by re-reading the lease."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.records, m.bytes, m.behind, m.arrivalAge, m.leasesHeld, m.leasesGained,
-		m.leasesLost, m.leasesStolen, m.leasesCleaned, m.checkpointTime, m.throttles, m.deaggFailures} {
+		m.leasesLost, m.leasesStolen, m.leasesCleaned, m.checkpointTime, m.throttles, m.deaggFailures,
+		m.shardFailures, m.failedShards, m.ambiguous} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

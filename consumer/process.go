@@ -12,33 +12,52 @@ import (
 // errFinished ends a shard run whose shard reached SHARD_END.
 var errFinished = errors.New("shard finished")
 
-// handlerError carries a handler's error out of the shard loop.
-type handlerError struct{ err error }
+// handlerError carries a handler's error out of the shard loop, with the
+// last position of the batch it failed on (zero for an empty batch).
+type handlerError struct {
+	err  error
+	last Position
+}
 
 func (e *handlerError) Error() string { return e.err.Error() }
 func (e *handlerError) Unwrap() error { return e.err }
 
 // run processes the shard until it ends, the lease is lost, or the worker
-// stops; then it writes what the outcome requires.
+// stops; then it writes what the outcome requires. A handler error never
+// ends it: the shard is marked failed, the handler's ShardClosed frees its
+// state, and after a backoff processing restarts from the durable
+// checkpoint, while the lease stays held and renewed. One bad shard must
+// not stop the consumer, or every worker that takes the lease over would
+// stop in turn.
 func (r *shardRun) run() {
 	c := r.c
 	defer close(r.done)
 	defer c.forget(r)
-	defer func() {
-		if sc, ok := c.handler.(ShardCloser); ok {
-			sc.ShardClosed(r.s.cfg.Name, r.shardID)
-		}
-	}()
+	defer r.closeShard()
 	defer r.cancel()
-	err := r.process()
+	var err error
+	for {
+		err = r.process()
+		var he *handlerError
+		if !errors.As(err, &he) || r.lostFlag.Load() || r.stopCtx.Err() != nil {
+			break
+		}
+		r.failing, r.failedAt = true, he.last
+		c.markFailed(r, FailureHandler, he.err, r.failBackoff.next())
+		r.closeShard()
+		if !r.failBackoff.wait(r.stopCtx) {
+			err = r.stopCtx.Err()
+			break
+		}
+	}
 	if errors.Is(err, errFinished) || r.lostFlag.Load() {
 		return
 	}
-	// Graceful stop or handler failure: write what is durable and let the
-	// lease go, so another worker (or this one, later) resumes there.
+	// Graceful stop: write what is durable and let the lease go, so
+	// another worker (or this one, later) resumes there.
 	ctx, cancel := context.WithTimeout(r.ctx, c.cfg.FailoverTime)
 	defer cancel()
-	if fl, ok := c.handler.(ShardFlusher); ok {
+	if fl, ok := c.handler.(ShardFlusher); ok && r.open {
 		// Let the handler make durable what it has already written, so the
 		// checkpoint handed over covers it.
 		if ferr := fl.FlushShard(ctx, r.s.cfg.Name, r.shardID); ferr != nil {
@@ -48,27 +67,72 @@ func (r *shardRun) run() {
 	if rerr := r.release(ctx); rerr != nil {
 		c.log.Warn("release failed; the lease will expire instead", "lease", r.lease.key, "err", rerr)
 	}
-	var he *handlerError
-	if errors.As(err, &he) {
-		c.stop(fmt.Errorf("consumer: handler failed on %s/%s: %w", r.s.cfg.Name, r.shardID, he.err))
+}
+
+// closeShard tells the handler the shard stopped here, once per run of
+// batches it saw.
+func (r *shardRun) closeShard() {
+	if !r.open {
+		return
 	}
+	r.open = false
+	if sc, ok := r.c.handler.(ShardCloser); ok {
+		sc.ShardClosed(r.s.cfg.Name, r.shardID)
+	}
+}
+
+// resume is where processing (re)starts: after the last position the
+// handler marked durable, else at the lease's checkpoint, with a LATEST
+// start resolved to where the first iterator began (so a restart before
+// anything was durable skips nothing).
+func (r *shardRun) resume() origin {
+	if d := r.cp.Durable(); isSequenceNumber(d.Sequence) {
+		return origin{pos: d}
+	}
+	r.mu.Lock()
+	cp := r.lease.checkpoint
+	r.mu.Unlock()
+	if isSequenceNumber(cp.Sequence) {
+		return origin{pos: cp}
+	}
+	if cp.Sequence == Latest && r.origin.pos.Sequence == AtTimestamp {
+		return r.origin
+	}
+	return origin{pos: cp, at: r.s.cfg.InitialTimestamp}
+}
+
+// handled notes a successful HandleBatch: a failed shard has recovered
+// once the handler took everything up to the batch that failed.
+func (r *shardRun) handled(b *Batch) {
+	if !r.failing {
+		return
+	}
+	if len(b.Records) > 0 && b.Last().Compare(r.failedAt) < 0 {
+		return
+	}
+	r.failing, r.failedAt = false, Position{}
+	r.failBackoff.reset()
+	r.c.clearFailed(r, FailureHandler)
 }
 
 // process reads the shard and hands batches to the handler.
 func (r *shardRun) process() error {
 	c := r.c
-	if r.lease.finished() {
+	r.mu.Lock()
+	finished := r.lease.finished()
+	r.mu.Unlock()
+	if finished {
 		return nil
 	}
 	if err := r.waitParents(); err != nil {
 		return err
 	}
-	start := r.lease.checkpoint
+	start := r.resume()
 	var f fetcher
 	if c.cfg.FanOut && r.s.consumerARN != "" {
-		f = newSubscriber(c, r.s, r.shardID, start)
+		f = newSubscriber(r, start)
 	} else {
-		f = newPoller(c, r.s, r.shardID, start, "")
+		f = newPoller(r, start, "")
 	}
 	defer f.close()
 
@@ -76,8 +140,8 @@ func (r *shardRun) process() error {
 	// and drops the user records up to and including the checkpoint: that is
 	// how a restart resumes in the middle of a KPL aggregate.
 	var skip Position
-	if isSequenceNumber(start.Sequence) {
-		skip = start
+	if isSequenceNumber(start.pos.Sequence) {
+		skip = start.pos
 	}
 	name := r.s.cfg.Name
 	recordsC := c.m.records.WithLabelValues(name)
@@ -135,12 +199,18 @@ func (r *shardRun) process() error {
 			}
 			recordsC.Add(float64(len(batch.Records)))
 			bytesC.Add(float64(size))
+			r.open = true
 			if err := c.handler.HandleBatch(r.ctx, batch); err != nil {
 				if r.lostFlag.Load() {
 					return ErrLeaseLost
 				}
-				return &handlerError{err: err}
+				he := &handlerError{err: err}
+				if len(batch.Records) > 0 {
+					he.last = batch.Last()
+				}
+				return he
 			}
+			r.handled(batch)
 			if len(batch.Records) > 0 {
 				last = batch.Last()
 			}

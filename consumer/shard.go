@@ -22,6 +22,9 @@ type shardRun struct {
 	lease     lease
 	lastRenew time.Time
 	lost      bool
+	// unsure: the outcome of the last write is unknown (timeout,
+	// connection reset); the next write re-reads the lease first.
+	unsure bool
 	// lostFlag mirrors lost for readers that must not wait on mu (a
 	// renewal may hold it for a DynamoDB round trip).
 	lostFlag atomic.Bool
@@ -36,6 +39,22 @@ type shardRun struct {
 	done       chan struct{}
 
 	cp *Checkpointer
+
+	// The fields below belong to the run goroutine.
+
+	// origin is where reading began before any record was read, with a
+	// LATEST start resolved once its first iterator was obtained.
+	origin origin
+	// open is true while the handler may hold state for the shard (it
+	// was given a batch since the last ShardClosed).
+	open bool
+	// failBackoff paces restarts after handler errors. While failing,
+	// failedAt is the last position of the batch that failed (zero: an
+	// empty batch): the shard has recovered once the handler took a batch
+	// reaching it.
+	failBackoff *backoff
+	failing     bool
+	failedAt    Position
 }
 
 func newShardRun(c *Consumer, s *stream, shardID string, l lease) *shardRun {
@@ -43,6 +62,7 @@ func newShardRun(c *Consumer, s *stream, shardID string, l lease) *shardRun {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.stopCtx, r.cancelStop = context.WithCancel(r.ctx)
 	r.cp = &Checkpointer{r: r, written: l.checkpoint, changed: make(chan struct{})}
+	r.failBackoff = newBackoff(c.cfg.FailureBackoff, c.cfg.MaxFailureBackoff)
 	return r
 }
 
@@ -67,26 +87,24 @@ func (r *shardRun) loseLocked(why string) {
 }
 
 // renew bumps the lease counter, writing the durable checkpoint with it
-// when it moved.
+// when it moved. ctx carries the renewal round's deadline.
 func (r *shardRun) renew(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.lost || r.lease.owner != r.c.cfg.WorkerID {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.c.cfg.RenewInterval)
-	defer cancel()
-	var err error
-	if pos, dirty := r.cp.pending(); dirty {
-		err = r.writeCheckpointLocked(ctx, pos, nil, false)
-	} else {
-		err = r.c.table.renew(ctx, &r.lease)
-	}
+	err := r.writeLocked(ctx, func() error {
+		if pos, dirty := r.cp.pending(); dirty {
+			return r.writeCheckpointLocked(ctx, pos, nil, false)
+		}
+		return r.c.table.renew(ctx, &r.lease)
+	})
 	switch {
 	case err == nil:
 		r.lastRenew = time.Now()
 	case errors.Is(err, errConflict):
-		r.loseLocked("renewal found another owner or counter")
+		r.loseLocked("renewal found another owner: " + err.Error())
 	default:
 		if time.Since(r.lastRenew) >= r.c.cfg.FailoverTime {
 			r.loseLocked("renewals failed for the failover time: " + err.Error())
@@ -94,6 +112,75 @@ func (r *shardRun) renew(ctx context.Context) {
 			r.c.log.Warn("lease renewal failed", "lease", r.lease.key, "err", err)
 		}
 	}
+}
+
+// writeLocked runs write, one conditional write of the lease, so that a
+// write whose answer was lost is not mistaken for a lost lease. A timeout
+// or a connection reset leaves the outcome unknown: the write may have
+// landed and moved the counter, and the next write, conditional on the
+// old counter, would then fail. So an unknown outcome makes the next write
+// re-read the lease first, and a write that finds the counter moved
+// re-reads it too (that is also what an SDK retry of a write that landed
+// sees); while the lease still names this worker as owner, the moves were
+// ours, the lease is held, and the write is tried once more. errConflict
+// is returned only when the lease belongs to someone else or is gone. r.mu
+// is held.
+func (r *shardRun) writeLocked(ctx context.Context, write func() error) error {
+	if r.unsure {
+		if err := r.reconcileLocked(ctx); err != nil {
+			return err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		err := write()
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, errConflict) {
+			r.unsure = true
+			return err
+		}
+		if rerr := r.reconcileLocked(ctx); rerr != nil {
+			return rerr
+		}
+		if attempt == 1 {
+			// Ours, yet the counter moved twice: an older write of ours
+			// that was still in flight. Try again next time.
+			return fmt.Errorf("lease %q: the counter moved again under this owner: %w", r.lease.key, err)
+		}
+	}
+}
+
+// reconcileLocked re-reads the lease (consistently) after a write whose
+// outcome is unknown or that found the counter moved. When the lease still
+// names this worker, every change since it took the lease was one of its
+// own writes (another worker's take writes its own name), so the counter
+// and checkpoint read are adopted. Otherwise it returns errConflict. r.mu
+// is held.
+func (r *shardRun) reconcileLocked(ctx context.Context) error {
+	r.c.m.ambiguous.Inc()
+	l, ok, err := r.c.table.get(ctx, r.lease.key)
+	if err != nil {
+		r.unsure = true
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("lease %q was deleted: %w", r.lease.key, errConflict)
+	}
+	if l.owner != r.c.cfg.WorkerID {
+		return fmt.Errorf("lease %q: owner is now %q: %w", r.lease.key, l.owner, errConflict)
+	}
+	if l.counter != r.lease.counter {
+		r.c.log.Debug("a lease write of ours landed unacknowledged; adopting it", "lease", r.lease.key,
+			"counter", l.counter, "checkpoint", l.checkpoint.Sequence)
+	}
+	r.lease.counter = l.counter
+	r.lease.checkpoint = l.checkpoint
+	r.lease.ownerSwitches = l.ownerSwitches
+	r.lease.children = l.children
+	r.cp.setWritten(l.checkpoint)
+	r.unsure = false
+	return nil
 }
 
 // writeCheckpointLocked writes pos; r.mu is held.
@@ -120,9 +207,9 @@ func (r *shardRun) flush(ctx context.Context) error {
 	if !dirty {
 		return nil
 	}
-	err := r.writeCheckpointLocked(ctx, pos, nil, false)
+	err := r.writeLocked(ctx, func() error { return r.writeCheckpointLocked(ctx, pos, nil, false) })
 	if errors.Is(err, errConflict) {
-		r.loseLocked("checkpoint found another owner or counter")
+		r.loseLocked("checkpoint found another owner: " + err.Error())
 		return fmt.Errorf("checkpoint %s at %s/%d: %w", r.lease.key, pos.Sequence, pos.SubSequence, ErrLeaseLost)
 	}
 	return err
@@ -136,14 +223,18 @@ func (r *shardRun) release(ctx context.Context) error {
 	if r.lost {
 		return nil
 	}
-	var err error
-	if pos, dirty := r.cp.pending(); dirty {
-		err = r.writeCheckpointLocked(ctx, pos, nil, true)
-	} else {
-		err = r.c.table.release(ctx, &r.lease)
-	}
+	err := r.writeLocked(ctx, func() error {
+		if pos, dirty := r.cp.pending(); dirty {
+			return r.writeCheckpointLocked(ctx, pos, nil, true)
+		}
+		return r.c.table.release(ctx, &r.lease)
+	})
 	if errors.Is(err, errConflict) {
-		r.loseLocked("release found another owner or counter")
+		// Gone to another worker, or our release landed unacknowledged
+		// (the re-read finds no owner): either way nothing is left to do.
+		r.lost = true
+		r.lostFlag.Store(true)
+		r.c.log.Info("lease no longer ours at release", "lease", r.lease.key, "reason", err.Error())
 		return nil
 	}
 	if err == nil {
@@ -160,9 +251,18 @@ func (r *shardRun) finish(ctx context.Context, children []string) error {
 	if r.lost {
 		return fmt.Errorf("checkpoint %s at SHARD_END: %w", r.lease.key, ErrLeaseLost)
 	}
-	err := r.writeCheckpointLocked(ctx, Position{Sequence: ShardEnd}, children, true)
+	err := r.writeLocked(ctx, func() error {
+		return r.writeCheckpointLocked(ctx, Position{Sequence: ShardEnd}, children, true)
+	})
 	if errors.Is(err, errConflict) {
-		r.loseLocked("SHARD_END checkpoint found another owner or counter")
+		if l, ok, gerr := r.c.table.get(ctx, r.lease.key); gerr == nil && ok && l.finished() {
+			// Our SHARD_END write landed unacknowledged (it released the
+			// lease, so the re-read found no owner).
+			r.lease.counter, r.lease.owner, r.lease.checkpoint, r.lease.children = l.counter, l.owner, l.checkpoint, l.children
+			r.cp.setWritten(l.checkpoint)
+			return nil
+		}
+		r.loseLocked("SHARD_END checkpoint found another owner: " + err.Error())
 		return fmt.Errorf("checkpoint %s at SHARD_END: %w", r.lease.key, ErrLeaseLost)
 	}
 	return err
