@@ -105,9 +105,9 @@ type Consumer struct {
 	failMu   sync.Mutex
 	failures map[string]*ShardFailure
 
-	mu      sync.Mutex
-	held    map[string]*shardRun
-	ended   chan struct{} // closed and replaced whenever a shard reaches SHARD_END here
+	mu    sync.Mutex
+	held  map[string]*shardRun
+	ended chan struct{} // closed and replaced whenever a shard reaches SHARD_END here
 }
 
 // New validates cfg and returns a Consumer. It does no I/O; Run does.
