@@ -4,7 +4,6 @@ import (
 	"math"
 
 	"github.com/axiomhq/hyperloglog"
-	"github.com/caio/go-tdigest/v4"
 )
 
 // Pane state is a run of float64 words in one slab, laid out by a layout
@@ -48,7 +47,8 @@ type countIfLayout struct {
 	eq    equalsValue
 }
 
-// sketchLayout is one distinct_count or quantile feature.
+// sketchLayout is one distinct_count or quantile feature (its sketches
+// live beside the slab, one per pane).
 type sketchLayout struct {
 	field int
 	q     float64
@@ -68,7 +68,7 @@ type layout struct {
 	fields   []fieldLayout
 	countIfs []countIfLayout
 	hlls     []sketchLayout
-	digests  []sketchLayout
+	quants   []sketchLayout
 	outs     []featureOut
 }
 
@@ -125,8 +125,8 @@ func compileLayout(w *WindowSpec, s *Schema) *layout {
 			out.aux = len(l.hlls)
 			l.hlls = append(l.hlls, sketchLayout{field: out.field})
 		case AggQuantile:
-			out.aux = len(l.digests)
-			l.digests = append(l.digests, sketchLayout{field: out.field, q: f.Quantile})
+			out.aux = len(l.quants)
+			l.quants = append(l.quants, sketchLayout{field: out.field, q: f.Quantile})
 		}
 		if out.field >= 0 {
 			l.fields[out.field].needs |= need
@@ -292,47 +292,6 @@ func (l *layout) mergePane(dst, src []float64) {
 	for _, c := range l.countIfs {
 		dst[c.word] += src[c.word]
 	}
-}
-
-// detRNG is the random source of every t-digest: a fixed-seed generator,
-// reseeded whenever a digest is reused, so that a replay builds the same
-// digests bit for bit.
-type detRNG struct{ s uint64 }
-
-func (r *detRNG) next() uint64 {
-	r.s += 0x9e3779b97f4a7c15
-	z := r.s
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-// Float32 implements tdigest.RNG.
-func (r *detRNG) Float32() float32 { return float32(r.next()>>40) / (1 << 24) }
-
-// Intn implements tdigest.RNG.
-func (r *detRNG) Intn(n int) int { return int(r.next() % uint64(n)) }
-
-// digest is a t-digest with its own reseedable generator.
-type digest struct {
-	td  *tdigest.TDigest
-	rng *detRNG
-}
-
-const digestCompression = 100
-
-func newDigest() *digest {
-	rng := &detRNG{}
-	td, err := tdigest.New(tdigest.Compression(digestCompression), tdigest.RandomNumberGenerator(rng))
-	if err != nil { // only for invalid options, which are constants here
-		panic(err)
-	}
-	return &digest{td: td, rng: rng}
-}
-
-func (d *digest) reset() {
-	d.td.Reset()
-	d.rng.s = 0
 }
 
 // newHLL returns an empty sparse HyperLogLog. Sketches are never reused

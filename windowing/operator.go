@@ -57,13 +57,30 @@ type Stats struct {
 	Emitted      uint64 // feature rows emitted
 	Updates      uint64 // of which flagged update
 	IdleAdvances uint64 // watermark advances made on processing time (idle shard)
-	EvictedKeys  uint64 // keys with state evicted because MaxKeys was reached
-	EarlyWindows uint64 // windows emitted before their end because their key was evicted
-	DroppedIdle  uint64 // keys without state forgotten because MaxKeys was reached
-	OpenKeys     int    // keys held
-	Panes        int    // panes (sessions) held
-	StateBytes   int64  // bytes of pane state held (slab, metadata, key table; sketches excluded)
-	Watermark    time.Time
+	EvictedKeys  uint64 // keys with state evicted because MaxKeys or MaxStateBytes was reached
+	// EvictedForBytes counts the evictions (of EvictedKeys) made because
+	// the live state reached MaxStateBytes.
+	EvictedForBytes uint64
+	EarlyWindows    uint64 // windows emitted before their end (partial "evicted") because their key was evicted
+	// EvictedEvents counts the events an evicted key held in windows still
+	// open: each is in a row flagged partial "evicted", none is dropped.
+	EvictedEvents uint64
+	// PartialLate counts rows flagged partial "late": rows of a window that
+	// had closed before its key's current state began (see PartialLate).
+	PartialLate uint64
+	DroppedIdle uint64 // keys without state forgotten because MaxKeys was reached
+	OpenKeys    int    // keys held
+	Panes       int    // panes (sessions) held
+	// StateBytes is the memory the operator holds for window state: the
+	// slab, pane and key metadata, the key table and strings, the sketches
+	// (quantile buffers, HyperLogLogs), the LRU queue and the pools of
+	// recycled panes. It is what MaxStateBytes bounds, plus the pools'
+	// spare capacity (see LiveStateBytes).
+	StateBytes int64
+	// LiveStateBytes is the part of StateBytes held by live keys and panes:
+	// what MaxStateBytes is compared with.
+	LiveStateBytes int64
+	Watermark      time.Time
 }
 
 type keyState struct {
@@ -75,6 +92,7 @@ type keyState struct {
 	live           bool
 	lastFired      int64 // last window end index fired (dedup while firing)
 	lastGoneT      int64 // last event time of panes already discarded
+	born           int64 // watermark when this state of the key began (partial "late")
 }
 
 type paneMeta struct {
@@ -148,7 +166,8 @@ type Operator struct {
 	sess                           []sessMeta
 	freePanes                      []int32
 	hlls                           []*hyperloglog.Sketch
-	digests                        []*digest
+	hllN                           []uint32 // values inserted per HyperLogLog (its size estimate)
+	qs                             []qsketch
 	slots                          []paneSlot
 	lo, hi                         int64
 	haveRange                      bool
@@ -157,7 +176,17 @@ type Operator struct {
 	upd                            []updKey
 	acc                            []float64
 	accH                           []*hyperloglog.Sketch
-	accD                           []*digest
+	accQ                           []qsketch
+	qscratch                       []weighted
+	fscratch                       []float64
+	maxBytes                       int64 // MaxStateBytes
+	paneCost                       int64 // bytes of one live pane outside its sketches' buffers
+	keyBytes                       int64 // bytes of the live keys (state, string, map entry)
+	sketchBytes                    int64 // buffers of the live panes' sketches
+	poolSketchBytes                int64 // buffers kept by recycled panes' sketches
+	emitFlag                       uint8 // partial flag of the rows emitted now
+	outPartial                     *array.StringBuilder
+	budgetThisCall                 int
 	outSchema                      *arrow.Schema
 	out                            *array.RecordBuilder
 	outEntity                      *array.StringBuilder
@@ -219,10 +248,13 @@ func NewOperator(w WindowSpec, s Schema, opt Options) (*Operator, error) {
 	}
 	o.acc = make([]float64, o.lay.words)
 	o.accH = make([]*hyperloglog.Sketch, len(o.lay.hlls))
-	o.accD = make([]*digest, len(o.lay.digests))
-	for i := range o.accD {
-		o.accD[i] = newDigest()
+	o.accQ = make([]qsketch, len(o.lay.quants))
+	o.maxBytes = w.MaxStateBytes
+	if o.maxBytes == 0 {
+		o.maxBytes = DefaultMaxStateBytes
 	}
+	o.paneCost = int64(o.PaneBytes()) + int64(len(o.lay.quants))*int64(unsafe.Sizeof(qsketch{})) +
+		int64(len(o.lay.hlls))*(8+4)
 	mem := opt.Mem
 	if mem == nil {
 		mem = memory.DefaultAllocator
@@ -237,6 +269,10 @@ func NewOperator(w WindowSpec, s Schema, opt Options) (*Operator, error) {
 	}
 	n := 3 + len(w.Features)
 	o.outUpdate = o.out.Field(n).(*array.BooleanBuilder)
+	if w.PartialColumn {
+		n++
+		o.outPartial = o.out.Field(n).(*array.StringBuilder)
+	}
 	o.outOffFirst = o.out.Field(n + 1).(*array.Uint64Builder)
 	o.outOffLast = o.out.Field(n + 2).(*array.Uint64Builder)
 	o.cols = make([]colReader, len(o.lay.fields))
@@ -246,8 +282,10 @@ func NewOperator(w WindowSpec, s Schema, opt Options) (*Operator, error) {
 // OutputSchema is the schema of the feature batches of window w: the entity
 // (named as the schema's entity field), window_start and window_end
 // (timestamp[ns, UTC]; the window is [start, end)), one float64 column per
-// feature named as the feature, update (bool), and offset_first and
-// offset_last, the range of source positions of the events counted.
+// feature named as the feature, update (bool), partial (utf8, only when
+// w.PartialColumn is set; see PartialEvicted and PartialLate), and
+// offset_first and offset_last, the range of source positions of the events
+// counted.
 func (w *WindowSpec) OutputSchema(s *Schema) *arrow.Schema {
 	fs := []arrow.Field{
 		{Name: s.Entity, Type: arrow.BinaryTypes.String},
@@ -257,8 +295,11 @@ func (w *WindowSpec) OutputSchema(s *Schema) *arrow.Schema {
 	for _, f := range w.Features {
 		fs = append(fs, arrow.Field{Name: f.Name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 	}
+	fs = append(fs, arrow.Field{Name: ColUpdate, Type: arrow.FixedWidthTypes.Boolean})
+	if w.PartialColumn {
+		fs = append(fs, arrow.Field{Name: ColPartial, Type: arrow.BinaryTypes.String})
+	}
 	fs = append(fs,
-		arrow.Field{Name: ColUpdate, Type: arrow.FixedWidthTypes.Boolean},
 		arrow.Field{Name: ColOffsetFirst, Type: arrow.PrimitiveTypes.Uint64},
 		arrow.Field{Name: ColOffsetLast, Type: arrow.PrimitiveTypes.Uint64})
 	return arrow.NewSchema(fs, nil)
@@ -323,20 +364,9 @@ func (o *Operator) Stats() Stats {
 	s.OpenKeys = len(o.keyIdx)
 	s.Panes = len(o.panes) - len(o.freePanes)
 	s.StateBytes = o.StateBytes()
+	s.LiveStateBytes = o.liveBytes()
 	s.Watermark = nsTime(o.wm)
 	return s
-}
-
-// StateBytes is the memory held for pane state: the slab, the pane
-// metadata and the key table (sketches of distinct_count and quantile
-// features excluded; each is a few KiB).
-func (o *Operator) StateBytes() int64 {
-	b := int64(cap(o.slab))*8 + int64(cap(o.panes))*int64(unsafe.Sizeof(paneMeta{})) + int64(cap(o.sess))*int64(unsafe.Sizeof(sessMeta{}))
-	b += int64(cap(o.keys)) * int64(unsafe.Sizeof(keyState{}))
-	for k := range o.keyIdx {
-		b += int64(len(k)) + 16 + 8 // string bytes, header, map slot
-	}
-	return b
 }
 
 // PaneBytes is the size of one pane: its slab words and its metadata.
@@ -444,10 +474,14 @@ func (o *Operator) Process(rec arrow.RecordBatch, now time.Time) (Output, error)
 			}
 		}
 		o.tick()
+		var key int32
 		if o.session {
-			o.sessionEvent(ent, i, t, off)
+			key = o.sessionEvent(ent, i, t, off)
 		} else {
-			o.paneEvent(ent, i, t, off)
+			key = o.paneEvent(ent, i, t, off)
+		}
+		if key != none && o.liveBytes() > o.maxBytes {
+			o.enforceBudget(key)
 		}
 	}
 	return o.finish(), nil
@@ -493,7 +527,7 @@ func (o *Operator) advanceIdle(now time.Time) {
 
 func (o *Operator) begin() {
 	o.late = o.late[:0]
-	o.evictedThisCall, o.earlyThisCall = 0, 0
+	o.evictedThisCall, o.earlyThisCall, o.budgetThisCall = 0, 0, 0
 }
 
 func (o *Operator) finish() Output {
@@ -502,6 +536,11 @@ func (o *Operator) finish() Output {
 		o.log.Warn("windowing: max_keys reached, evicted least recently updated keys",
 			"window", o.spec.Name, "max_keys", o.maxKeys, "evicted", o.evictedThisCall,
 			"early_windows", o.earlyThisCall, "evicted_total", o.stats.EvictedKeys)
+	}
+	if o.budgetThisCall > 0 {
+		o.log.Warn("windowing: max_state_bytes reached, evicted least recently updated keys",
+			"window", o.spec.Name, "max_state_bytes", o.maxBytes, "evicted", o.budgetThisCall,
+			"evicted_for_bytes_total", o.stats.EvictedForBytes)
 	}
 	out := Output{Late: o.late}
 	if o.outOffLast.Len() > 0 {
@@ -526,7 +565,7 @@ func (o *Operator) lookupKey(name string) int32 {
 		return id
 	}
 	if len(o.keyIdx) >= o.maxKeys {
-		o.evict(o.lruVictim())
+		o.evict(o.lruVictim(), false)
 	}
 	var id int32
 	if n := len(o.freeKeys); n > 0 {
@@ -538,8 +577,9 @@ func (o *Operator) lookupKey(name string) int32 {
 	}
 	name = string([]byte(name)) // own copy: the batch's buffers are the caller's
 	o.keys[id] = keyState{name: name, newest: none, oldest: none, live: true, gen: o.keys[id].gen + 1,
-		epoch: o.epoch - 1, lastFired: math.MinInt64, lastGoneT: math.MinInt64}
+		epoch: o.epoch - 1, lastFired: math.MinInt64, lastGoneT: math.MinInt64, born: o.wm}
 	o.keyIdx[name] = id
+	o.keyBytes += keyCost(name)
 	o.touch(id)
 	return id
 }
@@ -598,15 +638,23 @@ func (o *Operator) lruVictim() int32 {
 // still open are emitted now (early, counted in EarlyWindows) and its
 // closed panes, kept only for allowed lateness, are dropped; a key with no
 // state left is simply forgotten.
-func (o *Operator) evict(id int32) {
+func (o *Operator) evict(id int32, forBytes bool) {
 	k := &o.keys[id]
 	if k.npanes > 0 {
 		o.flushUpdates()
 		o.stats.EvictedKeys++
-		o.evictedThisCall++
+		if forBytes {
+			o.stats.EvictedForBytes++
+			o.budgetThisCall++
+		} else {
+			o.evictedThisCall++
+		}
+		o.emitFlag = partialEvicted
+		defer func() { o.emitFlag = partialNone }()
 		if o.session {
 			for h := k.oldest; h != none; h = o.panes[h].newer {
 				if o.sess[h].firedEnd != o.sessionEnd(h) {
+					o.stats.EvictedEvents += uint64(o.paneWords(h)[wCount])
 					o.emitSession(id, h, false)
 					o.stats.EarlyWindows++
 					o.earlyThisCall++
@@ -614,6 +662,11 @@ func (o *Operator) evict(id int32) {
 			}
 		} else {
 			firstOpen := floorDiv(o.wm, o.slide) + 1 // first window end index not yet fired
+			for h := k.oldest; h != none; h = o.panes[h].newer {
+				if o.panes[h].idx+o.k >= firstOpen { // in a window still open
+					o.stats.EvictedEvents += uint64(o.paneWords(h)[wCount])
+				}
+			}
 			last := o.panes[k.newest].idx + o.k
 			for e := max(firstOpen, o.panes[k.oldest].idx+1); e <= last; e++ {
 				if o.keyHasData(id, e-o.k, e) {
@@ -630,6 +683,7 @@ func (o *Operator) evict(id int32) {
 		o.stats.DroppedIdle++
 	}
 	delete(o.keyIdx, k.name)
+	o.keyBytes -= keyCost(k.name)
 	*k = keyState{gen: k.gen}
 	o.freeKeys = append(o.freeKeys, id)
 }
@@ -641,6 +695,12 @@ func (o *Operator) allocPane(key int32) int32 {
 	if n := len(o.freePanes); n > 0 {
 		h = o.freePanes[n-1]
 		o.freePanes = o.freePanes[:n-1]
+		// The buffers a recycled pane's sketches kept become live again.
+		for i := range o.lay.quants {
+			b := o.qs[int(h)*len(o.lay.quants)+i].bytes()
+			o.poolSketchBytes -= b
+			o.sketchBytes += b
+		}
 	} else {
 		h = int32(len(o.panes))
 		o.panes = append(o.panes, paneMeta{})
@@ -650,9 +710,10 @@ func (o *Operator) allocPane(key int32) int32 {
 		o.slab = append(o.slab, make([]float64, o.lay.words)...)
 		for range o.lay.hlls {
 			o.hlls = append(o.hlls, nil)
+			o.hllN = append(o.hllN, 0)
 		}
-		for range o.lay.digests {
-			o.digests = append(o.digests, newDigest())
+		for range o.lay.quants {
+			o.qs = append(o.qs, qsketch{})
 		}
 	}
 	p := &o.panes[h]
@@ -662,12 +723,6 @@ func (o *Operator) allocPane(key int32) int32 {
 		o.sess[h] = sessMeta{firedEnd: math.MinInt64, heapAt: math.MaxInt64}
 	}
 	clear(o.paneWords(h))
-	for i := range o.lay.hlls {
-		o.hlls[int(h)*len(o.lay.hlls)+i] = nil
-	}
-	for i := range o.lay.digests {
-		o.digests[int(h)*len(o.lay.digests)+i].reset()
-	}
 	o.keys[key].npanes++
 	return h
 }
@@ -724,6 +779,7 @@ func (o *Operator) freePane(h int32) {
 	}
 	p.live = false
 	p.gen++
+	o.releaseSketches(h)
 	o.freePanes = append(o.freePanes, h)
 }
 
@@ -793,9 +849,14 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 		if col.isNull(i) {
 			continue
 		}
-		hp := &o.hlls[int(h)*len(o.lay.hlls)+si]
+		hi := int(h)*len(o.lay.hlls) + si
+		hp := &o.hlls[hi]
 		if *hp == nil {
 			*hp = newHLL()
+		}
+		if n := o.hllN[hi]; n < math.MaxUint32 {
+			o.sketchBytes += hllBytes(n+1) - hllBytes(n)
+			o.hllN[hi] = n + 1
 		}
 		var buf [8]byte
 		var b []byte
@@ -827,8 +888,8 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 		}
 		(*hp).Insert(b)
 	}
-	for di := range o.lay.digests {
-		col := &o.cols[o.lay.digests[di].field]
+	for di := range o.lay.quants {
+		col := &o.cols[o.lay.quants[di].field]
 		if col.isNull(i) {
 			continue
 		}
@@ -846,7 +907,7 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 			}
 		}
 		if x == x {
-			_ = o.digests[int(h)*len(o.lay.digests)+di].td.Add(x)
+			o.sketchBytes += o.qs[int(h)*len(o.lay.quants)+di].add(x)
 		}
 	}
 }
@@ -854,12 +915,13 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 // ---- tumbling and hopping windows: panes of one slide each
 
 // paneEvent handles one event of a tumbling or hopping window.
-func (o *Operator) paneEvent(ent *array.String, i int, t int64, off uint64) {
+// It returns the event's key, or none when the event was handed back.
+func (o *Operator) paneEvent(ent *array.String, i int, t int64, off uint64) int32 {
 	j := floorDiv(t, o.slide)
 	// The last window holding pane j ends at (j+k)*slide.
 	if (j+o.k)*o.slide+o.lateness <= o.wm {
 		o.handBack(i, t, off)
-		return
+		return none
 	}
 	key := o.lookupKey(ent.Value(i))
 	k := &o.keys[key]
@@ -898,6 +960,7 @@ func (o *Operator) paneEvent(ent *array.String, i int, t int64, off uint64) {
 			o.pending = append(o.pending, h)
 		}
 	}
+	return key
 }
 
 func (o *Operator) handBack(i int, t int64, off uint64) {
@@ -1043,8 +1106,8 @@ func (o *Operator) resetAcc() {
 	for i := range o.accH {
 		o.accH[i] = nil
 	}
-	for _, d := range o.accD {
-		d.reset()
+	for i := range o.accQ {
+		o.accQ[i].clearKeep()
 	}
 }
 
@@ -1061,9 +1124,9 @@ func (o *Operator) mergeInto(h int32) {
 		}
 		_ = o.accH[i].Merge(src)
 	}
-	nd := len(o.lay.digests)
-	for i, d := range o.accD {
-		_ = d.td.Merge(o.digests[int(h)*nd+i].td)
+	nd := len(o.lay.quants)
+	for i := range o.accQ {
+		o.accQ[i].gather(&o.qs[int(h)*nd+i])
 	}
 }
 
@@ -1122,8 +1185,11 @@ func (o *Operator) appendRow(key int32, start, end, prev int64, update bool, off
 			}
 			b.Append(float64(est))
 		case AggQuantile:
-			d := o.accD[out.aux].td
-			appendIf(b, d.Count() > 0, d.Quantile(out.q))
+			if q := &o.accQ[out.aux]; q.n > 0 {
+				b.Append(q.quantile(out.q, &o.qscratch, &o.fscratch))
+			} else {
+				b.AppendNull()
+			}
 		case AggMissingRatio:
 			b.Append((a[wCount] - n) / a[wCount])
 		case AggSecondsSinceLast:
@@ -1131,6 +1197,14 @@ func (o *Operator) appendRow(key int32, start, end, prev int64, update bool, off
 		}
 	}
 	o.outUpdate.Append(update)
+	partial := o.emitFlag
+	if partial == partialNone && end <= o.keys[key].born {
+		partial = partialLate
+		o.stats.PartialLate++
+	}
+	if o.outPartial != nil {
+		o.outPartial.Append(partialNames[partial])
+	}
 	o.outOffFirst.Append(offFirst)
 	o.outOffLast.Append(offLast)
 	o.stats.Emitted++

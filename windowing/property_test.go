@@ -300,17 +300,21 @@ func updates(es []refEmission) []bool {
 	return u
 }
 
-// quantileOK accepts a t-digest estimate between the exact values at rank
-// q-0.05 and q+0.05 (interpolation between neighbours is allowed).
+// quantileOK accepts an estimate within the documented rank error of the
+// quantile sketch (qsRankBound: exact below qsK values) around the exact
+// nearest-rank value, as the reference computes it. (The t-digest this
+// sketch replaced was given ±5% rank.)
 func quantileOK(e refEmission, spec FeatureSpec, got float64) bool {
 	xs := e.qvals[spec.Name]
 	if len(xs) == 0 {
 		return math.IsNaN(got)
 	}
 	n := float64(len(xs))
-	lo := int(math.Max(0, math.Floor((spec.Quantile-0.05)*n)-1))
-	hi := int(math.Min(n-1, math.Ceil((spec.Quantile+0.05)*n)))
-	return got >= xs[lo]-1e-9 && got <= xs[hi]+1e-9
+	r := math.Min(n-1, math.Floor(spec.Quantile*n))
+	bound := qsRankBound(uint64(len(xs))) * n
+	lo := int(math.Max(0, math.Floor(r-bound)))
+	hi := int(math.Min(n-1, math.Ceil(r+bound)))
+	return got >= xs[lo] && got <= xs[hi]
 }
 
 func propWindows(rng *rand.Rand) []WindowSpec {

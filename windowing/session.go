@@ -18,14 +18,16 @@ func (o *Operator) sessionStart(h int32) int64 {
 	return bitsT(o.paneWords(h)[wFirstT])
 }
 
-func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) {
+// sessionEvent handles one event of a session window. It returns the
+// event's key, or none when the event was handed back.
+func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) int32 {
 	name := ent.Value(i)
 	lateAlone := t+o.gap+o.lateness <= o.wm
 	id, exists := o.keyIdx[name]
 	if !exists {
 		if lateAlone {
 			o.handBack(i, t, off)
-			return
+			return none
 		}
 		id = o.lookupKey(name)
 	}
@@ -51,7 +53,7 @@ func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) {
 	if target == none {
 		if lateAlone {
 			o.handBack(i, t, off)
-			return
+			return none
 		}
 		if exists {
 			o.touch(id)
@@ -72,6 +74,7 @@ func (o *Operator) sessionEvent(ent *array.String, i int, t int64, off uint64) {
 		o.stats.LateAccepted++
 		o.markDirty(target)
 	}
+	return id
 }
 
 // schedule makes sure session h is looked at when the watermark reaches its
@@ -107,15 +110,22 @@ func (o *Operator) mergeSessions(dst, src int32) {
 		if s == nil {
 			continue
 		}
-		d := &o.hlls[int(dst)*nh+i]
+		di := int(dst)*nh + i
+		d := &o.hlls[di]
 		if *d == nil {
 			*d = newHLL()
 		}
 		_ = (*d).Merge(s)
+		// The merged sketch is sized as if it had seen both inputs (an
+		// upper bound, capped at the dense size).
+		n := uint64(o.hllN[di]) + uint64(o.hllN[int(src)*nh+i])
+		n = min(n, math.MaxUint32)
+		o.sketchBytes += hllBytes(uint32(n)) - hllBytes(o.hllN[di])
+		o.hllN[di] = uint32(n)
 	}
-	nd := len(o.lay.digests)
+	nd := len(o.lay.quants)
 	for i := range nd {
-		_ = o.digests[int(dst)*nd+i].td.Merge(o.digests[int(src)*nd+i].td)
+		o.sketchBytes += o.qs[int(dst)*nd+i].merge(&o.qs[int(src)*nd+i])
 	}
 	d, s := &o.panes[dst], &o.panes[src]
 	d.minOff, d.maxOff = min(d.minOff, s.minOff), max(d.maxOff, s.maxOff)

@@ -134,8 +134,19 @@ type WindowSpec struct {
 	// Late is what the caller does with events beyond AllowedLateness.
 	Late LatePolicy
 	// MaxKeys bounds the number of entities held in memory.
-	MaxKeys  int
-	Features []FeatureSpec
+	MaxKeys int
+	// MaxStateBytes bounds the live state of this window on one shard
+	// (keys, panes and sketches, counted as Stats.LiveStateBytes); zero
+	// means DefaultMaxStateBytes. When an event takes the state past it,
+	// the least recently updated keys are evicted (Stats.EvictedForBytes),
+	// as for MaxKeys.
+	MaxStateBytes int64
+	// PartialColumn adds the ColPartial column to the feature batches,
+	// which flags the rows of evicted keys and of windows that closed
+	// before their key's state began. Not a config setting: the pipeline
+	// sets it once its readers apply the rule documented at PartialEvicted.
+	PartialColumn bool
+	Features      []FeatureSpec
 }
 
 // Reserved output column names; features may not use them.
@@ -277,6 +288,9 @@ func (w *WindowSpec) Validate(schema *Schema) error {
 	if w.MaxKeys < 0 {
 		bad(p+".max_keys", "must not be negative")
 	}
+	if w.MaxStateBytes < 0 {
+		bad(p+".max_state_bytes", "must not be negative")
+	}
 	if len(w.Features) == 0 {
 		bad(p+".features", "at least one feature is required")
 	}
@@ -286,7 +300,7 @@ func (w *WindowSpec) Validate(schema *Schema) error {
 	}
 	names := map[string]bool{
 		schema.Entity: true, ColWindowStart: true, ColWindowEnd: true,
-		ColUpdate: true, ColOffsetFirst: true, ColOffsetLast: true,
+		ColUpdate: true, ColPartial: true, ColOffsetFirst: true, ColOffsetLast: true,
 	}
 	for i, f := range w.Features {
 		fp := fmt.Sprintf("%s.features[%d]", p, i)
