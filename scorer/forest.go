@@ -76,7 +76,34 @@ type forest struct {
 	// noContrib says why the model has none.
 	mean      []float32
 	noContrib error
+
+	// limits bound the trees as they are added; heap is the compiled
+	// form's size so far (what addTree allocates and keeps).
+	limits ModelLimits
+	heap   int64
 }
+
+// sparseRatio: a tree goes to the complete layout only if that layout has
+// at most this many slots per node of the tree (or the tree is shallow).
+// Otherwise a sparse tree (a chain of depth 12 has 25 nodes, its complete
+// form 8,191 slots: 64 KB instead of about 1 KB) would amplify a small file
+// into a large heap; it is walked by the branching loop instead, which costs
+// a sparse tree little since its rows take few steps.
+const (
+	sparseRatio        = 8
+	alwaysCompleteUpTo = 6
+)
+
+// completeTreeBytes is what a tree of depth d keeps in the complete layout:
+// 2^d-1 inner nodes of 8 bytes plus their 4-byte means, and 2^d 4-byte leaves.
+func completeTreeBytes(d int) int64 { return int64(1<<d-1)*12 + int64(1<<d)*4 }
+
+// Bytes kept per node in the branching layout: children (8), feature (4), condition (4),
+// default (1), mean (4) and, for categorical trees, its set header (24).
+const (
+	branchNodeBytes   = 21
+	catNodeBytes      = 24
+)
 
 // catTree is a tree with categorical splits in XGBoost's own layout.
 type catTree struct {
@@ -174,8 +201,8 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 			maxD = max(maxD, int(depth[c]))
 			order = append(order, c)
 		}
-		if maxD > maxTreeDepth {
-			return fmt.Errorf("%w: deeper than %d levels", ErrUnsupportedModel, maxTreeDepth)
+		if maxD > f.limits.MaxDepth {
+			return limitError("its depth", int64(maxD), "max_depth", int64(f.limits.MaxDepth))
 		}
 		if fi := t.SplitIndices[id]; fi < 0 || int(fi) >= f.numFeature {
 			return fmt.Errorf("node %d: split index %d out of range [0,%d)", id, fi, f.numFeature)
@@ -206,8 +233,20 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 			}
 		}
 	}
-	if hasCat || maxD > maxCompleteDepth {
-		ct, err := newCatTree(t, n)
+	complete := !hasCat && maxD <= maxCompleteDepth && (maxD <= alwaysCompleteUpTo || 1<<(maxD+1)-1 <= sparseRatio*n)
+	cost := int64(n) * branchNodeBytes
+	if hasCat {
+		cost += int64(n) * catNodeBytes
+	}
+	if complete {
+		cost = completeTreeBytes(maxD)
+	}
+	if f.heap+cost > f.limits.MaxHeapBytes {
+		return limitError("the compiled trees' size", f.heap+cost, "max_heap_bytes", f.limits.MaxHeapBytes)
+	}
+	f.heap += cost
+	if !complete {
+		ct, err := newCatTree(t, n, hasCat)
 		if err != nil {
 			return err
 		}
@@ -272,15 +311,18 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 	return nil
 }
 
-func newCatTree(t *xgbTree, n int) (catTree, error) {
+func newCatTree(t *xgbTree, n int, hasCat bool) (catTree, error) {
 	ct := catTree{
 		left: t.LeftChildren, right: t.RightChildren,
 		feat: make([]uint32, n), cond: t.SplitConditions, defLeft: t.DefaultLeft,
-		catSet: make([][]uint64, n),
 	}
 	for i := range n {
 		ct.feat[i] = uint32(max(t.SplitIndices[i], 0))
 	}
+	if !hasCat {
+		return ct, nil // numerical only: no per-node set headers
+	}
+	ct.catSet = make([][]uint64, n)
 	k := len(t.CategoriesNodes)
 	if len(t.CategoriesSegments) != k || len(t.CategoriesSizes) != k {
 		return ct, fmt.Errorf("categories_nodes, categories_segments and categories_sizes have %d, %d and %d entries",
@@ -343,6 +385,12 @@ func (c *catTree) next(id int32, keys []uint32) int32 {
 		return c.right[id]
 	}
 	x := unkey(k)
+	if c.catSet == nil {
+		if x < c.cond[id] {
+			return c.left[id]
+		}
+		return c.right[id]
+	}
 	if set := c.catSet[id]; set != nil {
 		right := false
 		if x >= 0 && x < maxCategory {

@@ -120,3 +120,41 @@ func FuzzDecodeInstances(f *testing.F) {
 		}
 	})
 }
+
+// FuzzModelBounds: under tight limits, no model file (XGBoost JSON, UBJSON,
+// model.tar.gz, linear JSON) makes loading allocate more than a bounded
+// multiple of its bytes plus what the limits admit, and every model that
+// loads is within its limits.
+func FuzzModelBounds(f *testing.F) {
+	addSeeds(f, "fuzz_tiny.json", "fuzz_tiny.ubj", "fidelity/model.tar.gz")
+	f.Add(chainModel(3, 12, 2))
+	f.Add([]byte(`{"streamscore_linear":1,"features":[{"name":"a","weight":1}]}`))
+	lim := ModelLimits{
+		MaxFileBytes: 1 << 20, MaxTrees: 64, MaxNodes: 4096, MaxDepth: 16, MaxHeapBytes: 1 << 20,
+		MaxTarMembers: 8, MaxTarBytes: 1 << 20, MaxTarMemberBytes: 512 << 10,
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m, err := ParseModel(data, WithLimits(lim))
+		runtime.ReadMemStats(&after)
+		// A gzip'd archive may expand to MaxTarBytes, which is then parsed
+		// like any file of that size.
+		bound := 64*uint64(len(data)) + 64*uint64(lim.MaxTarBytes)
+		if got := after.TotalAlloc - before.TotalAlloc; got > bound {
+			t.Fatalf("loading %d bytes allocated %d, over %d (err %v)", len(data), got, bound, err)
+		}
+		if err != nil {
+			return
+		}
+		if fo := m.forest; fo != nil {
+			if fo.heap > lim.MaxHeapBytes || m.info.TotalTrees > lim.MaxTrees || m.info.MaxDepth > lim.MaxDepth {
+				t.Fatalf("loaded past the limits: heap %d, trees %d, depth %d", fo.heap, m.info.TotalTrees, m.info.MaxDepth)
+			}
+			kept := int64(len(fo.nodes))*8 + int64(len(fo.leaf))*4 + int64(len(fo.mean))*4
+			if kept > fo.heap {
+				t.Fatalf("compiled layout holds %d bytes, accounted %d", kept, fo.heap)
+			}
+		}
+	})
+}

@@ -75,6 +75,11 @@ type loadOptions struct {
 	allTrees bool
 	source   string
 	version  string
+	limits   ModelLimits
+	// sha256 is the hex digest the file's bytes must have ("" = any).
+	sha256 string
+	// versionID pins the S3 object version read.
+	versionID string
 }
 
 // WithAllTrees makes XGBoost models predict with every tree in the file,
@@ -83,14 +88,40 @@ type loadOptions struct {
 // SageMaker's XGBoost container do.
 func WithAllTrees() LoadOption { return func(o *loadOptions) { o.allTrees = true } }
 
+// ErrDigestMismatch is wrapped by the error when a model file's SHA-256 is
+// not the pinned one (WithSHA256).
+var ErrDigestMismatch = errors.New("model digest mismatch")
+
+// WithSHA256 pins the model's content: loading fails, wrapping
+// ErrDigestMismatch, unless the file's bytes (a model.tar.gz as stored,
+// not its member) have this hex SHA-256 digest. It is checked before the
+// file is parsed.
+func WithSHA256(hexDigest string) LoadOption {
+	return func(o *loadOptions) { o.sha256 = strings.ToLower(strings.TrimSpace(hexDigest)) }
+}
+
+// WithVersionID makes an s3:// model load that object version (GetObject
+// with VersionId) rather than the newest, so a later write to the key
+// changes nothing until the pin does. It needs a versioned bucket.
+func WithVersionID(id string) LoadOption {
+	return func(o *loadOptions) { o.versionID = id }
+}
+
+func (o *loadOptions) verify(data []byte) error {
+	if o.sha256 == "" {
+		return nil
+	}
+	sum := sha256.Sum256(data)
+	if got := hex.EncodeToString(sum[:]); got != o.sha256 {
+		return fmt.Errorf("%w: the file's sha256 is %s, the pinned one is %s", ErrDigestMismatch, got, o.sha256)
+	}
+	return nil
+}
+
 // withSource records where the bytes came from, for errors and ModelInfo.
 func withSource(src, version string) LoadOption {
 	return func(o *loadOptions) { o.source, o.version = src, version }
 }
-
-// maxModelBytes bounds the decompressed size of a model so a hostile archive
-// cannot exhaust memory.
-const maxModelBytes = 1 << 30
 
 // ParseModel loads a model from its bytes, detecting the format: XGBoost
 // JSON, XGBoost UBJSON, a gzip'd tar archive holding one (SageMaker's
@@ -98,10 +129,7 @@ const maxModelBytes = 1 << 30
 // legacy XGBoost binary format is refused with an error saying how to
 // convert it.
 func ParseModel(data []byte, opts ...LoadOption) (*Model, error) {
-	var o loadOptions
-	for _, fn := range opts {
-		fn(&o)
-	}
+	o := applyLoadOptions(opts)
 	m, err := parseModel(data, o)
 	if err != nil {
 		if o.source != "" {
@@ -112,13 +140,28 @@ func ParseModel(data []byte, opts ...LoadOption) (*Model, error) {
 	return m, nil
 }
 
+func applyLoadOptions(opts []LoadOption) loadOptions {
+	var o loadOptions
+	for _, fn := range opts {
+		fn(&o)
+	}
+	o.limits = o.limits.withDefaults()
+	return o
+}
+
 func parseModel(data []byte, o loadOptions) (*Model, error) {
+	if int64(len(data)) > o.limits.MaxFileBytes {
+		return nil, limitError("the file size", int64(len(data)), "max_file_bytes", o.limits.MaxFileBytes)
+	}
+	if err := o.verify(data); err != nil {
+		return nil, err
+	}
 	if o.version == "" {
 		sum := sha256.Sum256(data)
 		o.version = "sha256:" + hex.EncodeToString(sum[:8])
 	}
 	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
-		member, inner, err := extractModelFromTarGz(data)
+		member, inner, err := extractModelFromTarGz(data, o.limits)
 		if err != nil {
 			return nil, err
 		}
@@ -197,45 +240,63 @@ func looksLikeLegacyBinary(b []byte) bool {
 }
 
 // extractModelFromTarGz returns the model member of a SageMaker training
-// artifact: "xgboost-model" if present, else the only regular file.
-func extractModelFromTarGz(data []byte) (string, []byte, error) {
+// artifact: "xgboost-model" if present, else the only regular file. Only
+// candidate members are held in memory; the archive's entries, total
+// uncompressed bytes and member sizes are bounded by lim.
+func extractModelFromTarGz(data []byte, lim ModelLimits) (string, []byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return "", nil, fmt.Errorf("model.tar.gz: %w", err)
 	}
-	tr := tar.NewReader(zr)
+	cr := &capReader{r: zr, n: lim.MaxTarBytes}
+	tr := tar.NewReader(cr)
 	var (
 		names    []string
 		chosen   string
 		content  []byte
 		fallback []byte
+		entries  int
 	)
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
 			break
 		}
+		if errors.Is(err, errCapExceeded) {
+			return "", nil, fmt.Errorf("model.tar.gz: %w", limitError("the uncompressed size", cr.read+1, "max_tar_bytes", lim.MaxTarBytes))
+		}
 		if err != nil {
 			return "", nil, fmt.Errorf("model.tar.gz: %w", err)
+		}
+		if entries++; entries > lim.MaxTarMembers {
+			return "", nil, fmt.Errorf("model.tar.gz: %w", limitError("the number of entries", int64(entries), "max_tar_members", int64(lim.MaxTarMembers)))
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		if h.Size > maxModelBytes {
-			return "", nil, fmt.Errorf("model.tar.gz: member %s is %d bytes, over the %d limit", h.Name, h.Size, maxModelBytes)
-		}
-		b, err := io.ReadAll(io.LimitReader(tr, maxModelBytes))
-		if err != nil {
-			return "", nil, fmt.Errorf("model.tar.gz: member %s: %w", h.Name, err)
+		if h.Size > lim.MaxTarMemberBytes {
+			return "", nil, fmt.Errorf("model.tar.gz: member %s: %w", h.Name, limitError("its size", h.Size, "max_tar_member_bytes", lim.MaxTarMemberBytes))
 		}
 		names = append(names, h.Name)
 		base := path.Base(h.Name)
-		if base == "xgboost-model" || base == "model.json" || base == "model.ubj" {
-			if chosen == "" || base == "xgboost-model" {
-				chosen, content = h.Name, b
-			}
+		candidate := base == "xgboost-model" || base == "model.json" || base == "model.ubj"
+		take := candidate && (chosen == "" || base == "xgboost-model")
+		if !take && len(names) > 1 {
+			continue // the tar reader skips it (still counted by cr)
 		}
-		fallback = b
+		b := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, b); err != nil {
+			if errors.Is(err, errCapExceeded) {
+				return "", nil, fmt.Errorf("model.tar.gz: %w", limitError("the uncompressed size", cr.read+1, "max_tar_bytes", lim.MaxTarBytes))
+			}
+			return "", nil, fmt.Errorf("model.tar.gz: member %s: %w", h.Name, err)
+		}
+		if take {
+			chosen, content = h.Name, b
+		}
+		if len(names) == 1 {
+			fallback = b
+		}
 	}
 	if chosen != "" {
 		return chosen, content, nil
@@ -257,7 +318,8 @@ func LoadModel(ctx context.Context, uri string, getter ObjectGetter, opts ...Loa
 		if getter == nil {
 			return nil, fmt.Errorf("model %s: an S3 client is needed for s3:// URIs", uri)
 		}
-		data, etag, err := getS3Object(ctx, getter, uri)
+		o := applyLoadOptions(opts)
+		data, etag, err := getS3Object(ctx, getter, uri, o.versionID, o.limits.MaxFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("model %s: %w", uri, err)
 		}
@@ -267,11 +329,36 @@ func LoadModel(ctx context.Context, uri string, getter ObjectGetter, opts ...Loa
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := readModelFile(p, applyLoadOptions(opts).limits.MaxFileBytes)
+	if err != nil {
+		return nil, err
+	}
+	return ParseModel(data, append(opts, withSource(p, ""))...)
+}
+
+// readModelFile reads a model file, refusing one over maxBytes before
+// reading it.
+func readModelFile(p string, maxBytes int64) ([]byte, error) {
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
-	return ParseModel(data, append(opts, withSource(p, ""))...)
+	defer f.Close()
+	var buf bytes.Buffer
+	if st, err := f.Stat(); err == nil {
+		if st.Size() > maxBytes {
+			return nil, fmt.Errorf("model %s: %w", p, limitError("the file size", st.Size(), "max_file_bytes", maxBytes))
+		}
+		buf.Grow(int(st.Size()) + bytes.MinRead) // one allocation, not ReadAll's many
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxBytes+1)); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	data := buf.Bytes()
+	if int64(len(data)) > maxBytes {
+		return nil, fmt.Errorf("model %s: %w", p, limitError("the file size", int64(len(data)), "max_file_bytes", maxBytes))
+	}
+	return data, nil
 }
 
 // resolveModelPath maps a directory (SageMaker unpacks model artifacts into

@@ -28,22 +28,34 @@ func parseS3URI(uri string) (bucket, key string, err error) {
 	return bucket, key, nil
 }
 
-func getS3Object(ctx context.Context, c s3Getter, uri string) ([]byte, string, error) {
+// getS3Object reads the object (the version versionID, if set), refusing
+// one over maxBytes before reading it when S3 says its size.
+func getS3Object(ctx context.Context, c s3Getter, uri, versionID string, maxBytes int64) ([]byte, string, error) {
 	bucket, key, err := parseS3URI(uri)
 	if err != nil {
 		return nil, "", err
 	}
-	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	out, err := c.GetObject(ctx, in)
 	if err != nil {
 		return nil, "", fmt.Errorf("get object: %w", err)
 	}
 	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, maxModelBytes+1))
+	if n := aws.ToInt64(out.ContentLength); n > maxBytes {
+		return nil, "", limitError("the object size", n, "max_file_bytes", maxBytes)
+	}
+	if versionID != "" && out.VersionId != nil && aws.ToString(out.VersionId) != versionID {
+		return nil, "", fmt.Errorf("asked for version %s, S3 returned version %s", versionID, aws.ToString(out.VersionId))
+	}
+	data, err := io.ReadAll(io.LimitReader(out.Body, maxBytes+1))
 	if err != nil {
 		return nil, "", fmt.Errorf("read object: %w", err)
 	}
-	if len(data) > maxModelBytes {
-		return nil, "", fmt.Errorf("object is over the %d byte limit", maxModelBytes)
+	if int64(len(data)) > maxBytes {
+		return nil, "", limitError("the object size", int64(len(data)), "max_file_bytes", maxBytes)
 	}
 	return data, strings.Trim(aws.ToString(out.ETag), `"`), nil
 }

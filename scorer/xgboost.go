@@ -278,7 +278,17 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (*forest, ModelInfo, error) {
 		info.BestIteration = -1
 	}
 
-	f := &forest{numFeature: numFeature, numGroup: numGroup, obj: obj}
+	if numTrees > opts.limits.MaxTrees {
+		return nil, info, limitError("the number of trees", int64(numTrees), "max_trees", int64(opts.limits.MaxTrees))
+	}
+	nodes := 0
+	for i := range body.Trees {
+		nodes += len(body.Trees[i].LeftChildren)
+	}
+	if nodes > opts.limits.MaxNodes {
+		return nil, info, limitError("the number of nodes", int64(nodes), "max_nodes", int64(opts.limits.MaxNodes))
+	}
+	f := &forest{numFeature: numFeature, numGroup: numGroup, obj: obj, limits: opts.limits}
 	f.base = make([]float32, numGroup)
 	for g := range f.base {
 		f.base[g] = margin
