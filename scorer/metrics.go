@@ -13,6 +13,7 @@ type Metrics struct {
 	breakerState *prometheus.GaugeVec
 	breakerTrans *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
+	rejected     *prometheus.CounterVec
 	bySource     [4]prometheus.Counter
 }
 
@@ -45,8 +46,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "streamscore", Subsystem: "scorer", Name: "model_reloads_total",
 			Help: "Model hot reloads by result (ok, error).",
 		}, []string{"result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "streamscore", Subsystem: "scorer", Name: "model_reload_rejected_total",
+			Help: "New model versions refused by hot reload, the running one kept, by model and reason (digest = SHA-256 not the pinned one, invalid = failed to load or over a limit, check = refused by the pipeline's check). Alert on any increase.",
+		}, []string{"model", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.rowsScored, m.requests, m.latency, m.breakerState, m.breakerTrans, m.reloads} {
+	for _, c := range []prometheus.Collector{m.rowsScored, m.requests, m.latency, m.breakerState, m.breakerTrans, m.reloads, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -87,6 +92,13 @@ func (m *Metrics) reload(ok bool) {
 	} else {
 		m.reloads.WithLabelValues("error").Inc()
 	}
+}
+
+func (m *Metrics) reloadRejected(model, reason string) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(model, reason).Inc()
 }
 
 func (m *Metrics) breaker(endpoint string, state float64, to string) {
