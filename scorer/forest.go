@@ -101,8 +101,8 @@ func completeTreeBytes(d int) int64 { return int64(1<<d-1)*12 + int64(1<<d)*4 }
 // Bytes kept per node in the branching layout: children (8), feature (4), condition (4),
 // default (1), mean (4) and, for categorical trees, its set header (24).
 const (
-	branchNodeBytes   = 21
-	catNodeBytes      = 24
+	branchNodeBytes = 21
+	catNodeBytes    = 24
 )
 
 // catTree is a tree with categorical splits in XGBoost's own layout.
