@@ -161,8 +161,8 @@ type AlertsAPI interface {
 // AlertOptions configure the alert sink.
 type AlertOptions struct {
 	// Client and TopicARN name the topic. A topic whose name ends in ".fifo"
-	// gets MessageGroupId = entity and a MessageDeduplicationId per
-	// (rule, entity, window, state).
+	// gets MessageGroupId = entity (see GroupID) and a
+	// MessageDeduplicationId per (rule, entity, window, state).
 	Client   AlertsAPI
 	TopicARN string
 	// Rules are evaluated on every row of every batch.
@@ -178,6 +178,11 @@ type AlertOptions struct {
 	Metrics *Metrics
 	// Logger receives retry warnings; default slog.Default().
 	Logger *slog.Logger
+	// DeadLetters receives an alert SNS refuses on its own (a sender
+	// fault for that message), as JSON with SNS's reason; the batch's
+	// other alerts are published and it is acked nil. Without it such an
+	// alert fails the batch with a *PermanentError.
+	DeadLetters DeadLetters
 	// Explain, if set, is asked for the contributions of a model's inputs
 	// to the score behind an alert when the alert fires (not when it
 	// resolves, nor for windows that notify nobody): row i of rec, scored
@@ -235,10 +240,11 @@ func NewAlerts(o AlertOptions) (*Alerts, error) {
 	m := o.Metrics.forSink("alerts")
 	h := &alertHandler{
 		o: o, m: m, fifo: strings.HasSuffix(o.TopicARN, ".fifo"),
-		r:     &retrier{name: "alerts", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
+		r:     newRetrier("alerts", o.Backoff, m, o.Logger),
+		ref:   &refuser{sink: "alerts", dl: o.DeadLetters, m: m, log: o.Logger},
 		state: map[alertKey]*alertState{},
 	}
-	return &Alerts{runner: newRunner("alerts", h, m, o.Queue, 0), h: h}, nil
+	return &Alerts{runner: newRunner("alerts", h, m, h.r.h, o.Queue, 0), h: h}, nil
 }
 
 // Notify publishes an alert that does not come from a score rule, such as
@@ -251,7 +257,7 @@ func (a *Alerts) Notify(ctx context.Context, al Alert) error {
 	if al.Subject == "" {
 		al.Subject = fmt.Sprintf("[%s] %s", strings.ToUpper(al.Severity), al.Rule)
 	}
-	return a.h.publish(ctx, []Alert{al})
+	return a.h.publish(ctx, []Alert{al}, nil)
 }
 
 type alertKey struct{ rule, stream, entity string }
@@ -269,6 +275,7 @@ type alertHandler struct {
 	o     AlertOptions
 	m     *sinkMetrics
 	r     *retrier
+	ref   *refuser
 	fifo  bool
 	state map[alertKey]*alertState
 	clock uint64
@@ -309,7 +316,7 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 		}
 	}
 	h.evict()
-	b.Ack(h.publish(ctx, out))
+	b.Ack(h.publish(ctx, out, &b))
 }
 
 // step advances one entity's rule state by one window and returns the
@@ -423,7 +430,9 @@ func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry
 	attrs := map[string]snstypes.MessageAttributeValue{}
 	for k, v := range map[string]string{"severity": a.Severity, "stream": a.Stream, "entity": a.Entity, "model": a.Model, "state": a.State, "rule": a.Rule} {
 		if v != "" {
-			attrs[k] = snstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+			// SNS refuses control characters in attributes; the exact
+			// value is in the message body.
+			attrs[k] = snstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(sqsText(v))}
 		}
 	}
 	e := snstypes.PublishBatchRequestEntry{
@@ -434,50 +443,118 @@ func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry
 		if group == "" {
 			group = a.Rule
 		}
-		e.MessageGroupId = aws.String(group)
+		e.MessageGroupId = aws.String(GroupID(group))
 		e.MessageDeduplicationId = aws.String(a.dedupID())
 	}
 	return e, nil
 }
 
+// GroupID is the SNS FIFO MessageGroupId of an entity: the id itself when
+// SNS accepts it (1 to 128 characters, each a letter, digit or ASCII
+// punctuation), otherwise "sha256-" and the first 32 hex digits of its
+// SHA-256, so that no legitimate id (spaces, non-ASCII, longer ones) is
+// ever refused and one entity always lands in the same group. A hashed
+// group could only collide with an id that is itself such a string, which
+// would merely share ordering.
+func GroupID(id string) string {
+	ok := len(id) >= 1 && len(id) <= 128
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] >= 0x21 && id[i] <= 0x7e
+	}
+	if ok {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "sha256-" + hex.EncodeToString(sum[:16])
+}
+
 // publish sends alerts 10 per PublishBatch call, retrying failed entries.
-func (h *alertHandler) publish(ctx context.Context, alerts []Alert) error {
+// An alert SNS refuses on its own is dead-lettered (b is the batch that
+// raised it; nil for Notify, whose caller gets the error instead).
+func (h *alertHandler) publish(ctx context.Context, alerts []Alert, b *Batch) error {
 	start := time.Now()
 	for len(alerts) > 0 {
 		n := min(10, len(alerts))
-		entries := make([]snstypes.PublishBatchRequestEntry, 0, n)
-		for i := range n {
-			e, err := h.entry(i, &alerts[i])
-			if err != nil {
-				return &PermanentError{Sink: "alerts", Err: err}
-			}
-			entries = append(entries, e)
-		}
-		err := h.r.do(ctx, "PublishBatch", func(ctx context.Context) error {
-			out, err := h.o.Client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(h.o.TopicARN), PublishBatchRequestEntries: entries})
-			if err != nil {
-				return err
-			}
-			if len(out.Failed) == 0 {
-				return nil
-			}
-			failed := map[string]bool{}
-			for _, f := range out.Failed {
-				if f.SenderFault {
-					return &PermanentError{Sink: "alerts", Err: fmt.Errorf("SNS rejected alert: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))}
+		err := h.publishChunk(ctx, alerts[:n], b)
+		if err != nil && IsPermanent(err) && n > 1 {
+			// SNS refused the whole call: find the alert it meant by
+			// sending them one at a time.
+			err = nil
+			for i := range n {
+				if err = h.publishChunk(ctx, alerts[i:i+1], b); err != nil {
+					break
 				}
-				failed[aws.ToString(f.Id)] = true
 			}
-			entries = slices.DeleteFunc(entries, func(e snstypes.PublishBatchRequestEntry) bool { return !failed[aws.ToString(e.Id)] })
-			return fmt.Errorf("SNS failed %d alerts of the batch (first: %s)", len(entries), aws.ToString(out.Failed[0].Code))
-		})
+		}
 		if err != nil {
 			return err
 		}
-		h.m.rows.Add(float64(n))
 		h.m.flushes.Inc()
 		alerts = alerts[n:]
 	}
 	h.m.latency.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// publishChunk publishes up to 10 alerts in one PublishBatch call.
+func (h *alertHandler) publishChunk(ctx context.Context, alerts []Alert, b *Batch) error {
+	entries := make([]snstypes.PublishBatchRequestEntry, 0, len(alerts))
+	for i := range alerts {
+		e, err := h.entry(i, &alerts[i])
+		if err != nil {
+			return &PermanentError{Sink: "alerts", Err: err}
+		}
+		entries = append(entries, e)
+	}
+	var refused []snstypes.BatchResultErrorEntry
+	err := h.r.do(ctx, "PublishBatch", func(ctx context.Context) error {
+		out, err := h.o.Client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: aws.String(h.o.TopicARN), PublishBatchRequestEntries: entries})
+		if err != nil {
+			return err
+		}
+		if len(out.Failed) == 0 {
+			return nil
+		}
+		failed := map[string]bool{}
+		for _, f := range out.Failed {
+			if f.SenderFault {
+				refused = append(refused, f)
+				continue
+			}
+			failed[aws.ToString(f.Id)] = true
+		}
+		entries = slices.DeleteFunc(entries, func(e snstypes.PublishBatchRequestEntry) bool { return !failed[aws.ToString(e.Id)] })
+		if len(entries) == 0 {
+			return nil
+		}
+		return fmt.Errorf("SNS failed %d alerts of the batch (first: %s)", len(entries), aws.ToString(out.Failed[0].Code))
+	})
+	if err == nil && len(alerts) == 1 && len(refused) == 0 {
+		h.m.rows.Inc()
+		return nil
+	}
+	if err != nil {
+		if len(alerts) == 1 && IsPermanent(err) {
+			return h.refuse(ctx, b, &alerts[0], err)
+		}
+		return err
+	}
+	for _, f := range refused {
+		i, _ := strconv.Atoi(aws.ToString(f.Id))
+		rerr := &PermanentError{Sink: "alerts", Err: fmt.Errorf("SNS refused the alert: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))}
+		if err := h.refuse(ctx, b, &alerts[i], rerr); err != nil {
+			return err
+		}
+	}
+	h.m.rows.Add(float64(len(alerts) - len(refused)))
+	return nil
+}
+
+// refuse dead-letters an alert SNS refused, as the JSON it would have sent.
+func (h *alertHandler) refuse(ctx context.Context, b *Batch, a *Alert, err error) error {
+	if b == nil {
+		return err
+	}
+	body, _ := json.Marshal(a)
+	return h.ref.refuseData(ctx, b, a.ResultID, body, err)
 }

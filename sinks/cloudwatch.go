@@ -3,6 +3,8 @@ package sinks
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -100,6 +102,7 @@ func NewCloudWatch(o CloudWatchOptions) (*CloudWatch, error) {
 	if o.Pipeline == "" {
 		o.Pipeline = "streamscore"
 	}
+	o.Pipeline = dimValue(o.Pipeline)
 	if o.Interval <= 0 {
 		o.Interval = 60 * time.Second
 	}
@@ -110,9 +113,9 @@ func NewCloudWatch(o CloudWatchOptions) (*CloudWatch, error) {
 		o.Now = time.Now
 	}
 	m := o.Metrics.forSink("cloudwatch")
-	h := &cwHandler{o: o, m: m, r: &retrier{name: "cloudwatch", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
+	h := &cwHandler{o: o, m: m, r: newRetrier("cloudwatch", o.Backoff, m, o.Logger),
 		agg: newAggregate(o.Now())}
-	return &CloudWatch{runner: newRunner("cloudwatch", h, m, o.Queue, o.Interval), h: h}, nil
+	return &CloudWatch{runner: newRunner("cloudwatch", h, m, h.r.h, o.Queue, o.Interval), h: h}, nil
 }
 
 // Dimensions of a metric besides the pipeline. Empty values are left out.
@@ -125,7 +128,7 @@ type Dimensions struct {
 // Safe for concurrent use.
 func (c *CloudWatch) Count(name string, d Dimensions, n float64) {
 	c.h.mu.Lock()
-	c.h.agg.add(aggKey{name, d.Stream, d.Model, cwtypes.StandardUnitCount}, n, false)
+	c.h.agg.add(aggKey{name, dimValue(d.Stream), dimValue(d.Model), cwtypes.StandardUnitCount}, n, false)
 	c.h.mu.Unlock()
 }
 
@@ -133,8 +136,30 @@ func (c *CloudWatch) Count(name string, d Dimensions, n float64) {
 // for the current interval. Safe for concurrent use.
 func (c *CloudWatch) Observe(name string, unit cwtypes.StandardUnit, d Dimensions, v float64) {
 	c.h.mu.Lock()
-	c.h.agg.add(aggKey{name, d.Stream, d.Model, unit}, v, true)
+	c.h.agg.add(aggKey{name, dimValue(d.Stream), dimValue(d.Model), unit}, v, true)
 	c.h.mu.Unlock()
+}
+
+// dimValue returns v if CloudWatch accepts it as a dimension value (1 to
+// 1,024 printable ASCII characters, not all spaces), otherwise "sha256-"
+// and 32 hex digits of its hash: one refused value would make CloudWatch
+// refuse the whole PutMetricData call, for every metric of the interval.
+// Empty stays empty (the dimension is left out). Entity ids are never
+// dimensions: their number is unbounded and they may be personal data.
+func dimValue(v string) string {
+	if v == "" {
+		return v
+	}
+	ok, blank := len(v) <= 1024, true
+	for i := 0; ok && i < len(v); i++ {
+		ok = v[i] >= 0x20 && v[i] <= 0x7e
+		blank = blank && v[i] == ' '
+	}
+	if ok && !blank {
+		return v
+	}
+	sum := sha256.Sum256([]byte(v))
+	return "sha256-" + hex.EncodeToString(sum[:16])
 }
 
 type aggKey struct {
@@ -210,7 +235,7 @@ func (h *cwHandler) handle(ctx context.Context, b Batch) {
 	now := h.o.Now()
 	h.mu.Lock()
 	for i := range v.n {
-		d := aggKey{stream: b.Stream, model: v.modelVersion(i)}
+		d := aggKey{stream: dimValue(b.Stream), model: dimValue(v.modelVersion(i))}
 		if !v.isUpdate(i) {
 			h.agg.add(aggKey{MetricWindowsScored, d.stream, d.model, cwtypes.StandardUnitCount}, 1, false)
 		}
@@ -275,6 +300,15 @@ func (h *cwHandler) publish(ctx context.Context) {
 				_, err := h.o.Client.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(h.o.Namespace), MetricData: call})
 				return err
 			})
+			if err != nil && IsPermanent(err) {
+				// CloudWatch refused these aggregates themselves (the
+				// sink's own limits should prevent it). They are
+				// metrics, not results: holding every shard's
+				// checkpoint for them would trade data for a chart.
+				h.o.Logger.Error("CloudWatch refused an interval's metrics; they are dropped, the batches are acked", "datums", len(call), "err", err)
+				err = nil
+				continue
+			}
 			if err != nil {
 				break
 			}

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -23,7 +25,26 @@ const (
 	ReasonDeaggregation = "deaggregation"
 	ReasonLate          = "late"
 	ReasonUnscorable    = "unscorable"
+	// ReasonEventTime: the event time lies outside the stream's allowed
+	// skew from the record's arrival time.
+	ReasonEventTime = "event-time"
+	// ReasonEntity: the entity is one no sink could store.
+	ReasonEntity = "entity"
+	// ReasonRefused is a result row a sink's service refused on its own
+	// (a key too long, an item too large, a value it cannot take); the
+	// body is the row as JSON and the detail is the service's error.
+	ReasonRefused = "sink_refused"
 )
+
+// DeadLetters is where a sink sends a result row its service refuses on
+// its own, so that one bad row never holds its batch (and the shard's
+// checkpoint) back. Send returns once the rows are durable. *DeadLetter
+// satisfies it.
+type DeadLetters interface {
+	Send(ctx context.Context, recs ...Poison) error
+}
+
+var _ DeadLetters = (*DeadLetter)(nil)
 
 // Poison is one input record that cannot be processed, with the reason.
 type Poison struct {
@@ -35,8 +56,13 @@ type Poison struct {
 	Stream   string
 	Shard    string
 	Position Position
-	// Data is the record's original bytes.
+	// Data is the record's original bytes (for ReasonRefused, the row as
+	// JSON).
 	Data []byte
+	// ResultID, set for a refused result row, tells apart the rows of one
+	// batch, which share a position: it is a message attribute and part of
+	// the S3 key of a large record.
+	ResultID string
 }
 
 // DeadLetterSQS is the part of the SQS client the dead-letter queue uses.
@@ -56,7 +82,10 @@ type DeadLetterOptions struct {
 	SQS      DeadLetterSQS
 	QueueURL string
 	// S3 and Bucket receive records whose base64 body would exceed
-	// MaxBodyBytes; without them such a record fails permanently.
+	// MaxBodyBytes. Without them such a record is sent truncated to fit,
+	// with payload "truncated", its original_size and a detail saying
+	// where to re-read it (stream, shard, position) while the stream
+	// retains it: a dead letter must never fail for its size.
 	S3     DeadLetterS3
 	Bucket string
 	// Prefix is prepended to the S3 keys of large records.
@@ -95,7 +124,7 @@ func NewDeadLetter(o DeadLetterOptions) (*DeadLetter, error) {
 		o.Logger = slog.Default()
 	}
 	m := o.Metrics.forSink("deadletter")
-	return &DeadLetter{o: o, m: m, r: &retrier{name: "deadletter", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger}}, nil
+	return &DeadLetter{o: o, m: m, r: newRetrier("deadletter", o.Backoff, m, o.Logger)}, nil
 }
 
 // Pointer is the body of a dead-letter message whose record went to S3.
@@ -104,6 +133,10 @@ type Pointer struct {
 	Key    string `json:"s3_key"`
 	Size   int    `json:"size"`
 }
+
+// Healthy returns nil while SQS (and S3, for large records) answer, and an
+// error naming the cause during an outage (see Sink's Healthy).
+func (d *DeadLetter) Healthy() error { return d.r.h.check(time.Now()) }
 
 // Send makes recs durable in the dead-letter queue and returns once they
 // are, retrying transient failures until ctx ends. The pipeline may
@@ -122,7 +155,7 @@ func (d *DeadLetter) Send(ctx context.Context, recs ...Poison) error {
 		return err
 	}
 	for i, p := range recs {
-		body, where, err := d.body(ctx, p)
+		body, where, err := d.body(ctx, &p)
 		if err != nil {
 			return err
 		}
@@ -149,14 +182,25 @@ func (d *DeadLetter) Send(ctx context.Context, recs ...Poison) error {
 	return nil
 }
 
-func (d *DeadLetter) body(ctx context.Context, p Poison) (body, where string, err error) {
+func (d *DeadLetter) body(ctx context.Context, p *Poison) (body, where string, err error) {
 	if base64.StdEncoding.EncodedLen(len(p.Data)) <= d.o.MaxBodyBytes {
 		return base64.StdEncoding.EncodeToString(p.Data), "inline", nil
 	}
 	if d.o.S3 == nil || d.o.Bucket == "" {
-		return "", "", &PermanentError{Sink: "deadletter", Err: fmt.Errorf("record %s/%s %s is %d bytes, above MaxBodyBytes, and no S3 bucket is configured", p.Stream, p.Shard, p.Position, len(p.Data))}
+		// Failing here would stop the shard on the record for good; a
+		// truncated copy with the position lets an operator re-read the
+		// whole record from the stream while it retains it.
+		keep := d.o.MaxBodyBytes / 4 * 3
+		p.Detail = fmt.Sprintf("truncated to %d of %d bytes (no dead-letter bucket configured); the whole record is at stream %s shard %s position %s while the stream retains it: %s",
+			keep, len(p.Data), p.Stream, p.Shard, p.Position, p.Detail)
+		d.o.Logger.Warn("dead letter truncated: no bucket for large records", "stream", p.Stream, "shard", p.Shard,
+			"position", p.Position.String(), "size", len(p.Data), "kept", keep)
+		return base64.StdEncoding.EncodeToString(p.Data[:keep]), "truncated", nil
 	}
 	key := fmt.Sprintf("%sdeadletter/stream=%s/shard=%s/%s.bin", d.o.Prefix, p.Stream, p.Shard, p.Position)
+	if p.ResultID != "" {
+		key = fmt.Sprintf("%sdeadletter/stream=%s/shard=%s/%s_%s.bin", d.o.Prefix, p.Stream, p.Shard, p.Position, p.ResultID)
+	}
 	err = d.r.do(ctx, "PutObject", func(ctx context.Context) error {
 		_, err := d.o.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(d.o.Bucket), Key: aws.String(key), Body: bytes.NewReader(p.Data)})
 		return err
@@ -171,7 +215,7 @@ func (d *DeadLetter) body(ctx context.Context, p Poison) (body, where string, er
 
 func (d *DeadLetter) attributes(p Poison, where string) map[string]sqstypes.MessageAttributeValue {
 	s := func(v string) sqstypes.MessageAttributeValue {
-		return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+		return sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(sqsText(v))}
 	}
 	a := map[string]sqstypes.MessageAttributeValue{
 		"reason":          s(p.Reason),
@@ -180,11 +224,15 @@ func (d *DeadLetter) attributes(p Poison, where string) map[string]sqstypes.Mess
 		"sequence_number": s(p.Position.Sequence),
 		"sub_sequence":    {DataType: aws.String("Number"), StringValue: aws.String(strconv.FormatUint(p.Position.SubSequence, 10))},
 		"payload":         s(where),
+		"result_id":       s(p.ResultID),
+	}
+	if where == "truncated" {
+		a["original_size"] = sqstypes.MessageAttributeValue{DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(len(p.Data)))}
 	}
 	if p.Detail != "" {
 		detail := p.Detail
 		if len(detail) > 1024 {
-			detail = detail[:1024]
+			detail = strings.ToValidUTF8(detail[:1024], "")
 		}
 		a["detail"] = s(detail)
 	}
@@ -194,6 +242,24 @@ func (d *DeadLetter) attributes(p Poison, where string) map[string]sqstypes.Mess
 		}
 	}
 	return a
+}
+
+// sqsText replaces the characters SQS refuses in a message attribute
+// (control characters, invalid UTF-8) with U+FFFD: a detail quoting a bad
+// input must not make the dead letter itself a sender fault.
+func sqsText(v string) string {
+	ok := func(r rune) bool {
+		return r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || r >= 0x10000
+	}
+	if utf8.ValidString(v) && strings.IndexFunc(v, func(r rune) bool { return !ok(r) }) < 0 {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if ok(r) && r != utf8.RuneError {
+			return r
+		}
+		return '\uFFFD'
+	}, strings.ToValidUTF8(v, "\uFFFD"))
 }
 
 // sendBatch sends up to 10 entries, retrying the ones SQS reports failed

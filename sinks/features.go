@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"strconv"
 	"sync"
 	"time"
 
@@ -24,11 +22,24 @@ type FeatureTableAPI interface {
 type FeatureTableOptions struct {
 	// Client talks to DynamoDB.
 	Client FeatureTableAPI
-	// Table is the table name. Its hash key is a string attribute named
-	// KeyAttribute holding the entity.
+	// Table is the table name. Its partition key is a string attribute
+	// named KeyAttribute holding the entity, its sort key a string
+	// attribute named SortKeyAttribute holding FeatureSet (FeatureLayout).
 	Table string
-	// KeyAttribute names the hash key; default "entity".
+	// KeyAttribute names the partition key; default "entity".
 	KeyAttribute string
+	// SortKeyAttribute names the sort key; default "feature_set".
+	SortKeyAttribute string
+	// FeatureSet is this sink's sort key value, FeatureSet(pipeline,
+	// window), so windows and pipelines sharing entities keep separate
+	// items. Default: the batch's stream name (set it: two windows of one
+	// stream would otherwise share items). At most MaxSortKeyBytes.
+	FeatureSet string
+	// DeadLetters receives the rows DynamoDB refuses on their own (empty
+	// or oversized entity, item over 400 KB, a value it rejects) with the
+	// reason; the rest of the batch is written and acked nil. Without it
+	// such a row fails the batch with a *PermanentError.
+	DeadLetters DeadLetters
 	// TTL is how long an item lives after its last write; default 7 days.
 	// The table's TTL must be enabled on TTLAttribute for DynamoDB to expire it.
 	TTL time.Duration
@@ -64,7 +75,13 @@ func NewFeatureTable(o FeatureTableOptions) (*FeatureTable, error) {
 		return nil, errors.New("sinks: FeatureTableOptions.Client and Table are required")
 	}
 	if o.KeyAttribute == "" {
-		o.KeyAttribute = "entity"
+		o.KeyAttribute = FeatureAttrEntity
+	}
+	if o.SortKeyAttribute == "" {
+		o.SortKeyAttribute = FeatureAttrSet
+	}
+	if len(o.FeatureSet) > MaxSortKeyBytes {
+		return nil, fmt.Errorf("sinks: FeatureTableOptions.FeatureSet is %d bytes, over DynamoDB's %d-byte sort key limit", len(o.FeatureSet), MaxSortKeyBytes)
 	}
 	if o.TTL <= 0 {
 		o.TTL = 7 * 24 * time.Hour
@@ -82,14 +99,18 @@ func NewFeatureTable(o FeatureTableOptions) (*FeatureTable, error) {
 		o.Now = time.Now
 	}
 	m := o.Metrics.forSink("features")
-	h := &featureHandler{o: o, m: m, r: &retrier{name: "features", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger}}
-	return &FeatureTable{runner: newRunner("features", h, m, o.Queue, 0)}, nil
+	h := &featureHandler{o: o, m: m, r: newRetrier("features", o.Backoff, m, o.Logger),
+		layout: FeatureLayout{PartitionKey: o.KeyAttribute, SortKey: o.SortKeyAttribute, TTLAttribute: o.TTLAttribute},
+		ref:    &refuser{sink: "features", dl: o.DeadLetters, m: m, log: o.Logger}}
+	return &FeatureTable{runner: newRunner("features", h, m, h.r.h, o.Queue, 0)}, nil
 }
 
 type featureHandler struct {
-	o FeatureTableOptions
-	m *sinkMetrics
-	r *retrier
+	o      FeatureTableOptions
+	m      *sinkMetrics
+	r      *retrier
+	layout FeatureLayout
+	ref    *refuser
 }
 
 func (h *featureHandler) flush(context.Context) <-chan struct{} { return closedChan() }
@@ -123,7 +144,12 @@ func (h *featureHandler) handle(ctx context.Context, b Batch) {
 		go func() {
 			defer wg.Done()
 			for i := range rows {
-				if err := h.put(ctx, b.Stream, v, i); err != nil {
+				err := h.put(ctx, b.Stream, v, i)
+				if err != nil && IsPermanent(err) {
+					// This row only: DynamoDB answered, and refused it.
+					err = h.ref.refuse(ctx, &b, v, i, err)
+				}
+				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -146,36 +172,43 @@ func (h *featureHandler) handle(ctx context.Context, b Batch) {
 	b.Ack(firstErr)
 }
 
+// put writes row i conditionally. A row DynamoDB cannot store is refused
+// here, before the call, with the limit it breaks.
 func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int) error {
-	n := func(x int64) ddbtypes.AttributeValue {
-		return &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(x, 10)}
+	entity := v.entity.Value(i)
+	if err := checkEntity(entity); err != nil {
+		return &PermanentError{Sink: "features", Err: err}
 	}
 	now := h.o.Now()
-	ws, we := v.ws.millis(i), v.we.millis(i)
-	feats := make(map[string]ddbtypes.AttributeValue, len(v.features))
-	for _, f := range v.features {
-		if x, ok := f.value(i); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
-			feats[f.name] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatFloat(x, 'g', -1, 64)}
-		}
+	set := h.o.FeatureSet
+	if set == "" {
+		set = stream
 	}
 	model := v.modelVersion(i)
-	item := map[string]ddbtypes.AttributeValue{
-		h.o.KeyAttribute: &ddbtypes.AttributeValueMemberS{Value: v.entity.Value(i)},
-		"stream":         &ddbtypes.AttributeValueMemberS{Value: stream},
-		"window_start":   n(ws),
-		"window_end":     n(we),
-		"features":       &ddbtypes.AttributeValueMemberM{Value: feats},
-		"fallback":       &ddbtypes.AttributeValueMemberBOOL{Value: v.isFallback(i)},
-		"result_id":      &ddbtypes.AttributeValueMemberS{Value: ResultID(stream, v.entity.Value(i), v.ws.time(i), v.we.time(i), model)},
-		"updated_at":     n(now.UnixMilli()),
-		h.o.TTLAttribute: n(now.Add(h.o.TTL).Unix()),
-		ColModelVersion:  &ddbtypes.AttributeValueMemberS{Value: model},
+	it := FeatureItem{
+		Entity: entity, FeatureSet: set, Stream: stream,
+		WindowStart: v.ws.time(i), WindowEnd: v.we.time(i),
+		Features:     make(map[string]float64, len(v.features)),
+		Scores:       make(map[string]float64, len(v.scores)),
+		ModelVersion: model, Fallback: v.isFallback(i),
+		ResultID:  ResultID(stream, entity, v.ws.time(i), v.we.time(i), model),
+		UpdatedAt: now, Expires: now.Add(h.o.TTL),
 	}
-	for _, s := range v.scores {
-		if x, ok := s.value(i); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
-			item[s.name] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatFloat(x, 'g', -1, 64)}
+	for _, f := range v.features {
+		if x, ok := f.value(i); ok {
+			it.Features[f.name] = x
 		}
 	}
+	for _, s := range v.scores {
+		if x, ok := s.value(i); ok {
+			it.Scores[s.name] = x
+		}
+	}
+	item := h.layout.Marshal(&it)
+	if n := itemBytes(item); n > MaxItemBytes {
+		return &PermanentError{Sink: "features", Err: fmt.Errorf("item is about %d bytes, over DynamoDB's %d-byte item limit", n, MaxItemBytes)}
+	}
+	ws, we := v.ws.millis(i), v.we.millis(i)
 	in := &dynamodb.PutItemInput{
 		TableName: aws.String(h.o.Table),
 		Item:      item,
@@ -184,9 +217,9 @@ func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int)
 		// does not: after a failover it may be rebuilt from only the events
 		// after the checkpoint, and the complete first version must stay.
 		ConditionExpression:      aws.String(sameWindowCondition(v.isUpdate(i))),
-		ExpressionAttributeNames: map[string]string{"#k": h.o.KeyAttribute, "#ws": "window_start", "#we": "window_end"},
+		ExpressionAttributeNames: map[string]string{"#k": h.o.KeyAttribute, "#ws": ColWindowStart, "#we": ColWindowEnd},
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-			":ws": n(ws), ":we": n(we),
+			":ws": avN(ws), ":we": avN(we),
 		},
 	}
 	return h.r.do(ctx, "PutItem", func(ctx context.Context) error {

@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 )
 
@@ -18,15 +16,10 @@ func TestFeatureTableKeepsNewestWindow(t *testing.T) {
 	t.Parallel()
 	env := devstacktest.New(t)
 	ctx := devstacktest.Ctx(t)
-	table := env.Name("features")
-	if err := devstack.EnsureTable(ctx, env.DynamoDB, devstack.TablePlan{Name: table, HashKey: "entity"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = env.DynamoDB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
-	})
+	table := featureTable(t, env)
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	s, err := NewFeatureTable(FeatureTableOptions{Client: env.DynamoDB, Table: table, TTL: time.Hour, Now: func() time.Time { return now }})
+	set := FeatureSet("factory", "machine_1m")
+	s, err := NewFeatureTable(FeatureTableOptions{Client: env.DynamoDB, Table: table, FeatureSet: set, TTL: time.Hour, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +49,7 @@ func TestFeatureTableKeepsNewestWindow(t *testing.T) {
 
 	get := func(e string) map[string]ddbtypes.AttributeValue {
 		out, err := env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true),
-			Key: map[string]ddbtypes.AttributeValue{"entity": &ddbtypes.AttributeValueMemberS{Value: e}}})
+			Key: FeatureLayout{}.Key(e, set)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,8 @@ type Metrics struct {
 	errs     *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	failing  *prometheus.GaugeVec
+	refused  *prometheus.CounterVec
 }
 
 // NewMetrics creates the sink metrics and registers them with reg. A nil
@@ -41,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"sink"}),
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "streamscore", Subsystem: "sink", Name: "errors_total",
-			Help: "Failed calls by kind: transient (retried) or permanent (acked with the error).",
+			Help: "Failed calls by kind: transient (retried), outage (sink-wide: access denied, missing resource; retried until fixed) or permanent (the request itself was refused).",
 		}, []string{"sink", "kind"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "streamscore", Subsystem: "sink", Name: "flush_seconds",
@@ -52,9 +54,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "streamscore", Subsystem: "sink", Name: "inflight_batches",
 			Help: "Batches accepted but not yet acked.",
 		}, []string{"sink"}),
+		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "streamscore", Subsystem: "sink", Name: "failing",
+			Help: "Sink instances whose latest call failed (transient or sink-wide) with no success since. Healthy() reports an outage at once for sink-wide errors (access denied, missing table/topic/bucket) and after OutageAfter for transient ones.",
+		}, []string{"sink"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "streamscore", Subsystem: "sink", Name: "refused_rows_total",
+			Help: "Rows the sink's service refused on their own (key too long, item too large, invalid value) that went to the dead-letter sink instead.",
+		}, []string{"sink"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.rows, m.bytes, m.flushes, m.retries, m.errs, m.latency, m.inflight} {
+		for _, c := range []prometheus.Collector{m.rows, m.bytes, m.flushes, m.retries, m.errs, m.latency, m.inflight, m.failing, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, errors.Join(errors.New("sinks: registering metrics"), err)
 			}
@@ -70,9 +80,10 @@ func (m *Metrics) Rows(sink string) prometheus.Counter { return m.rows.WithLabel
 // sinkMetrics are one sink's curried series.
 type sinkMetrics struct {
 	rows, bytes, flushes, retries prometheus.Counter
-	transient, permanent          prometheus.Counter
+	transient, permanent, outage  prometheus.Counter
+	refused                       prometheus.Counter
 	latency                       prometheus.Observer
-	inflight                      prometheus.Gauge
+	inflight, failing             prometheus.Gauge
 }
 
 func (m *Metrics) forSink(name string) *sinkMetrics {
@@ -86,6 +97,9 @@ func (m *Metrics) forSink(name string) *sinkMetrics {
 		retries:   m.retries.WithLabelValues(name),
 		transient: m.errs.WithLabelValues(name, "transient"),
 		permanent: m.errs.WithLabelValues(name, "permanent"),
+		outage:    m.errs.WithLabelValues(name, "outage"),
+		refused:   m.refused.WithLabelValues(name),
+		failing:   m.failing.WithLabelValues(name),
 		latency:   m.latency.WithLabelValues(name),
 		inflight:  m.inflight.WithLabelValues(name),
 	}

@@ -3,13 +3,16 @@ package sinks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Backoff is the retry schedule for transient failures: full-jitter
@@ -80,36 +83,145 @@ func isThrottle(err error) bool {
 		c == "RequestThrottled" || c == "KMSThrottlingException"
 }
 
+// isOutage reports whether a permanent-looking error says the whole sink
+// is unusable rather than that one request was bad: credentials or
+// permissions refused, the table, topic, queue or bucket missing, its KMS
+// key unusable. Acking with such an error would stop every shard for
+// something an operator fixes without a restart, and dead-lettering the
+// rows would move every row of the outage to the dead-letter queue, so the
+// sink keeps retrying instead (holding its batches unacked) and says so in
+// Healthy.
+func isOutage(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch c := ae.ErrorCode(); c {
+		case "AccessDenied", "AccessDeniedException", "AuthorizationError", "Forbidden",
+			"UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
+			"SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "MissingAuthenticationToken",
+			"ResourceNotFoundException", "NoSuchBucket", "NotFound", "NotFoundException",
+			"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+			"InvalidSecurity", "AuthFailure", "OptInRequired":
+			return true
+		default:
+			if strings.HasPrefix(c, "KMS") {
+				return true
+			}
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case 401, 403, 404:
+			return true
+		}
+	}
+	return false
+}
+
+// OutageAfter is how long a sink's calls may keep failing transiently
+// (throttling, 5xx, connection errors) before Healthy reports an outage.
+// Sink-wide refusals (access denied, missing resource) are reported at once.
+const OutageAfter = 30 * time.Second
+
+// health is a sink's view of its service: failing since when, with what.
+// Every answer the service gives about a request itself (success, or a
+// refusal of that one request) means the sink is up.
+type health struct {
+	name  string
+	gauge prometheus.Gauge
+
+	mu      sync.Mutex
+	failing bool
+	outage  bool
+	since   time.Time
+	last    error
+}
+
+func (h *health) fail(err error, outage bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.failing {
+		h.failing, h.since = true, time.Now()
+		h.gauge.Inc()
+	}
+	h.outage, h.last = outage, err
+}
+
+func (h *health) ok() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failing {
+		h.failing, h.outage, h.last = false, false, nil
+		h.gauge.Dec()
+	}
+}
+
+// check implements Healthy.
+func (h *health) check(now time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case !h.failing:
+		return nil
+	case h.outage:
+		return fmt.Errorf("sink %s unavailable since %s: %w", h.name, h.since.UTC().Format(time.RFC3339), h.last)
+	case now.Sub(h.since) >= OutageAfter:
+		return fmt.Errorf("sink %s failing for %s: %w", h.name, now.Sub(h.since).Round(time.Second), h.last)
+	}
+	return nil
+}
+
 // retrier runs calls with the sink's backoff and counts what happens.
 type retrier struct {
 	name    string
 	backoff Backoff
 	m       *sinkMetrics
 	log     *slog.Logger
+	h       *health
+}
+
+func newRetrier(name string, b Backoff, m *sinkMetrics, log *slog.Logger) *retrier {
+	return &retrier{name: name, backoff: b.withDefaults(), m: m, log: log, h: &health{name: name, gauge: m.failing}}
 }
 
 // do runs fn until it succeeds, fails permanently (returned as a
 // *PermanentError) or ctx ends (ctx's error, wrapping the last failure).
+// A sink-wide refusal (isOutage) is retried like a transient failure, at
+// the backoff's maximum, until it is fixed.
 func (r *retrier) do(ctx context.Context, op string, fn func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
+			r.h.ok()
 			return nil
 		}
-		if isPermanent(err) {
+		outage := isOutage(err)
+		if !outage && isPermanent(err) {
+			// The service answered about this request: the sink is up.
+			r.h.ok()
 			r.m.permanent.Inc()
 			if !IsPermanent(err) {
 				err = &PermanentError{Sink: r.name, Err: err}
 			}
 			return err
 		}
-		r.m.transient.Inc()
 		if ctx.Err() != nil {
 			return errors.Join(ctx.Err(), err)
 		}
+		r.h.fail(err, outage)
 		d := r.backoff.delay(attempt)
-		if attempt == 0 || attempt%10 == 9 {
-			r.log.Warn("sink call failed; retrying", "sink", r.name, "op", op, "attempt", attempt+1, "in", d, "err", err)
+		if outage {
+			r.m.outage.Inc()
+			d = r.backoff.Max
+			if attempt%10 == 0 {
+				r.log.Error("sink unavailable (permissions or a missing resource); its batches wait until it is fixed",
+					"sink", r.name, "op", op, "attempt", attempt+1, "in", d, "err", err)
+			}
+		} else {
+			r.m.transient.Inc()
+			if attempt == 0 || attempt%10 == 9 {
+				r.log.Warn("sink call failed; retrying", "sink", r.name, "op", op, "attempt", attempt+1, "in", d, "err", err)
+			}
 		}
 		t := time.NewTimer(d)
 		select {

@@ -28,6 +28,7 @@ type runner struct {
 	name string
 	h    handler
 	m    *sinkMetrics
+	hl   *health
 	in   chan item
 
 	mu      sync.Mutex
@@ -49,12 +50,12 @@ type item struct {
 	flush chan<- (<-chan struct{})
 }
 
-func newRunner(name string, h handler, m *sinkMetrics, queue int, every time.Duration) *runner {
+func newRunner(name string, h handler, m *sinkMetrics, hl *health, queue int, every time.Duration) *runner {
 	if queue <= 0 {
 		queue = 16
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runner{name: name, h: h, m: m, in: make(chan item, queue), ctx: ctx, cancel: cancel, done: make(chan struct{}), closeDone: make(chan struct{})}
+	r := &runner{name: name, h: h, m: m, hl: hl, in: make(chan item, queue), ctx: ctx, cancel: cancel, done: make(chan struct{}), closeDone: make(chan struct{})}
 	go r.loop(every)
 	return r
 }
@@ -84,6 +85,14 @@ func (r *runner) loop(every time.Duration) {
 		}
 	}
 }
+
+// Healthy returns nil while the sink's service answers, and an error
+// naming the cause while it is unavailable: at once when it refuses the
+// sink as a whole (access denied, missing table, topic or bucket), or when
+// its calls have failed transiently for OutageAfter. Only such an outage
+// holds batches unacked; a row the service refuses on its own goes to the
+// dead-letter sink and never does. The pipeline's readiness check calls it.
+func (r *runner) Healthy() error { return r.hl.check(time.Now()) }
 
 // Write implements Sink.Write.
 func (r *runner) Write(ctx context.Context, b Batch) error {

@@ -147,14 +147,14 @@ func NewS3(o S3Options) (*S3, error) {
 	}
 	m := o.Metrics.forSink("s3")
 	h := newS3Handler(o, m)
-	return &S3{runner: newRunner("s3", h, m, o.Queue, time.Second)}, nil
+	return &S3{runner: newRunner("s3", h, m, h.r.h, o.Queue, time.Second)}, nil
 }
 
 func newS3Handler(o S3Options, m *sinkMetrics) *s3Handler {
 	return &s3Handler{
 		o: o,
 		m: m,
-		r: &retrier{name: "s3", backoff: o.Backoff.withDefaults(), m: m, log: o.Logger},
+		r: newRetrier("s3", o.Backoff, m, o.Logger),
 		tm: transfermanager.New(o.Client, func(t *transfermanager.Options) {
 			t.PartSizeBytes = o.PartSize
 			t.MultipartUploadThreshold = 2 * o.PartSize
