@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/streamscore/streamscore/sinks"
 )
 
 // Environment variables read by ConfigFromEnv (docs/lambda.md has the table).
 const (
 	EnvFeatureTable     = "STREAMSCORE_FEATURE_TABLE"
 	EnvFeatureKey       = "STREAMSCORE_FEATURE_KEY"
+	EnvFeatureSet       = "STREAMSCORE_FEATURE_SET"
 	EnvModel            = "STREAMSCORE_MODEL"
 	EnvEntityField      = "STREAMSCORE_ENTITY_FIELD"
 	EnvTypeField        = "STREAMSCORE_TYPE_FIELD"
@@ -38,8 +41,13 @@ const (
 type Config struct {
 	// FeatureTable is the DynamoDB table sinks.FeatureTable writes. Required.
 	FeatureTable string
-	// KeyAttribute is the table's hash key; default "entity" (as the sink's).
+	// KeyAttribute is the table's partition key; default "entity" (as the
+	// sink's). The sort key is sinks.FeatureAttrSet.
 	KeyAttribute string
+	// FeatureSet is the sort key value of the window the model was
+	// trained on, sinks.FeatureSet(pipeline, window); default
+	// "churn#user_day", examples/churn.yaml's window.
+	FeatureSet string
 	// Model is a path to the model file (or SageMaker-style directory)
 	// inside the deployment package, or an s3:// URI. Required.
 	Model string
@@ -74,8 +82,9 @@ type Config struct {
 	LogLevel slog.Level
 }
 
-// maxKeyBytes is DynamoDB's limit on a partition key value.
-const maxKeyBytes = 2048
+// DefaultFeatureSet is the feature set examples/churn.yaml's pipeline
+// writes: its window user_day.
+var DefaultFeatureSet = sinks.FeatureSet("churn", "user_day")
 
 // ConfigFromEnv reads the configuration from environment variables through
 // getenv (os.Getenv in the function), applies defaults and checks every
@@ -95,6 +104,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		FeatureTable:       str(EnvFeatureTable, ""),
 		KeyAttribute:       str(EnvFeatureKey, "entity"),
+		FeatureSet:         str(EnvFeatureSet, DefaultFeatureSet),
 		Model:              str(EnvModel, ""),
 		EntityField:        str(EnvEntityField, "user_id"),
 		TypeField:          str(EnvTypeField, "event_type"),
@@ -122,6 +132,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	case strings.Contains(c.Model, "://"):
 		bad(EnvModel, "%q: only file paths and s3:// URIs are supported", c.Model)
+	}
+	if len(c.FeatureSet) > sinks.MaxSortKeyBytes {
+		bad(EnvFeatureSet, "%d bytes, over DynamoDB's %d-byte sort key limit", len(c.FeatureSet), sinks.MaxSortKeyBytes)
 	}
 	if c.EntityField == c.TypeField {
 		bad(EnvTypeField, "%q is also the entity field (%s)", c.TypeField, EnvEntityField)

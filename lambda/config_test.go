@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/sinks"
 )
 
 func envOf(kv map[string]string) func(string) string {
@@ -44,6 +45,9 @@ func TestConfigDefaultsFollowTheChurnPipeline(t *testing.T) {
 	if r := pc.Alerts.Rules[0]; c.Threshold != r.Threshold || c.Severity != r.Severity {
 		t.Errorf("threshold %v severity %q, the pipeline's churn rule has %v %q", c.Threshold, c.Severity, r.Threshold, r.Severity)
 	}
+	if want := sinks.FeatureSet(pc.Pipeline, pc.Scorers[0].Window); c.FeatureSet != want {
+		t.Errorf("feature set %q, the churn pipeline's scorer writes %q", c.FeatureSet, want)
+	}
 	if c.KeyAttribute != "entity" || c.MaxFeatureAge != 48*time.Hour || c.Rule != "churn-at-login" || c.MetricsNamespace != "streamscore" ||
 		c.FunctionName != "streamscore-login" || c.LogLevel != slog.LevelInfo || c.AlertTopicARN != "" || c.DeadLetterQueueURL != "" {
 		t.Errorf("defaults: %+v", c)
@@ -52,7 +56,7 @@ func TestConfigDefaultsFollowTheChurnPipeline(t *testing.T) {
 
 func TestConfigReadsEveryVariable(t *testing.T) {
 	c, err := ConfigFromEnv(envOf(map[string]string{
-		EnvFeatureTable: "features-prod", EnvFeatureKey: "user", EnvModel: "s3://models/churn/model.tar.gz",
+		EnvFeatureTable: "features-prod", EnvFeatureKey: "user", EnvFeatureSet: "churn-v2#user_week", EnvModel: "s3://models/churn/model.tar.gz",
 		EnvEntityField: "uid", EnvTypeField: "kind", EnvLoginValue: "sign_in", EnvMaxFeatureAge: "36h",
 		EnvThreshold: "0.85", EnvAlertTopic: "arn:aws:sns:eu-west-1:123456789012:churn.fifo", EnvAlertSeverity: "critical",
 		EnvAlertRule: "vip-login", EnvDeadLetterQueue: "https://sqs.eu-west-1.amazonaws.com/123456789012/dl",
@@ -63,7 +67,7 @@ func TestConfigReadsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		FeatureTable: "features-prod", KeyAttribute: "user", Model: "s3://models/churn/model.tar.gz",
+		FeatureTable: "features-prod", KeyAttribute: "user", FeatureSet: "churn-v2#user_week", Model: "s3://models/churn/model.tar.gz",
 		EntityField: "uid", TypeField: "kind", LoginValue: "sign_in", MaxFeatureAge: 36 * time.Hour,
 		Threshold: 0.85, AlertTopicARN: "arn:aws:sns:eu-west-1:123456789012:churn.fifo", Severity: "critical", Rule: "vip-login",
 		DeadLetterQueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/dl", DeadLetterBucket: "dl-bucket", DeadLetterPrefix: "login/",

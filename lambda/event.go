@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/streamscore/streamscore/sinks"
 )
 
 // EventError says why an event cannot be scored. Field names the event's
@@ -89,8 +91,8 @@ func eventFromObject(obj map[string]json.RawMessage, f fields) (loginEvent, erro
 	default:
 		return ev, &EventError{Field: f.entity, Reason: "want a string or a number, got " + jsonKind(raw)}
 	}
-	if len(ev.entity) > maxKeyBytes {
-		return ev, &EventError{Field: f.entity, Reason: fmt.Sprintf("%d bytes, over DynamoDB's %d-byte key limit", len(ev.entity), maxKeyBytes)}
+	if len(ev.entity) > sinks.MaxEntityBytes {
+		return ev, &EventError{Field: f.entity, Reason: fmt.Sprintf("%d bytes, over DynamoDB's %d-byte key limit", len(ev.entity), sinks.MaxEntityBytes)}
 	}
 	raw, ok = obj[f.typ]
 	switch {

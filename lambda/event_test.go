@@ -168,7 +168,7 @@ func FuzzParseEvent(f *testing.F) {
 			}
 			return
 		}
-		if ev.entity == "" || len(ev.entity) > maxKeyBytes || !utf8.ValidString(ev.entity) {
+		if ev.entity == "" || len(ev.entity) > sinks.MaxEntityBytes || !utf8.ValidString(ev.entity) {
 			t.Fatalf("accepted an unusable key %q", ev.entity)
 		}
 		if !json.Valid(data) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"sync"
 	"time"
 
@@ -21,11 +20,6 @@ import (
 type FeatureReader interface {
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 }
-
-// attrFeatures is the map attribute in which sinks.FeatureTable stores a
-// window's feature values by name; window bounds are in sinks.ColWindowStart
-// and sinks.ColWindowEnd, Unix milliseconds.
-const attrFeatures = "features"
 
 // readConcurrency bounds the GetItem calls one batch runs at once: the
 // SDK's HTTP client keeps 10 idle connections per host, so up to 10 are
@@ -44,7 +38,8 @@ type stored struct {
 	x []float64
 }
 
-// decodeItem maps an item written by sinks.FeatureTable onto the model's
+// decodeItem maps an item written by sinks.FeatureTable (read through
+// sinks.FeatureLayout, the layout the sink writes) onto the model's
 // inputs. The pipeline binds model inputs to window feature columns by
 // name (scorer.CheckSchema), and the sink stores those columns under the
 // same names, so the lookup is by name too. A value that is absent (null
@@ -59,68 +54,29 @@ func (h *Handler) decodeItem(item map[string]ddbtypes.AttributeValue, now time.T
 		return s, nil
 	}
 	s.exists = true
-	we, err := millisAttr(item, sinks.ColWindowEnd)
+	it, err := h.layout().Unmarshal(item)
+	s.windowStart, s.windowEnd = it.WindowStart, it.WindowEnd
 	if err != nil {
 		return s, err
 	}
-	s.windowEnd = we
-	if ws, err := millisAttr(item, sinks.ColWindowStart); err == nil {
-		s.windowStart = ws
-	}
-	if now.Sub(we) > h.cfg.MaxFeatureAge {
+	if now.Sub(it.WindowEnd) > h.cfg.MaxFeatureAge {
 		return s, nil
 	}
-	m, ok := item[attrFeatures].(*ddbtypes.AttributeValueMemberM)
-	if !ok {
-		return s, fmt.Errorf("attribute %q is %s, want a map", attrFeatures, avKind(item[attrFeatures]))
+	if it.Features == nil {
+		return s, fmt.Errorf("attribute %q is absent, want a map", sinks.FeatureAttrFeatures)
 	}
 	s.fresh = true
 	for j, name := range h.features {
-		switch v := m.Value[name].(type) {
-		case nil:
-		case *ddbtypes.AttributeValueMemberN:
-			f, err := strconv.ParseFloat(v.Value, 64)
-			if err != nil {
-				return s, fmt.Errorf("feature %q: %q is not a number", name, v.Value)
-			}
+		if f, ok := it.Features[name]; ok {
 			s.x[j] = f
-		default:
-			return s, fmt.Errorf("feature %q is %s, want a number", name, avKind(v))
 		}
 	}
 	return s, nil
 }
 
-func millisAttr(item map[string]ddbtypes.AttributeValue, name string) (time.Time, error) {
-	v, ok := item[name].(*ddbtypes.AttributeValueMemberN)
-	if !ok {
-		return time.Time{}, fmt.Errorf("attribute %q is %s, want Unix milliseconds", name, avKind(item[name]))
-	}
-	ms, err := strconv.ParseInt(v.Value, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("attribute %q: %q is not Unix milliseconds", name, v.Value)
-	}
-	return time.UnixMilli(ms).UTC(), nil
-}
-
-func avKind(v ddbtypes.AttributeValue) string {
-	switch v.(type) {
-	case nil:
-		return "absent"
-	case *ddbtypes.AttributeValueMemberS:
-		return "a string"
-	case *ddbtypes.AttributeValueMemberN:
-		return "a number"
-	case *ddbtypes.AttributeValueMemberM:
-		return "a map"
-	case *ddbtypes.AttributeValueMemberNULL:
-		return "null"
-	}
-	return fmt.Sprintf("%T", v)
-}
-
-func (h *Handler) key(entity string) map[string]ddbtypes.AttributeValue {
-	return map[string]ddbtypes.AttributeValue{h.cfg.KeyAttribute: &ddbtypes.AttributeValueMemberS{Value: entity}}
+// layout is the feature table's layout as configured.
+func (h *Handler) layout() sinks.FeatureLayout {
+	return sinks.FeatureLayout{PartitionKey: h.cfg.KeyAttribute}
 }
 
 // getItem reads one entity's item (nil if there is none). Reads are
@@ -128,9 +84,10 @@ func (h *Handler) key(entity string) map[string]ddbtypes.AttributeValue {
 // login scored against the previous window for a second is no worse than
 // one scored a second earlier.
 func (h *Handler) getItem(ctx context.Context, entity string) (map[string]ddbtypes.AttributeValue, error) {
-	out, err := h.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.cfg.FeatureTable), Key: h.key(entity)})
+	out, err := h.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.cfg.FeatureTable), Key: h.layout().Key(entity, h.cfg.FeatureSet)})
 	if err != nil {
-		return nil, fmt.Errorf("feature table %s: GetItem %q: %w", h.cfg.FeatureTable, entity, err)
+		// No entity in the error: it is logged at info and above.
+		return nil, fmt.Errorf("feature table %s (%s): GetItem: %w", h.cfg.FeatureTable, h.cfg.FeatureSet, err)
 	}
 	return out.Item, nil
 }

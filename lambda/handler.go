@@ -290,7 +290,8 @@ func (h *Handler) direct(ctx context.Context, log *slog.Logger, obj map[string]j
 func (h *Handler) storedOrMissing(log *slog.Logger, entity string, item map[string]ddbtypes.AttributeValue) stored {
 	st, err := h.decodeItem(item, h.now())
 	if err != nil {
-		log.Warn("feature table item unreadable; scoring with missing features", "entity", entity, "table", h.cfg.FeatureTable, "err", err)
+		log.Warn("feature table item unreadable; scoring with missing features", "table", h.cfg.FeatureTable, "feature_set", h.cfg.FeatureSet, "err", err)
+		log.Debug("unreadable item's user", "entity", entity)
 		for j := range st.x {
 			st.x[j] = math.NaN()
 		}

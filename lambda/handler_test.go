@@ -150,8 +150,9 @@ func TestDirectDamagedItemScoresAsMissing(t *testing.T) {
 	f := newFixture(t, testUsers[:1])
 	ctx := devstacktest.Ctx(t)
 	_, err := f.env.DynamoDB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: map[string]ddbtypes.AttributeValue{
-		"entity":     &ddbtypes.AttributeValueMemberS{Value: "user-damaged"},
-		"window_end": &ddbtypes.AttributeValueMemberN{Value: fmt.Sprint(day.Add(24 * time.Hour).UnixMilli())},
+		"entity":      &ddbtypes.AttributeValueMemberS{Value: "user-damaged"},
+		"feature_set": &ddbtypes.AttributeValueMemberS{Value: DefaultFeatureSet},
+		"window_end":  &ddbtypes.AttributeValueMemberN{Value: fmt.Sprint(day.Add(24 * time.Hour).UnixMilli())},
 		"features": &ddbtypes.AttributeValueMemberM{Value: map[string]ddbtypes.AttributeValue{
 			"events": &ddbtypes.AttributeValueMemberS{Value: "forty"},
 		}},

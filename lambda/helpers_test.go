@@ -102,7 +102,7 @@ func newFixture(t testing.TB, users []user) *fixture {
 	env := devstacktest.New(t)
 	ctx := devstacktest.Ctx(t)
 	f := &fixture{env: env, table: env.Name("features"), model: loadChurnModel(t), row: map[string]int{}}
-	if err := devstack.EnsureTable(ctx, env.DynamoDB, devstack.TablePlan{Name: f.table, HashKey: "entity"}); err != nil {
+	if err := devstack.EnsureTable(ctx, env.DynamoDB, devstack.TablePlan{Name: f.table, HashKey: sinks.FeatureAttrEntity, RangeKey: sinks.FeatureAttrSet}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -113,7 +113,7 @@ func newFixture(t testing.TB, users []user) *fixture {
 	for i, u := range users {
 		f.row[u.entity] = i
 	}
-	sink, err := sinks.NewFeatureTable(sinks.FeatureTableOptions{Client: env.DynamoDB, Table: f.table})
+	sink, err := sinks.NewFeatureTable(sinks.FeatureTableOptions{Client: env.DynamoDB, Table: f.table, FeatureSet: DefaultFeatureSet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,8 @@ func (l *lockedBuffer) Bytes() []byte {
 var testBackoff = sinks.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 
 // newHandler builds the handler on the fixture's stack with its clock at
-// loginAt; o's zero fields get the stack's clients.
+// loginAt; o's zero fields get the stack's clients (and a debug logger to
+// the test's log).
 func (f *fixture) newHandler(t *testing.T, cfg Config, o Options) (*Handler, *lockedBuffer) {
 	t.Helper()
 	if o.DynamoDB == nil {
@@ -247,7 +248,9 @@ func (f *fixture) newHandler(t *testing.T, cfg Config, o Options) (*Handler, *lo
 	o.Metrics = metrics
 	o.Now = func() time.Time { return loginAt }
 	o.Backoff = testBackoff
-	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	h, err := New(devstacktest.Ctx(t), cfg, o)
 	if err != nil {
 		t.Fatal(err)

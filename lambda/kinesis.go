@@ -154,8 +154,11 @@ func (h *Handler) batch(ctx context.Context, log *slog.Logger, ev *events.Kinesi
 			continue
 		}
 		c.highRisk++
-		log.Info("high-risk login", "entity", u.entity, "score", scores[k], "threshold", h.cfg.Threshold,
+		// The user id only at debug: it is personal data, and the
+		// position finds the record (and the alert carries the id).
+		log.Info("high-risk login", "score", scores[k], "threshold", h.cfg.Threshold,
 			"features_found", st[k].fresh, "sequence_number", u.pos.Sequence, "sub_sequence", u.pos.SubSequence)
+		log.Debug("high-risk login's user", "entity", u.entity, "sequence_number", u.pos.Sequence, "sub_sequence", u.pos.SubSequence)
 		if h.alerts == nil || alerted[u.entity] {
 			continue
 		}

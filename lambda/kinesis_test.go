@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
@@ -318,5 +322,52 @@ func TestKinesisOutageHandsBackFromTheFirstFailedRecord(t *testing.T) {
 				t.Errorf("alerts over both invocations: %v, want %s", alerted, wantAlerts)
 			}
 		})
+	}
+}
+
+// User ids are personal data: at the default level (info) the function
+// logs none, not for a high-risk login (which is logged), nor a poison
+// record, nor an item it cannot read. They appear at debug only.
+func TestInfoLogsCarryNoUserIDs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, testUsers)
+	env := f.env
+	topic, _ := env.CreateTopicQueue(t, false)
+	cfg := f.config()
+	cfg.AlertTopicARN, cfg.DeadLetterQueueURL = topic, env.CreateQueue(t, false)
+	_, err := f.env.DynamoDB.PutItem(devstacktest.Ctx(t), &dynamodb.PutItemInput{TableName: aws.String(f.table), Item: map[string]ddbtypes.AttributeValue{
+		"entity":      &ddbtypes.AttributeValueMemberS{Value: "user-damaged-7"},
+		"feature_set": &ddbtypes.AttributeValueMemberS{Value: DefaultFeatureSet},
+		"window_end":  &ddbtypes.AttributeValueMemberN{Value: fmt.Sprint(day.Add(24 * time.Hour).UnixMilli())},
+		"features":    &ddbtypes.AttributeValueMemberS{Value: "not a map"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logs lockedBuffer
+		h, _ := f.newHandler(t, cfg, Options{Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level}))})
+		data := [][]byte{
+			login("user-leaving"), // high risk: logged and alerted
+			[]byte(`{"user_id":"user-secret-42","event_type":"login"`), // poison
+			login("user-damaged-7"),
+		}
+		resp := invokeBatch(t, devstacktest.Ctx(t), h, kinesisEvent("app-events", "shardId-000000000003", data))
+		if len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+		}
+		logs.mu.Lock()
+		out := logs.b.String()
+		logs.mu.Unlock()
+		for _, want := range []string{"high-risk login", "poison record", "feature table item unreadable"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: no %q line in the logs:\n%s", level, want, out)
+			}
+		}
+		for _, id := range []string{"user-leaving", "user-secret-42", "user-damaged-7"} {
+			if got := strings.Contains(out, id); got != (level == slog.LevelDebug && id != "user-secret-42") {
+				t.Errorf("%v: logs contain %s: %v\n%s", level, id, got, out)
+			}
+		}
 	}
 }
