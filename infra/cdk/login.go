@@ -20,6 +20,7 @@ import (
 // (TestLoginEnvironmentMatchesLambdaPackage checks them against it).
 const (
 	EnvFeatureTable     = "STREAMSCORE_FEATURE_TABLE"
+	EnvFeatureSet       = "STREAMSCORE_FEATURE_SET"
 	EnvModel            = "STREAMSCORE_MODEL"
 	EnvAlertTopic       = "STREAMSCORE_ALERT_TOPIC_ARN"
 	EnvThreshold        = "STREAMSCORE_ALERT_THRESHOLD"
@@ -55,6 +56,10 @@ func newLogin(ss *Streamscore) (*Login, error) {
 	}
 	if _, err := os.Stat(filepath.Join(s.LoginLambdaCode, "bootstrap")); err != nil {
 		return nil, fmt.Errorf("context loginLambdaCode: %w", err)
+	}
+	set, err := loginFeatureSet(ss)
+	if err != nil {
+		return nil, err
 	}
 	l := &Login{}
 	removal := awscdk.RemovalPolicy_DESTROY
@@ -96,6 +101,7 @@ func newLogin(ss *Streamscore) (*Login, error) {
 		LoggingFormat: awslambda.LoggingFormat_JSON,
 		Environment: &map[string]*string{
 			EnvFeatureTable:     ss.FeatureTable.TableName(),
+			EnvFeatureSet:       jsii.String(set),
 			EnvModel:            jsii.String("s3://" + *ss.Bucket.BucketName() + "/" + s.LoginModelKey),
 			EnvAlertTopic:       ss.Topic.TopicArn(),
 			EnvThreshold:        jsii.String(strconv.FormatFloat(s.LoginThreshold, 'g', -1, 64)),
@@ -137,4 +143,26 @@ func newLogin(ss *Streamscore) (*Login, error) {
 		l.Function.AddEventSource(awslambdaeventsources.NewKinesisEventSource(stream, props))
 	}
 	return l, nil
+}
+
+// loginFeatureSet is the feature table sort key the Lambda reads: the
+// setting, or "<pipeline>#<window>" (sinks.FeatureSet) of the one window
+// over the login stream.
+func loginFeatureSet(ss *Streamscore) (string, error) {
+	s := ss.Settings
+	if s.LoginFeatureSet != "" {
+		return s.LoginFeatureSet, nil
+	}
+	var sets []string
+	for _, p := range ss.Pipelines {
+		for _, w := range p.Windows {
+			if w.Stream == s.LoginStream {
+				sets = append(sets, p.Name+"#"+w.Name)
+			}
+		}
+	}
+	if len(sets) != 1 {
+		return "", fmt.Errorf("context loginFeatureSet: the windows over %s are %v; name the one the Lambda reads (\"<pipeline>#<window>\")", s.LoginStream, sets)
+	}
+	return sets[0], nil
 }

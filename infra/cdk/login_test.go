@@ -82,6 +82,7 @@ func TestLoginFunction(t *testing.T) {
 		EnvDeadLetterBucket: `{"Ref":"` + bucket + `"}`,
 		EnvDeadLetterPrefix: `"dead-letter/login/"`,
 		EnvLoginValue:       `"login"`,
+		EnvFeatureSet:       `"churn#user_day"`, // the one window over app-events
 	} {
 		if got := compact(env[k]); got != want {
 			t.Errorf("env %s = %s, want %s", k, got, want)

@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -38,6 +39,8 @@ type Pipeline struct {
 	HasS3     bool
 	// S3Prefix is the results prefix as written in the file.
 	S3Prefix string
+	// Windows are the pipeline's windows with how long each holds records.
+	Windows []PipelineWindow
 
 	doc *yaml.Node
 }
@@ -46,6 +49,16 @@ type Pipeline struct {
 type PipelineStream struct {
 	Name   string
 	Shards int
+}
+
+// PipelineWindow is one window of a pipeline: the feature set it writes to
+// the feature table and how long it holds a record of its stream.
+type PipelineWindow struct {
+	Name, Stream string
+	// Hold is how long after a record's event time the window may still
+	// need it: size (a session's gap) + out-of-orderness + allowed
+	// lateness. The checkpoint stays behind it that long.
+	Hold time.Duration
 }
 
 // ResultTable is the Parquet layout one scorer writes (docs/sinks.md).
@@ -70,9 +83,14 @@ type pipelineFile struct {
 		Shards int    `yaml:"shards"`
 	} `yaml:"streams"`
 	Windows []struct {
-		Name     string `yaml:"name"`
-		Stream   string `yaml:"stream"`
-		Features []struct {
+		Name            string `yaml:"name"`
+		Stream          string `yaml:"stream"`
+		Kind            string `yaml:"kind"`
+		Size            string `yaml:"size"`
+		Gap             string `yaml:"gap"`
+		OutOfOrderness  string `yaml:"out_of_orderness"`
+		AllowedLateness string `yaml:"allowed_lateness"`
+		Features        []struct {
 			Name string `yaml:"name"`
 		} `yaml:"features"`
 	} `yaml:"windows"`
@@ -134,6 +152,24 @@ func LoadPipeline(file string) (*Pipeline, error) {
 	}
 	if len(p.Streams) == 0 {
 		return nil, fmt.Errorf("%s: streams: none", file)
+	}
+	for _, w := range f.Windows {
+		pw := PipelineWindow{Name: w.Name, Stream: w.Stream}
+		span := w.Size
+		if w.Kind == "session" {
+			span = w.Gap
+		}
+		for key, v := range map[string]string{"size or gap": span, "out_of_orderness": w.OutOfOrderness, "allowed_lateness": w.AllowedLateness} {
+			if v == "" {
+				continue
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return nil, fmt.Errorf("%s: windows: %s: %s: %q is not a duration", file, w.Name, key, v)
+			}
+			pw.Hold += d
+		}
+		p.Windows = append(p.Windows, pw)
 	}
 	for name, m := range f.Models {
 		p.Models[name] = m.Path

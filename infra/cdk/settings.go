@@ -31,8 +31,11 @@ type Settings struct {
 	// readers need no KMS permission for) or "kms" (a customer managed key
 	// of this stack, with rotation; readers get kms:Decrypt on it).
 	StreamEncryption string `json:"streamEncryption"`
-	// StreamRetentionHours is how long records stay readable: the longest
-	// outage the consumers can recover from without losing data.
+	// StreamRetentionHours is the least time records stay readable: the
+	// longest outage the consumers can recover from without losing data.
+	// A stream whose windows hold records longer gets more: their size
+	// (or gap) + out-of-orderness + allowed lateness + 6 h, in whole
+	// hours, at most 8,760 (retention.go).
 	StreamRetentionHours int `json:"streamRetentionHours"`
 
 	// WorkerDesiredCount is the number of worker tasks; leases spread the
@@ -67,6 +70,10 @@ type Settings struct {
 	LoginLambdaArchitecture string `json:"loginLambdaArchitecture"`
 	// LoginStream is the stream the Lambda reads (one of the pipelines').
 	LoginStream string `json:"loginStream"`
+	// LoginFeatureSet is the feature table sort key the Lambda reads,
+	// "<pipeline>#<window>". Empty: the one window over LoginStream (an
+	// error if there are several).
+	LoginFeatureSet string `json:"loginFeatureSet"`
 	// LoginEventType is the event_type of a login, the events the function
 	// scores (it skips the others). Required.
 	LoginEventType string `json:"loginEventType"`

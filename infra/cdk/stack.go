@@ -76,10 +76,14 @@ func NewStreamscore(scope constructs.Construct, id string, props *StackProps) (*
 			RemovalPolicy:     removal,
 		})
 	}
+	holds := streamHolds(props.Pipelines)
 	for _, name := range sortedKeys(shards) {
 		sp := &awskinesis.StreamProps{
-			StreamName:      jsii.String(name),
-			RetentionPeriod: awscdk.Duration_Hours(jsii.Number(float64(s.StreamRetentionHours))),
+			StreamName: jsii.String(name),
+			// Long enough for every window over the stream: a checkpoint
+			// held by an open window must still be readable after a
+			// failover (see retention.go).
+			RetentionPeriod: awscdk.Duration_Hours(jsii.Number(float64(streamRetentionHours(s.StreamRetentionHours, holds[name])))),
 			RemovalPolicy:   removal,
 			Encryption:      awskinesis.StreamEncryption_MANAGED,
 		}
@@ -110,7 +114,12 @@ func NewStreamscore(scope constructs.Construct, id string, props *StackProps) (*
 		})
 	}
 	ss.FeatureTable = awsdynamodb.NewTable(stack, jsii.String("FeatureTable"), &awsdynamodb.TableProps{
+		// Partition key the entity, sort key the feature set
+		// ("<pipeline>#<window>", sinks.FeatureSet): windows and
+		// pipelines sharing entities keep separate items, and a reader
+		// gets one window with one GetItem (sinks.FeatureLayout).
 		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String("entity"), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:                          &awsdynamodb.Attribute{Name: jsii.String("feature_set"), Type: awsdynamodb.AttributeType_STRING},
 		TimeToLiveAttribute:              jsii.String("ttl"),
 		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		Encryption:                       awsdynamodb.TableEncryption_AWS_MANAGED,

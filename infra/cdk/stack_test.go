@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,19 +44,68 @@ func TestResourceCounts(t *testing.T) {
 }
 
 // TestStreams: shard counts come from the pipelines' configurations,
-// encryption is on (AWS managed key by default), retention from context.
+// encryption is on (AWS managed key by default), retention from the
+// windows: factory's 5-minute window needs less than the 24 h floor;
+// churn's day (24 h + 1 m out-of-orderness + 1 h lateness + 6 h margin =
+// 31 h 1 m) needs 32 h.
 func TestStreams(t *testing.T) {
 	s := defaults(t)
-	for name, shards := range map[string]float64{"factory-sensors": 4, "app-events": 2} {
+	for name, want := range map[string][2]float64{"factory-sensors": {4, 24}, "app-events": {2, 32}} {
 		check(t, name, func() {
 			s.template.HasResourceProperties(jsii.String("AWS::Kinesis::Stream"), obj(map[string]any{
 				"Name":                 name,
-				"ShardCount":           shards,
-				"RetentionPeriodHours": 24,
+				"ShardCount":           want[0],
+				"RetentionPeriodHours": want[1],
 				"StreamModeDetails":    map[string]any{"StreamMode": "PROVISIONED"},
 				"StreamEncryption":     map[string]any{"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
 			}))
 		})
+	}
+}
+
+// TestStreamRetentionFromWindows: a stream's retention covers its longest
+// window (size or session gap + out-of-orderness + allowed lateness) plus
+// the 6 h margin, rounded up to hours; the streamRetentionHours setting is
+// a floor, and Kinesis's 8,760 h a ceiling. Two pipelines over one stream:
+// the longer window wins.
+func TestStreamRetentionFromWindows(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	a := write("a.yaml", `pipeline: a
+streams: [{name: week, shards: 1}, {name: short, shards: 1}, {name: huge, shards: 1}, {name: app-events, shards: 1}]
+windows:
+  - {name: w7d, stream: week, kind: tumbling, size: 168h, out_of_orderness: 30m, allowed_lateness: 2h}
+  - {name: s, stream: short, kind: session, gap: 30m, allowed_lateness: 10m}
+  - {name: y, stream: huge, kind: tumbling, size: 8760h}
+  - {name: login, stream: app-events, kind: tumbling, size: 1h}
+`)
+	b := write("b.yaml", `pipeline: b
+streams: [{name: week, shards: 1}]
+windows:
+  - {name: d, stream: week, kind: hopping, size: 24h, slide: 1h}
+`)
+	s := synth(t, map[string]any{"pipelines": []any{a, b}, "streamRetentionHours": 48})
+	for name, want := range map[string]float64{
+		"week":  177, // 168 h + 30 m + 2 h + 6 h = 176 h 30 m
+		"short": 48,  // 40 m + 6 h, under the 48 h floor
+		"huge":  8760,
+	} {
+		check(t, name, func() {
+			s.template.HasResourceProperties(jsii.String("AWS::Kinesis::Stream"), obj(map[string]any{
+				"Name": name, "RetentionPeriodHours": want,
+			}))
+		})
+	}
+	// The Lambda reads the one window over its stream.
+	fn := props(s.resources("AWS::Lambda::Function")[s.idOf(t, "AWS::Lambda::Function", "Login")])
+	if got := fn["Environment"].(map[string]any)["Variables"].(map[string]any)[EnvFeatureSet]; got != "a#login" {
+		t.Errorf("%s = %v, want a#login", EnvFeatureSet, got)
 	}
 }
 
@@ -92,14 +143,22 @@ func TestStreamsOnDemandWithCustomerKey(t *testing.T) {
 	}
 }
 
-// TestFeatureTable: the online feature table as the sink writes it (hash
-// key entity, TTL attribute ttl), on demand, recoverable, encrypted.
+// TestFeatureTable: the online feature table as the sink writes it
+// (partition key entity, sort key feature_set = "<pipeline>#<window>",
+// TTL attribute ttl; sinks.FeatureLayout), on demand, recoverable,
+// encrypted.
 func TestFeatureTable(t *testing.T) {
 	s := defaults(t)
 	check(t, "feature table", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::DynamoDB::Table"), obj(map[string]any{
-			"KeySchema":                        []any{map[string]any{"AttributeName": "entity", "KeyType": "HASH"}},
-			"AttributeDefinitions":             []any{map[string]any{"AttributeName": "entity", "AttributeType": "S"}},
+			"KeySchema": []any{
+				map[string]any{"AttributeName": "entity", "KeyType": "HASH"},
+				map[string]any{"AttributeName": "feature_set", "KeyType": "RANGE"},
+			},
+			"AttributeDefinitions": []any{
+				map[string]any{"AttributeName": "entity", "AttributeType": "S"},
+				map[string]any{"AttributeName": "feature_set", "AttributeType": "S"},
+			},
 			"BillingMode":                      "PAY_PER_REQUEST",
 			"TimeToLiveSpecification":          map[string]any{"AttributeName": "ttl", "Enabled": true},
 			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
