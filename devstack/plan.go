@@ -29,7 +29,7 @@ func PlanFor(cfgs ...*config.Config) Plan {
 			}
 		}
 		if ft := cfg.Sinks.FeatureTable; ft != nil && !slices.ContainsFunc(p.Tables, func(t TablePlan) bool { return t.Name == ft.Table }) {
-			p.Tables = append(p.Tables, TablePlan{Name: ft.Table, HashKey: "entity"})
+			p.Tables = append(p.Tables, TablePlan{Name: ft.Table, HashKey: "entity", RangeKey: "feature_set"}) // sinks.FeatureLayout
 		}
 		if s3 := cfg.Sinks.S3; s3 != nil {
 			addBucket(s3.Bucket)
