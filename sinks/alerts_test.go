@@ -368,3 +368,95 @@ func TestAlertTopFeaturesJSON(t *testing.T) {
 		t.Fatal("no contributions should leave top_features out")
 	}
 }
+
+// An alert SNS refuses on its own (here: over SNS's 256 KiB message limit,
+// because its entity is 300 KB) is dead-lettered with SNS's reason; the
+// batch's other alerts are published and the batch is acked nil.
+func TestAlertsRefusedAlertIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	topic, queue := env.CreateTopicQueue(t, false)
+	dlq, bucket := env.CreateQueue(t, false), env.CreateBucket(t)
+	m, reg := newMetrics(t)
+	dl, err := NewDeadLetter(DeadLetterOptions{SQS: env.SQS, QueueURL: dlq, S3: env.S3, Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := AlertRule{Name: "risk", Levels: []AlertLevel{{"warning", 0.5}}}
+	s, err := NewAlerts(AlertOptions{Client: env.SNS, TopicARN: topic, Rules: []AlertRule{rule}, DeadLetters: dl, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	huge := strings.Repeat("u", 300_000)
+	rec := resultRecord(t, 1, []row{
+		{entity: "press-1", ws: t0, score: 0.9, model: "m"},
+		{entity: huge, ws: t0, score: 0.9, model: "m"},
+		{entity: "press-2", ws: t0, score: 0.8, model: "m"},
+	})
+	defer rec.Release()
+	a := newAcks()
+	if err := s.Write(devstacktest.Ctx(t), Batch{Stream: "factory", Shard: "sh", Range: Range{First: pos(1), Last: pos(3)}, Rec: rec, Ack: a.fn("b")}); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 60*time.Second, "b")
+	var entities []string
+	for _, r := range drain(t, env, queue, 2, 2*time.Second) {
+		entities = append(entities, r.alert.Entity)
+	}
+	slices.Sort(entities)
+	if !slices.Equal(entities, []string{"press-1", "press-2"}) {
+		t.Errorf("published alerts for %.30q, want press-1 and press-2", entities)
+	}
+	d := receiveDeadLetters(t, env, dlq, 1)[0]
+	if d.attrs["reason"] != ReasonRefused || !strings.Contains(d.attrs["detail"], "alerts: ") || !strings.Contains(d.attrs["detail"], "InvalidParameter") ||
+		d.attrs["result_id"] != ResultID("factory", huge, t0, t0.Add(time.Minute), "m") || d.attrs["payload"] != "s3" {
+		t.Errorf("dead letter attributes %v", d.attrs)
+	}
+	if n := counter(t, reg, "streamscore_sink_refused_rows_total", "alerts"); n != 1 {
+		t.Errorf("refused alerts counted %v, want 1", n)
+	}
+}
+
+// A FIFO topic's group id is the entity when SNS accepts it and a stable
+// hash otherwise, so ids with spaces, non-ASCII or over 128 characters are
+// published (and always to the same group) instead of refused.
+func TestAlertsFIFOGroupIDs(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	topic, queue := env.CreateTopicQueue(t, true)
+	s, err := NewAlerts(AlertOptions{Client: env.SNS, TopicARN: topic, Rules: []AlertRule{{Name: "risk", Levels: []AlertLevel{{"warning", 0.5}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	ids := []string{"press-1", "user with spaces", "機械-7", strings.Repeat("x", 129), "tab\there"}
+	var rows []row
+	for _, e := range ids {
+		rows = append(rows, row{entity: e, ws: t0, score: 0.9, model: "m"})
+	}
+	rec := resultRecord(t, 1, rows)
+	defer rec.Release()
+	a := newAcks()
+	if err := s.Write(devstacktest.Ctx(t), Batch{Stream: "factory", Shard: "sh", Rec: rec, Ack: a.fn("b")}); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 60*time.Second, "b")
+	var got []string
+	for _, r := range drain(t, env, queue, len(ids), 2*time.Second) {
+		got = append(got, r.alert.Entity)
+	}
+	slices.Sort(got)
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("alerts for %q, want %q", got, want)
+	}
+	for e, g := range map[string]string{"press-1": "press-1", "a!~": "a!~", "user with spaces": "sha256-", strings.Repeat("x", 129): "sha256-", "": "sha256-"} {
+		if got := GroupID(e); !strings.HasPrefix(got, g) || (g == "sha256-" && len(got) != 39) {
+			t.Errorf("GroupID(%.20q) = %q, want %q…", e, got, g)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +238,58 @@ func TestCloudWatchPutMetricDataLands(t *testing.T) {
 	}
 	if got := get(MetricAlerts); !slices.Equal(got, []float64{2}) {
 		t.Errorf("Alerts = %v, want [2] (kumo shows Sum/SampleCount = 4/2)", got)
+	}
+}
+
+// A dimension value CloudWatch would refuse (a model version over 1,024
+// characters, or with control or non-ASCII characters) would fail the
+// whole PutMetricData call for every metric of the interval: it is sent as
+// a stable hash instead, in PutMetricData and EMF alike. Entity ids are
+// never dimensions.
+func TestCloudWatchDimensionValuesCloudWatchAccepts(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	ns := env.Name("streamscore-test")
+	var emf bytes.Buffer
+	s, err := NewCloudWatch(CloudWatchOptions{Client: env.CloudWatch, EMF: &emf, Namespace: ns, Pipeline: "factory-pipeline", ServerTimestamps: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeSink(t, s)
+	model := "model\x00" + strings.Repeat("é", 1000)
+	rec := resultRecord(t, 1, []row{{entity: "secret-user-1", ws: time.Now().Add(-time.Minute), score: 0.5, model: model}})
+	defer rec.Release()
+	a := newAcks()
+	if err := s.Write(ctx, Batch{Stream: "factory", Shard: "sh", Rec: rec, Ack: a.fn("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 30*time.Second, "b")
+	hashed := dimValue(model)
+	if !strings.HasPrefix(hashed, "sha256-") || hashed != dimValue(model) {
+		t.Fatalf("dimValue = %q", hashed)
+	}
+	if !strings.Contains(emf.String(), `"model":"`+hashed+`"`) || strings.Contains(emf.String(), "secret-user-1") {
+		t.Errorf("EMF line %s: want model %s and no entity", emf.String(), hashed)
+	}
+	out, err := env.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String(ns), MetricName: aws.String(MetricScore)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Metrics) != 1 {
+		t.Fatalf("metrics %+v", out.Metrics)
+	}
+	for _, d := range out.Metrics[0].Dimensions {
+		if aws.ToString(d.Name) == "model" && aws.ToString(d.Value) != hashed || aws.ToString(d.Name) == "entity" {
+			t.Errorf("dimension %s=%s", aws.ToString(d.Name), aws.ToString(d.Value))
+		}
+	}
+	for v, want := range map[string]string{"xgb-7": "xgb-7", "sha256:abc": "sha256:abc", "   ": "sha256-", strings.Repeat("a", 1025): "sha256-", "": ""} {
+		if got := dimValue(v); !strings.HasPrefix(got, want) || (want == "" && got != "") {
+			t.Errorf("dimValue(%.20q) = %q, want %q…", v, got, want)
+		}
 	}
 }

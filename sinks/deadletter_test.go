@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,4 +99,66 @@ func TestDeadLetterBodiesAttributesAndLargeRecords(t *testing.T) {
 	if len(got) != len(recs) {
 		t.Fatalf("received %d distinct dead letters, want %d", len(got), len(recs))
 	}
+}
+
+// A 1.2 MB undecodable record (Kinesis takes up to 1 MiB and more on
+// request) never makes the dead-letter path fail: with a bucket it is
+// stored whole in S3; without one it is sent truncated to fit SQS, saying
+// so, with its original size and the position to re-read it from.
+func TestDeadLetterLargeRecordWithAndWithoutBucket(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	big := bytes.Repeat([]byte(`{"temp":"`), 1_200_000/9)
+	p := Poison{Reason: ReasonUndecodable, Detail: "line 1: unexpected end of input", Stream: "factory", Shard: "shardId-000000000002", Position: pos(7), Data: big}
+
+	t.Run("bucket", func(t *testing.T) {
+		queue, bucket := env.CreateQueue(t, false), env.CreateBucket(t)
+		d, err := NewDeadLetter(DeadLetterOptions{SQS: env.SQS, QueueURL: queue, S3: env.S3, Bucket: bucket, Prefix: "dl/"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Send(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		m := receiveDeadLetters(t, env, queue, 1)[0]
+		var ptr Pointer
+		if err := json.Unmarshal(m.body, &ptr); err != nil || m.attrs["payload"] != "s3" || ptr.Size != len(big) {
+			t.Fatalf("message %v %q: want an S3 pointer to %d bytes (%v)", m.attrs, m.body, len(big), err)
+		}
+		obj, err := env.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(ptr.Bucket), Key: aws.String(ptr.Key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if !bytes.Equal(data, big) {
+			t.Errorf("S3 holds %d bytes, want the record's %d", len(data), len(big))
+		}
+	})
+	t.Run("no bucket", func(t *testing.T) {
+		queue := env.CreateQueue(t, false)
+		d, err := NewDeadLetter(DeadLetterOptions{SQS: env.SQS, QueueURL: queue})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Send(ctx, p); err != nil {
+			t.Fatalf("Send of a 1.2 MB record without a bucket: %v, want it sent truncated", err)
+		}
+		m := receiveDeadLetters(t, env, queue, 1)[0]
+		if m.attrs["payload"] != "truncated" || m.attrs["original_size"] != fmt.Sprint(len(big)) || m.attrs["reason"] != ReasonUndecodable {
+			t.Errorf("attributes %v: want payload truncated, original_size %d, the reason kept", m.attrs, len(big))
+		}
+		if len(m.body) == 0 || len(m.body) >= len(big) || !bytes.HasPrefix(big, m.body) {
+			t.Errorf("body is %d bytes, want a prefix of the %d-byte record", len(m.body), len(big))
+		}
+		for _, want := range []string{"truncated to", fmt.Sprintf("of %d bytes", len(big)), "shardId-000000000002", pos(7).String(), p.Detail} {
+			if !strings.Contains(m.attrs["detail"], want) {
+				t.Errorf("detail %q does not say %q", m.attrs["detail"], want)
+			}
+		}
+		if m.attrs["sequence_number"] != pos(7).Sequence {
+			t.Errorf("sequence_number %q", m.attrs["sequence_number"])
+		}
+	})
 }

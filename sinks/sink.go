@@ -113,6 +113,26 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// HealthChecker is implemented by every sink of this package, by Tee and
+// by *DeadLetter. Healthy returns nil unless the sink is in an outage: its
+// service refuses it as a whole (access denied, a missing table, topic,
+// queue or bucket; reported at once) or its calls have failed transiently
+// for OutageAfter. Only then may its batches stay unacked; a row the
+// service refuses on its own is dead-lettered and never holds a batch.
+// The pipeline's /readyz calls it.
+type HealthChecker interface {
+	Healthy() error
+}
+
+var (
+	_ HealthChecker = (*S3)(nil)
+	_ HealthChecker = (*FeatureTable)(nil)
+	_ HealthChecker = (*Alerts)(nil)
+	_ HealthChecker = (*CloudWatch)(nil)
+	_ HealthChecker = (*DeadLetter)(nil)
+	_ HealthChecker = tee(nil)
+)
+
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("sinks: sink is closed")
 
@@ -245,6 +265,17 @@ func (t tee) Write(ctx context.Context, b Batch) error {
 		}
 	}
 	return nil
+}
+
+// Healthy joins the outages of the teed sinks that report health.
+func (t tee) Healthy() error {
+	var errs []error
+	for _, s := range t {
+		if h, ok := s.(HealthChecker); ok {
+			errs = append(errs, h.Healthy())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (t tee) Flush(ctx context.Context) error {
