@@ -106,6 +106,7 @@ func (o *Operator) StateBytes() int64 {
 		int64(cap(o.keys))*int64(unsafe.Sizeof(keyState{})) + int64(cap(o.freeKeys))*4 + int64(cap(o.freePanes))*4 +
 		int64(cap(o.lruq))*int64(unsafe.Sizeof(lruEntry{})) + int64(cap(o.sheap))*int64(unsafe.Sizeof(sessEntry{})) +
 		int64(cap(o.pending))*4 + int64(cap(o.qscratch))*int64(unsafe.Sizeof(weighted{})) + int64(cap(o.fscratch))*8
+	b += int64(cap(o.slots)) * int64(unsafe.Sizeof(paneSlot{}))
 	for i := range o.slots {
 		b += int64(cap(o.slots[i].handles)) * 4
 	}

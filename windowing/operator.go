@@ -26,8 +26,10 @@ type Options struct {
 }
 
 // LateEvent is an event that arrived after every window it belongs to was
-// closed for good (past allowed lateness). It is not counted in any
-// window; the caller dead-letters or ignores it, as its config says.
+// closed for good (past allowed lateness), or whose time lies outside the
+// decoder's bounds (±2^62 ns, which only a batch not built by Decoder can
+// hold). It is not counted in any window; the caller dead-letters or
+// ignores it, as its config says.
 type LateEvent struct {
 	// Row is the event's row in the batch given to Process.
 	Row int
@@ -467,6 +469,12 @@ func (o *Operator) Process(rec arrow.RecordBatch, now time.Time) (Output, error)
 	}
 	for i := 0; i < n; i++ {
 		t, off := int64(ts[i]), offs[i]
+		if t < -maxEventTime || t > maxEventTime {
+			// Outside the decoder's bounds, where window arithmetic could
+			// overflow: handed back like a late event, never counted.
+			o.handBack(i, t, off)
+			continue
+		}
 		if !o.seen || t > o.maxT {
 			o.maxT, o.maxOff, o.seen = t, off, true
 			if t-o.ooo > o.wm {
@@ -516,6 +524,9 @@ func (o *Operator) advanceIdle(now time.Time) {
 	if idleFor < o.idle {
 		return
 	}
+	// Capped so that the sum below stays within int64 whatever clock jump
+	// processing time makes (event times are within ±2^62 ns).
+	idleFor = min(idleFor, maxEventTime)
 	if t := o.maxT - o.ooo + idleFor; t > o.wm {
 		if !o.idleAdvanced {
 			o.stats.IdleAdvances++
@@ -784,7 +795,11 @@ func (o *Operator) freePane(h int32) {
 }
 
 func (o *Operator) slot(idx int64) *paneSlot {
-	return &o.slots[uint64(idx)%uint64(len(o.slots))]
+	// A floored modulo: consecutive indices must take consecutive slots
+	// across zero too (uint64(idx) % r does not when r is not a power of 2,
+	// and two live panes of events before 1970 then shared a slot).
+	r := int64(len(o.slots))
+	return &o.slots[(idx%r+r)%r]
 }
 
 // addRow folds row i of the current batch into pane h.

@@ -271,6 +271,30 @@ func (w *WindowSpec) Validate(schema *Schema) error {
 	default:
 		bad(p+".kind", "%q is not one of tumbling, hopping, session", w.Kind)
 	}
+	// Bounded durations keep every sum of an event time (within ±2^62 ns)
+	// and window durations within int64.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"size", w.Size}, {"slide", w.Slide}, {"gap", w.Gap}, {"out_of_orderness", w.OutOfOrderness},
+		{"idle_timeout", w.IdleTimeout}, {"allowed_lateness", w.AllowedLateness}} {
+		if d.v > maxWindowDuration {
+			bad(p+"."+d.name, "%v is longer than %v", d.v, time.Duration(maxWindowDuration))
+		}
+	}
+	if (w.Kind == Tumbling || w.Kind == Hopping) && w.Size > 0 && w.Size <= maxWindowDuration &&
+		w.OutOfOrderness >= 0 && w.OutOfOrderness <= maxWindowDuration &&
+		w.AllowedLateness >= 0 && w.AllowedLateness <= maxWindowDuration {
+		slide := w.Slide
+		if w.Kind == Tumbling || slide <= 0 {
+			slide = w.Size
+		}
+		// Panes live for size + out-of-orderness + allowed lateness; the
+		// operator keeps a ring of that many slides.
+		if n := (w.Size + w.OutOfOrderness + w.AllowedLateness) / slide; n > maxLiveSlides {
+			bad(p+".allowed_lateness", "size + out_of_orderness + allowed_lateness span %d slides of %v, at most %d", n, slide, maxLiveSlides)
+		}
+	}
 	if w.OutOfOrderness < 0 {
 		bad(p+".out_of_orderness", "must not be negative")
 	}
@@ -393,3 +417,12 @@ func parseEquals(t FieldType, s string) (equalsValue, error) {
 }
 
 const maxPanesPerWindow = 1440
+
+// maxWindowDuration bounds every duration of a window spec: 2^60 ns, about
+// 36 years.
+const maxWindowDuration = 1 << 60
+
+// maxLiveSlides bounds the slides a tumbling or hopping window keeps panes
+// for (size + out-of-orderness + allowed lateness): the operator's ring of
+// pane slots is that long (40 bytes a slot, 5 MiB at most).
+const maxLiveSlides = 1 << 17
