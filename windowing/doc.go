@@ -76,13 +76,35 @@
 // statistics the features need (count, sum, Welford's M2, min, max, first
 // and last with their times, count_if counters): 192 bytes per key per
 // pane, metadata included, for the 10-aggregate sensor feature set of the
-// benchmarks. distinct_count (HyperLogLog) and quantile (t-digest) keep a
-// sketch per key per pane besides, a few KiB each. MaxKeys bounds the keys
-// held: when a new key would exceed it, the least recently updated key
-// (to within MaxKeys/8 events) is evicted. Its panes kept only for allowed
-// lateness are dropped (a later event for them comes back as late), its
-// windows still open are emitted early (Stats.EarlyWindows) rather than
-// lost, a warning is logged and Stats.EvictedKeys counts it.
+// benchmarks. distinct_count keeps a HyperLogLog per key per pane (sparse:
+// about 10 bytes a value, dense: 16 KiB); quantile a compactor sketch per
+// key per pane, 8 bytes a value, exact below 256 values and at most 256
+// values per level above (see qsketch). Stats.StateBytes counts all of it,
+// sketches and pools included, within 1% of the Go heap the operator holds
+// for the factory example (BenchmarkFactoryStateBytes).
+//
+// Two limits bound it, per window per shard. MaxKeys bounds the keys held;
+// MaxStateBytes (default DefaultMaxStateBytes) bounds the live state
+// (Stats.LiveStateBytes). When a new key would exceed MaxKeys, or an event
+// takes the live state past MaxStateBytes, the least recently updated keys
+// (to within MaxKeys/8 events) are evicted, a warning is logged and
+// Stats.EvictedKeys (and EvictedForBytes) counts them. Nothing an evicted
+// key held is dropped silently: its windows still open are emitted early,
+// flagged partial "evicted" (Stats.EarlyWindows, Stats.EvictedEvents), and
+// its panes kept only for allowed lateness, whose rows were already
+// emitted, are freed; a later late event for such a window starts a new
+// state for the key and its row is flagged partial "late", so that it never
+// supersedes the complete row. PartialEvicted states the readers' rule.
+// The key of the event being counted is never evicted for the budget: one
+// key larger than MaxStateBytes is kept, alone.
+//
+// # Event-time bounds
+//
+// Window durations are at most 2^60 ns (36 years) and event times within
+// ±2^62 ns (the decoder's bounds; an event beyond them in a batch built
+// elsewhere is handed back in Output.Late), so no window arithmetic
+// overflows; FuzzOperatorTumbling, FuzzOperatorHopping and
+// FuzzOperatorSession check it with arbitrary times and jumps.
 //
 // # Aggregates
 //
@@ -94,7 +116,8 @@
 // first, rate is events per second of window without a field and
 // (last-first)/(t_last-t_first) with one, count_if counts events whose
 // field equals the configured value, distinct_count is a HyperLogLog
-// estimate, quantile a t-digest estimate, missing_ratio the share of events
+// estimate, quantile the nearest-rank quantile, exact below 256 values and
+// within the rank error of qsRankBound above (2.3% of n at 10^4 values), missing_ratio the share of events
 // where the field is missing or null, and seconds_since_last the time from
 // the key's last event before the window to the window's first event.
 // Booleans count as 0 and 1, timestamps as seconds since the epoch.

@@ -91,7 +91,7 @@ const (
 	AggRate             Agg = "rate"               // per second: events/size without Field, (last-first)/(t_last-t_first) with Field
 	AggCountIf          Agg = "count_if"           // events whose Field equals Equals
 	AggDistinctCount    Agg = "distinct_count"     // HyperLogLog estimate of distinct non-null values
-	AggQuantile         Agg = "quantile"           // t-digest estimate of the Quantile of non-null values
+	AggQuantile         Agg = "quantile"           // nearest-rank Quantile of non-null values (exact below 256, see qsRankBound)
 	AggMissingRatio     Agg = "missing_ratio"      // events where Field is missing or null, over all events
 	AggSecondsSinceLast Agg = "seconds_since_last" // first event of this window minus the key's last event before window_start
 )
