@@ -1,6 +1,8 @@
 package windowing
 
 import (
+	"hash/maphash"
+	"math"
 	"unsafe"
 )
 
@@ -47,7 +49,7 @@ const (
 	// the eviction go to a new state of the key and a separate row.
 	PartialEvicted = "evicted"
 	// PartialLate: the window had closed before the key's current state
-	// began (the key was evicted, or first seen, after the window closed):
+	// began (the key was evicted, then seen again after the window closed):
 	// the row holds only the late events that arrived since, not the events
 	// of any earlier row for the window.
 	PartialLate = "late"
@@ -123,6 +125,7 @@ func (o *Operator) StateBytes() int64 {
 // within MaxStateBytes again. The key of the event just counted (cur) is
 // never evicted for it: one key larger than the budget is kept, alone.
 func (o *Operator) enforceBudget(cur int32) {
+	o.expireEvictions()
 	for o.liveBytes() > o.maxBytes && len(o.keyIdx) > 1 {
 		v := o.lruVictim()
 		if v == cur {
@@ -157,4 +160,69 @@ func (o *Operator) releaseSketches(h int32) {
 		o.sketchBytes -= b
 		o.poolSketchBytes += b
 	}
+}
+
+// evictedKeys remembers, by a 64-bit hash of the name, the keys evicted
+// with state for as long as a late event could still reach one of their
+// windows (out-of-orderness + size or gap + allowed lateness of
+// watermark), so that a new state of such a key flags the rows of windows
+// closed before it partial "late". Only evictions are remembered: a key
+// rebuilt by a replay after a failover holds every event of its windows,
+// and its rows must supersede as ordinary rows do.
+type evictedKeys struct {
+	seed  maphash.Seed
+	at    map[uint64]int64 // hash -> watermark at eviction
+	queue []evictedKey     // in eviction order, for expiry
+	head  int
+}
+
+type evictedKey struct {
+	h  uint64
+	wm int64
+}
+
+// evictedKeyBytes is what one remembered eviction costs: a queue entry and
+// a map slot.
+const evictedKeyBytes = int64(unsafe.Sizeof(evictedKey{})) + 24
+
+func (o *Operator) rememberEviction(name string) {
+	e := &o.evicted
+	if e.at == nil {
+		e.seed, e.at = maphash.MakeSeed(), make(map[uint64]int64)
+	}
+	h := maphash.String(e.seed, name)
+	e.at[h] = o.wm
+	e.queue = append(e.queue, evictedKey{h, o.wm})
+	o.keyBytes += evictedKeyBytes
+}
+
+// expireEvictions forgets the evictions no late event can reach any more.
+func (o *Operator) expireEvictions() {
+	e := &o.evicted
+	horizon := o.ooo + max(o.size, o.gap) + o.lateness
+	for e.head < len(e.queue) && e.queue[e.head].wm <= o.wm-horizon {
+		q := e.queue[e.head]
+		if e.at[q.h] == q.wm {
+			delete(e.at, q.h)
+		}
+		e.head++
+		o.keyBytes -= evictedKeyBytes
+	}
+	if e.head > 1024 && e.head*2 > len(e.queue) {
+		e.queue = e.queue[:copy(e.queue, e.queue[e.head:])]
+		e.head = 0
+	}
+}
+
+// bornAfterEviction is the born watermark of a new state for key name.
+func (o *Operator) bornAfterEviction(name string) int64 {
+	e := &o.evicted
+	if len(e.at) == 0 {
+		return math.MinInt64
+	}
+	o.expireEvictions()
+	if _, ok := e.at[maphash.String(e.seed, name)]; ok {
+		return o.wm
+	}
+	return math.MinInt64
 }

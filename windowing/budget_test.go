@@ -227,3 +227,47 @@ func rowsOf(rows []row, k [2]string) []row {
 	}
 	return out
 }
+
+// TestLateRowAfterEvictionIsFlagged: a key evicted with panes kept only for
+// lateness, then reached by a late event, emits a row flagged "late" that
+// must not supersede its complete row; a key seen for the first time (as
+// after a replay) is not flagged.
+func TestLateRowAfterEvictionIsFlagged(t *testing.T) {
+	w := WindowSpec{Name: "w", Kind: Tumbling, Size: time.Minute, AllowedLateness: 2 * time.Minute,
+		MaxKeys: 1, PartialColumn: true, Features: []FeatureSpec{{Name: "events", Agg: AggCount}}}
+	op, err := NewOperator(w, evSchema(), Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Release()
+	base := t0.UnixNano()
+	s := func(sec int) int64 { return base + int64(sec)*int64(time.Second) }
+	var rows []row
+	for i, e := range []tev{{"a", s(10), 1, 0}, {"a", s(20), 1, 1}, {"b", s(70), 1, 2}, {"a", s(30), 1, 3}, {"c", s(40), 1, 4}} {
+		out, err := op.Process(evBatch(e), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Late) != 0 {
+			t.Fatalf("event %d handed back", i)
+		}
+		rows = append(rows, readRows(t, out.Features)...)
+	}
+	want := []row{
+		{key: "a", start: s(0), end: s(60), events: 2, offFirst: 0, offLst: 1},                                     // complete, on b's watermark
+		{key: "b", start: s(60), end: s(120), events: 1, partial: PartialEvicted, offFirst: 2, offLst: 2},          // b evicted for a's return
+		{key: "a", start: s(0), end: s(60), events: 1, update: true, partial: PartialLate, offFirst: 3, offLst: 3}, // a's new state
+		{key: "c", start: s(0), end: s(60), events: 1, update: true, offFirst: 4, offLst: 4},                       // new key, not flagged
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("rows %+v, want %+v", rows, want)
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("row %d: %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+	if st := op.Stats(); st.PartialLate != 1 || st.EarlyWindows != 1 || st.EvictedEvents != 1 || st.EvictedKeys != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}

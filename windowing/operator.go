@@ -94,7 +94,10 @@ type keyState struct {
 	live           bool
 	lastFired      int64 // last window end index fired (dedup while firing)
 	lastGoneT      int64 // last event time of panes already discarded
-	born           int64 // watermark when this state of the key began (partial "late")
+	// born is the watermark when this state of the key began, if the key
+	// had been evicted shortly before (MinInt64 otherwise): rows of windows
+	// ending at or before it are flagged partial "late".
+	born int64
 }
 
 type paneMeta struct {
@@ -182,6 +185,7 @@ type Operator struct {
 	qscratch                       []weighted
 	fscratch                       []float64
 	maxBytes                       int64 // MaxStateBytes
+	evicted                        evictedKeys
 	paneCost                       int64 // bytes of one live pane outside its sketches' buffers
 	keyBytes                       int64 // bytes of the live keys (state, string, map entry)
 	sketchBytes                    int64 // buffers of the live panes' sketches
@@ -588,7 +592,7 @@ func (o *Operator) lookupKey(name string) int32 {
 	}
 	name = string([]byte(name)) // own copy: the batch's buffers are the caller's
 	o.keys[id] = keyState{name: name, newest: none, oldest: none, live: true, gen: o.keys[id].gen + 1,
-		epoch: o.epoch - 1, lastFired: math.MinInt64, lastGoneT: math.MinInt64, born: o.wm}
+		epoch: o.epoch - 1, lastFired: math.MinInt64, lastGoneT: math.MinInt64, born: o.bornAfterEviction(name)}
 	o.keyIdx[name] = id
 	o.keyBytes += keyCost(name)
 	o.touch(id)
@@ -651,7 +655,8 @@ func (o *Operator) lruVictim() int32 {
 // state left is simply forgotten.
 func (o *Operator) evict(id int32, forBytes bool) {
 	k := &o.keys[id]
-	if k.npanes > 0 {
+	hadState := k.npanes > 0
+	if hadState {
 		o.flushUpdates()
 		o.stats.EvictedKeys++
 		if forBytes {
@@ -692,6 +697,9 @@ func (o *Operator) evict(id int32, forBytes bool) {
 		}
 	} else {
 		o.stats.DroppedIdle++
+	}
+	if hadState {
+		o.rememberEviction(k.name)
 	}
 	delete(o.keyIdx, k.name)
 	o.keyBytes -= keyCost(k.name)
