@@ -56,9 +56,9 @@ func decodeRows(ct string, body []byte, features []string, index map[string]int,
 			if len(bytes.TrimSpace(l)) == 0 {
 				continue
 			}
-			where := "jsonlines: line " + strconv.Itoa(line)
+			where := loc{"jsonlines: line", line}
 			if !json.Valid(l) {
-				return jsonSyntax(where, l)
+				return jsonSyntax(where.String(), l)
 			}
 			c := jcur{b: l}
 			c.ws()
@@ -152,6 +152,15 @@ func clip(b []byte) string {
 	}
 	return string(b)
 }
+
+// loc names a row in errors; it is formatted only when there is one, so
+// the happy path allocates nothing per row.
+type loc struct {
+	what string
+	n    int
+}
+
+func (l loc) String() string { return l.what + " " + strconv.Itoa(l.n) }
 
 // jcur walks a JSON document already known to be valid.
 type jcur struct {
@@ -325,7 +334,7 @@ func (c *jcur) instances(features []string, index map[string]int, row []float64,
 	n := 0
 	for c.next(']') {
 		n++
-		if herr := c.instance("json: row "+strconv.Itoa(n), features, index, row); herr != nil {
+		if herr := c.instance(loc{"json: row", n}, features, index, row); herr != nil {
 			return herr
 		}
 		if herr := emit(row); herr != nil {
@@ -337,7 +346,7 @@ func (c *jcur) instances(features []string, index map[string]int, row []float64,
 
 // instance reads [v...], {"features": [v...]} or {"name": v, ...} into row;
 // null or an absent name is a missing value.
-func (c *jcur) instance(where string, features []string, index map[string]int, row []float64) *httpError {
+func (c *jcur) instance(where loc, features []string, index map[string]int, row []float64) *httpError {
 	switch c.peek() {
 	case '[':
 		return c.values(where, features, row)
@@ -388,7 +397,7 @@ func (c *jcur) instance(where string, features []string, index map[string]int, r
 }
 
 // values reads an array of exactly len(features) numbers or nulls.
-func (c *jcur) values(where string, features []string, row []float64) *httpError {
+func (c *jcur) values(where loc, features []string, row []float64) *httpError {
 	c.i++ // '['
 	j := 0
 	for c.next(']') {
@@ -413,7 +422,7 @@ func (c *jcur) values(where string, features []string, row []float64) *httpError
 }
 
 // value reads one number or null for feature j.
-func (c *jcur) value(where string, j int, features []string) (float64, *httpError) {
+func (c *jcur) value(where loc, j int, features []string) (float64, *httpError) {
 	switch ch := c.peek(); {
 	case ch == 'n':
 		c.token()

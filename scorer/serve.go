@@ -203,7 +203,7 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request, runtimeAPI bool)
 		return
 	}
 	m := s.src.Current()
-	sc := newScoring(m, accept)
+	sc := newScoring(m, accept, rowsHint(ct, body))
 	if herr := decodeRows(ct, body, m.Features(), featureIndex(m.Features()), sc.add); herr != nil {
 		s.fail(w, runtimeAPI, herr)
 		return
@@ -263,23 +263,44 @@ func featureIndex(features []string) map[string]int {
 }
 
 // blockValues bounds the feature values of one block of rows predicted
-// together (256 KB), so a request's memory is its body and its response.
+// together (256 KB), so a request's memory is its body, its scores and its
+// response.
 const blockValues = 32 << 10
 
-// scoring collects decoded rows into blocks, predicts each full block and
-// appends its scores to the response.
+// maxScoreText is the longest shortest-round-trip float64 text
+// ("-2.2250738585072014e-308").
+const maxScoreText = 24
+
+// scoring collects decoded rows into blocks and predicts each full block
+// into scores; finish then writes the response in one allocation. Scores
+// are kept as numbers, not text, until every row is known good: a bad row
+// late in the body must still turn the whole answer into an error.
 type scoring struct {
 	m       *Model
 	accept  string
 	cols    [][]float64
 	out     [][]float64
-	n       int // rows in the current block
-	rows    int // rows already encoded
+	n       int       // rows in the current block
+	hint    int       // rows expected (rowsHint)
+	scores  []float64 // row-major, Outputs() per row
 	scratch Scratch
 	resp    []byte
 }
 
-func newScoring(m *Model, accept string) *scoring {
+// rowsHint estimates, cheaply, the rows a body holds so the scores are
+// allocated once: a CSV row ends a line; a JSON instance opens with [ or {
+// (an over-count for nested ones). It is capped at one row per 3 bytes so
+// a body of brackets cannot reserve more than ~3 times itself; bodies of
+// even smaller rows grow the scores by doubling.
+func rowsHint(ct string, body []byte) int {
+	n := bytes.Count(body, []byte{'['}) + bytes.Count(body, []byte{'{'})
+	if ct == "text/csv" {
+		n = bytes.Count(body, []byte{'\n'}) + 1
+	}
+	return min(n, len(body)/3+1)
+}
+
+func newScoring(m *Model, accept string, hint int) *scoring {
 	nf := len(m.Features())
 	block := min(max(blockValues/max(nf, 1), 16), 1024)
 	sc := &scoring{m: m, accept: accept, cols: make([][]float64, nf), out: make([][]float64, m.Outputs())}
@@ -289,9 +310,7 @@ func newScoring(m *Model, accept string) *scoring {
 	for k := range sc.out {
 		sc.out[k] = make([]float64, block)
 	}
-	if accept == "application/json" {
-		sc.resp = append(sc.resp, `{"predictions":[`...)
-	}
+	sc.hint = hint
 	return sc
 }
 
@@ -306,6 +325,10 @@ func (sc *scoring) add(row []float64) *httpError {
 	return nil
 }
 
+// flush predicts the current block. A score that is not finite (a model
+// whose margin overflows) is refused rather than written: NaN and Inf are
+// not JSON, and no client can use them. 422 because the same request will
+// always fail, so it must not count against a breaker.
 func (sc *scoring) flush() *httpError {
 	if sc.n == 0 {
 		return nil
@@ -313,75 +336,81 @@ func (sc *scoring) flush() *httpError {
 	if err := sc.m.Predict(sc.cols, sc.n, sc.out, &sc.scratch); err != nil {
 		return &httpError{http.StatusInternalServerError, "ModelError", err.Error()}
 	}
+	nout := len(sc.out)
+	done := len(sc.scores) / max(nout, 1)
+	if need := len(sc.scores) + sc.n*nout; need > cap(sc.scores) {
+		// Allocated at the first block (an invalid body costs nothing),
+		// then doubled, not grown by append's 1.25x.
+		grown := make([]float64, len(sc.scores), max(need, sc.hint*nout, 2*cap(sc.scores)))
+		copy(grown, sc.scores)
+		sc.scores = grown
+	}
 	for i := range sc.n {
-		if herr := sc.encode(i); herr != nil {
-			return herr
+		for k := range sc.out {
+			v := sc.out[k][i]
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return &httpError{http.StatusUnprocessableEntity, "ModelError",
+					fmt.Sprintf("row %d: the model's score %d is %v, not a finite number", done+i+1, k, v)}
+			}
+			sc.scores = append(sc.scores, v)
 		}
 	}
-	sc.rows += sc.n
 	sc.n = 0
 	return nil
 }
 
+// finish predicts the last block and writes the response.
 func (sc *scoring) finish() *httpError {
 	if herr := sc.flush(); herr != nil {
 		return herr
 	}
+	nout := len(sc.out)
+	rows := len(sc.scores) / max(nout, 1)
+	// An upper bound of the response, so it is allocated exactly once.
+	perRow := nout * (maxScoreText + 1) // numbers and separators
+	if sc.accept != "text/csv" {
+		perRow += len(`{"score":[]},`)
+	}
+	b := make([]byte, 0, len(`{"predictions":[]}`)+rows*perRow)
 	if sc.accept == "application/json" {
-		sc.resp = append(sc.resp, "]}"...)
+		b = append(b, `{"predictions":[`...)
 	}
-	return nil
-}
-
-// encode appends row i of the current block. A score that is not finite
-// (a model whose margin overflows) is refused rather than written: NaN and
-// Inf are not JSON, and no client can use them. 422 because the same
-// request will always fail, so it must not count against a breaker.
-func (sc *scoring) encode(i int) *httpError {
-	for k := range sc.out {
-		if v := sc.out[k][i]; math.IsNaN(v) || math.IsInf(v, 0) {
-			return &httpError{http.StatusUnprocessableEntity, "ModelError",
-				fmt.Sprintf("row %d: the model's score %d is %v, not a finite number", sc.rows+i+1, k, v)}
-		}
-	}
-	b := sc.resp
-	if need := 32 + 25*len(sc.out); cap(b)-len(b) < need {
-		// Double rather than append's 1.25x, so a large response costs
-		// about twice its size in total, not five times.
-		nb := make([]byte, len(b), 2*cap(b)+need)
-		copy(nb, b)
-		b = nb
-	}
-	switch sc.accept {
-	case "text/csv":
-		for k := range sc.out {
-			if k > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendFloat(b, sc.out[k][i], 'g', -1, 64)
-		}
-		b = append(b, '\n')
-	default:
-		if sc.accept == "application/json" && sc.rows+i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"score":`...)
-		if len(sc.out) == 1 {
-			b = strconv.AppendFloat(b, sc.out[0][i], 'g', -1, 64)
-		} else {
-			b = append(b, '[')
-			for k := range sc.out {
+	for i := range rows {
+		row := sc.scores[i*nout : (i+1)*nout]
+		switch sc.accept {
+		case "text/csv":
+			for k, v := range row {
 				if k > 0 {
 					b = append(b, ',')
 				}
-				b = strconv.AppendFloat(b, sc.out[k][i], 'g', -1, 64)
+				b = strconv.AppendFloat(b, v, 'g', -1, 64)
 			}
-			b = append(b, ']')
-		}
-		b = append(b, '}')
-		if sc.accept == "application/jsonlines" {
 			b = append(b, '\n')
+		default:
+			if sc.accept == "application/json" && i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"score":`...)
+			if nout == 1 {
+				b = strconv.AppendFloat(b, row[0], 'g', -1, 64)
+			} else {
+				b = append(b, '[')
+				for k, v := range row {
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = strconv.AppendFloat(b, v, 'g', -1, 64)
+				}
+				b = append(b, ']')
+			}
+			b = append(b, '}')
+			if sc.accept == "application/jsonlines" {
+				b = append(b, '\n')
+			}
 		}
+	}
+	if sc.accept == "application/json" {
+		b = append(b, "]}"...)
 	}
 	sc.resp = b
 	return nil
