@@ -46,6 +46,9 @@ type ModelInfo struct {
 	// from S3, otherwise "sha256:" and the first 16 hex digits of the file
 	// content. It travels with every score.
 	Version string
+	// SHA256 is the hex SHA-256 of the model file's bytes (a model.tar.gz as
+	// stored): the value models.<name>.sha256 pins.
+	SHA256 string
 }
 
 // Model is a loaded, immutable model. It is safe for concurrent use; each
@@ -80,6 +83,8 @@ type loadOptions struct {
 	sha256 string
 	// versionID pins the S3 object version read.
 	versionID string
+	// digest is the file's hex SHA-256, set by parseModel.
+	digest string
 }
 
 // WithAllTrees makes XGBoost models predict with every tree in the file,
@@ -105,17 +110,6 @@ func WithSHA256(hexDigest string) LoadOption {
 // changes nothing until the pin does. It needs a versioned bucket.
 func WithVersionID(id string) LoadOption {
 	return func(o *loadOptions) { o.versionID = id }
-}
-
-func (o *loadOptions) verify(data []byte) error {
-	if o.sha256 == "" {
-		return nil
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != o.sha256 {
-		return fmt.Errorf("%w: the file's sha256 is %s, the pinned one is %s", ErrDigestMismatch, got, o.sha256)
-	}
-	return nil
 }
 
 // withSource records where the bytes came from, for errors and ModelInfo.
@@ -153,12 +147,13 @@ func parseModel(data []byte, o loadOptions) (*Model, error) {
 	if int64(len(data)) > o.limits.MaxFileBytes {
 		return nil, limitError("the file size", int64(len(data)), "max_file_bytes", o.limits.MaxFileBytes)
 	}
-	if err := o.verify(data); err != nil {
-		return nil, err
+	sum := sha256.Sum256(data)
+	o.digest = hex.EncodeToString(sum[:])
+	if o.sha256 != "" && o.digest != o.sha256 {
+		return nil, fmt.Errorf("%w: the file's sha256 is %s, the pinned one is %s", ErrDigestMismatch, o.digest, o.sha256)
 	}
 	if o.version == "" {
-		sum := sha256.Sum256(data)
-		o.version = "sha256:" + hex.EncodeToString(sum[:8])
+		o.version = "sha256:" + o.digest[:16]
 	}
 	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
 		member, inner, err := extractModelFromTarGz(data, o.limits)
@@ -202,14 +197,14 @@ func parseModel2(data []byte, o loadOptions) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		info.Source, info.Version, info.Encoding = o.source, o.version, "linear-json"
+		info.Source, info.Version, info.Encoding, info.SHA256 = o.source, o.version, "linear-json", o.digest
 		return &Model{info: info, linear: lm}, nil
 	}
 	f, info, err := parseXGBoostJSON(jsonText, o)
 	if err != nil {
 		return nil, err
 	}
-	info.Source, info.Version, info.Encoding = o.source, o.version, encoding
+	info.Source, info.Version, info.Encoding, info.SHA256 = o.source, o.version, encoding, o.digest
 	return &Model{info: info, forest: f}, nil
 }
 

@@ -62,6 +62,7 @@ func newModelInspectCmd() *cobra.Command {
 				fmt.Fprintf(w, "written by:\tXGBoost %s\n", inf.FormatVersion)
 			}
 			fmt.Fprintf(w, "version:\t%s\n", inf.Version)
+			fmt.Fprintf(w, "sha256:\t%s\n", inf.SHA256) // the value models.NAME.sha256 pins
 			fmt.Fprintf(w, "objective:\t%s\n", inf.Objective)
 			fmt.Fprintf(w, "outputs:\t%d\n", inf.Outputs)
 			if inf.Kind == "xgboost" {

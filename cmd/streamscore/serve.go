@@ -27,6 +27,7 @@ func newServeCmd() *cobra.Command {
 		reload                 time.Duration
 		maxBody                int64
 		maxConcurrent          int
+		pinSHA256, versionID   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -59,6 +60,12 @@ default) and the port is 8080 (or $SAGEMAKER_BIND_TO_PORT).`,
 				host = h
 			}
 			opts := scorer.WatchOptions{Interval: reload, Logger: slog.Default()}
+			if pinSHA256 != "" {
+				opts.Load = append(opts.Load, scorer.WithSHA256(pinSHA256))
+			}
+			if versionID != "" {
+				opts.Load = append(opts.Load, scorer.WithVersionID(versionID))
+			}
 			if strings.HasPrefix(modelPath, "s3://") {
 				cfg, err := config.LoadDefaultConfig(ctx)
 				if err != nil {
@@ -88,5 +95,7 @@ default) and the port is 8080 (or $SAGEMAKER_BIND_TO_PORT).`,
 	f.DurationVar(&reload, "reload-interval", 30*time.Second, "how often to check the model for a new version")
 	f.Int64Var(&maxBody, "max-body", scorer.MaxPayloadBytes, "largest request body in bytes (at most 6 MB)")
 	f.IntVar(&maxConcurrent, "max-concurrent", 0, "requests decoded and scored at once; more get 503 with Retry-After (default 2 x GOMAXPROCS)")
+	f.StringVar(&pinSHA256, "sha256", "", "refuse any model file whose SHA-256 is not this hex digest, at start and on reload (see `streamscore model inspect`)")
+	f.StringVar(&versionID, "version-id", "", "for an s3:// model, load this object version (hot reload is then off)")
 	return cmd
 }
