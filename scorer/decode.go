@@ -72,7 +72,7 @@ func decodeRows(ct string, body []byte, features []string, index map[string]int,
 		return nil
 	}
 	return &httpError{http.StatusUnsupportedMediaType, "ValidationError",
-		fmt.Sprintf("content type %q is not supported: use text/csv, application/json or application/jsonlines", ct)}
+		fmt.Sprintf("content type %q is not supported: use text/csv, application/json or application/jsonlines", clipString(ct))}
 }
 
 // jsonSyntax reports where an invalid JSON document goes wrong. Unmarshal
@@ -161,6 +161,13 @@ type loc struct {
 }
 
 func (l loc) String() string { return l.what + " " + strconv.Itoa(l.n) }
+
+func clipString(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
 
 // jcur walks a JSON document already known to be valid.
 type jcur struct {

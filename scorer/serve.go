@@ -190,7 +190,7 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request, runtimeAPI bool)
 	}
 	if accept != "text/csv" && accept != "application/json" && accept != "application/jsonlines" {
 		s.fail(w, runtimeAPI, &httpError{http.StatusNotAcceptable, "ValidationError",
-			fmt.Sprintf("accept type %q is not supported: use text/csv, application/json or application/jsonlines", accept)})
+			fmt.Sprintf("accept type %q is not supported: use text/csv, application/json or application/jsonlines", clipString(accept))})
 		return
 	}
 	body, herr := s.readBody(w, r)
