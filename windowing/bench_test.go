@@ -210,6 +210,10 @@ func benchSpec(kind Kind, size, slide time.Duration) WindowSpec {
 	return WindowSpec{
 		Name: "bench", Kind: kind, Size: size, Slide: slide, OutOfOrderness: 5 * time.Second,
 		AllowedLateness: time.Minute, MaxKeys: 200_000, Features: tenFeatures(),
+		// 100,000 keys at 1M events per minute is 16 shards' worth of
+		// traffic in one operator: above the default state budget, which
+		// would evict (the hopping window holds ~150 MB).
+		MaxStateBytes: 1 << 30,
 	}
 }
 
