@@ -212,7 +212,7 @@ func benchSpec(kind Kind, size, slide time.Duration) WindowSpec {
 		AllowedLateness: time.Minute, MaxKeys: 200_000, Features: tenFeatures(),
 		// 100,000 keys at 1M events per minute is 16 shards' worth of
 		// traffic in one operator: above the default state budget, which
-		// would evict (the hopping window holds ~150 MB).
+		// would evict (the hopping window holds more than 128 MiB).
 		MaxStateBytes: 1 << 30,
 	}
 }

@@ -89,6 +89,7 @@ func BenchmarkFactoryStateBytes(b *testing.B) {
 			for ; c < 10; c++ {
 				run(c, st.events)
 			}
+			b.ReportAllocs()
 			b.ResetTimer()
 			for done := 0; done < b.N; c++ {
 				done += run(c, b.N-done)
