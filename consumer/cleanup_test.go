@@ -2,11 +2,13 @@ package consumer
 
 import (
 	"math/big"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 )
@@ -84,14 +86,24 @@ func TestLatestStartNeverReadsClosedShards(t *testing.T) {
 	cfg := testConfig(table, "w1", stream)
 	cfg.Streams[0].InitialPosition = Latest
 	col := newCollector()
-	run(t, newConsumer(t, cfg, env.Kinesis, env.DynamoDB), col.handler("w1", nil))
-	// Leases exist once Run has synced; wait for the open shards to be
-	// read from LATEST before producing what must be delivered.
-	waitFor(t, 30*time.Second, "leases of the open shards", func() bool {
-		ls, err := (&leaseTable{db: env.DynamoDB, name: table}).list(devstacktest.Ctx(t))
-		return err == nil && len(ls) == 3 // the table may not exist yet
+	// What is produced after the start must be delivered: wait until each
+	// open shard has its LATEST iterator (a fixed pause would be a guess,
+	// and too short on a loaded machine).
+	var mu sync.Mutex
+	latest := map[string]bool{}
+	fk := &faultyKinesis{KinesisAPI: env.Kinesis, gotIterator: func(shard string, typ ktypes.ShardIteratorType) {
+		mu.Lock()
+		defer mu.Unlock()
+		if typ == ktypes.ShardIteratorTypeLatest {
+			latest[shard] = true
+		}
+	}}
+	run(t, newConsumer(t, cfg, fk, env.DynamoDB), col.handler("w1", nil))
+	waitFor(t, 60*time.Second, "LATEST iterators on the three open shards", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(latest) == 3
 	})
-	time.Sleep(2 * time.Second)
 	fresh := produce(t, env.Kinesis, stream, 60, "fresh")
 	waitFor(t, 60*time.Second, "records produced after the start", func() bool { return col.has(fresh) == 0 })
 	time.Sleep(3 * cfg.ShardSyncInterval)

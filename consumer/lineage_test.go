@@ -2,7 +2,9 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"math/big"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +35,11 @@ func TestSplitAndMergeWhileProducing(t *testing.T) {
 	ctx := devstacktest.Ctx(t)
 	produced := make(chan []key, 1)
 	stopProducing := make(chan struct{})
+	// landed counts the records written per shard so far: each step
+	// waits until the shards it needs records on have some, instead of
+	// pausing for a guessed time (a loaded machine writes less per second).
+	var mu sync.Mutex
+	landed := map[string]int{}
 	go func() {
 		var all []key
 		for {
@@ -42,11 +49,37 @@ func TestSplitAndMergeWhileProducing(t *testing.T) {
 				return
 			default:
 			}
-			all = append(all, produce(t, env.Kinesis, stream, 40, "l")...)
+			batch := produce(t, env.Kinesis, stream, 40, "l")
+			all = append(all, batch...)
+			mu.Lock()
+			for _, k := range batch {
+				landed[k.shard]++
+			}
+			mu.Unlock()
 			time.Sleep(50 * time.Millisecond)
 		}
 	}()
-	time.Sleep(time.Second)
+	// The first batch after a reshard can still land on a parent, so wait
+	// for a few batches' worth on every shard named.
+	waitLanded := func(shards ...string) {
+		mu.Lock()
+		base := map[string]int{}
+		for _, s := range shards {
+			base[s] = landed[s]
+		}
+		mu.Unlock()
+		waitFor(t, 60*time.Second, fmt.Sprintf("records on %v", shards), func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range shards {
+				if landed[s]-base[s] < 20 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	waitLanded("shardId-000000000000", "shardId-000000000001")
 
 	// Split shard 0 at a quarter of the hash space: children 2 and 3.
 	quarter := new(big.Int).Lsh(big.NewInt(1), 126)
@@ -55,14 +88,14 @@ func TestSplitAndMergeWhileProducing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitActive(t, env.Kinesis, stream)
-	time.Sleep(time.Second)
+	waitLanded("shardId-000000000002", "shardId-000000000003")
 	// Merge child 3 with shard 1 (its adjacent range): child 4 has two parents.
 	if _, err := env.Kinesis.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: &stream,
 		ShardToMerge: aws.String("shardId-000000000003"), AdjacentShardToMerge: aws.String("shardId-000000000001")}); err != nil {
 		t.Fatal(err)
 	}
 	waitActive(t, env.Kinesis, stream)
-	time.Sleep(time.Second)
+	waitLanded("shardId-000000000004")
 	close(stopProducing)
 	all := <-produced
 

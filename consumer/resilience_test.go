@@ -27,22 +27,33 @@ import (
 // the reader was stalled). Everything else goes to the real server.
 type faultyKinesis struct {
 	KinesisAPI
-	// beforeRead is called with the operation ("GetShardIterator",
-	// "GetRecords") and the shard (empty for GetRecords, whose shard is in
-	// the iterator); a non-nil error is returned instead of calling.
+	// beforeRead, when set, is called with the operation
+	// ("GetShardIterator", "GetRecords") and the shard (empty for
+	// GetRecords, whose shard is in the iterator); a non-nil error is
+	// returned instead of calling.
 	beforeRead func(ctx context.Context, op, shard string) error
+	// gotIterator, when set, is told of every iterator Kinesis handed out.
+	gotIterator func(shard string, typ ktypes.ShardIteratorType)
 }
 
 func (f *faultyKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, o ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
-	if err := f.beforeRead(ctx, "GetShardIterator", aws.ToString(in.ShardId)); err != nil {
-		return nil, err
+	if f.beforeRead != nil {
+		if err := f.beforeRead(ctx, "GetShardIterator", aws.ToString(in.ShardId)); err != nil {
+			return nil, err
+		}
 	}
-	return f.KinesisAPI.GetShardIterator(ctx, in, o...)
+	out, err := f.KinesisAPI.GetShardIterator(ctx, in, o...)
+	if err == nil && f.gotIterator != nil {
+		f.gotIterator(aws.ToString(in.ShardId), in.ShardIteratorType)
+	}
+	return out, err
 }
 
 func (f *faultyKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, o ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
-	if err := f.beforeRead(ctx, "GetRecords", ""); err != nil {
-		return nil, err
+	if f.beforeRead != nil {
+		if err := f.beforeRead(ctx, "GetRecords", ""); err != nil {
+			return nil, err
+		}
 	}
 	return f.KinesisAPI.GetRecords(ctx, in, o...)
 }
