@@ -1,10 +1,12 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -85,8 +87,9 @@ func TestFeatureTableDeadLettersRefusedRowsAndAcksTheBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var logs syncBuffer // info level, the default: no entity may appear
 	s, err := NewFeatureTable(FeatureTableOptions{Client: env.DynamoDB, Table: table, FeatureSet: FeatureSet("factory", "machine_5m"),
-		DeadLetters: dl, Metrics: m, Backoff: outageBackoff})
+		DeadLetters: dl, Metrics: m, Backoff: outageBackoff, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +150,34 @@ func TestFeatureTableDeadLettersRefusedRowsAndAcksTheBatch(t *testing.T) {
 	if n := counter(t, reg, "streamscore_sink_refused_rows_total", "features"); n != 3 {
 		t.Errorf("refused rows counted %v, want 3", n)
 	}
+	out := logs.String()
+	if strings.Count(out, "sink refused a row") != 3 {
+		t.Errorf("want one info-level line per refused row:\n%s", out)
+	}
+	for _, e := range []string{"press-2", long[:100]} {
+		if strings.Contains(out, e) {
+			t.Errorf("an entity id is in the info-level logs:\n%s", out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (the sink's
+// goroutines log).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Two pipelines, or two windows, with the same entity keep separate items
