@@ -181,6 +181,7 @@ func (r *runner) Close(ctx context.Context) error {
 	r.closed = true
 	r.mu.Unlock()
 	r.closeErr = r.close(ctx)
+	r.hl.ok() // a closed sink no longer counts as failing
 	close(r.closeDone)
 	return r.closeErr
 }
