@@ -41,7 +41,9 @@ const ColPartial = "partial"
 // offset_first (one group per state of the key), and never supersede an
 // ordinary row. The window's events are the union of the ordinary final
 // row, every "evicted" row and the final row of each "late" group; no event
-// is in two of them.
+// is in two of them. offset_first being process-local, whoever writes the
+// rows for readers replaces it with a stable identity (the source position
+// of that record) to group and deduplicate partial rows by.
 const (
 	// PartialEvicted: the key was evicted (MaxKeys or MaxStateBytes)
 	// while this window was open; the row holds the window's events up to
