@@ -75,6 +75,16 @@ type Stream struct {
 	// Shards is the shard count `streamscore dev up` provisions locally; it
 	// has no effect on real streams.
 	Shards int `yaml:"shards"`
+	// MaxFutureSkew bounds how far an event time may lie ahead of the time
+	// Kinesis accepted its record; records beyond it are dead-lettered
+	// (reason event-time) and never move a watermark. Zero means the
+	// default (windowing.DefaultMaxFutureSkew, 5m); a producer that stamps
+	// events ahead on purpose sets a larger value.
+	MaxFutureSkew Duration `yaml:"max_future_skew"`
+	// MaxPastAge bounds how far an event time may lie behind its record's
+	// arrival; zero (the default) is no bound, which replays of history
+	// need.
+	MaxPastAge Duration `yaml:"max_past_age"`
 }
 
 // Schema describes the JSON events of a stream.

@@ -27,7 +27,13 @@ type DecodeError struct {
 	Reason string
 	// Pos is the byte position in the record where the problem was found.
 	Pos int
+	// Err is ErrEventTimeBounds or ErrEntity when the record parsed but
+	// its values are refused; nil for a record that does not parse.
+	Err error
 }
+
+// Unwrap returns Err, so errors.Is(err, ErrEventTimeBounds) works.
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 func (e *DecodeError) Error() string {
 	if e.Field == "" {
@@ -108,6 +114,10 @@ type Decoder struct {
 	offset   uint64
 	rec      []byte
 	keyBuf   []byte
+
+	bounds      TimeBounds
+	arrival     int64 // ns; 0: no bounds check for this record
+	checkEntity func([]byte) error
 }
 
 // NewDecoder returns a decoder for schema. mem may be nil for the default
@@ -173,6 +183,16 @@ func (d *Decoder) Append(rec []byte, offset uint64) error {
 	}
 	if tv.i < -maxEventTime || tv.i > maxEventTime {
 		return d.errf(1, len(rec), "event time %s is out of range (years 1824 to 2116)", time.Unix(0, tv.i).UTC().Format(time.RFC3339))
+	}
+	if e := d.checkTime(tv.i); e != nil {
+		return e
+	}
+	if d.checkEntity != nil {
+		if err := d.checkEntity(ev.s); err != nil {
+			e := d.errf(0, len(rec), "%v", err)
+			e.Err = ErrEntity
+			return e
+		}
 	}
 	d.entity.BinaryBuilder.Append(ev.s)
 	d.ts.Append(arrow.Timestamp(tv.i))
