@@ -48,6 +48,9 @@ type lease struct {
 	shardID  string
 	// checkpointOwner is set by Java KCL 3.x during a graceful hand-off.
 	checkpointOwner string
+	// tail is where the records a finished shard's handler still needed
+	// begin (Checkpointer.SetTail); written with SHARD_END.
+	tail Position
 }
 
 // finished reports whether the lease's shard has been read to its end.
@@ -101,6 +104,9 @@ func leaseFromItem(item map[string]types.AttributeValue) (lease, error) {
 		if *p.dst, err = getS(item, p.name, false); err != nil {
 			return l, wrap(err)
 		}
+	}
+	if err := l.readTail(item); err != nil {
+		return l, wrap(err)
 	}
 	return l, nil
 }

@@ -256,6 +256,9 @@ func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos Position, chi
 	if len(children) > 0 {
 		u.set[attrChildShardIDs] = &types.AttributeValueMemberSS{Value: slices.Clone(children)}
 	}
+	if pos.Sequence == ShardEnd {
+		l.tailAttrs(u.set)
+	}
 	u.remove = []string{attrPendingCheckpoint, attrPendingSub}
 	if release {
 		u.remove = append(u.remove, attrLeaseOwner)

@@ -138,6 +138,10 @@ func (c *Consumer) cleanupLeases(ctx context.Context, s *stream, shards []types.
 	if c.cleanup == nil {
 		c.cleanup = map[string]time.Time{}
 	}
+	byKey := make(map[string]*lease, len(leases))
+	for i := range leases {
+		byKey[leases[i].key] = &leases[i]
+	}
 	for i := range leases {
 		l := &leases[i]
 		st, id, ok := c.streamOf(l)
@@ -145,6 +149,11 @@ func (c *Consumer) cleanupLeases(ctx context.Context, s *stream, shards []types.
 			continue
 		}
 		eligible := l.finished() && (!listed[id] || allLeased(s, children[id], exists))
+		// A tail stays until every child is past its beginning: a child
+		// that fails over before then replays the tail again.
+		if eligible && listed[id] && isSequenceNumber(l.tail.Sequence) && !childrenStarted(s, children[id], byKey) {
+			eligible = false
+		}
 		if !eligible {
 			delete(c.cleanup, l.key)
 			continue
