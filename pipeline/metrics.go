@@ -20,6 +20,7 @@ type metrics struct {
 	scoreSeconds    prometheus.Histogram
 	sinkWaitSeconds prometheus.Histogram
 	batchSeconds    prometheus.Histogram
+	replayed        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,9 +48,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		scoreSeconds:    stage("score_seconds", "Time to score one emission of windows."),
 		sinkWaitSeconds: stage("sink_wait_seconds", "Time a write waited for room in the sinks (back-pressure)."),
 		batchSeconds:    stage("batch_seconds", "Time to handle one batch end to end."),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "streamscore", Subsystem: "pipeline", Name: "tail_records_replayed_total",
+			Help: "Records of closed parent shards a child replayed to rebuild the windows open at a split or merge."}, []string{"stream"}),
 	}
 	for _, c := range []prometheus.Collector{m.records, m.windows, m.late, m.deadLetters, m.behind, m.checkpointed,
-		m.decodeSeconds, m.windowSeconds, m.scoreSeconds, m.sinkWaitSeconds, m.batchSeconds} {
+		m.decodeSeconds, m.windowSeconds, m.scoreSeconds, m.sinkWaitSeconds, m.batchSeconds, m.replayed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pipeline: metrics: %w", err)
 		}

@@ -65,12 +65,13 @@ type Options struct {
 // Pipeline is one configured scoring pipeline: a consumer over the config's
 // streams and, per shard, decode → windows → scorers → sinks.
 type Pipeline struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	now  func() time.Time
-	cons *consumer.Consumer
-	m    *metrics
-	sm   *sinks.Metrics
+	cfg     *config.Config
+	kinesis consumer.KinesisAPI // reads parents' tails
+	log     *slog.Logger
+	now     func() time.Time
+	cons    *consumer.Consumer
+	m       *metrics
+	sm      *sinks.Metrics
 
 	streams map[string]*streamPlan
 	dlq     *sinks.DeadLetter
@@ -94,6 +95,10 @@ type streamPlan struct {
 	name    string
 	schema  windowing.Schema
 	windows []*windowPlan
+	// bounds and checkEntity refuse, at decode time, records that would
+	// stall a watermark or that no sink could store.
+	bounds      windowing.TimeBounds
+	checkEntity func([]byte) error
 }
 
 type windowPlan struct {
@@ -127,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 	}
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": cfg.Pipeline}, o.Registerer)
 	log := o.Logger.With("pipeline", cfg.Pipeline)
-	p := &Pipeline{cfg: cfg, log: log, now: o.Now, streams: map[string]*streamPlan{}, shards: map[string]*shardState{}}
+	p := &Pipeline{cfg: cfg, log: log, now: o.Now, kinesis: c.Kinesis, streams: map[string]*streamPlan{}, shards: map[string]*shardState{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -155,7 +160,7 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 		if err != nil {
 			return nil, err
 		}
-		p.streams[s.Name] = &streamPlan{name: s.Name, schema: schema}
+		p.streams[s.Name] = &streamPlan{name: s.Name, schema: schema, bounds: StreamBounds(s)}
 	}
 	for _, w := range cfg.Windows {
 		sp := p.streams[w.Stream]
@@ -164,6 +169,9 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 			return nil, fmt.Errorf("pipeline: %s: window %s: %w", cfg.File, w.Name, err)
 		}
 		sp.windows = append(sp.windows, &windowPlan{cfg: w, spec: spec, schema: spec.OutputSchema(&sp.schema)})
+	}
+	if err := p.checkRetention(ctx, c.Kinesis); err != nil {
+		return nil, err
 	}
 	for _, s := range cfg.Scorers {
 		if err := p.buildScorer(ctx, s, c, scm, sm, o); err != nil {
@@ -599,27 +607,26 @@ func shardKey(stream, shard string) string { return stream + "/" + shard }
 // state returns the shard's state, starting afresh when the consumer
 // (re)starts the shard with a new checkpointer: a regained lease replays
 // from the checkpoint and rebuilds its windows.
-func (p *Pipeline) state(b *consumer.Batch) (*shardState, error) {
+func (p *Pipeline) state(b *consumer.Batch) (st *shardState, fresh bool, err error) {
 	key := shardKey(b.Stream, b.ShardID)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st, ok := p.shards[key]; ok {
 		if st.cp == b.Checkpointer {
-			return st, nil
+			return st, false, nil
 		}
 		st.release()
 		delete(p.shards, key)
 	}
 	sp, ok := p.streams[b.Stream]
 	if !ok {
-		return nil, fmt.Errorf("pipeline: batch from unconfigured stream %q", b.Stream)
+		return nil, false, fmt.Errorf("pipeline: batch from unconfigured stream %q", b.Stream)
 	}
-	st, err := newShardState(p, sp, b)
-	if err != nil {
-		return nil, err
+	if st, err = newShardState(p, sp, b); err != nil {
+		return nil, false, err
 	}
 	p.shards[key] = st
-	return st, nil
+	return st, true, nil
 }
 
 func (p *Pipeline) drop(st *shardState) {
@@ -634,9 +641,15 @@ func (p *Pipeline) drop(st *shardState) {
 
 // HandleBatch is the consumer's handler: one shard's batches, in order.
 func (p *Pipeline) HandleBatch(ctx context.Context, b *consumer.Batch) error {
-	st, err := p.state(b)
+	st, fresh, err := p.state(b)
 	if err != nil {
 		return err
+	}
+	if fresh {
+		if err := st.replayTails(ctx, p.kinesis); err != nil {
+			p.drop(st)
+			return err
+		}
 	}
 	if err := st.handle(ctx, b); err != nil {
 		if errors.Is(err, consumer.ErrLeaseLost) || ctx.Err() != nil {

@@ -23,6 +23,7 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/consumer"
@@ -47,6 +48,8 @@ type testPipeline struct {
 	sagemaker             *sagemakerruntime.Client
 	// logs receives the pipeline's log when set (default: warnings to stderr).
 	logs *slog.Logger
+	// registerer receives the pipeline's metrics when set.
+	registerer prometheus.Registerer
 }
 
 const pipelineYAML = `pipeline: test
@@ -138,7 +141,7 @@ func (tp *testPipeline) startPipeline(t *testing.T, worker string) (stop func() 
 		logs = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	p, err := pipeline.New(context.Background(), tp.cfg, clients,
-		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: logs,
+		pipeline.Options{WorkerID: worker, SpoolDir: t.TempDir(), Logger: logs, Registerer: tp.registerer,
 			Consumer: consumer.Config{RenewInterval: time.Second, ShardSyncInterval: 2 * time.Second, IdleHeartbeat: 200 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

@@ -32,16 +32,20 @@ type positionIndex struct {
 type posSpan struct {
 	first, last       uint64 // offsets, inclusive
 	firstPos, lastPos consumer.Position
+	// foreign spans hold a parent shard's records replayed by a child:
+	// never a checkpoint of this shard.
+	foreign bool
 }
 
-// add records a batch of n records starting at offset first.
-func (x *positionIndex) add(first uint64, recs []consumer.Record) {
+// add records a batch of records starting at offset first; foreign for
+// records of another shard (a parent's tail).
+func (x *positionIndex) add(first uint64, recs []consumer.Record, foreign bool) {
 	if len(recs) == 0 {
 		return
 	}
 	x.spans = append(x.spans, posSpan{
 		first: first, last: first + uint64(len(recs)) - 1,
-		firstPos: recs[0].Position(), lastPos: recs[len(recs)-1].Position(),
+		firstPos: recs[0].Position(), lastPos: recs[len(recs)-1].Position(), foreign: foreign,
 	})
 	if len(x.spans)-x.head > maxSpans {
 		x.coarsen()
@@ -50,14 +54,16 @@ func (x *positionIndex) add(first uint64, recs []consumer.Record) {
 
 // coarsen halves the resolution of the older half of the live spans. The
 // newest spans stay exact: result ranges and new checkpoints use them.
+// Spans of a parent's tail merge only with each other.
 func (x *positionIndex) coarsen() {
 	live := x.spans[x.head:]
 	old := len(live) / 2
 	out := live[:0]
-	for i := 0; i < old; i += 2 {
+	for i := 0; i < old; i++ {
 		s := live[i]
-		if i+1 < old {
+		if i+1 < old && s.foreign == live[i+1].foreign {
 			s.last, s.lastPos = live[i+1].last, live[i+1].lastPos
+			i++
 		}
 		out = append(out, s)
 	}
@@ -106,6 +112,9 @@ func (x *positionIndex) durableBelow(low uint64) (consumer.Position, uint64, boo
 		return consumer.Position{}, 0, false
 	}
 	s := &live[i-1]
+	if s.foreign {
+		return consumer.Position{}, 0, false
+	}
 	return s.lastPos, s.last + 1, true
 }
 

@@ -35,7 +35,7 @@ func TestPositionIndexNeverCheckpointsAheadOfTheMark(t *testing.T) {
 		if rng.IntN(10) == 0 {
 			n = 0 // heartbeats carry no records
 		}
-		x.add(next, batchOf(next, n))
+		x.add(next, batchOf(next, n), false)
 		next += uint64(n)
 		if n > 0 {
 			batchEnds = append(batchEnds, next-1)
@@ -69,9 +69,9 @@ func TestPositionIndexNeverCheckpointsAheadOfTheMark(t *testing.T) {
 
 func TestPositionIndexAt(t *testing.T) {
 	var x positionIndex
-	x.add(0, batchOf(0, 10))
-	x.add(10, nil)
-	x.add(10, batchOf(10, 5))
+	x.add(0, batchOf(0, 10), false)
+	x.add(10, nil, false)
+	x.add(10, batchOf(10, 5), false)
 	for _, c := range []struct {
 		off  uint64
 		want string
@@ -138,7 +138,7 @@ func BenchmarkPositionsMemory(b *testing.B) {
 			var x positionIndex
 			var off uint64
 			for range seconds * batches {
-				x.add(off, read(off))
+				x.add(off, read(off), false)
 				off += perSecond / batches
 			}
 			b.ReportMetric(float64(heap()-before), "B/shard")

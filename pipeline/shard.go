@@ -11,7 +11,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/streamscore/streamscore/consumer"
 	"github.com/streamscore/streamscore/scorer"
@@ -42,16 +41,23 @@ type shardState struct {
 	// records that decoded, so late events can be dead-lettered whole.
 	rowData [][]byte
 	rowOff  []uint64
+	// The batch being handled and its first offset: its records' exact
+	// positions, for the dead letters it produces.
+	cur      []consumer.Record
+	curFirst uint64
+	// replaying is set while the parents' tails are fed in: their records
+	// count in windows but were judged (dead letters, lateness) by the
+	// parents, and their positions are not this shard's.
+	replaying bool
 
-	mu        sync.Mutex
-	base      uint64              // offset of positions[0]
-	positions []consumer.Position // positions of offsets base..next-1
-	next      uint64
-	opsLow    uint64 // oldest offset an open window holds (next if none)
-	inflight  map[uint64]*inflight
-	seq       uint64
-	marked    uint64 // offsets below this are marked durable
-	failure   error  // a permanent sink error or lost lease: stop the shard
+	mu       sync.Mutex
+	pos      positionIndex // offsets back to Kinesis positions
+	next     uint64
+	opsLow   uint64 // oldest offset an open window holds (next if none)
+	inflight map[uint64]*inflight
+	seq      uint64
+	marked   uint64 // offsets below this are marked durable
+	failure  error  // a permanent sink error or lost lease: stop the shard
 }
 
 type shardWindow struct {
@@ -77,6 +83,10 @@ func newShardState(p *Pipeline, sp *streamPlan, b *consumer.Batch) (*shardState,
 	var err error
 	if st.dec, err = windowing.NewDecoder(sp.schema, nil); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	st.dec.SetTimeBounds(sp.bounds)
+	if sp.checkEntity != nil {
+		st.dec.SetEntityCheck(sp.checkEntity)
 	}
 	for _, wp := range sp.windows {
 		op, err := windowing.NewOperator(wp.spec, sp.schema, windowing.Options{Logger: p.log.With("window", wp.cfg.Name, "shard", b.ShardID)})
@@ -128,40 +138,45 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 
 	st.mu.Lock()
 	first := st.next
-	for i := range b.Records {
-		st.positions = append(st.positions, b.Records[i].Position())
-	}
+	st.pos.add(first, b.Records, st.replaying)
 	st.next += uint64(len(b.Records))
 	st.mu.Unlock()
+	st.cur, st.curFirst = b.Records, first
+	defer func() { st.cur = nil }()
 
 	for i := range b.Records {
 		r := &b.Records[i]
 		off := first + uint64(i)
-		if r.Err != nil {
+		err := r.Err
+		if err == nil {
+			err = st.dec.AppendArrived(r.Data, off, r.ApproximateArrival)
+		}
+		switch {
+		case err == nil:
+			st.rowData = append(st.rowData, r.Data)
+			st.rowOff = append(st.rowOff, off)
+			continue
+		case st.replaying:
+			continue // a parent's record: the parent dead-lettered it already
+		case r.Err != nil:
 			poison = append(poison, st.poison(sinks.ReasonDeaggregation, r.Err.Error(), r.Position(), r.Data))
 			continue
 		}
-		if err := st.dec.Append(r.Data, off); err != nil {
-			var de *windowing.DecodeError
-			if !errors.As(err, &de) {
-				return fmt.Errorf("pipeline: decoding %s/%s: %w", st.stream, st.shard, err)
-			}
-			poison = append(poison, st.poison(sinks.ReasonUndecodable, de.Error(), r.Position(), r.Data))
-			continue
+		var de *windowing.DecodeError
+		if !errors.As(err, &de) {
+			return fmt.Errorf("pipeline: decoding %s/%s: %w", st.stream, st.shard, err)
 		}
-		st.rowData = append(st.rowData, r.Data)
-		st.rowOff = append(st.rowOff, off)
+		poison = append(poison, st.poison(decodeReason(de), de.Error(), r.Position(), r.Data))
 	}
-	m.records.WithLabelValues(st.stream).Add(float64(len(b.Records)))
-	if cw := st.p.cw; cw != nil && len(b.Records) > 0 {
-		cw.Count("EventsIn", sinks.Dimensions{Stream: st.stream}, float64(len(b.Records)))
-		cw.Observe("IteratorAge", cwtypes.StandardUnitMilliseconds, sinks.Dimensions{Stream: st.stream}, float64(b.MillisBehindLatest))
+	if !st.replaying {
+		st.countIn(b)
 	}
 	m.decodeSeconds.Observe(time.Since(start).Seconds())
-	if len(b.Records) > 0 {
-		m.behind.WithLabelValues(st.stream, st.shard).Set(float64(b.MillisBehindLatest) / 1000)
-	}
 
+	// A closed shard whose open windows can be rebuilt by its children
+	// (they replay its tail) records where that tail begins and leaves the
+	// windows to them: each window then has one complete row, on a child.
+	tail := b.ShardEnd && st.canHandOver()
 	now := st.p.now()
 	var rec arrow.RecordBatch
 	if st.dec.Len() > 0 {
@@ -180,9 +195,10 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		if err != nil {
 			return fmt.Errorf("pipeline: window %s on %s/%s: %w", w.plan.cfg.Name, st.stream, st.shard, err)
 		}
-		if b.ShardEnd {
-			// A closed shard never gets more events: emit every open window
-			// now so its children start from a complete checkpoint.
+		if b.ShardEnd && !tail {
+			// Without a tail for the children to replay, a closed shard
+			// emits its open windows now, incomplete, so that its own
+			// checkpoint can reach SHARD_END.
 			if err := st.emit(ctx, w, out, &poison); err != nil {
 				return err
 			}
@@ -213,6 +229,9 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 			low = o
 		}
 	}
+	if tail {
+		low = st.handOverTail(low)
+	}
 	st.mu.Lock()
 	st.opsLow = low
 	st.mu.Unlock()
@@ -234,6 +253,9 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Output, poison *[]sinks.Poison) error {
 	m := st.p.m
 	for _, le := range out.Late {
+		if st.replaying {
+			continue // the parent judged this event already
+		}
 		m.late.WithLabelValues(st.stream, w.plan.cfg.Name).Inc()
 		if w.plan.spec.Late != windowing.LateDeadLetter {
 			continue
@@ -263,7 +285,7 @@ func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Ou
 		}
 		res := o.rb.build(feat, &o.res)
 		st.mu.Lock()
-		rng := sinks.Range{First: sinkPos(st.positionLocked(o.spanStart)), Last: sinkPos(st.positionLocked(st.next - 1))}
+		rng := sinks.Range{First: sinkPos(st.pos.at(o.spanStart)), Last: sinkPos(st.pos.at(st.next - 1))}
 		o.spanStart = st.next
 		st.seq++
 		id := st.seq
@@ -282,6 +304,17 @@ func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Ou
 		}
 	}
 	return nil
+}
+
+// decodeReason is the dead-letter reason of a record the decoder refused.
+func decodeReason(de *windowing.DecodeError) string {
+	switch {
+	case errors.Is(de, windowing.ErrEventTimeBounds):
+		return sinks.ReasonEventTime
+	case errors.Is(de, windowing.ErrEntity):
+		return sinks.ReasonEntity
+	}
+	return sinks.ReasonUndecodable
 }
 
 func minOffset(feat arrow.RecordBatch) uint64 {
@@ -329,38 +362,36 @@ func (st *shardState) advanceCheckpoint() {
 	if low <= st.marked || low == 0 || low > st.next {
 		return
 	}
-	pos := st.positionLocked(low - 1)
+	pos, upTo, ok := st.pos.durableBelow(low)
+	if !ok || upTo <= st.marked {
+		return
+	}
 	if err := st.cp.MarkDurable(pos); err != nil {
 		st.failure = err
 		return
 	}
-	st.marked = low
-	// Keep the position just below the mark, and every position a scorer's
-	// next Range may still start from.
-	keep := low - 1
+	st.marked = upTo
+	// Keep the span of the mark (the next mark is at or after it) and
+	// every position a scorer's next Range may still start from.
+	keep := upTo - 1
 	for _, w := range st.wins {
 		for _, o := range w.outs {
 			keep = min(keep, o.spanStart)
 		}
 	}
-	if drop := int(keep) - int(st.base); drop > 0 {
-		st.positions = append(st.positions[:0], st.positions[drop:]...)
-		st.base += uint64(drop)
-	}
+	st.pos.trim(keep)
 	st.p.m.checkpointed.WithLabelValues(st.stream, st.shard).SetToCurrentTime()
 }
 
+// position returns the position of offset off: exact within the batch
+// being handled, else as the index has it (at or before the record).
 func (st *shardState) position(off uint64) consumer.Position {
+	if off >= st.curFirst && off-st.curFirst < uint64(len(st.cur)) {
+		return st.cur[off-st.curFirst].Position()
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.positionLocked(off)
-}
-
-func (st *shardState) positionLocked(off uint64) consumer.Position {
-	if off < st.base || off-st.base >= uint64(len(st.positions)) {
-		return consumer.Position{}
-	}
-	return st.positions[off-st.base]
+	return st.pos.at(off)
 }
 
 func sinkPos(p consumer.Position) sinks.Position {

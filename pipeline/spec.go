@@ -67,3 +67,13 @@ func Window(cfg *config.Config, name string) (config.Window, error) {
 	}
 	return config.Window{}, fmt.Errorf("pipeline: %s: undefined window %q", cfg.File, name)
 }
+
+// StreamBounds is the event-time sanity check of a stream's records, with
+// the default future skew applied.
+func StreamBounds(s config.Stream) windowing.TimeBounds {
+	b := windowing.TimeBounds{MaxFutureSkew: s.MaxFutureSkew.D(), MaxPastAge: s.MaxPastAge.D()}
+	if b.MaxFutureSkew == 0 {
+		b.MaxFutureSkew = windowing.DefaultMaxFutureSkew
+	}
+	return b
+}

@@ -1,0 +1,167 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/loadtest"
+)
+
+// TestWindowsAcrossSplitAndMerge reshards a stream while windows are open:
+// a split during one 20 s window, a merge during the next. Each window of
+// each machine must have exactly one final row (by the readers' rule) and
+// it must hold every reading of the window: the parents hand their open
+// windows over and the children replay the parents' tails.
+func TestWindowsAcrossSplitAndMerge(t *testing.T) {
+	t.Parallel()
+	tp := newTestPipeline(t)
+	src := strings.NewReplacer("size: 1s", "size: 20s", "out_of_orderness: 200ms", "out_of_orderness: 1s",
+		"idle_timeout: 3s", "idle_timeout: 10m").Replace(tp.yaml)
+	cfg, err := config.Parse([]byte(src), "reshard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.cfg = cfg
+	reg := prometheus.NewRegistry()
+	tp.registerer = reg
+	stop, _ := tp.startPipeline(t, "worker-reshard")
+	ctx := devstacktest.Ctx(t)
+	k := tp.env.Kinesis
+
+	machines := make([]string, 16)
+	for i := range machines {
+		machines[i] = fmt.Sprintf("press-%03d", i)
+	}
+	// Windows a little ahead of now, so every reading is on time.
+	t1 := time.Now().UTC().Truncate(20 * time.Second).Add(20 * time.Second)
+	sendAt := func(offsets ...time.Duration) {
+		for _, d := range offsets {
+			for _, m := range machines {
+				tp.put(t, m, reading(m, t1.Add(d), 0.3))
+			}
+		}
+	}
+	sendAt(1*time.Second, 2*time.Second, 3*time.Second)
+	// Split shard 0 at half its range while window 1 is open.
+	if _, err := k.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: &tp.stream,
+		ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String(new(big.Int).Lsh(big.NewInt(1), 126).String())}); err != nil {
+		t.Fatal(err)
+	}
+	waitStreamActive(t, k, tp.stream)
+	sendAt(4*time.Second, 5*time.Second, 6*time.Second)
+	// Window 2 closes window 1 on every shard.
+	sendAt(21*time.Second, 22*time.Second, 23*time.Second)
+	// Merge the split's upper child with shard 1 while window 2 is open.
+	waitChildrenStarted(t, tp, "shardId-000000000002", "shardId-000000000003")
+	if _, err := k.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: &tp.stream,
+		ShardToMerge: aws.String("shardId-000000000003"), AdjacentShardToMerge: aws.String("shardId-000000000001")}); err != nil {
+		t.Fatal(err)
+	}
+	waitStreamActive(t, k, tp.stream)
+	sendAt(24*time.Second, 25*time.Second, 26*time.Second)
+	sendAt(41 * time.Second) // closes window 2
+
+	// One final row per machine and window, holding all six readings.
+	want := 2 * len(machines)
+	var final map[string]loadtest.ResultRow
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		rows, _, err := loadtest.ReadResults(rctx, tp.env.S3, tp.bucket, "results/", "readings")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		final = map[string]loadtest.ResultRow{}
+		complete := 0
+		for _, r := range loadtest.FinalRows(rows) {
+			if r.WindowStart.Before(t1.Add(40 * time.Second)) {
+				final[r.Entity+" "+r.WindowStart.Format(time.TimeOnly)] = r
+				if r.Count == 6 {
+					complete++
+				}
+			}
+		}
+		if complete == want {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for _, m := range machines {
+		for _, w := range []time.Time{t1, t1.Add(20 * time.Second)} {
+			r, ok := final[m+" "+w.Format(time.TimeOnly)]
+			if !ok {
+				t.Errorf("%s window %s: no row", m, w.Format(time.TimeOnly))
+			} else if r.Count != 6 {
+				t.Errorf("%s window %s: the final row counts %v readings, 6 were sent", m, w.Format(time.TimeOnly), r.Count)
+			}
+		}
+	}
+	if n := counterValue(t, reg, "streamscore_pipeline_tail_records_replayed_total"); n == 0 {
+		t.Error("no parent tail was replayed: the test did not exercise the hand-over")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitStreamActive(t *testing.T, k *kinesis.Client, stream string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		out, err := k.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: &stream})
+		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("stream %s not ACTIVE within a minute", stream)
+}
+
+// waitChildrenStarted waits until the shards' checkpoints are past their
+// beginnings: the replayed tails are no longer needed.
+func waitChildrenStarted(t *testing.T, tp *testPipeline, shards ...string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		cps := checkpoints(t, tp.env, tp.leaseTable)
+		ok := true
+		for _, s := range shards {
+			cp := cps[s]
+			ok = ok && cp != "" && cp[0] >= '0' && cp[0] <= '9'
+		}
+		if ok {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("shards %v did not checkpoint within 2 minutes: %v", shards, checkpoints(t, tp.env, tp.leaseTable))
+}
+
+func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
+}
