@@ -1,0 +1,276 @@
+package pipeline
+
+// Building a pipeline's parts from its configuration: the dead-letter and
+// result sinks, and the scorers with their models.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/scorer"
+	"github.com/streamscore/streamscore/sinks"
+)
+
+// buildSinks starts the dead-letter queue; the result sinks are per scorer.
+func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics, o Options) error {
+	if cwc := p.cfg.Sinks.CloudWatch; cwc != nil {
+		co := sinks.CloudWatchOptions{Namespace: cwc.Namespace, Pipeline: p.cfg.Pipeline, Interval: cwc.FlushInterval.D(),
+			ServerTimestamps: cwc.ServerTimestamps, Metrics: sm, Logger: p.log}
+		if cwc.PutMetricData {
+			if c.CloudWatch == nil {
+				return fmt.Errorf("pipeline: sinks.cloudwatch.put_metric_data needs a CloudWatch client")
+			}
+			co.Client = c.CloudWatch
+		}
+		switch cwc.EMF {
+		case "":
+		case "stdout":
+			co.EMF = os.Stdout
+		default:
+			f, err := os.OpenFile(cwc.EMF, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return fmt.Errorf("pipeline: sinks.cloudwatch.emf: %w", err)
+			}
+			co.EMF, p.emf = f, f
+		}
+		if co.Client != nil || co.EMF != nil {
+			cw, err := sinks.NewCloudWatch(co)
+			if err != nil {
+				return fmt.Errorf("pipeline: cloudwatch sink: %w", err)
+			}
+			p.cw = cw
+			p.sinks = append(p.sinks, cw)
+		}
+	}
+	dl := p.cfg.Sinks.DeadLetter
+	if dl == nil {
+		return fmt.Errorf("pipeline: %s: sinks.dead_letter is required: undecodable records, late events and unscorable rows must go somewhere", p.cfg.File)
+	}
+	url, err := QueueURL(ctx, c.SQS, dl.Queue)
+	if err != nil {
+		return err
+	}
+	dopts := sinks.DeadLetterOptions{SQS: c.SQS, QueueURL: url, Metrics: sm, Logger: p.log, Prefix: "dead-letter/" + p.cfg.Pipeline + "/"}
+	if dl.Bucket != "" {
+		dopts.S3, dopts.Bucket = c.S3, dl.Bucket
+	}
+	p.dlq, err = sinks.NewDeadLetter(dopts)
+	if err != nil {
+		return fmt.Errorf("pipeline: dead-letter sink: %w", err)
+	}
+	return nil
+}
+
+// QueueURL resolves a queue name to its URL; a URL is returned as it is.
+func QueueURL(ctx context.Context, c *sqs.Client, queue string) (string, error) {
+	if strings.HasPrefix(queue, "https://") || strings.HasPrefix(queue, "http://") {
+		return queue, nil
+	}
+	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(queue)})
+	if err != nil {
+		return "", fmt.Errorf("pipeline: queue %q: %w", queue, err)
+	}
+	return aws.ToString(out.QueueUrl), nil
+}
+
+// TopicARN resolves a topic name to its ARN; an ARN is returned as it is.
+func TopicARN(ctx context.Context, c *sns.Client, topic string) (string, error) {
+	if strings.HasPrefix(topic, "arn:") {
+		return topic, nil
+	}
+	// CreateTopic is idempotent and returns the ARN of an existing topic;
+	// it is the one call that maps a name to an ARN without listing.
+	in := &sns.CreateTopicInput{Name: aws.String(topic)}
+	if strings.HasSuffix(topic, ".fifo") {
+		in.Attributes = map[string]string{"FifoTopic": "true"}
+	}
+	out, err := c.CreateTopic(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("pipeline: alert topic %q: %w", topic, err)
+	}
+	return aws.ToString(out.TopicArn), nil
+}
+
+// buildScorer loads the scorer's models and starts its result sinks.
+func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, scm *scorer.Metrics, sm *sinks.Metrics, o Options) error {
+	var wp *windowPlan
+	var stream string
+	for _, sp := range p.streams {
+		for _, w := range sp.windows {
+			if w.cfg.Name == s.Window {
+				wp, stream = w, sp.name
+			}
+		}
+	}
+	// The embedded models behind this scorer's rows, for the contributions
+	// its alerts carry.
+	ex := &explainer{log: p.log.With("scorer", s.Name)}
+	embedded := func(model string) (scorer.Scorer, error) {
+		m := p.cfg.Models[model]
+		var src scorer.ModelSource
+		if m.ReloadInterval > 0 {
+			w, err := scorer.WatchModel(ctx, m.Path, scorer.WatchOptions{
+				Interval: m.ReloadInterval.D(), S3: c.S3, Logger: p.log, Metrics: scm,
+				Check: func(mod *scorer.Model) error { return scorer.CheckSchema(wp.schema, mod.Features()) },
+			})
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: scorer %s: model %s: %w", s.Name, model, err)
+			}
+			p.watchers = append(p.watchers, w)
+			src = w
+		} else {
+			mod, err := scorer.LoadModel(ctx, m.Path, c.S3)
+			if err != nil {
+				return nil, fmt.Errorf("pipeline: scorer %s: model %s: %w", s.Name, model, err)
+			}
+			src = mod
+		}
+		e, err := scorer.NewEmbedded(src, wp.schema, scm)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: scorer %s: model %s does not fit window %s: %w", s.Name, model, s.Window, err)
+		}
+		ex.sources = append(ex.sources, src)
+		return e, nil
+	}
+	var sc scorer.Scorer
+	var err error
+	// The alert sink is built after the scorer; breaker events reach it
+	// through this holder once it exists.
+	var alerts atomic.Pointer[sinks.Alerts]
+	if e := s.Endpoint; e != nil {
+		if c.SageMaker == nil {
+			return fmt.Errorf("pipeline: scorer %s: no SageMaker runtime client", s.Name)
+		}
+		var fallback scorer.Scorer
+		if e.Fallback != "" {
+			if fallback, err = embedded(e.Fallback); err != nil {
+				return err
+			}
+		}
+		var features []string
+		for _, f := range wp.spec.Features {
+			features = append(features, f.Name)
+		}
+		if s.Model != "" {
+			// The endpoint serves the same model: send its features in its order.
+			mod, err := scorer.LoadModel(ctx, p.cfg.Models[s.Model].Path, c.S3)
+			if err != nil {
+				return fmt.Errorf("pipeline: scorer %s: model %s: %w", s.Name, s.Model, err)
+			}
+			features = mod.Features()
+		}
+		sc, err = scorer.NewRemote(c.SageMaker, scorer.RemoteConfig{
+			Endpoint: e.Name, Features: features, TargetVariant: e.Variant, CustomAttributes: e.CustomAttributes,
+			Timeout: e.Timeout.D(), MaxRowsPerRequest: e.MaxRowsPerRequest, Concurrency: e.Concurrency,
+			Fallback: fallback, Logger: p.log, Metrics: scm,
+			OnBreakerChange: func(ev scorer.BreakerEvent) {
+				p.breakerChanged(s.Name, stream, ev, alerts.Load())
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("pipeline: scorer %s: %w", s.Name, err)
+		}
+	} else if sc, err = embedded(s.Model); err != nil {
+		return err
+	}
+	plan := &scorerPlan{name: s.Name, sc: sc, outputs: sc.Outputs()}
+	if s.Challenger != "" {
+		ch, err := embedded(s.Challenger)
+		if err != nil {
+			return err
+		}
+		if s.CanaryPercent > 0 {
+			cn, err := scorer.NewCanary(sc, ch, wp.schema.Field(0).Name, s.CanaryPercent)
+			if err != nil {
+				return fmt.Errorf("pipeline: scorer %s: %w", s.Name, err)
+			}
+			plan.sc = cn
+		} else {
+			plan.sc = &scorer.Shadow{Champion: sc, Challenger: ch, Logger: p.log}
+			plan.shadow = ch.Outputs()
+		}
+	}
+	var al *sinks.Alerts
+	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, sm, o, ex); err != nil {
+		return err
+	}
+	alerts.Store(al)
+	wp.scorers = append(wp.scorers, plan)
+	return nil
+}
+
+// resultSinks starts the sinks a scorer's results go to, teed.
+func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, sm *sinks.Metrics, o Options, ex *explainer) (sinks.Sink, *sinks.Alerts, error) {
+	var out []sinks.Sink
+	add := func(sk sinks.Sink, err error, what string) error {
+		if err != nil {
+			return fmt.Errorf("pipeline: scorer %s: %s sink: %w", s.Name, what, err)
+		}
+		out = append(out, sk)
+		p.sinks = append(p.sinks, sk)
+		return nil
+	}
+	if c3 := p.cfg.Sinks.S3; c3 != nil {
+		sk, err := sinks.NewS3(sinks.S3Options{
+			Client: c.S3, Bucket: c3.Bucket, Prefix: c3.Prefix + s.Name + "/",
+			RollBytes: int64(c3.RollMiB) << 20, RollAge: c3.RollAge.D(), SpoolDir: o.SpoolDir,
+			ZstdLevel: c3.ZstdLevel, FloatEncoding: sinks.FloatEncoding(c3.FloatEncoding), FeatureStats: c3.FeatureStats,
+			Metrics: sm, Logger: p.log,
+		})
+		if err := add(sk, err, "s3"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if ft := p.cfg.Sinks.FeatureTable; ft != nil {
+		sk, err := sinks.NewFeatureTable(sinks.FeatureTableOptions{
+			Client: c.DynamoDB, Table: ft.Table, TTL: ft.TTL.D(), Metrics: sm, Logger: p.log,
+		})
+		if err := add(sk, err, "feature table"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if p.cw != nil {
+		out = append(out, p.cw) // shared: already in p.sinks
+	}
+	var al *sinks.Alerts
+	var rules []sinks.AlertRule
+	for _, r := range p.cfg.Alerts.Rules {
+		if r.Scorer != s.Name {
+			continue
+		}
+		rules = append(rules, sinks.AlertRule{
+			Name: r.Name, Stream: stream, FireAfter: r.FireAfter, ClearAfter: r.ClearAfter, Cooldown: r.Cooldown.D(),
+			Levels: []sinks.AlertLevel{{Severity: r.Severity, Threshold: r.Threshold}},
+		})
+	}
+	if len(rules) > 0 {
+		arn, err := TopicARN(ctx, c.SNS, p.cfg.Alerts.Topic)
+		if err != nil {
+			return nil, nil, err
+		}
+		ao := sinks.AlertOptions{Client: c.SNS, TopicARN: arn, Rules: rules, Metrics: sm, Logger: p.log}
+		if len(ex.sources) > 0 {
+			ao.Explain = ex.explain
+		}
+		sk, err := sinks.NewAlerts(ao)
+		al = sk
+		if err := add(sk, err, "alerts"); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("pipeline: scorer %s: no sink configured for its results (sinks.s3, sinks.feature_table or an alert rule)", s.Name)
+	}
+	if len(out) == 1 {
+		return out[0], al, nil
+	}
+	return sinks.Tee(out...), al, nil
+}
