@@ -232,6 +232,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 	if ft := p.cfg.Sinks.FeatureTable; ft != nil {
 		sk, err := sinks.NewFeatureTable(sinks.FeatureTableOptions{
 			Client: c.DynamoDB, Table: ft.Table, TTL: ft.TTL.D(), Metrics: sm, Logger: p.log,
+			FeatureSet: sinks.FeatureSet(p.cfg.Pipeline, s.Window), DeadLetters: p.dlq,
 		})
 		if err := add(sk, err, "feature table"); err != nil {
 			return nil, nil, err
@@ -256,7 +257,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		if err != nil {
 			return nil, nil, err
 		}
-		ao := sinks.AlertOptions{Client: c.SNS, TopicARN: arn, Rules: rules, Metrics: sm, Logger: p.log}
+		ao := sinks.AlertOptions{Client: c.SNS, TopicARN: arn, Rules: rules, Metrics: sm, Logger: p.log, DeadLetters: p.dlq}
 		if len(ex.sources) > 0 {
 			ao.Explain = ex.explain
 		}

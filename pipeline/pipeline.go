@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 		if err != nil {
 			return nil, err
 		}
-		p.streams[s.Name] = &streamPlan{name: s.Name, schema: schema, bounds: StreamBounds(s), checkEntity: tmpCheckEntity}
+		p.streams[s.Name] = &streamPlan{name: s.Name, schema: schema, bounds: StreamBounds(s), checkEntity: sinks.CheckEntity}
 	}
 	for _, w := range cfg.Windows {
 		sp := p.streams[w.Stream]
@@ -310,13 +310,32 @@ func (p *Pipeline) Close(ctx context.Context) error {
 }
 
 // Ready reports whether the pipeline is doing its job: it runs, holds at
-// least one lease, and no shard is stopped by a sink that failed for good.
+// least one lease, no shard is failing (the consumer retries those), and no
+// sink is out as a whole.
 func (p *Pipeline) Ready(context.Context) error {
 	if !p.running.Load() {
 		return fmt.Errorf("pipeline %s is not running", p.cfg.Pipeline)
 	}
 	if len(p.cons.HeldLeases()) == 0 {
 		return fmt.Errorf("pipeline %s holds no leases yet", p.cfg.Pipeline)
+	}
+	if f := p.cons.Unhealthy(); len(f) > 0 {
+		return fmt.Errorf("pipeline %s: %d shards failing, first %s/%s (%s, since %s): %w", p.cfg.Pipeline, len(f),
+			f[0].Stream, f[0].ShardID, f[0].Kind, f[0].Since.UTC().Format(time.RFC3339), f[0].Err)
+	}
+	// A sink that is out as a whole holds its batches, and so the shards'
+	// checkpoints, back: not ready, and its metric says which.
+	for _, s := range p.sinks {
+		if h, ok := s.(sinks.HealthChecker); ok {
+			if err := h.Healthy(); err != nil {
+				return fmt.Errorf("pipeline %s: %w", p.cfg.Pipeline, err)
+			}
+		}
+	}
+	if p.dlq != nil {
+		if err := p.dlq.Healthy(); err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.cfg.Pipeline, err)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

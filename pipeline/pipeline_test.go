@@ -100,7 +100,7 @@ func newTestPipeline(t *testing.T) *testPipeline {
 	ctx := devstacktest.Ctx(t)
 	tp := &testPipeline{env: env, stream: env.CreateStream(t, 2), bucket: env.CreateBucket(t),
 		table: env.Name("features"), leaseTable: env.Name("leases")}
-	if err := devstack.EnsureTable(ctx, env.DynamoDB, devstack.TablePlan{Name: tp.table, HashKey: "entity"}); err != nil {
+	if err := devstack.EnsureTable(ctx, env.DynamoDB, devstack.TablePlan{Name: tp.table, HashKey: sinks.FeatureAttrEntity, RangeKey: sinks.FeatureAttrSet}); err != nil {
 		t.Fatal(err)
 	}
 	tp.dlqURL = env.CreateQueue(t, false)
@@ -270,7 +270,10 @@ func TestEndToEnd(t *testing.T) {
 
 	for _, m := range machines {
 		item, err := tp.env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tp.table), ConsistentRead: aws.Bool(true),
-			Key: map[string]ddbtypes.AttributeValue{"entity": &ddbtypes.AttributeValueMemberS{Value: m}}})
+			Key: map[string]ddbtypes.AttributeValue{
+				sinks.FeatureAttrEntity: &ddbtypes.AttributeValueMemberS{Value: m},
+				sinks.FeatureAttrSet:    &ddbtypes.AttributeValueMemberS{Value: sinks.FeatureSet("test", "w1s")},
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
