@@ -205,7 +205,7 @@ func specFor(svc Service, cfg Config) serverSpec {
 			service: svc,
 			marker:  "dynalite/cli.js",
 			command: func(port int) (string, []string, []string, string) {
-				return "node", []string{filepath.Join(node, "node_modules", "dynalite", "cli.js"),
+				return "node", []string{"-r", filepath.Join(node, "client-abort.js"), filepath.Join(node, "node_modules", "dynalite", "cli.js"),
 					"--host", "127.0.0.1", "--port", strconv.Itoa(port),
 					"--createTableMs", "50", "--updateTableMs", "50", "--deleteTableMs", "50"}, nil, ""
 			},
