@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -111,4 +112,17 @@ func childrenStarted(s *stream, ids []string, byKey map[string]*lease) bool {
 		}
 	}
 	return true
+}
+
+// Expired reports whether this worker has not renewed the shard's lease for
+// the failover time: another worker may own it by now, even though this one
+// has not yet learned so (a process paused by SIGSTOP, a long GC, a host
+// that froze). A handler checks it before it writes results, so a worker
+// that wakes up late never writes over the new owner's with stale state.
+func (cp *Checkpointer) Expired() bool {
+	r := cp.r
+	if r.lostFlag.Load() {
+		return true
+	}
+	return time.Since(time.Unix(0, r.renewed.Load())) >= r.c.cfg.FailoverTime
 }

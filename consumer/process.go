@@ -201,6 +201,11 @@ func (r *shardRun) process() error {
 			bytesC.Add(float64(size))
 			r.open = true
 			if err := c.handler.HandleBatch(r.ctx, batch); err != nil {
+				if errors.Is(err, ErrLeaseLost) && !r.lostFlag.Load() {
+					// The handler found the lease expired (Checkpointer.Expired):
+					// stop here; the lease goes to whoever renews it.
+					r.lose("the handler found the lease expired: " + err.Error())
+				}
 				if r.lostFlag.Load() {
 					return ErrLeaseLost
 				}

@@ -28,6 +28,9 @@ type shardRun struct {
 	// lostFlag mirrors lost for readers that must not wait on mu (a
 	// renewal may hold it for a DynamoDB round trip).
 	lostFlag atomic.Bool
+	// renewed mirrors lastRenew (Unix ns) for Checkpointer.Expired, which
+	// must not wait on mu either.
+	renewed atomic.Int64
 
 	// ctx is cancelled when the lease is lost: the handler must stop.
 	ctx    context.Context
@@ -59,6 +62,7 @@ type shardRun struct {
 
 func newShardRun(c *Consumer, s *stream, shardID string, l lease) *shardRun {
 	r := &shardRun{c: c, s: s, shardID: shardID, lease: l, lastRenew: time.Now(), done: make(chan struct{})}
+	r.renewed.Store(r.lastRenew.UnixNano())
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.stopCtx, r.cancelStop = context.WithCancel(r.ctx)
 	r.cp = &Checkpointer{r: r, written: l.checkpoint, changed: make(chan struct{})}
@@ -103,6 +107,7 @@ func (r *shardRun) renew(ctx context.Context) {
 	switch {
 	case err == nil:
 		r.lastRenew = time.Now()
+		r.renewed.Store(r.lastRenew.UnixNano())
 	case errors.Is(err, errConflict):
 		r.loseLocked("renewal found another owner: " + err.Error())
 	default:
@@ -191,6 +196,7 @@ func (r *shardRun) writeCheckpointLocked(ctx context.Context, pos Position, chil
 	if err == nil {
 		r.cp.setWritten(pos)
 		r.lastRenew = time.Now()
+		r.renewed.Store(r.lastRenew.UnixNano())
 	}
 	return err
 }

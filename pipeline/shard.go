@@ -177,6 +177,11 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 	// (they replay its tail) records where that tail begins and leaves the
 	// windows to them: each window then has one complete row, on a child.
 	tail := b.ShardEnd && st.canHandOver()
+	// A worker that was paused past its lease (SIGSTOP, a frozen host)
+	// must not write results from stale state over the new owner's.
+	if st.cp.Expired() {
+		return fmt.Errorf("pipeline: %s/%s: the lease was not renewed for the failover time; no results written: %w", st.stream, st.shard, consumer.ErrLeaseLost)
+	}
 	now := st.p.now()
 	var rec arrow.RecordBatch
 	if st.dec.Len() > 0 {

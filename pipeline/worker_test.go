@@ -347,3 +347,125 @@ func receiveLetters(t *testing.T, env *devstacktest.Env, url string, want int) [
 	}
 	return out
 }
+
+// TestPausedWorkerNeverOverwritesTheNewOwner stops a worker with SIGSTOP
+// while it holds the leases and has results in flight, lets another worker
+// take over, then wakes it up: the woken worker notices its leases expired
+// before writing anything from its stale state, and in the end every window
+// has a final row (by the readers' rule) with exactly the readings sent,
+// and every shard's checkpoint is its last record.
+func TestPausedWorkerNeverOverwritesTheNewOwner(t *testing.T) {
+	t.Parallel()
+	tp := newTestPipeline(t)
+	env := tp.env
+	ctx := devstacktest.Ctx(t)
+	dir := t.TempDir()
+	model := filepath.Join(dir, "vib.json")
+	if err := os.WriteFile(model, []byte(`{"streamscore_linear":1,"link":"logistic","intercept":-12,
+		"features":[{"name":"vibration_mean","weight":20}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	topic, _ := env.CreateTopicQueue(t, false)
+	yaml := strings.NewReplacer("{{lease}}", tp.leaseTable, "{{stream}}", tp.stream, "{{model}}", model,
+		"{{bucket}}", tp.bucket, "{{table}}", tp.table, "{{dlq}}", tp.dlqURL, "{{topic}}", topic).Replace(hardeningYAML)
+	cfgPath := filepath.Join(dir, "paused.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startWorker(t, env, cfgPath, "worker-a")
+	a.ready(t, time.Minute)
+	b := startWorker(t, env, cfgPath, "worker-b")
+
+	machines := []string{"press-001", "press-002", "press-003", "press-004", "press-005", "press-006"}
+	sent := map[string]float64{} // machine + window start -> readings
+	var mu sync.Mutex
+	send := func(from time.Time, steps int) {
+		for step := range steps {
+			ts := from.Add(time.Duration(step) * 100 * time.Millisecond)
+			for _, m := range machines {
+				if _, err := env.Kinesis.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(tp.stream),
+					PartitionKey: aws.String(m), Data: []byte(reading(m, ts, 0.3))}); err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				sent[m+" "+ts.Truncate(time.Second).Format(time.TimeOnly)]++
+				mu.Unlock()
+			}
+		}
+	}
+	total := func() float64 {
+		var n float64
+		for _, v := range sent {
+			n += v
+		}
+		return n
+	}
+	counted := func(want float64, within time.Duration) map[string]float64 {
+		t.Helper()
+		var got map[string]float64
+		deadline := time.Now().Add(within)
+		for time.Now().Before(deadline) {
+			rows, _, err := loadtest.ReadResults(ctx, env.S3, tp.bucket, "results/", "readings")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = map[string]float64{}
+			var n float64
+			for _, r := range loadtest.FinalRows(rows) {
+				got[r.Entity+" "+r.WindowStart.Format(time.TimeOnly)] += r.Count
+				n += r.Count
+			}
+			if n >= want {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return got
+	}
+
+	send(time.Now().UTC().Add(-time.Second).Truncate(time.Second), 20)
+	counted(total(), time.Minute)
+
+	// Pause A with results in flight: readings of windows still open.
+	send(time.Now().UTC().Truncate(time.Second), 10)
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := true
+	defer func() {
+		if paused {
+			_ = a.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	// B takes the leases over once A's expire, and carries on.
+	send(time.Now().UTC().Truncate(time.Second), 20)
+	b.ready(t, time.Minute)
+	counted(total(), 2*time.Minute)
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	paused = false
+	send(time.Now().UTC().Truncate(time.Second), 20)
+	got := counted(total(), 2*time.Minute)
+
+	for k, want := range sent {
+		if got[k] != want {
+			t.Errorf("window %s: final rows count %v readings, %v were sent", k, got[k], want)
+		}
+	}
+	if !a.running() || !b.running() {
+		t.Fatal("a worker exited")
+	}
+	a.stop(t)
+	b.stop(t)
+	last := lastSequences(t, env, tp.stream)
+	cps := checkpoints(t, env, tp.leaseTable)
+	for shard, seq := range last {
+		if cps[shard] != seq {
+			t.Errorf("shard %s checkpointed at %q, its last record is %q", shard, cps[shard], seq)
+		}
+	}
+	if !strings.Contains(a.log.String(), "lease") || !strings.Contains(a.log.String(), "expired") && !strings.Contains(a.log.String(), "lost") {
+		t.Errorf("the woken worker did not report losing its leases:\n%s", lastLogLines(a.log.String(), 30))
+	}
+}
