@@ -128,8 +128,14 @@ type Window struct {
 	// (default) or ignore (counted, then dropped).
 	Late string `yaml:"late"`
 	// MaxKeys bounds the entities held in memory. Default 100000.
-	MaxKeys  int       `yaml:"max_keys"`
-	Features []Feature `yaml:"features"`
+	MaxKeys int `yaml:"max_keys"`
+	// MaxStateBytes bounds the memory this window's state takes on each
+	// shard (keys, panes, sketches, counted truly); beyond it the least
+	// recently updated keys are evicted, their open windows emitted early
+	// and flagged partial. Zero means windowing.DefaultMaxStateBytes
+	// (128 MiB): 8 window-shards fit a 2 GiB task.
+	MaxStateBytes int64     `yaml:"max_state_bytes"`
+	Features      []Feature `yaml:"features"`
 }
 
 // Feature is one aggregate of a window, named as the model's feature.
@@ -159,6 +165,30 @@ type Model struct {
 	// ReloadInterval is how often the file (or S3 ETag) is checked for a new
 	// version. 0 disables hot reload.
 	ReloadInterval Duration `yaml:"reload_interval"`
+	// SHA256 pins the model's content: the hex SHA-256 of the file's bytes
+	// (a model.tar.gz as stored). Start-up and hot reload refuse any other
+	// content; a refused reload keeps the running model and is counted.
+	SHA256 string `yaml:"sha256"`
+	// VersionID pins the S3 object version read (s3:// paths in a versioned
+	// bucket). Nothing can change under the pin, so hot reload is off until
+	// the pin itself changes.
+	VersionID string `yaml:"version_id"`
+	// Limits bound what loading the model may cost; zero fields take the
+	// scorer's defaults (docs/scorer.md).
+	Limits ModelLimits `yaml:"limits"`
+}
+
+// ModelLimits bound a model's file and heap. It has scorer.ModelLimits'
+// fields, in its order, so scorer.ModelLimits(m.Limits) converts it.
+type ModelLimits struct {
+	MaxFileBytes      int64 `yaml:"max_file_bytes"`
+	MaxTrees          int   `yaml:"max_trees"`
+	MaxNodes          int   `yaml:"max_nodes"`
+	MaxDepth          int   `yaml:"max_depth"`
+	MaxHeapBytes      int64 `yaml:"max_heap_bytes"`
+	MaxTarMembers     int   `yaml:"max_tar_members"`
+	MaxTarBytes       int64 `yaml:"max_tar_bytes"`
+	MaxTarMemberBytes int64 `yaml:"max_tar_member_bytes"`
 }
 
 // Scorer scores one window's feature batches with a model.
@@ -241,8 +271,17 @@ type FeatureTableSink struct {
 // DeadLetterSink receives poison records.
 type DeadLetterSink struct {
 	Queue string `yaml:"queue"`
-	// Bucket holds records too large for an SQS message.
+	// Bucket holds records too large for an SQS message (base64 over
+	// 200 KiB, under SQS's 256 KiB message limit). Kinesis records can be
+	// 1 MiB (10 MiB on request), so any stream can carry one.
 	Bucket string `yaml:"bucket"`
+	// LargeRecords says what happens to a dead letter too large for a
+	// message: "bucket" (stored whole in Bucket, which it requires) or
+	// "truncate" (sent cut to fit, with its original size and where to
+	// re-read it from the stream while retention lasts). Default: bucket
+	// when Bucket is set, truncate otherwise. Never a failure: a record
+	// the dead-letter sink could not take would stop its shard for good.
+	LargeRecords string `yaml:"large_records"`
 }
 
 // Alerts publishes alerts to an SNS topic.

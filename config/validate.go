@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -91,6 +92,12 @@ func (c *Config) applyDefaults() {
 	}
 	if ft := c.Sinks.FeatureTable; ft != nil && ft.TTL == 0 {
 		ft.TTL = Duration(7 * 24 * time.Hour)
+	}
+	if dl := c.Sinks.DeadLetter; dl != nil && dl.LargeRecords == "" {
+		dl.LargeRecords = "truncate"
+		if dl.Bucket != "" {
+			dl.LargeRecords = "bucket"
+		}
 	}
 	for i := range c.Alerts.Rules {
 		r := &c.Alerts.Rules[i]
@@ -206,6 +213,28 @@ func (c *Config) validate() Errors {
 		if m.Path == "" {
 			p.add(path+".path", "missing: a model file or s3:// URI")
 		}
+		if d := m.SHA256; d != "" {
+			if _, err := hex.DecodeString(d); err != nil || len(d) != 64 {
+				p.add(path+".sha256", "%q is not a SHA-256 digest: want 64 hex digits (sha256sum of the model file)", d)
+			}
+		}
+		if m.VersionID != "" && !strings.HasPrefix(m.Path, "s3://") {
+			p.add(path+".version_id", "only an s3:// path has object versions")
+		}
+		l := m.Limits
+		for _, f := range []struct {
+			name string
+			v    int64
+		}{{"max_file_bytes", l.MaxFileBytes}, {"max_trees", int64(l.MaxTrees)}, {"max_nodes", int64(l.MaxNodes)},
+			{"max_depth", int64(l.MaxDepth)}, {"max_heap_bytes", l.MaxHeapBytes}, {"max_tar_members", int64(l.MaxTarMembers)},
+			{"max_tar_bytes", l.MaxTarBytes}, {"max_tar_member_bytes", l.MaxTarMemberBytes}} {
+			if f.v < 0 {
+				p.add(path+".limits."+f.name, "must not be negative (0 takes the default)")
+			}
+		}
+		if l.MaxDepth > 64 {
+			p.add(path+".limits.max_depth", "%d: at most 64", l.MaxDepth)
+		}
 	}
 
 	scorers := make([]string, 0, len(c.Scorers))
@@ -257,8 +286,17 @@ func (c *Config) validate() Errors {
 	if s := c.Sinks.FeatureTable; s != nil && s.Table == "" {
 		p.add("sinks.feature_table.table", "missing")
 	}
-	if s := c.Sinks.DeadLetter; s != nil && s.Queue == "" {
-		p.add("sinks.dead_letter.queue", "missing")
+	if s := c.Sinks.DeadLetter; s != nil {
+		if s.Queue == "" {
+			p.add("sinks.dead_letter.queue", "missing")
+		}
+		p.oneOf("sinks.dead_letter.large_records", s.LargeRecords, "bucket", "truncate")
+		switch {
+		case s.LargeRecords == "bucket" && s.Bucket == "":
+			p.add("sinks.dead_letter.large_records", "bucket needs sinks.dead_letter.bucket: Kinesis records up to 1 MiB exceed an SQS message; set a bucket or large_records: truncate")
+		case s.LargeRecords == "truncate" && s.Bucket != "":
+			p.add("sinks.dead_letter.large_records", "truncate with a bucket set: large records would be cut although the bucket could hold them whole; drop large_records or set it to bucket")
+		}
 	}
 	if len(c.Alerts.Rules) > 0 && c.Alerts.Topic == "" {
 		p.add("alerts.topic", "missing: alert rules need a topic")
@@ -343,6 +381,9 @@ func (c *Config) validateWindow(p *problems, path string, w Window, schema *Sche
 	p.oneOf(path+".late", w.Late, "dead_letter", "ignore")
 	if w.MaxKeys < 0 {
 		p.add(path+".max_keys", "must not be negative")
+	}
+	if w.MaxStateBytes < 0 {
+		p.add(path+".max_state_bytes", "must not be negative")
 	}
 	if len(w.Features) == 0 {
 		p.add(path+".features", "missing: list at least one feature")
