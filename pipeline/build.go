@@ -113,6 +113,9 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 	// The embedded models behind this scorer's rows, for the contributions
 	// its alerts carry.
 	ex := &explainer{log: p.log.With("scorer", s.Name)}
+	// The alert sink is built after the scorer; breaker events and refused
+	// model reloads reach it through this holder once it exists.
+	var alerts atomic.Pointer[sinks.Alerts]
 	embedded := func(model string) (scorer.Scorer, error) {
 		m := p.cfg.Models[model]
 		var src scorer.ModelSource
@@ -120,6 +123,10 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			w, err := scorer.WatchModel(ctx, m.Path, scorer.WatchOptions{
 				Interval: m.ReloadInterval.D(), S3: c.S3, Logger: p.log, Metrics: scm,
 				Check: func(mod *scorer.Model) error { return scorer.CheckSchema(wp.schema, mod.Features()) },
+				Load:  loadOptions(m), Name: model,
+				OnReloadRejected: func(name string, err error) {
+					p.modelRejected(s.Name, stream, name, err, alerts.Load())
+				},
 			})
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: scorer %s: model %s: %w", s.Name, model, err)
@@ -127,7 +134,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			p.watchers = append(p.watchers, w)
 			src = w
 		} else {
-			mod, err := scorer.LoadModel(ctx, m.Path, c.S3)
+			mod, err := scorer.LoadModel(ctx, m.Path, c.S3, loadOptions(m)...)
 			if err != nil {
 				return nil, fmt.Errorf("pipeline: scorer %s: model %s: %w", s.Name, model, err)
 			}
@@ -142,9 +149,6 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 	}
 	var sc scorer.Scorer
 	var err error
-	// The alert sink is built after the scorer; breaker events reach it
-	// through this holder once it exists.
-	var alerts atomic.Pointer[sinks.Alerts]
 	if e := s.Endpoint; e != nil {
 		if c.SageMaker == nil {
 			return fmt.Errorf("pipeline: scorer %s: no SageMaker runtime client", s.Name)
@@ -161,7 +165,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		}
 		if s.Model != "" {
 			// The endpoint serves the same model: send its features in its order.
-			mod, err := scorer.LoadModel(ctx, p.cfg.Models[s.Model].Path, c.S3)
+			mod, err := scorer.LoadModel(ctx, p.cfg.Models[s.Model].Path, c.S3, loadOptions(p.cfg.Models[s.Model])...)
 			if err != nil {
 				return fmt.Errorf("pipeline: scorer %s: model %s: %w", s.Name, s.Model, err)
 			}
@@ -274,4 +278,16 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		return out[0], al, nil
 	}
 	return sinks.Tee(out...), al, nil
+}
+
+// loadOptions are a model's pins and limits, as configured.
+func loadOptions(m *config.Model) []scorer.LoadOption {
+	opts := []scorer.LoadOption{scorer.WithLimits(scorer.ModelLimits(m.Limits))}
+	if m.SHA256 != "" {
+		opts = append(opts, scorer.WithSHA256(m.SHA256))
+	}
+	if m.VersionID != "" {
+		opts = append(opts, scorer.WithVersionID(m.VersionID))
+	}
+	return opts
 }

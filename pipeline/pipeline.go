@@ -255,13 +255,35 @@ func (p *Pipeline) breakerChanged(scorerName, stream string, ev scorer.BreakerEv
 	}
 	al := sinks.Alert{Rule: "circuit-breaker", State: state, Severity: sev, Stream: stream, Model: ev.Endpoint,
 		Subject: fmt.Sprintf("streamscore %s: endpoint %s breaker %s", p.cfg.Pipeline, ev.Endpoint, ev.To), Message: msg}
-	// Notify publishes; do it off the scorer's goroutine (the callback must
-	// be quick), bounded so a dead topic cannot pile goroutines up.
+	p.notify(alerts, al, scorerName)
+}
+
+// modelRejected reports a hot reload the scorer refused (a digest that does
+// not match the pin, a model over its limits or that fails to load or to
+// fit the window): the running model goes on scoring, and operators hear of
+// the bad write at once rather than when it is rolled back.
+func (p *Pipeline) modelRejected(scorerName, stream, model string, err error, alerts *sinks.Alerts) {
+	p.log.Error("model reload refused; the running model keeps scoring", "scorer", scorerName, "model", model, "err", err)
+	if p.cw != nil {
+		p.cw.Count("ModelReloadsRejected", sinks.Dimensions{Stream: stream, Model: model}, 1)
+	}
+	if alerts == nil {
+		return
+	}
+	p.notify(alerts, sinks.Alert{Rule: "model-reload-rejected", State: "firing", Severity: "warning", Stream: stream, Model: model,
+		Subject: fmt.Sprintf("streamscore %s: model %s reload refused", p.cfg.Pipeline, model),
+		Message: fmt.Sprintf("the new version of model %s was refused and the running one keeps scoring: %v", model, err)}, scorerName)
+}
+
+// notify publishes an operational alert off the caller's goroutine (the
+// scorer's callbacks must be quick), bounded so a dead topic cannot pile
+// goroutines up.
+func (p *Pipeline) notify(alerts *sinks.Alerts, al sinks.Alert, scorerName string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := alerts.Notify(ctx, al); err != nil {
-			p.log.Warn("breaker alert not published", "scorer", scorerName, "err", err)
+			p.log.Warn("operational alert not published", "scorer", scorerName, "rule", al.Rule, "err", err)
 		}
 	}()
 }

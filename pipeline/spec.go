@@ -49,6 +49,7 @@ func WindowSpecFor(w config.Window) windowing.WindowSpec {
 		AllowedLateness: w.AllowedLateness.D(),
 		Late:            windowing.LatePolicy(w.Late),
 		MaxKeys:         w.MaxKeys,
+		MaxStateBytes:   w.MaxStateBytes,
 	}
 	for _, f := range w.Features {
 		out.Features = append(out.Features, windowing.FeatureSpec{
