@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ const (
 	EnvFeatureKey       = "STREAMSCORE_FEATURE_KEY"
 	EnvFeatureSet       = "STREAMSCORE_FEATURE_SET"
 	EnvModel            = "STREAMSCORE_MODEL"
+	EnvModelSHA256      = "STREAMSCORE_MODEL_SHA256"
 	EnvEntityField      = "STREAMSCORE_ENTITY_FIELD"
 	EnvTypeField        = "STREAMSCORE_TYPE_FIELD"
 	EnvLoginValue       = "STREAMSCORE_LOGIN_VALUE"
@@ -51,6 +53,10 @@ type Config struct {
 	// Model is a path to the model file (or SageMaker-style directory)
 	// inside the deployment package, or an s3:// URI. Required.
 	Model string
+	// ModelSHA256, if set, pins the model's content (the hex SHA-256 of
+	// the file as stored, what `streamscore model inspect` prints): a cold
+	// start with any other content fails, naming both digests.
+	ModelSHA256 string
 	// EntityField, TypeField and LoginValue say how to read a login event:
 	// the field holding the user (keying the feature table exactly as the
 	// pipeline's decoder keys windows), the field holding the event type,
@@ -106,6 +112,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		KeyAttribute:       str(EnvFeatureKey, "entity"),
 		FeatureSet:         str(EnvFeatureSet, DefaultFeatureSet),
 		Model:              str(EnvModel, ""),
+		ModelSHA256:        str(EnvModelSHA256, ""),
 		EntityField:        str(EnvEntityField, "user_id"),
 		TypeField:          str(EnvTypeField, "event_type"),
 		LoginValue:         str(EnvLoginValue, "login"),
@@ -132,6 +139,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	case strings.Contains(c.Model, "://"):
 		bad(EnvModel, "%q: only file paths and s3:// URIs are supported", c.Model)
+	}
+	if v := c.ModelSHA256; v != "" {
+		if b, err := hex.DecodeString(v); err != nil || len(b) != 32 {
+			bad(EnvModelSHA256, "%q is not a SHA-256 in hex (64 digits)", v)
+		}
 	}
 	if len(c.FeatureSet) > sinks.MaxSortKeyBytes {
 		bad(EnvFeatureSet, "%d bytes, over DynamoDB's %d-byte sort key limit", len(c.FeatureSet), sinks.MaxSortKeyBytes)

@@ -99,7 +99,11 @@ func New(ctx context.Context, cfg Config, o Options) (*Handler, error) {
 	if o.S3 != nil {
 		getter = o.S3
 	}
-	m, err := scorer.LoadModel(ctx, cfg.Model, getter)
+	var pin []scorer.LoadOption
+	if cfg.ModelSHA256 != "" {
+		pin = append(pin, scorer.WithSHA256(cfg.ModelSHA256))
+	}
+	m, err := scorer.LoadModel(ctx, cfg.Model, getter, pin...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvModel, err)
 	}
