@@ -152,8 +152,11 @@ type ResultRow struct {
 	Count                  float64 // the window's count feature
 	Score                  float64
 	Update                 bool
-	Fallback               bool // scored by the fallback model
-	Processing             time.Time
+	// Partial is "" for a row of a whole window, else "evicted" or
+	// "late" (sinks.ColPartial); PartialID names its part.
+	Partial, PartialID string
+	Fallback           bool // scored by the fallback model
+	Processing         time.Time
 	// Landed is when the object holding the row was written (LastModified).
 	Landed time.Time
 	Key    string
@@ -235,6 +238,8 @@ func parquetRows(ctx context.Context, data []byte, countFeature string) ([]Resul
 				Count:       num(col(countFeature), i),
 				Score:       num(col("score"), i),
 				Processing:  ts(col("processing_time"), i),
+				Partial:     str(col("partial"), i),
+				PartialID:   str(col("partial_id"), i),
 			}
 			if b, ok := col("update").(*array.Boolean); ok {
 				r.Update = b.Value(i)

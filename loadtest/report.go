@@ -95,12 +95,13 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 		sr.PublishRate = float64(len(s.sent)) / d
 	}
 	latest := FinalRows(rows)
-	sr.Rows = len(latest)
+	counts := FinalCounts(latest)
+	sr.Rows = len(counts)
 	actual := map[windowKey]float64{}
 	var maxEnd time.Time
 	for _, r := range latest {
 		k := windowKey{r.Entity, r.WindowStart.UnixNano()}
-		actual[k] = max(actual[k], r.Count)
+		actual[k] = max(actual[k], counts[r.ResultID])
 		if r.WindowEnd.After(maxEnd) {
 			maxEnd = r.WindowEnd
 		}
@@ -202,25 +203,46 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	return sr
 }
 
-// FinalRows picks the final version of each window (result_id), as a
-// reader of the results must: the newest update row if late data revised
-// the window, otherwise its first row. A replay after a failover may
-// rebuild a window that was already durable from only the events after the
-// checkpoint; that row comes later and is not an update, so it loses.
+// FinalRows applies the readers' rule (docs/sinks.md): the rows that
+// together hold each window's events, keyed so that a window's parts stay
+// apart. A window's whole rows (partial "") give one final row, keyed by
+// result_id: the newest update row if late data revised the window,
+// otherwise its first row (a replay after a failover may rebuild a window
+// from only the events after the checkpoint; that row comes later and is
+// not an update, so it loses). Rows of a key evicted while the window was
+// open (partial "evicted") are each final, once per part (partial_id).
+// Rows of late events for a window whose key's earlier state was evicted
+// (partial "late") follow the whole-row rule within their part. A window's
+// count is the sum over its result_id's final rows (FinalCounts).
 func FinalRows(rows []ResultRow) map[string]ResultRow {
 	final := map[string]ResultRow{}
 	for _, r := range rows {
-		old, ok := final[r.ResultID]
+		key := r.ResultID
+		if r.Partial != "" {
+			key += "|" + r.Partial + "|" + r.PartialID
+		}
+		old, ok := final[key]
 		switch {
 		case !ok:
-			final[r.ResultID] = r
+			final[key] = r
+		case r.Partial == "evicted":
+			// one row per part: a repeat of it is the same part
 		case r.Update && (!old.Update || r.Processing.After(old.Processing)):
-			final[r.ResultID] = r
+			final[key] = r
 		case !r.Update && !old.Update && r.Processing.Before(old.Processing):
-			final[r.ResultID] = r
+			final[key] = r
 		}
 	}
 	return final
+}
+
+// FinalCounts sums each result's final rows' counts (its parts included).
+func FinalCounts(final map[string]ResultRow) map[string]float64 {
+	out := map[string]float64{}
+	for _, r := range final {
+		out[r.ResultID] += r.Count
+	}
+	return out
 }
 
 func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Time) *Detection {

@@ -102,7 +102,7 @@ func BenchmarkInProcess(b *testing.B) {
 			if err := emb.Score(context.Background(), o.Features, &res); err != nil {
 				b.Fatal(err)
 			}
-			r := rb.build(o.Features, &res)
+			r := rb.build(o.Features, &res, nil)
 			if err := pw.WriteBuffered(r); err != nil {
 				b.Fatal(err)
 			}

@@ -162,6 +162,9 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 	for _, w := range cfg.Windows {
 		sp := p.streams[w.Stream]
 		spec := WindowSpecFor(w)
+		// Rows of evicted keys are flagged so that the sinks and the
+		// readers' rule (docs/sinks.md) never take a part for the window.
+		spec.PartialColumn = true
 		if err := spec.Validate(&sp.schema); err != nil {
 			return nil, fmt.Errorf("pipeline: %s: window %s: %w", cfg.File, w.Name, err)
 		}

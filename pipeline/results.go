@@ -29,6 +29,11 @@ type resultBuilder struct {
 	versions *array.StringBuilder
 	shadowV  *array.StringBuilder
 	fallback *array.BooleanBuilder
+	// partID is set when the features flag partial rows: each such row
+	// gets the source position its part starts at, so readers can group
+	// and deduplicate parts (ordinary rows get null).
+	partID               *array.StringBuilder
+	colPartial, colFirst int
 }
 
 func newResultBuilder(features *arrow.Schema, outputs, shadow int, mem memory.Allocator) *resultBuilder {
@@ -56,6 +61,10 @@ func newResultBuilder(features *arrow.Schema, outputs, shadow int, mem memory.Al
 		arrow.Field{Name: sinks.ColFallback, Type: arrow.FixedWidthTypes.Boolean})
 	b.versions = array.NewStringBuilder(mem)
 	b.fallback = array.NewBooleanBuilder(mem)
+	if p, f := features.FieldIndices(windowing.ColPartial), features.FieldIndices(windowing.ColOffsetFirst); len(p) > 0 && len(f) > 0 {
+		fields = append(fields, arrow.Field{Name: sinks.ColPartialID, Type: arrow.BinaryTypes.String, Nullable: true})
+		b.partID, b.colPartial, b.colFirst = array.NewStringBuilder(mem), p[0], f[0]
+	}
 	if shadow > 0 {
 		for _, n := range scoreNames("challenger_score", shadow) {
 			fields = append(fields, arrow.Field{Name: n, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
@@ -79,8 +88,9 @@ func scoreNames(base string, n int) []string {
 	return out
 }
 
-// build returns the result batch; the caller releases it.
-func (b *resultBuilder) build(feat arrow.RecordBatch, res *scorer.Result) arrow.RecordBatch {
+// build returns the result batch; the caller releases it. partID names
+// the part a partial row holds from the offset of its first event.
+func (b *resultBuilder) build(feat arrow.RecordBatch, res *scorer.Result, partID func(offset uint64) string) arrow.RecordBatch {
 	n := int(feat.NumRows())
 	cols := make([]arrow.Array, 0, b.schema.NumFields())
 	for i := range b.nFeature {
@@ -110,6 +120,18 @@ func (b *resultBuilder) build(feat arrow.RecordBatch, res *scorer.Result) arrow.
 		b.fallback.UnsafeAppend(res.Source[i] == scorer.SourceFallback)
 	}
 	cols = append(cols, b.versions.NewArray(), b.fallback.NewArray())
+	if b.partID != nil {
+		partial := feat.Column(b.colPartial).(*array.String)
+		first := feat.Column(b.colFirst).(*array.Uint64)
+		for i := range n {
+			if partial.IsNull(i) || partial.Value(i) == "" {
+				b.partID.AppendNull()
+			} else {
+				b.partID.Append(partID(first.Value(i)))
+			}
+		}
+		cols = append(cols, b.partID.NewArray())
+	}
 	if b.shadow > 0 {
 		sh := res.Shadow
 		for k, sb := range b.shadows {
@@ -148,6 +170,9 @@ func (b *resultBuilder) release() {
 	}
 	b.versions.Release()
 	b.fallback.Release()
+	if b.partID != nil {
+		b.partID.Release()
+	}
 	if b.shadowV != nil {
 		b.shadowV.Release()
 	}

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,6 +48,8 @@ type shardState struct {
 	// positions, for the dead letters it produces.
 	cur      []consumer.Record
 	curFirst uint64
+	// run tells this shard state's partial rows from another's.
+	run string
 	// replaying is set while the parents' tails are fed in: their records
 	// count in windows but were judged (dead letters, lateness) by the
 	// parents, and their positions are not this shard's.
@@ -79,7 +84,7 @@ type inflight struct {
 }
 
 func newShardState(p *Pipeline, sp *streamPlan, b *consumer.Batch) (*shardState, error) {
-	st := &shardState{p: p, stream: b.Stream, shard: b.ShardID, plan: sp, cp: b.Checkpointer, inflight: map[uint64]*inflight{}}
+	st := &shardState{p: p, stream: b.Stream, shard: b.ShardID, plan: sp, cp: b.Checkpointer, inflight: map[uint64]*inflight{}, run: newRunID()}
 	var err error
 	if st.dec, err = windowing.NewDecoder(sp.schema, nil); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -288,7 +293,7 @@ func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Ou
 				*poison = append(*poison, st.unscorable(feat, i, o))
 			}
 		}
-		res := o.rb.build(feat, &o.res)
+		res := o.rb.build(feat, &o.res, st.partID)
 		st.mu.Lock()
 		rng := sinks.Range{First: sinkPos(st.pos.at(o.spanStart)), Last: sinkPos(st.pos.at(st.next - 1))}
 		o.spanStart = st.next
@@ -388,6 +393,14 @@ func (st *shardState) advanceCheckpoint() {
 	st.p.m.checkpointed.WithLabelValues(st.stream, st.shard).SetToCurrentTime()
 }
 
+// partID names a partial row's part: the shard, this shard state's run
+// (a new owner or a restart is a new run) and the offset of the part's
+// first event. Evictions are not repeated by a replay, so a part is only
+// ever the same part within one run; within it the id is exact.
+func (st *shardState) partID(off uint64) string {
+	return st.shard + "/" + st.run + "/" + strconv.FormatUint(off, 10)
+}
+
 // position returns the position of offset off: exact within the batch
 // being handled, else as the index has it (at or before the record).
 func (st *shardState) position(off uint64) consumer.Position {
@@ -430,4 +443,11 @@ func (st *shardState) unscorable(feat arrow.RecordBatch, row int, o *shardScorer
 		pos = st.position(feat.Column(offs[0]).(*array.Uint64).Value(row))
 	}
 	return st.poison(sinks.ReasonUnscorable, detail, pos, data)
+}
+
+// newRunID is a short random id for a shard state's run.
+func newRunID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

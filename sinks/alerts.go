@@ -299,8 +299,8 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 		for i := range v.n {
 			// An update revises a window already judged: counting it again
 			// would break "N consecutive windows".
-			if v.isUpdate(i) {
-				continue
+			if v.isUpdate(i) || v.isPartial(i) {
+				continue // a part of a window is no window to judge
 			}
 			model := v.modelVersion(i)
 			if r.Model != "" && r.Model != model {

@@ -127,6 +127,9 @@ func (h *featureHandler) handle(ctx context.Context, b Batch) {
 	// an update row replaces the row it revises.
 	newest := map[string]int{}
 	for i := range v.n {
+		if v.isPartial(i) {
+			continue // part of a window: the online item keeps whole windows
+		}
 		e := v.entity.Value(i)
 		j, ok := newest[e]
 		if !ok || v.ws.nanos(i) > v.ws.nanos(j) || (v.ws.nanos(i) == v.ws.nanos(j) && v.we.nanos(i) >= v.we.nanos(j)) {

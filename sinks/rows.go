@@ -18,6 +18,17 @@ const (
 	ColModelVersion = "model_version"
 	ColFallback     = "fallback"
 	ColEventTime    = "event_time"
+	// ColPartial flags a row holding only part of its window's events
+	// (the windowing package's partial column: "evicted" when its key was
+	// evicted with the window open, "late" for late events of a window
+	// whose key's earlier state is gone); "" or absent for ordinary rows.
+	// Partial rows are written to S3 for the readers' rule, but never
+	// replace a feature-table item or count toward an alert.
+	ColPartial = "partial"
+	// ColPartialID names the part a partial row holds (the shard and the
+	// source position of its first event): readers group and deduplicate
+	// partial rows by it. Null for ordinary rows.
+	ColPartialID = "partial_id"
 	// Columns sinks add to what they write.
 	ColResultID       = "result_id"
 	ColProcessingTime = "processing_time"
@@ -33,7 +44,7 @@ func dropped(name string) bool {
 // none of the key, time, score and bookkeeping columns.
 func isFeature(name string) bool {
 	switch name {
-	case ColResultID, ColEntity, ColWindowStart, ColWindowEnd, ColUpdate, ColModelVersion, ColFallback, ColEventTime, ColProcessingTime:
+	case ColResultID, ColEntity, ColWindowStart, ColWindowEnd, ColUpdate, ColModelVersion, ColFallback, ColEventTime, ColProcessingTime, ColPartial, ColPartialID:
 		return false
 	}
 	return !isScore(name) && !dropped(name)
@@ -65,6 +76,7 @@ type view struct {
 	model    stringCol // may be nil: ""
 	fallback *array.Boolean
 	update   *array.Boolean
+	partial  stringCol // may be nil: no partial rows
 	event    timeCol
 	scores   []floatCol
 	features []floatCol // numeric features (the feature table and alert context)
@@ -177,12 +189,16 @@ func newView(rec arrow.RecordBatch) (*view, error) {
 			default:
 				v.event = tc
 			}
-		case f.Name == ColModelVersion:
+		case f.Name == ColModelVersion, f.Name == ColPartial:
 			s, ok := col.(stringCol)
 			if !ok || (f.Type.ID() != arrow.STRING && f.Type.ID() != arrow.LARGE_STRING) {
 				return nil, &SchemaError{Column: f.Name, Reason: "must be string, is " + f.Type.String()}
 			}
-			v.model = s
+			if f.Name == ColPartial {
+				v.partial = s
+			} else {
+				v.model = s
+			}
 		case f.Name == ColFallback, f.Name == ColUpdate:
 			b, ok := col.(*array.Boolean)
 			if !ok {
@@ -229,6 +245,11 @@ func (v *view) isFallback(i int) bool {
 
 func (v *view) isUpdate(i int) bool {
 	return v.update != nil && v.update.IsValid(i) && v.update.Value(i)
+}
+
+// isPartial reports whether row i holds only part of its window's events.
+func (v *view) isPartial(i int) bool {
+	return v.partial != nil && !v.partial.IsNull(i) && v.partial.Value(i) != ""
 }
 
 // score returns the named score column's value for row i.

@@ -150,9 +150,11 @@ func resultColumns(rt ResultTable) []*awsglue.CfnTable_ColumnProperty {
 	}
 	cols = append(cols,
 		col("update", "boolean", "the row revises a window emitted before"),
+		col("partial", "string", "empty for a whole window; evicted or late for a part of one (docs/sinks.md, readers' rule)"),
 		col("score", "double", ""),
 		col("model_version", "string", ""),
 		col("fallback", "boolean", "scored by the fallback model"),
+		col("partial_id", "string", "names a partial row's part; null for whole rows"),
 	)
 	if rt.Challenger {
 		cols = append(cols, col("challenger_score", "double", ""), col("challenger_model_version", "string", ""))

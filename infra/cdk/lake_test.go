@@ -37,7 +37,7 @@ func TestGlueTables(t *testing.T) {
 	wantCols := []string{"result_id", "entity", "window_start", "window_end",
 		"vibration_mean", "vibration_max", "vibration_std", "vibration_delta", "temperature_mean", "temperature_max",
 		"temperature_p95", "pressure_mean", "rpm_mean", "current_mean", "readings", "missing_vibration",
-		"update", "score", "model_version", "fallback", "event_time", "processing_time"}
+		"update", "partial", "score", "model_version", "fallback", "partial_id", "event_time", "processing_time"}
 	if !slices.Equal(cols, wantCols) {
 		t.Errorf("columns\n %v\nwant\n %v", cols, wantCols)
 	}
