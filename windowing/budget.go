@@ -42,8 +42,8 @@ const ColPartial = "partial"
 // ordinary row. The window's events are the union of the ordinary final
 // row, every "evicted" row and the final row of each "late" group; no event
 // is in two of them. offset_first being process-local, whoever writes the
-// rows for readers replaces it with a stable identity (the source position
-// of that record) to group and deduplicate partial rows by.
+// rows for readers replaces it with an identity of the part to group and
+// deduplicate partial rows by (the pipeline's partial_id).
 const (
 	// PartialEvicted: the key was evicted (MaxKeys or MaxStateBytes)
 	// while this window was open; the row holds the window's events up to
