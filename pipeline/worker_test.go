@@ -222,19 +222,7 @@ func TestWorkerSurvivesBadRecords(t *testing.T) {
 		StreamARN: sum.StreamDescriptionSummary.StreamARN, MaxRecordSizeInKiB: aws.Int32(2048)}); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	model := filepath.Join(dir, "vib.json")
-	if err := os.WriteFile(model, []byte(`{"streamscore_linear":1,"link":"logistic","intercept":-12,
-		"features":[{"name":"vibration_mean","weight":20}]}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ := env.CreateTopicQueue(t, false)
-	yaml := strings.NewReplacer("{{lease}}", tp.leaseTable, "{{stream}}", stream, "{{model}}", model,
-		"{{bucket}}", tp.bucket, "{{table}}", tp.table, "{{dlq}}", tp.dlqURL, "{{topic}}", topic).Replace(hardeningYAML)
-	cfgPath := filepath.Join(dir, "hardening.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := tp.workerConfig(t, stream)
 	w := startWorker(t, env, cfgPath, "hardening-worker")
 	w.ready(t, time.Minute)
 
@@ -328,6 +316,20 @@ func TestWorkerSurvivesBadRecords(t *testing.T) {
 	}
 }
 
+// workerConfig writes hardeningYAML for stream onto tp's resources (its
+// bucket, tables, queues and model) and returns the file's path.
+func (tp *testPipeline) workerConfig(t *testing.T, stream string) string {
+	t.Helper()
+	topic, _ := tp.env.CreateTopicQueue(t, false)
+	yaml := strings.NewReplacer("{{lease}}", tp.leaseTable, "{{stream}}", stream, "{{model}}", tp.cfg.Models["vib"].Path,
+		"{{bucket}}", tp.bucket, "{{table}}", tp.table, "{{dlq}}", tp.dlqURL, "{{topic}}", topic).Replace(hardeningYAML)
+	path := filepath.Join(t.TempDir(), "worker.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 type letter struct{ seq, reason, detail string }
 
 func receiveLetters(t *testing.T, env *devstacktest.Env, url string, want int) []letter {
@@ -359,19 +361,7 @@ func TestPausedWorkerNeverOverwritesTheNewOwner(t *testing.T) {
 	tp := newTestPipeline(t)
 	env := tp.env
 	ctx := devstacktest.Ctx(t)
-	dir := t.TempDir()
-	model := filepath.Join(dir, "vib.json")
-	if err := os.WriteFile(model, []byte(`{"streamscore_linear":1,"link":"logistic","intercept":-12,
-		"features":[{"name":"vibration_mean","weight":20}]}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	topic, _ := env.CreateTopicQueue(t, false)
-	yaml := strings.NewReplacer("{{lease}}", tp.leaseTable, "{{stream}}", tp.stream, "{{model}}", model,
-		"{{bucket}}", tp.bucket, "{{table}}", tp.table, "{{dlq}}", tp.dlqURL, "{{topic}}", topic).Replace(hardeningYAML)
-	cfgPath := filepath.Join(dir, "paused.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := tp.workerConfig(t, tp.stream)
 	a := startWorker(t, env, cfgPath, "worker-a")
 	a.ready(t, time.Minute)
 	b := startWorker(t, env, cfgPath, "worker-b")
