@@ -43,7 +43,12 @@ func (d *Decoder) SetEntityCheck(check func(entity []byte) error) { d.checkEntit
 func (d *Decoder) AppendArrived(rec []byte, offset uint64, arrival time.Time) error {
 	d.arrival = 0
 	if !arrival.IsZero() && (d.bounds.MaxFutureSkew > 0 || d.bounds.MaxPastAge > 0) {
-		d.arrival = arrival.UnixNano()
+		// Within ±(2^62-1), as event times are within ±2^62: their
+		// difference then fits an int64.
+		d.arrival = min(max(arrival.UnixNano(), -maxEventTime+1), maxEventTime-1)
+		if d.arrival == 0 {
+			d.arrival = 1 // 0 means "no check"
+		}
 	}
 	err := d.Append(rec, offset)
 	d.arrival = 0

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
 func TestEventTimeBoundsAgainstArrival(t *testing.T) {
@@ -114,4 +116,42 @@ func TestAppendArrivedDoesNotAllocate(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() { _ = d.AppendArrived(r, 1, arrival) }); a > 0.01 {
 		t.Errorf("%.2f allocations per record", a)
 	}
+}
+
+// FuzzAppendArrived: whatever the record and the arrival time, an accepted
+// record's event time lies within the bounds of its arrival, and a record
+// refused for its time lies outside them; nothing panics or overflows.
+func FuzzAppendArrived(f *testing.F) {
+	f.Add([]byte(sensorRecord), int64(1764000000000000000))
+	f.Add([]byte(`{"machine_id":"m","ts":"2116-01-01T00:00:00Z"}`), int64(-1<<62))
+	f.Add([]byte(`{"machine_id":"m","ts":"1824-01-01T00:00:00Z"}`), int64(1<<62))
+	d, err := NewDecoder(sensorSchema(), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer d.Release()
+	bounds := TimeBounds{MaxFutureSkew: 5 * time.Minute, MaxPastAge: 24 * time.Hour}
+	d.SetTimeBounds(bounds)
+	f.Fuzz(func(t *testing.T, data []byte, arrivalNs int64) {
+		if arrivalNs == 0 {
+			return // zero arrival: no check, by contract
+		}
+		arrival := time.Unix(0, arrivalNs)
+		arrivalNs = min(max(arrivalNs, -maxEventTime+1), maxEventTime-1) // as the decoder clamps it
+		before := d.Len()
+		err := d.AppendArrived(data, 1, arrival)
+		if err != nil {
+			if errors.Is(err, ErrEventTimeBounds) && d.Len() != before {
+				t.Fatal("a refused record changed the batch")
+			}
+			return
+		}
+		rec := d.NewRecordBatch()
+		defer rec.Release()
+		ts := int64(rec.Column(1).(*array.Timestamp).Value(int(rec.NumRows()) - 1))
+		if diff := ts - arrivalNs; (diff > 0 && time.Duration(diff) > bounds.MaxFutureSkew) ||
+			(diff < 0 && time.Duration(-diff) > bounds.MaxPastAge) {
+			t.Fatalf("accepted event time %d for arrival %d", ts, arrivalNs)
+		}
+	})
 }
