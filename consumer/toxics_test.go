@@ -76,9 +76,13 @@ func TestLeaseTableLatencyAndResetsLoseNoLease(t *testing.T) {
 
 	conf := func(w string) Config {
 		cfg := testConfig(table, w, stream)
-		// The round deadline (failover - renewal = 3 s) exceeds the 2 s
-		// latency, as a failover time of 4 renewals leaves room for.
-		cfg.FailoverTime, cfg.RenewInterval = 4*time.Second, time.Second
+		// An ambiguous write costs two round trips (the write, then the
+		// re-read), 4 s at this latency: the round deadline (failover -
+		// renewal = 5 s) must hold both, with room for a loaded CI
+		// machine. At 4 renewals (3 s) a reset during the latency lost
+		// leases in CI; nothing can tell a live worker from a dead one
+		// when the table is slower than that.
+		cfg.FailoverTime, cfg.RenewInterval = 6*time.Second, time.Second
 		return cfg
 	}
 	col := newCollector()
@@ -115,7 +119,7 @@ func TestLeaseTableLatencyAndResetsLoseNoLease(t *testing.T) {
 		phases = append(phases, toxicPhase{name: "reset", typ: "reset_peer", attrs: map[string]any{"timeout": 0}, hold: 1500 * time.Millisecond, rest: 2500 * time.Millisecond})
 	}
 	applyPhases(t, proxy, phases)
-	time.Sleep(4 * time.Second) // one more failover time with a healthy table: a lease given up late would move now
+	time.Sleep(6 * time.Second) // one more failover time with a healthy table: a lease given up late would move now
 	close(stop)
 	all := <-produced
 
