@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/pipeline"
 )
 
 // PlanFor lists the resources a pipeline configuration names: its streams
@@ -26,6 +28,17 @@ func PlanFor(cfgs ...*config.Config) Plan {
 		for _, s := range cfg.Streams {
 			if !slices.ContainsFunc(p.Streams, func(x StreamPlan) bool { return x.Name == s.Name }) {
 				p.Streams = append(p.Streams, StreamPlan{Name: s.Name, Shards: max(s.Shards, 1)})
+			}
+		}
+		for _, w := range cfg.Windows {
+			// The pipeline refuses to start on a stream that keeps records
+			// less long than its windows need; provision what they need.
+			need := pipeline.RetentionNeeded(pipeline.WindowSpecFor(w))
+			hours := int((need + time.Hour - 1) / time.Hour)
+			for i := range p.Streams {
+				if p.Streams[i].Name == w.Stream {
+					p.Streams[i].RetentionHours = max(p.Streams[i].RetentionHours, hours)
+				}
 			}
 		}
 		if ft := cfg.Sinks.FeatureTable; ft != nil && !slices.ContainsFunc(p.Tables, func(t TablePlan) bool { return t.Name == ft.Table }) {

@@ -30,10 +30,12 @@ type Plan struct {
 	Queues []QueuePlan
 }
 
-// StreamPlan is a Kinesis stream and its shard count.
+// StreamPlan is a Kinesis stream, its shard count and the retention its
+// windows need (pipeline.RetentionNeeded; 0 or up to 24 keeps the default).
 type StreamPlan struct {
-	Name   string
-	Shards int
+	RetentionHours int
+	Name           string
+	Shards         int
 }
 
 // TablePlan is a DynamoDB table keyed by a string hash key and, optionally, a
@@ -72,6 +74,9 @@ func Provision(ctx context.Context, c *Clients, p Plan) (*Provisioned, error) {
 	for _, s := range p.Streams {
 		arn, err := EnsureStream(ctx, c.Kinesis, s.Name, s.Shards)
 		if err != nil {
+			return nil, err
+		}
+		if err := EnsureRetention(ctx, c.Kinesis, s.Name, s.RetentionHours); err != nil {
 			return nil, err
 		}
 		out.StreamARNs[s.Name] = arn
@@ -133,6 +138,27 @@ func EnsureStream(ctx context.Context, k *kinesis.Client, name string, shards in
 			return "", fmt.Errorf("devstack: waiting for stream %s: %w", name, err)
 		}
 	}
+}
+
+// EnsureRetention raises the stream's retention to at least hours (a new
+// stream keeps records 24 h) and waits until it is ACTIVE again.
+func EnsureRetention(ctx context.Context, k *kinesis.Client, name string, hours int) error {
+	if hours <= 24 {
+		return nil
+	}
+	d, err := k.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+	if err != nil {
+		return fmt.Errorf("devstack: describe stream %s: %w", name, err)
+	}
+	if int(aws.ToInt32(d.StreamDescriptionSummary.RetentionPeriodHours)) >= hours {
+		return nil
+	}
+	if _, err := k.IncreaseStreamRetentionPeriod(ctx, &kinesis.IncreaseStreamRetentionPeriodInput{
+		StreamName: aws.String(name), RetentionPeriodHours: aws.Int32(int32(hours))}); err != nil {
+		return fmt.Errorf("devstack: stream %s: retention %dh: %w", name, hours, err)
+	}
+	_, err = EnsureStream(ctx, k, name, 0)
+	return err
 }
 
 // EnsureTable creates a pay-per-request table if it does not exist and waits
