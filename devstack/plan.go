@@ -9,15 +9,16 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/config"
-	"github.com/streamscore/streamscore/pipeline"
 )
 
 // PlanFor lists the resources a pipeline configuration names: its streams
-// (with their local shard counts), the feature table, the buckets, the alert
-// topic with a queue subscribed to it (so alerts can be watched locally), and
-// the dead-letter queue. The lease table is left to the consumer, which
-// creates it on start as the Java KCL does.
-func PlanFor(cfgs ...*config.Config) Plan {
+// (with their local shard counts and, when need is given, the retention
+// their windows need: pipeline.WindowRetention, which refuses to start on
+// less), the feature table, the buckets, the alert topic with a queue
+// subscribed to it (so alerts can be watched locally), and the dead-letter
+// queue. The lease table is left to the consumer, which creates it on
+// start as the Java KCL does.
+func PlanFor(need func(config.Window) time.Duration, cfgs ...*config.Config) Plan {
 	var p Plan
 	addBucket := func(b string) {
 		if b != "" && !slices.Contains(p.Buckets, b) {
@@ -31,10 +32,10 @@ func PlanFor(cfgs ...*config.Config) Plan {
 			}
 		}
 		for _, w := range cfg.Windows {
-			// The pipeline refuses to start on a stream that keeps records
-			// less long than its windows need; provision what they need.
-			need := pipeline.RetentionNeeded(pipeline.WindowSpecFor(w))
-			hours := int((need + time.Hour - 1) / time.Hour)
+			if need == nil {
+				break
+			}
+			hours := int((need(w) + time.Hour - 1) / time.Hour)
 			for i := range p.Streams {
 				if p.Streams[i].Name == w.Stream {
 					p.Streams[i].RetentionHours = max(p.Streams[i].RetentionHours, hours)

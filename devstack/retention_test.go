@@ -9,6 +9,7 @@ import (
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/pipeline"
 )
 
 // The churn example's day-long window with an hour of lateness needs 27 h
@@ -20,7 +21,7 @@ func TestPlanProvisionsTheRetentionTheWindowsNeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := devstack.PlanFor(cfg)
+	plan := devstack.PlanFor(pipeline.WindowRetention, cfg)
 	if len(plan.Streams) != 1 || plan.Streams[0].RetentionHours != 27 {
 		t.Fatalf("streams %+v, want app-events with 27h (24h + 1m out-of-orderness + 1h lateness + 1h margin, rounded up)", plan.Streams)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/pipeline"
 )
 
 // demoConfig loads a demo config with every resource renamed to a fresh one
@@ -54,7 +55,7 @@ func demoConfig(t *testing.T, env *devstacktest.Env, path, dir string) (*config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := devstack.Provision(devstacktest.Ctx(t), env.Clients, devstack.PlanFor(cfg)); err != nil {
+	if _, err := devstack.Provision(devstacktest.Ctx(t), env.Clients, devstack.PlanFor(pipeline.WindowRetention, cfg)); err != nil {
 		t.Fatal(err)
 	}
 	return cfg, out

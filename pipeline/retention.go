@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/windowing"
 )
 
@@ -30,6 +31,10 @@ func RetentionNeeded(w windowing.WindowSpec) time.Duration {
 	}
 	return span + w.OutOfOrderness + w.AllowedLateness + RetentionMargin
 }
+
+// WindowRetention is RetentionNeeded for a configured window: what a
+// stream must keep for it (devstack provisions it for local stacks).
+func WindowRetention(w config.Window) time.Duration { return RetentionNeeded(WindowSpecFor(w)) }
 
 // retentionAPI is what the retention check needs of Kinesis.
 type retentionAPI interface {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack"
+	"github.com/streamscore/streamscore/pipeline"
 )
 
 // devFlags are shared by the dev subcommands.
@@ -89,7 +90,7 @@ and data live in .devstack/stack.`,
 				return err
 			}
 			if len(cfgs) > 0 {
-				out, err := devstack.Provision(cmd.Context(), st.Endpoints.Clients(), devstack.PlanFor(cfgs...))
+				out, err := devstack.Provision(cmd.Context(), st.Endpoints.Clients(), devstack.PlanFor(pipeline.WindowRetention, cfgs...))
 				if err != nil {
 					return err
 				}
