@@ -1,13 +1,11 @@
 package pipeline_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/streamscore/streamscore/config"
-	"github.com/streamscore/streamscore/loadtest"
 )
 
 // TestEvictionAccountsForEveryEvent runs a window that can hold two
@@ -30,7 +28,7 @@ func TestEvictionAccountsForEveryEvent(t *testing.T) {
 	sent := map[string]float64{}
 	put := func(m string, ts time.Time) {
 		tp.put(t, m, reading(m, ts, 0.3))
-		sent[m+" "+ts.Truncate(time.Second).Format(time.TimeOnly)]++
+		sent[windowKey(m, ts.Truncate(time.Second))]++
 	}
 	t0 := time.Now().UTC().Add(-30 * time.Second).Truncate(time.Second)
 	for step := range 40 { // 4 s of event time
@@ -43,58 +41,16 @@ func TestEvictionAccountsForEveryEvent(t *testing.T) {
 		put(m, t0.Add(300*time.Millisecond))
 		put(m, t0.Add(1500*time.Millisecond))
 	}
-	// Close everything.
+	// Close everything; this last window stays open.
 	for _, m := range machines {
 		put(m, t0.Add(20*time.Second))
+		delete(sent, windowKey(m, t0.Add(20*time.Second)))
 	}
-	want := 0.0
-	for k, n := range sent {
-		if !strings.Contains(k, t0.Add(20*time.Second).Format(time.TimeOnly)) {
-			want += n
-		}
-	}
-
-	var counts map[string]float64
-	deadline := time.Now().Add(90 * time.Second)
-	partial := 0
-	for time.Now().Before(deadline) {
-		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		rows, _, err := loadtest.ReadResults(rctx, tp.env.S3, tp.bucket, "results/", "readings")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		final := loadtest.FinalRows(rows)
-		ids := loadtest.FinalCounts(final)
-		counts = map[string]float64{}
-		var n float64
-		partial = 0
-		for _, r := range final {
-			if r.Partial != "" {
-				partial++
-			}
-		}
-		for _, r := range final {
-			k := r.Entity + " " + r.WindowStart.Format(time.TimeOnly)
-			counts[k] = max(counts[k], ids[r.ResultID])
-		}
-		for k, c := range counts {
-			if !strings.Contains(k, t0.Add(20*time.Second).Format(time.TimeOnly)) {
-				n += c
-			}
-		}
-		if n >= want {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	counts, partial := waitCounts(t, tp, 90*time.Second, countsAtLeast(sent))
 	if partial == 0 {
 		t.Fatal("no partial row: the test did not evict a key with an open window")
 	}
 	for k, n := range sent {
-		if strings.Contains(k, t0.Add(20*time.Second).Format(time.TimeOnly)) {
-			continue // still open
-		}
 		if counts[k] != n {
 			t.Errorf("window %s: final rows count %v readings, %v were sent", k, counts[k], n)
 		}

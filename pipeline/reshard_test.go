@@ -15,7 +15,6 @@ import (
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
-	"github.com/streamscore/streamscore/loadtest"
 )
 
 // TestWindowsAcrossSplitAndMerge reshards a stream while windows are open:
@@ -75,40 +74,16 @@ func TestWindowsAcrossSplitAndMerge(t *testing.T) {
 	sendAt(24*time.Second, 25*time.Second, 26*time.Second)
 	sendAt(41 * time.Second) // closes window 2
 
-	// One final row per machine and window, holding all six readings.
-	want := 2 * len(machines)
-	var final map[string]loadtest.ResultRow
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		rows, _, err := loadtest.ReadResults(rctx, tp.env.S3, tp.bucket, "results/", "readings")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		final = map[string]loadtest.ResultRow{}
-		complete := 0
-		for _, r := range loadtest.FinalRows(rows) {
-			if r.WindowStart.Before(t1.Add(40 * time.Second)) {
-				final[r.Entity+" "+r.WindowStart.Format(time.TimeOnly)] = r
-				if r.Count == 6 {
-					complete++
-				}
-			}
-		}
-		if complete == want {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+	// Each window's final rows (one per window: no key is evicted here)
+	// hold all six readings.
+	want := map[string]float64{}
 	for _, m := range machines {
-		for _, w := range []time.Time{t1, t1.Add(20 * time.Second)} {
-			r, ok := final[m+" "+w.Format(time.TimeOnly)]
-			if !ok {
-				t.Errorf("%s window %s: no row", m, w.Format(time.TimeOnly))
-			} else if r.Count != 6 {
-				t.Errorf("%s window %s: the final row counts %v readings, 6 were sent", m, w.Format(time.TimeOnly), r.Count)
-			}
+		want[windowKey(m, t1)], want[windowKey(m, t1.Add(20*time.Second))] = 6, 6
+	}
+	counts, _ := waitCounts(t, tp, 90*time.Second, countsAtLeast(want))
+	for k := range want {
+		if counts[k] != 6 {
+			t.Errorf("window %s: the final rows count %v readings, 6 were sent", k, counts[k])
 		}
 	}
 	if n := counterValue(t, reg, "streamscore_pipeline_tail_records_replayed_total"); n == 0 {
@@ -133,29 +108,16 @@ func waitStreamActive(t *testing.T, k *kinesis.Client, stream string) {
 }
 
 // waitWindowsComplete waits until every machine's window starting at ws
-// has a final row counting six readings.
+// counts six readings.
 func waitWindowsComplete(t *testing.T, tp *testPipeline, machines []string, ws time.Time) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		rows, _, err := loadtest.ReadResults(rctx, tp.env.S3, tp.bucket, "results/", "readings")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := map[string]bool{}
-		for _, r := range loadtest.FinalRows(rows) {
-			if r.WindowStart.Equal(ws) && r.Count == 6 {
-				done[r.Entity] = true
-			}
-		}
-		if len(done) == len(machines) {
-			return
-		}
-		time.Sleep(500 * time.Millisecond)
+	want := map[string]float64{}
+	for _, m := range machines {
+		want[windowKey(m, ws)] = 6
 	}
-	t.Fatalf("the windows at %s were not all out, complete, within 2 minutes", ws.Format(time.TimeOnly))
+	if counts, _ := waitCounts(t, tp, 2*time.Minute, countsAtLeast(want)); !countsAtLeast(want)(counts) {
+		t.Fatalf("the windows at %s were not all out, complete, within 2 minutes", ws.Format(time.TimeOnly))
+	}
 }
 
 func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -389,44 +390,23 @@ func TestPausedWorkerNeverOverwritesTheNewOwner(t *testing.T) {
 					t.Fatal(err)
 				}
 				mu.Lock()
-				sent[m+" "+ts.Truncate(time.Second).Format(time.TimeOnly)]++
+				sent[windowKey(m, ts.Truncate(time.Second))]++
 				mu.Unlock()
 			}
 			time.Sleep(50 * time.Millisecond) // pacing the producer, not synchronisation
 		}
 	}
-	total := func() float64 {
-		var n float64
-		for _, v := range sent {
-			n += v
-		}
-		return n
-	}
-	counted := func(want float64, within time.Duration) map[string]float64 {
+	counted := func(within time.Duration) map[string]float64 {
 		t.Helper()
-		var got map[string]float64
-		deadline := time.Now().Add(within)
-		for time.Now().Before(deadline) {
-			rows, _, err := loadtest.ReadResults(call(), env.S3, tp.bucket, "results/", "readings")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = map[string]float64{}
-			var n float64
-			for _, r := range loadtest.FinalRows(rows) {
-				got[r.Entity+" "+r.WindowStart.Format(time.TimeOnly)] += r.Count
-				n += r.Count
-			}
-			if n >= want {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+		mu.Lock()
+		want := maps.Clone(sent)
+		mu.Unlock()
+		got, _ := waitCounts(t, tp, within, countsAtLeast(want))
 		return got
 	}
 
 	send(20)
-	counted(total(), time.Minute)
+	counted(time.Minute)
 
 	// Pause A with results in flight: readings of windows still open.
 	send(10)
@@ -442,13 +422,13 @@ func TestPausedWorkerNeverOverwritesTheNewOwner(t *testing.T) {
 	// B takes the leases over once A's expire, and carries on.
 	send(20)
 	b.ready(t, time.Minute)
-	counted(total(), 2*time.Minute)
+	counted(2 * time.Minute)
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	paused = false
 	send(20)
-	got := counted(total(), 2*time.Minute)
+	got := counted(2 * time.Minute)
 
 	for k, want := range sent {
 		if got[k] != want {
