@@ -140,6 +140,12 @@ func (a *acks) wait(t testing.TB, d time.Duration, names ...string) {
 // counter reads a sink counter from a registry.
 func counter(t testing.TB, reg *prometheus.Registry, name, sink string) float64 {
 	t.Helper()
+	return sinkMetric(t, reg, name, sink)
+}
+
+// sinkMetric sums a counter or gauge of one sink across its series.
+func sinkMetric(t testing.TB, reg *prometheus.Registry, name, sink string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +158,7 @@ func counter(t testing.TB, reg *prometheus.Registry, name, sink string) float64 
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "sink" && l.GetValue() == sink {
-					sum += m.GetCounter().GetValue()
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() // one of the two is set
 				}
 			}
 		}

@@ -301,24 +301,7 @@ func (r *recordingDeadLetters) count() int {
 // gauge reads a sink gauge from a registry.
 func gauge(t testing.TB, reg *prometheus.Registry, name, sink string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "sink" && l.GetValue() == sink {
-					sum += m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return sum
+	return sinkMetric(t, reg, name, sink)
 }
 
 func TestCheckEntity(t *testing.T) {
