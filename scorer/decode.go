@@ -48,11 +48,7 @@ func decodeRows(ct string, body []byte, features []string, index map[string]int,
 		for len(body) > 0 {
 			line++
 			var l []byte
-			if i := bytes.IndexByte(body, '\n'); i >= 0 {
-				l, body = body[:i], body[i+1:]
-			} else {
-				l, body = body, nil
-			}
+			l, body = nextLine(body)
 			if len(bytes.TrimSpace(l)) == 0 {
 				continue
 			}
@@ -75,6 +71,14 @@ func decodeRows(ct string, body []byte, features []string, index map[string]int,
 		fmt.Sprintf("content type %q is not supported: use text/csv, application/json or application/jsonlines", clipString(ct))}
 }
 
+// nextLine splits the first line (without its newline) off body.
+func nextLine(body []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(body, '\n'); i >= 0 {
+		return body[:i], body[i+1:]
+	}
+	return body, nil
+}
+
 // jsonSyntax reports where an invalid JSON document goes wrong. Unmarshal
 // checks the whole document before decoding anything, so on invalid input it
 // returns the syntax error without building a value.
@@ -94,11 +98,7 @@ func decodeCSV(body []byte, features []string, row []float64, emit rowSink) *htt
 	for len(body) > 0 {
 		line++
 		var l []byte
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			l, body = body[:i], body[i+1:]
-		} else {
-			l, body = body, nil
-		}
+		l, body = nextLine(body)
 		l = bytes.TrimRight(l, "\r")
 		if len(bytes.TrimSpace(l)) == 0 {
 			continue
