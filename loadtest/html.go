@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"fmt"
+	"html/template"
 	"io"
 	"math"
 	"os"
@@ -9,31 +10,97 @@ import (
 	"time"
 
 	"github.com/go-echarts/go-echarts/v2/charts"
-	"github.com/go-echarts/go-echarts/v2/components"
+	"github.com/go-echarts/go-echarts/v2/render"
 	"github.com/go-echarts/go-echarts/v2/opts"
 )
 
-// WriteHTML renders the report as one HTML page of charts: throughput,
-// latency over time, score distributions, and alerts against failures.
-// assetsHost is where the page loads echarts.min.js from: "./" when the file
-// was copied next to the page (WriteHTMLDir does that), "" for go-echarts'
-// public host.
+// WriteHTML renders the report as one HTML page: the verdict first (the
+// same claims as the terminal summary), then the charts: throughput and the
+// publisher's lag, latency over time, score distributions, and alerts
+// against failures. assetsHost is where the page loads echarts.min.js from:
+// "./" when the file was copied next to the page (WriteHTMLDir does that),
+// "" for go-echarts' public host.
 func (r *Report) WriteHTML(w io.Writer, assetsHost string) error {
-	page := components.NewPage()
-	page.PageTitle = "streamscore load test " + r.Started.Format(time.RFC3339)
-	var cs []components.Charter
+	if assetsHost == "" {
+		assetsHost = "https://go-echarts.github.io/go-echarts-assets/assets/"
+	}
+	verdict, pass := r.verdictLine()
+	data := htmlPage{
+		Title:   "streamscore load test " + r.Started.Format(time.RFC3339),
+		ECharts: assetsHost + "echarts.min.js",
+		Verdict: verdict, Pass: pass,
+		Run: fmt.Sprintf("%s of traffic, %d workers", r.Duration.Round(time.Second), r.Workers),
+	}
+	if !r.Killed.IsZero() {
+		data.Run += fmt.Sprintf(", one killed with SIGKILL at +%s", r.Killed.Sub(r.Started).Round(time.Second))
+	}
+	data.Problems = r.Problems
 	for _, s := range r.Scenarios {
-		cs = append(cs, throughputChart(s), latencyChart(s), scoreChart(s))
+		if warn := s.warning(); warn != "" {
+			data.Warnings = append(data.Warnings, warn)
+		}
+		data.Scenarios = append(data.Scenarios, htmlScenario{Name: s.Name, Stream: s.Stream, Claims: s.claims(), Mismatches: s.Mismatches})
+	}
+	var cs []interface{ RenderSnippet() render.ChartSnippet }
+	for _, s := range r.Scenarios {
+		cs = append(cs, throughputChart(s), lagChart(s), latencyChart(s), scoreChart(s))
 		if s.Detection != nil {
 			cs = append(cs, r.detectionChart(s))
 		}
 	}
-	if assetsHost != "" {
-		page.SetAssetsHost(assetsHost)
+	for _, c := range cs {
+		sn := c.RenderSnippet()
+		// go-echarts renders the element and script itself.
+		data.Charts = append(data.Charts, template.HTML(sn.Element+sn.Script))
 	}
-	page.AddCharts(cs...)
-	return page.Render(w)
+	return pageTemplate.Execute(w, data)
 }
+
+type htmlPage struct {
+	Title, ECharts, Run, Verdict string
+	Pass                         bool
+	Warnings, Problems           []string
+	Scenarios                    []htmlScenario
+	Charts                       []template.HTML
+}
+
+type htmlScenario struct {
+	Name, Stream string
+	Claims       []claim
+	Mismatches   []string
+}
+
+// Exported fields for the template: claim's are not.
+func (c claim) Label() string { return c.label }
+func (c claim) Value() string { return c.value }
+func (c claim) Bad() bool     { return c.bad }
+
+var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<script src="{{.ECharts}}"></script>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
+.verdict { font-size: 1.15em; font-weight: bold; padding: .6em .8em; border-radius: 4px; }
+.pass { background: #e7f6e7; color: #075e07; } .fail { background: #fde8e8; color: #a00; }
+.warn { background: #fff4d6; border: 1px solid #c80; padding: .6em .8em; }
+table { border-collapse: collapse; width: 100%; } td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; vertical-align: top; }
+td:first-child { white-space: nowrap; color: #555; width: 11em; } .bad td { color: #a00; font-weight: bold; }
+.container { display: flex; justify-content: center; margin-top: 1.5em; }
+</style></head><body>
+<h1>{{.Title}}</h1>
+<p>{{.Run}}</p>
+<p class="verdict {{if .Pass}}pass{{else}}fail{{end}}">{{.Verdict}}</p>
+{{range .Warnings}}<p class="warn">{{.}}</p>{{end}}
+{{range .Problems}}<p class="warn">PROBLEM: {{.}}</p>{{end}}
+{{range .Scenarios}}<h2>{{.Name}} <small>(stream {{.Stream}})</small></h2>
+<table>{{range .Claims}}<tr{{if .Bad}} class="bad"{{end}}><td>{{.Label}}</td><td>{{.Value}}</td></tr>{{end}}
+{{range .Mismatches}}<tr class="bad"><td>mismatch</td><td>{{.}}</td></tr>{{end}}</table>
+{{end}}
+<h2>Charts</h2>
+{{range .Charts}}{{.}}
+{{end}}</body></html>
+`))
 
 // WriteHTMLDir writes dir/report.html. When echartsJS names a local copy of
 // echarts.min.js (the repository pins one in devstack/node), it is copied
@@ -77,26 +144,40 @@ func throughputChart(s *ScenarioReport) *charts.Bar {
 	return bar
 }
 
+// lagChart shows how far behind its schedule the publisher was, batch by
+// batch: flat near zero when it kept real time.
+func lagChart(s *ScenarioReport) *charts.Scatter {
+	sc := charts.NewScatter()
+	sc.SetGlobalOptions(title(s.Name+": publisher lag behind schedule (s)",
+		fmt.Sprintf("%d of %d events sent within %s of their schedule; worst %s", s.OnSchedule, s.Published, OnSchedule, s.MaxLag.Round(10*time.Millisecond))),
+		charts.WithXAxisOpts(opts.XAxis{Type: "time"}),
+		charts.WithYAxisOpts(opts.YAxis{Name: "seconds"}),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}))
+	sc.AddSeries("worst lag per PutRecords batch", scatterSeries(s.lagSeries))
+	return sc
+}
+
 func latencyChart(s *ScenarioReport) *charts.Scatter {
 	sc := charts.NewScatter()
 	sc.SetGlobalOptions(title(s.Name+": end-to-end latency (s) over time",
-		fmt.Sprintf("window end to S3 object: p50 %s p99 %s; to alert: p50 %s p99 %s",
+		fmt.Sprintf("window end carried by the stream to S3 object: p50 %s p99 %s; to alert: p50 %s p99 %s",
 			s.S3Latency.P50.Round(10*time.Millisecond), s.S3Latency.P99.Round(10*time.Millisecond),
 			s.AlertLatency.P50.Round(10*time.Millisecond), s.AlertLatency.P99.Round(10*time.Millisecond))),
 		charts.WithXAxisOpts(opts.XAxis{Type: "time"}),
 		charts.WithYAxisOpts(opts.YAxis{Name: "seconds"}),
 		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}),
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Right: "10%"}))
-	series := func(ps []point) []opts.ScatterData {
-		sortPoints(ps)
-		out := make([]opts.ScatterData, len(ps))
-		for i, p := range ps {
-			out[i] = opts.ScatterData{Value: []any{p.at.UnixMilli(), math.Round(p.v*1000) / 1000}}
-		}
-		return out
-	}
-	sc.AddSeries("to S3", series(s.s3Series)).AddSeries("to alert queue", series(s.alertSeries))
+	sc.AddSeries("to S3", scatterSeries(s.s3Series)).AddSeries("to alert queue", scatterSeries(s.alertSeries))
 	return sc
+}
+
+func scatterSeries(ps []point) []opts.ScatterData {
+	sortPoints(ps)
+	out := make([]opts.ScatterData, len(ps))
+	for i, p := range ps {
+		out[i] = opts.ScatterData{Value: []any{p.at.UnixMilli(), math.Round(p.v*1000) / 1000}}
+	}
+	return out
 }
 
 func scoreChart(s *ScenarioReport) *charts.Bar {

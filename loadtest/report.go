@@ -2,12 +2,10 @@ package loadtest
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -42,6 +40,16 @@ type ScenarioReport struct {
 	ClosedWindows, MatchedWindows int
 	Mismatches                    []string // first few windows whose counts differ
 
+	// OnSchedule events were sent within OnSchedule of when they were due;
+	// MaxLag is the worst lag. Latency and detection measure the pipeline
+	// only while the publisher keeps its schedule.
+	OnSchedule int
+	MaxLag     time.Duration
+	lagSeries  []point
+
+	// Latencies run from the moment the stream carried a window's end (for
+	// the real-time fleet, the window's end) to the row's object in S3 and
+	// to the alert on the subscribed queue.
 	S3Latency, AlertLatency Percentiles
 	s3Series, alertSeries   []point
 	Scores                  []float64
@@ -78,7 +86,7 @@ type Detection struct {
 	// feature is one of the signals their failure mode drives; Explainable
 	// those whose first alert carried top features at all.
 	Explained, Explainable int
-	MedianLead             time.Duration
+	MedianLead, MinLead    time.Duration
 	leads                  []time.Duration
 	truth                  []Failure // all, for the chart
 }
@@ -90,7 +98,8 @@ type windowKey struct {
 
 // measure checks what landed against what was sent.
 func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, alerts []ReceivedAlert, rep *Report) *ScenarioReport {
-	sr := &ScenarioReport{Name: s.name, Stream: s.stream, Published: len(s.sent), Files: files, PerSecond: s.perSec, OtherDLQ: map[string]int{}}
+	sr := &ScenarioReport{Name: s.name, Stream: s.stream, Published: len(s.sent), Files: files, PerSecond: s.perSec, OtherDLQ: map[string]int{},
+		OnSchedule: s.pace.onTime, MaxLag: s.pace.maxLag, lagSeries: s.pace.lags}
 	if d := rep.PublishEnded.Sub(rep.Started).Seconds(); d > 0 {
 		sr.PublishRate = float64(len(s.sent)) / d
 	}
@@ -106,8 +115,8 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 			maxEnd = r.WindowEnd
 		}
 		sr.Scores = append(sr.Scores, r.Score)
-		if !r.WindowEnd.Before(rep.Started) && !r.Landed.IsZero() {
-			sr.s3Series = append(sr.s3Series, point{r.Landed, r.Landed.Sub(r.WindowEnd).Seconds()})
+		if at, ok := s.pace.carried(r.WindowEnd); ok && !r.Landed.IsZero() {
+			sr.s3Series = append(sr.s3Series, point{r.Landed, r.Landed.Sub(at).Seconds()})
 		}
 	}
 	size := s.window.Size.D()
@@ -184,10 +193,14 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 
 	var alertLat []time.Duration
 	for _, a := range alerts {
-		if a.Stream != s.stream || a.WindowEnd.Before(rep.Started) {
+		if a.Stream != s.stream {
 			continue
 		}
-		d := a.Received.Sub(a.WindowEnd)
+		at, ok := s.pace.carried(a.WindowEnd)
+		if !ok {
+			continue
+		}
+		d := a.Received.Sub(at)
 		alertLat = append(alertLat, d)
 		sr.alertSeries = append(sr.alertSeries, point{a.Received, d.Seconds()})
 	}
@@ -303,7 +316,7 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 	}
 	if len(d.leads) > 0 {
 		l := sortedTimes(d.leads)
-		d.MedianLead = l[len(l)/2]
+		d.MedianLead, d.MinLead = l[len(l)/2], l[0]
 	}
 	return d
 }
@@ -325,66 +338,6 @@ func drives(m FailureMode, feature string) bool {
 		}
 	}
 	return false
-}
-
-// WriteSummary prints the terminal summary table.
-func (r *Report) WriteSummary(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "streamscore load test: %s of traffic, %d workers", r.Duration.Round(time.Second), r.Workers)
-	if !r.Killed.IsZero() {
-		fmt.Fprintf(tw, ", one killed with SIGKILL at +%s", r.Killed.Sub(r.Started).Round(time.Second))
-	}
-	fmt.Fprintln(tw)
-	for _, s := range r.Scenarios {
-		fmt.Fprintf(tw, "\n%s (stream %s)\n", s.Name, s.Stream)
-		fmt.Fprintf(tw, "  published\t%d events, %.0f events/s\n", s.Published, s.PublishRate)
-		fmt.Fprintf(tw, "  results in S3\t%d windows in %d Parquet files\n", s.Rows, s.Files)
-		fmt.Fprintf(tw, "  accounted\t%d scored, %d held in open windows, %d late -> dead-letter (%d sent late), %d unaccounted\n",
-			s.Scored, s.Held, s.LateDLQ, s.LateSent, s.Unaccounted)
-		fmt.Fprintf(tw, "  windows\t%d of %d closed windows have exactly the events sent\n", s.MatchedWindows, s.ClosedWindows)
-		for _, m := range s.Mismatches {
-			fmt.Fprintf(tw, "  MISMATCH\t%s\n", m)
-		}
-		if len(s.OtherDLQ) > 0 {
-			fmt.Fprintf(tw, "  other dead letters\t%v\n", s.OtherDLQ)
-		}
-		if s.S3Latency.N > 0 {
-			fmt.Fprintf(tw, "  latency to S3\tp50 %s, p95 %s, p99 %s (window end -> object written; %d rows)\n",
-				s.S3Latency.P50.Round(10*time.Millisecond), s.S3Latency.P95.Round(10*time.Millisecond), s.S3Latency.P99.Round(10*time.Millisecond), s.S3Latency.N)
-		}
-		if s.AlertLatency.N > 0 {
-			fmt.Fprintf(tw, "  latency to alert\tp50 %s, p95 %s, p99 %s (window end -> message on the subscribed queue; %d alerts)\n",
-				s.AlertLatency.P50.Round(10*time.Millisecond), s.AlertLatency.P95.Round(10*time.Millisecond), s.AlertLatency.P99.Round(10*time.Millisecond), s.AlertLatency.N)
-		}
-		if d := s.Detection; d != nil {
-			fmt.Fprintf(tw, "  detection\t%d of %d failing machines alerted before failing (recall %.2f), %d false alarms (precision %.2f), median lead %s\n",
-				d.TruePositives, d.Failing, d.Recall, d.FalsePositives, d.Precision, d.MedianLead.Round(100*time.Millisecond))
-			if d.Explainable > 0 {
-				fmt.Fprintf(tw, "  explanation\t%d of %d caught machines: the first alert's top feature is a reading their failure drives\n",
-					d.Explained, d.Explainable)
-			}
-		}
-	}
-	for _, p := range r.Problems {
-		fmt.Fprintf(tw, "\nPROBLEM\t%s\n", p)
-	}
-	_ = tw.Flush()
-}
-
-// OK reports whether every event was accounted for and nothing was found
-// wrong.
-func (r *Report) OK() error {
-	var bad []string
-	for _, s := range r.Scenarios {
-		if s.Unaccounted > 0 || len(s.Mismatches) > 0 {
-			bad = append(bad, fmt.Sprintf("%s: %d events unaccounted, %d windows with wrong counts", s.Name, s.Unaccounted, len(s.Mismatches)))
-		}
-	}
-	bad = append(bad, r.Problems...)
-	if len(bad) > 0 {
-		return fmt.Errorf("loadtest: %s", strings.Join(bad, "; "))
-	}
-	return nil
 }
 
 // secondsSeries turns per-second counts into sorted x/y.

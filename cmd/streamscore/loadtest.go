@@ -135,7 +135,7 @@ non-zero when an event is unaccounted for.`,
       --churn-config examples/demo/churn.yaml --workers 2 --duration 60s --report-dir out/demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			rc := loadtest.RunConfig{Duration: duration, Settle: settle, Workers: workers, KillAt: killAt, Seed: seed, Aggregate: aggregate, Machines: machines,
+			rc := loadtest.RunConfig{Duration: duration, Settle: settle, Workers: workers, KillAt: killAt, Seed: seed, Unaggregated: !aggregate, Machines: machines,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
 			var configs []string
 			for _, c := range []struct {
@@ -200,7 +200,7 @@ non-zero when an event is unaccounted for.`,
 	cmd.Flags().IntVar(&workers, "workers", 2, "pipeline worker processes to start (0: measure a pipeline running elsewhere)")
 	cmd.Flags().DurationVar(&killAt, "kill-at", 0, "kill worker 0 with SIGKILL this long into the run (0: never)")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "generator seed")
-	cmd.Flags().BoolVar(&aggregate, "aggregate", false, "publish KPL-aggregated records")
+	cmd.Flags().BoolVar(&aggregate, "aggregate", true, "publish KPL-aggregated records, as production producers do (--aggregate=false: one record per event)")
 	cmd.Flags().IntVar(&machines, "machines", 40, "machines in the fleet, each reporting 4 times a second")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "out/loadtest", "where report.html and the worker logs go")
 	return cmd
