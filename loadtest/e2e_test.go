@@ -63,9 +63,15 @@ func demoConfig(t *testing.T, env *devstacktest.Env, path, dir string) (*config.
 
 // TestDemoLosesNothingWhenAWorkerDies is a shorter `make demo`: two worker
 // processes run the factory and churn pipelines while the generator
-// publishes, one is killed with SIGKILL midway, and then every published
-// event must be accounted for, and the injected failures must have raised
-// alerts on the subscribed queue.
+// publishes KPL aggregates in real time, one worker is killed with SIGKILL
+// midway, and then every published event must be accounted for, the
+// publisher must have kept its schedule, and the alerts must have caught
+// the failures before they happened. In a 60 s run the demo fleet's
+// failures fall between 40 s and 60 s, so every failing machine is at
+// least two thirds into its two-minute degradation when the run begins:
+// the demo model (held-out entity recall 0.98, precision 0.94) catches
+// them with the first windows, well before the failure, so the demo's
+// targets (DetectionTarget) hold here too.
 func TestDemoLosesNothingWhenAWorkerDies(t *testing.T) {
 	env := devstacktest.New(t)
 	dir := t.TempDir()
@@ -90,7 +96,7 @@ func TestDemoLosesNothingWhenAWorkerDies(t *testing.T) {
 	rc := RunConfig{
 		Factory: factory, Churn: churn,
 		Clients:  Clients{Kinesis: env.Kinesis, S3: env.S3, SNS: env.SNS, SQS: env.SQS},
-		Duration: 45 * time.Second, Settle: 40 * time.Second,
+		Duration: 60 * time.Second, Settle: 30 * time.Second,
 		Workers: 2, KillAt: 20 * time.Second, Seed: 7,
 		Worker: func(i int) *exec.Cmd {
 			cmd := WorkerCommand(bin, []string{factoryPath, churnPath}, dir, i)
@@ -124,8 +130,13 @@ func TestDemoLosesNothingWhenAWorkerDies(t *testing.T) {
 		if s.Published == 0 || s.Scored == 0 {
 			t.Errorf("%s: %d published, %d scored", s.Name, s.Published, s.Scored)
 		}
-		if d := s.Detection; d != nil && (d.Failing == 0 || d.TruePositives == 0) {
-			t.Errorf("%s: %d machines failed during the run, %d alerted before failing", s.Name, d.Failing, d.TruePositives)
+		if s.Behind() {
+			t.Errorf("%s: the publisher fell behind its schedule: %d of %d events sent within %s, worst lag %s",
+				s.Name, s.OnSchedule, s.Published, OnSchedule, s.MaxLag)
+		}
+		if d := s.Detection; d != nil && (d.Failing == 0 || d.Recall < DetectionTarget || d.Precision < DetectionTarget) {
+			t.Errorf("%s: %d of %d failing machines alerted before failing (recall %.2f), %d false alarms (precision %.2f); want both >= %.2f",
+				s.Name, d.TruePositives, d.Failing, d.Recall, d.FalsePositives, d.Precision, DetectionTarget)
 		}
 	}
 	// The demo's models are embedded, so every firing alert says which

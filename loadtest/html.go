@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/go-echarts/go-echarts/v2/charts"
-	"github.com/go-echarts/go-echarts/v2/render"
 	"github.com/go-echarts/go-echarts/v2/opts"
+	"github.com/go-echarts/go-echarts/v2/render"
 )
 
 // WriteHTML renders the report as one HTML page: the verdict first (the

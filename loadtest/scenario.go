@@ -7,18 +7,27 @@ import "time"
 //
 // Production-like examples (examples/factory.yaml, examples/churn.yaml) use
 // 5-minute hopping windows and daily windows. The demo (examples/demo/) must
-// show failures, alerts and files within about a minute, so its fleet runs
-// on a compressed clock: readings every 250 ms, degradation over 40 s, and
-// 30-second windows sliding by 10 s. The churn demo replays three weeks of
+// show failures, alerts and files within a few minutes, so its fleet runs on
+// a compressed clock: readings every 250 ms, 30-second windows sliding by
+// 10 s, and a degradation of two minutes, long enough for the model to see it
+// coming well before the failure. The churn demo replays three weeks of
 // history, compressed into the first part of the run.
 
-// FactoryDemoFleet is the fleet `make demo` publishes in real time: failures
-// fall between 30 s and 60 s after start.
-func FactoryDemoFleet(start time.Time, seed uint64) FleetConfig {
+// FactoryDemoLead is how long a demo machine degrades before it fails.
+const FactoryDemoLead = 2 * time.Minute
+
+// FactoryDemoFleet is the fleet `make demo` publishes in real time for run
+// long: a quarter of the machines fail, evenly over the second half of the
+// run but not before 40 s (the first windows close at 10 s and 20 s, and an
+// alert needs two). A machine that fails before FactoryDemoLead has passed
+// was already degrading when the run began, as in any fleet watched from
+// some day on: its first windows show the drift under way.
+func FactoryDemoFleet(start time.Time, run time.Duration, seed uint64) FleetConfig {
+	from := max(run/2, 40*time.Second)
 	return FleetConfig{
 		Machines: 40, Interval: 250 * time.Millisecond, Start: start,
-		FailingFraction: 0.25, FailFrom: 30 * time.Second, FailTo: 60 * time.Second,
-		DegradeLead: 40 * time.Second,
+		FailingFraction: 0.25, FailFrom: from, FailTo: max(run, from),
+		DegradeLead: FactoryDemoLead,
 		DropoutRate: 0.02, DuplicateRate: 0.005,
 		OutOfOrderRate: 0.05, MaxDisorder: time.Second,
 		LateRate: 0.002, LateBy: 2 * time.Minute,
@@ -29,11 +38,12 @@ func FactoryDemoFleet(start time.Time, seed uint64) FleetConfig {
 // FactoryDemoTraining is the demo fleet's clock over a longer run with many
 // more failures, for training the demo model.
 func FactoryDemoTraining(start time.Time, seed uint64) (FleetConfig, time.Duration) {
-	c := FactoryDemoFleet(start, seed)
+	const d = 30 * time.Minute
+	c := FactoryDemoFleet(start, d, seed)
 	c.Machines = 200
 	c.FailingFraction = 0.3
-	c.FailFrom, c.FailTo = 2*time.Minute, 28*time.Minute
-	return c, 30 * time.Minute
+	c.FailFrom, c.FailTo = 3*time.Minute, d-2*time.Minute
+	return c, d
 }
 
 // FactoryTraining is the production-like fleet: a reading a second,
@@ -62,7 +72,7 @@ func ChurnHistory(end time.Time, users int, seed uint64) AppConfig {
 // Horizons: a window is labelled positive when the failure (churn) comes
 // within this long after the window's end.
 const (
-	FactoryDemoHorizon = 30 * time.Second
+	FactoryDemoHorizon = 90 * time.Second
 	FactoryHorizon     = 5 * time.Minute
 	ChurnHorizon       = 10 * 24 * time.Hour
 )
