@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -42,6 +42,10 @@ type Config struct {
 	StartTimeout time.Duration
 	// Logger receives progress messages. Default: discard.
 	Logger *slog.Logger
+	// KinesisServer picks the server that plays Kinesis. Default:
+	// KinesisLocal, the most complete; Kinesalite is faster for throughput
+	// runs that need no fan-out or resharding.
+	KinesisServer KinesisServer
 	// DieWithParent kills every server when the process that started it
 	// dies, however it dies. A test binary's private stack wants that: a
 	// test that panics or is killed must not leave servers behind. `dev up`
@@ -66,6 +70,9 @@ type State struct {
 	Endpoints Endpoints `json:"endpoints"`
 	Procs     []Proc    `json:"procs"`
 	Started   time.Time `json:"started"`
+	// KinesisServer is the server playing Kinesis (empty in state files
+	// written before there was a choice: kinesis-local).
+	KinesisServer KinesisServer `json:"kinesis_server,omitempty"`
 
 	// waits holds the exit channels of servers this process started itself,
 	// so Down can reap them (no zombies in a long test binary).
@@ -90,6 +97,9 @@ func Load(dir string) (*State, error) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("devstack: corrupt state file %s: %w", filepath.Join(dir, stateFile), err)
 	}
+	if st.KinesisServer, err = ParseKinesisServer(string(st.KinesisServer)); err != nil {
+		return nil, fmt.Errorf("devstack: state file %s: %w", filepath.Join(dir, stateFile), err)
+	}
 	return &st, nil
 }
 
@@ -108,12 +118,21 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 3 * time.Minute
 	}
+	server, err := ParseKinesisServer(string(cfg.KinesisServer))
+	if err != nil {
+		return nil, err
+	}
+	cfg.KinesisServer = server
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if st, err := Load(cfg.Dir); err == nil {
 		if err := st.Check(ctx); err == nil {
+			if st.runs(Kinesis) && st.KinesisServer != cfg.KinesisServer {
+				return nil, fmt.Errorf("devstack: the stack in %s runs %s as Kinesis, not %s: stop it first (streamscore dev down --dir %s)",
+					cfg.Dir, st.KinesisServer, cfg.KinesisServer, cfg.Dir)
+			}
 			log.Info("stack already running", "dir", cfg.Dir)
 			return st, nil
 		}
@@ -127,6 +146,9 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	st := &State{Dir: cfg.Dir, Started: time.Now().UTC(), waits: map[int]<-chan error{}}
+	if slices.Contains(cfg.Services, Kinesis) {
+		st.KinesisServer = cfg.KinesisServer
+	}
 	// Start every server first, then wait for all of them: the slow starters
 	// warm up in parallel.
 	type pending struct {
@@ -166,6 +188,8 @@ type serverSpec struct {
 	// command builds the command line for the given port.
 	command func(port int) (name string, args []string, env []string, dir string)
 	marker  string
+	// twoPorts: the server listens on port and port+1.
+	twoPorts bool
 	// ready performs one real API call against the endpoint.
 	ready func(ctx context.Context, endpoint string) error
 }
@@ -176,30 +200,7 @@ func specFor(svc Service, cfg Config) serverSpec {
 	preload := filepath.Join(node, "loopback.js")
 	switch svc {
 	case Kinesis:
-		return serverSpec{
-			service: svc,
-			marker:  "kinesis-local/main.js",
-			command: func(port int) (string, []string, []string, string) {
-				return "node", []string{"-r", preload, filepath.Join(node, "node_modules", "kinesis-local", "main.js")},
-					[]string{
-						"KINESIS_MOCK_PLAIN_PORT=" + strconv.Itoa(port),
-						// The TLS port is unused; park it next to the plain one.
-						"KINESIS_MOCK_TLS_PORT=" + strconv.Itoa(port+1),
-						"SHARD_LIMIT=2000", "ON_DEMAND_STREAM_COUNT_LIMIT=100",
-						"CREATE_STREAM_DURATION=50ms", "DELETE_STREAM_DURATION=50ms",
-						"REGISTER_STREAM_CONSUMER_DURATION=50ms", "DEREGISTER_STREAM_CONSUMER_DURATION=50ms",
-						"MERGE_SHARDS_DURATION=50ms", "SPLIT_SHARD_DURATION=50ms",
-						"UPDATE_SHARD_COUNT_DURATION=50ms", "UPDATE_STREAM_MODE_DURATION=50ms",
-						"LOG_LEVEL=WARN", "ROOT_LOG_LEVEL=ERROR", "SHOULD_PERSIST_DATA=false",
-					},
-					// kinesis-local reads its TLS material (server.json) from the working directory.
-					filepath.Join(node, "node_modules", "kinesis-local")
-			},
-			ready: func(ctx context.Context, ep string) error {
-				_, err := Endpoints{Kinesis: ep}.Clients().Kinesis.ListStreams(ctx, &kinesis.ListStreamsInput{})
-				return err
-			},
-		}
+		return kinesisSpec(cfg)
 	case DynamoDB:
 		return serverSpec{
 			service: svc,
@@ -296,7 +297,7 @@ var loopbackHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Tran
 // start launches one server on a free port in a new session (so it outlives
 // `streamscore dev up` and ignores the terminal's Ctrl-C).
 func (st *State) start(ctx context.Context, spec serverSpec, cfg Config) (Proc, error) {
-	port, err := freePort(spec.service == Kinesis)
+	port, err := freePort(spec.twoPorts)
 	if err != nil {
 		return Proc{}, err
 	}
@@ -384,6 +385,16 @@ func (st *State) poll(ctx context.Context, spec serverSpec, p Proc, timeout time
 	}
 }
 
+// runs reports whether the stack runs the service.
+func (st *State) runs(svc Service) bool {
+	for _, p := range st.Procs {
+		if p.Service == svc {
+			return true
+		}
+	}
+	return false
+}
+
 func (st *State) forget(pid int) {
 	for i, p := range st.Procs {
 		if p.PID == pid {
@@ -443,7 +454,7 @@ func (st *State) Status(ctx context.Context) []Status {
 			s.Err = fmt.Errorf("process %d is not running", p.PID)
 		} else {
 			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s.Err = specFor(p.Service, Config{Root: rootOf(st.Dir), Dir: st.Dir}).ready(callCtx, fmt.Sprintf("http://127.0.0.1:%d", p.Port))
+			s.Err = specFor(p.Service, Config{Root: rootOf(st.Dir), Dir: st.Dir, KinesisServer: st.KinesisServer}).ready(callCtx, fmt.Sprintf("http://127.0.0.1:%d", p.Port))
 			cancel()
 		}
 		out = append(out, s)
@@ -533,8 +544,8 @@ func (p Proc) stop(ctx context.Context, reaped <-chan error) error {
 	return nil
 }
 
-// freePort picks a random free port on 127.0.0.1 below 32768. kinesis-local
-// needs two adjacent ports (plain and TLS).
+// freePort picks a random free port on 127.0.0.1 below 32768, or two
+// adjacent ones (kinesis-local's plain and TLS ports).
 func freePort(pair bool) (int, error) {
 	for range 200 {
 		port := 10000 + rand.IntN(22000)

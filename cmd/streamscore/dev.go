@@ -19,6 +19,7 @@ import (
 type devFlags struct {
 	dir      string
 	services string
+	kinesis  string
 	configs  []string
 }
 
@@ -64,6 +65,7 @@ and data live in .devstack/stack.`,
 		Use:   "up",
 		Short: "Install (if needed), start and provision the local stack",
 		Example: `  streamscore dev up --config examples/factory.yaml --config examples/churn.yaml
+  streamscore dev up --dir .devstack/perf --kinesis kinesalite --config examples/demo/factory.yaml
   eval "$(streamscore dev env)"
   aws kinesis list-streams`,
 		Args: cobra.NoArgs,
@@ -76,6 +78,10 @@ and data live in .devstack/stack.`,
 			if err != nil {
 				return err
 			}
+			kin, err := devstack.ParseKinesisServer(f.kinesis)
+			if err != nil {
+				return err
+			}
 			var cfgs []*config.Config
 			for _, path := range f.configs {
 				c, err := config.Load(path)
@@ -85,7 +91,7 @@ and data live in .devstack/stack.`,
 				cfgs = append(cfgs, c)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			st, err := devstack.Up(cmd.Context(), devstack.Config{Root: root, Dir: dir, Services: svcs, Logger: log})
+			st, err := devstack.Up(cmd.Context(), devstack.Config{Root: root, Dir: dir, Services: svcs, KinesisServer: kin, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -101,11 +107,13 @@ and data live in .devstack/stack.`,
 					log.Info("queue ready", "name", name, "url", url)
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "local AWS stack is up: %s\nnext: eval \"$(streamscore dev env)\"\n", st.Endpoints)
+			fmt.Fprintf(cmd.OutOrStdout(), "local AWS stack is up (Kinesis: %s): %s\nnext: eval \"$(streamscore dev env)\"\n", st.KinesisServer, st.Endpoints)
 			return nil
 		},
 	}
 	up.Flags().StringVar(&f.services, "services", "", "comma-separated services to run (default: all)")
+	up.Flags().StringVar(&f.kinesis, "kinesis", string(devstack.KinesisLocal),
+		"Kinesis server: kinesis-local (complete: resharding, fan-out; slow), kinesalite (faster; no fan-out, no UpdateShardCount, no ChildShards) or kumo (puts and reads only); docs/performance.md compares them")
 	up.Flags().StringArrayVar(&f.configs, "config", nil, "pipeline config whose streams, tables, buckets, topics and queues to provision (repeatable)")
 
 	down := &cobra.Command{
