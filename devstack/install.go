@@ -6,17 +6,52 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
-// goTools are the binaries `go install tool` builds from devstack/tools into
-// .devstack/bin. Their versions are pinned by devstack/tools/go.mod and go.sum.
-var goTools = []string{"versitygw", "kumo", "server", "aws-lambda-rie", "staticcheck", "benchstat"}
+// goTools are the binaries the tools module (devstack/tools) builds into
+// .devstack/bin, by import path. Their versions are pinned by its go.mod
+// (tool directives) and go.sum.
+var goTools = map[string]string{
+	"versitygw":      "github.com/versity/versitygw/cmd/versitygw",
+	"kumo":           "github.com/sivchari/kumo/cmd/kumo",
+	"server":         "github.com/Shopify/toxiproxy/v2/cmd/server",
+	"aws-lambda-rie": "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie",
+	"staticcheck":    "honnef.co/go/tools/cmd/staticcheck",
+	"benchstat":      "golang.org/x/perf/cmd/benchstat",
+}
+
+// goTools lists the Go-built servers the stack's configuration starts; the
+// others are Node servers from devstack/node.
+func (cfg Config) goTools() []string {
+	var out []string
+	add := func(t string) {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	for _, svc := range cfg.Services {
+		switch {
+		case svc == S3 && cfg.S3Server != S3rver:
+			add("versitygw")
+		case svc == CloudWatch, svc == Kinesis && cfg.KinesisServer == Kumo:
+			add("kumo")
+		case svc == Toxiproxy:
+			add("server")
+		}
+	}
+	return out
+}
 
 // BinDir is where the pinned Go tools of the repository at root are installed.
 func BinDir(root string) string { return filepath.Join(root, ".devstack", "bin") }
@@ -28,22 +63,28 @@ func NodeDir(root string) string { return filepath.Join(root, "devstack", "node"
 // installed; the message says what to install.
 var ErrMissingPrerequisite = errors.New("missing prerequisite")
 
-// Install makes sure every pinned server is installed: the npm packages from
-// devstack/node/package-lock.json (npm ci) and the Go tools from
-// devstack/tools (go install tool). It does work only when something is
-// missing or the pins changed since the last install, so it is cheap to call
-// before every start.
+// Install makes sure every pinned server and developer tool is installed:
+// the npm packages from devstack/node/package-lock.json (npm ci) and the Go
+// ones from devstack/tools, staticcheck, benchstat and the Lambda runtime
+// emulator included. Up installs only what its stack starts.
 func Install(ctx context.Context, root string, log *slog.Logger) error {
+	return install(ctx, root, log, slices.Sorted(maps.Keys(goTools)))
+}
+
+// install runs npm ci and builds the named Go tools at the same time, each
+// only when missing or older than its pins, so a fresh machine pays only
+// for what it will start and a warm one nothing.
+func install(ctx context.Context, root string, log *slog.Logger, tools []string) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if err := checkNode(ctx); err != nil {
 		return err
 	}
-	if err := installNode(ctx, root, log); err != nil {
-		return err
-	}
-	return installGoTools(ctx, root, log)
+	var g errgroup.Group
+	g.Go(func() error { return installNode(ctx, root, log) })
+	g.Go(func() error { return installGoTools(ctx, root, log, tools) })
+	return g.Wait()
 }
 
 var nodeVersion = regexp.MustCompile(`^v(\d+)\.`)
@@ -74,45 +115,70 @@ func installNode(ctx context.Context, root string, log *slog.Logger) error {
 		return nil
 	}
 	log.Info("installing pinned Node servers", "dir", dir)
+	began := time.Now()
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
 	cmd.Dir = dir
-	return runLogged(cmd, "npm ci in "+dir)
+	if err := runLogged(cmd, "npm ci in "+dir); err != nil {
+		return err
+	}
+	log.Info("installed pinned Node servers", "took", time.Since(began).Round(time.Second))
+	return nil
 }
 
-// installGoTools builds the pinned Go tools when one is missing or the pins
-// changed after it was built.
-func installGoTools(ctx context.Context, root string, log *slog.Logger) error {
+// installGoTools builds the named tools when one is missing or the pins
+// changed after it was built, saying every 20 s that it is still at it: a
+// cold build takes minutes.
+func installGoTools(ctx context.Context, root string, log *slog.Logger, tools []string) error {
 	bin := BinDir(root)
 	sum := filepath.Join(root, "devstack", "tools", "go.sum")
-	fresh := true
-	for _, t := range goTools {
+	var stale []string
+	for _, t := range tools {
 		if !newerOrEqual(filepath.Join(bin, t), sum) {
-			fresh = false
-			break
+			stale = append(stale, t)
 		}
 	}
-	if fresh {
+	if len(stale) == 0 {
 		return nil
 	}
 	if _, err := exec.LookPath("go"); err != nil {
-		return fmt.Errorf("%w: the Go toolchain is required to build the pinned S3, CloudWatch and toxiproxy servers", ErrMissingPrerequisite)
+		return fmt.Errorf("%w: the Go toolchain is required to build the pinned local servers %v", ErrMissingPrerequisite, stale)
 	}
-	log.Info("building pinned Go tools (a few minutes on a cold cache)", "bin", bin)
+	log.Info("building pinned Go tools (minutes on a cold cache)", "tools", strings.Join(stale, ","), "bin", bin)
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return fmt.Errorf("devstack: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, "go", "install", "tool")
+	args := []string{"install"}
+	for _, t := range stale {
+		args = append(args, goTools[t])
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = filepath.Join(root, "devstack", "tools")
 	// kumo's dependency graph names two aws-sdk-go-v2 module versions that the
 	// public checksum database does not hold; go.sum still pins their hashes.
 	cmd.Env = append(os.Environ(), "GOBIN="+bin, "GONOSUMDB=github.com/aws/aws-sdk-go-v2")
-	if err := runLogged(cmd, "go install tool in devstack/tools"); err != nil {
+	began := time.Now()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(20 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				log.Info("still building pinned Go tools", "tools", strings.Join(stale, ","), "elapsed", time.Since(began).Round(time.Second))
+			}
+		}
+	}()
+	if err := runLogged(cmd, "go install in devstack/tools"); err != nil {
 		return err
 	}
+	log.Info("built pinned Go tools", "tools", strings.Join(stale, ","), "took", time.Since(began).Round(time.Second))
 	// go install leaves an up-to-date binary untouched; touch them so the
 	// freshness check above holds until the pins change again.
 	now := time.Now()
-	for _, t := range goTools {
+	for _, t := range stale {
 		_ = os.Chtimes(filepath.Join(bin, t), now, now)
 	}
 	return nil

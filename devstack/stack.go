@@ -22,7 +22,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
@@ -46,6 +45,9 @@ type Config struct {
 	// KinesisLocal, the most complete; Kinesalite is faster for throughput
 	// runs that need no fan-out or resharding.
 	KinesisServer KinesisServer
+	// S3Server picks the server that plays S3. Default: Versitygw, which
+	// checks signatures; S3rver needs no compiling.
+	S3Server S3Server
 	// DieWithParent kills every server when the process that started it
 	// dies, however it dies. A test binary's private stack wants that: a
 	// test that panics or is killed must not leave servers behind. `dev up`
@@ -73,6 +75,8 @@ type State struct {
 	// KinesisServer is the server playing Kinesis (empty in state files
 	// written before there was a choice: kinesis-local).
 	KinesisServer KinesisServer `json:"kinesis_server,omitempty"`
+	// S3Server is the server playing S3 (empty in older state files: versitygw).
+	S3Server S3Server `json:"s3_server,omitempty"`
 
 	// waits holds the exit channels of servers this process started itself,
 	// so Down can reap them (no zombies in a long test binary).
@@ -100,6 +104,9 @@ func Load(dir string) (*State, error) {
 	if st.KinesisServer, err = ParseKinesisServer(string(st.KinesisServer)); err != nil {
 		return nil, fmt.Errorf("devstack: state file %s: %w", filepath.Join(dir, stateFile), err)
 	}
+	if st.S3Server, err = ParseS3Server(string(st.S3Server)); err != nil {
+		return nil, fmt.Errorf("devstack: state file %s: %w", filepath.Join(dir, stateFile), err)
+	}
 	return &st, nil
 }
 
@@ -123,6 +130,9 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 		return nil, err
 	}
 	cfg.KinesisServer = server
+	if cfg.S3Server, err = ParseS3Server(string(cfg.S3Server)); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -139,7 +149,7 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 		log.Warn("recorded stack is unhealthy; restarting it", "dir", cfg.Dir)
 		_ = st.Down(ctx)
 	}
-	if err := Install(ctx, cfg.Root, log); err != nil {
+	if err := install(ctx, cfg.Root, log, cfg.goTools()); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "logs"), 0o755); err != nil {
@@ -148,6 +158,9 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	st := &State{Dir: cfg.Dir, Started: time.Now().UTC(), waits: map[int]<-chan error{}}
 	if slices.Contains(cfg.Services, Kinesis) {
 		st.KinesisServer = cfg.KinesisServer
+	}
+	if slices.Contains(cfg.Services, S3) {
+		st.S3Server = cfg.S3Server
 	}
 	// Start every server first, then wait for all of them: the slow starters
 	// warm up in parallel.
@@ -216,22 +229,7 @@ func specFor(svc Service, cfg Config) serverSpec {
 			},
 		}
 	case S3:
-		data := filepath.Join(cfg.Dir, "s3")
-		return serverSpec{
-			service: svc,
-			marker:  "versitygw",
-			command: func(port int) (string, []string, []string, string) {
-				_ = os.MkdirAll(data, 0o755)
-				return filepath.Join(bin, "versitygw"), []string{
-					"--port", "127.0.0.1:" + strconv.Itoa(port),
-					"--access", AccessKeyID, "--secret", SecretAccessKey,
-					"posix", data}, nil, ""
-			},
-			ready: func(ctx context.Context, ep string) error {
-				_, err := Endpoints{S3: ep}.Clients().S3.ListBuckets(ctx, &s3.ListBucketsInput{})
-				return err
-			},
-		}
+		return s3Spec(cfg)
 	case SNSSQS:
 		return serverSpec{
 			service: svc,
@@ -454,7 +452,7 @@ func (st *State) Status(ctx context.Context) []Status {
 			s.Err = fmt.Errorf("process %d is not running", p.PID)
 		} else {
 			callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s.Err = specFor(p.Service, Config{Root: rootOf(st.Dir), Dir: st.Dir, KinesisServer: st.KinesisServer}).ready(callCtx, fmt.Sprintf("http://127.0.0.1:%d", p.Port))
+			s.Err = specFor(p.Service, Config{Root: rootOf(st.Dir), Dir: st.Dir, KinesisServer: st.KinesisServer, S3Server: st.S3Server}).ready(callCtx, fmt.Sprintf("http://127.0.0.1:%d", p.Port))
 			cancel()
 		}
 		out = append(out, s)

@@ -30,7 +30,9 @@ func FactoryDemoFleet(start time.Time, run time.Duration, seed uint64) FleetConf
 		DegradeLead: FactoryDemoLead,
 		DropoutRate: 0.02, DuplicateRate: 0.005,
 		OutOfOrderRate: 0.05, MaxDisorder: time.Second,
-		LateRate: 0.002, LateBy: 2 * time.Minute,
+		// A minute late is past every window's end plus its 20 s allowed
+		// lateness, and still arrives within a short run.
+		LateRate: 0.002, LateBy: time.Minute,
 		Seed: seed,
 	}
 }

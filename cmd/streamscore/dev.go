@@ -20,6 +20,7 @@ type devFlags struct {
 	dir      string
 	services string
 	kinesis  string
+	s3       string
 	configs  []string
 }
 
@@ -82,6 +83,10 @@ and data live in .devstack/stack.`,
 			if err != nil {
 				return err
 			}
+			s3srv, err := devstack.ParseS3Server(f.s3)
+			if err != nil {
+				return err
+			}
 			var cfgs []*config.Config
 			for _, path := range f.configs {
 				c, err := config.Load(path)
@@ -91,7 +96,7 @@ and data live in .devstack/stack.`,
 				cfgs = append(cfgs, c)
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			st, err := devstack.Up(cmd.Context(), devstack.Config{Root: root, Dir: dir, Services: svcs, KinesisServer: kin, Logger: log})
+			st, err := devstack.Up(cmd.Context(), devstack.Config{Root: root, Dir: dir, Services: svcs, KinesisServer: kin, S3Server: s3srv, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -114,6 +119,8 @@ and data live in .devstack/stack.`,
 	up.Flags().StringVar(&f.services, "services", "", "comma-separated services to run (default: all)")
 	up.Flags().StringVar(&f.kinesis, "kinesis", string(devstack.KinesisLocal),
 		"Kinesis server: kinesis-local (complete: resharding, fan-out; slow), kinesalite (faster; no fan-out, no UpdateShardCount, no ChildShards) or kumo (puts and reads only); docs/performance.md compares them")
+	up.Flags().StringVar(&f.s3, "s3", string(devstack.Versitygw),
+		"S3 server: versitygw (checks signatures; compiled on first use, minutes on a fresh machine) or s3rver (installed by npm in seconds; no signature checks)")
 	up.Flags().StringArrayVar(&f.configs, "config", nil, "pipeline config whose streams, tables, buckets, topics and queues to provision (repeatable)")
 
 	down := &cobra.Command{
@@ -193,9 +200,11 @@ and data live in .devstack/stack.`,
 	install := &cobra.Command{
 		Use:   "install",
 		Short: "Install the pinned local servers and Go tools (dev up does this too)",
-		Long: `Runs npm ci for the Node servers (devstack/node/package-lock.json) and go install
-tool for the Go ones (devstack/tools/go.mod) into .devstack/bin. Does nothing
-when everything is installed and the pins did not change.`,
+		Long: `Runs npm ci for the Node servers (devstack/node/package-lock.json) and, at the
+same time, go install for the Go servers and developer tools pinned by
+devstack/tools/go.mod, into .devstack/bin. Does nothing when everything is
+installed and the pins did not change. dev up installs only the servers it
+starts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			root, _, err := f.resolve()
