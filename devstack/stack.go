@@ -143,6 +143,10 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 				return nil, fmt.Errorf("devstack: the stack in %s runs %s as Kinesis, not %s: stop it first (streamscore dev down --dir %s)",
 					cfg.Dir, st.KinesisServer, cfg.KinesisServer, cfg.Dir)
 			}
+			if st.runs(S3) && st.S3Server != cfg.S3Server {
+				return nil, fmt.Errorf("devstack: the stack in %s runs %s as S3, not %s: stop it first (streamscore dev down --dir %s)",
+					cfg.Dir, st.S3Server, cfg.S3Server, cfg.Dir)
+			}
 			log.Info("stack already running", "dir", cfg.Dir)
 			return st, nil
 		}
