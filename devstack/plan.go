@@ -69,21 +69,35 @@ func PlanFor(need func(config.Window) time.Duration, cfgs ...*config.Config) Pla
 
 // EnvLines renders the stack's variables as shell export lines. Besides the
 // SDK's own variables it points AWS_CONFIG_FILE at a config that loads a
-// small plugin, so that AWS CLI v2 releases older than 2.13 (which ignore
-// AWS_ENDPOINT_URL_*) reach the local stack too.
+// small plugin (devstack/awscli), so that AWS CLIs too old to read
+// AWS_ENDPOINT_URL_* (v2 before 2.13, v1 before 1.29) reach the local stack
+// too. v2 finds the plugin through the config's cli_legacy_plugin_path; v1
+// has no such key and imports plugins from sys.path only, hence PYTHONPATH
+// (see the plugin's docstring for how one config serves both).
 func (st *State) EnvLines(root string) ([]string, error) {
 	var lines []string
 	for _, kv := range st.Endpoints.EnvVars() {
 		lines = append(lines, fmt.Sprintf("export %s=%s", kv[0], shellQuote(kv[1])))
 	}
+	plugin, err := filepath.Abs(filepath.Join(root, "devstack", "awscli"))
+	if err != nil {
+		return nil, fmt.Errorf("devstack: AWS CLI plugin directory: %w", err)
+	}
+	if strings.ContainsAny(plugin, string(os.PathListSeparator)+"\n") {
+		// Both the CLI's plugin path and PYTHONPATH are lists split on it.
+		return nil, fmt.Errorf("devstack: AWS CLI plugin directory %q contains %q or a newline", plugin, os.PathListSeparator)
+	}
 	cfgPath := filepath.Join(st.Dir, "aws-config")
-	plugin := filepath.Join(root, "devstack", "awscli")
-	body := fmt.Sprintf("[default]\nregion = %s\noutput = json\n\n[plugins]\ncli_legacy_plugin_path = %s\nstreamscore_endpoints = streamscore_endpoints\n", Region, plugin)
+	// The plugin must come before cli_legacy_plugin_path: v1 imports the
+	// entries in order, and the plugin is what lets it import the path.
+	body := fmt.Sprintf("[default]\nregion = %s\noutput = json\n\n[plugins]\nstreamscore_endpoints = streamscore_endpoints\ncli_legacy_plugin_path = %s\n", Region, plugin)
 	if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
 		return nil, fmt.Errorf("devstack: %w", err)
 	}
 	lines = append(lines,
 		"export AWS_CONFIG_FILE="+shellQuote(cfgPath),
+		// Prepended, not replaced: the user's own entries keep working.
+		"export PYTHONPATH="+shellQuote(plugin)+`"${PYTHONPATH:+:$PYTHONPATH}"`,
 		// Static credentials come from the variables above; a shared
 		// credentials file must not override them.
 		"export AWS_SHARED_CREDENTIALS_FILE=/dev/null",

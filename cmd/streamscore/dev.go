@@ -175,10 +175,18 @@ and data live in .devstack/stack.`,
 	}
 
 	env := &cobra.Command{
-		Use:     "env",
-		Short:   "Print shell exports that point AWS SDKs and the AWS CLI at the local stack",
-		Example: `  eval "$(streamscore dev env)"`,
-		Args:    cobra.NoArgs,
+		Use:   "env",
+		Short: "Print shell exports that point AWS SDKs and the AWS CLI at the local stack",
+		Long: `Prints AWS_ENDPOINT_URL_<SERVICE>, static credentials and the region, which
+the AWS SDKs, AWS CLI v2 >= 2.13 and AWS CLI v1 >= 1.29 honour by themselves.
+Older CLIs (Debian 12 ships v2 2.9) need the plugin in devstack/awscli, so it
+also exports AWS_CONFIG_FILE (a config that loads the plugin: v2 finds it via
+cli_legacy_plugin_path) and prepends devstack/awscli to PYTHONPATH (v1 imports
+plugins from the Python path only). With these, both v1 and v2 CLIs reach the
+stack; an explicit --endpoint-url still wins.`,
+		Example: `  eval "$(streamscore dev env)"
+  aws kinesis list-streams`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			root, st, err := f.load()
 			if errors.Is(err, devstack.ErrNotRunning) {
