@@ -65,8 +65,12 @@ func kinesisSpec(cfg Config) serverSpec {
 			service: Kinesis,
 			marker:  "kinesalite/cli.js",
 			command: func(port int) (string, []string, []string, string) {
-				// Binds 0.0.0.0 whatever it is told: the preload keeps it on loopback.
-				return "node", []string{"-r", preload, filepath.Join(node, "node_modules", "kinesalite", "cli.js"),
+				// Binds 0.0.0.0 whatever it is told: the loopback preload keeps
+				// it on loopback. Like dynalite it rethrows a request's stream
+				// error, so a client dropping a call midway (a cancelled
+				// context, a reset) killed it: hence client-abort.js.
+				return "node", []string{"-r", preload, "-r", filepath.Join(node, "client-abort.js"),
+					filepath.Join(node, "node_modules", "kinesalite", "cli.js"),
 					"--port", strconv.Itoa(port),
 					"--createStreamMs", "50", "--deleteStreamMs", "50", "--updateStreamMs", "50",
 					"--shardLimit", "2000"}, nil, ""

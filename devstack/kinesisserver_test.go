@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,13 @@ func TestFastKinesisServersRoundTrip(t *testing.T) {
 			other.KinesisServer = devstack.KinesisLocal
 			if _, err := devstack.Up(ctx, other); err == nil || !strings.Contains(err.Error(), string(server)) {
 				t.Fatalf("Up asking for kinesis-local on a running %s stack: err = %v, want a refusal naming %s", server, err, server)
+			}
+
+			// A client that drops a call midway (a cancelled context, a
+			// reset) must not take the server down: kinesalite died of it.
+			abortRequests(t, st.Endpoints.Kinesis, "Kinesis_20131202.ListStreams", "application/x-amz-json-1.1")
+			if err := st.Check(ctx); err != nil {
+				t.Fatalf("after three aborted requests: %v", err)
 			}
 
 			k := st.Endpoints.Clients().Kinesis
@@ -134,5 +143,28 @@ func TestFastKinesisServersRoundTrip(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// abortRequests sends three requests whose bodies never complete and resets
+// each connection once the server has read part of the body.
+func abortRequests(t *testing.T, endpoint, target, contentType string) {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Write([]byte("POST / HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: " + contentType + "\r\n" +
+			"X-Amz-Target: " + target + "\r\nContent-Length: 100\r\n\r\n{\"Limit\":"))
+		_ = c.(*net.TCPConn).SetLinger(0)
+		buf := make([]byte, 1)
+		_ = c.SetReadDeadline(deadlineSoon())
+		_, _ = c.Read(buf)
+		_ = c.Close()
 	}
 }
