@@ -294,7 +294,9 @@ func num(a arrow.Array, i int) float64 {
 
 // DeadLetter is one dead-lettered record, by its attributes.
 type DeadLetter struct {
-	Reason, Stream, Shard, Position string
+	Reason, Stream, Shard string
+	// Position is the record's sequence number and sub-sequence.
+	Position string
 }
 
 // DrainDeadLetters receives every message on the dead-letter queue (deleting
@@ -320,7 +322,10 @@ func DrainDeadLetters(ctx context.Context, c *sqs.Client, queueURL string) ([]De
 				}
 				return ""
 			}
-			out = append(out, DeadLetter{Reason: attr("reason"), Stream: attr("stream"), Shard: attr("shard"), Position: attr("position")})
+			// A KPL aggregate's user records share a sequence number: the
+			// sub-sequence tells them apart (sinks.DeadLetter's attributes).
+			out = append(out, DeadLetter{Reason: attr("reason"), Stream: attr("stream"), Shard: attr("shard"),
+				Position: attr("sequence_number") + "/" + attr("sub_sequence")})
 			del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: msg.ReceiptHandle})
 		}
 		if _, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(queueURL), Entries: del}); err != nil {

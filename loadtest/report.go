@@ -52,6 +52,9 @@ type ScenarioReport struct {
 	// to the alert on the subscribed queue.
 	S3Latency, AlertLatency Percentiles
 	s3Series, alertSeries   []point
+	// AlertRepeats are alerts delivered again (same rule, state, entity
+	// and window) after a failover: at-least-once delivery.
+	AlertRepeats int
 	Scores                  []float64
 
 	Detection *Detection
@@ -191,11 +194,29 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 		sr.Unaccounted += sr.LateSent - sr.LateDLQ
 	}
 
-	var alertLat []time.Duration
+	// An alert is delivered at least once: after a failover the new owner
+	// replays from the checkpoint and may send again what the old one had
+	// sent. Latency is the first delivery's; the repeats are counted.
+	type alertKey struct {
+		rule, state, entity string
+		end                 int64
+	}
+	first := map[alertKey]ReceivedAlert{}
 	for _, a := range alerts {
 		if a.Stream != s.stream {
 			continue
 		}
+		k := alertKey{a.Rule, a.State, a.Entity, a.WindowEnd.UnixNano()}
+		if f, ok := first[k]; ok {
+			sr.AlertRepeats++
+			if !a.Received.Before(f.Received) {
+				continue
+			}
+		}
+		first[k] = a
+	}
+	var alertLat []time.Duration
+	for _, a := range first {
 		at, ok := s.pace.carried(a.WindowEnd)
 		if !ok {
 			continue

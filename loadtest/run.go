@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -50,8 +47,10 @@ type RunConfig struct {
 	// Workers is how many pipeline processes to start with Worker; 0 means
 	// the pipeline runs elsewhere.
 	Workers int
-	// Worker returns the command of worker i (its args, env, output).
-	Worker func(i int) *exec.Cmd
+	// Worker returns the command of worker i (its args, env, output),
+	// serving its operations endpoints (/readyz) on listen. The traffic
+	// starts once every worker is ready.
+	Worker func(i int, listen string) *exec.Cmd
 	// KillAt kills worker 0 with SIGKILL this long into the run (0: never),
 	// to show that a failover loses nothing.
 	KillAt time.Duration
@@ -183,35 +182,20 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 		wg.Go(func() { w.Run(watchCtx) })
 	}
 
-	workers := make([]*exec.Cmd, rc.Workers)
-	stopWorkers := func() error {
-		var errs []error
-		for i, w := range workers {
-			if w == nil || w.Process == nil || w.ProcessState != nil {
-				continue
-			}
-			_ = w.Process.Signal(syscall.SIGTERM)
-			done := make(chan error, 1)
-			go func() { done <- w.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					errs = append(errs, fmt.Errorf("worker %d: %w", i, err))
-				}
-			case <-time.After(90 * time.Second):
-				_ = w.Process.Kill()
-				errs = append(errs, fmt.Errorf("worker %d did not stop within 90 s of SIGTERM", i))
-			}
-		}
-		return errors.Join(errs...)
+	ws, err := startWorkers(rc.Workers, rc.Worker, log)
+	defer func() { _ = ws.stop() }()
+	if err != nil {
+		return nil, err
 	}
-	defer func() { _ = stopWorkers() }()
-	for i := range workers {
-		workers[i] = rc.Worker(i)
-		if err := workers[i].Start(); err != nil {
-			return nil, fmt.Errorf("loadtest: starting worker %d: %w", i, err)
+	if err := ws.awaitReady(ctx); err != nil {
+		return nil, err
+	}
+	for _, s := range []*scenarioRun{fleet, app} {
+		if s != nil {
+			if err := s.pub.Prepare(ctx); err != nil {
+				return nil, err
+			}
 		}
-		log.Info("worker started", "worker", i, "pid", workers[i].Process.Pid)
 	}
 
 	start := time.Now().UTC()
@@ -290,9 +274,8 @@ wait:
 		case <-pubDone:
 			break wait
 		case now := <-progress.C:
-			if rc.KillAt > 0 && !killed && now.Sub(start) >= rc.KillAt && len(workers) > 0 {
-				_ = workers[0].Process.Kill()
-				_ = workers[0].Wait()
+			if rc.KillAt > 0 && !killed && now.Sub(start) >= rc.KillAt && rc.Workers > 0 {
+				ws.kill(0)
 				killed = true
 				rep.Killed = now
 				log.Warn("killed worker 0 with SIGKILL", "at", now.Sub(start).Round(time.Second))
@@ -316,7 +299,7 @@ wait:
 		return nil, ctx.Err()
 	case <-time.After(rc.Settle):
 	}
-	if err := stopWorkers(); err != nil {
+	if err := ws.stop(); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
 	// Alerts published during the shutdown flush are still in flight.
@@ -402,22 +385,6 @@ func windowsOf(w config.Window, t time.Time) []time.Time {
 		out = append(out, time.Unix(0, s).UTC())
 	}
 	return out
-}
-
-// WorkerCommand is the usual worker: this binary's `run` with the configs.
-func WorkerCommand(exe string, configs []string, logDir string, i int) *exec.Cmd {
-	args := []string{"run", "--worker-id", fmt.Sprintf("loadtest-worker-%d", i), "--listen", "127.0.0.1:0"}
-	for _, c := range configs {
-		args = append(args, "--config", c)
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = os.Environ()
-	if logDir != "" {
-		if f, err := os.Create(filepath.Join(logDir, fmt.Sprintf("worker-%d.log", i))); err == nil {
-			cmd.Stdout, cmd.Stderr = f, f
-		}
-	}
-	return cmd
 }
 
 // sortedTimes sorts a copy.

@@ -113,6 +113,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 		for _, m := range s.Mismatches {
 			fmt.Fprintf(tw, "  %s: MISMATCH\t%s\n", s.Name, m)
 		}
+		if s.AlertRepeats > 0 {
+			fmt.Fprintf(tw, "  %s: alerts repeated\t%d delivered again after the failover (at least once; latency counts the first delivery)\n", s.Name, s.AlertRepeats)
+		}
 		if len(s.OtherDLQ) > 0 {
 			fmt.Fprintf(tw, "  %s: other dead letters\t%v\n", s.Name, s.OtherDLQ)
 		}

@@ -99,3 +99,18 @@ func TestSummaryLeadsWithTheVerdict(t *testing.T) {
 		t.Errorf("the HTML report does not lead with the verdict (verdict at %d, first chart at %d)", v, c)
 	}
 }
+
+func TestAlertLatencyCountsTheFirstDeliveryOnly(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	s := &scenarioRun{name: "factory", stream: "s", window: hopping(30*time.Second, 10*time.Second), perSec: map[int64]int{}}
+	s.pace = pace{due: func(e Event) time.Time { return e.Arrival }, marks: []mark{{t0.Add(30 * time.Second), t0.Add(30 * time.Second)}}}
+	end := t0.Add(30 * time.Second)
+	alert := ReceivedAlert{Rule: "failure-risk", State: "firing", Stream: "s", Entity: "press-001", WindowEnd: end, Received: end.Add(2 * time.Second)}
+	// The same alert again, 30 s later, from the worker that took over.
+	repeat := alert
+	repeat.Received = end.Add(32 * time.Second)
+	sr := s.measure(nil, 0, nil, []ReceivedAlert{repeat, alert}, &Report{Started: t0})
+	if sr.AlertLatency.N != 1 || sr.AlertLatency.P99 != 2*time.Second || sr.AlertRepeats != 1 {
+		t.Errorf("latency %+v, repeats %d; want one alert at 2s and one repeat", sr.AlertLatency, sr.AlertRepeats)
+	}
+}

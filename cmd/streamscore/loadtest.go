@@ -162,7 +162,9 @@ non-zero when an event is unaccounted for.`,
 			if err != nil {
 				return err
 			}
-			rc.Worker = func(i int) *exec.Cmd { return loadtest.WorkerCommand(exe, configs, reportDir, i) }
+			rc.Worker = func(i int, listen string) *exec.Cmd {
+				return loadtest.WorkerCommand(exe, configs, reportDir, i, listen)
+			}
 			clients, err := awsClients(cmd.Context())
 			if err != nil {
 				return err
