@@ -35,8 +35,9 @@ help:
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/streamscore
 
-# System packages the tests drive (the Debian AWS CLI is "a client we did not
-# write"). Installed when missing and we may; otherwise say what to install.
+# System packages the tests drive (the Debian AWS CLI v2 is "a client we did
+# not write"), and an AWS CLI v1 (from npm, into .devstack/awscli-v1) for the
+# dev env test. Installed when missing and we may; otherwise say what to install.
 deps:
 	@command -v node >/dev/null || { echo "Node.js >= 20 is required (with npm): https://nodejs.org or your package manager" >&2; exit 1; }
 	@command -v npm >/dev/null || { echo "npm is required" >&2; exit 1; }
@@ -46,6 +47,7 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends awscli >/dev/null; \
 	  else echo "the tests need /usr/bin/aws: sudo apt-get install awscli" >&2; exit 1; fi; \
 	fi
+	@bash devstack/awscli/install-v1.sh
 
 # Pinned servers and Go tools (npm ci + go install tool); a no-op when current.
 tools: build
