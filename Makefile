@@ -113,7 +113,7 @@ models: build
 	$(BIN) loadtest dataset --scenario factory-demo --config examples/demo/factory.yaml --seed 1 --out $(MODELTMP)/factory-demo-train.csv
 	$(BIN) loadtest dataset --scenario factory-demo --config examples/demo/factory.yaml --seed 2 --out $(MODELTMP)/factory-demo-test.csv
 	/usr/bin/python3 examples/models/train.py --train $(MODELTMP)/factory-demo-train.csv --test $(MODELTMP)/factory-demo-test.csv \
-	  --features $(FACTORY_FEATURES) --threshold 0.7 --fire-after 2 --out examples/models/factory-demo.json --report examples/models/factory-demo.report.json
+	  --features $(FACTORY_FEATURES) --threshold 0.9 --fire-after 2 --out examples/models/factory-demo.json --report examples/models/factory-demo.report.json
 	$(BIN) loadtest dataset --scenario factory --config examples/factory.yaml --seed 1 --out $(MODELTMP)/factory-train.csv
 	$(BIN) loadtest dataset --scenario factory --config examples/factory.yaml --seed 2 --out $(MODELTMP)/factory-test.csv
 	/usr/bin/python3 examples/models/train.py --train $(MODELTMP)/factory-train.csv --test $(MODELTMP)/factory-test.csv \

@@ -78,6 +78,12 @@ type FleetConfig struct {
 	OutOfOrderRate, LateRate float64
 	MaxDisorder, LateBy      time.Duration
 	Seed                     uint64
+	// IDPrefix starts every machine id, so several fleets can share a
+	// stream without sharing machines.
+	IDPrefix string
+	// Stop, when set, is when the machines stop reporting, as a live run's
+	// publisher stops (zero: never).
+	Stop time.Time
 }
 
 func (c *FleetConfig) defaults() {
@@ -127,7 +133,7 @@ func NewFleet(cfg FleetConfig) *Fleet {
 	}
 	for i := range cfg.Machines {
 		m := &machine{
-			id: fmt.Sprintf("press-%03d", i),
+			id: fmt.Sprintf("%spress-%03d", cfg.IDPrefix, i),
 			base: [5]float64{
 				65 + f.rng.NormFloat64()*3,      // °C
 				0.35 + f.rng.NormFloat64()*0.03, // g RMS
@@ -165,7 +171,7 @@ func (f *Fleet) Truth() []Failure { return f.truth }
 // plus delayed ones whose arrival came. A failed machine stops reporting.
 func (f *Fleet) Until(t time.Time, emit func(Event)) {
 	for _, m := range f.machines {
-		for !m.failed && m.next.Before(t) {
+		for !m.failed && m.next.Before(t) && (f.cfg.Stop.IsZero() || m.next.Before(f.cfg.Stop)) {
 			ts := m.next
 			m.next = m.next.Add(f.cfg.Interval)
 			if m.failure != nil && !ts.Before(m.failure.At) {

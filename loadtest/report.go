@@ -90,6 +90,9 @@ type Detection struct {
 	// those whose first alert carried top features at all.
 	Explained, Explainable int
 	MedianLead, MinLead    time.Duration
+	// FalseAlarms describe the first alert of each machine that never
+	// failed: which, for which window, with what score.
+	FalseAlarms []string
 	leads                  []time.Duration
 	truth                  []Failure // all, for the chart
 }
@@ -314,6 +317,9 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 		switch {
 		case !failing:
 			d.FalsePositives++
+			a := firstAlert[e]
+			d.FalseAlarms = append(d.FalseAlarms, fmt.Sprintf("%s: window [%s, %s) scored %.2f",
+				e, a.WindowStart.UTC().Format(time.TimeOnly), a.WindowEnd.UTC().Format(time.TimeOnly), a.Score))
 		case t.Before(at):
 			caught++
 			if top := firstAlert[e].TopFeatures; len(top) > 0 {

@@ -1,6 +1,9 @@
 package loadtest
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // The scenarios below are the traffic the demo publishes and the example
 // models are trained on; keeping them in one place keeps the two in step.
@@ -37,15 +40,47 @@ func FactoryDemoFleet(start time.Time, run time.Duration, seed uint64) FleetConf
 	}
 }
 
-// FactoryDemoTraining is the demo fleet's clock over a longer run with many
-// more failures, for training the demo model.
-func FactoryDemoTraining(start time.Time, seed uint64) (FleetConfig, time.Duration) {
-	const d = 30 * time.Minute
-	c := FactoryDemoFleet(start, d, seed)
-	c.Machines = 200
-	c.FailingFraction = 0.3
-	c.FailFrom, c.FailTo = 3*time.Minute, d-2*time.Minute
-	return c, d
+// FactoryDemoTraining is traffic for training and judging the demo model:
+// many runs shaped like the live ones (75 s, 120 s and 180 s in turn: the
+// end-to-end test's, the demo's and a longer one), one after another with
+// a minute between them so their last windows close by idle timeout as they
+// do live. Each run has machines of its own (prefix rNN-) and a seed derived
+// from seed that no live run uses, so a model trained on seed 1 never sees
+// the demo's own fleet. The model thus learns the windows a live run makes:
+// partial ones where the stream starts and stops, machines already
+// degrading when it begins.
+func FactoryDemoTraining(start time.Time, seed uint64) (Source, []Failure, time.Time) {
+	const runs = 60
+	lengths := []time.Duration{75 * time.Second, 120 * time.Second, 180 * time.Second}
+	var src multiSource
+	var truth []Failure
+	at := start
+	for i := range runs {
+		d := lengths[i%len(lengths)]
+		c := FactoryDemoFleet(at, d, seed<<32|uint64(i))
+		c.IDPrefix = fmt.Sprintf("r%02d-", i)
+		c.Stop = at.Add(d)
+		f := NewFleet(c)
+		src = append(src, f)
+		truth = append(truth, f.Truth()...)
+		at = at.Add(d + time.Minute)
+	}
+	return src, truth, at
+}
+
+// multiSource runs several sources over one clock.
+type multiSource []Source
+
+func (m multiSource) Until(t time.Time, emit func(Event)) {
+	for _, s := range m {
+		s.Until(t, emit)
+	}
+}
+
+func (m multiSource) Drain(emit func(Event)) {
+	for _, s := range m {
+		s.Drain(emit)
+	}
 }
 
 // FactoryTraining is the production-like fleet: a reading a second,

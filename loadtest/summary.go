@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -118,6 +119,12 @@ func (r *Report) WriteSummary(w io.Writer) {
 		}
 		if len(s.OtherDLQ) > 0 {
 			fmt.Fprintf(tw, "  %s: other dead letters\t%v\n", s.Name, s.OtherDLQ)
+		}
+		if d := s.Detection; d != nil {
+			slices.Sort(d.FalseAlarms)
+			for _, fa := range d.FalseAlarms {
+				fmt.Fprintf(tw, "  %s: false alarm\t%s\n", s.Name, fa)
+			}
 		}
 		if d := s.Detection; d != nil && d.Explainable > 0 {
 			fmt.Fprintf(tw, "  %s: explanation\t%d of %d caught machines: the first alert's top feature is a reading their failure drives\n",

@@ -39,7 +39,8 @@ of a config's window and writes one CSV row per window: entity, window_end, ever
 feature, and the label (1 when the machine fails / the user churns within the
 scenario's horizon after the window). examples/models/train.py trains on it.
 
-Scenarios: factory-demo (the demo fleet's compressed clock), factory (a reading
+Scenarios: factory-demo (60 runs shaped like the demo's, on its compressed
+clock, each with machines of its own), factory (a reading
 a second, 10-minute degradation), churn (three weeks of app users).`,
 		Example: `  streamscore loadtest dataset --scenario factory-demo --config examples/demo/factory.yaml --seed 1 --out train.csv`,
 		Args:    cobra.NoArgs,
@@ -59,17 +60,14 @@ a second, 10-minute degradation), churn (three weeks of app users).`,
 				step  time.Duration
 			)
 			switch scenario {
-			case "factory-demo", "factory":
+			case "factory-demo":
+				var truth []loadtest.Failure
+				src, truth, end = loadtest.FactoryDemoTraining(start, seed)
+				label, step = loadtest.FailureLabels(truth, loadtest.FactoryDemoHorizon), 5*time.Second
+			case "factory":
 				fc, d := loadtest.FactoryTraining(start, seed)
-				horizon := loadtest.FactoryHorizon
-				step = time.Minute
-				if scenario == "factory-demo" {
-					fc, d = loadtest.FactoryDemoTraining(start, seed)
-					horizon = loadtest.FactoryDemoHorizon
-					step = 5 * time.Second
-				}
 				f := loadtest.NewFleet(fc)
-				src, label, end = f, loadtest.FailureLabels(f.Truth(), horizon), start.Add(d)
+				src, label, end, step = f, loadtest.FailureLabels(f.Truth(), loadtest.FactoryHorizon), start.Add(d), time.Minute
 			case "churn":
 				ac := loadtest.ChurnHistory(start.Add(21*24*time.Hour), 2000, seed)
 				a := loadtest.NewApp(ac)
