@@ -72,11 +72,11 @@ func NewPublisher(api PutRecordsAPI, cfg PublisherConfig) *Publisher {
 	return &Publisher{cfg: cfg, api: api, limiter: lim}
 }
 
-// Prepare does what the first Publish would otherwise do before sending:
-// list the stream's shards when aggregating. A run calls it before its
-// clock starts.
+// Prepare lists the stream's shards (to aggregate per shard, and to tell
+// the accounting where each key went). A run calls it before its clock
+// starts; Publish calls it when aggregating.
 func (p *Publisher) Prepare(ctx context.Context) error {
-	if p.cfg.Aggregate && p.shards == nil {
+	if p.shards == nil {
 		return p.loadShards(ctx)
 	}
 	return nil
@@ -85,8 +85,10 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 // Publish sends the events and returns when every one was accepted by the
 // stream, or an error if some could not be after MaxAttempts.
 func (p *Publisher) Publish(ctx context.Context, events []Event) error {
-	if err := p.Prepare(ctx); err != nil {
-		return err
+	if p.cfg.Aggregate {
+		if err := p.Prepare(ctx); err != nil {
+			return err
+		}
 	}
 	entries, err := p.entries(events)
 	if err != nil {

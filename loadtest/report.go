@@ -113,12 +113,16 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	counts := FinalCounts(latest)
 	sr.Rows = len(counts)
 	actual := map[windowKey]float64{}
-	var maxEnd time.Time
+	// A window is closed once its shard's watermark passed its end; the
+	// newest window end among a shard's results proves how far that went.
+	// Shards close windows independently (an idle shard's watermark moves
+	// with processing time), so the bound is per shard.
+	maxEnd := map[int]time.Time{}
 	for _, r := range latest {
 		k := windowKey{r.Entity, r.WindowStart.UnixNano()}
 		actual[k] = max(actual[k], counts[r.ResultID])
-		if r.WindowEnd.After(maxEnd) {
-			maxEnd = r.WindowEnd
+		if sh := s.shardOf(r.Entity); r.WindowEnd.After(maxEnd[sh]) {
+			maxEnd[sh] = r.WindowEnd
 		}
 		sr.Scores = append(sr.Scores, r.Score)
 		if at, ok := s.pace.carried(r.WindowEnd); ok && !r.Landed.IsZero() {
@@ -139,7 +143,7 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	matched := map[windowKey]bool{}
 	for k, n := range expected {
 		end := time.Unix(0, k.start).Add(size)
-		if end.After(maxEnd) {
+		if end.After(maxEnd[s.shardOf(k.entity)]) {
 			continue
 		}
 		sr.ClosedWindows++
@@ -162,7 +166,7 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 		}
 		open, ok := false, true
 		for _, ws := range windowsOf(s.window, e.at) {
-			if ws.Add(size).After(maxEnd) {
+			if ws.Add(size).After(maxEnd[s.shardOf(e.key)]) {
 				open = true
 			} else if !matched[windowKey{e.key, ws.UnixNano()}] {
 				ok = false

@@ -342,6 +342,15 @@ wait:
 	return rep, nil
 }
 
+// shardOf is the shard an entity's events went to (0 when the publisher
+// never listed the shards: the accounting then treats them as one).
+func (s *scenarioRun) shardOf(entity string) int {
+	if s.pub == nil || s.pub.shards == nil {
+		return 0
+	}
+	return s.pub.shardOf(entity)
+}
+
 // sentStatus is a scenario's part of the progress line: events sent, and
 // whether the last batch went out on schedule.
 func sentStatus(s *scenarioRun) string {
