@@ -63,12 +63,23 @@ func NodeDir(root string) string { return filepath.Join(root, "devstack", "node"
 // installed; the message says what to install.
 var ErrMissingPrerequisite = errors.New("missing prerequisite")
 
-// Install makes sure every pinned server and developer tool is installed:
-// the npm packages from devstack/node/package-lock.json (npm ci) and the Go
-// ones from devstack/tools, staticcheck, benchstat and the Lambda runtime
-// emulator included. Up installs only what its stack starts.
-func Install(ctx context.Context, root string, log *slog.Logger) error {
-	return install(ctx, root, log, slices.Sorted(maps.Keys(goTools)))
+// GoTools lists the Go tools the repository pins, by binary name.
+func GoTools() []string { return slices.Sorted(maps.Keys(goTools)) }
+
+// Install makes sure the npm packages from devstack/node/package-lock.json
+// (npm ci) and the named Go tools from devstack/tools are installed; with no
+// names, every Go tool (staticcheck, benchstat and the Lambda runtime
+// emulator included). Up installs only what its stack starts.
+func Install(ctx context.Context, root string, log *slog.Logger, tools ...string) error {
+	if len(tools) == 0 {
+		tools = GoTools()
+	}
+	for _, t := range tools {
+		if _, ok := goTools[t]; !ok {
+			return fmt.Errorf("devstack: no pinned Go tool %q (pinned: %s)", t, strings.Join(GoTools(), ", "))
+		}
+	}
+	return install(ctx, root, log, tools)
 }
 
 // install runs npm ci and builds the named Go tools at the same time, each

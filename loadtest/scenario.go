@@ -21,12 +21,13 @@ const FactoryDemoLead = 2 * time.Minute
 
 // FactoryDemoFleet is the fleet `make demo` publishes in real time for run
 // long: a quarter of the machines fail, evenly over the second half of the
-// run but not before 40 s (the first windows close at 10 s and 20 s, and an
-// alert needs two). A machine that fails before FactoryDemoLead has passed
+// run but not before 50 s (the first windows close at 10 s and 20 s, an
+// alert needs two, and a worker killed early in a short run delays its
+// shards' alerts by its failover). A machine that fails before FactoryDemoLead has passed
 // was already degrading when the run began, as in any fleet watched from
 // some day on: its first windows show the drift under way.
 func FactoryDemoFleet(start time.Time, run time.Duration, seed uint64) FleetConfig {
-	from := max(run/2, 40*time.Second)
+	from := max(run/2, 50*time.Second)
 	return FleetConfig{
 		Machines: 40, Interval: 250 * time.Millisecond, Start: start,
 		FailingFraction: 0.25, FailFrom: from, FailTo: max(run, from),

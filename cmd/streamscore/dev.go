@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -206,20 +207,22 @@ stack; an explicit --endpoint-url still wins.`,
 		},
 	}
 	install := &cobra.Command{
-		Use:   "install",
+		Use:   "install [go-tool...]",
 		Short: "Install the pinned local servers and Go tools (dev up does this too)",
 		Long: `Runs npm ci for the Node servers (devstack/node/package-lock.json) and, at the
 same time, go install for the Go servers and developer tools pinned by
-devstack/tools/go.mod, into .devstack/bin. Does nothing when everything is
-installed and the pins did not change. dev up installs only the servers it
-starts.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+devstack/tools/go.mod, into .devstack/bin: all of them, or only the Go tools
+named (` + strings.Join(devstack.GoTools(), ", ") + `). Does nothing when
+everything is installed and the pins did not change. dev up installs only
+the servers it starts.`,
+		Example: `  streamscore dev install
+  streamscore dev install kumo aws-lambda-rie`,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			root, _, err := f.resolve()
 			if err != nil {
 				return err
 			}
-			return devstack.Install(cmd.Context(), root, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)))
+			return devstack.Install(cmd.Context(), root, slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), args...)
 		},
 	}
 	cmd.AddCommand(up, down, status, env, install)
