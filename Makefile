@@ -21,7 +21,7 @@ TOOLS     := $(CURDIR)/.devstack/bin
 # reach it); its tests run the CDK through jsii in Node, no Docker, no AWS.
 CDK       := infra/cdk
 
-.PHONY: help build deps tools test test-short lint bench demo models lambda stack-up stack-down clean
+.PHONY: help build deps tools test test-short lint bench demo node-servers models lambda stack-up stack-down clean
 
 help:
 	@echo "make demo        run the factory and churn pipelines on the local AWS stack, with load and a report"
@@ -88,9 +88,9 @@ bench: build
 	scorer/bench/compare.sh
 
 # The main job on a fresh local stack: two workers run the factory and churn
-# pipelines while the load generator publishes two minutes of traffic in
-# real time (machines degrading for two minutes before they fail) and kills
-# one worker; then the verdict and the report. A fresh machine compiles only
+# pipelines while the load generator publishes 75 s of traffic in real time
+# (machines degrading for two minutes before they fail) and kills one
+# worker; then the verdict and the report. A fresh machine compiles only
 # streamscore itself: no AWS CLI, no Go servers, no lint tools.
 DEMOSTACK := $(CURDIR)/.devstack/demo
 DEMO_FACTORY := examples/demo/factory.yaml
@@ -102,13 +102,23 @@ DEMO_CHURN   := examples/demo/churn.yaml
 # replayed the killed one's shards (docs/performance.md compares them).
 DEMOSERVICES := kinesis,dynamodb,s3,sns-sqs
 DEMOKINESIS ?= kinesalite
-DEMOFLAGS ?= --workers 2 --duration 120s --settle 30s --kill-at 45s
-demo: build
+DEMOFLAGS ?= --workers 2 --duration 75s --settle 25s --kill-at 40s
+demo:
 	@rm -rf $(DEMOSTACK)
+	@$(MAKE) --no-print-directory -j2 build node-servers
 	@$(BIN) dev up --dir $(DEMOSTACK) --services $(DEMOSERVICES) --kinesis $(DEMOKINESIS) --s3 s3rver --config $(DEMO_FACTORY) --config $(DEMO_CHURN)
 	@rc=0; eval "$$($(BIN) dev env --dir $(DEMOSTACK))"; \
 	  $(BIN) loadtest run --factory-config $(DEMO_FACTORY) --churn-config $(DEMO_CHURN) $(DEMOFLAGS) --report-dir out/demo || rc=$$?; \
 	  $(BIN) dev down --dir $(DEMOSTACK); exit $$rc
+
+# The Node servers' packages, installed while Go compiles on a fresh machine
+# (dev up runs the same npm ci when the lock file is newer than the install;
+# here make's own timestamps decide).
+NODEDIR := devstack/node
+node-servers: $(NODEDIR)/node_modules/.package-lock.json
+$(NODEDIR)/node_modules/.package-lock.json: $(NODEDIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js >= 20 with npm is required: https://nodejs.org or your package manager" >&2; exit 1; }
+	cd $(NODEDIR) && npm ci --no-audit --no-fund --loglevel=error
 
 # Retrain the example models on the load generator's traffic, computed by the
 # pipeline's own windows (needs Debian's python3-xgboost: apt-get install
