@@ -94,6 +94,12 @@ func (p *Publisher) Publish(ctx context.Context, events []Event) error {
 	if err != nil {
 		return err
 	}
+	return p.putAll(ctx, entries)
+}
+
+// putAll sends request entries in calls of at most 500 records and 5 MiB,
+// at the configured rate.
+func (p *Publisher) putAll(ctx context.Context, entries []types.PutRecordsRequestEntry) error {
 	for len(entries) > 0 {
 		n, size := 0, 0
 		for n < len(entries) && n < maxRecordsPerCall {

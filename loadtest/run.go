@@ -85,6 +85,7 @@ type scenarioRun struct {
 	bucket   string
 	prefix   string
 	pub      *Publisher
+	sender   *Sender
 	mu       sync.Mutex // sent, perSec and pace grow while the progress line reads them
 	sent     []published
 	perSec   map[int64]int
@@ -111,14 +112,9 @@ func newScenario(name string, cfg *config.Config, c Clients, rc RunConfig) (*sce
 	return s, nil
 }
 
-func (s *scenarioRun) publish(ctx context.Context, evs []Event) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	if err := s.pub.Publish(ctx, evs); err != nil {
-		return fmt.Errorf("loadtest: publishing to %s: %w", s.stream, err)
-	}
-	done := time.Now().UTC()
+// accepted records a batch the stream accepted at done (called by the
+// sender's shard goroutines).
+func (s *scenarioRun) accepted(evs []Event, done time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.perSec[done.Unix()] += len(evs)
@@ -126,7 +122,6 @@ func (s *scenarioRun) publish(ctx context.Context, evs []Event) error {
 	for _, e := range evs {
 		s.sent = append(s.sent, published{key: e.Key, at: e.EventTime, late: e.Late})
 	}
-	return nil
 }
 
 // Run publishes the scenarios, starts and (optionally) kills workers, waits
@@ -190,9 +185,11 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 	if err := ws.awaitReady(ctx); err != nil {
 		return nil, err
 	}
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
 	for _, s := range []*scenarioRun{fleet, app} {
 		if s != nil {
-			if err := s.pub.Prepare(ctx); err != nil {
+			if s.sender, err = s.pub.Start(pubCtx, s.accepted); err != nil {
 				return nil, err
 			}
 		}
@@ -222,26 +219,29 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 		a = NewApp(history)
 		app.pace.due = replayDue(start, replay, history.Start, history.Duration)
 	}
-	pubCtx, stopPub := context.WithCancel(ctx)
-	defer stopPub()
 	var pubs sync.WaitGroup
 	var pubErr error
 	var pubMu sync.Mutex
+	// Each scenario's events are generated every 100 ms and handed to its
+	// sender, which never makes the generator wait; the run ends when every
+	// sender has sent all it was given.
 	loop := func(s *scenarioRun, next func(now time.Time, emit func(Event))) {
 		pubs.Go(func() {
+			defer func() {
+				if err := s.sender.Close(); err != nil {
+					pubMu.Lock()
+					pubErr = errors.Join(pubErr, fmt.Errorf("loadtest: publishing to %s: %w", s.stream, err))
+					pubMu.Unlock()
+				}
+			}()
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for {
 				now := time.Now().UTC()
 				var evs []Event
 				next(now, func(e Event) { evs = append(evs, e) })
-				if err := s.publish(pubCtx, evs); err != nil {
-					pubMu.Lock()
-					pubErr = errors.Join(pubErr, err)
-					pubMu.Unlock()
-					return
-				}
-				if now.Sub(start) >= rc.Duration {
+				s.sender.Send(evs)
+				if s.sender.Err() != nil || now.Sub(start) >= rc.Duration {
 					return
 				}
 				select {
