@@ -55,7 +55,7 @@ type ScenarioReport struct {
 	// AlertRepeats are alerts delivered again (same rule, state, entity
 	// and window) after a failover: at-least-once delivery.
 	AlertRepeats int
-	Scores                  []float64
+	Scores       []float64
 
 	Detection *Detection
 }
@@ -93,8 +93,8 @@ type Detection struct {
 	// FalseAlarms describe the first alert of each machine that never
 	// failed: which, for which window, with what score.
 	FalseAlarms []string
-	leads                  []time.Duration
-	truth                  []Failure // all, for the chart
+	leads       []time.Duration
+	truth       []Failure // all, for the chart
 }
 
 type windowKey struct {
