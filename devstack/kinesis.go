@@ -35,16 +35,22 @@ func KinesisServers() []KinesisServer { return []KinesisServer{KinesisLocal, Kin
 
 // ParseKinesisServer checks a Kinesis server name; "" means the default.
 func ParseKinesisServer(name string) (KinesisServer, error) {
+	return parseChoice("Kinesis server", name, KinesisServers())
+}
+
+// parseChoice checks name against the known choices, the default first;
+// "" means the default.
+func parseChoice[T ~string](what, name string, known []T) (T, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return KinesisLocal, nil
+		return known[0], nil
 	}
-	for _, k := range KinesisServers() {
+	for _, k := range known {
 		if string(k) == name {
 			return k, nil
 		}
 	}
-	return "", fmt.Errorf("devstack: unknown Kinesis server %q (known: %v)", name, KinesisServers())
+	return "", fmt.Errorf("devstack: unknown %s %q (known: %v)", what, name, known)
 }
 
 // kinesisSpec is how to run the configured Kinesis server.

@@ -2,11 +2,9 @@ package devstack
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -32,16 +30,7 @@ func S3Servers() []S3Server { return []S3Server{Versitygw, S3rver} }
 
 // ParseS3Server checks an S3 server name; "" means the default.
 func ParseS3Server(name string) (S3Server, error) {
-	name = strings.TrimSpace(name)
-	if name == "" {
-		return Versitygw, nil
-	}
-	for _, s := range S3Servers() {
-		if string(s) == name {
-			return s, nil
-		}
-	}
-	return "", fmt.Errorf("devstack: unknown S3 server %q (known: %v)", name, S3Servers())
+	return parseChoice("S3 server", name, S3Servers())
 }
 
 // s3Spec is how to run the configured S3 server.
