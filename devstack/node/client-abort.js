@@ -1,5 +1,6 @@
-// Preloaded with `node -r ./client-abort.js` for dynalite, whose request
-// handler rethrows a request stream's error (`req.on('error', function (err)
+// Preloaded with `node -r ./client-abort.js` for dynalite and kinesalite
+// (the same request handling), whose request handler rethrows a request
+// stream's error (`req.on('error', function (err)
 // { throw err })`): a client that drops its connection before its request
 // body is complete (a cancelled call, a fault-injection proxy resetting the
 // connection) would otherwise kill the whole server. Such an abort concerns
