@@ -39,9 +39,11 @@ func (p *Publisher) Start(ctx context.Context, done func(evs []Event, at time.Ti
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &Sender{p: p, done: done, queues: make([][]Event, len(p.shards)), cancel: cancel}
+	s := &Sender{p: p, done: done, queues: make([][]Event, len(p.shards)), wake: make([]chan struct{}, len(p.shards)), cancel: cancel}
+	for i := range s.wake {
+		s.wake[i] = make(chan struct{}, 1)
+	}
 	for i := range p.shards {
-		s.wake = append(s.wake, make(chan struct{}, 1))
 		s.wg.Go(func() { s.run(ctx, i) })
 	}
 	return s, nil
