@@ -114,21 +114,27 @@ func newLoadRunCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Publish traffic with ground truth, run pipeline workers, and report what they made of it",
-		Long: `Starts --workers pipeline processes (this binary's "run" with the configs), publishes
-the demo fleet in real time (machines degrading before failures at known times) and
-replays three weeks of app users, optionally kills a worker with SIGKILL, then
-reads back everything the pipelines produced and reports:
+		Long: `Starts --workers pipeline processes (this binary's "run" with the configs), waits
+until each holds its leases (/readyz), then publishes KPL aggregates (one sender per
+shard): the demo fleet in real time (machines degrading for two minutes before
+failures at known times) and three weeks of app users replayed on a compressed
+clock. It optionally kills a worker with SIGKILL, then reads back everything the
+pipelines produced and reports, verdict first:
 
   - every published event accounted for: counted in a scored window in S3, held in
     a window still open, or dead-lettered as late; windows whose counts differ
     from what was sent are listed;
-  - end-to-end latency from window end to the alert on a subscribed queue and to
-    the row in S3 (p50, p95, p99);
-  - detection: precision, recall and median lead time of the failure alerts.
+  - detection: recall, precision and lead time of the failure alerts, and each
+    false alarm;
+  - end-to-end latency from the moment the stream carried a window's end to the
+    alert on a subscribed queue and to the row in S3 (p50, p95, p99);
+  - the publisher: how many events went out within 1 s of their schedule. If it
+    fell further behind, the summary says so first: latency and detection then
+    measure the machine, not the pipeline.
 
-A summary goes to the terminal, charts to REPORT_DIR/report.html. The pipelines'
-resources must exist and be fresh (make demo starts a new local stack). Exits
-non-zero when an event is unaccounted for.`,
+A summary goes to the terminal, the same verdict and charts to REPORT_DIR/report.html.
+The pipelines' resources must exist and be fresh (make demo starts a new local
+stack). Exits non-zero when an event is unaccounted for.`,
 		Example: `  streamscore loadtest run --factory-config examples/demo/factory.yaml \
       --churn-config examples/demo/churn.yaml --workers 2 --duration 60s --report-dir out/demo`,
 		Args: cobra.NoArgs,
