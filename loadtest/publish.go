@@ -74,7 +74,7 @@ func NewPublisher(api PutRecordsAPI, cfg PublisherConfig) *Publisher {
 
 // Prepare lists the stream's shards (to aggregate per shard, and to tell
 // the accounting where each key went). A run calls it before its clock
-// starts; Publish calls it when aggregating.
+// starts; Start calls it too.
 func (p *Publisher) Prepare(ctx context.Context) error {
 	if p.shards == nil {
 		return p.loadShards(ctx)
@@ -83,18 +83,15 @@ func (p *Publisher) Prepare(ctx context.Context) error {
 }
 
 // Publish sends the events and returns when every one was accepted by the
-// stream, or an error if some could not be after MaxAttempts.
+// stream, or an error if some could not be after MaxAttempts. It is a
+// Sender used once.
 func (p *Publisher) Publish(ctx context.Context, events []Event) error {
-	if p.cfg.Aggregate {
-		if err := p.Prepare(ctx); err != nil {
-			return err
-		}
-	}
-	entries, err := p.entries(events)
+	s, err := p.Start(ctx, func([]Event, time.Time) {})
 	if err != nil {
 		return err
 	}
-	return p.putAll(ctx, entries)
+	s.Send(events)
+	return s.Close()
 }
 
 // putAll sends request entries in calls of at most 500 records and 5 MiB,
@@ -162,34 +159,25 @@ func (p *Publisher) put(ctx context.Context, batch []types.PutRecordsRequestEntr
 	}
 }
 
-// entries turns events into request entries, aggregating per partition key
-// when configured.
+// entries turns one shard's events into request entries: KPL aggregates
+// (each user record keeping its own partition key in the aggregate's key
+// table, the aggregate going to their shard under the first one's key), or
+// one record per event.
 func (p *Publisher) entries(events []Event) ([]types.PutRecordsRequestEntry, error) {
+	var out []types.PutRecordsRequestEntry
 	if !p.cfg.Aggregate {
-		out := make([]types.PutRecordsRequestEntry, len(events))
-		for i, e := range events {
+		for _, e := range events {
 			if len(e.Data) > maxRecordBytes {
 				return nil, fmt.Errorf("loadtest: event for key %s is %d bytes, over the 1 MiB record limit", e.Key, len(e.Data))
 			}
-			out[i] = types.PutRecordsRequestEntry{PartitionKey: aws.String(e.Key), Data: e.Data}
+			out = append(out, types.PutRecordsRequestEntry{PartitionKey: aws.String(e.Key), Data: e.Data})
 		}
 		return out, nil
 	}
-	// One aggregate per shard, as the KPL packs records: the user records
-	// keep their own partition keys (the aggregate's key table), and the
-	// aggregate goes to their shard under the first one's key.
-	groups := make([][]Event, len(p.shards))
-	for _, e := range events {
-		i := p.shardOf(e.Key)
-		groups[i] = append(groups[i], e)
-	}
-	var out []types.PutRecordsRequestEntry
-	for _, g := range groups {
-		for len(g) > 0 {
-			agg, n := AggregateKeys(g, maxRecordBytes)
-			out = append(out, types.PutRecordsRequestEntry{PartitionKey: aws.String(g[0].Key), Data: agg})
-			g = g[n:]
-		}
+	for len(events) > 0 {
+		agg, n := AggregateKeys(events, maxRecordBytes)
+		out = append(out, types.PutRecordsRequestEntry{PartitionKey: aws.String(events[0].Key), Data: agg})
+		events = events[n:]
 	}
 	return out, nil
 }

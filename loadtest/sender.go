@@ -3,12 +3,8 @@ package loadtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
 // Sender publishes in the background with one goroutine per shard, as the
@@ -121,24 +117,11 @@ func (s *Sender) run(ctx context.Context, shard int) {
 	}
 }
 
-// send puts one shard's events: KPL aggregates (all the events under the
-// first one's partition key, each keeping its own in the aggregate's key
-// table) or one record per event, in calls of at most 500 records and 5 MiB.
+// send puts one shard's events in calls of at most 500 records and 5 MiB.
 func (s *Sender) send(ctx context.Context, evs []Event) error {
-	var entries []types.PutRecordsRequestEntry
-	if s.p.cfg.Aggregate {
-		for rest := evs; len(rest) > 0; {
-			agg, n := AggregateKeys(rest, maxRecordBytes)
-			entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(rest[0].Key), Data: agg})
-			rest = rest[n:]
-		}
-	} else {
-		for _, e := range evs {
-			if len(e.Data) > maxRecordBytes {
-				return fmt.Errorf("loadtest: event for key %s is %d bytes, over the 1 MiB record limit", e.Key, len(e.Data))
-			}
-			entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(e.Key), Data: e.Data})
-		}
+	entries, err := s.p.entries(evs)
+	if err != nil {
+		return err
 	}
 	return s.p.putAll(ctx, entries)
 }
