@@ -3,8 +3,8 @@ package windowing
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -101,13 +101,20 @@ type FeatureSpec struct {
 	// Name is the output column name and so the model's feature name.
 	Name string
 	Agg  Agg
-	// Field is the event field aggregated. Optional for count, rate and
-	// seconds_since_last; required for the others.
+	// Field is the event field aggregated: required, except by count
+	// (which then counts events, not values), rate (events per second) and
+	// seconds_since_last (which takes none). Every aggregate but count,
+	// count_if, distinct_count and missing_ratio needs a numeric field:
+	// float64, int64, bool (true 1, false 0) or timestamp (seconds since
+	// the epoch).
 	Field string
 	// Equals is the value compared with Field for count_if, written as in the
-	// config (a string, a number, true or false).
+	// config (a string, a number, true or false, an RFC 3339 time); count_if
+	// requires it and no other aggregate takes it.
 	Equals string
-	// Quantile in [0, 1] for the quantile aggregate.
+	// Quantile is the quantile aggregate's q, in (0, 1]: 1 is the largest
+	// value; 0 reads as unset and is refused (min gives the smallest).
+	// No other aggregate takes it.
 	Quantile float64
 }
 
@@ -161,59 +168,83 @@ const (
 	ColOffset = "_offset"
 )
 
-// SpecError is a configuration error. Path names the offending item the way
-// the config file does (e.g. "windows[machine_5m].features[temp_p95].quantile").
+// SpecError is one problem of a Schema or a WindowSpec, as Validate
+// reports it. It carries the offending setting twice: by name for people
+// reading a Go error, and by position for the config package, which maps
+// Key back to the line of the YAML file that set it.
 type SpecError struct {
-	Path   string
+	// Path names the item by the names in the spec, e.g.
+	// "windows[machine_5m].features[temp_p95].quantile".
+	Path string
+	// Key is the setting's place within the validated spec, by position
+	// and with the config file's key names: "size",
+	// "features[2].quantile", "fields[0].type". Prefixed with the spec's
+	// own place in the file ("windows[0].", "schemas.sensor.") it is the
+	// YAML key path.
+	Key string
+	// Reason says what is wrong, and is the same whichever way the spec
+	// was built (config file or Go).
 	Reason string
 }
 
 func (e *SpecError) Error() string { return e.Path + ": " + e.Reason }
 
+// specErrs collects a spec's problems; path is the spec's own name-path
+// (windows[w], schemas[s]).
+type specErrs struct {
+	path string
+	errs []error
+}
+
+// add records a problem of the setting at key; named is the same setting
+// by name (features[temp_p95].quantile), or "" when it reads as key does.
+func (s *specErrs) add(key, named, format string, a ...any) {
+	if named == "" {
+		named = key
+	}
+	s.errs = append(s.errs, &SpecError{Path: s.path + "." + named, Key: key, Reason: fmt.Sprintf(format, a...)})
+}
+
 // Validate checks the schema and returns every problem found, each a
 // *SpecError naming the field, joined with errors.Join.
 func (s *Schema) Validate() error {
-	var errs []error
-	p := "schemas[" + s.Name + "]"
-	bad := func(path, format string, a ...any) {
-		errs = append(errs, &SpecError{Path: path, Reason: fmt.Sprintf(format, a...)})
-	}
+	e := specErrs{path: "schemas[" + s.Name + "]"}
 	if s.Entity == "" {
-		bad(p+".entity", "required")
+		e.add("entity", "", "missing: the entity key field (e.g. machine_id)")
 	}
 	if s.Time == "" {
-		bad(p+".time", "required")
+		e.add("time", "", "missing: the event-time field (e.g. ts)")
 	}
 	switch s.TimeFormat {
 	case TimeRFC3339, TimeEpochS, TimeEpochMS:
 	default:
-		bad(p+".time_format", "%q is not one of rfc3339, epoch_s, epoch_ms", s.TimeFormat)
+		e.add("time_format", "", "%q is not one of rfc3339, epoch_s, epoch_ms", s.TimeFormat)
 	}
 	seen := map[string]bool{s.Entity: true, s.Time: true}
 	if s.Entity != "" && s.Entity == s.Time {
-		bad(p+".time", "same field as entity %q", s.Entity)
+		e.add("time", "", "same field as entity %q", s.Entity)
 	}
 	for i, f := range s.Fields {
-		fp := fmt.Sprintf("%s.fields[%d]", p, i)
+		key := fmt.Sprintf("fields[%d]", i)
 		if f.Name == "" {
-			bad(fp+".name", "required")
+			e.add(key+".name", "", "missing")
 			continue
 		}
-		fp = p + ".fields[" + f.Name + "]"
+		named := "fields[" + f.Name + "]"
 		if seen[f.Name] {
-			bad(fp, "field %q declared twice (or is the entity or time field)", f.Name)
+			e.add(key+".name", named, "field %q is declared twice (or is the entity or time field)", f.Name)
 		}
 		seen[f.Name] = true
 		if f.Name == ColOffset {
-			bad(fp, "name %q is reserved", ColOffset)
+			e.add(key+".name", named, "name %q is reserved", ColOffset)
 		}
 		switch f.Type {
 		case TypeString, TypeFloat64, TypeInt64, TypeBool, TypeTimestamp:
 		default:
-			bad(fp+".type", "%q is not one of string, float64, int64, bool, timestamp", f.Type)
+			e.add(key+".type", named+".type", "%q is not one of string, float64, int64, bool, timestamp", f.Type)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(e.errs...)
 }
 
 // field returns the declared type of name; the entity is a string and the
@@ -233,44 +264,23 @@ func (s *Schema) field(name string) (FieldType, bool) {
 	return "", false
 }
 
+// Aggregates lists every aggregate a feature may use.
+func Aggregates() []Agg {
+	return []Agg{AggCount, AggSum, AggMean, AggMin, AggMax, AggStddev, AggVariance, AggFirst, AggLast,
+		AggDelta, AggRate, AggCountIf, AggDistinctCount, AggQuantile, AggMissingRatio, AggSecondsSinceLast}
+}
+
 // Validate checks the window against the schema of its stream and returns
 // every problem found, each a *SpecError naming the window, feature and
-// setting, joined with errors.Join.
+// setting, joined with errors.Join. These are the only rules a window is
+// held to: the config package reports the same errors at the lines of the
+// file that set them.
 func (w *WindowSpec) Validate(schema *Schema) error {
-	var errs []error
-	p := "windows[" + w.Name + "]"
-	bad := func(path, format string, a ...any) {
-		errs = append(errs, &SpecError{Path: path, Reason: fmt.Sprintf(format, a...)})
-	}
+	e := specErrs{path: "windows[" + w.Name + "]"}
 	if w.Name == "" {
-		bad(p+".name", "required")
+		e.add("name", "", "missing")
 	}
-	switch w.Kind {
-	case Tumbling:
-		if w.Size <= 0 {
-			bad(p+".size", "must be positive, got %v", w.Size)
-		}
-		if w.Slide != 0 && w.Slide != w.Size {
-			bad(p+".slide", "only hopping windows slide (got %v for a tumbling window)", w.Slide)
-		}
-	case Hopping:
-		if w.Size <= 0 {
-			bad(p+".size", "must be positive, got %v", w.Size)
-		}
-		if w.Slide <= 0 {
-			bad(p+".slide", "must be positive, got %v", w.Slide)
-		} else if w.Size > 0 && w.Size%w.Slide != 0 {
-			bad(p+".size", "%v is not a multiple of slide %v", w.Size, w.Slide)
-		} else if w.Size > 0 && w.Size/w.Slide > maxPanesPerWindow {
-			bad(p+".slide", "size/slide = %d panes per window, at most %d", w.Size/w.Slide, maxPanesPerWindow)
-		}
-	case Session:
-		if w.Gap <= 0 {
-			bad(p+".gap", "must be positive, got %v", w.Gap)
-		}
-	default:
-		bad(p+".kind", "%q is not one of tumbling, hopping, session", w.Kind)
-	}
+	w.validateKind(&e)
 	// Bounded durations keep every sum of an event time (within ±2^62 ns)
 	// and window durations within int64.
 	for _, d := range []struct {
@@ -279,7 +289,7 @@ func (w *WindowSpec) Validate(schema *Schema) error {
 	}{{"size", w.Size}, {"slide", w.Slide}, {"gap", w.Gap}, {"out_of_orderness", w.OutOfOrderness},
 		{"idle_timeout", w.IdleTimeout}, {"allowed_lateness", w.AllowedLateness}} {
 		if d.v > maxWindowDuration {
-			bad(p+"."+d.name, "%v is longer than %v", d.v, time.Duration(maxWindowDuration))
+			e.add(d.name, "", "%v is longer than %v", d.v, time.Duration(maxWindowDuration))
 		}
 	}
 	if (w.Kind == Tumbling || w.Kind == Hopping) && w.Size > 0 && w.Size <= maxWindowDuration &&
@@ -292,93 +302,159 @@ func (w *WindowSpec) Validate(schema *Schema) error {
 		// Panes live for size + out-of-orderness + allowed lateness; the
 		// operator keeps a ring of that many slides.
 		if n := (w.Size + w.OutOfOrderness + w.AllowedLateness) / slide; n > maxLiveSlides {
-			bad(p+".allowed_lateness", "size + out_of_orderness + allowed_lateness span %d slides of %v, at most %d", n, slide, maxLiveSlides)
+			e.add("allowed_lateness", "", "size + out_of_orderness + allowed_lateness span %d slides of %v, at most %d", n, slide, maxLiveSlides)
 		}
 	}
 	if w.OutOfOrderness < 0 {
-		bad(p+".out_of_orderness", "must not be negative")
+		e.add("out_of_orderness", "", "must not be negative")
 	}
 	if w.IdleTimeout < 0 {
-		bad(p+".idle_timeout", "must not be negative")
+		e.add("idle_timeout", "", "must not be negative")
 	}
 	if w.AllowedLateness < 0 {
-		bad(p+".allowed_lateness", "must not be negative")
+		e.add("allowed_lateness", "", "must not be negative")
 	}
 	switch w.Late {
 	case "", LateDeadLetter, LateIgnore:
 	default:
-		bad(p+".late", "%q is not one of dead_letter, ignore", w.Late)
+		e.add("late", "", "%q is not one of dead_letter, ignore", w.Late)
 	}
 	if w.MaxKeys < 0 {
-		bad(p+".max_keys", "must not be negative")
+		e.add("max_keys", "", "must not be negative")
 	}
 	if w.MaxStateBytes < 0 {
-		bad(p+".max_state_bytes", "must not be negative")
+		e.add("max_state_bytes", "", "must not be negative")
 	}
 	if len(w.Features) == 0 {
-		bad(p+".features", "at least one feature is required")
+		e.add("features", "", "missing: list at least one feature")
 	}
 	if schema == nil {
-		bad(p+".stream", "no schema")
-		return errors.Join(errs...)
+		e.add("stream", "", "no schema")
+		return errors.Join(e.errs...)
 	}
 	names := map[string]bool{
 		schema.Entity: true, ColWindowStart: true, ColWindowEnd: true,
 		ColUpdate: true, ColPartial: true, ColOffsetFirst: true, ColOffsetLast: true,
 	}
 	for i, f := range w.Features {
-		fp := fmt.Sprintf("%s.features[%d]", p, i)
+		key, named := fmt.Sprintf("features[%d]", i), fmt.Sprintf("features[%d]", i)
 		if f.Name == "" {
-			bad(fp+".name", "required")
+			e.add(key+".name", "", "missing")
 		} else {
-			fp = p + ".features[" + f.Name + "]"
+			named = "features[" + f.Name + "]"
 			if names[f.Name] {
-				bad(fp+".name", "%q is used twice or is a reserved column name", f.Name)
+				e.add(key+".name", named+".name", "%q is used twice or is a reserved column name", f.Name)
 			}
 			names[f.Name] = true
 		}
-		var typ FieldType
-		if f.Field != "" {
-			t, ok := schema.field(f.Field)
-			if !ok {
-				bad(fp+".field", "%q is not a field of schema %q", f.Field, schema.Name)
-				continue
-			}
-			typ = t
-		}
-		numeric := typ == TypeFloat64 || typ == TypeInt64 || typ == TypeBool || typ == TypeTimestamp
-		switch f.Agg {
-		case AggCount, AggRate, AggSecondsSinceLast:
-			if f.Agg == AggRate && f.Field != "" && !numeric {
-				bad(fp+".field", "rate needs a numeric field, %q is %s", f.Field, typ)
-			}
-			if f.Agg == AggSecondsSinceLast && f.Field != "" {
-				bad(fp+".field", "seconds_since_last takes no field")
-			}
-		case AggSum, AggMean, AggMin, AggMax, AggStddev, AggVariance, AggFirst, AggLast, AggDelta, AggQuantile:
-			if f.Field == "" {
-				bad(fp+".field", "%s needs a field", f.Agg)
-			} else if !numeric {
-				bad(fp+".field", "%s needs a numeric field, %q is %s", f.Agg, f.Field, typ)
-			}
-			if f.Agg == AggQuantile && (f.Quantile < 0 || f.Quantile > 1 || math.IsNaN(f.Quantile)) {
-				bad(fp+".quantile", "must be within [0, 1], got %v", f.Quantile)
-			}
-		case AggCountIf:
-			if f.Field == "" {
-				bad(fp+".field", "count_if needs a field")
-			} else if _, err := parseEquals(typ, f.Equals); err != nil {
-				bad(fp+".equals", "%v", err)
-			}
-		case AggDistinctCount, AggMissingRatio:
-			if f.Field == "" {
-				bad(fp+".field", "%s needs a field", f.Agg)
-			}
-		default:
-			bad(fp+".agg", "unknown aggregate %q", f.Agg)
+		f.validate(&e, key, named, schema)
+	}
+	return errors.Join(e.errs...)
+}
+
+// validateKind checks the settings that shape the windows: size, slide
+// and gap for the kind.
+func (w *WindowSpec) validateKind(e *specErrs) {
+	positive := func(key string, v time.Duration) {
+		if v == 0 {
+			e.add(key, "", "missing: a %s window needs a %s", w.Kind, key)
+		} else if v < 0 {
+			e.add(key, "", "must be positive, got %v", v)
 		}
 	}
-	return errors.Join(errs...)
+	switch w.Kind {
+	case Tumbling:
+		positive("size", w.Size)
+		if w.Slide != 0 && w.Slide != w.Size {
+			e.add("slide", "", "only hopping windows slide (got %v for a tumbling window)", w.Slide)
+		}
+	case Hopping:
+		positive("size", w.Size)
+		positive("slide", w.Slide)
+		if w.Size > 0 && w.Slide > 0 {
+			if w.Size%w.Slide != 0 {
+				e.add("size", "", "%v is not a multiple of slide %v", w.Size, w.Slide)
+			} else if w.Size/w.Slide > maxPanesPerWindow {
+				e.add("slide", "", "size/slide = %d panes per window, at most %d", w.Size/w.Slide, maxPanesPerWindow)
+			}
+		}
+	case Session:
+		positive("gap", w.Gap)
+	default:
+		e.add("kind", "", "%q is not one of tumbling, hopping, session", w.Kind)
+	}
+}
+
+// validate checks one feature; key and named are its place by position
+// and by name.
+func (f *FeatureSpec) validate(e *specErrs, key, named string, schema *Schema) {
+	bad := func(setting, format string, a ...any) {
+		e.add(key+"."+setting, named+"."+setting, format, a...)
+	}
+	var typ FieldType
+	if f.Field != "" {
+		t, ok := schema.field(f.Field)
+		if !ok {
+			bad("field", "undefined field %q: schema %q does not declare it", f.Field, schema.Name)
+			return
+		}
+		typ = t
+	}
+	// Every type but string folds as a number: a bool as 1 or 0 (the mean
+	// is the share of true), a timestamp as seconds since the epoch.
+	numeric := typ == TypeFloat64 || typ == TypeInt64 || typ == TypeBool || typ == TypeTimestamp
+	switch f.Agg {
+	case AggCount, AggRate, AggSecondsSinceLast:
+		if f.Agg == AggRate && f.Field != "" && !numeric {
+			bad("field", "rate needs a numeric field, %q is %s", f.Field, typ)
+		}
+		if f.Agg == AggSecondsSinceLast && f.Field != "" {
+			bad("field", "seconds_since_last takes no field")
+		}
+	case AggSum, AggMean, AggMin, AggMax, AggStddev, AggVariance, AggFirst, AggLast, AggDelta, AggQuantile:
+		if f.Field == "" {
+			bad("field", "missing: %s needs a field", f.Agg)
+		} else if !numeric {
+			bad("field", "%s needs a numeric field, %q is %s", f.Agg, f.Field, typ)
+		}
+	case AggCountIf:
+		switch {
+		case f.Field == "":
+			bad("field", "missing: count_if needs a field")
+		case f.Equals == "":
+			bad("equals", "missing: count_if needs the value to count")
+		default:
+			if _, err := parseEquals(typ, f.Equals); err != nil {
+				bad("equals", "%v", err)
+			}
+		}
+	case AggDistinctCount, AggMissingRatio:
+		if f.Field == "" {
+			bad("field", "missing: %s needs a field", f.Agg)
+		}
+	default:
+		known := make([]string, 0, len(Aggregates()))
+		for _, a := range Aggregates() {
+			known = append(known, string(a))
+		}
+		bad("agg", "unknown aggregate %q (known: %s)", f.Agg, strings.Join(known, ", "))
+		return
+	}
+	// The nearest-rank quantile is defined for q in (0, 1]: 1 is the
+	// largest value. 0 (the smallest) is refused because it is also what
+	// an omitted quantile reads as; min gives the smallest value.
+	if f.Agg == AggQuantile {
+		if f.Quantile == 0 {
+			bad("quantile", "missing: quantile needs a quantile in (0, 1], e.g. 0.95 (for the smallest value use min)")
+		} else if !(f.Quantile > 0 && f.Quantile <= 1) {
+			bad("quantile", "must be within (0, 1], got %v", f.Quantile)
+		}
+	} else if f.Quantile != 0 {
+		bad("quantile", "only the quantile aggregate takes a quantile (this feature is %s)", f.Agg)
+	}
+	if f.Agg != AggCountIf && f.Equals != "" {
+		bad("equals", "only count_if takes equals (this feature is %s)", f.Agg)
+	}
 }
 
 // equalsValue is a count_if operand parsed for the field's type.
