@@ -43,23 +43,30 @@ type Consumer struct {
 	// Application names the KCL application; the lease table is named after
 	// it unless LeaseTable says otherwise. Default: the pipeline name.
 	Application string `yaml:"application"`
-	LeaseTable  string `yaml:"lease_table"`
+	// LeaseTable is left empty when omitted: the consumer names the table
+	// after the application.
+	LeaseTable string `yaml:"lease_table"`
 	// WorkerID identifies this worker in the lease table. Default: host name
 	// plus a random suffix.
 	WorkerID string `yaml:"worker_id"`
 	// FailoverTime is how long a lease's counter must stay unchanged before
-	// another worker may take it. Default 10s, as in the Java KCL.
+	// another worker may take it. Zero takes the consumer's default, 10s as
+	// in the Java KCL.
 	FailoverTime Duration `yaml:"failover_time"`
 	// MaxLeasesPerWorker caps the shards one worker holds; 0 means no cap.
 	MaxLeasesPerWorker int `yaml:"max_leases_per_worker"`
-	// Retrieval is "polling" (GetRecords) or "fanout" (SubscribeToShard).
+	// Retrieval is "polling" (GetRecords, also when omitted) or "fanout"
+	// (SubscribeToShard).
 	Retrieval string `yaml:"retrieval"`
-	// ConsumerName names the enhanced fan-out consumer. Default: application.
+	// ConsumerName names the enhanced fan-out consumer. Empty: the consumer
+	// names it after the application.
 	ConsumerName string `yaml:"consumer_name"`
-	// MaxRecords per GetRecords call (at most 10000). Default 10000.
+	// MaxRecords per GetRecords call (at most 10000). Zero takes the
+	// consumer's default, 10000.
 	MaxRecords int `yaml:"max_records"`
 	// IdleInterval is the pause between polls when a shard is caught up.
-	// Default 200ms; polling faster than every 200 ms draws throttling.
+	// Zero takes the consumer's default, 200ms; polling faster than every
+	// 200 ms draws throttling.
 	IdleInterval Duration `yaml:"idle_interval"`
 	// StartPosition for shards with no checkpoint: TRIM_HORIZON, LATEST or
 	// AT_TIMESTAMP (with StartTimestamp). Default TRIM_HORIZON.
@@ -87,12 +94,13 @@ type Stream struct {
 	MaxPastAge Duration `yaml:"max_past_age"`
 }
 
-// Schema describes the JSON events of a stream.
+// Schema describes the JSON events of a stream. Schema.Spec maps it onto
+// windowing.Schema, whose Validate holds the rules.
 type Schema struct {
 	// Entity is the key field windows are grouped by (machine_id, user_id).
 	Entity string `yaml:"entity"`
-	// Time is the event-time field; TimeFormat is rfc3339 (default),
-	// epoch_s or epoch_ms.
+	// Time is the event-time field; TimeFormat is rfc3339 (when omitted,
+	// applied by Spec), epoch_s or epoch_ms.
 	Time       string  `yaml:"time"`
 	TimeFormat string  `yaml:"time_format"`
 	Fields     []Field `yaml:"fields"`
@@ -106,6 +114,8 @@ type Field struct {
 }
 
 // Window is a set of features computed over event-time windows of a stream.
+// Window.Spec maps it onto windowing.WindowSpec, whose Validate holds the
+// rules (docs/windowing.md); config checks only that its stream exists.
 type Window struct {
 	Name   string `yaml:"name"`
 	Stream string `yaml:"stream"`
@@ -119,15 +129,17 @@ type Window struct {
 	// OutOfOrderness is how far behind the newest event the watermark trails.
 	OutOfOrderness Duration `yaml:"out_of_orderness"`
 	// IdleTimeout advances an idle shard's watermark on processing time so
-	// its windows still fire. Default: the window size (or gap).
+	// its windows still fire. Zero: the window size (or gap), applied by
+	// Spec.
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// AllowedLateness keeps closed windows updatable for this long; a late
 	// event within it re-emits its window, flagged as an update.
 	AllowedLateness Duration `yaml:"allowed_lateness"`
 	// Late says what happens to events later than that: dead_letter
-	// (default) or ignore (counted, then dropped).
+	// (when omitted, applied by Spec) or ignore (counted, then dropped).
 	Late string `yaml:"late"`
-	// MaxKeys bounds the entities held in memory. Default 100000.
+	// MaxKeys bounds the entities held in memory. Zero takes
+	// windowing.DefaultMaxKeys (100000).
 	MaxKeys int `yaml:"max_keys"`
 	// MaxStateBytes bounds the memory this window's state takes on each
 	// shard (keys, panes, sketches, counted truly); beyond it the least
@@ -141,19 +153,13 @@ type Window struct {
 // Feature is one aggregate of a window, named as the model's feature.
 type Feature struct {
 	Name string `yaml:"name"`
-	// Agg is one of Aggregates().
+	// Agg is one of windowing.Aggregates().
 	Agg   string `yaml:"agg"`
 	Field string `yaml:"field"`
 	// Equals is count_if's predicate value.
 	Equals string `yaml:"equals"`
-	// Quantile is the quantile aggregate's q in (0, 1).
+	// Quantile is the quantile aggregate's q in (0, 1].
 	Quantile float64 `yaml:"quantile"`
-}
-
-// Aggregates lists the aggregate names a feature may use.
-func Aggregates() []string {
-	return []string{"count", "sum", "mean", "min", "max", "stddev", "variance", "first", "last",
-		"delta", "rate", "count_if", "distinct_count", "quantile", "missing_ratio", "seconds_since_last"}
 }
 
 // Model is a model file the scorers use.
@@ -209,12 +215,15 @@ type Scorer struct {
 
 // Endpoint is a SageMaker real-time endpoint behind a circuit breaker.
 type Endpoint struct {
-	Name              string   `yaml:"name"`
-	Variant           string   `yaml:"variant"`
-	CustomAttributes  string   `yaml:"custom_attributes"`
-	Timeout           Duration `yaml:"timeout"`
-	MaxRowsPerRequest int      `yaml:"max_rows_per_request"`
-	Concurrency       int      `yaml:"concurrency"`
+	Name             string `yaml:"name"`
+	Variant          string `yaml:"variant"`
+	CustomAttributes string `yaml:"custom_attributes"`
+	// Timeout bounds one request; Concurrency the requests in flight.
+	// Zero takes the scorer's defaults (2s, 4).
+	Timeout Duration `yaml:"timeout"`
+	// MaxRowsPerRequest bounds one request's rows. Default 500.
+	MaxRowsPerRequest int `yaml:"max_rows_per_request"`
+	Concurrency       int `yaml:"concurrency"`
 	// Fallback names the model (a key of models) that scores rows while the
 	// breaker is open. Without one, such rows go to the dead-letter sink.
 	Fallback string `yaml:"fallback"`
@@ -232,16 +241,18 @@ type Sinks struct {
 type S3Sink struct {
 	Bucket string `yaml:"bucket"`
 	Prefix string `yaml:"prefix"`
-	// RollMiB rolls a file at this size. Default 128.
+	// RollMiB rolls a file at this size. Zero takes the sink's default,
+	// 128.
 	RollMiB int `yaml:"roll_mib"`
-	// RollAge rolls a file at this age. Default 60s.
+	// RollAge rolls a file at this age. Zero takes the sink's default, 60s.
 	RollAge Duration `yaml:"roll_age"`
-	// ZstdLevel is the zstd level, 1 to 22. Default 1, the fastest: window
-	// features barely compress better at higher levels.
+	// ZstdLevel is the zstd level, 1 to 22. Zero takes the sink's default,
+	// 1, the fastest: window features barely compress better at higher
+	// levels.
 	ZstdLevel int `yaml:"zstd_level"`
 	// FloatEncoding encodes double and float columns: "byte_stream_split"
-	// (default; smaller and faster) or "plain" for readers that predate
-	// BYTE_STREAM_SPLIT.
+	// (the sink's default when empty; smaller and faster) or "plain" for
+	// readers that predate BYTE_STREAM_SPLIT.
 	FloatEncoding string `yaml:"float_encoding"`
 	// FeatureStats also writes min/max statistics for feature columns.
 	FeatureStats bool `yaml:"feature_stats"`
@@ -254,7 +265,9 @@ type CloudWatchSink struct {
 	// nowhere when empty.
 	EMF string `yaml:"emf"`
 	// PutMetricData calls the API (aggregated client-side) when true.
-	PutMetricData bool     `yaml:"put_metric_data"`
+	PutMetricData bool `yaml:"put_metric_data"`
+	// FlushInterval is how often metrics are published. Zero takes the
+	// sink's default, 60s.
 	FlushInterval Duration `yaml:"flush_interval"`
 	// ServerTimestamps leaves the timestamp out of PutMetricData so the
 	// server stamps arrival time. Real CloudWatch does not need it; the
@@ -264,8 +277,9 @@ type CloudWatchSink struct {
 
 // FeatureTableSink keeps the latest features and score per entity.
 type FeatureTableSink struct {
-	Table string   `yaml:"table"`
-	TTL   Duration `yaml:"ttl"`
+	Table string `yaml:"table"`
+	// TTL expires an entity's item. Zero takes the sink's default, 7 days.
+	TTL Duration `yaml:"ttl"`
 }
 
 // DeadLetterSink receives poison records.
@@ -278,8 +292,9 @@ type DeadLetterSink struct {
 	// LargeRecords says what happens to a dead letter too large for a
 	// message: "bucket" (stored whole in Bucket, which it requires) or
 	// "truncate" (sent cut to fit, with its original size and where to
-	// re-read it from the stream while retention lasts). Default: bucket
-	// when Bucket is set, truncate otherwise. Never a failure: a record
+	// re-read it from the stream while retention lasts). When empty, the
+	// sink stores them in Bucket if set and truncates them otherwise.
+	// Never a failure: a record
 	// the dead-letter sink could not take would stop its shard for good.
 	LargeRecords string `yaml:"large_records"`
 }
@@ -299,7 +314,7 @@ type Rule struct {
 	// Severity is info, warning or critical.
 	Severity string `yaml:"severity"`
 	// FireAfter consecutive windows at or above the threshold raise the
-	// alert; ClearAfter below clear it. Default 1 and 1.
+	// alert; ClearAfter below clear it. Zero takes the sink's 1 and 1.
 	FireAfter  int `yaml:"fire_after"`
 	ClearAfter int `yaml:"clear_after"`
 	// Cooldown is the least time between two alerts for one entity.

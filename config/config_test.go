@@ -40,8 +40,11 @@ func TestFactoryExampleDecodes(t *testing.T) {
 	if got := cfg.Schemas["sensor"].Fields[3]; got != (Field{Name: "rpm", Type: "int64"}) {
 		t.Errorf("schema field 3 = %+v", got)
 	}
-	if cfg.Consumer.LeaseTable != "streamscore-factory" {
-		t.Errorf("lease table defaults to the application name; got %q", cfg.Consumer.LeaseTable)
+	// The lease table is named after the application by the consumer
+	// (consumer.Config's default), not restated here.
+	if cfg.Consumer.Application != "streamscore-factory" || cfg.Consumer.LeaseTable != "" {
+		t.Errorf("application %q, lease table %q: want streamscore-factory and empty, for the consumer to name it after the application",
+			cfg.Consumer.Application, cfg.Consumer.LeaseTable)
 	}
 	if cfg.Alerts.Rules[0].FireAfter != 2 || cfg.Alerts.Rules[0].Cooldown.D() != 15*time.Minute {
 		t.Errorf("alert rule = %+v", cfg.Alerts.Rules[0])
@@ -134,6 +137,11 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			name: "unknown aggregate",
 			old:  "agg: mean", new: "agg: median",
 			wantLine: 17, wantPath: "windows[0].features[0].agg", wantInMsg: `unknown aggregate "median"`,
+		},
+		{
+			name: "windowing's rule, at the key's line",
+			old:  "agg: mean, field: vibration_rms}", new: "agg: quantile, field: vibration_rms, quantile: 1.5}",
+			wantLine: 17, wantPath: "windows[0].features[0].quantile", wantInMsg: "must be within (0, 1], got 1.5",
 		},
 		{
 			name: "bad enum",

@@ -5,125 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 )
-
-func (c *Config) applyDefaults() {
-	if c.Consumer.Application == "" {
-		c.Consumer.Application = c.Pipeline
-	}
-	if c.Consumer.LeaseTable == "" {
-		c.Consumer.LeaseTable = c.Consumer.Application
-	}
-	if c.Consumer.ConsumerName == "" {
-		c.Consumer.ConsumerName = c.Consumer.Application
-	}
-	if c.Consumer.FailoverTime == 0 {
-		c.Consumer.FailoverTime = Duration(10 * time.Second)
-	}
-	if c.Consumer.Retrieval == "" {
-		c.Consumer.Retrieval = "polling"
-	}
-	if c.Consumer.MaxRecords == 0 {
-		c.Consumer.MaxRecords = 10000
-	}
-	if c.Consumer.IdleInterval == 0 {
-		c.Consumer.IdleInterval = Duration(200 * time.Millisecond)
-	}
-	if c.Consumer.StartPosition == "" {
-		c.Consumer.StartPosition = "TRIM_HORIZON"
-	}
-	for _, s := range c.Schemas {
-		if s != nil && s.TimeFormat == "" {
-			s.TimeFormat = "rfc3339"
-		}
-	}
-	for i := range c.Windows {
-		w := &c.Windows[i]
-		if w.IdleTimeout == 0 {
-			w.IdleTimeout = max(w.Size, w.Gap)
-		}
-		if w.Late == "" {
-			w.Late = "dead_letter"
-		}
-		if w.MaxKeys == 0 {
-			w.MaxKeys = 100000
-		}
-	}
-	for _, m := range c.Models {
-		if m != nil && m.Format == "" {
-			m.Format = "xgboost"
-		}
-	}
-	for i := range c.Scorers {
-		if e := c.Scorers[i].Endpoint; e != nil {
-			if e.Timeout == 0 {
-				e.Timeout = Duration(2 * time.Second)
-			}
-			if e.MaxRowsPerRequest == 0 {
-				e.MaxRowsPerRequest = 500
-			}
-			if e.Concurrency == 0 {
-				e.Concurrency = 4
-			}
-		}
-	}
-	if s := c.Sinks.S3; s != nil {
-		if s.RollMiB == 0 {
-			s.RollMiB = 128
-		}
-		if s.RollAge == 0 {
-			s.RollAge = Duration(60 * time.Second)
-		}
-		if s.ZstdLevel == 0 {
-			s.ZstdLevel = 1
-		}
-		if s.FloatEncoding == "" {
-			s.FloatEncoding = "byte_stream_split"
-		}
-	}
-	if cw := c.Sinks.CloudWatch; cw != nil {
-		if cw.Namespace == "" {
-			cw.Namespace = "Streamscore"
-		}
-		if cw.FlushInterval == 0 {
-			cw.FlushInterval = Duration(60 * time.Second)
-		}
-	}
-	if ft := c.Sinks.FeatureTable; ft != nil && ft.TTL == 0 {
-		ft.TTL = Duration(7 * 24 * time.Hour)
-	}
-	if dl := c.Sinks.DeadLetter; dl != nil && dl.LargeRecords == "" {
-		dl.LargeRecords = "truncate"
-		if dl.Bucket != "" {
-			dl.LargeRecords = "bucket"
-		}
-	}
-	for i := range c.Alerts.Rules {
-		r := &c.Alerts.Rules[i]
-		if r.FireAfter == 0 {
-			r.FireAfter = 1
-		}
-		if r.ClearAfter == 0 {
-			r.ClearAfter = 1
-		}
-		if r.Severity == "" {
-			r.Severity = "warning"
-		}
-	}
-	if c.Ops.Listen == "" {
-		c.Ops.Listen = "127.0.0.1:9464"
-	}
-	if c.Ops.LogFormat == "" {
-		c.Ops.LogFormat = "json"
-	}
-	if c.Ops.LogLevel == "" {
-		c.Ops.LogLevel = "info"
-	}
-	if c.Ops.StatusInterval == 0 {
-		c.Ops.StatusInterval = Duration(10 * time.Second)
-	}
-}
 
 // problems collects validation errors by key path; Parse adds file and line.
 type problems Errors
@@ -179,27 +61,22 @@ func (c *Config) validate() Errors {
 		}
 	}
 	for _, name := range schemas {
-		c.validateSchema(&p, "schemas."+name, c.Schemas[name])
+		if c.Schemas[name] == nil {
+			p.add("schemas."+name, "empty schema")
+		}
 	}
 
 	windows := make([]string, 0, len(c.Windows))
 	for i, w := range c.Windows {
 		path := fmt.Sprintf("windows[%d]", i)
-		if w.Name == "" {
-			p.add(path+".name", "missing")
-		} else if slices.Contains(windows, w.Name) {
+		if w.Name != "" && slices.Contains(windows, w.Name) {
 			p.add(path+".name", "window %q is defined twice", w.Name)
 		}
 		windows = append(windows, w.Name)
 		p.ref(path+".stream", "stream", w.Stream, streams)
-		var schema *Schema
-		for _, s := range c.Streams {
-			if s.Name == w.Stream {
-				schema = c.Schemas[s.Schema]
-			}
-		}
-		c.validateWindow(&p, path, w, schema)
 	}
+	// What a schema or window means is windowing's to judge.
+	c.validateSpecs(&p)
 
 	models := sortedKeys(c.Models)
 	for _, name := range models {
@@ -278,10 +155,12 @@ func (c *Config) validate() Errors {
 		if s.Bucket == "" {
 			p.add("sinks.s3.bucket", "missing")
 		}
-		if s.ZstdLevel < 1 || s.ZstdLevel > 22 {
+		if s.ZstdLevel < 0 || s.ZstdLevel > 22 {
 			p.add("sinks.s3.zstd_level", "%d is not a zstd level (1 to 22)", s.ZstdLevel)
 		}
-		p.oneOf("sinks.s3.float_encoding", s.FloatEncoding, "byte_stream_split", "plain")
+		if s.FloatEncoding != "" {
+			p.oneOf("sinks.s3.float_encoding", s.FloatEncoding, "byte_stream_split", "plain")
+		}
 	}
 	if s := c.Sinks.FeatureTable; s != nil && s.Table == "" {
 		p.add("sinks.feature_table.table", "missing")
@@ -290,7 +169,9 @@ func (c *Config) validate() Errors {
 		if s.Queue == "" {
 			p.add("sinks.dead_letter.queue", "missing")
 		}
-		p.oneOf("sinks.dead_letter.large_records", s.LargeRecords, "bucket", "truncate")
+		if s.LargeRecords != "" {
+			p.oneOf("sinks.dead_letter.large_records", s.LargeRecords, "bucket", "truncate")
+		}
 		switch {
 		case s.LargeRecords == "bucket" && s.Bucket == "":
 			p.add("sinks.dead_letter.large_records", "bucket needs sinks.dead_letter.bucket: Kinesis records up to 1 MiB exceed an SQS message; set a bucket or large_records: truncate")
@@ -319,122 +200,18 @@ func (c *Config) validate() Errors {
 
 func (c *Config) validateConsumer(p *problems) {
 	cc := c.Consumer
-	p.oneOf("consumer.retrieval", cc.Retrieval, "polling", "fanout")
+	if cc.Retrieval != "" {
+		p.oneOf("consumer.retrieval", cc.Retrieval, "polling", "fanout")
+	}
 	p.oneOf("consumer.start_position", cc.StartPosition, "TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 	if cc.StartPosition == "AT_TIMESTAMP" && cc.StartTimestamp.IsZero() {
 		p.add("consumer.start_timestamp", "missing: AT_TIMESTAMP needs a start_timestamp")
 	}
-	if cc.MaxRecords < 1 || cc.MaxRecords > 10000 {
-		p.add("consumer.max_records", "must be between 1 and 10000 (the GetRecords limit), got %d", cc.MaxRecords)
+	if cc.MaxRecords < 0 || cc.MaxRecords > 10000 {
+		p.add("consumer.max_records", "must be between 1 and 10000 (the GetRecords limit; 0 takes the consumer's default), got %d", cc.MaxRecords)
 	}
 	if cc.MaxLeasesPerWorker < 0 {
 		p.add("consumer.max_leases_per_worker", "must not be negative")
-	}
-}
-
-func (c *Config) validateSchema(p *problems, path string, s *Schema) {
-	if s == nil {
-		p.add(path, "empty schema")
-		return
-	}
-	if s.Entity == "" {
-		p.add(path+".entity", "missing: the entity key field (e.g. machine_id)")
-	}
-	if s.Time == "" {
-		p.add(path+".time", "missing: the event-time field (e.g. ts)")
-	}
-	p.oneOf(path+".time_format", s.TimeFormat, "rfc3339", "epoch_s", "epoch_ms")
-	seen := map[string]bool{s.Entity: true, s.Time: true}
-	for i, f := range s.Fields {
-		fp := fmt.Sprintf("%s.fields[%d]", path, i)
-		if f.Name == "" {
-			p.add(fp+".name", "missing")
-		} else if seen[f.Name] {
-			p.add(fp+".name", "field %q is declared twice (or is the entity or time field)", f.Name)
-		}
-		seen[f.Name] = true
-		p.oneOf(fp+".type", f.Type, "string", "float64", "int64", "bool", "timestamp")
-	}
-}
-
-func (c *Config) validateWindow(p *problems, path string, w Window, schema *Schema) {
-	p.oneOf(path+".kind", w.Kind, "tumbling", "hopping", "session")
-	switch w.Kind {
-	case "tumbling":
-		if w.Size <= 0 {
-			p.add(path+".size", "missing: a tumbling window needs a size")
-		}
-	case "hopping":
-		if w.Size <= 0 {
-			p.add(path+".size", "missing: a hopping window needs a size")
-		}
-		if w.Slide <= 0 {
-			p.add(path+".slide", "missing: a hopping window needs a slide")
-		} else if w.Size > 0 && (w.Slide > w.Size || w.Size%w.Slide != 0) {
-			p.add(path+".slide", "slide %s must divide size %s", w.Slide.D(), w.Size.D())
-		}
-	case "session":
-		if w.Gap <= 0 {
-			p.add(path+".gap", "missing: a session window needs a gap")
-		}
-	}
-	p.oneOf(path+".late", w.Late, "dead_letter", "ignore")
-	if w.MaxKeys < 0 {
-		p.add(path+".max_keys", "must not be negative")
-	}
-	if w.MaxStateBytes < 0 {
-		p.add(path+".max_state_bytes", "must not be negative")
-	}
-	if len(w.Features) == 0 {
-		p.add(path+".features", "missing: list at least one feature")
-	}
-	types := map[string]string{}
-	if schema != nil {
-		types[schema.Entity] = "string"
-		types[schema.Time] = "timestamp"
-		for _, f := range schema.Fields {
-			types[f.Name] = f.Type
-		}
-	}
-	names := map[string]bool{}
-	for i, f := range w.Features {
-		fp := fmt.Sprintf("%s.features[%d]", path, i)
-		if f.Name == "" {
-			p.add(fp+".name", "missing")
-		} else if names[f.Name] {
-			p.add(fp+".name", "feature %q is defined twice in this window", f.Name)
-		}
-		names[f.Name] = true
-		if !slices.Contains(Aggregates(), f.Agg) {
-			p.add(fp+".agg", "unknown aggregate %q (known: %s)", f.Agg, strings.Join(Aggregates(), ", "))
-			continue
-		}
-		if f.Agg == "count" || f.Agg == "seconds_since_last" {
-			continue // need no field
-		}
-		if f.Field == "" {
-			p.add(fp+".field", "missing: %s needs a field", f.Agg)
-			continue
-		}
-		typ, ok := types[f.Field]
-		if schema != nil && !ok {
-			p.add(fp+".field", "undefined field %q: the stream's schema does not declare it", f.Field)
-			continue
-		}
-		numeric := typ == "float64" || typ == "int64"
-		switch f.Agg {
-		case "sum", "mean", "min", "max", "stddev", "variance", "delta", "rate", "quantile":
-			if schema != nil && !numeric {
-				p.add(fp+".field", "%s needs a numeric field; %q is %s", f.Agg, f.Field, typ)
-			}
-		case "count_if":
-			if f.Equals == "" {
-				p.add(fp+".equals", "missing: count_if needs the value to count")
-			}
-		}
-		if f.Agg == "quantile" && (f.Quantile <= 0 || f.Quantile >= 1) {
-			p.add(fp+".quantile", "must be between 0 and 1 (exclusive), got %v", f.Quantile)
-		}
 	}
 }
 
