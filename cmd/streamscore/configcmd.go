@@ -17,8 +17,11 @@ func newConfigCmd() *cobra.Command {
 		Use:   "validate FILE...",
 		Short: "Check pipeline configurations; report every problem with file, line and key",
 		Long: `Decodes each file strictly: unknown keys, values of the wrong type, bad
-durations and references to undefined schemas, windows, models or scorers are
-reported as FILE:LINE: KEY: PROBLEM. Exits non-zero if any file has a problem.`,
+durations and references to undefined streams, schemas, windows, models or
+scorers are reported as FILE:LINE: KEY: PROBLEM. Schemas, windows and features
+are judged by the windowing package's own rules (docs/windowing.md), on the
+specs the pipeline builds from the file, so a file that validates has windows
+the pipeline accepts. Exits non-zero if any file has a problem.`,
 		Example: "  streamscore config validate examples/factory.yaml examples/churn.yaml",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
