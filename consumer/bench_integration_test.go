@@ -25,7 +25,7 @@ func BenchmarkLeasePickup16(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		start := time.Now()
-		go func() { done <- c.Run(ctx, HandlerFunc(func(context.Context, *Batch) error { return nil })) }()
+		go func() { done <- c.Run(ctx, ProcessFunc(func(context.Context, *Batch) error { return nil })) }()
 		for len(c.HeldLeases()) < 16 {
 			if time.Since(start) > time.Minute {
 				b.Fatal("16 leases not held within a minute")
@@ -52,7 +52,7 @@ func BenchmarkFailover(b *testing.B) {
 	env := devstacktest.New(b)
 	stream := env.CreateStream(b, 8)
 	var total time.Duration
-	nop := HandlerFunc(func(context.Context, *Batch) error { return nil })
+	nop := ProcessFunc(func(context.Context, *Batch) error { return nil })
 	for i := 0; i < b.N; i++ {
 		table := env.Name("failover")
 		cfg := func(w string) Config {

@@ -27,53 +27,6 @@ type KinesisAPI interface {
 	SubscribeToShard(context.Context, *kinesis.SubscribeToShardInput, ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error)
 }
 
-// Handler processes a shard's batches. HandleBatch is called for one shard
-// at a time, in shard order; batches of different shards arrive
-// concurrently on different goroutines. Returning an error fails that
-// shard only: it is logged once, counted, reported by Unhealthy, and after
-// a backoff (Config.FailureBackoff doubling to MaxFailureBackoff) the
-// consumer calls ShardClosed and restarts the shard from its durable
-// checkpoint, keeping the lease throughout. Other shards go on. A handler
-// that can retry (a sink that is briefly down) should retry inside
-// HandleBatch, which also slows the shard's reads: that is the
-// back-pressure.
-//
-// ctx is cancelled when the worker loses the shard's lease; it is not
-// cancelled by a graceful shutdown, so the batch in hand can finish.
-type Handler interface {
-	HandleBatch(ctx context.Context, b *Batch) error
-}
-
-// ShardFlusher is implemented by handlers that hold results in flight (in
-// sink buffers) when a worker stops. On a graceful stop, after the shard's
-// last batch and before its durable checkpoint is written and the lease
-// released, the consumer calls FlushShard so the handler can push what it
-// holds out and mark it durable; the checkpoint handed over then covers it.
-// It is not called when the lease was lost, nor when the shard stops
-// during the backoff after a handler error (ShardClosed has run).
-type ShardFlusher interface {
-	FlushShard(ctx context.Context, stream, shardID string) error
-}
-
-// ShardCloser is implemented by handlers that keep per-shard state (open
-// windows, decoders). ShardClosed is called once a shard stops running on
-// this worker for any reason (lease lost or handed over, shard finished,
-// worker stopping), after its last HandleBatch and FlushShard, so the
-// handler can free that state. The shard may come back later with a new
-// Checkpointer. It is also called after HandleBatch failed, before the
-// shard restarts from its durable checkpoint on this worker (with the same
-// Checkpointer): the handler must rebuild its state from the batches that
-// follow.
-type ShardCloser interface {
-	ShardClosed(stream, shardID string)
-}
-
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, b *Batch) error
-
-// HandleBatch calls f.
-func (f HandlerFunc) HandleBatch(ctx context.Context, b *Batch) error { return f(ctx, b) }
-
 // ErrLeaseLost is returned (wrapped) by a checkpoint when this worker no
 // longer holds the shard's lease: another worker took it, or renewals failed
 // for the failover time. The shard stops on this worker.
@@ -93,7 +46,7 @@ type Consumer struct {
 	streams []*stream
 	byID    map[string]*stream
 
-	handler Handler
+	newProcessor ProcessorFactory
 
 	// cleanup remembers when each finished lease was first seen eligible
 	// for deletion (shard sync only).
@@ -124,7 +77,7 @@ func New(cfg Config, kin KinesisAPI, ddb DynamoDBAPI, opts ...Option) (*Consumer
 		opt(&o)
 	}
 	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+		o.logger = slog.Default()
 	}
 	m, err := newMetrics(o.registerer)
 	if err != nil {
@@ -161,15 +114,19 @@ func (c *Consumer) HeldLeases() []string {
 // Run consumes until ctx is cancelled. On cancellation it shuts down
 // gracefully: each shard finishes the batch in hand (or its backoff after
 // a failure), writes its durable checkpoint and releases its lease so
-// another worker takes it at once. Handler errors and Kinesis read errors
-// never stop Run: they fail one shard, which is retried (see Unhealthy).
-// Run returns nil after a graceful shutdown, or a setup error. A Consumer
-// runs once.
-func (c *Consumer) Run(ctx context.Context, h Handler) error {
+// another worker takes it at once. Processor errors and Kinesis read
+// errors never stop Run: they fail one shard, which is retried (see
+// Unhealthy). newProcessor makes one ShardProcessor per shard run. Run
+// returns nil after a graceful shutdown, or a setup error. A Consumer runs
+// once.
+func (c *Consumer) Run(ctx context.Context, newProcessor ProcessorFactory) error {
+	if newProcessor == nil {
+		return errors.New("consumer: Run needs a ProcessorFactory")
+	}
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called twice")
 	}
-	c.handler = h
+	c.newProcessor = newProcessor
 	if err := c.table.ensure(ctx); err != nil {
 		return err
 	}

@@ -17,8 +17,11 @@
 // split or merge start only after every parent is checkpointed at
 // SHARD_END.
 //
-// The Handler receives a shard's batches in order. Checkpoints are
-// separate from delivery: the pipeline calls Checkpointer.MarkDurable with
+// Each shard run on a worker has its own ShardProcessor, made by the
+// ProcessorFactory given to Run, as Java KCL's ShardRecordProcessor: it is
+// initialized, receives the shard's batches in order, and ends when the
+// shard ends, the worker stops, or the lease is lost. Checkpoints are
+// separate from delivery: the processor calls Checkpointer.MarkDurable with
 // the position up to which everything is durable (its low-water mark), and
 // the consumer writes that with the next lease renewal, on graceful
 // shutdown and before SHARD_END:
@@ -28,7 +31,7 @@
 //		Streams:         []consumer.StreamConfig{{Name: "sensors", InitialPosition: consumer.TrimHorizon}},
 //	}, kinesis.NewFromConfig(awsCfg), dynamodb.NewFromConfig(awsCfg), consumer.WithRegisterer(reg))
 //	if err != nil { ... }
-//	err = c.Run(ctx, consumer.HandlerFunc(func(ctx context.Context, b *consumer.Batch) error {
+//	err = c.Run(ctx, consumer.ProcessFunc(func(ctx context.Context, b *consumer.Batch) error {
 //		for _, r := range b.Records { ... }
 //		return b.Checkpointer.MarkDurable(b.Last()) // when all of b is durable
 //	}))

@@ -263,7 +263,7 @@ func TestZombieCannotCheckpoint(t *testing.T) {
 	release := make(chan struct{})
 	cpErr := make(chan error, 1)
 	var handlerCtx context.Context
-	h := HandlerFunc(func(ctx context.Context, b *Batch) error {
+	h := ProcessFunc(func(ctx context.Context, b *Batch) error {
 		select {
 		case got <- b:
 		default:

@@ -18,14 +18,14 @@ const (
 	// time alone does not fix (access denied, stream or shard not found,
 	// invalid argument, a KMS key disabled or not accessible).
 	FailureRead FailureKind = "read"
-	// FailureHandler: the handler returned an error for one of the shard's
+	// FailureHandler: the processor returned an error for one of the shard's
 	// batches.
 	FailureHandler FailureKind = "handler"
 )
 
 // ShardFailure describes a shard this worker holds but does not process
 // for now. The shard keeps its lease (no other worker would fare better
-// with the same IAM role or the same handler) and is retried with
+// with the same IAM role or the same processor) and is retried with
 // exponential backoff (Config.FailureBackoff to MaxFailureBackoff), so
 // fixing the cause recovers it without a restart.
 type ShardFailure struct {

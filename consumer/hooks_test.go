@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,45 +10,72 @@ import (
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 )
 
-// flushingHandler marks records durable only in FlushShard, as a pipeline
-// whose sinks buffer does: a graceful stop must flush before it hands the
-// lease over, or the next owner repeats everything.
+// flushingHandler makes processors that mark records durable only in
+// ShutdownRequested, as a pipeline whose sinks buffer does: a graceful stop
+// must flush before it hands the lease over, or the next owner repeats
+// everything.
 type flushingHandler struct {
 	mu         sync.Mutex
-	last       map[string]*Batch
-	lastPos    map[string]Position
+	seen       map[string]bool
 	heartbeats map[string]int
 	flushed    int
-	closed     []string
+	endings    []string
 }
 
-func (h *flushingHandler) ShardClosed(_ string, shardID string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = append(h.closed, shardID)
+func (h *flushingHandler) factory() ShardProcessor { return &flushingProcessor{h: h} }
+
+type flushingProcessor struct {
+	h       *flushingHandler
+	info    ShardInfo
+	lastPos Position
 }
 
-func (h *flushingHandler) HandleBatch(_ context.Context, b *Batch) error {
+var _ ShardProcessor = (*flushingProcessor)(nil)
+
+func (p *flushingProcessor) Initialize(_ context.Context, s ShardInfo) error {
+	p.info = s
+	return nil
+}
+
+func (p *flushingProcessor) ProcessRecords(_ context.Context, b *Batch) error {
+	h := p.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if b.Checkpointer != p.info.Checkpointer {
+		return errors.New("test: the batch's checkpointer is not the one Initialize got")
+	}
 	if len(b.Records) == 0 && !b.ShardEnd {
 		h.heartbeats[b.ShardID]++
 		return nil
 	}
-	cp := *b
-	h.last[b.ShardID] = &cp
-	h.lastPos[b.ShardID] = b.Last()
+	h.seen[b.ShardID] = true
+	p.lastPos = b.Last()
 	return nil
 }
 
-func (h *flushingHandler) FlushShard(_ context.Context, _ string, shardID string) error {
+func (p *flushingProcessor) ShutdownRequested(context.Context) error {
+	h := p.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.flushed++
-	if b := h.last[shardID]; b != nil {
-		return b.Checkpointer.MarkDurable(h.lastPos[shardID])
+	h.endings = append(h.endings, "shutdown "+p.info.ShardID)
+	if !p.lastPos.IsZero() {
+		return p.info.Checkpointer.MarkDurable(p.lastPos)
 	}
 	return nil
+}
+
+func (p *flushingProcessor) ShardEnded(context.Context) error {
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	p.h.endings = append(p.h.endings, "ended "+p.info.ShardID)
+	return nil
+}
+
+func (p *flushingProcessor) LeaseLost() {
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	p.h.endings = append(p.h.endings, "lost "+p.info.ShardID)
 }
 
 func TestIdleHeartbeatAndFlushBeforeHandOver(t *testing.T) {
@@ -59,24 +87,24 @@ func TestIdleHeartbeatAndFlushBeforeHandOver(t *testing.T) {
 
 	cfg := testConfig(table, "w1", stream)
 	cfg.IdleHeartbeat = 300 * time.Millisecond
-	h := &flushingHandler{last: map[string]*Batch{}, lastPos: map[string]Position{}, heartbeats: map[string]int{}}
-	stop := run(t, newConsumer(t, cfg, env.Kinesis, env.DynamoDB), h)
+	h := &flushingHandler{seen: map[string]bool{}, heartbeats: map[string]int{}}
+	stop := run(t, newConsumer(t, cfg, env.Kinesis, env.DynamoDB), h.factory)
 	waitFor(t, 30*time.Second, "the records and then heartbeats on the idle shard", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		return len(h.last) == 1 && h.heartbeats[keys[0].shard] >= 3
+		return len(h.seen) == 1 && h.heartbeats[keys[0].shard] >= 3
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if h.flushed != 1 {
-		t.Fatalf("FlushShard called %d times on a graceful stop of one shard, want 1", h.flushed)
+		t.Fatalf("ShutdownRequested called %d times on a graceful stop of one shard, want 1", h.flushed)
 	}
-	if len(h.closed) != 1 || h.closed[0] != keys[0].shard {
-		t.Fatalf("ShardClosed calls = %v, want one for %s", h.closed, keys[0].shard)
+	if len(h.endings) != 1 || h.endings[0] != "shutdown "+keys[0].shard {
+		t.Fatalf("processor endings = %v, want one ShutdownRequested for %s", h.endings, keys[0].shard)
 	}
 
-	// The next worker resumes after everything FlushShard made durable.
+	// The next worker resumes after everything ShutdownRequested made durable.
 	c := newCollector()
 	cfg2 := testConfig(table, "w2", stream)
 	stop2 := run(t, newConsumer(t, cfg2, env.Kinesis, env.DynamoDB), c.handler("w2", func() bool { return true }))

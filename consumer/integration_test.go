@@ -73,8 +73,13 @@ type collector struct {
 
 func newCollector() *collector { return &collector{count: map[key]int{}} }
 
-func (c *collector) handler(worker string, alive func() bool) Handler {
-	return HandlerFunc(func(ctx context.Context, b *Batch) error {
+func (c *collector) handler(worker string, alive func() bool) ProcessorFactory {
+	return ProcessFunc(c.deliver(worker, alive))
+}
+
+// deliver is the collector's processing function, for tests that wrap it.
+func (c *collector) deliver(worker string, alive func() bool) func(context.Context, *Batch) error {
+	return func(ctx context.Context, b *Batch) error {
 		if alive != nil && !alive() {
 			return nil // a dead process delivers nothing and checkpoints nothing
 		}
@@ -91,7 +96,7 @@ func (c *collector) handler(worker string, alive func() bool) Handler {
 			}
 		}
 		return nil
-	})
+	}
 }
 
 func (c *collector) deliveries() []delivery {
@@ -143,7 +148,7 @@ func produce(t testing.TB, k *kinesis.Client, stream string, n int, tag string) 
 }
 
 // run starts a consumer in the background; stop cancels it and waits.
-func run(t *testing.T, c *Consumer, h Handler) (stop func() error) {
+func run(t *testing.T, c *Consumer, h ProcessorFactory) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

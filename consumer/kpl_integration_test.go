@@ -110,7 +110,7 @@ func TestKPLThroughKinesis(t *testing.T) {
 	const stopAfter = 9
 	col := newCollector()
 	done := make(chan struct{})
-	h := HandlerFunc(func(ctx context.Context, b *Batch) error {
+	h := ProcessFunc(func(ctx context.Context, b *Batch) error {
 		for _, r := range b.Records {
 			if r.SequenceNumber == seqs[0] && r.SubSequenceNumber == stopAfter {
 				if err := b.Checkpointer.Checkpoint(ctx, r.Position()); err != nil {

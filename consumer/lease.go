@@ -48,7 +48,7 @@ type lease struct {
 	shardID  string
 	// checkpointOwner is set by Java KCL 3.x during a graceful hand-off.
 	checkpointOwner string
-	// tail is where the records a finished shard's handler still needed
+	// tail is where the records a finished shard's processor still needed
 	// begin (Checkpointer.SetTail); written with SHARD_END.
 	tail Position
 }

@@ -9,14 +9,14 @@ import (
 )
 
 // Attributes streamscore adds to a finished lease: where the records its
-// handler still needed at SHARD_END begin. Java KCL ignores attributes it
+// processor still needed at SHARD_END begin. Java KCL ignores attributes it
 // does not know, so the table stays one it can read.
 const (
 	attrTailSequence    = "streamscoreTailSequence"
 	attrTailSubSequence = "streamscoreTailSubSequence"
 )
 
-// Lineage is where a shard comes from, for a handler that must see, before
+// Lineage is where a shard comes from, for a processor that must see, before
 // the shard's own records, the records its parents' open windows held when
 // they ended (SetTail): a window that spans a split or a merge then holds
 // every event in one row, on the child.
@@ -41,8 +41,8 @@ type Tail struct {
 }
 
 // SetTail records, with the SHARD_END checkpoint the consumer writes next,
-// that the handler's open windows still need the shard's records from pos
-// on. Call it while handling the batch that has ShardEnd set; the handler
+// that the processor's open windows still need the shard's records from pos
+// on. Call it while handling the batch that has ShardEnd set; the processor
 // may then drop its open windows instead of emitting them incomplete.
 func (cp *Checkpointer) SetTail(pos Position) {
 	r := cp.r
@@ -117,7 +117,7 @@ func childrenStarted(s *stream, ids []string, byKey map[string]*lease) bool {
 // Expired reports whether this worker has not renewed the shard's lease for
 // the failover time: another worker may own it by now, even though this one
 // has not yet learned so (a process paused by SIGSTOP, a long GC, a host
-// that froze). A handler checks it before it writes results, so a worker
+// that froze). A processor checks it before it writes results, so a worker
 // that wakes up late never writes over the new owner's with stale state.
 func (cp *Checkpointer) Expired() bool {
 	r := cp.r

@@ -31,9 +31,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "streamscore", "consumer"
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "records_total", Help: "User records delivered to the handler (after KPL deaggregation)."}, []string{"stream"}),
+			Name: "records_total", Help: "User records delivered to the shard processors (after KPL deaggregation)."}, []string{"stream"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "bytes_total", Help: "Payload bytes of the user records delivered to the handler."}, []string{"stream"}),
+			Name: "bytes_total", Help: "Payload bytes of the user records delivered to the shard processors."}, []string{"stream"}),
 		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "millis_behind_latest", Help: "MillisBehindLatest of the last read, per shard held by this worker."}, []string{"stream", "shard"}),
 		arrivalAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		deaggFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "deaggregation_failures_total", Help: "KPL aggregates that could not be deaggregated and were delivered whole, flagged."}, []string{"stream"}),
 		shardFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "shard_failures_total", Help: "Failures that stopped a held shard until a retry: kind=handler (the handler returned an error) or kind=read (Kinesis refused the read: access denied, not found, invalid argument, KMS)."}, []string{"stream", "kind"}),
+			Name: "shard_failures_total", Help: "Failures that stopped a held shard until a retry: kind=handler (the shard processor returned an error) or kind=read (Kinesis refused the read: access denied, not found, invalid argument, KMS)."}, []string{"stream", "kind"}),
 		failedShards: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "failed_shards", Help: "Held shards currently failed and waiting for a retry (Consumer.Unhealthy)."}),
 		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,

@@ -12,8 +12,10 @@ import (
 // errFinished ends a shard run whose shard reached SHARD_END.
 var errFinished = errors.New("shard finished")
 
-// handlerError carries a handler's error out of the shard loop, with the
-// last position of the batch it failed on (zero for an empty batch).
+// handlerError carries a processor's error out of the shard loop, with the
+// last position of the batch it failed on (zero for an empty batch or a
+// failed Initialize or ShardEnded). The processor is dead: it freed its
+// state before returning the error.
 type handlerError struct {
 	err  error
 	last Position
@@ -23,17 +25,15 @@ func (e *handlerError) Error() string { return e.err.Error() }
 func (e *handlerError) Unwrap() error { return e.err }
 
 // run processes the shard until it ends, the lease is lost, or the worker
-// stops; then it writes what the outcome requires. A handler error never
-// ends it: the shard is marked failed, the handler's ShardClosed frees its
-// state, and after a backoff processing restarts from the durable
-// checkpoint, while the lease stays held and renewed. One bad shard must
-// not stop the consumer, or every worker that takes the lease over would
-// stop in turn.
+// stops; then it ends the processor and writes what the outcome requires.
+// A processor error never ends it: the shard is marked failed, and after a
+// backoff a new processor restarts from the durable checkpoint, while the
+// lease stays held and renewed. One bad shard must not stop the consumer,
+// or every worker that takes the lease over would stop in turn.
 func (r *shardRun) run() {
 	c := r.c
 	defer close(r.done)
 	defer c.forget(r)
-	defer r.closeShard()
 	defer r.cancel()
 	var err error
 	for {
@@ -44,24 +44,31 @@ func (r *shardRun) run() {
 		}
 		r.failing, r.failedAt = true, he.last
 		c.markFailed(r, FailureHandler, he.err, r.failBackoff.next())
-		r.closeShard()
 		if !r.failBackoff.wait(r.stopCtx) {
 			err = r.stopCtx.Err()
 			break
 		}
 	}
-	if errors.Is(err, errFinished) || r.lostFlag.Load() {
+	if r.lostFlag.Load() {
+		if r.proc != nil {
+			r.proc.LeaseLost()
+			r.proc = nil
+		}
+		return
+	}
+	if errors.Is(err, errFinished) {
 		return
 	}
 	// Graceful stop: write what is durable and let the lease go, so
 	// another worker (or this one, later) resumes there.
 	ctx, cancel := context.WithTimeout(r.ctx, c.cfg.FailoverTime)
 	defer cancel()
-	if fl, ok := c.handler.(ShardFlusher); ok && r.open {
-		// Let the handler make durable what it has already written, so the
+	if p := r.proc; p != nil {
+		r.proc = nil
+		// The processor makes durable what it has already written, so the
 		// checkpoint handed over covers it.
-		if ferr := fl.FlushShard(ctx, r.s.cfg.Name, r.shardID); ferr != nil {
-			c.log.Warn("flush before hand-over failed; the checkpoint stays where it is", "lease", r.lease.key, "err", ferr)
+		if perr := p.ShutdownRequested(ctx); perr != nil {
+			c.log.Warn("processor's shutdown failed; the checkpoint stays where it is", "lease", r.lease.key, "err", perr)
 		}
 	}
 	if rerr := r.release(ctx); rerr != nil {
@@ -69,20 +76,23 @@ func (r *shardRun) run() {
 	}
 }
 
-// closeShard tells the handler the shard stopped here, once per run of
-// batches it saw.
-func (r *shardRun) closeShard() {
-	if !r.open {
-		return
+// failed turns a processor's error into the shard loop's, with the lost
+// lease taking precedence: the processor is gone either way.
+func (r *shardRun) failed(err error, last Position) error {
+	r.proc = nil
+	if errors.Is(err, ErrLeaseLost) && !r.lostFlag.Load() {
+		// The processor found the lease expired (Checkpointer.Expired):
+		// stop here; the lease goes to whoever renews it.
+		r.lose("the processor found the lease expired: " + err.Error())
 	}
-	r.open = false
-	if sc, ok := r.c.handler.(ShardCloser); ok {
-		sc.ShardClosed(r.s.cfg.Name, r.shardID)
+	if r.lostFlag.Load() {
+		return ErrLeaseLost
 	}
+	return &handlerError{err: err, last: last}
 }
 
 // resume is where processing (re)starts: after the last position the
-// handler marked durable, else at the lease's checkpoint, with a LATEST
+// processor marked durable, else at the lease's checkpoint, with a LATEST
 // start resolved to where the first iterator began (so a restart before
 // anything was durable skips nothing).
 func (r *shardRun) resume() origin {
@@ -101,8 +111,8 @@ func (r *shardRun) resume() origin {
 	return origin{pos: cp, at: r.s.cfg.InitialTimestamp}
 }
 
-// handled notes a successful HandleBatch: a failed shard has recovered
-// once the handler took everything up to the batch that failed.
+// handled notes a successful ProcessRecords: a failed shard has recovered
+// once a processor took everything up to the batch that failed.
 func (r *shardRun) handled(b *Batch) {
 	if !r.failing {
 		return
@@ -115,7 +125,7 @@ func (r *shardRun) handled(b *Batch) {
 	r.c.clearFailed(r, FailureHandler)
 }
 
-// process reads the shard and hands batches to the handler.
+// process reads the shard and hands batches to a new processor.
 func (r *shardRun) process() error {
 	c := r.c
 	r.mu.Lock()
@@ -128,6 +138,11 @@ func (r *shardRun) process() error {
 		return err
 	}
 	start := r.resume()
+	proc := c.newProcessor()
+	r.proc = proc
+	if err := proc.Initialize(r.ctx, ShardInfo{Stream: r.s.cfg.Name, ShardID: r.shardID, Checkpointer: r.cp, Start: start.pos}); err != nil {
+		return r.failed(err, Position{})
+	}
 	var f fetcher
 	if c.cfg.FanOut && r.s.consumerARN != "" {
 		f = newSubscriber(r, start)
@@ -199,21 +214,12 @@ func (r *shardRun) process() error {
 			}
 			recordsC.Add(float64(len(batch.Records)))
 			bytesC.Add(float64(size))
-			r.open = true
-			if err := c.handler.HandleBatch(r.ctx, batch); err != nil {
-				if errors.Is(err, ErrLeaseLost) && !r.lostFlag.Load() {
-					// The handler found the lease expired (Checkpointer.Expired):
-					// stop here; the lease goes to whoever renews it.
-					r.lose("the handler found the lease expired: " + err.Error())
-				}
-				if r.lostFlag.Load() {
-					return ErrLeaseLost
-				}
-				he := &handlerError{err: err}
+			if err := proc.ProcessRecords(r.ctx, batch); err != nil {
+				var last Position
 				if len(batch.Records) > 0 {
-					he.last = batch.Last()
+					last = batch.Last()
 				}
-				return he
+				return r.failed(err, last)
 			}
 			r.handled(batch)
 			if len(batch.Records) > 0 {
@@ -287,6 +293,12 @@ func (r *shardRun) endShard(children []types.ChildShard, last Position) error {
 	if err := c.createChildLeases(r.stopCtx, r.s, children); err != nil {
 		// The periodic shard sync creates them instead.
 		c.log.Warn("creating child leases failed", "lease", r.lease.key, "err", err)
+	}
+	// The processor's last call: it makes what it delivered durable.
+	proc := r.proc
+	r.proc = nil
+	if err := proc.ShardEnded(r.ctx); err != nil {
+		return r.failed(err, last)
 	}
 	if !last.IsZero() {
 		if err := r.cp.waitDurable(r.stopCtx, last); err != nil {

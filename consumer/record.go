@@ -74,7 +74,7 @@ func compareSeq(a, b string) int {
 //
 // Data aliases the buffer the Kinesis client returned. The consumer never
 // reuses or modifies that buffer, so Data (and every string field) may be
-// retained after the handler returns; the handler must not modify Data in
+// retained after the processor returns; the processor must not modify Data in
 // place if it shares it with other goroutines.
 type Record struct {
 	// Stream is the name of the stream the record was read from.
@@ -117,7 +117,7 @@ func (r *Record) Position() Position {
 // order.
 //
 // The Batch value and its Records slice are reused by the consumer once the
-// handler returns: copy out the Record values (cheap; they hold no owned
+// processor returns: copy out the Record values (cheap; they hold no owned
 // buffers) if they must outlive the call. The Data slices and strings inside
 // the records are never reused.
 type Batch struct {
@@ -131,13 +131,15 @@ type Batch struct {
 	// MillisBehindLatest is how far the read was behind the tip of the shard,
 	// as Kinesis reported it.
 	MillisBehindLatest int64
-	// ShardEnd is set on the last batch of a closed shard. After the handler
-	// returns, the consumer waits until everything delivered for the shard
-	// is marked durable with the Checkpointer, then checkpoints SHARD_END so
-	// that the shard's children can start. A pipeline that holds records back
-	// (open windows) should flush them when it sees ShardEnd.
+	// ShardEnd is set on the last batch of a closed shard. The processor's
+	// ShardEnded follows; then the consumer waits until everything delivered
+	// for the shard is marked durable with the Checkpointer and checkpoints
+	// SHARD_END so that the shard's children can start. A processor that
+	// holds records back (open windows) emits or hands them over when it
+	// sees ShardEnd.
 	ShardEnd bool
-	// Checkpointer records how far this shard's records are durable.
+	// Checkpointer records how far this shard's records are durable: the
+	// one the processor got at Initialize.
 	Checkpointer *Checkpointer
 }
 

@@ -114,19 +114,37 @@ func TestIsFatalReadError(t *testing.T) {
 
 // failingHandler records what a pipeline with an instant sink would, and
 // refuses every non-empty batch of one shard while poisoned, as a sink
-// refusing a record would.
+// refusing a record would. It counts the processors started per shard.
 type failingHandler struct {
 	*collector
-	inner    Handler
+	inner    func(context.Context, *Batch) error
 	bad      string
 	poisoned atomic.Bool
 	mu       sync.Mutex
 	// firsts are the first records of the batches refused.
 	firsts []key
-	closed map[string]int
+	inits  map[string]int
 }
 
-func (h *failingHandler) HandleBatch(ctx context.Context, b *Batch) error {
+func (h *failingHandler) factory() ShardProcessor { return &failingProcessor{h: h} }
+
+type failingProcessor struct {
+	h     *failingHandler
+	shard string
+}
+
+var _ ShardProcessor = (*failingProcessor)(nil)
+
+func (p *failingProcessor) Initialize(_ context.Context, s ShardInfo) error {
+	p.shard = s.ShardID
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	p.h.inits[s.ShardID]++
+	return nil
+}
+
+func (p *failingProcessor) ProcessRecords(ctx context.Context, b *Batch) error {
+	h := p.h
 	if b.ShardID == h.bad && h.poisoned.Load() && len(b.Records) > 0 {
 		h.mu.Lock()
 		r := b.Records[0]
@@ -134,24 +152,22 @@ func (h *failingHandler) HandleBatch(ctx context.Context, b *Batch) error {
 		h.mu.Unlock()
 		return errors.New("test: the sink refuses this batch")
 	}
-	return h.inner.HandleBatch(ctx, b)
+	return h.inner(ctx, b)
 }
 
-func (h *failingHandler) ShardClosed(_, shardID string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed[shardID]++
-}
+func (p *failingProcessor) ShardEnded(context.Context) error        { return nil }
+func (p *failingProcessor) ShutdownRequested(context.Context) error { return nil }
+func (p *failingProcessor) LeaseLost()                              {}
 
-func (h *failingHandler) snapshot() (firsts []key, closed int) {
+func (h *failingHandler) snapshot() (firsts []key, inits int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.firsts), h.closed[h.bad]
+	return slices.Clone(h.firsts), h.inits[h.bad]
 }
 
 // A handler error on one shard fails that shard only: the consumer and the
 // other shard go on, the lease stays held, the shard restarts from its
-// durable checkpoint after ShardClosed, recovers once the handler takes
+// durable checkpoint with a new processor, recovers once the handler takes
 // its batches, and a graceful stop during the backoff still hands over.
 func TestHandlerErrorFailsOneShardOnly(t *testing.T) {
 	t.Parallel()
@@ -168,10 +184,10 @@ func TestHandlerErrorFailsOneShardOnly(t *testing.T) {
 	col := newCollector()
 	first := produce(t, env.Kinesis, stream, 40, "before")
 	bad := first[0].shard
-	h := &failingHandler{collector: col, inner: col.handler("w1", nil), bad: bad, closed: map[string]int{}}
+	h := &failingHandler{collector: col, inner: col.deliver("w1", nil), bad: bad, inits: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, h) }()
+	go func() { done <- c.Run(ctx, h.factory) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, 60*time.Second, "the first records", func() bool { return col.has(first) == 0 })
 
@@ -208,14 +224,16 @@ func TestHandlerErrorFailsOneShardOnly(t *testing.T) {
 	if !strings.Contains(f.Err.Error(), "sink refuses") || f.Since.IsZero() {
 		t.Fatalf("failure %+v does not carry the handler's error and its start", f)
 	}
-	firsts, closed := h.snapshot()
+	firsts, inits := h.snapshot()
 	for _, k := range firsts {
 		if k != badKeys[0] {
 			t.Fatalf("a retry started at %v, want the record after the durable checkpoint %v", k, badKeys[0])
 		}
 	}
-	if closed < len(firsts)-1 {
-		t.Fatalf("ShardClosed ran %d times for %d failed attempts: the handler never freed its state before a restart", closed, len(firsts))
+	// Each retry is a new processor: one for the first attempt, one per
+	// restart after a failed one.
+	if inits < len(firsts) {
+		t.Fatalf("%d processors started for %d failed attempts: a restart reused the failed processor's state", inits, len(firsts))
 	}
 	if n := logs.count("shard failed"); n != 1 {
 		t.Fatalf("%d 'shard failed' log lines for %d failures, want 1", n, len(firsts))
@@ -424,12 +442,12 @@ func TestExpiredIteratorAtLatestStartSkipsNothing(t *testing.T) {
 	cfg.FailureBackoff, cfg.MaxFailureBackoff = 100*time.Millisecond, time.Second
 	col := newCollector()
 	var failedOnce atomic.Bool
-	inner := col.handler("w1", nil)
-	h := HandlerFunc(func(ctx context.Context, b *Batch) error {
+	inner := col.deliver("w1", nil)
+	h := ProcessFunc(func(ctx context.Context, b *Batch) error {
 		if len(b.Records) > 0 && failedOnce.CompareAndSwap(false, true) {
 			return errors.New("test: the first batch fails once, before anything is durable")
 		}
-		return inner.HandleBatch(ctx, b)
+		return inner(ctx, b)
 	})
 	blocked, release := g.arm()
 	c := newConsumer(t, cfg, fk, env.DynamoDB)

@@ -32,7 +32,7 @@ type shardRun struct {
 	// must not wait on mu either.
 	renewed atomic.Int64
 
-	// ctx is cancelled when the lease is lost: the handler must stop.
+	// ctx is cancelled when the lease is lost: the processor must stop.
 	ctx    context.Context
 	cancel context.CancelFunc
 	// stopCtx is cancelled on graceful stop as well: reads stop, the batch
@@ -48,12 +48,12 @@ type shardRun struct {
 	// origin is where reading began before any record was read, with a
 	// LATEST start resolved once its first iterator was obtained.
 	origin origin
-	// open is true while the handler may hold state for the shard (it
-	// was given a batch since the last ShardClosed).
-	open bool
-	// failBackoff paces restarts after handler errors. While failing,
+	// proc is the shard's processor while it lives: from before the first
+	// read to its ending (nil before, after, and between failed runs).
+	proc ShardProcessor
+	// failBackoff paces restarts after processor errors. While failing,
 	// failedAt is the last position of the batch that failed (zero: an
-	// empty batch): the shard has recovered once the handler took a batch
+	// empty batch): the shard has recovered once a processor took a batch
 	// reaching it.
 	failBackoff *backoff
 	failing     bool

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/streamscore/streamscore/config"
-	"github.com/streamscore/streamscore/pipeline"
+	"github.com/streamscore/streamscore/sinks"
 	"github.com/streamscore/streamscore/windowing"
 )
 
@@ -66,7 +66,8 @@ type RunConfig struct {
 	Machines int
 	// Progress receives a line per second while publishing (nil: none).
 	Progress io.Writer
-	Logger   *slog.Logger
+	// Logger receives the run's logs; default slog.Default().
+	Logger *slog.Logger
 }
 
 // published remembers what was sent, for the accounting.
@@ -134,7 +135,7 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 		rc.Settle = 25 * time.Second
 	}
 	if rc.Logger == nil {
-		rc.Logger = slog.New(slog.DiscardHandler)
+		rc.Logger = slog.Default()
 	}
 	log := rc.Logger
 	var fleet, app *scenarioRun
@@ -164,7 +165,7 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 			continue
 		}
 		topics[s.cfg.Alerts.Topic] = true
-		arn, err := pipeline.TopicARN(ctx, rc.Clients.SNS, s.cfg.Alerts.Topic)
+		arn, err := sinks.TopicARN(ctx, rc.Clients.SNS, s.cfg.Alerts.Topic)
 		if err != nil {
 			return nil, err
 		}
@@ -319,7 +320,7 @@ wait:
 		if _, ok := dlq[s.cfg.Sinks.DeadLetter.Queue]; ok {
 			continue
 		}
-		url, err := pipeline.QueueURL(ctx, rc.Clients.SQS, s.cfg.Sinks.DeadLetter.Queue)
+		url, err := sinks.QueueURL(ctx, rc.Clients.SQS, s.cfg.Sinks.DeadLetter.Queue)
 		if err != nil {
 			return nil, err
 		}

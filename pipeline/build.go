@@ -7,12 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/scorer"
@@ -20,7 +15,8 @@ import (
 )
 
 // buildSinks starts the dead-letter queue; the result sinks are per scorer.
-func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics, o Options) error {
+func (p *Pipeline) buildSinks(ctx context.Context, c Clients, o Options) error {
+	sm := p.sm
 	if cwc := p.cfg.Sinks.CloudWatch; cwc != nil {
 		co := sinks.CloudWatchOptions{Namespace: cwc.Namespace, Pipeline: p.cfg.Pipeline, Interval: cwc.FlushInterval.D(),
 			ServerTimestamps: cwc.ServerTimestamps, Metrics: sm, Logger: p.log}
@@ -54,7 +50,7 @@ func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics,
 	if dl == nil {
 		return fmt.Errorf("pipeline: %s: sinks.dead_letter is required: undecodable records, late events and unscorable rows must go somewhere", p.cfg.File)
 	}
-	url, err := QueueURL(ctx, c.SQS, dl.Queue)
+	url, err := sinks.QueueURL(ctx, c.SQS, dl.Queue)
 	if err != nil {
 		return err
 	}
@@ -69,47 +65,13 @@ func (p *Pipeline) buildSinks(ctx context.Context, c Clients, sm *sinks.Metrics,
 	return nil
 }
 
-// QueueURL resolves a queue name to its URL; a URL is returned as it is.
-func QueueURL(ctx context.Context, c *sqs.Client, queue string) (string, error) {
-	if strings.HasPrefix(queue, "https://") || strings.HasPrefix(queue, "http://") {
-		return queue, nil
-	}
-	out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(queue)})
-	if err != nil {
-		return "", fmt.Errorf("pipeline: queue %q: %w", queue, err)
-	}
-	return aws.ToString(out.QueueUrl), nil
-}
-
-// TopicARN resolves a topic name to its ARN; an ARN is returned as it is.
-func TopicARN(ctx context.Context, c *sns.Client, topic string) (string, error) {
-	if strings.HasPrefix(topic, "arn:") {
-		return topic, nil
-	}
-	// CreateTopic is idempotent and returns the ARN of an existing topic;
-	// it is the one call that maps a name to an ARN without listing.
-	in := &sns.CreateTopicInput{Name: aws.String(topic)}
-	if strings.HasSuffix(topic, ".fifo") {
-		in.Attributes = map[string]string{"FifoTopic": "true"}
-	}
-	out, err := c.CreateTopic(ctx, in)
-	if err != nil {
-		return "", fmt.Errorf("pipeline: alert topic %q: %w", topic, err)
-	}
-	return aws.ToString(out.TopicArn), nil
-}
-
 // buildScorer loads the scorer's models and starts its result sinks.
-func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, scm *scorer.Metrics, sm *sinks.Metrics, o Options) error {
-	var wp *windowPlan
-	var stream string
-	for _, sp := range p.streams {
-		for _, w := range sp.windows {
-			if w.cfg.Name == s.Window {
-				wp, stream = w, sp.name
-			}
-		}
+func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, scm *scorer.Metrics, o Options) error {
+	wp, ok := p.pl.windows[s.Window]
+	if !ok {
+		return fmt.Errorf("pipeline: %s: scorer %s reads undefined window %q", p.cfg.File, s.Name, s.Window)
 	}
+	stream := wp.stream
 	// The embedded models behind this scorer's rows, for the contributions
 	// its alerts carry.
 	ex := &explainer{log: p.log.With("scorer", s.Name)}
@@ -203,16 +165,17 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		}
 	}
 	var al *sinks.Alerts
-	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, sm, o, ex); err != nil {
+	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, o, ex); err != nil {
 		return err
 	}
 	alerts.Store(al)
-	wp.scorers = append(wp.scorers, plan)
+	p.pl.addScorer(wp, plan)
 	return nil
 }
 
 // resultSinks starts the sinks a scorer's results go to, teed.
-func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, sm *sinks.Metrics, o Options, ex *explainer) (sinks.Sink, *sinks.Alerts, error) {
+func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream string, c Clients, o Options, ex *explainer) (sinks.Sink, *sinks.Alerts, error) {
+	sm := p.sm
 	var out []sinks.Sink
 	add := func(sk sinks.Sink, err error, what string) error {
 		if err != nil {
@@ -257,7 +220,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		})
 	}
 	if len(rules) > 0 {
-		arn, err := TopicARN(ctx, c.SNS, p.cfg.Alerts.Topic)
+		arn, err := sinks.TopicARN(ctx, c.SNS, p.cfg.Alerts.Topic)
 		if err != nil {
 			return nil, nil, err
 		}

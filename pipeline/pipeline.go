@@ -6,38 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/consumer"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
-	"github.com/streamscore/streamscore/windowing"
 )
-
-// Clients are the AWS clients a pipeline talks to. Production builds them
-// from the SDK's default configuration; tests point them at the local stack.
-// SageMaker may be nil when no scorer uses an endpoint; CloudWatch may be nil
-// when the config has no CloudWatch sink.
-type Clients struct {
-	Kinesis    consumer.KinesisAPI
-	DynamoDB   *dynamodb.Client
-	S3         *s3.Client
-	SNS        *sns.Client
-	SQS        *sqs.Client
-	CloudWatch *cloudwatch.Client
-	SageMaker  scorer.InvokeAPI
-}
 
 // Options are the optional parts of a Pipeline.
 type Options struct {
@@ -62,61 +40,35 @@ type Options struct {
 // Pipeline is one configured scoring pipeline: a consumer over the config's
 // streams and, per shard, decode → windows → scorers → sinks.
 type Pipeline struct {
-	cfg     *config.Config
-	kinesis consumer.KinesisAPI // reads parents' tails
-	log     *slog.Logger
-	now     func() time.Time
-	cons    *consumer.Consumer
-	m       *metrics
-	sm      *sinks.Metrics
+	cfg  *config.Config
+	pl   *plan
+	log  *slog.Logger
+	cons *consumer.Consumer
+	// obs takes every count; prom is its Prometheus part, which the status
+	// line reads.
+	obs  Observer
+	prom *promObserver
+	sm   *sinks.Metrics
+	// deps is what each shard's chain is built with.
+	deps *shardDeps
 
-	streams map[string]*streamPlan
-	dlq     *sinks.DeadLetter
-	// sinks are closed on shutdown; flushers are flushed before a lease is
-	// handed over.
+	dlq *sinks.DeadLetter
+	// sinks are closed on shutdown.
 	sinks    []sinks.Sink
 	watchers []*scorer.Watcher
 	// cw is shared by every scorer's results and also takes the pipeline's
-	// own counters; nil without a CloudWatch sink.
+	// own counts; nil without a CloudWatch sink.
 	cw  *sinks.CloudWatch
 	emf io.Closer
-
-	mu     sync.Mutex
-	shards map[string]*shardState
 
 	running atomic.Bool
 }
 
-// streamPlan is what happens to one stream's records.
-type streamPlan struct {
-	name    string
-	schema  windowing.Schema
-	windows []*windowPlan
-	// bounds and checkEntity refuse, at decode time, records that would
-	// stall a watermark or that no sink could store.
-	bounds      windowing.TimeBounds
-	checkEntity func([]byte) error
-}
-
-type windowPlan struct {
-	cfg     config.Window
-	spec    windowing.WindowSpec
-	schema  *arrow.Schema // feature batch schema
-	scorers []*scorerPlan
-}
-
-type scorerPlan struct {
-	name    string
-	sc      scorer.Scorer
-	outputs int
-	shadow  int
-	sink    sinks.Sink
-}
-
-// New builds the pipeline the configuration describes: it loads every model
-// (a model that needs a feature its window does not compute is an error
-// here, not at scoring time), starts the sinks and prepares the consumer.
-// Close releases what New started if Run is never called.
+// New builds the pipeline the configuration describes: it plans the chain
+// (schemas and windows as the windowing package judges them), then loads
+// every model (a model that needs a feature its window does not compute is
+// an error here, not at scoring time), starts the sinks and prepares the
+// consumer. Close releases what New started if Run is never called.
 func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeline, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -127,57 +79,45 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
+	pl, err := newPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": cfg.Pipeline}, o.Registerer)
 	log := o.Logger.With("pipeline", cfg.Pipeline)
-	p := &Pipeline{cfg: cfg, log: log, now: o.Now, kinesis: c.Kinesis, streams: map[string]*streamPlan{}, shards: map[string]*shardState{}}
+	p := &Pipeline{cfg: cfg, pl: pl, log: log}
 	ok := false
 	defer func() {
 		if !ok {
 			_ = p.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	var err error
-	if p.m, err = newMetrics(reg); err != nil {
+	if p.prom, err = newPromObserver(reg); err != nil {
 		return nil, err
 	}
-	sm, err := sinks.NewMetrics(reg)
-	if err != nil {
+	if p.sm, err = sinks.NewMetrics(reg); err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	p.sm = sm
 	scm, err := scorer.NewMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	if err := p.buildSinks(ctx, c, sm, o); err != nil {
+	if err := p.buildSinks(ctx, c, o); err != nil {
 		return nil, err
 	}
-	for _, s := range cfg.Streams {
-		schema, err := SchemaFor(cfg, s.Schema)
-		if err != nil {
-			return nil, err
-		}
-		p.streams[s.Name] = &streamPlan{name: s.Name, schema: schema, bounds: StreamBounds(s), checkEntity: sinks.CheckEntity}
-	}
-	for _, w := range cfg.Windows {
-		sp := p.streams[w.Stream]
-		spec := WindowSpecFor(w)
-		// Rows of evicted keys are flagged so that the sinks and the
-		// readers' rule (docs/sinks.md) never take a part for the window.
-		spec.PartialColumn = true
-		if err := spec.Validate(&sp.schema); err != nil {
-			return nil, fmt.Errorf("pipeline: %s: window %s: %w", cfg.File, w.Name, err)
-		}
-		sp.windows = append(sp.windows, &windowPlan{cfg: w, spec: spec, schema: spec.OutputSchema(&sp.schema)})
+	p.obs = p.prom
+	if p.cw != nil {
+		p.obs = observers{p.prom, cloudWatchObserver{p.cw}}
 	}
 	if err := p.checkRetention(ctx, c.Kinesis); err != nil {
 		return nil, err
 	}
 	for _, s := range cfg.Scorers {
-		if err := p.buildScorer(ctx, s, c, scm, sm, o); err != nil {
+		if err := p.buildScorer(ctx, s, c, scm, o); err != nil {
 			return nil, err
 		}
 	}
+	p.deps = &shardDeps{streams: pl.streams, tails: c.Kinesis, dlq: p.dlq, obs: p.obs, log: log, now: o.Now}
 	if p.cons, err = p.buildConsumer(c, reg, o); err != nil {
 		return nil, err
 	}
@@ -242,9 +182,7 @@ func (p *Pipeline) breakerChanged(scorerName, stream string, ev scorer.BreakerEv
 		log = log.With("err", ev.LastError)
 	}
 	log.Warn("circuit breaker changed state")
-	if p.cw != nil {
-		p.cw.Count("BreakerStateChanges", sinks.Dimensions{Stream: stream, Model: ev.Endpoint}, 1)
-	}
+	p.obs.BreakerChanged(stream, ev.Endpoint)
 	if alerts == nil {
 		return
 	}
@@ -267,9 +205,7 @@ func (p *Pipeline) breakerChanged(scorerName, stream string, ev scorer.BreakerEv
 // the bad write at once rather than when it is rolled back.
 func (p *Pipeline) modelRejected(scorerName, stream, model string, err error, alerts *sinks.Alerts) {
 	p.log.Error("model reload refused; the running model keeps scoring", "scorer", scorerName, "model", model, "err", err)
-	if p.cw != nil {
-		p.cw.Count("ModelReloadsRejected", sinks.Dimensions{Stream: stream, Model: model}, 1)
-	}
+	p.obs.ModelRejected(stream, model)
 	if alerts == nil {
 		return
 	}
@@ -297,7 +233,7 @@ func (p *Pipeline) notify(alerts *sinks.Alerts, al sinks.Alert, scorerName strin
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.running.Store(true)
 	stopStatus := p.statusLoop(ctx)
-	err := p.cons.Run(ctx, p)
+	err := p.cons.Run(ctx, p.newProcessor)
 	stopStatus()
 	p.running.Store(false)
 	cerr := p.Close(context.WithoutCancel(ctx))
@@ -325,12 +261,6 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		w.Close()
 	}
 	p.watchers = nil
-	p.mu.Lock()
-	for k, st := range p.shards {
-		st.release()
-		delete(p.shards, k)
-	}
-	p.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -362,118 +292,12 @@ func (p *Pipeline) Ready(context.Context) error {
 			return fmt.Errorf("pipeline %s: %w", p.cfg.Pipeline, err)
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for key, st := range p.shards {
-		if err := st.failed(); err != nil {
-			return fmt.Errorf("pipeline %s: shard %s stopped: %w", p.cfg.Pipeline, key, err)
-		}
-	}
 	return nil
 }
 
 // HeldLeases lists the leases this worker holds.
 func (p *Pipeline) HeldLeases() []string { return p.cons.HeldLeases() }
 
-// flushSinks makes every accepted batch durable (or failed): acks arrive
-// and checkpoints advance.
-func (p *Pipeline) flushSinks(ctx context.Context) error {
-	var errs []error
-	for _, s := range p.sinks {
-		if err := s.Flush(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func shardKey(stream, shard string) string { return stream + "/" + shard }
-
-// state returns the shard's state, starting afresh when the consumer
-// (re)starts the shard with a new checkpointer: a regained lease replays
-// from the checkpoint and rebuilds its windows.
-func (p *Pipeline) state(b *consumer.Batch) (st *shardState, fresh bool, err error) {
-	key := shardKey(b.Stream, b.ShardID)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if st, ok := p.shards[key]; ok {
-		if st.cp == b.Checkpointer {
-			return st, false, nil
-		}
-		st.release()
-		delete(p.shards, key)
-	}
-	sp, ok := p.streams[b.Stream]
-	if !ok {
-		return nil, false, fmt.Errorf("pipeline: batch from unconfigured stream %q", b.Stream)
-	}
-	if st, err = newShardState(p, sp, b); err != nil {
-		return nil, false, err
-	}
-	p.shards[key] = st
-	return st, true, nil
-}
-
-func (p *Pipeline) drop(st *shardState) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := shardKey(st.stream, st.shard)
-	if p.shards[key] == st {
-		st.release()
-		delete(p.shards, key)
-	}
-}
-
-// HandleBatch is the consumer's handler: one shard's batches, in order.
-func (p *Pipeline) HandleBatch(ctx context.Context, b *consumer.Batch) error {
-	st, fresh, err := p.state(b)
-	if err != nil {
-		return err
-	}
-	if fresh {
-		if err := st.replayTails(ctx, p.kinesis); err != nil {
-			p.drop(st)
-			return err
-		}
-	}
-	if err := st.handle(ctx, b); err != nil {
-		if errors.Is(err, consumer.ErrLeaseLost) || ctx.Err() != nil {
-			p.drop(st)
-			return err
-		}
-		return err
-	}
-	if b.ShardEnd {
-		p.drop(st)
-	}
-	return nil
-}
-
-// ShardClosed frees a shard's state once it stops running here (lease lost
-// or handed over, shard finished): open windows of a lost shard would
-// otherwise stay in memory until the process ends.
-func (p *Pipeline) ShardClosed(stream, shard string) {
-	p.mu.Lock()
-	st := p.shards[shardKey(stream, shard)]
-	p.mu.Unlock()
-	if st != nil {
-		p.drop(st)
-	}
-}
-
-// FlushShard is called by the consumer before it writes a shard's final
-// checkpoint and hands the lease over: flushing the sinks turns accepted
-// batches into acks, so the checkpoint covers everything already written.
-// Open windows are not flushed: the next owner rebuilds them by replaying
-// from the checkpoint.
-func (p *Pipeline) FlushShard(ctx context.Context, stream, shard string) error {
-	err := p.flushSinks(ctx)
-	p.mu.Lock()
-	st := p.shards[shardKey(stream, shard)]
-	p.mu.Unlock()
-	if st != nil {
-		st.advanceCheckpoint()
-		p.drop(st)
-	}
-	return err
-}
+// newProcessor is the consumer's ProcessorFactory: a fresh chain for each
+// shard run on this worker.
+func (p *Pipeline) newProcessor() consumer.ShardProcessor { return &shardState{d: p.deps} }

@@ -418,11 +418,11 @@ func checkpoints(t *testing.T, env *devstacktest.Env, table string) map[string]s
 // like any others.
 func TestRecordsFromTheAWSCLI(t *testing.T) {
 	t.Parallel()
+	tp := newTestPipeline(t) // skips under -short: the CLI needs the stack
 	const aws = "/usr/bin/aws"
 	if _, err := os.Stat(aws); err != nil {
 		t.Fatalf("this test drives the Debian AWS CLI at %s (apt-get install awscli): %v", aws, err)
 	}
-	tp := newTestPipeline(t)
 	stop := tp.start(t, "worker-cli")
 	// Each CLI call takes a second or more (Python starting up), so stamp
 	// the readings with the time they are sent, as a live producer does:

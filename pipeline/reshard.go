@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-
 	"github.com/streamscore/streamscore/consumer"
-	"github.com/streamscore/streamscore/sinks"
 )
 
 // Windows across a reshard. A closed shard's open windows would otherwise
@@ -30,40 +27,33 @@ const tailBatch = 1000
 // that ends while still holding its own parents' tail (a split right
 // after a split) emits its windows incomplete instead, as before tails.
 func (st *shardState) canHandOver() bool {
-	low, held := st.next, false
+	low, held := st.lw.end(), false
 	for _, w := range st.wins {
 		if o, ok := w.op.OldestNeeded(); ok && o < low {
 			low, held = o, true
 		}
 	}
-	if !held {
-		return true
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	i := st.pos.find(low)
-	return i >= 0 && !st.pos.spans[i].foreign
+	return !held || st.lw.own(low)
 }
 
 // handOverTail records, for the SHARD_END checkpoint, that the open windows
 // need the shard's records from offset low on, and returns the low-water
 // mark without them: the children own those windows now.
 func (st *shardState) handOverTail(low uint64) uint64 {
-	if low >= st.next {
-		return st.next
+	end := st.lw.end()
+	if low >= end {
+		return end
 	}
-	st.mu.Lock()
-	pos := st.pos.at(low) // at or before the oldest record held
-	st.mu.Unlock()
+	pos := st.lw.at(low) // at or before the oldest record held
 	st.cp.SetTail(pos)
-	st.p.log.Info("shard ended with open windows; its children replay them", "stream", st.stream, "shard", st.shard,
-		"tail_from", pos.Sequence, "records", st.next-low)
-	return st.next
+	st.d.log.Info("shard ended with open windows; its children replay them", "stream", st.stream, "shard", st.shard,
+		"tail_from", pos.Sequence, "records", end-low)
+	return end
 }
 
 // replayTails feeds a new child shard its parents' tails before its own
 // records, when it starts from its beginning.
-func (st *shardState) replayTails(ctx context.Context, k consumer.KinesisAPI) error {
+func (st *shardState) replayTails(ctx context.Context) error {
 	lin, err := st.cp.Lineage(ctx)
 	if err != nil {
 		return fmt.Errorf("pipeline: %s/%s: %w", st.stream, st.shard, err)
@@ -74,27 +64,14 @@ func (st *shardState) replayTails(ctx context.Context, k consumer.KinesisAPI) er
 	st.replaying = true
 	defer func() { st.replaying = false }()
 	n := 0
-	err = consumer.ReplayTails(ctx, k, st.stream, lin, tailBatch, func(recs []consumer.Record) error {
+	err = consumer.ReplayTails(ctx, st.d.tails, st.stream, lin, tailBatch, func(recs []consumer.Record) error {
 		n += len(recs)
 		return st.handle(ctx, &consumer.Batch{Stream: st.stream, ShardID: st.shard, Records: recs, Checkpointer: st.cp})
 	})
 	if err != nil {
 		return err
 	}
-	st.p.m.replayed.WithLabelValues(st.stream).Add(float64(n))
-	st.p.log.Info("replayed the parents' tails", "stream", st.stream, "shard", st.shard, "parents", len(lin.Tails), "records", n)
+	st.d.obs.Replayed(st.stream, n)
+	st.d.log.Info("replayed the parents' tails", "stream", st.stream, "shard", st.shard, "parents", len(lin.Tails), "records", n)
 	return nil
-}
-
-// countIn counts a batch read from the shard.
-func (st *shardState) countIn(b *consumer.Batch) {
-	m := st.p.m
-	m.records.WithLabelValues(st.stream).Add(float64(len(b.Records)))
-	if cw := st.p.cw; cw != nil && len(b.Records) > 0 {
-		cw.Count("EventsIn", sinks.Dimensions{Stream: st.stream}, float64(len(b.Records)))
-		cw.Observe("IteratorAge", cwtypes.StandardUnitMilliseconds, sinks.Dimensions{Stream: st.stream}, float64(b.MillisBehindLatest))
-	}
-	if len(b.Records) > 0 {
-		m.behind.WithLabelValues(st.stream, st.shard).Set(float64(b.MillisBehindLatest) / 1000)
-	}
 }

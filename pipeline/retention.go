@@ -47,7 +47,7 @@ type retentionAPI interface {
 // A stream whose retention cannot be read (no permission) is logged and
 // let through: the check protects, it must not stop a worker that could run.
 func (p *Pipeline) checkRetention(ctx context.Context, k retentionAPI) error {
-	for name, sp := range p.streams {
+	for name, sp := range p.pl.streams {
 		if len(sp.windows) == 0 {
 			continue
 		}

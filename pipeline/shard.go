@@ -7,9 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -21,22 +21,18 @@ import (
 	"github.com/streamscore/streamscore/windowing"
 )
 
-// shardState is one shard's chain: its decoder, one window operator per
-// window over its stream, and the bookkeeping that turns sink acks into a
-// checkpoint. The handler goroutine owns everything but the fields under
-// mu, which sink acks (from any goroutine) update too.
-//
-// Offsets: every record the shard delivers gets the next uint64 offset.
-// Windowing reports the oldest offset an open window needs; each batch in
-// flight to the sinks holds the oldest offset its rows were computed from.
-// The low-water mark is the smallest of those; every record below it is
-// done, so the checkpoint is the position of the record just below it.
+// shardState is one shard's chain on this worker, from the consumer's
+// Initialize to its ending (consumer.ShardProcessor): its decoder, one
+// window operator per window over its stream, and its checkpoint rule
+// (lowWater). The consumer calls it from the shard's goroutine only; sink
+// acks reach the lowWater, which has its own lock.
 type shardState struct {
-	p      *Pipeline
+	d      *shardDeps
 	stream string
 	shard  string
 	plan   *streamPlan
 	cp     *consumer.Checkpointer
+	lw     *lowWater
 	dec    *windowing.Decoder
 	wins   []*shardWindow
 
@@ -54,58 +50,130 @@ type shardState struct {
 	// count in windows but were judged (dead letters, lateness) by the
 	// parents, and their positions are not this shard's.
 	replaying bool
-
-	mu       sync.Mutex
-	pos      positionIndex // offsets back to Kinesis positions
-	next     uint64
-	opsLow   uint64 // oldest offset an open window holds (next if none)
-	inflight map[uint64]*inflight
-	seq      uint64
-	marked   uint64 // offsets below this are marked durable
-	failure  error  // a permanent sink error or lost lease: stop the shard
 }
+
+var _ consumer.ShardProcessor = (*shardState)(nil)
+
+// shardDeps is what a shard's chain needs from the pipeline that runs it.
+type shardDeps struct {
+	streams map[string]*streamPlan
+	// tails reads closed parents' tails for a child that starts at its
+	// beginning.
+	tails consumer.KinesisAPI
+	dlq   deadLetters
+	obs   Observer
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// deadLetters is the part of the dead-letter sink a shard uses.
+type deadLetters interface {
+	Send(ctx context.Context, poison ...sinks.Poison) error
+}
+
+var _ deadLetters = (*sinks.DeadLetter)(nil)
 
 type shardWindow struct {
 	plan *windowPlan
 	op   *windowing.Operator
 	outs []*shardScorer
+	// stats are the operator's counters last reported to the observer.
+	stats windowing.Stats
 }
 
 type shardScorer struct {
-	plan      *scorerPlan
-	res       scorer.Result
-	rb        *resultBuilder
-	spanStart uint64
+	plan *scorerPlan
+	out  int // index of this output in the lowWater's spans
+	res  scorer.Result
+	rb   *resultBuilder
 }
 
-type inflight struct {
-	low       uint64
-	remaining int
-}
-
-func newShardState(p *Pipeline, sp *streamPlan, b *consumer.Batch) (*shardState, error) {
-	st := &shardState{p: p, stream: b.Stream, shard: b.ShardID, plan: sp, cp: b.Checkpointer, inflight: map[uint64]*inflight{}, run: newRunID()}
+// Initialize builds the shard's chain for its stream and replays its
+// parents' tails when it starts from its beginning.
+func (st *shardState) Initialize(ctx context.Context, s consumer.ShardInfo) error {
+	sp, ok := st.d.streams[s.Stream]
+	if !ok {
+		return fmt.Errorf("pipeline: shard %s of unconfigured stream %q", s.ShardID, s.Stream)
+	}
+	st.stream, st.shard, st.plan, st.cp, st.run = s.Stream, s.ShardID, sp, s.Checkpointer, newRunID()
 	var err error
 	if st.dec, err = windowing.NewDecoder(sp.schema, nil); err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+		return fmt.Errorf("pipeline: %w", err)
 	}
 	st.dec.SetTimeBounds(sp.bounds)
 	if sp.checkEntity != nil {
 		st.dec.SetEntityCheck(sp.checkEntity)
 	}
+	outputs := 0
 	for _, wp := range sp.windows {
-		op, err := windowing.NewOperator(wp.spec, sp.schema, windowing.Options{Logger: p.log.With("window", wp.cfg.Name, "shard", b.ShardID)})
+		op, err := windowing.NewOperator(wp.spec, sp.schema, windowing.Options{Logger: st.d.log.With("window", wp.cfg.Name, "shard", s.ShardID)})
 		if err != nil {
 			st.release()
-			return nil, fmt.Errorf("pipeline: window %s: %w", wp.cfg.Name, err)
+			return fmt.Errorf("pipeline: window %s: %w", wp.cfg.Name, err)
 		}
 		sw := &shardWindow{plan: wp, op: op}
 		for _, sc := range wp.scorers {
-			sw.outs = append(sw.outs, &shardScorer{plan: sc, rb: newResultBuilder(op.Schema(), sc.outputs, sc.shadow, nil)})
+			sw.outs = append(sw.outs, &shardScorer{plan: sc, out: outputs, rb: newResultBuilder(op.Schema(), sc.outputs, sc.shadow, nil)})
+			outputs++
 		}
 		st.wins = append(st.wins, sw)
 	}
-	return st, nil
+	st.lw = newLowWater(s.Checkpointer, outputs)
+	if err := st.replayTails(ctx); err != nil {
+		st.release()
+		return err
+	}
+	return nil
+}
+
+// ProcessRecords runs one batch through the chain. On an error the chain
+// is dropped: the consumer restarts the shard from its checkpoint with a
+// new one.
+func (st *shardState) ProcessRecords(ctx context.Context, b *consumer.Batch) error {
+	if err := st.handle(ctx, b); err != nil {
+		st.release()
+		return err
+	}
+	return nil
+}
+
+// ShardEnded flushes the shard's results out of the sinks, so the acks
+// bring the durable position to the shard's last record and the consumer
+// can checkpoint SHARD_END.
+func (st *shardState) ShardEnded(ctx context.Context) error {
+	defer st.release()
+	if err := st.flush(ctx); err != nil {
+		return fmt.Errorf("pipeline: flushing sinks at the end of %s/%s: %w", st.stream, st.shard, err)
+	}
+	st.advance()
+	return st.lw.failed()
+}
+
+// ShutdownRequested makes what the sinks accepted for this shard durable,
+// so the checkpoint handed over covers everything already written. Open
+// windows are not flushed: the next owner rebuilds them by replaying from
+// the checkpoint.
+func (st *shardState) ShutdownRequested(ctx context.Context) error {
+	defer st.release()
+	err := st.flush(ctx)
+	st.advance()
+	return err
+}
+
+// LeaseLost drops the chain: the new owner rebuilds it from the
+// checkpoint, and nothing more may be written from here.
+func (st *shardState) LeaseLost() { st.release() }
+
+// flush makes every batch this shard handed its stream's sinks durable (or
+// failed): acks arrive and the low-water mark advances.
+func (st *shardState) flush(ctx context.Context) error {
+	var errs []error
+	for _, s := range st.plan.sinks {
+		if err := s.FlushShard(ctx, st.stream, st.shard); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (st *shardState) release() {
@@ -113,39 +181,29 @@ func (st *shardState) release() {
 		st.dec.Release()
 		st.dec = nil
 	}
-	st.mu.Lock() // acks read wins (span starts) from other goroutines
-	wins := st.wins
-	st.wins = nil
-	st.mu.Unlock()
-	for _, w := range wins {
+	for _, w := range st.wins {
 		w.op.Release()
 		for _, o := range w.outs {
 			o.rb.release()
 		}
 	}
-}
-
-func (st *shardState) failed() error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.failure
+	if len(st.wins) > 0 {
+		st.d.obs.ShardReleased(st.stream, st.shard)
+	}
+	st.wins = nil
 }
 
 // handle runs one batch through the chain.
 func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
-	if err := st.failed(); err != nil {
+	if err := st.lw.failed(); err != nil {
 		return err
 	}
 	start := time.Now()
-	m := st.p.m
+	obs := st.d.obs
 	var poison []sinks.Poison
 	st.rowData, st.rowOff = st.rowData[:0], st.rowOff[:0]
 
-	st.mu.Lock()
-	first := st.next
-	st.pos.add(first, b.Records, st.replaying)
-	st.next += uint64(len(b.Records))
-	st.mu.Unlock()
+	first := st.lw.add(b.Records, st.replaying)
 	st.cur, st.curFirst = b.Records, first
 	defer func() { st.cur = nil }()
 
@@ -174,9 +232,9 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		poison = append(poison, st.poison(decodeReason(de), de.Error(), r.Position(), r.Data))
 	}
 	if !st.replaying {
-		st.countIn(b)
+		obs.BatchRead(st.stream, st.shard, len(b.Records), b.MillisBehindLatest)
 	}
-	m.decodeSeconds.Observe(time.Since(start).Seconds())
+	obs.Stage(StageDecode, time.Since(start))
 
 	// A closed shard whose open windows can be rebuilt by its children
 	// (they replay its tail) records where that tail begins and leaves the
@@ -187,7 +245,7 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 	if st.cp.Expired() {
 		return fmt.Errorf("pipeline: %s/%s: the lease was not renewed for the failover time; no results written: %w", st.stream, st.shard, consumer.ErrLeaseLost)
 	}
-	now := st.p.now()
+	now := st.d.now()
 	var rec arrow.RecordBatch
 	if st.dec.Len() > 0 {
 		rec = st.dec.NewRecordBatch()
@@ -214,26 +272,24 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 			}
 			out = w.op.Drain()
 		}
-		m.windowSeconds.Observe(time.Since(t).Seconds())
+		obs.Stage(StageWindow, time.Since(t))
 		if err := st.emit(ctx, w, out, &poison); err != nil {
 			return err
 		}
+		st.reportStats(w)
 	}
 	if len(poison) > 0 {
-		if err := st.p.dlq.Send(ctx, poison...); err != nil {
+		if err := st.d.dlq.Send(ctx, poison...); err != nil {
 			return fmt.Errorf("pipeline: dead-letter %d records of %s/%s: %w", len(poison), st.stream, st.shard, err)
 		}
 		for _, pr := range poison {
-			m.deadLetters.WithLabelValues(st.stream, pr.Reason).Inc()
-		}
-		if cw := st.p.cw; cw != nil {
-			cw.Count("DeadLetters", sinks.Dimensions{Stream: st.stream}, float64(len(poison)))
+			obs.DeadLettered(st.stream, pr.Reason, 1)
 		}
 	}
 
 	// The low-water mark from the windows, read here on the shard's own
 	// goroutine (operators are not shared) and published for the acks.
-	low := st.next
+	low := st.lw.end()
 	for _, w := range st.wins {
 		if o, ok := w.op.OldestNeeded(); ok && o < low {
 			low = o
@@ -242,31 +298,29 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 	if tail {
 		low = st.handOverTail(low)
 	}
-	st.mu.Lock()
-	st.opsLow = low
-	st.mu.Unlock()
-	st.advanceCheckpoint()
-	if b.ShardEnd {
-		// The consumer checkpoints SHARD_END once everything is durable:
-		// get the acks in now.
-		if err := st.p.flushSinks(ctx); err != nil {
-			return fmt.Errorf("pipeline: flushing sinks at the end of %s/%s: %w", st.stream, st.shard, err)
-		}
-		st.advanceCheckpoint()
-	}
-	m.batchSeconds.Observe(time.Since(start).Seconds())
-	return st.failed()
+	st.lw.setOpsLow(low)
+	st.advance()
+	obs.Stage(StageBatch, time.Since(start))
+	return st.lw.failed()
+}
+
+// reportStats hands the observer what the window operator counted since
+// the last batch, and its state now.
+func (st *shardState) reportStats(w *shardWindow) {
+	cur := w.op.Stats()
+	st.d.obs.WindowStats(st.stream, st.shard, w.plan.cfg.Name, w.stats, cur)
+	w.stats = cur
 }
 
 // emit scores one window output and writes the results to the scorers'
 // sinks; late events become poison records (or are counted and ignored).
 func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Output, poison *[]sinks.Poison) error {
-	m := st.p.m
+	obs := st.d.obs
 	for _, le := range out.Late {
 		if st.replaying {
 			continue // the parent judged this event already
 		}
-		m.late.WithLabelValues(st.stream, w.plan.cfg.Name).Inc()
+		obs.Late(st.stream, w.plan.cfg.Name, 1)
 		if w.plan.spec.Late != windowing.LateDeadLetter {
 			continue
 		}
@@ -280,34 +334,28 @@ func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Ou
 	}
 	defer feat.Release()
 	n := int(feat.NumRows())
-	m.windows.WithLabelValues(st.stream, w.plan.cfg.Name).Add(float64(n))
+	obs.Emitted(st.stream, w.plan.cfg.Name, n)
 	low := minOffset(feat)
 	for _, o := range w.outs {
 		t := time.Now()
 		if err := o.plan.sc.Score(ctx, feat, &o.res); err != nil {
 			return fmt.Errorf("pipeline: scorer %s on %s/%s: %w", o.plan.name, st.stream, st.shard, err)
 		}
-		m.scoreSeconds.Observe(time.Since(t).Seconds())
+		obs.Stage(StageScore, time.Since(t))
 		for i := range n {
 			if o.res.Source[i] == scorer.SourceNone {
 				*poison = append(*poison, st.unscorable(feat, i, o))
 			}
 		}
 		res := o.rb.build(feat, &o.res, st.partID)
-		st.mu.Lock()
-		rng := sinks.Range{First: sinkPos(st.pos.at(o.spanStart)), Last: sinkPos(st.pos.at(st.next - 1))}
-		o.spanStart = st.next
-		st.seq++
-		id := st.seq
-		st.inflight[id] = &inflight{low: low, remaining: 1}
-		st.mu.Unlock()
+		id, rng := st.lw.send(o.out, low)
 		t = time.Now()
 		err := o.plan.sink.Write(ctx, sinks.Batch{
 			Stream: st.stream, Shard: st.shard, Range: rng, Rec: res,
 			Ack: func(err error) { st.ack(id, err) },
 		})
 		res.Release()
-		m.sinkWaitSeconds.Observe(time.Since(t).Seconds())
+		obs.Stage(StageSinkWait, time.Since(t))
 		if err != nil {
 			st.ack(id, nil) // not accepted: nothing in flight, and the shard stops below
 			return fmt.Errorf("pipeline: writing %d results of %s to the sinks: %w", n, o.plan.name, err)
@@ -342,55 +390,23 @@ func minOffset(feat arrow.RecordBatch) uint64 {
 
 // ack is called by the sinks, from any goroutine.
 func (st *shardState) ack(id uint64, err error) {
-	st.mu.Lock()
-	if in := st.inflight[id]; in != nil {
-		if in.remaining--; in.remaining <= 0 {
-			delete(st.inflight, id)
-		}
+	if err != nil {
+		err = fmt.Errorf("pipeline: a sink failed permanently on %s/%s; the shard stops so its checkpoint stays behind the lost batch: %w", st.stream, st.shard, err)
 	}
-	if err != nil && st.failure == nil {
-		st.failure = fmt.Errorf("pipeline: a sink failed permanently on %s/%s; the shard stops so its checkpoint stays behind the lost batch: %w", st.stream, st.shard, err)
-		st.p.log.Error("sink failed permanently", "stream", st.stream, "shard", st.shard, "err", err)
-	}
-	st.mu.Unlock()
-	if err == nil {
-		st.advanceCheckpoint()
+	moved, first := st.lw.ack(id, err)
+	switch {
+	case first:
+		st.d.log.Error("sink failed permanently", "stream", st.stream, "shard", st.shard, "err", err)
+	case moved:
+		st.d.obs.Checkpointed(st.stream, st.shard)
 	}
 }
 
-// advanceCheckpoint marks durable everything below the low-water mark.
-func (st *shardState) advanceCheckpoint() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.failure != nil {
-		return
+// advance moves the checkpoint to the low-water mark.
+func (st *shardState) advance() {
+	if st.lw.advance() {
+		st.d.obs.Checkpointed(st.stream, st.shard)
 	}
-	low := st.opsLow
-	for _, in := range st.inflight {
-		low = min(low, in.low)
-	}
-	if low <= st.marked || low == 0 || low > st.next {
-		return
-	}
-	pos, upTo, ok := st.pos.durableBelow(low)
-	if !ok || upTo <= st.marked {
-		return
-	}
-	if err := st.cp.MarkDurable(pos); err != nil {
-		st.failure = err
-		return
-	}
-	st.marked = upTo
-	// Keep the span of the mark (the next mark is at or after it) and
-	// every position a scorer's next Range may still start from.
-	keep := upTo - 1
-	for _, w := range st.wins {
-		for _, o := range w.outs {
-			keep = min(keep, o.spanStart)
-		}
-	}
-	st.pos.trim(keep)
-	st.p.m.checkpointed.WithLabelValues(st.stream, st.shard).SetToCurrentTime()
 }
 
 // partID names a partial row's part: the shard, this shard state's run
@@ -407,13 +423,7 @@ func (st *shardState) position(off uint64) consumer.Position {
 	if off >= st.curFirst && off-st.curFirst < uint64(len(st.cur)) {
 		return st.cur[off-st.curFirst].Position()
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.pos.at(off)
-}
-
-func sinkPos(p consumer.Position) sinks.Position {
-	return sinks.Position{Sequence: p.Sequence, SubSequence: p.SubSequence}
+	return st.lw.at(off)
 }
 
 func (st *shardState) poison(reason, detail string, pos consumer.Position, data []byte) sinks.Poison {

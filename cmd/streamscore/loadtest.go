@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/spf13/cobra"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/loadtest"
+	"github.com/streamscore/streamscore/worker"
 )
 
 func newLoadtestCmd() *cobra.Command {
@@ -169,11 +169,11 @@ stack). Exits non-zero when an event is unaccounted for.`,
 			rc.Worker = func(i int, listen string) *exec.Cmd {
 				return loadtest.WorkerCommand(exe, configs, reportDir, i, listen)
 			}
-			clients, err := awsClients(cmd.Context())
+			clients, err := worker.LoadAWS(cmd.Context())
 			if err != nil {
 				return err
 			}
-			rc.Clients = loadtest.Clients{Kinesis: clients.Kinesis.(*kinesis.Client), S3: clients.S3, SNS: clients.SNS, SQS: clients.SQS}
+			rc.Clients = loadtest.Clients{Kinesis: clients.Kinesis, S3: clients.S3, SNS: clients.SNS, SQS: clients.SQS}
 			if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				rc.Progress = cmd.ErrOrStderr()
 			}
