@@ -25,7 +25,7 @@ const (
 	DefaultSubscriptionLifetime    = 4*time.Minute + 50*time.Second
 	DefaultMaxLeasesToSteal        = 1
 	// DefaultFailureBackoff and DefaultMaxFailureBackoff bound the retries
-	// of a failed shard (handler error or fatal read error): 1 s doubling
+	// of a failed shard (processor error or fatal read error): 1 s doubling
 	// to 5 minutes, slow enough not to hammer a refusing service, quick
 	// enough that fixing IAM or a sink recovers without a restart.
 	DefaultFailureBackoff    = time.Second
@@ -86,7 +86,7 @@ type Config struct {
 	// each stream. Default: ApplicationName. IAM policies scoped to the
 	// consumer's ARN name it.
 	FanOutConsumerName string
-	// IdleHeartbeat, when positive, calls the handler with an empty batch
+	// IdleHeartbeat, when positive, calls the processor with an empty batch
 	// after a shard has delivered nothing for this long, and again every
 	// IdleHeartbeat while it stays quiet. Handlers with time-driven work
 	// (closing event-time windows of an idle shard) need to hear from the
@@ -96,7 +96,7 @@ type Config struct {
 	// its continuation sequence number; Kinesis ends them at 5 minutes.
 	SubscriptionLifetime time.Duration
 	// FailureBackoff is the first wait before a failed shard is retried
-	// (the handler returned an error, or Kinesis refused the read with
+	// (the processor returned an error, or Kinesis refused the read with
 	// AccessDenied, ResourceNotFound, InvalidArgument or a KMS error); it
 	// doubles with each failure in a row up to MaxFailureBackoff. The
 	// shard keeps its lease meanwhile. Defaults 1 s and 5 min.
@@ -228,7 +228,7 @@ func WithRegisterer(r prometheus.Registerer) Option {
 	return func(o *options) { o.registerer = r }
 }
 
-// WithLogger sets the logger; the default discards logs.
+// WithLogger sets the logger; default slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }

@@ -69,7 +69,8 @@ func GoTools() []string { return slices.Sorted(maps.Keys(goTools)) }
 // Install makes sure the npm packages from devstack/node/package-lock.json
 // (npm ci) and the named Go tools from devstack/tools are installed; with no
 // names, every Go tool (staticcheck, benchstat and the Lambda runtime
-// emulator included). Up installs only what its stack starts.
+// emulator included). Up installs only what its stack starts. A nil log
+// means slog.Default().
 func Install(ctx context.Context, root string, log *slog.Logger, tools ...string) error {
 	if len(tools) == 0 {
 		tools = GoTools()
@@ -87,7 +88,7 @@ func Install(ctx context.Context, root string, log *slog.Logger, tools ...string
 // for what it will start and a warm one nothing.
 func install(ctx context.Context, root string, log *slog.Logger, tools []string) error {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
 	if err := checkNode(ctx); err != nil {
 		return err

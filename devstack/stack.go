@@ -39,7 +39,7 @@ type Config struct {
 	// call. kinesis-local took 9.6 s to start on a loaded 2-core machine, so
 	// the default is generous: 3 minutes.
 	StartTimeout time.Duration
-	// Logger receives progress messages. Default: discard.
+	// Logger receives progress messages; default slog.Default().
 	Logger *slog.Logger
 	// KinesisServer picks the server that plays Kinesis. Default:
 	// KinesisLocal, the most complete; Kinesalite is faster for throughput
@@ -135,7 +135,7 @@ func Up(ctx context.Context, cfg Config) (*State, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.Default()
 	}
 	if st, err := Load(cfg.Dir); err == nil {
 		if err := st.Check(ctx); err == nil {
