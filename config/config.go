@@ -10,6 +10,13 @@
 //	examples/factory.yaml:31: windows[0].size: invalid duration "5x" (use a number with a unit: 500ms, 30s, 5m, 1h)
 //
 // All problems found are reported at once, in file order.
+//
+// This package judges syntax and references only. What a schema, window or
+// feature means is the windowing package's to judge: Schema.Spec and
+// Window.Spec are the one conversion onto its types (the pipeline builds
+// its windows with them too), and windowing's SpecErrors are reported at
+// the line of the key they name. Defaults that a package applies to a zero
+// value are left zero here (see defaults.go).
 package config
 
 import (
