@@ -265,7 +265,13 @@ func (h *cwHandler) handle(ctx context.Context, b Batch) {
 
 func (h *cwHandler) tick(ctx context.Context, now time.Time) { h.publish(ctx) }
 
-func (h *cwHandler) flush(ctx context.Context) <-chan struct{} {
+// flush publishes the current interval, for one shard as for all: the
+// aggregates sum every shard's rows into series keyed by stream and model,
+// so a shard's part cannot be published alone. Keeping per-shard
+// aggregates would multiply the datums (and their cost) by the shards for
+// the sake of hand-overs, which are rare; publishing an interval early only
+// splits one period's statistic set in two, which CloudWatch sums again.
+func (h *cwHandler) flush(ctx context.Context, _ *shardKey) <-chan struct{} {
 	h.publish(ctx)
 	return closedChan()
 }

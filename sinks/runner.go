@@ -14,9 +14,11 @@ type handler interface {
 	// handle takes a batch. It either acks it before returning or arranges
 	// for it to be acked later (S3 acks when the file is uploaded).
 	handle(ctx context.Context, b Batch)
-	// flush forces out everything handled so far and returns a channel that
-	// is closed once all of it has been acked.
-	flush(ctx context.Context) <-chan struct{}
+	// flush forces out what has been handled so far and returns a channel
+	// that is closed once all of it has been acked: every shard's batches
+	// when only is nil, otherwise those of that one shard (a lease hand-over
+	// must not cut every other shard's files short).
+	flush(ctx context.Context, only *shardKey) <-chan struct{}
 	// tick runs periodic work (roll by age, the 60 s metric flush).
 	tick(ctx context.Context, now time.Time)
 }
@@ -45,9 +47,15 @@ type runner struct {
 	closeErr  error
 }
 
+// shardKey names one shard of one stream.
+type shardKey struct{ stream, shard string }
+
+// item is what the worker takes from the queue: a batch, or a flush request
+// (flush set; only names the shard, nil for all of them).
 type item struct {
 	b     Batch
 	flush chan<- (<-chan struct{})
+	only  *shardKey
 }
 
 func newRunner(name string, h handler, m *sinkMetrics, hl *health, queue int, every time.Duration) *runner {
@@ -72,11 +80,11 @@ func (r *runner) loop(every time.Duration) {
 		select {
 		case it, ok := <-r.in:
 			if !ok {
-				<-r.h.flush(r.ctx)
+				<-r.h.flush(r.ctx, nil)
 				return
 			}
 			if it.flush != nil {
-				it.flush <- r.h.flush(r.ctx)
+				it.flush <- r.h.flush(r.ctx, it.only)
 				continue
 			}
 			r.h.handle(r.ctx, it.b)
@@ -135,7 +143,17 @@ func (r *runner) Write(ctx context.Context, b Batch) error {
 }
 
 // Flush implements Sink.Flush.
-func (r *runner) Flush(ctx context.Context) error {
+func (r *runner) Flush(ctx context.Context) error { return r.flush(ctx, nil) }
+
+// FlushShard implements Sink.FlushShard.
+func (r *runner) FlushShard(ctx context.Context, stream, shard string) error {
+	return r.flush(ctx, &shardKey{stream, shard})
+}
+
+// flush queues a flush request behind the batches already accepted, so
+// the handler has handled all of them when it flushes, and waits for its
+// acks.
+func (r *runner) flush(ctx context.Context, only *shardKey) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -145,7 +163,7 @@ func (r *runner) Flush(ctx context.Context) error {
 	r.mu.Unlock()
 	reply := make(chan (<-chan struct{}), 1)
 	select {
-	case r.in <- item{flush: reply}:
+	case r.in <- item{flush: reply, only: only}:
 		r.writers.Done()
 	case <-ctx.Done():
 		r.writers.Done()

@@ -167,14 +167,14 @@ func newS3Handler(o S3Options, m *sinkMetrics) *s3Handler {
 	}
 }
 
-type shardKey struct{ stream, shard string }
-
 // s3Shard is one shard's state: the roll being written and what is durable.
 type s3Shard struct {
 	key shardKey
 	cur *roll
-	// prev is closed when the previous roll of this shard has finished, so
-	// rolls are acked in order.
+	// prev is closed when the newest roll of this shard handed to uploads
+	// has finished: uploaded (or failed) and its batches acked, after every
+	// earlier roll's. Rolls are acked in order, and a flush of the shard
+	// waits on it alone.
 	prev <-chan struct{}
 	// prevOK reports whether that roll succeeded (read after prev closes).
 	prevOK *bool
@@ -245,7 +245,6 @@ type s3Handler struct {
 	// listens (during Close, with thousands of shards).
 	spooled atomic.Int64
 	freed   chan struct{}
-	pending []chan struct{}
 }
 
 func (h *s3Handler) handle(ctx context.Context, b Batch) {
@@ -404,7 +403,6 @@ func (h *s3Handler) roll(ctx context.Context, sh *s3Shard) {
 	done := make(chan struct{})
 	ok := new(bool)
 	sh.prev, sh.prevOK = done, ok
-	h.pending = append(h.pending, done)
 	go func() {
 		defer close(done)
 		defer func() {
@@ -485,12 +483,25 @@ func (h *s3Handler) fail(rl *roll, err error) {
 	}
 }
 
-func (h *s3Handler) flush(ctx context.Context) <-chan struct{} {
+// flush rolls the current files of one shard (only), or of every shard,
+// and returns a channel closed once their batches have been acked. A
+// shard's rolls ack in order, each after the one before it, so waiting for
+// its newest roll waits for all of them: only's wait never depends on
+// another shard's uploads.
+func (h *s3Handler) flush(ctx context.Context, only *shardKey) <-chan struct{} {
+	if only != nil {
+		sh := h.shards[*only]
+		if sh == nil {
+			return closedChan() // nothing of it was ever handled
+		}
+		h.roll(ctx, sh)
+		return sh.prev
+	}
+	waits := make([]<-chan struct{}, 0, len(h.shards))
 	for _, sh := range h.shards {
 		h.roll(ctx, sh)
+		waits = append(waits, sh.prev)
 	}
-	waits := h.pending
-	h.pending = nil
 	c := make(chan struct{})
 	go func() {
 		for _, w := range waits {
@@ -507,16 +518,6 @@ func (h *s3Handler) tick(ctx context.Context, now time.Time) {
 			h.roll(ctx, sh)
 		}
 	}
-	// Drop finished uploads from the pending list.
-	live := h.pending[:0]
-	for _, w := range h.pending {
-		select {
-		case <-w:
-		default:
-			live = append(live, w)
-		}
-	}
-	h.pending = live
 }
 
 // recordBytes estimates the uncompressed size of rec's values (slices

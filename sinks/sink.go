@@ -104,9 +104,17 @@ type Sink interface {
 	// sink is closed, the batch is malformed); then Ack is never called.
 	Write(ctx context.Context, b Batch) error
 	// Flush returns once every batch accepted before the call has been
-	// acked, forcing out partially filled files and buffers: what a worker
-	// does before it hands a lease over.
+	// acked, forcing out partially filled files and buffers of every shard:
+	// what a worker does before it stops.
 	Flush(ctx context.Context) error
+	// FlushShard returns once every batch of stream/shard accepted before
+	// the call has been acked, forcing out only what that shard holds
+	// (its partially filled S3 files): what a worker does before it hands
+	// one shard's lease over. Other shards' files stay open, so one
+	// hand-over does not cut every shard's files short. A sink whose
+	// buffer is shared by all shards (CloudWatch's interval) may flush
+	// more than the shard.
+	FlushShard(ctx context.Context, stream, shard string) error
 	// Close flushes and stops the sink. If ctx ends first, Close returns
 	// an error matching ctx's, and batches still unacked are acked with the
 	// error of the sink's shutdown (it matches context.Canceled), never nil.
@@ -125,6 +133,17 @@ type HealthChecker interface {
 }
 
 var (
+	_ Sink = (*S3)(nil)
+	_ Sink = (*FeatureTable)(nil)
+	_ Sink = (*Alerts)(nil)
+	_ Sink = (*CloudWatch)(nil)
+	_ Sink = tee(nil)
+
+	_ handler = (*s3Handler)(nil)
+	_ handler = (*featureHandler)(nil)
+	_ handler = (*alertHandler)(nil)
+	_ handler = (*cwHandler)(nil)
+
 	_ HealthChecker = (*S3)(nil)
 	_ HealthChecker = (*FeatureTable)(nil)
 	_ HealthChecker = (*Alerts)(nil)
@@ -282,6 +301,14 @@ func (t tee) Flush(ctx context.Context) error {
 	var errs []error
 	for _, s := range t {
 		errs = append(errs, s.Flush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (t tee) FlushShard(ctx context.Context, stream, shard string) error {
+	var errs []error
+	for _, s := range t {
+		errs = append(errs, s.FlushShard(ctx, stream, shard))
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ type stubSink struct {
 	batches []Batch
 	flushes int
 	closes  int
+	// shardFlushes lists the stream/shard of every FlushShard call.
+	shardFlushes []string
 }
 
 func (s *stubSink) Write(_ context.Context, b Batch) error {
@@ -36,6 +39,13 @@ func (s *stubSink) Flush(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.flushes++
+	return s.flushErr
+}
+
+func (s *stubSink) FlushShard(_ context.Context, stream, shard string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shardFlushes = append(s.shardFlushes, stream+"/"+shard)
 	return s.flushErr
 }
 
@@ -224,5 +234,22 @@ func TestTeeFlushAndCloseReachEverySink(t *testing.T) {
 	}
 	if err := Tee(&stubSink{}, &stubSink{}).Close(ctx); err != nil {
 		t.Fatalf("Close of healthy sinks = %v", err)
+	}
+}
+
+// FlushShard reaches every sink with the same shard, even when one fails,
+// and the errors of all of them come back.
+func TestTeeFlushShardReachesEverySink(t *testing.T) {
+	t.Parallel()
+	flushErr := errors.New("flush 2")
+	s1, s2, s3 := &stubSink{}, &stubSink{flushErr: flushErr}, &stubSink{}
+	err := Tee(s1, s2, s3).FlushShard(context.Background(), "factory", "shardId-000000000007")
+	if !errors.Is(err, flushErr) {
+		t.Fatalf("FlushShard = %v, want %v", err, flushErr)
+	}
+	for i, s := range []*stubSink{s1, s2, s3} {
+		if !slices.Equal(s.shardFlushes, []string{"factory/shardId-000000000007"}) || s.flushes != 0 {
+			t.Errorf("sink %d: shard flushes %q and %d whole flushes, want one of factory/shardId-000000000007 and none", i, s.shardFlushes, s.flushes)
+		}
 	}
 }
