@@ -5,41 +5,15 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/streamscore/streamscore/config"
 )
 
-// factoryWindow loads the machine_5m window and the sensor schema of
-// examples/factory.yaml, mapped field by field as the pipeline maps them,
-// so that the state benchmark measures the shipped example, not a copy.
-func factoryWindow(tb testing.TB) (WindowSpec, Schema) {
-	tb.Helper()
-	c, err := config.Load("../examples/factory.yaml")
-	if err != nil {
-		tb.Fatalf("load factory example: %v", err)
-	}
-	cs := c.Schemas["sensor"]
-	s := Schema{Name: "sensor", Entity: cs.Entity, Time: cs.Time, TimeFormat: TimeFormat(cs.TimeFormat)}
-	for _, f := range cs.Fields {
-		s.Fields = append(s.Fields, FieldSpec{Name: f.Name, Type: FieldType(f.Type)})
-	}
-	for _, cw := range c.Windows {
-		if cw.Name != "machine_5m" {
-			continue
-		}
-		w := WindowSpec{
-			Name: cw.Name, Stream: cw.Stream, Kind: Kind(cw.Kind), Size: cw.Size.D(), Slide: cw.Slide.D(),
-			Gap: cw.Gap.D(), OutOfOrderness: cw.OutOfOrderness.D(), IdleTimeout: cw.IdleTimeout.D(),
-			AllowedLateness: cw.AllowedLateness.D(), Late: LatePolicy(cw.Late), MaxKeys: cw.MaxKeys,
-		}
-		for _, f := range cw.Features {
-			w.Features = append(w.Features, FeatureSpec{Name: f.Name, Agg: Agg(f.Agg), Field: f.Field, Equals: f.Equals, Quantile: f.Quantile})
-		}
-		return w, s
-	}
-	tb.Fatal("examples/factory.yaml has no window machine_5m")
-	return WindowSpec{}, Schema{}
-}
+// FactoryWindow returns the machine_5m window and the sensor schema of
+// examples/factory.yaml, loaded by the config package, so that the state
+// benchmark measures the shipped example, not a copy. factory_test.go sets
+// it: config imports windowing, so only an external test (package
+// windowing_test) may import config, and this benchmark needs the
+// package's internals.
+var FactoryWindow func(tb testing.TB) (WindowSpec, Schema)
 
 // BenchmarkFactoryStateBytes measures what one machine costs in memory in
 // the factory example's 5-minute hopping window (1-minute slide, 2 minutes
@@ -54,7 +28,7 @@ func BenchmarkFactoryStateBytes(b *testing.B) {
 	const nkeys = 2000
 	for _, perMin := range []int{10, 60} {
 		b.Run(fmt.Sprintf("readings=%d/min", perMin), func(b *testing.B) {
-			w, s := factoryWindow(b)
+			w, s := FactoryWindow(b)
 			w.MaxKeys = 2 * nkeys
 			st := newSensorStream(b, nkeys, perMin)
 			defer release(st.batches)
