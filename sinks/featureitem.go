@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -97,6 +99,29 @@ func (l FeatureLayout) Key(entity, featureSet string) map[string]ddbtypes.Attrib
 	return map[string]ddbtypes.AttributeValue{
 		l.PartitionKey: &ddbtypes.AttributeValueMemberS{Value: entity},
 		l.SortKey:      &ddbtypes.AttributeValueMemberS{Value: featureSet},
+	}
+}
+
+// conditionalPut is the write of a marshalled item whose window spans
+// [wsMillis, weMillis): the feature table's rule that an item only ever
+// moves forward. A newer window overwrites, and so does a revision of the
+// same window (update: a row revised by late data). A replay of the same
+// window does not: after a failover it may be rebuilt from only the events
+// after the checkpoint, and the complete first version must stay.
+func (l FeatureLayout) conditionalPut(table string, item map[string]ddbtypes.AttributeValue, wsMillis, weMillis int64, update bool) *dynamodb.PutItemInput {
+	l = l.withDefaults()
+	cond := "attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we < :we)"
+	if update {
+		cond = "attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we <= :we)"
+	}
+	return &dynamodb.PutItemInput{
+		TableName:                aws.String(table),
+		Item:                     item,
+		ConditionExpression:      aws.String(cond),
+		ExpressionAttributeNames: map[string]string{"#k": l.PartitionKey, "#ws": ColWindowStart, "#we": ColWindowEnd},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":ws": avN(wsMillis), ":we": avN(weMillis),
+		},
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -23,13 +22,13 @@ type FeatureTableOptions struct {
 	// Client talks to DynamoDB.
 	Client FeatureTableAPI
 	// Table is the table name. Its partition key is a string attribute
-	// named KeyAttribute holding the entity, its sort key a string
-	// attribute named SortKeyAttribute holding FeatureSet (FeatureLayout).
+	// holding the entity, its sort key a string attribute holding
+	// FeatureSet, named by Layout.
 	Table string
-	// KeyAttribute names the partition key; default "entity".
-	KeyAttribute string
-	// SortKeyAttribute names the sort key; default "feature_set".
-	SortKeyAttribute string
+	// Layout names the table's key and TTL attributes; the zero value is
+	// the default layout (entity, feature_set, ttl). Readers of the table
+	// (the login Lambda) read it through the same FeatureLayout.
+	Layout FeatureLayout
 	// FeatureSet is this sink's sort key value, FeatureSet(pipeline,
 	// window), so windows and pipelines sharing entities keep separate
 	// items. Default: the batch's stream name (set it: two windows of one
@@ -41,10 +40,9 @@ type FeatureTableOptions struct {
 	// such a row fails the batch with a *PermanentError.
 	DeadLetters DeadLetters
 	// TTL is how long an item lives after its last write; default 7 days.
-	// The table's TTL must be enabled on TTLAttribute for DynamoDB to expire it.
+	// The table's TTL must be enabled on Layout.TTLAttribute for DynamoDB
+	// to expire it.
 	TTL time.Duration
-	// TTLAttribute holds the expiry in Unix seconds; default "ttl".
-	TTLAttribute string
 	// Concurrency is how many conditional writes run at once; default 8.
 	Concurrency int
 	// Queue is how many batches Write buffers before it blocks; default 16.
@@ -74,20 +72,12 @@ func NewFeatureTable(o FeatureTableOptions) (*FeatureTable, error) {
 	if o.Client == nil || o.Table == "" {
 		return nil, errors.New("sinks: FeatureTableOptions.Client and Table are required")
 	}
-	if o.KeyAttribute == "" {
-		o.KeyAttribute = FeatureAttrEntity
-	}
-	if o.SortKeyAttribute == "" {
-		o.SortKeyAttribute = FeatureAttrSet
-	}
+	o.Layout = o.Layout.withDefaults()
 	if len(o.FeatureSet) > MaxSortKeyBytes {
 		return nil, fmt.Errorf("sinks: FeatureTableOptions.FeatureSet is %d bytes, over DynamoDB's %d-byte sort key limit", len(o.FeatureSet), MaxSortKeyBytes)
 	}
 	if o.TTL <= 0 {
 		o.TTL = 7 * 24 * time.Hour
-	}
-	if o.TTLAttribute == "" {
-		o.TTLAttribute = "ttl"
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
@@ -100,17 +90,15 @@ func NewFeatureTable(o FeatureTableOptions) (*FeatureTable, error) {
 	}
 	m := o.Metrics.forSink("features")
 	h := &featureHandler{o: o, m: m, r: newRetrier("features", o.Backoff, m, o.Logger),
-		layout: FeatureLayout{PartitionKey: o.KeyAttribute, SortKey: o.SortKeyAttribute, TTLAttribute: o.TTLAttribute},
-		ref:    &refuser{sink: "features", dl: o.DeadLetters, m: m, log: o.Logger}}
+		ref: &refuser{sink: "features", dl: o.DeadLetters, m: m, log: o.Logger}}
 	return &FeatureTable{runner: newRunner("features", h, m, h.r.h, o.Queue, 0)}, nil
 }
 
 type featureHandler struct {
-	o      FeatureTableOptions
-	m      *sinkMetrics
-	r      *retrier
-	layout FeatureLayout
-	ref    *refuser
+	o   FeatureTableOptions
+	m   *sinkMetrics
+	r   *retrier
+	ref *refuser
 }
 
 // flush has nothing to force out: handle acks every batch before it
@@ -209,24 +197,11 @@ func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int)
 			it.Scores[s.name] = x
 		}
 	}
-	item := h.layout.Marshal(&it)
+	item := h.o.Layout.Marshal(&it)
 	if n := itemBytes(item); n > MaxItemBytes {
 		return &PermanentError{Sink: "features", Err: fmt.Errorf("item is about %d bytes, over DynamoDB's %d-byte item limit", n, MaxItemBytes)}
 	}
-	ws, we := v.ws.millis(i), v.we.millis(i)
-	in := &dynamodb.PutItemInput{
-		TableName: aws.String(h.o.Table),
-		Item:      item,
-		// A newer window overwrites, and so does a revision of the same
-		// window (an update after late data). A replay of the same window
-		// does not: after a failover it may be rebuilt from only the events
-		// after the checkpoint, and the complete first version must stay.
-		ConditionExpression:      aws.String(sameWindowCondition(v.isUpdate(i))),
-		ExpressionAttributeNames: map[string]string{"#k": h.o.KeyAttribute, "#ws": ColWindowStart, "#we": ColWindowEnd},
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
-			":ws": avN(ws), ":we": avN(we),
-		},
-	}
+	in := h.o.Layout.conditionalPut(h.o.Table, item, v.ws.millis(i), v.we.millis(i), v.isUpdate(i))
 	return h.r.do(ctx, "PutItem", func(ctx context.Context) error {
 		_, err := h.o.Client.PutItem(ctx, in)
 		var ccf *ddbtypes.ConditionalCheckFailedException
@@ -235,11 +210,4 @@ func (h *featureHandler) put(ctx context.Context, stream string, v *view, i int)
 		}
 		return err
 	})
-}
-
-func sameWindowCondition(update bool) string {
-	if update {
-		return "attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we <= :we)"
-	}
-	return "attribute_not_exists(#k) OR #ws < :ws OR (#ws = :ws AND #we < :we)"
 }
