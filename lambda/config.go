@@ -44,7 +44,7 @@ type Config struct {
 	// FeatureTable is the DynamoDB table sinks.FeatureTable writes. Required.
 	FeatureTable string
 	// KeyAttribute is the table's partition key; default "entity" (as the
-	// sink's). The sort key is sinks.FeatureAttrSet.
+	// sink's, sinks.FeatureAttrEntity). The sort key is sinks.FeatureAttrSet.
 	KeyAttribute string
 	// FeatureSet is the sort key value of the window the model was
 	// trained on, sinks.FeatureSet(pipeline, window); default
@@ -92,6 +92,12 @@ type Config struct {
 // writes: its window user_day.
 var DefaultFeatureSet = sinks.FeatureSet("churn", "user_day")
 
+// Layout is the feature table's item layout as configured: the one type
+// sinks.FeatureTable writes the table with, under this partition key.
+func (c Config) Layout() sinks.FeatureLayout {
+	return sinks.FeatureLayout{PartitionKey: c.KeyAttribute}
+}
+
 // ConfigFromEnv reads the configuration from environment variables through
 // getenv (os.Getenv in the function), applies defaults and checks every
 // value. The error lists every problem, each naming its variable.
@@ -109,7 +115,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c := Config{
 		FeatureTable:       str(EnvFeatureTable, ""),
-		KeyAttribute:       str(EnvFeatureKey, "entity"),
+		KeyAttribute:       str(EnvFeatureKey, sinks.FeatureAttrEntity),
 		FeatureSet:         str(EnvFeatureSet, DefaultFeatureSet),
 		Model:              str(EnvModel, ""),
 		ModelSHA256:        str(EnvModelSHA256, ""),

@@ -54,7 +54,7 @@ func (h *Handler) decodeItem(item map[string]ddbtypes.AttributeValue, now time.T
 		return s, nil
 	}
 	s.exists = true
-	it, err := h.layout().Unmarshal(item)
+	it, err := h.layout.Unmarshal(item)
 	s.windowStart, s.windowEnd = it.WindowStart, it.WindowEnd
 	if err != nil {
 		return s, err
@@ -74,17 +74,12 @@ func (h *Handler) decodeItem(item map[string]ddbtypes.AttributeValue, now time.T
 	return s, nil
 }
 
-// layout is the feature table's layout as configured.
-func (h *Handler) layout() sinks.FeatureLayout {
-	return sinks.FeatureLayout{PartitionKey: h.cfg.KeyAttribute}
-}
-
 // getItem reads one entity's item (nil if there is none). Reads are
 // eventually consistent: features change once a window closes, and a
 // login scored against the previous window for a second is no worse than
 // one scored a second earlier.
 func (h *Handler) getItem(ctx context.Context, entity string) (map[string]ddbtypes.AttributeValue, error) {
-	out, err := h.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.cfg.FeatureTable), Key: h.layout().Key(entity, h.cfg.FeatureSet)})
+	out, err := h.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(h.cfg.FeatureTable), Key: h.layout.Key(entity, h.cfg.FeatureSet)})
 	if err != nil {
 		// No entity in the error: it is logged at info and above.
 		return nil, fmt.Errorf("feature table %s (%s): GetItem: %w", h.cfg.FeatureTable, h.cfg.FeatureSet, err)

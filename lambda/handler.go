@@ -62,10 +62,13 @@ type Handler struct {
 	// explainErr says why the model cannot give contributions (nil if it can).
 	explainErr error
 	db         FeatureReader
-	alerts     *sinks.Alerts
-	dlq        *sinks.DeadLetter
-	log        *slog.Logger
-	now        func() time.Time
+	// layout is the feature table's item layout, the one sinks.FeatureTable
+	// writes, with the configured partition key.
+	layout sinks.FeatureLayout
+	alerts *sinks.Alerts
+	dlq    *sinks.DeadLetter
+	log    *slog.Logger
+	now    func() time.Time
 
 	emfMu sync.Mutex
 	emf   io.Writer
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg Config, o Options) (*Handler, error) {
 		cfg:    cfg,
 		fields: fields{entity: cfg.EntityField, typ: cfg.TypeField, login: cfg.LoginValue},
 		model:  m, features: m.Features(), explainErr: m.CheckContributions(),
-		db: o.DynamoDB, log: o.Logger, now: o.Now, emf: o.Metrics,
+		db: o.DynamoDB, layout: cfg.Layout(), log: o.Logger, now: o.Now, emf: o.Metrics,
 	}
 	if h.explainErr != nil {
 		h.log.Warn("the model cannot explain its scores: responses and alerts carry no top_features", "model", m.Version(), "err", h.explainErr)
