@@ -321,7 +321,7 @@ func (st *shardState) emit(ctx context.Context, w *shardWindow, out windowing.Ou
 			continue // the parent judged this event already
 		}
 		obs.Late(st.stream, w.plan.cfg.Name, 1)
-		if w.plan.spec.Late != windowing.LateDeadLetter {
+		if w.plan.spec.Late == windowing.LateIgnore {
 			continue
 		}
 		detail := fmt.Sprintf("window %s: event time %s is behind the watermark %s by more than the allowed lateness %s",

@@ -66,7 +66,8 @@ const (
 // carried here only so that the config has one place to say it.
 type LatePolicy string
 
-// Late policies.
+// Late policies. The zero value is LateDeadLetter: no event is dropped
+// unless a window says so.
 const (
 	LateDeadLetter LatePolicy = "dead_letter"
 	LateIgnore     LatePolicy = "ignore"
