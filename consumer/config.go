@@ -129,6 +129,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if len(cfg.Streams) == 0 {
 		return cfg, errors.New("consumer config: Streams: at least one stream is required")
 	}
+	// A copy: the defaults below must not write into the caller's slice.
+	cfg.Streams = append([]StreamConfig(nil), cfg.Streams...)
 	names := map[string]bool{}
 	for i, s := range cfg.Streams {
 		if s.Name == "" {
@@ -150,7 +152,6 @@ func (c *Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("consumer config: Streams[%d].InitialPosition: %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", i, s.InitialPosition)
 		}
 	}
-	cfg.Streams = append([]StreamConfig(nil), cfg.Streams...)
 	if len(cfg.Streams) > 1 {
 		cfg.MultiStream = true
 	}
