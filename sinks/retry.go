@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // Backoff is the retry schedule for transient failures: full-jitter
@@ -37,85 +35,31 @@ func (b Backoff) withDefaults() Backoff {
 	return b
 }
 
-// delay is the full-jitter wait before retry number attempt (0-based).
-func (b Backoff) delay(attempt int) time.Duration {
-	d := b.Base << min(attempt, 30)
-	if d <= 0 || d > b.Max {
-		d = b.Max
-	}
-	return rand.N(d) + time.Millisecond
+// policy is the schedule as the shared backoff takes it: full jitter, so
+// the sinks of many workers retrying one service spread out.
+func (b Backoff) policy() retry.Policy {
+	return retry.Policy{Base: b.Base, Cap: b.Max, Jitter: retry.FullJitter}
 }
 
-// isPermanent classifies an AWS call's error. Client errors (4xx) other than
-// throttling and timeouts are permanent; 5xx, throttling, connection failures
-// and anything unrecognised are transient, because treating an unknown
-// failure as permanent would ack data that never arrived.
-func isPermanent(err error) bool {
-	if err == nil {
-		return false
-	}
-	if IsPermanent(err) {
-		return true
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		s := re.HTTPStatusCode()
-		if s >= 500 || s == 429 || s == 408 || isThrottle(err) {
-			return false
-		}
-		return s >= 400
-	}
-	var ip smithy.InvalidParamsError
-	return errors.As(err, &ip)
-}
-
-func isThrottle(err error) bool {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	c := ae.ErrorCode()
-	return strings.Contains(c, "Throttl") || strings.Contains(c, "TooManyRequests") ||
-		c == "SlowDown" || c == "RequestLimitExceeded" || c == "ProvisionedThroughputExceededException" ||
-		c == "RequestThrottled" || c == "KMSThrottlingException"
-}
-
-// isOutage reports whether a permanent-looking error says the whole sink
-// is unusable rather than that one request was bad: credentials or
-// permissions refused, the table, topic, queue or bucket missing, its KMS
-// key unusable. Acking with such an error would stop every shard for
+// classify sorts a failed call for the retrier. A request the service
+// refused (retry.Invalid, or a PermanentError a sink made) is permanent; a
+// sink-wide refusal (retry.Unavailable: credentials or permissions
+// refused, the table, topic, queue or bucket missing, its KMS key
+// unusable) is an outage: acking with it would stop every shard for
 // something an operator fixes without a restart, and dead-lettering the
 // rows would move every row of the outage to the dead-letter queue, so the
 // sink keeps retrying instead (holding its batches unacked) and says so in
-// Healthy.
-func isOutage(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch c := ae.ErrorCode(); c {
-		case "AccessDenied", "AccessDeniedException", "AuthorizationError", "Forbidden",
-			"UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId",
-			"SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "MissingAuthenticationToken",
-			"ResourceNotFoundException", "NoSuchBucket", "NotFound", "NotFoundException",
-			"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
-			"InvalidSecurity", "AuthFailure", "OptInRequired":
-			return true
-		default:
-			if strings.HasPrefix(c, "KMS") {
-				return true
-			}
-		}
+// Healthy. Everything else (throttling, 5xx, connection failures, and
+// anything unrecognised) is transient, because treating an unknown failure
+// as permanent would ack data that never arrived.
+func classify(err error) (permanent, outage bool) {
+	switch c := retry.Classify(err); {
+	case c == retry.Unavailable:
+		return false, true
+	case c == retry.Invalid:
+		return true, false
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case 401, 403, 404:
-			return true
-		}
-	}
-	return false
+	return IsPermanent(err), false
 }
 
 // OutageAfter is how long a sink's calls may keep failing transiently
@@ -174,20 +118,20 @@ func (h *health) check(now time.Time) error {
 // retrier runs calls with the sink's backoff and counts what happens.
 type retrier struct {
 	name    string
-	backoff Backoff
+	backoff retry.Policy
 	m       *sinkMetrics
 	log     *slog.Logger
 	h       *health
 }
 
 func newRetrier(name string, b Backoff, m *sinkMetrics, log *slog.Logger) *retrier {
-	return &retrier{name: name, backoff: b.withDefaults(), m: m, log: log, h: &health{name: name, gauge: m.failing}}
+	return &retrier{name: name, backoff: b.withDefaults().policy(), m: m, log: log, h: &health{name: name, gauge: m.failing}}
 }
 
 // do runs fn until it succeeds, fails permanently (returned as a
 // *PermanentError) or ctx ends (ctx's error, wrapping the last failure).
-// A sink-wide refusal (isOutage) is retried like a transient failure, at
-// the backoff's maximum, until it is fixed.
+// A sink-wide refusal (an outage, see classify) is retried like a
+// transient failure, at the backoff's maximum, until it is fixed.
 func (r *retrier) do(ctx context.Context, op string, fn func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		err := fn(ctx)
@@ -195,8 +139,8 @@ func (r *retrier) do(ctx context.Context, op string, fn func(context.Context) er
 			r.h.ok()
 			return nil
 		}
-		outage := isOutage(err)
-		if !outage && isPermanent(err) {
+		permanent, outage := classify(err)
+		if permanent {
 			// The service answered about this request: the sink is up.
 			r.h.ok()
 			r.m.permanent.Inc()
@@ -209,10 +153,10 @@ func (r *retrier) do(ctx context.Context, op string, fn func(context.Context) er
 			return errors.Join(ctx.Err(), err)
 		}
 		r.h.fail(err, outage)
-		d := r.backoff.delay(attempt)
+		d := r.backoff.Delay(attempt)
 		if outage {
 			r.m.outage.Inc()
-			d = r.backoff.Max
+			d = r.backoff.Cap
 			if attempt%10 == 0 {
 				r.log.Error("sink unavailable (permissions or a missing resource); its batches wait until it is fixed",
 					"sink", r.name, "op", op, "attempt", attempt+1, "in", d, "err", err)
@@ -223,12 +167,8 @@ func (r *retrier) do(ctx context.Context, op string, fn func(context.Context) er
 				r.log.Warn("sink call failed; retrying", "sink", r.name, "op", op, "attempt", attempt+1, "in", d, "err", err)
 			}
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, d) {
 			return errors.Join(ctx.Err(), err)
-		case <-t.C:
 		}
 		r.m.retries.Inc()
 	}
