@@ -7,20 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
-	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
-	"github.com/aws/smithy-go"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // InvokeAPI is the part of the SageMaker runtime client Remote uses
@@ -122,6 +119,7 @@ type Remote struct {
 	sem     chan struct{}
 	version string
 	log     *slog.Logger
+	backoff retry.Policy // between the attempts of one request
 
 	timeouts atomic.Uint32 // consecutive timeouts
 	lastErr  atomic.Pointer[errBox]
@@ -190,7 +188,8 @@ func NewRemote(c InvokeAPI, cfg RemoteConfig) (*Remote, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Remote{c: c, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), log: cfg.Logger}
+	r := &Remote{c: c, cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), log: cfg.Logger,
+		backoff: retry.Policy{Base: cfg.BackoffBase, Cap: cfg.BackoffMax, Jitter: retry.FullJitter}}
 	r.version = "sagemaker:" + cfg.Endpoint
 	if cfg.TargetVariant != "" {
 		r.version += "/" + cfg.TargetVariant
@@ -378,15 +377,8 @@ func (r *Remote) encode(cols [][]float64, n int) ([]chunk, error) {
 func (r *Remote) call(ctx context.Context, ch *chunk, res *Result) error {
 	var lastErr error
 	for attempt := 0; attempt < r.cfg.MaxAttempts; attempt++ {
-		if attempt > 0 {
-			backoff := min(r.cfg.BackoffMax, r.cfg.BackoffBase<<(attempt-1))
-			t := time.NewTimer(rand.N(backoff) + time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
+		if attempt > 0 && !retry.Sleep(ctx, r.backoff.Delay(attempt-1)) {
+			return ctx.Err()
 		}
 		body, err := r.cb.Execute(func() ([]byte, error) { return r.invoke(ctx, ch.body.Bytes()) })
 		if err == nil {
@@ -466,9 +458,11 @@ var ErrRemoteTimeout = errors.New("sagemaker call timed out")
 func (e *timeoutError) Is(target error) bool { return target == ErrRemoteTimeout }
 
 // classify names the outcome of a failed call for retries, the breaker and
-// metrics: throttled, server_error, timeout and connection errors are the
-// endpoint's trouble and are retried; client_error (our request was
-// refused as invalid) is not.
+// metrics, from the shared classification: throttled, server_error,
+// timeout and connection errors are the endpoint's trouble and are
+// retried; client_error (our request was refused as invalid, or the
+// endpoint is out of reach for this account) is not. A timeout here is
+// the per-call deadline only; a network timeout is a connection_error.
 func classify(err error) string {
 	if err == nil {
 		return "ok"
@@ -477,29 +471,15 @@ func classify(err error) string {
 	if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
 	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		switch ae.ErrorCode() {
-		case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded":
-			return "throttled"
-		case "ServiceUnavailable", "InternalFailure", "InternalDependencyException", "ModelNotReadyException":
-			return "server_error"
-		}
-	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch s := re.HTTPStatusCode(); {
-		case s == 429:
-			return "throttled"
-		case s >= 500:
-			return "server_error"
-		case s >= 400:
-			return "client_error"
-		}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "EOF") {
+	switch retry.Classify(err) {
+	case retry.Throttled:
+		return "throttled"
+	case retry.ServerError:
+		return "server_error"
+	case retry.Timeout, retry.Connection:
 		return "connection_error"
+	case retry.Invalid, retry.Unavailable:
+		return "client_error"
 	}
 	return "error"
 }
