@@ -1,13 +1,9 @@
 package consumer
 
 import (
-	"context"
-	"errors"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/aws/smithy-go"
 )
 
 // FailureKind says what stopped a held shard.
@@ -106,30 +102,4 @@ func (c *Consumer) dropFailure(r *shardRun) {
 	n := len(c.failures)
 	c.failMu.Unlock()
 	c.m.failedShards.Set(float64(n))
-}
-
-// fatalReadCodes are the Kinesis error codes that retrying soon will not
-// fix: they need an operator (IAM, a deleted stream or consumer, a KMS
-// key). Everything else (throttling, 5xx, connection resets, timeouts,
-// expired iterators) is retried at the normal pace.
-var fatalReadCodes = map[string]bool{
-	"AccessDeniedException":       true,
-	"ResourceNotFoundException":   true,
-	"InvalidArgumentException":    true,
-	"KMSAccessDeniedException":    true,
-	"KMSDisabledException":        true,
-	"KMSInvalidStateException":    true,
-	"KMSNotFoundException":        true,
-	"KMSOptInRequired":            true,
-	"UnrecognizedClientException": true,
-}
-
-// isFatalReadError reports whether a GetShardIterator, GetRecords or
-// SubscribeToShard error needs an operator rather than time.
-func isFatalReadError(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var ae smithy.APIError
-	return errors.As(err, &ae) && fatalReadCodes[ae.ErrorCode()]
 }

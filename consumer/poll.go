@@ -2,13 +2,13 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // fetchResult is one read from a shard, by polling or by fan-out.
@@ -26,29 +26,26 @@ type fetcher interface {
 	close()
 }
 
-// backoff is capped exponential backoff with full jitter.
-type backoff struct {
-	base, cap, cur time.Duration
+// backoff is the shared backoff (internal/retry) with equal jitter, under
+// the names the shard's loops use: every wait is at least half its
+// interval, so a retry paced to spare a failing service stays slow.
+type backoff struct{ retry.Backoff }
+
+func newBackoff(base, limit time.Duration) *backoff {
+	return &backoff{retry.Backoff{Policy: retry.Policy{Base: base, Cap: limit, Jitter: retry.EqualJitter}}}
 }
 
-func newBackoff(base, limit time.Duration) *backoff { return &backoff{base: base, cap: limit} }
-
-func (b *backoff) reset() { b.cur = 0 }
+func (b *backoff) reset() { b.Reset() }
 
 // next returns the interval the next wait is drawn from (its upper
 // bound), without waiting.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		return b.base
-	}
-	return min(2*b.cur, b.cap)
-}
+func (b *backoff) next() time.Duration { return b.Next() }
 
 // wait sleeps for the next jittered interval; false if ctx ended first.
-func (b *backoff) wait(ctx context.Context) bool {
-	b.cur = b.next()
-	return sleep(ctx, b.cur/2+rand.N(b.cur/2+1))
-}
+func (b *backoff) wait(ctx context.Context) bool { return b.Wait(ctx) }
+
+// failing reports whether the backoff has waited since its last reset.
+func (b *backoff) failing() bool { return b.Attempt() > 0 }
 
 // latestSkew is how far before the moment a LATEST iterator was obtained
 // the consumer goes back when it must re-create that iterator (it expired
@@ -178,8 +175,7 @@ func (p *poller) next(ctx context.Context) (fetchResult, error) {
 			if ctx.Err() != nil {
 				return fetchResult{}, ctx.Err()
 			}
-			var expired *types.ExpiredIteratorException
-			if errors.As(err, &expired) {
+			if retry.Classify(err) == retry.Expired {
 				p.iter = nil
 				p.expired++
 				if p.expired > 1 {
@@ -219,7 +215,7 @@ func (p *poller) recovered() {
 		p.c.log.Info("reads recovered", "stream", p.s.cfg.Name, "shard", p.shardID, "failures", p.failing)
 		p.failing = 0
 	}
-	if p.fatal.cur != 0 {
+	if p.fatal.failing() {
 		p.fatal.reset()
 		p.c.clearFailed(p.r, FailureRead)
 	}
@@ -234,13 +230,20 @@ func (p *poller) retry(ctx context.Context, err error) {
 		p.fatal.wait(ctx)
 		return
 	}
-	var pte *types.ProvisionedThroughputExceededException
-	var kte *types.KMSThrottlingException
-	var lee *types.LimitExceededException
-	if errors.As(err, &pte) || errors.As(err, &kte) || errors.As(err, &lee) {
+	if retry.Classify(err) == retry.Throttled {
 		p.c.m.throttles.WithLabelValues(p.s.cfg.Name).Inc()
 	} else if p.failing++; p.failing == 1 {
 		p.c.log.Warn("read failed; retrying", "stream", p.s.cfg.Name, "shard", p.shardID, "err", err)
 	}
 	p.backoff.wait(ctx)
 }
+
+// isFatalReadError reports whether a GetShardIterator, GetRecords or
+// SubscribeToShard error needs an operator rather than time: the shared
+// classifier's permanent classes (access denied, credentials refused, the
+// stream or consumer missing, a KMS key disabled or out of reach, an
+// invalid argument). A read cannot be dead-lettered, so a request Kinesis
+// refuses as invalid stops the shard like a refused permission does.
+// Everything else (throttling, 5xx, connection resets, timeouts, expired
+// iterators) is retried at the normal pace.
+func isFatalReadError(err error) bool { return retry.Classify(err).Permanent() }

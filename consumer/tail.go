@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // ReplayTails reads the parents' tails of a shard that starts from its
@@ -172,19 +174,21 @@ func hashFilter(start, end string) (func(*Record) bool, error) {
 }
 
 // retryRead retries a read a few times with backoff; the tail is read once
-// at a child's start, so a brief throttle or reset must not fail it.
+// at a child's start, so a brief throttle or reset must not fail it. An
+// error retrying the same request cannot fix (a permanent refusal, an
+// expired iterator) is returned at once.
 func retryRead[T any](ctx context.Context, f func() (T, error)) (T, error) {
-	wait := 100 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	b := retry.NewBackoff(retry.Policy{Base: 100 * time.Millisecond, Cap: 5 * time.Second})
+	for {
 		v, err := f()
-		if err == nil || attempt == 8 || ctx.Err() != nil {
+		if err == nil || b.Attempt() == 8 || ctx.Err() != nil {
 			return v, err
 		}
-		select {
-		case <-ctx.Done():
-			return v, ctx.Err()
-		case <-time.After(wait):
+		if c := retry.Classify(err); c.Permanent() || c == retry.Expired {
+			return v, err
 		}
-		wait = min(2*wait, 5*time.Second)
+		if !b.Wait(ctx) {
+			return v, ctx.Err()
+		}
 	}
 }
