@@ -2,15 +2,14 @@ package consumer
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/streamscore/streamscore/internal/retry/retrytest"
 )
 
 // The shard loops' backoff: from base doubling to the cap, every wait at
@@ -45,9 +44,7 @@ func TestPollBackoffSchedule(t *testing.T) {
 // Read errors as the Kinesis client returns them, with their HTTP status.
 func TestFatalReadErrorsAsTheClientReturnsThem(t *testing.T) {
 	wrap := func(status int, api error) error {
-		return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "GetRecords", Err: &awshttp.ResponseError{
-			ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: api},
-		}}
+		return retrytest.ResponseError("Kinesis", "GetRecords", status, api)
 	}
 	msg := aws.String("m")
 	for _, tc := range []struct {

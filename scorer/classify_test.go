@@ -6,22 +6,20 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"syscall"
 	"testing"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/streamscore/streamscore/internal/retry/retrytest"
 )
 
 func invokeErr(status int, api error) error {
-	return &smithy.OperationError{ServiceID: "SageMaker Runtime", OperationName: "InvokeEndpoint", Err: &awshttp.ResponseError{
-		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: api},
-	}}
+	return retrytest.ResponseError("SageMaker Runtime", "InvokeEndpoint", status, api)
 }
 
 // The metric labels, retries and breaker exclusions follow from these.

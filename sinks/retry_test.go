@@ -4,21 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/streamscore/streamscore/internal/retry/retrytest"
 )
 
 func responseErr(status int, api error) error {
-	return &smithy.OperationError{ServiceID: "DynamoDB", OperationName: "PutItem", Err: &awshttp.ResponseError{
-		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: api},
-	}}
+	return retrytest.ResponseError("DynamoDB", "PutItem", status, api)
 }
 
 // What the retrier does with each kind of failure: give up on the request

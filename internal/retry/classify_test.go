@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
@@ -21,15 +19,13 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/streamscore/streamscore/internal/retry/retrytest"
 )
 
-// sdkErr wraps an API error as a client call returns it: the operation
-// error around the HTTP response error with its status.
+// sdkErr wraps an API error as a Kinesis call returns it.
 func sdkErr(status int, api error) error {
-	return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "GetRecords", Err: &awshttp.ResponseError{
-		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: api},
-		RequestID:     "req-1",
-	}}
+	return retrytest.ResponseError("Kinesis", "GetRecords", status, api)
 }
 
 // opErr wraps a transport error as a client call returns it.
