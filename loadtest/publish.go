@@ -3,10 +3,8 @@ package loadtest
 import (
 	"context"
 	"crypto/md5"
-	"errors"
 	"fmt"
 	"math/big"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // PutRecordsAPI is the part of the Kinesis client a Publisher uses.
@@ -120,18 +120,24 @@ func (p *Publisher) putAll(ctx context.Context, entries []types.PutRecordsReques
 	return nil
 }
 
-// put sends one batch, retrying only the records that failed.
+// put sends one batch, retrying only the records that failed. A call the
+// stream refused for good (access denied, no such stream, an invalid
+// request) fails at once: retrying it only delays the report.
 func (p *Publisher) put(ctx context.Context, batch []types.PutRecordsRequestEntry) error {
-	backoff := 50 * time.Millisecond
+	// Waits of 25-75 ms at first, doubling up to 1-3 s: 50 ms to 2 s, half
+	// of it either way.
+	b := retry.NewBackoff(retry.Policy{Base: 75 * time.Millisecond, Cap: 3 * time.Second, Jitter: 2.0 / 3})
 	for attempt := 1; ; attempt++ {
 		p.Calls.Add(1)
 		out, err := p.api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.cfg.Stream), Records: batch})
 		var failed []types.PutRecordsRequestEntry
 		switch {
 		case err != nil:
-			var throttled *types.ProvisionedThroughputExceededException
-			if !errors.As(err, &throttled) && ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return err
+			}
+			if retry.Classify(err).Permanent() {
+				return fmt.Errorf("loadtest: PutRecords to %s: %w", p.cfg.Stream, err)
 			}
 			failed = batch
 		default:
@@ -149,13 +155,9 @@ func (p *Publisher) put(ctx context.Context, batch []types.PutRecordsRequestEntr
 		}
 		p.Retries.Add(int64(len(failed)))
 		batch = failed
-		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
-		select {
-		case <-ctx.Done():
+		if !b.Wait(ctx) {
 			return ctx.Err()
-		case <-time.After(sleep):
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 
