@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // Checkpointer records how far a shard's records are durable. The pipeline
@@ -15,8 +17,8 @@ import (
 type Checkpointer struct {
 	r       *shardRun
 	mu      sync.Mutex
-	durable Position
-	written Position
+	durable shardpos.Position
+	written shardpos.Position
 	changed chan struct{} // closed and replaced when durable moves
 }
 
@@ -31,7 +33,7 @@ func (cp *Checkpointer) ShardID() string { return cp.r.shardID }
 // next lease renewal. Positions never move backwards: an older pos is
 // ignored. It fails with ErrLeaseLost once the lease is gone, and for a pos
 // that is not a record's position.
-func (cp *Checkpointer) MarkDurable(pos Position) error {
+func (cp *Checkpointer) MarkDurable(pos shardpos.Position) error {
 	if !isSequenceNumber(pos.Sequence) {
 		return fmt.Errorf("consumer: checkpoint %s/%s: %q is not a sequence number", cp.Stream(), cp.ShardID(), pos.Sequence)
 	}
@@ -51,7 +53,7 @@ func (cp *Checkpointer) MarkDurable(pos Position) error {
 // Checkpoint marks pos durable and writes it to the lease table now. A
 // worker that lost the lease gets an error matching ErrLeaseLost, and the
 // shard stops on this worker.
-func (cp *Checkpointer) Checkpoint(ctx context.Context, pos Position) error {
+func (cp *Checkpointer) Checkpoint(ctx context.Context, pos shardpos.Position) error {
 	if err := cp.MarkDurable(pos); err != nil {
 		return err
 	}
@@ -59,27 +61,27 @@ func (cp *Checkpointer) Checkpoint(ctx context.Context, pos Position) error {
 }
 
 // Durable returns the latest position marked durable (zero if none).
-func (cp *Checkpointer) Durable() Position {
+func (cp *Checkpointer) Durable() shardpos.Position {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return cp.durable
 }
 
 // pending returns the durable position when it has not been written yet.
-func (cp *Checkpointer) pending() (Position, bool) {
+func (cp *Checkpointer) pending() (shardpos.Position, bool) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return cp.durable, isSequenceNumber(cp.durable.Sequence) && cp.durable != cp.written
 }
 
-func (cp *Checkpointer) setWritten(p Position) {
+func (cp *Checkpointer) setWritten(p shardpos.Position) {
 	cp.mu.Lock()
 	cp.written = p
 	cp.mu.Unlock()
 }
 
 // waitDurable blocks until pos is durable or ctx ends.
-func (cp *Checkpointer) waitDurable(ctx context.Context, pos Position) error {
+func (cp *Checkpointer) waitDurable(ctx context.Context, pos shardpos.Position) error {
 	for {
 		cp.mu.Lock()
 		ok := isSequenceNumber(cp.durable.Sequence) && cp.durable.Compare(pos) >= 0

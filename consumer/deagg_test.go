@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 func TestDeaggregateRoundTrip(t *testing.T) {
@@ -100,29 +102,11 @@ func TestDeaggregateCorruptIsDeliveredWholeAndFlagged(t *testing.T) {
 	}
 }
 
-func TestPositionCompare(t *testing.T) {
-	cases := []struct {
-		a, b Position
-		want int
-	}{
-		{Position{"9", 0}, Position{"10", 0}, -1},
-		{Position{"10", 0}, Position{"9", 5}, 1},
-		{Position{"123", 1}, Position{"123", 2}, -1},
-		{Position{"123", 2}, Position{"123", 2}, 0},
-		{Position{"124", 0}, Position{"123", 9}, 1},
-	}
-	for _, c := range cases {
-		if got := c.a.Compare(c.b); got != c.want {
-			t.Errorf("%v.Compare(%v) = %d, want %d", c.a, c.b, got, c.want)
-		}
-	}
-}
-
 func TestDropThroughResumesInsideAggregate(t *testing.T) {
 	agg := encodeAggregate([]userRecord{{pk: "a", data: []byte("0")}, {pk: "a", data: []byte("1")}, {pk: "a", data: []byte("2")}})
 	d := newDeaggregator()
 	recs, _ := d.appendRecords(nil, agg, Record{SequenceNumber: "100"})
-	recs = dropThrough(recs, 0, Position{Sequence: "100", SubSequence: 1})
+	recs = dropThrough(recs, 0, shardpos.Position{Sequence: "100", SubSequence: 1})
 	if len(recs) != 1 || string(recs[0].Data) != "2" || recs[0].SubSequenceNumber != 2 {
 		t.Fatalf("got %+v, want only sub-record 2", recs)
 	}
@@ -225,7 +209,7 @@ func BenchmarkDeaggregate(b *testing.B) {
 				for _, a := range aggs {
 					recs, _ = d.appendRecords(recs, a, base)
 				}
-				recs = dropThrough(recs, 0, Position{Sequence: "1"})
+				recs = dropThrough(recs, 0, shardpos.Position{Sequence: "1"})
 				for j := range recs {
 					bytesIn += len(recs[j].Data)
 				}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // The exported Deaggregator is what a Lambda function behind a Kinesis
@@ -58,7 +60,7 @@ func TestDeaggregatorSplitsAggregatesKeepsPlainAndFlagsCorrupt(t *testing.T) {
 		if r.Stream != "app-events" || r.ShardID != "shardId-000000000001" || !r.ApproximateArrival.Equal(arrival) {
 			t.Errorf("record %d lost the Kinesis record's identity: %+v", i, r)
 		}
-		if p := r.Position(); p != (Position{Sequence: w.seq, SubSequence: w.sub}) {
+		if p := r.Position(); p != (shardpos.Position{Sequence: w.seq, SubSequence: w.sub}) {
 			t.Errorf("record %d position %+v", i, p)
 		}
 	}

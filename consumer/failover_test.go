@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // errKilled is what a killed worker's clients answer: the process is gone.
@@ -190,7 +191,7 @@ func TestFailoverAfterKill(t *testing.T) {
 		}
 		dups++
 		cp := atKill[k.shard].checkpoint
-		if isSequenceNumber(cp.Sequence) && (Position{k.seq, k.sub}).Compare(cp) <= 0 {
+		if isSequenceNumber(cp.Sequence) && (shardpos.Position{Sequence: k.seq, SubSequence: k.sub}).Compare(cp) <= 0 {
 			t.Errorf("record %v delivered %d times although checkpointed at %v before the kill", k, n, cp)
 		}
 	}
@@ -223,9 +224,9 @@ func TestGracefulShutdownHandsOverWithoutDuplicates(t *testing.T) {
 	}
 	// Every lease released, each at the last record the first worker
 	// delivered on its shard.
-	last := map[string]Position{}
+	last := map[string]shardpos.Position{}
 	for _, d := range col.deliveries() {
-		last[d.shard] = Position{d.seq, d.sub}
+		last[d.shard] = shardpos.Position{Sequence: d.seq, SubSequence: d.sub}
 	}
 	for k, l := range checkpoints(t, env.DynamoDB, table) {
 		if l.owner != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // initialResponseShim works around a gap in the local Kinesis server
@@ -105,7 +106,7 @@ func TestFanOutDeliversInOrderAndResubscribes(t *testing.T) {
 	}
 	lastSeq := map[string]string{}
 	for _, d := range got {
-		if prev, ok := lastSeq[d.shard]; ok && compareSeq(prev, d.seq) >= 0 {
+		if prev, ok := lastSeq[d.shard]; ok && shardpos.CompareSequence(prev, d.seq) >= 0 {
 			t.Fatalf("shard %s: %s delivered after %s", d.shard, d.seq, prev)
 		}
 		lastSeq[d.shard] = d.seq

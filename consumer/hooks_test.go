@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // flushingHandler makes processors that mark records durable only in
@@ -27,7 +28,7 @@ func (h *flushingHandler) factory() ShardProcessor { return &flushingProcessor{h
 type flushingProcessor struct {
 	h       *flushingHandler
 	info    ShardInfo
-	lastPos Position
+	lastPos shardpos.Position
 }
 
 var _ ShardProcessor = (*flushingProcessor)(nil)

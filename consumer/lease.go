@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // Attribute names of the Java KCL 2.x lease item (DynamoDBLeaseSerializer
@@ -37,7 +39,7 @@ type lease struct {
 	key           string
 	owner         string // "" when nobody holds the lease
 	counter       int64
-	checkpoint    Position
+	checkpoint    shardpos.Position
 	ownerSwitches int64
 	parents       []string // shard ids
 	children      []string // shard ids
@@ -50,7 +52,7 @@ type lease struct {
 	checkpointOwner string
 	// tail is where the records a finished shard's processor still needed
 	// begin (Checkpointer.SetTail); written with SHARD_END.
-	tail Position
+	tail shardpos.Position
 }
 
 // finished reports whether the lease's shard has been read to its end.

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // loadJavaFixture reads testdata/java-kcl-leases.json, replacing
@@ -88,13 +90,13 @@ func TestLeaseDecodesJavaKCLItems(t *testing.T) {
 		got = append(got, l)
 	}
 	want := []lease{
-		{key: "shardId-000000000000", owner: "java-worker-7f3c", counter: 1042, checkpoint: Position{"4959000000000000", 0}, ownerSwitches: 1,
+		{key: "shardId-000000000000", owner: "java-worker-7f3c", counter: 1042, checkpoint: shardpos.Position{Sequence: "4959000000000000", SubSequence: 0}, ownerSwitches: 1,
 			startHash: "0", endHash: "170141183460469231731687303715884105727"},
-		{key: "shardId-000000000001", owner: "java-worker-1a2b", counter: 7, checkpoint: Position{"4959000000000001", 0},
+		{key: "shardId-000000000001", owner: "java-worker-1a2b", counter: 7, checkpoint: shardpos.Position{Sequence: "4959000000000001", SubSequence: 0},
 			startHash: "170141183460469231731687303715884105728", endHash: "340282366920938463463374607431768211455"},
-		{key: "shardId-000000000002", counter: 3, checkpoint: Position{TrimHorizon, 0}, parents: []string{"shardId-000000000000", "shardId-000000000001"},
+		{key: "shardId-000000000002", counter: 3, checkpoint: shardpos.Position{Sequence: TrimHorizon, SubSequence: 0}, parents: []string{"shardId-000000000000", "shardId-000000000001"},
 			startHash: "0", endHash: "340282366920938463463374607431768211455"},
-		{key: "shardId-000000000003", counter: 12, checkpoint: Position{ShardEnd, 0}, children: []string{"shardId-000000000004", "shardId-000000000005"}},
+		{key: "shardId-000000000003", counter: 12, checkpoint: shardpos.Position{Sequence: ShardEnd, SubSequence: 0}, children: []string{"shardId-000000000004", "shardId-000000000005"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
@@ -106,7 +108,7 @@ func TestLeaseDecodesJavaKCLItems(t *testing.T) {
 
 func TestLeaseItemRoundTrip(t *testing.T) {
 	l := lease{key: "123456789012:sensors:1700000000:shardId-000000000004", owner: "w1", counter: 5,
-		checkpoint: Position{"49590338271490256608559692538361571095921575989136588898", 3}, ownerSwitches: 2,
+		checkpoint: shardpos.Position{Sequence: "49590338271490256608559692538361571095921575989136588898", SubSequence: 3}, ownerSwitches: 2,
 		parents: []string{"shardId-000000000001", "shardId-000000000002"}, startHash: "0", endHash: "99",
 		streamID: "123456789012:sensors:1700000000", shardID: "shardId-000000000004"}
 	item := l.item()

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // DynamoDBAPI is the part of the DynamoDB client the consumer uses; a
@@ -247,7 +249,7 @@ func (t *leaseTable) take(ctx context.Context, l *lease, owner string) error {
 // checkpoint records pos. With release, the owner is removed in the same
 // write so that another worker can take the lease at once. children, when
 // given, are recorded as the shard's childShardIds.
-func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos Position, children []string, release bool) error {
+func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos shardpos.Position, children []string, release bool) error {
 	u := update{set: map[string]types.AttributeValue{
 		attrCheckpoint:    &types.AttributeValueMemberS{Value: pos.Sequence},
 		attrCheckpointSub: numAttr(int64(pos.SubSequence)),

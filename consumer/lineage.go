@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // Attributes streamscore adds to a finished lease: where the records its
@@ -23,7 +25,7 @@ const (
 type Lineage struct {
 	// Start is the checkpoint the shard started from: a sentinel
 	// (TRIM_HORIZON, ...) when it has never been checkpointed.
-	Start Position
+	Start shardpos.Position
 	// StartingHashKey and EndingHashKey bound the shard's hash key range
 	// (decimal, inclusive), as its lease has them.
 	StartingHashKey, EndingHashKey string
@@ -37,14 +39,14 @@ type Lineage struct {
 // records from From (inclusive) to the shard's end.
 type Tail struct {
 	ShardID string
-	From    Position
+	From    shardpos.Position
 }
 
 // SetTail records, with the SHARD_END checkpoint the consumer writes next,
 // that the processor's open windows still need the shard's records from pos
 // on. Call it while handling the batch that has ShardEnd set; the processor
 // may then drop its open windows instead of emitting them incomplete.
-func (cp *Checkpointer) SetTail(pos Position) {
+func (cp *Checkpointer) SetTail(pos shardpos.Position) {
 	r := cp.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -97,7 +99,7 @@ func (l *lease) readTail(item map[string]types.AttributeValue) error {
 	if sub < 0 {
 		return fmt.Errorf("attribute %s: negative value %d", attrTailSubSequence, sub)
 	}
-	l.tail = Position{Sequence: seq, SubSequence: uint64(sub)}
+	l.tail = shardpos.Position{Sequence: seq, SubSequence: uint64(sub)}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/streamscore/streamscore/internal/retry"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // fetchResult is one read from a shard, by polling or by fan-out.
@@ -62,15 +63,15 @@ const latestSkew = 5 * time.Second
 // iterator was obtained, so that a second iterator (after an expiry or a
 // restart) starts where the first did and not at a later tip.
 type origin struct {
-	pos Position  // TrimHorizon, Latest, AtTimestamp or a sequence number
-	at  time.Time // the timestamp for AtTimestamp
+	pos shardpos.Position // TrimHorizon, Latest, AtTimestamp or a sequence number
+	at  time.Time         // the timestamp for AtTimestamp
 }
 
 // resolveLatest turns a LATEST origin into AT_TIMESTAMP of when the first
 // LATEST iterator was asked for, less latestSkew.
 func (o *origin) resolveLatest(asked time.Time) {
 	if o.pos.Sequence == Latest {
-		*o = origin{pos: Position{Sequence: AtTimestamp}, at: asked.Add(-latestSkew)}
+		*o = origin{pos: shardpos.Position{Sequence: AtTimestamp}, at: asked.Add(-latestSkew)}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // errFinished ends a shard run whose shard reached SHARD_END.
@@ -18,7 +20,7 @@ var errFinished = errors.New("shard finished")
 // state before returning the error.
 type handlerError struct {
 	err  error
-	last Position
+	last shardpos.Position
 }
 
 func (e *handlerError) Error() string { return e.err.Error() }
@@ -78,7 +80,7 @@ func (r *shardRun) run() {
 
 // failed turns a processor's error into the shard loop's, with the lost
 // lease taking precedence: the processor is gone either way.
-func (r *shardRun) failed(err error, last Position) error {
+func (r *shardRun) failed(err error, last shardpos.Position) error {
 	r.proc = nil
 	if errors.Is(err, ErrLeaseLost) && !r.lostFlag.Load() {
 		// The processor found the lease expired (Checkpointer.Expired):
@@ -120,7 +122,7 @@ func (r *shardRun) handled(b *Batch) {
 	if len(b.Records) > 0 && b.Last().Compare(r.failedAt) < 0 {
 		return
 	}
-	r.failing, r.failedAt = false, Position{}
+	r.failing, r.failedAt = false, shardpos.Position{}
 	r.failBackoff.reset()
 	r.c.clearFailed(r, FailureHandler)
 }
@@ -141,7 +143,7 @@ func (r *shardRun) process() error {
 	proc := c.newProcessor()
 	r.proc = proc
 	if err := proc.Initialize(r.ctx, ShardInfo{Stream: r.s.cfg.Name, ShardID: r.shardID, Checkpointer: r.cp, Start: start.pos}); err != nil {
-		return r.failed(err, Position{})
+		return r.failed(err, shardpos.Position{})
 	}
 	var f fetcher
 	if c.cfg.FanOut && r.s.consumerARN != "" {
@@ -154,7 +156,7 @@ func (r *shardRun) process() error {
 	// Resuming at a checkpoint re-reads its Kinesis record (AT_SEQUENCE_NUMBER)
 	// and drops the user records up to and including the checkpoint: that is
 	// how a restart resumes in the middle of a KPL aggregate.
-	var skip Position
+	var skip shardpos.Position
 	if isSequenceNumber(start.pos.Sequence) {
 		skip = start.pos
 	}
@@ -167,7 +169,7 @@ func (r *shardRun) process() error {
 
 	deagg := newDeaggregator()
 	batch := &Batch{Stream: name, ShardID: r.shardID, Checkpointer: r.cp}
-	var last Position
+	var last shardpos.Position
 	for {
 		if err := r.stopCtx.Err(); err != nil {
 			return err
@@ -192,8 +194,8 @@ func (r *shardRun) process() error {
 			batch.Records, n = deagg.appendRecords(batch.Records, raw.Data, base)
 			fails += n
 			if skip.Sequence != "" {
-				if compareSeq(base.SequenceNumber, skip.Sequence) > 0 {
-					skip = Position{}
+				if shardpos.CompareSequence(base.SequenceNumber, skip.Sequence) > 0 {
+					skip = shardpos.Position{}
 				} else {
 					batch.Records = dropThrough(batch.Records, from, skip)
 				}
@@ -215,7 +217,7 @@ func (r *shardRun) process() error {
 			recordsC.Add(float64(len(batch.Records)))
 			bytesC.Add(float64(size))
 			if err := proc.ProcessRecords(r.ctx, batch); err != nil {
-				var last Position
+				var last shardpos.Position
 				if len(batch.Records) > 0 {
 					last = batch.Last()
 				}
@@ -233,7 +235,7 @@ func (r *shardRun) process() error {
 }
 
 // dropThrough removes, from recs[from:], the records at or before skip.
-func dropThrough(recs []Record, from int, skip Position) []Record {
+func dropThrough(recs []Record, from int, skip shardpos.Position) []Record {
 	out := recs[:from]
 	for i := from; i < len(recs); i++ {
 		if recs[i].Position().Compare(skip) > 0 {
@@ -284,7 +286,7 @@ func (r *shardRun) waitParents() error {
 
 // endShard waits until everything delivered is durable, then checkpoints
 // SHARD_END with the children recorded and the lease released.
-func (r *shardRun) endShard(children []types.ChildShard, last Position) error {
+func (r *shardRun) endShard(children []types.ChildShard, last shardpos.Position) error {
 	c := r.c
 	ids := make([]string, 0, len(children))
 	for _, ch := range children {

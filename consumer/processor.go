@@ -1,6 +1,10 @@
 package consumer
 
-import "context"
+import (
+	"context"
+
+	"github.com/streamscore/streamscore/shardpos"
+)
 
 // ShardProcessor is one shard's life on this worker, as Java KCL's
 // ShardRecordProcessor has it: the consumer makes a new one (through the
@@ -66,7 +70,7 @@ type ShardInfo struct {
 	// Start is where reading resumes: the last durable position (the
 	// records after it are delivered), or a sentinel (TrimHorizon, Latest,
 	// AtTimestamp) when nothing was checkpointed.
-	Start Position
+	Start shardpos.Position
 }
 
 // ProcessorFactory makes a processor for a shard the worker starts on.

@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"time"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // Checkpoint sentinels stored in the lease table's checkpoint attribute in
@@ -17,57 +19,6 @@ const (
 	// its children may start.
 	ShardEnd = "SHARD_END"
 )
-
-// Position is a place in a shard: a Kinesis sequence number plus the index of
-// a user record inside a KPL aggregate (0 for records that are not aggregated).
-//
-// A checkpoint at a Position means every user record up to and including it
-// is done; a restarted reader resumes at the next user record, even in the
-// middle of an aggregate.
-type Position struct {
-	// Sequence is a decimal sequence number or one of the sentinels
-	// TrimHorizon, Latest, AtTimestamp, ShardEnd.
-	Sequence string
-	// SubSequence is the index of the user record inside its aggregate.
-	SubSequence uint64
-}
-
-// IsZero reports whether p is the zero Position (nothing processed).
-func (p Position) IsZero() bool { return p.Sequence == "" && p.SubSequence == 0 }
-
-// Compare orders two positions that name real sequence numbers: -1 if
-// p is before q, 0 if equal, +1 if after. Sequence numbers are decimal
-// integers of up to 128 bits without leading zeros, so a longer string is a
-// larger number and equal lengths compare lexically. An empty sequence sorts
-// first.
-func (p Position) Compare(q Position) int {
-	if c := compareSeq(p.Sequence, q.Sequence); c != 0 {
-		return c
-	}
-	switch {
-	case p.SubSequence < q.SubSequence:
-		return -1
-	case p.SubSequence > q.SubSequence:
-		return 1
-	}
-	return 0
-}
-
-func compareSeq(a, b string) int {
-	if len(a) != len(b) {
-		if len(a) < len(b) {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 // Record is one user record: a plain Kinesis record, or one record out of a
 // KPL aggregate.
@@ -109,8 +60,8 @@ type Record struct {
 }
 
 // Position returns the record's position, suitable for Checkpointer.
-func (r *Record) Position() Position {
-	return Position{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber}
+func (r *Record) Position() shardpos.Position {
+	return shardpos.Position{Sequence: r.SequenceNumber, SubSequence: r.SubSequenceNumber}
 }
 
 // Batch is the set of user records from one read of one shard, in shard
@@ -145,9 +96,9 @@ type Batch struct {
 
 // Last returns the position of the last record in the batch, or the zero
 // Position when the batch is empty.
-func (b *Batch) Last() Position {
+func (b *Batch) Last() shardpos.Position {
 	if len(b.Records) == 0 {
-		return Position{}
+		return shardpos.Position{}
 	}
 	return b.Records[len(b.Records)-1].Position()
 }

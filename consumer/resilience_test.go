@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // faultyKinesis decorates a real Kinesis client: before a shard read goes
@@ -273,7 +274,7 @@ func TestHandlerErrorFailsOneShardOnly(t *testing.T) {
 		if l.owner != "" {
 			t.Errorf("lease %s still owned by %q after a graceful stop", key, l.owner)
 		}
-		if key == bad && (l.checkpoint != Position{lastBad.seq, lastBad.sub}) {
+		if key == bad && (l.checkpoint != shardpos.Position{Sequence: lastBad.seq, SubSequence: lastBad.sub}) {
 			t.Errorf("failed shard's lease checkpoint %v, want its last record taken %v", l.checkpoint, lastBad)
 		}
 	}

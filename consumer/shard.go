@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // shardRun is one held lease and the goroutine processing its shard.
@@ -57,7 +59,7 @@ type shardRun struct {
 	// reaching it.
 	failBackoff *backoff
 	failing     bool
-	failedAt    Position
+	failedAt    shardpos.Position
 }
 
 func newShardRun(c *Consumer, s *stream, shardID string, l lease) *shardRun {
@@ -189,7 +191,7 @@ func (r *shardRun) reconcileLocked(ctx context.Context) error {
 }
 
 // writeCheckpointLocked writes pos; r.mu is held.
-func (r *shardRun) writeCheckpointLocked(ctx context.Context, pos Position, children []string, release bool) error {
+func (r *shardRun) writeCheckpointLocked(ctx context.Context, pos shardpos.Position, children []string, release bool) error {
 	start := time.Now()
 	err := r.c.table.checkpoint(ctx, &r.lease, pos, children, release)
 	r.c.m.checkpointTime.Observe(time.Since(start).Seconds())
@@ -258,7 +260,7 @@ func (r *shardRun) finish(ctx context.Context, children []string) error {
 		return fmt.Errorf("checkpoint %s at SHARD_END: %w", r.lease.key, ErrLeaseLost)
 	}
 	err := r.writeLocked(ctx, func() error {
-		return r.writeCheckpointLocked(ctx, Position{Sequence: ShardEnd}, children, true)
+		return r.writeCheckpointLocked(ctx, shardpos.Position{Sequence: ShardEnd}, children, true)
 	})
 	if errors.Is(err, errConflict) {
 		if l, ok, gerr := r.c.table.get(ctx, r.lease.key); gerr == nil && ok && l.finished() {

@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // listShards returns every shard of the stream, following NextToken.
@@ -204,7 +206,7 @@ func (c *Consumer) createChildLeases(ctx context.Context, s *stream, children []
 }
 
 func (c *Consumer) newLease(s *stream, shardID, start string, parents []string, hr *types.HashKeyRange) lease {
-	l := lease{key: s.leaseKey(shardID), checkpoint: Position{Sequence: start}, parents: parents}
+	l := lease{key: s.leaseKey(shardID), checkpoint: shardpos.Position{Sequence: start}, parents: parents}
 	if hr != nil {
 		l.startHash, l.endHash = deref(hr.StartingHashKey), deref(hr.EndingHashKey)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamscore/streamscore/consumer"
 	"github.com/streamscore/streamscore/scorer"
+	"github.com/streamscore/streamscore/shardpos"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -30,7 +31,7 @@ type userRecord struct {
 	// Lambda's checkpoint and of batch item failures.
 	rec           int
 	stream, shard string
-	pos           sinks.Position
+	pos           shardpos.Position
 	// poison is set when the record cannot be processed at all.
 	poison *sinks.Poison
 	login  bool
@@ -227,7 +228,7 @@ func (h *Handler) parseBatch(ev *events.KinesisEvent) []userRecord {
 			Stream: stream, ShardID: shard, SequenceNumber: r.Kinesis.SequenceNumber, PartitionKey: r.Kinesis.PartitionKey,
 		})
 		for _, ur := range recs {
-			u := userRecord{rec: i, stream: stream, shard: shard, pos: sinks.Position{Sequence: ur.SequenceNumber, SubSequence: ur.SubSequenceNumber}}
+			u := userRecord{rec: i, stream: stream, shard: shard, pos: shardpos.Position{Sequence: ur.SequenceNumber, SubSequence: ur.SubSequenceNumber}}
 			poison := func(reason string, err error) *sinks.Poison {
 				return &sinks.Poison{Reason: reason, Detail: err.Error(), Stream: stream, Shard: shard, Position: u.pos, Data: ur.Data}
 			}

@@ -4,13 +4,14 @@ import (
 	"sync"
 
 	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/shardpos"
 	"github.com/streamscore/streamscore/sinks"
 )
 
 // durableMarker is the part of the consumer's Checkpointer the low-water
 // mark writes to.
 type durableMarker interface {
-	MarkDurable(consumer.Position) error
+	MarkDurable(shardpos.Position) error
 }
 
 var _ durableMarker = (*consumer.Checkpointer)(nil)
@@ -80,7 +81,7 @@ func (lw *lowWater) setOpsLow(low uint64) {
 func (lw *lowWater) send(out int, low uint64) (id uint64, rng sinks.Range) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	rng = sinks.Range{First: sinkPos(lw.pos.at(lw.spans[out])), Last: sinkPos(lw.pos.at(lw.next - 1))}
+	rng = sinks.Range{First: lw.pos.at(lw.spans[out]), Last: lw.pos.at(lw.next - 1)}
 	lw.spans[out] = lw.next
 	lw.seq++
 	lw.inflight[lw.seq] = low
@@ -148,7 +149,7 @@ func (lw *lowWater) advance() bool {
 
 // at returns the position of offset off as the index has it (exact at a
 // read batch's ends, else at or before the record).
-func (lw *lowWater) at(off uint64) consumer.Position {
+func (lw *lowWater) at(off uint64) shardpos.Position {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	return lw.pos.at(off)
@@ -161,9 +162,4 @@ func (lw *lowWater) own(off uint64) bool {
 	defer lw.mu.Unlock()
 	i := lw.pos.find(off)
 	return i >= 0 && !lw.pos.spans[i].foreign
-}
-
-// sinkPos converts a consumer position for the sinks.
-func sinkPos(p consumer.Position) sinks.Position {
-	return sinks.Position{Sequence: p.Sequence, SubSequence: p.SubSequence}
 }

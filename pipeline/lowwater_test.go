@@ -7,16 +7,17 @@ import (
 	"testing"
 
 	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // marks records what the low-water mark hands the checkpointer: the rule
 // is tested without a consumer, a lease table or any server.
 type marks struct {
-	got  []consumer.Position
+	got  []shardpos.Position
 	fail error
 }
 
-func (m *marks) MarkDurable(p consumer.Position) error {
+func (m *marks) MarkDurable(p shardpos.Position) error {
 	if m.fail != nil {
 		return m.fail
 	}
@@ -195,7 +196,7 @@ func TestLowWaterOrders(t *testing.T) {
 			if got := m.last(); got != tc.want {
 				t.Fatalf("last checkpoint %s, want %s (all: %v)", got, tc.want, m.got)
 			}
-			if !slices.IsSortedFunc(m.got, func(a, b consumer.Position) int { return a.Compare(b) }) {
+			if !slices.IsSortedFunc(m.got, func(a, b shardpos.Position) int { return a.Compare(b) }) {
 				t.Fatalf("checkpoints went backwards: %v", m.got)
 			}
 		})

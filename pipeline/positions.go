@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // maxSpans bounds a shard's position index. Beyond it the older half is
@@ -31,7 +32,7 @@ type positionIndex struct {
 
 type posSpan struct {
 	first, last       uint64 // offsets, inclusive
-	firstPos, lastPos consumer.Position
+	firstPos, lastPos shardpos.Position
 	// foreign spans hold a parent shard's records replayed by a child:
 	// never a checkpoint of this shard.
 	foreign bool
@@ -87,10 +88,10 @@ func (x *positionIndex) find(off uint64) int {
 // last record of a span), else the position of the first record of the
 // span holding it: a re-read from there finds the record. The zero
 // Position when off is not held.
-func (x *positionIndex) at(off uint64) consumer.Position {
+func (x *positionIndex) at(off uint64) shardpos.Position {
 	i := x.find(off)
 	if i < 0 {
-		return consumer.Position{}
+		return shardpos.Position{}
 	}
 	if s := &x.spans[i]; off == s.last {
 		return s.lastPos
@@ -101,19 +102,19 @@ func (x *positionIndex) at(off uint64) consumer.Position {
 // durableBelow returns the newest position p such that every record up to
 // and including p lies below offset low, and the offset just after p: the
 // checkpoint that "everything below low is done" allows.
-func (x *positionIndex) durableBelow(low uint64) (consumer.Position, uint64, bool) {
+func (x *positionIndex) durableBelow(low uint64) (shardpos.Position, uint64, bool) {
 	if low == 0 {
-		return consumer.Position{}, 0, false
+		return shardpos.Position{}, 0, false
 	}
 	live := x.spans[x.head:]
 	// The last span ending at or before low-1.
 	i := sort.Search(len(live), func(i int) bool { return live[i].last >= low })
 	if i == 0 {
-		return consumer.Position{}, 0, false
+		return shardpos.Position{}, 0, false
 	}
 	s := &live[i-1]
 	if s.foreign {
-		return consumer.Position{}, 0, false
+		return shardpos.Position{}, 0, false
 	}
 	return s.lastPos, s.last + 1, true
 }

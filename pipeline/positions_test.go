@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // seqAt renders a Kinesis-like 56-digit sequence number for record i, so
@@ -120,7 +121,7 @@ func BenchmarkPositionsMemory(b *testing.B) {
 	b.Run("per-record", func(b *testing.B) {
 		for range b.N {
 			before := heap()
-			var positions []consumer.Position
+			var positions []shardpos.Position
 			var off uint64
 			for range seconds * batches {
 				for _, r := range read(off) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/streamscore/streamscore/consumer"
 	"github.com/streamscore/streamscore/scorer"
+	"github.com/streamscore/streamscore/shardpos"
 	"github.com/streamscore/streamscore/sinks"
 	"github.com/streamscore/streamscore/windowing"
 )
@@ -419,15 +420,15 @@ func (st *shardState) partID(off uint64) string {
 
 // position returns the position of offset off: exact within the batch
 // being handled, else as the index has it (at or before the record).
-func (st *shardState) position(off uint64) consumer.Position {
+func (st *shardState) position(off uint64) shardpos.Position {
 	if off >= st.curFirst && off-st.curFirst < uint64(len(st.cur)) {
 		return st.cur[off-st.curFirst].Position()
 	}
 	return st.lw.at(off)
 }
 
-func (st *shardState) poison(reason, detail string, pos consumer.Position, data []byte) sinks.Poison {
-	return sinks.Poison{Reason: reason, Detail: detail, Stream: st.stream, Shard: st.shard, Position: sinkPos(pos), Data: data}
+func (st *shardState) poison(reason, detail string, pos shardpos.Position, data []byte) sinks.Poison {
+	return sinks.Poison{Reason: reason, Detail: detail, Stream: st.stream, Shard: st.shard, Position: pos, Data: data}
 }
 
 // unscorable renders a row no scorer could score (endpoint down, no
@@ -448,7 +449,7 @@ func (st *shardState) unscorable(feat arrow.RecordBatch, row int, o *shardScorer
 		detail = o.res.Err.Error()
 	}
 	offs := feat.Schema().FieldIndices(windowing.ColOffsetLast)
-	var pos consumer.Position
+	var pos shardpos.Position
 	if len(offs) > 0 {
 		pos = st.position(feat.Column(offs[0]).(*array.Uint64).Value(row))
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // Reasons a record is dead-lettered.
@@ -55,7 +57,7 @@ type Poison struct {
 	// Stream, Shard and Position say where the record came from.
 	Stream   string
 	Shard    string
-	Position Position
+	Position shardpos.Position
 	// Data is the record's original bytes (for ReasonRefused, the row as
 	// JSON).
 	Data []byte

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 func TestDeadLetterBodiesAttributesAndLargeRecords(t *testing.T) {
@@ -31,7 +32,7 @@ func TestDeadLetterBodiesAttributesAndLargeRecords(t *testing.T) {
 	var recs []Poison
 	for i := range 12 {
 		recs = append(recs, Poison{Reason: ReasonUndecodable, Detail: fmt.Sprintf("line 1: field \"temp\": not a number (%d)", i),
-			Stream: "factory", Shard: "shardId-000000000003", Position: Position{Sequence: fmt.Sprintf("4963%052d", i), SubSequence: uint64(i % 3)},
+			Stream: "factory", Shard: "shardId-000000000003", Position: shardpos.Position{Sequence: fmt.Sprintf("4963%052d", i), SubSequence: uint64(i % 3)},
 			Data: []byte(fmt.Sprintf("{\"temp\":\"x%d\"}\x00\xff", i))})
 	}
 	big := bytes.Repeat([]byte{0xF3, 0x89, 0x9A, 0xC2}, 80<<10) // 320 KiB: too large for SQS
@@ -52,7 +53,7 @@ func TestDeadLetterBodiesAttributesAndLargeRecords(t *testing.T) {
 		}
 		for _, msg := range out.Messages {
 			attr := func(k string) string { return aws.ToString(msg.MessageAttributes[k].StringValue) }
-			p := Position{Sequence: attr("sequence_number")}
+			p := shardpos.Position{Sequence: attr("sequence_number")}
 			fmt.Sscan(attr("sub_sequence"), &p.SubSequence)
 			var want *Poison
 			for i := range recs {

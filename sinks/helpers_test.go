@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
@@ -81,8 +82,8 @@ func resultRecord(t testing.TB, nfeat int, rows []row) arrow.RecordBatch {
 }
 
 // pos makes a position with a realistic 56-digit sequence number.
-func pos(n int) Position {
-	return Position{Sequence: fmt.Sprintf("4963%052d", n)}
+func pos(n int) shardpos.Position {
+	return shardpos.Position{Sequence: fmt.Sprintf("4963%052d", n)}
 }
 
 // acks collects batch outcomes.

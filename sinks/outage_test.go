@@ -21,6 +21,7 @@ import (
 
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // outageCtx outlives devstacktest.Ctx's two minutes: an outage test waits
@@ -256,7 +257,7 @@ func TestDeadLetterSQSOutageLosesNothing(t *testing.T) {
 	var sendA, sendB []Poison
 	for i := range 12 {
 		sendA = append(sendA, Poison{Reason: ReasonUndecodable, Detail: fmt.Sprintf("line 1: field \"temp\": not a number (%d)", i),
-			Stream: "factory", Shard: "shardId-000000000001", Position: Position{Sequence: fmt.Sprintf("4963%052d", i), SubSequence: uint64(i % 2)},
+			Stream: "factory", Shard: "shardId-000000000001", Position: shardpos.Position{Sequence: fmt.Sprintf("4963%052d", i), SubSequence: uint64(i % 2)},
 			Data: []byte(fmt.Sprintf("{\"temp\":\"x%d\"}\x00\xff", i))})
 	}
 	for i := range 3 {
@@ -315,7 +316,7 @@ func TestDeadLetterSQSOutageLosesNothing(t *testing.T) {
 		}
 		for _, msg := range out.Messages {
 			attr := func(k string) string { return aws.ToString(msg.MessageAttributes[k].StringValue) }
-			p := Position{Sequence: attr("sequence_number")}
+			p := shardpos.Position{Sequence: attr("sequence_number")}
 			if _, err := fmt.Sscan(attr("sub_sequence"), &p.SubSequence); err != nil {
 				t.Fatalf("sub_sequence %q: %v", attr("sub_sequence"), err)
 			}

@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // S3Options configure the Parquet sink.
@@ -182,7 +184,7 @@ type s3Shard struct {
 
 // roll is one shard's set of files being written together.
 type roll struct {
-	first, last Position
+	first, last shardpos.Position
 	opened      time.Time
 	schema      *arrow.Schema
 	parts       map[string]*partFile // by partition path

@@ -12,59 +12,18 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
-
-// Position is a place in a Kinesis shard: the sequence number of a Kinesis
-// record and the index of a user record inside its KPL aggregate (0 when the
-// record was not aggregated). It mirrors the consumer's position without
-// importing it: sinks never depend on how records are read.
-type Position struct {
-	// Sequence is the decimal Kinesis sequence number.
-	Sequence string
-	// SubSequence is the index of the user record inside its aggregate.
-	SubSequence uint64
-}
-
-// IsZero reports whether p is unset.
-func (p Position) IsZero() bool { return p.Sequence == "" && p.SubSequence == 0 }
-
-// Compare orders positions of one shard: -1 if p is before q, 0 if equal, +1
-// if after. Sequence numbers are decimal integers without leading zeros, so a
-// longer string is a larger number and equal lengths compare lexically.
-func (p Position) Compare(q Position) int {
-	if len(p.Sequence) != len(q.Sequence) {
-		if len(p.Sequence) < len(q.Sequence) {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case p.Sequence < q.Sequence:
-		return -1
-	case p.Sequence > q.Sequence:
-		return 1
-	case p.SubSequence < q.SubSequence:
-		return -1
-	case p.SubSequence > q.SubSequence:
-		return 1
-	}
-	return 0
-}
-
-// String renders p as "sequence.subsequence", the form used in object keys
-// and dead-letter attributes.
-func (p Position) String() string {
-	return p.Sequence + "." + strconv.FormatUint(p.SubSequence, 10)
-}
 
 // Range is the span of source positions a batch covers, both ends included:
 // every user record whose result is in the batch lies in [First, Last].
 type Range struct {
-	First, Last Position
+	First, Last shardpos.Position
 }
 
 // Covers reports whether q lies within r.
-func (r Range) Covers(q Position) bool {
+func (r Range) Covers(q shardpos.Position) bool {
 	return r.First.Compare(q) <= 0 && q.Compare(r.Last) <= 0
 }
 

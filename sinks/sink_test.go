@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/streamscore/streamscore/shardpos"
 )
 
 // ResultID must follow its documented formula exactly: analysts recompute
@@ -23,12 +25,12 @@ func TestResultIDFollowsTheDocumentedFormula(t *testing.T) {
 }
 
 func TestPositionCompare(t *testing.T) {
-	a := Position{Sequence: "999", SubSequence: 5}
-	b := Position{Sequence: "1000"}
+	a := shardpos.Position{Sequence: "999", SubSequence: 5}
+	b := shardpos.Position{Sequence: "1000"}
 	if a.Compare(b) != -1 || b.Compare(a) != 1 || a.Compare(a) != 0 {
 		t.Fatal("longer sequence numbers are larger")
 	}
-	if (Position{Sequence: "1000", SubSequence: 1}).Compare(b) != 1 {
+	if (shardpos.Position{Sequence: "1000", SubSequence: 1}).Compare(b) != 1 {
 		t.Fatal("sub-sequence breaks ties")
 	}
 }
