@@ -281,10 +281,8 @@ func (p *Pipeline) Ready(context.Context) error {
 	// A sink that is out as a whole holds its batches, and so the shards'
 	// checkpoints, back: not ready, and its metric says which.
 	for _, s := range p.sinks {
-		if h, ok := s.(sinks.HealthChecker); ok {
-			if err := h.Healthy(); err != nil {
-				return fmt.Errorf("pipeline %s: %w", p.cfg.Pipeline, err)
-			}
+		if err := s.Healthy(); err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.cfg.Pipeline, err)
 		}
 	}
 	if p.dlq != nil {

@@ -78,10 +78,12 @@ type Sink interface {
 	// an error matching ctx's, and batches still unacked are acked with the
 	// error of the sink's shutdown (it matches context.Canceled), never nil.
 	Close(ctx context.Context) error
+	// Healthy reports an outage (HealthChecker).
+	HealthChecker
 }
 
-// HealthChecker is implemented by every sink of this package, by Tee and
-// by *DeadLetter. Healthy returns nil unless the sink is in an outage: its
+// HealthChecker is part of every Sink and implemented by *DeadLetter.
+// Healthy returns nil unless the sink is in an outage: its
 // service refuses it as a whole (access denied, a missing table, topic,
 // queue or bucket; reported at once) or its calls have failed transiently
 // for OutageAfter. Only then may its batches stay unacked; a row the
@@ -103,12 +105,7 @@ var (
 	_ handler = (*alertHandler)(nil)
 	_ handler = (*cwHandler)(nil)
 
-	_ HealthChecker = (*S3)(nil)
-	_ HealthChecker = (*FeatureTable)(nil)
-	_ HealthChecker = (*Alerts)(nil)
-	_ HealthChecker = (*CloudWatch)(nil)
 	_ HealthChecker = (*DeadLetter)(nil)
-	_ HealthChecker = tee(nil)
 )
 
 // ErrClosed is returned by Write after Close.
@@ -245,13 +242,11 @@ func (t tee) Write(ctx context.Context, b Batch) error {
 	return nil
 }
 
-// Healthy joins the outages of the teed sinks that report health.
+// Healthy joins the outages of the teed sinks.
 func (t tee) Healthy() error {
 	var errs []error
 	for _, s := range t {
-		if h, ok := s.(HealthChecker); ok {
-			errs = append(errs, h.Healthy())
-		}
+		errs = append(errs, s.Healthy())
 	}
 	return errors.Join(errs...)
 }

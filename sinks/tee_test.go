@@ -49,6 +49,8 @@ func (s *stubSink) FlushShard(_ context.Context, stream, shard string) error {
 	return s.flushErr
 }
 
+func (s *stubSink) Healthy() error { return nil }
+
 func (s *stubSink) Close(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
