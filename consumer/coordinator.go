@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // renewParallelism bounds the renewals in flight at once: enough that a
@@ -84,7 +86,7 @@ func (c *Consumer) takeLoop(ctx context.Context) {
 				wait = max(d, 10*time.Millisecond)
 			}
 		}
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -201,7 +203,7 @@ func (c *Consumer) endedChan() <-chan struct{} {
 
 // syncLoop discovers new shards every ShardSyncInterval.
 func (c *Consumer) syncLoop(ctx context.Context) {
-	for sleep(ctx, c.cfg.ShardSyncInterval) {
+	for retry.Sleep(ctx, c.cfg.ShardSyncInterval) {
 		for _, s := range c.streams {
 			if err := c.syncShards(ctx, s); err != nil && ctx.Err() == nil {
 				c.log.Warn("shard sync failed", "stream", s.cfg.Name, "err", err)

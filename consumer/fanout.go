@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+
+	"github.com/streamscore/streamscore/internal/retry"
 )
 
 // ownEventStreamCodec gives one SubscribeToShard call its own protocol
@@ -40,7 +42,7 @@ func (c *Consumer) registerFanOut(ctx context.Context, s *stream) (string, error
 		if d.ConsumerStatus == types.ConsumerStatusActive {
 			return deref(d.ConsumerARN), nil
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !retry.Sleep(ctx, 200*time.Millisecond) {
 			return "", ctx.Err()
 		}
 	}
@@ -127,12 +129,11 @@ func (f *subscriber) fail(ctx context.Context, err error) {
 		// winding down: Kinesis refuses a new one for a few seconds. That is
 		// not a failure of fan-out; wait and retry.
 		f.c.log.Debug("previous subscription still active; retrying", "stream", f.s.cfg.Name, "shard", f.shardID)
-		sleep(ctx, time.Second/2+rand.N(time.Second/2))
+		retry.Sleep(ctx, time.Second/2+rand.N(time.Second/2))
 		return
 	}
 	f.failures++
-	var lim *types.LimitExceededException
-	if errors.As(err, &lim) {
+	if retry.Classify(err) == retry.Throttled {
 		f.c.m.throttles.WithLabelValues(f.s.cfg.Name).Inc()
 	}
 	if f.failures >= maxSubscribeFailures {

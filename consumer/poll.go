@@ -156,7 +156,7 @@ func (p *poller) next(ctx context.Context) (fetchResult, error) {
 			p.quietSince = time.Now()
 			return fetchResult{heartbeat: true}, nil
 		}
-		if p.idle && !sleep(ctx, p.c.cfg.IdleInterval) {
+		if p.idle && !retry.Sleep(ctx, p.c.cfg.IdleInterval) {
 			return fetchResult{}, ctx.Err()
 		}
 		p.idle = false

@@ -2,13 +2,13 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/streamscore/streamscore/internal/retry"
 	"github.com/streamscore/streamscore/shardpos"
 )
 
@@ -20,8 +20,7 @@ func (c *Consumer) listShards(ctx context.Context, s *stream) ([]types.Shard, er
 	for {
 		out, err := c.kin.ListShards(ctx, in)
 		if err != nil {
-			var le *types.LimitExceededException
-			if errors.As(err, &le) && backoff.wait(ctx) {
+			if retry.Classify(err) == retry.Throttled && backoff.wait(ctx) {
 				continue
 			}
 			return nil, fmt.Errorf("list shards of %s: %w", s.cfg.Name, err)
