@@ -228,7 +228,8 @@ type Endpoint struct {
 	// Timeout bounds one request; Concurrency the requests in flight.
 	// Zero takes the scorer's defaults (2s, 4).
 	Timeout Duration `yaml:"timeout"`
-	// MaxRowsPerRequest bounds one request's rows. Default 500.
+	// MaxRowsPerRequest bounds one request's rows; zero takes the
+	// scorer's default (500).
 	MaxRowsPerRequest int `yaml:"max_rows_per_request"`
 	Concurrency       int `yaml:"concurrency"`
 	// Fallback names the model (a key of models) that scores rows while the

@@ -5,7 +5,8 @@ package config
 // lease table, failover time, max records and idle interval; the sinks'
 // roll size and age, zstd level, float encoding, flush interval, TTL,
 // large-record handling and alert hysteresis; the scorer's endpoint
-// timeout and concurrency; windowing's max_keys and max_state_bytes) is
+// timeout, concurrency and rows per request; the CloudWatch namespace;
+// windowing's max_keys and max_state_bytes) is
 // left zero here, so each default has one home: the package's. The
 // window, schema and stream defaults windowing does not share are applied
 // where the file is converted to windowing's types (spec.go).
@@ -28,18 +29,6 @@ func (c *Config) applyDefaults() {
 		if m != nil && m.Format == "" {
 			m.Format = "xgboost"
 		}
-	}
-	for i := range c.Scorers {
-		// Not the scorer's own default (2,000 rows): the file has said
-		// 500 from the start.
-		if e := c.Scorers[i].Endpoint; e != nil && e.MaxRowsPerRequest == 0 {
-			e.MaxRowsPerRequest = 500
-		}
-	}
-	// Not the sink's own default ("streamscore"): the file has said
-	// "Streamscore" from the start.
-	if cw := c.Sinks.CloudWatch; cw != nil && cw.Namespace == "" {
-		cw.Namespace = "Streamscore"
 	}
 	for i := range c.Alerts.Rules {
 		if r := &c.Alerts.Rules[i]; r.Severity == "" {

@@ -79,7 +79,7 @@ type Config struct {
 	// are reported as batch item failures instead.
 	DeadLetterQueueURL, DeadLetterBucket, DeadLetterPrefix string
 	// MetricsNamespace is the CloudWatch namespace of the EMF line each
-	// invocation writes; default "streamscore".
+	// invocation writes; default sinks.DefaultNamespace, as the pipeline's.
 	MetricsNamespace string
 	// FunctionName is the EMF "function" dimension; default
 	// "streamscore-login" when AWS_LAMBDA_FUNCTION_NAME is unset.
@@ -128,7 +128,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DeadLetterQueueURL: str(EnvDeadLetterQueue, ""),
 		DeadLetterBucket:   str(EnvDeadLetterBucket, ""),
 		DeadLetterPrefix:   str(EnvDeadLetterPrefix, ""),
-		MetricsNamespace:   str(EnvMetricsNamespace, "streamscore"),
+		MetricsNamespace:   str(EnvMetricsNamespace, sinks.DefaultNamespace),
 		FunctionName:       str(EnvFunctionName, "streamscore-login"),
 	}
 	if c.FeatureTable == "" {

@@ -48,7 +48,7 @@ func TestConfigDefaultsFollowTheChurnPipeline(t *testing.T) {
 	if want := sinks.FeatureSet(pc.Pipeline, pc.Scorers[0].Window); c.FeatureSet != want {
 		t.Errorf("feature set %q, the churn pipeline's scorer writes %q", c.FeatureSet, want)
 	}
-	if c.KeyAttribute != "entity" || c.MaxFeatureAge != 48*time.Hour || c.Rule != "churn-at-login" || c.MetricsNamespace != "streamscore" ||
+	if c.KeyAttribute != "entity" || c.MaxFeatureAge != 48*time.Hour || c.Rule != "churn-at-login" || c.MetricsNamespace != "Streamscore" ||
 		c.FunctionName != "streamscore-login" || c.LogLevel != slog.LevelInfo || c.AlertTopicARN != "" || c.DeadLetterQueueURL != "" {
 		t.Errorf("defaults: %+v", c)
 	}

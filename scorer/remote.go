@@ -38,6 +38,11 @@ const (
 
 // BreakerEvent reports a breaker state change. Remote logs it, exports it as
 // the streamscore_scorer_breaker_state metric and hands it to
+// DefaultMaxRowsPerRequest is how many rows one InvokeEndpoint call carries
+// at most unless configured: small enough that a request of wide rows stays
+// well under the 6 MB payload limit and one slow call holds few rows back.
+const DefaultMaxRowsPerRequest = 500
+
 // RemoteConfig.OnBreakerChange (the pipeline wires that to the alert sink).
 type BreakerEvent struct {
 	Endpoint string
@@ -83,7 +88,7 @@ type RemoteConfig struct {
 	// TargetVariant and CustomAttributes are passed through to every call.
 	TargetVariant, CustomAttributes string
 	// MaxPayloadBytes bounds one request body (default and maximum 6 MB);
-	// MaxRowsPerRequest bounds its rows (default 2,000).
+	// MaxRowsPerRequest bounds its rows (default DefaultMaxRowsPerRequest).
 	MaxPayloadBytes   int
 	MaxRowsPerRequest int
 	// Concurrency bounds in-flight calls across all batches (default 4).
@@ -146,7 +151,7 @@ func NewRemote(c InvokeAPI, cfg RemoteConfig) (*Remote, error) {
 		cfg.MaxPayloadBytes = MaxPayloadBytes
 	}
 	if cfg.MaxRowsPerRequest <= 0 {
-		cfg.MaxRowsPerRequest = 2000
+		cfg.MaxRowsPerRequest = DefaultMaxRowsPerRequest
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4

@@ -51,6 +51,10 @@ type CloudWatchAPI interface {
 	PutMetricData(context.Context, *cloudwatch.PutMetricDataInput, ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error)
 }
 
+// DefaultNamespace is the CloudWatch namespace of streamscore's metrics
+// (the pipeline's and the login Lambda's) unless configured.
+const DefaultNamespace = "Streamscore"
+
 // CloudWatchOptions configure the metrics sink. At least one of Client and
 // EMF must be set.
 type CloudWatchOptions struct {
@@ -59,7 +63,7 @@ type CloudWatchOptions struct {
 	// EMF receives Embedded Metric Format JSON lines (stdout under Lambda,
 	// a file the CloudWatch agent tails); nil writes none.
 	EMF io.Writer
-	// Namespace of every metric; default "streamscore".
+	// Namespace of every metric; default DefaultNamespace.
 	Namespace string
 	// Pipeline is the value of the "pipeline" dimension; default "streamscore".
 	Pipeline string
@@ -97,7 +101,7 @@ func NewCloudWatch(o CloudWatchOptions) (*CloudWatch, error) {
 		return nil, errors.New("sinks: CloudWatchOptions needs a Client, an EMF writer or both")
 	}
 	if o.Namespace == "" {
-		o.Namespace = "streamscore"
+		o.Namespace = DefaultNamespace
 	}
 	if o.Pipeline == "" {
 		o.Pipeline = "streamscore"
