@@ -186,6 +186,8 @@ func reading(machine string, ts time.Time, vib float64) string {
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	tp := newTestPipeline(t)
+	reg := prometheus.NewRegistry()
+	tp.registerer = reg
 	stop, p := tp.startPipeline(t, "worker-a")
 	deadline := time.Now().Add(30 * time.Second)
 	for p.Ready(context.Background()) != nil && time.Now().Before(deadline) {
@@ -282,8 +284,26 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The window operators' own counts reach Prometheus through the
+	// observer: every good reading counted into a window, the late one
+	// beyond it.
+	if got := counterValue(t, reg, "streamscore_window_events_total"); int(got) != good {
+		t.Errorf("streamscore_window_events_total = %v, want the %d good readings", got, good)
+	}
+	if got := counterValue(t, reg, "streamscore_pipeline_late_events_total"); got != 1 {
+		t.Errorf("streamscore_pipeline_late_events_total = %v, want 1", got)
+	}
+	if got := gaugeSeries(t, reg, "streamscore_window_state_bytes"); got == 0 {
+		t.Error("no streamscore_window_state_bytes series while the shards run")
+	}
+
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
+	}
+	// The shards' chains ended with the stop: their per-shard series went
+	// with them.
+	if got := gaugeSeries(t, reg, "streamscore_window_state_bytes"); got != 0 {
+		t.Errorf("%d streamscore_window_state_bytes series left after the shards were handed over", got)
 	}
 	// Every shard's checkpoint is its last record: nothing is held, so a
 	// restart would replay nothing.

@@ -136,3 +136,18 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	}
 	return v
 }
+
+// gaugeSeries counts the series of a metric.
+func gaugeSeries(t *testing.T, g prometheus.Gatherer, name string) int {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
