@@ -127,6 +127,18 @@ func (os observers) ModelRejected(stream, model string) {
 	}
 }
 
+// The CloudWatch metrics the pipeline's observer sends (the sink adds those
+// it computes from result batches: sinks.MetricWindowsScored and others).
+const (
+	MetricEventsIn             = "EventsIn"
+	MetricIteratorAge          = "IteratorAge"
+	MetricDeadLetters          = "DeadLetters"
+	MetricLateEvents           = "LateEvents"
+	MetricEvictedKeys          = "EvictedKeys"
+	MetricBreakerStateChanges  = "BreakerStateChanges"
+	MetricModelReloadsRejected = "ModelReloadsRejected"
+)
+
 // counter is the part of the CloudWatch sink the observer uses.
 type counter interface {
 	Count(name string, d sinks.Dimensions, n float64)
@@ -148,18 +160,18 @@ func (o cloudWatchObserver) BatchRead(stream, _ string, records int, behind int6
 		return
 	}
 	d := sinks.Dimensions{Stream: stream}
-	o.cw.Count("EventsIn", d, float64(records))
-	o.cw.Observe("IteratorAge", cwtypes.StandardUnitMilliseconds, d, float64(behind))
+	o.cw.Count(MetricEventsIn, d, float64(records))
+	o.cw.Observe(MetricIteratorAge, cwtypes.StandardUnitMilliseconds, d, float64(behind))
 }
 
 func (o cloudWatchObserver) Replayed(string, int) {}
 
 func (o cloudWatchObserver) DeadLettered(stream, _ string, n int) {
-	o.cw.Count("DeadLetters", sinks.Dimensions{Stream: stream}, float64(n))
+	o.cw.Count(MetricDeadLetters, sinks.Dimensions{Stream: stream}, float64(n))
 }
 
 func (o cloudWatchObserver) Late(stream, _ string, n int) {
-	o.cw.Count("LateEvents", sinks.Dimensions{Stream: stream}, float64(n))
+	o.cw.Count(MetricLateEvents, sinks.Dimensions{Stream: stream}, float64(n))
 }
 
 func (o cloudWatchObserver) Emitted(string, string, int)  {}
@@ -167,10 +179,10 @@ func (o cloudWatchObserver) Checkpointed(string, string)  {}
 func (o cloudWatchObserver) Stage(Stage, time.Duration)   {}
 func (o cloudWatchObserver) ShardReleased(string, string) {}
 func (o cloudWatchObserver) BreakerChanged(stream, ep string) {
-	o.count("BreakerStateChanges", stream, ep)
+	o.count(MetricBreakerStateChanges, stream, ep)
 }
 func (o cloudWatchObserver) ModelRejected(stream, m string) {
-	o.count("ModelReloadsRejected", stream, m)
+	o.count(MetricModelReloadsRejected, stream, m)
 }
 
 func (o cloudWatchObserver) count(name, stream, model string) {
@@ -181,6 +193,6 @@ func (o cloudWatchObserver) count(name, stream, model string) {
 // flagged partial, which operators want to be alarmed on.
 func (o cloudWatchObserver) WindowStats(stream, _, _ string, prev, cur windowing.Stats) {
 	if n := cur.EvictedKeys - prev.EvictedKeys; n > 0 && cur.EvictedKeys >= prev.EvictedKeys {
-		o.cw.Count("EvictedKeys", sinks.Dimensions{Stream: stream}, float64(n))
+		o.cw.Count(MetricEvictedKeys, sinks.Dimensions{Stream: stream}, float64(n))
 	}
 }

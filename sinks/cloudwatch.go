@@ -20,22 +20,17 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 )
 
-// Metric names the CloudWatch sink publishes. Batches feed WindowsScored,
-// Score, Fallback and EndToEndLatency; the pipeline feeds the rest through
-// Count and Observe.
+// Metric names the CloudWatch sink computes from the batches it is given.
+// Other metrics reach it through Count and Observe, named by their sender
+// (the pipeline's observer).
 const (
-	MetricEventsIn      = "EventsIn"
 	MetricWindowsScored = "WindowsScored"
 	MetricScore         = "Score"
-	MetricAlerts        = "Alerts"
 	// MetricFallback is 1 per window scored by the fallback model and 0
 	// otherwise, so its Average is the fallback rate.
 	MetricFallback = "Fallback"
-	// MetricBreakerState is 0 closed, 1 half-open, 2 open.
-	MetricBreakerState = "BreakerState"
 	// MetricLatency is now minus the window's event_time (or window_end).
-	MetricLatency     = "EndToEndLatency"
-	MetricIteratorAge = "IteratorAge"
+	MetricLatency = "EndToEndLatency"
 )
 
 // CloudWatch API limits the sink respects.

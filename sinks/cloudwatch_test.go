@@ -48,7 +48,7 @@ func TestCloudWatchAggregatesIntoStatisticSetsAndValues(t *testing.T) {
 	now := time.Date(2026, 11, 24, 10, 0, 30, 0, time.UTC)
 	agg := newAggregate(now)
 	for range 3 {
-		agg.add(aggKey{MetricEventsIn, "factory", "", cwtypes.StandardUnitCount}, 500, false)
+		agg.add(aggKey{"EventsIn", "factory", "", cwtypes.StandardUnitCount}, 500, false)
 	}
 	// 2,000 distinct latencies, 200 after rounding to 3 significant digits:
 	// more than one datum's 150 values.
@@ -75,7 +75,7 @@ func TestCloudWatchAggregatesIntoStatisticSetsAndValues(t *testing.T) {
 				t.Fatalf("timestamp %v, want %v", d.Timestamp, now)
 			}
 			switch aws.ToString(d.MetricName) {
-			case MetricEventsIn:
+			case "EventsIn":
 				sv := d.StatisticValues
 				if sv == nil || *sv.Sum != 1500 || *sv.SampleCount != 3 || *sv.Minimum != 500 || *sv.Maximum != 500 {
 					t.Errorf("EventsIn statistic set = %+v, want sum 1500 of 3 samples", sv)
@@ -132,9 +132,9 @@ func TestCloudWatchEMF(t *testing.T) {
 		t.Fatal(err)
 	}
 	closeSink(t, s)
-	s.Count(MetricEventsIn, Dimensions{Stream: "factory"}, 1200)
+	s.Count("EventsIn", Dimensions{Stream: "factory"}, 1200)
 	for i := range 1000 {
-		s.Observe(MetricIteratorAge, cwtypes.StandardUnitMilliseconds, Dimensions{Stream: "factory"}, float64(i))
+		s.Observe("IteratorAge", cwtypes.StandardUnitMilliseconds, Dimensions{Stream: "factory"}, float64(i))
 	}
 	scores := scoredBatches(t, s, now.Add(-2*time.Minute))
 	buf.mu.Lock()
@@ -173,10 +173,10 @@ func TestCloudWatchEMF(t *testing.T) {
 				t.Errorf("latency %v ms, want 60000 (now minus window_end)", lat[0])
 			}
 		case nil:
-			if root[MetricEventsIn] != 1200.0 {
-				t.Errorf("EventsIn = %v, want 1200", root[MetricEventsIn])
+			if root["EventsIn"] != 1200.0 {
+				t.Errorf("EventsIn = %v, want 1200", root["EventsIn"])
 			}
-			age := root[MetricIteratorAge].([]any)
+			age := root["IteratorAge"].([]any)
 			if len(age) != 100 || age[0].(float64) != 4 || age[99].(float64) != 994 {
 				t.Errorf("IteratorAge summary: %d values from %v to %v, want 100 from 4 to 994 (the 5th, 15th, ... of 1000)", len(age), age[0], age[len(age)-1])
 			}
@@ -205,8 +205,8 @@ func TestCloudWatchPutMetricDataLands(t *testing.T) {
 		t.Fatal(err)
 	}
 	closeSink(t, s)
-	s.Count(MetricAlerts, Dimensions{Stream: "factory", Model: "xgb-7"}, 3)
-	s.Count(MetricAlerts, Dimensions{Stream: "factory", Model: "xgb-7"}, 1)
+	s.Count("Alerts", Dimensions{Stream: "factory", Model: "xgb-7"}, 3)
+	s.Count("Alerts", Dimensions{Stream: "factory", Model: "xgb-7"}, 1)
 	scores := scoredBatches(t, s, now.Add(-time.Minute))
 
 	get := func(name string) []float64 {
@@ -236,7 +236,7 @@ func TestCloudWatchPutMetricDataLands(t *testing.T) {
 	if got := get(MetricWindowsScored); !slices.Equal(got, []float64{1}) {
 		t.Errorf("WindowsScored = %v, want [1] (kumo shows a statistic set as Sum/SampleCount = 8/8)", got)
 	}
-	if got := get(MetricAlerts); !slices.Equal(got, []float64{2}) {
+	if got := get("Alerts"); !slices.Equal(got, []float64{2}) {
 		t.Errorf("Alerts = %v, want [2] (kumo shows Sum/SampleCount = 4/2)", got)
 	}
 }
