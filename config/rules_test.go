@@ -6,7 +6,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,7 +32,7 @@ func TestRulesFileAndGoAgree(t *testing.T) {
 			file := r.File()
 			_, err := config.Parse(file, "rules.yaml")
 			got := fileProblems(t, err, file)
-			if want := r.FileWant(); !sameProblems(got, want) {
+			if want := r.FileWant(); !configtest.SameProblems(got, want) {
 				t.Errorf("config.Parse:\n got %q\nwant %q\nfile:\n%s", got, want, file)
 			}
 
@@ -44,7 +43,7 @@ func TestRulesFileAndGoAgree(t *testing.T) {
 			schema, spec := s.Spec("all"), w.Spec()
 			goGot := append(configtest.SpecProblems("schemas.all", schema.Validate()),
 				configtest.SpecProblems("windows[0]", spec.Validate(&schema))...)
-			if want := r.Want(); !sameProblems(goGot, want) {
+			if want := r.Want(); !configtest.SameProblems(goGot, want) {
 				t.Errorf("Go API (Spec, Validate):\n got %q\nwant %q", goGot, want)
 			}
 		})
@@ -109,17 +108,6 @@ func lineOf(root *yaml.Node, path string) int {
 	return line
 }
 
-func sameProblems(a, b []configtest.Problem) bool {
-	key := func(ps []configtest.Problem) []string {
-		s := make([]string, len(ps))
-		for i, p := range ps {
-			s[i] = p.String()
-		}
-		slices.Sort(s)
-		return s
-	}
-	return slices.Equal(key(a), key(b))
-}
 
 // TestRulesCoverTheOptions checks that the table accepts every aggregate,
 // window kind and late policy, and every key of a window and a feature:

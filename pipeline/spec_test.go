@@ -4,7 +4,6 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"testing"
 
 	"github.com/streamscore/streamscore/config"
@@ -65,7 +64,7 @@ func TestWindowRulesAsConfigValidate(t *testing.T) {
 		spec.PartialColumn = true // as the pipeline sets it
 		got := append(configtest.SpecProblems("schemas.all", schema.Validate()),
 			configtest.SpecProblems("windows[0]", spec.Validate(&schema))...)
-		if want := r.Want(); !sameProblems(got, want) {
+		if want := r.Want(); !configtest.SameProblems(got, want) {
 			t.Errorf("%s: the pipeline's spec:\n got %q\nwant %q", r.Name, got, want)
 		}
 		if r.Negative != "" {
@@ -81,7 +80,7 @@ func TestWindowRulesAsConfigValidate(t *testing.T) {
 		} else if err != nil {
 			t.Fatalf("%s: %v", r.Name, err)
 		}
-		if !sameProblems(got, fromFile) {
+		if !configtest.SameProblems(got, fromFile) {
 			t.Errorf("%s: config validate and the pipeline disagree:\nconfig   %q\npipeline %q", r.Name, fromFile, got)
 		}
 	}
@@ -109,14 +108,3 @@ func TestWindowSpecForIsConfigs(t *testing.T) {
 	}
 }
 
-func sameProblems(a, b []configtest.Problem) bool {
-	key := func(ps []configtest.Problem) []string {
-		s := make([]string, len(ps))
-		for i, p := range ps {
-			s[i] = p.String()
-		}
-		slices.Sort(s)
-		return s
-	}
-	return slices.Equal(key(a), key(b))
-}

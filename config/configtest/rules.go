@@ -12,6 +12,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,6 +59,20 @@ type Problem struct {
 }
 
 func (p Problem) String() string { return p.Path + ": " + p.Msg }
+
+// SameProblems reports whether a and b hold the same problems, in any
+// order.
+func SameProblems(a, b []Problem) bool {
+	key := func(ps []Problem) []string {
+		s := make([]string, len(ps))
+		for i, p := range ps {
+			s[i] = p.String()
+		}
+		slices.Sort(s)
+		return s
+	}
+	return slices.Equal(key(a), key(b))
+}
 
 // Rules returns the table.
 func Rules() ([]Rule, error) {
