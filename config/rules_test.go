@@ -108,7 +108,6 @@ func lineOf(root *yaml.Node, path string) int {
 	return line
 }
 
-
 // TestRulesCoverTheOptions checks that the table accepts every aggregate,
 // window kind and late policy, and every key of a window and a feature:
 // what docs/windowing.md documents, `config validate` accepts.

@@ -107,4 +107,3 @@ func TestWindowSpecForIsConfigs(t *testing.T) {
 		}
 	}
 }
-
