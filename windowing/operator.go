@@ -124,19 +124,6 @@ type paneSlot struct {
 
 const none = -1
 
-// column accessors resolved once per batch
-type colReader struct {
-	kind byte // 'f' float64, 'i' int64, 'b' bool, 't' timestamp, 's' string
-	// validity bitmap (nil when the column has no nulls) and its offset
-	valid []byte
-	voff  int
-	f64   []float64
-	i64   []int64
-	ts    []arrow.Timestamp
-	b     *array.Boolean
-	s     *array.String
-}
-
 // Operator computes the windowed features of one window spec over the
 // events of one shard. It is not safe for concurrent use: every shard has
 // its own Operator, as it has its own goroutine.
@@ -427,23 +414,9 @@ func (o *Operator) resolve(rec arrow.RecordBatch) (ent *array.String, ts []arrow
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		c := colReader{}
-		if a.NullN() > 0 {
-			c.valid, c.voff = a.NullBitmapBytes(), a.Data().Offset()
-		}
-		switch arr := a.(type) {
-		case *array.Float64:
-			c.kind, c.f64 = 'f', arr.Float64Values()
-		case *array.Int64:
-			c.kind, c.i64 = 'i', arr.Int64Values()
-		case *array.Timestamp:
-			c.kind, c.ts = 't', arr.TimestampValues()
-		case *array.Boolean:
-			c.kind, c.b = 'b', arr
-		case *array.String:
-			c.kind, c.s = 's', arr
-		default:
-			return nil, nil, nil, fmt.Errorf("windowing: column %q has unsupported type %s", f.name, a.DataType())
+		c, err := newColReader(a, o.cols[i].own)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("windowing: column %q %w", f.name, err)
 		}
 		if f.typ != TypeString && c.kind == 's' || f.typ == TypeString && c.kind != 's' {
 			return nil, nil, nil, fmt.Errorf("windowing: column %q is %s, schema says %s", f.name, a.DataType(), f.typ)
@@ -561,12 +534,4 @@ func (o *Operator) finish() Output {
 		out.Features = o.out.NewRecordBatch()
 	}
 	return out
-}
-
-func (c *colReader) isNull(i int) bool {
-	if c.valid == nil {
-		return false
-	}
-	i += c.voff
-	return c.valid[i>>3]&(1<<(i&7)) == 0
 }

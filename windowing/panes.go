@@ -1,9 +1,6 @@
 package windowing
 
-import (
-	"math"
-	"unsafe"
-)
+import "math"
 
 // Panes: allocation from the pool, the per-key pane lists, the slot ring,
 // and folding a row into a pane.
@@ -119,56 +116,27 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 	for fi := range o.lay.fields {
 		f := &o.lay.fields[fi]
 		c := &o.cols[fi]
-		if c.isNull(i) {
+		if c.kind == 's' {
+			// A string feature only counts its values.
+			if !c.isNull(i) {
+				p[f.n]++
+			}
 			continue
 		}
-		var x float64
-		switch c.kind {
-		case 'f':
-			x = c.f64[i]
-			if x != x { // NaN counts as missing
-				continue
-			}
-		case 'i':
-			x = float64(c.i64[i])
-		case 't':
-			x = float64(c.ts[i]) / 1e9
-		case 'b':
-			if c.b.Value(i) {
-				x = 1
-			}
-		case 's':
-			p[f.n]++
-			continue
+		if x, ok := c.number(i); ok {
+			f.addValue(p, x, t)
 		}
-		f.addValue(p, x, t)
 	}
 	for ci := range o.lay.countIfs {
 		c := &o.lay.countIfs[ci]
-		col := &o.cols[c.field]
-		if col.isNull(i) {
-			continue
-		}
-		var eq bool
-		switch col.kind {
-		case 's':
-			eq = col.s.Value(i) == c.eq.s
-		case 'f':
-			eq = col.f64[i] == c.eq.f
-		case 'i':
-			eq = float64(col.i64[i]) == c.eq.f
-		case 't':
-			eq = float64(col.ts[i])/1e9 == c.eq.f
-		case 'b':
-			eq = col.b.Value(i) == (c.eq.f == 1)
-		}
-		if eq {
+		if o.cols[c.field].equals(i, &c.eq) {
 			p[c.word]++
 		}
 	}
 	for si := range o.lay.hlls {
-		col := &o.cols[o.lay.hlls[si].field]
-		if col.isNull(i) {
+		var buf [8]byte
+		b, ok := o.cols[o.lay.hlls[si].field].distinctKey(i, &buf)
+		if !ok {
 			continue
 		}
 		hi := int(h)*len(o.lay.hlls) + si
@@ -180,55 +148,10 @@ func (o *Operator) addRow(h int32, i int, t int64, off uint64) {
 			o.sketchBytes += hllBytes(n+1) - hllBytes(n)
 			o.hllN[hi] = n + 1
 		}
-		var buf [8]byte
-		var b []byte
-		switch col.kind {
-		case 's':
-			s := col.s.Value(i)
-			b = unsafe.Slice(unsafe.StringData(s), len(s))
-		default:
-			b = buf[:]
-			var bits uint64
-			switch col.kind {
-			case 'f':
-				if col.f64[i] != col.f64[i] {
-					continue
-				}
-				bits = math.Float64bits(col.f64[i])
-			case 'i':
-				bits = uint64(col.i64[i])
-			case 't':
-				bits = uint64(col.ts[i])
-			case 'b':
-				if col.b.Value(i) {
-					bits = 1
-				}
-			}
-			for j := range buf {
-				buf[j] = byte(bits >> (8 * j))
-			}
-		}
 		(*hp).Insert(b)
 	}
 	for di := range o.lay.quants {
-		col := &o.cols[o.lay.quants[di].field]
-		if col.isNull(i) {
-			continue
-		}
-		var x float64
-		switch col.kind {
-		case 'f':
-			x = col.f64[i]
-		case 'i':
-			x = float64(col.i64[i])
-		case 't':
-			x = float64(col.ts[i]) / 1e9
-		case 'b':
-			if col.b.Value(i) {
-				x = 1
-			}
-		}
-		if x == x {
+		if x, ok := o.cols[o.lay.quants[di].field].number(i); ok {
 			o.sketchBytes += o.qs[int(h)*len(o.lay.quants)+di].add(x)
 		}
 	}
