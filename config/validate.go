@@ -20,6 +20,18 @@ func (p *problems) oneOf(path, val string, allowed ...string) {
 	}
 }
 
+// name checks that an item's name is unique among those seen so far (and
+// present, when required), and records it.
+func (p *problems) name(path, what, name string, seen *[]string, required bool, twice string) {
+	switch {
+	case name == "" && required:
+		p.add(path, "missing")
+	case name != "" && slices.Contains(*seen, name):
+		p.add(path, "%s %q is %s twice", what, name, twice)
+	}
+	*seen = append(*seen, name)
+}
+
 // ref checks that name is a key of defined; what says what kind of thing it is.
 func (p *problems) ref(path, what, name string, defined []string) {
 	if name == "" {
@@ -49,12 +61,7 @@ func (c *Config) validate() Errors {
 	}
 	for i, s := range c.Streams {
 		path := fmt.Sprintf("streams[%d]", i)
-		if s.Name == "" {
-			p.add(path+".name", "missing")
-		} else if slices.Contains(streams, s.Name) {
-			p.add(path+".name", "stream %q is listed twice", s.Name)
-		}
-		streams = append(streams, s.Name)
+		p.name(path+".name", "stream", s.Name, &streams, true, "listed")
 		p.ref(path+".schema", "schema", s.Schema, schemas)
 		if s.Shards < 0 {
 			p.add(path+".shards", "must not be negative")
@@ -69,10 +76,8 @@ func (c *Config) validate() Errors {
 	windows := make([]string, 0, len(c.Windows))
 	for i, w := range c.Windows {
 		path := fmt.Sprintf("windows[%d]", i)
-		if w.Name != "" && slices.Contains(windows, w.Name) {
-			p.add(path+".name", "window %q is defined twice", w.Name)
-		}
-		windows = append(windows, w.Name)
+		// A window's missing name is windowing's to report.
+		p.name(path+".name", "window", w.Name, &windows, false, "defined")
 		p.ref(path+".stream", "stream", w.Stream, streams)
 	}
 	// What a schema or window means is windowing's to judge.
@@ -117,12 +122,7 @@ func (c *Config) validate() Errors {
 	scorers := make([]string, 0, len(c.Scorers))
 	for i, s := range c.Scorers {
 		path := fmt.Sprintf("scorers[%d]", i)
-		if s.Name == "" {
-			p.add(path+".name", "missing")
-		} else if slices.Contains(scorers, s.Name) {
-			p.add(path+".name", "scorer %q is defined twice", s.Name)
-		}
-		scorers = append(scorers, s.Name)
+		p.name(path+".name", "scorer", s.Name, &scorers, true, "defined")
 		p.ref(path+".window", "window", s.Window, windows)
 		switch {
 		case s.Endpoint == nil:
