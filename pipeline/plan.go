@@ -91,17 +91,12 @@ func newPlan(cfg *config.Config) (*plan, error) {
 }
 
 // addScorer hangs a built scorer on its window, and its sink on the
-// window's stream.
+// window's stream. Each scorer has a sink of its own (a tee holds the
+// shared CloudWatch sink, which a flush then reaches once per scorer:
+// harmless). Sinks are not compared: a tee is a slice, and comparing two
+// in interfaces panics.
 func (pl *plan) addScorer(wp *windowPlan, sp *scorerPlan) {
 	wp.scorers = append(wp.scorers, sp)
 	st := pl.streams[wp.stream]
-	add := func(s sinks.Sink) {
-		for _, have := range st.sinks {
-			if have == shardFlusher(s) {
-				return
-			}
-		}
-		st.sinks = append(st.sinks, s)
-	}
-	add(sp.sink)
+	st.sinks = append(st.sinks, sp.sink)
 }
