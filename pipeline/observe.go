@@ -61,68 +61,68 @@ type observers []Observer
 
 var _ Observer = observers(nil)
 
-func (os observers) BatchRead(stream, shard string, records int, behind int64) {
-	for _, o := range os {
+func (all observers) BatchRead(stream, shard string, records int, behind int64) {
+	for _, o := range all {
 		o.BatchRead(stream, shard, records, behind)
 	}
 }
 
-func (os observers) Replayed(stream string, records int) {
-	for _, o := range os {
+func (all observers) Replayed(stream string, records int) {
+	for _, o := range all {
 		o.Replayed(stream, records)
 	}
 }
 
-func (os observers) DeadLettered(stream, reason string, n int) {
-	for _, o := range os {
+func (all observers) DeadLettered(stream, reason string, n int) {
+	for _, o := range all {
 		o.DeadLettered(stream, reason, n)
 	}
 }
 
-func (os observers) Late(stream, window string, n int) {
-	for _, o := range os {
+func (all observers) Late(stream, window string, n int) {
+	for _, o := range all {
 		o.Late(stream, window, n)
 	}
 }
 
-func (os observers) Emitted(stream, window string, rows int) {
-	for _, o := range os {
+func (all observers) Emitted(stream, window string, rows int) {
+	for _, o := range all {
 		o.Emitted(stream, window, rows)
 	}
 }
 
-func (os observers) Checkpointed(stream, shard string) {
-	for _, o := range os {
+func (all observers) Checkpointed(stream, shard string) {
+	for _, o := range all {
 		o.Checkpointed(stream, shard)
 	}
 }
 
-func (os observers) Stage(s Stage, d time.Duration) {
-	for _, o := range os {
+func (all observers) Stage(s Stage, d time.Duration) {
+	for _, o := range all {
 		o.Stage(s, d)
 	}
 }
 
-func (os observers) WindowStats(stream, shard, window string, prev, cur windowing.Stats) {
-	for _, o := range os {
+func (all observers) WindowStats(stream, shard, window string, prev, cur windowing.Stats) {
+	for _, o := range all {
 		o.WindowStats(stream, shard, window, prev, cur)
 	}
 }
 
-func (os observers) ShardReleased(stream, shard string) {
-	for _, o := range os {
+func (all observers) ShardReleased(stream, shard string) {
+	for _, o := range all {
 		o.ShardReleased(stream, shard)
 	}
 }
 
-func (os observers) BreakerChanged(stream, endpoint string) {
-	for _, o := range os {
+func (all observers) BreakerChanged(stream, endpoint string) {
+	for _, o := range all {
 		o.BreakerChanged(stream, endpoint)
 	}
 }
 
-func (os observers) ModelRejected(stream, model string) {
-	for _, o := range os {
+func (all observers) ModelRejected(stream, model string) {
+	for _, o := range all {
 		o.ModelRejected(stream, model)
 	}
 }
@@ -192,7 +192,7 @@ func (o cloudWatchObserver) count(name, stream, model string) {
 // WindowStats sends the evictions: a key evicted for memory means rows
 // flagged partial, which operators want to be alarmed on.
 func (o cloudWatchObserver) WindowStats(stream, _, _ string, prev, cur windowing.Stats) {
-	if n := cur.EvictedKeys - prev.EvictedKeys; n > 0 && cur.EvictedKeys >= prev.EvictedKeys {
-		o.cw.Count(MetricEvictedKeys, sinks.Dimensions{Stream: stream}, float64(n))
+	if cur.EvictedKeys > prev.EvictedKeys {
+		o.cw.Count(MetricEvictedKeys, sinks.Dimensions{Stream: stream}, float64(cur.EvictedKeys-prev.EvictedKeys))
 	}
 }

@@ -47,3 +47,17 @@ func TestPlanKeepsEveryScorersSinkForTheFlush(t *testing.T) {
 		t.Fatalf("flushes: a %d, b %d, shared %d; want 1, 1, 2", a.flushed, b.flushed, shared.flushed)
 	}
 }
+
+func TestCountByReason(t *testing.T) {
+	t.Parallel()
+	var poison []sinks.Poison
+	for _, r := range []string{"late", "undecodable", "late", "entity", "late"} {
+		poison = append(poison, sinks.Poison{Reason: r})
+	}
+	got := map[string]int{}
+	calls := 0
+	countByReason(poison, func(r string, n int) { got[r] += n; calls++ })
+	if calls != 3 || got["late"] != 3 || got["undecodable"] != 1 || got["entity"] != 1 {
+		t.Fatalf("counts %v in %d calls, want late 3, undecodable 1, entity 1 in 3", got, calls)
+	}
+}

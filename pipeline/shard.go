@@ -188,10 +188,35 @@ func (st *shardState) release() {
 			o.rb.release()
 		}
 	}
-	if len(st.wins) > 0 {
+	st.wins = nil
+	if st.stream != "" {
 		st.d.obs.ShardReleased(st.stream, st.shard)
 	}
-	st.wins = nil
+}
+
+// countByReason calls f once per reason with how many of poison have it
+// (reasons are few; the observer hears per batch, not per record).
+func countByReason(poison []sinks.Poison, f func(reason string, n int)) {
+	for i := range poison {
+		r := poison[i].Reason
+		seen := false
+		for j := range i {
+			if poison[j].Reason == r {
+				seen = true
+				break
+			}
+		}
+		if seen {
+			continue
+		}
+		n := 0
+		for j := i; j < len(poison); j++ {
+			if poison[j].Reason == r {
+				n++
+			}
+		}
+		f(r, n)
+	}
 }
 
 // handle runs one batch through the chain.
@@ -283,9 +308,7 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		if err := st.d.dlq.Send(ctx, poison...); err != nil {
 			return fmt.Errorf("pipeline: dead-letter %d records of %s/%s: %w", len(poison), st.stream, st.shard, err)
 		}
-		for _, pr := range poison {
-			obs.DeadLettered(st.stream, pr.Reason, 1)
-		}
+		countByReason(poison, func(reason string, n int) { obs.DeadLettered(st.stream, reason, n) })
 	}
 
 	// The low-water mark from the windows, read here on the shard's own
