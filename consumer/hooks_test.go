@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +37,11 @@ var _ ShardProcessor = (*flushingProcessor)(nil)
 
 func (p *flushingProcessor) Initialize(_ context.Context, s ShardInfo) error {
 	p.info = s
+	// Our leases record the shard's hash key range; the pipeline picks
+	// its fleet-wide monitor reducer by it.
+	if s.StartingHashKey == "" || strings.Trim(s.StartingHashKey, "0123456789") != "" {
+		return fmt.Errorf("test: shard %s starts at hash key %q, want a decimal number", s.ShardID, s.StartingHashKey)
+	}
 	return nil
 }
 

@@ -142,7 +142,11 @@ func (r *shardRun) process() error {
 	start := r.resume()
 	proc := c.newProcessor()
 	r.proc = proc
-	if err := proc.Initialize(r.ctx, ShardInfo{Stream: r.s.cfg.Name, ShardID: r.shardID, Checkpointer: r.cp, Start: start.pos}); err != nil {
+	r.mu.Lock()
+	startHash := r.lease.startHash
+	r.mu.Unlock()
+	info := ShardInfo{Stream: r.s.cfg.Name, ShardID: r.shardID, Checkpointer: r.cp, Start: start.pos, StartingHashKey: startHash}
+	if err := proc.Initialize(r.ctx, info); err != nil {
 		return r.failed(err, shardpos.Position{})
 	}
 	var f fetcher

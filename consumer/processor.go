@@ -71,6 +71,12 @@ type ShardInfo struct {
 	// records after it are delivered), or a sentinel (TrimHorizon, Latest,
 	// AtTimestamp) when nothing was checkpointed.
 	Start shardpos.Position
+	// StartingHashKey is the lowest hash key the shard serves, as its
+	// lease records it (empty when the lease does not say). At any time
+	// one open shard of a stream starts at "0": holding it is a cheap,
+	// lease-backed way to pick one worker of the fleet for a stream-wide
+	// chore.
+	StartingHashKey string
 }
 
 // ProcessorFactory makes a processor for a shard the worker starts on.
