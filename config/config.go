@@ -39,6 +39,7 @@ type Config struct {
 	Scorers  []Scorer           `yaml:"scorers"`
 	Sinks    Sinks              `yaml:"sinks"`
 	Alerts   Alerts             `yaml:"alerts"`
+	Monitor  Monitor            `yaml:"monitor"`
 	Ops      Ops                `yaml:"ops"`
 
 	// File is the path the configuration was read from.
@@ -314,11 +315,17 @@ type Alerts struct {
 	Rules []Rule `yaml:"rules"`
 }
 
-// Rule turns scores into alerts.
+// Rule turns scores, or the monitor's drift verdicts, into alerts.
 type Rule struct {
-	Name      string  `yaml:"name"`
+	Name string `yaml:"name"`
+	// Scorer makes a score rule: it judges that scorer's scores against
+	// Threshold.
 	Scorer    string  `yaml:"scorer"`
 	Threshold float64 `yaml:"threshold"`
+	// Drift makes a drift rule instead: it judges the monitor's verdict on
+	// each feature of this monitored window, period after period (the
+	// baseline's threshold and method decide what drifted).
+	Drift string `yaml:"drift"`
 	// Severity is info, warning or critical.
 	Severity string `yaml:"severity"`
 	// FireAfter consecutive windows at or above the threshold raise the
@@ -327,6 +334,36 @@ type Rule struct {
 	ClearAfter int `yaml:"clear_after"`
 	// Cooldown is the least time between two alerts for one entity.
 	Cooldown Duration `yaml:"cooldown"`
+}
+
+// Monitor compares each monitored window's features and scores, period by
+// period, with a baseline in SageMaker Model Monitor's formats
+// (docs/monitor.md).
+type Monitor struct {
+	// Period is the event time one set of statistics covers. Zero takes
+	// the pipeline's default, 1h.
+	Period Duration `yaml:"period"`
+	// Prefix is where, in sinks.s3.bucket, the statistics, violations and
+	// each worker's partial statistics go. Empty takes "monitoring/".
+	Prefix string `yaml:"prefix"`
+	// Settle is how long after a period's end (plus the window's lateness)
+	// the fleet's partial statistics are merged and judged, so that every
+	// worker has written its own. Zero takes the pipeline's default, 1m.
+	Settle Duration `yaml:"settle"`
+	// Windows are the monitored windows.
+	Windows []MonitoredWindow `yaml:"windows"`
+}
+
+// MonitoredWindow is one window whose results the monitor watches.
+type MonitoredWindow struct {
+	Window string `yaml:"window"`
+	// Scorer names whose results (features and scores) are profiled;
+	// empty takes the window's only scorer.
+	Scorer string `yaml:"scorer"`
+	// Baseline is a directory or s3:// prefix holding statistics.json and
+	// constraints.json, as `streamscore monitor baseline` or Model
+	// Monitor's baselining job writes them.
+	Baseline string `yaml:"baseline"`
 }
 
 // Ops configures the operations HTTP server and logging.

@@ -179,6 +179,7 @@ func (c *Config) validate() Errors {
 			p.add("sinks.dead_letter.large_records", "truncate with a bucket set: large records would be cut although the bucket could hold them whole; drop large_records or set it to bucket")
 		}
 	}
+	monitored := c.validateMonitor(&p, windows, scorers)
 	if len(c.Alerts.Rules) > 0 && c.Alerts.Topic == "" {
 		p.add("alerts.topic", "missing: alert rules need a topic")
 	}
@@ -187,7 +188,14 @@ func (c *Config) validate() Errors {
 		if r.Name == "" {
 			p.add(path+".name", "missing")
 		}
-		p.ref(path+".scorer", "scorer", r.Scorer, scorers)
+		switch {
+		case r.Drift != "" && r.Scorer != "":
+			p.add(path, "a rule judges either a scorer's scores (scorer) or a window's drift (drift), not both")
+		case r.Drift != "":
+			p.ref(path+".drift", "monitored window", r.Drift, monitored)
+		default:
+			p.ref(path+".scorer", "scorer", r.Scorer, scorers)
+		}
 		p.oneOf(path+".severity", r.Severity, "info", "warning", "critical")
 		if r.FireAfter < 0 || r.ClearAfter < 0 {
 			p.add(path, "fire_after and clear_after must be positive")
