@@ -1,9 +1,11 @@
 package monitor
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 )
 
 // The sketch parameters Model Monitor uses (Deequ's KLLSketch defaults).
@@ -35,22 +37,27 @@ const (
 // Weights are exact: Count() is the number of values seen. Ranks are
 // approximate; see the package tests for the error measured.
 type KLL struct {
-	k      int
-	c      float64
-	levels [][]float64
-	caps   []int
-	// state of each level's coin: compactions done and current offset
+	k int
+	c float64
+	// items holds every level in one buffer, the top level first and level
+	// 0 last, so an update is an append and a compaction moves only the
+	// levels below the compacted one. Level h is items[lo[h]:hi(h)].
+	items []float64
+	lo    []int
+	caps  []int
+	// each level's coin: compactions done and current offset
 	compactions []uint32
 	offsets     []uint8
-	size        int // items over all levels
 	budget      int // sum of caps
 	count       float64
+	// errW bounds the rank error the compactions added, in weight: a
+	// compaction at level h moves any rank by at most 2^h
+	errW  float64
+	radix []uint64 // sort scratch, reused
 
-	// sorted view for queries, rebuilt when dirty
-	dirty   bool
-	vals    []float64
-	cum     []float64 // cumulative weight up to and including vals[i]
-	scratch []weighted
+	// sorted view for queries, built on demand, dropped by Reset
+	dirty bool
+	view  []weighted // by value, w = cumulative weight up to the item
 }
 
 type weighted struct{ v, w float64 }
@@ -94,21 +101,36 @@ func (s *KLL) capacity(h int) int {
 	return 2 * (int(math.Ceil(float64(s.k)*math.Pow(s.c, float64(h))/2)) + 1)
 }
 
-// expand adds a level. Level buffers are allocated with room for their
-// capacity plus the slack the budget allows, so steady-state updates do
-// not grow them.
-func (s *KLL) expand() {
-	h := len(s.levels)
-	c := s.capacity(h)
-	s.caps = append(s.caps, c)
-	s.budget += c
-	room := c + 1
+// hi is the end of level h in items.
+func (s *KLL) hi(h int) int {
 	if h == 0 {
-		room = s.budget + 1
+		return len(s.items)
 	}
-	s.levels = append(s.levels, make([]float64, 0, room))
+	return s.lo[h-1]
+}
+
+func (s *KLL) level(h int) []float64 { return s.items[s.lo[h]:s.hi(h)] }
+
+func (s *KLL) levels() int { return len(s.lo) }
+
+// expand adds an empty top level, in front of the others, and makes room
+// for the larger budget, so that updates never grow the buffer: items
+// never exceed the budget by more than one.
+func (s *KLL) expand() {
+	c := s.capacity(len(s.lo))
+	s.caps = append(s.caps, c)
+	s.lo = append(s.lo, 0)
+	s.budget += c
 	s.compactions = append(s.compactions, 0)
 	s.offsets = append(s.offsets, 0)
+	s.reserve(s.budget + 1)
+}
+
+// reserve makes the buffer's capacity at least n.
+func (s *KLL) reserve(n int) {
+	if cap(s.items) < n {
+		s.items = slices.Grow(s.items, n-len(s.items))
+	}
 }
 
 // Update adds one value. NaN is ignored (callers count it as missing).
@@ -116,11 +138,10 @@ func (s *KLL) Update(v float64) {
 	if v != v {
 		return
 	}
-	s.levels[0] = append(s.levels[0], v)
-	s.size++
+	s.items = append(s.items, v)
 	s.count++
 	s.dirty = true
-	if s.size > s.budget {
+	if len(s.items) > s.budget {
 		s.condense()
 	}
 }
@@ -128,9 +149,9 @@ func (s *KLL) Update(v float64) {
 // condense compacts the lowest level at or above its capacity. When the
 // items exceed the budget one such level exists.
 func (s *KLL) condense() {
-	for h := range s.levels {
-		if len(s.levels[h]) >= s.caps[h] {
-			if h+1 >= len(s.levels) {
+	for h := range s.lo {
+		if s.hi(h)-s.lo[h] >= s.caps[h] {
+			if h+1 >= len(s.lo) {
 				s.expand()
 			}
 			s.compact(h)
@@ -139,47 +160,126 @@ func (s *KLL) condense() {
 	}
 }
 
+// compact sorts level h (but its last item when their number is odd),
+// appends every other item from the coin's offset to level h+1, which ends
+// where level h starts, keeps the odd item, and closes the gap by moving
+// the levels below.
 func (s *KLL) compact(h int) {
-	buf := s.levels[h]
-	n := len(buf)
+	lo, hi := s.lo[h], s.hi(h)
+	n := hi - lo
 	even := n - n%2
 	if s.compactions[h]%2 == 1 {
 		s.offsets[h] = 1 - s.offsets[h]
 	}
-	off := int(s.offsets[h])
-	slices.Sort(buf[:even])
-	up := s.levels[h+1]
-	for i := off; i < even; i += 2 {
-		up = append(up, buf[i])
-	}
-	s.levels[h+1] = up
-	if n%2 == 1 {
-		buf[0] = buf[n-1]
-		s.levels[h] = buf[:1]
-	} else {
-		s.levels[h] = buf[:0]
-	}
-	s.size -= even - even/2
 	s.compactions[h]++
+	s.errW += math.Ldexp(1, h)
+	off := int(s.offsets[h])
+	buf := s.items[lo:hi]
+	s.sort(buf[:even])
+	half := 0
+	for i := off; i < even; i += 2 {
+		buf[half] = buf[i]
+		half++
+	}
+	end := lo + half // level h+1 now ends here
+	if n%2 == 1 {
+		s.items[end] = buf[n-1]
+		end++
+	}
+	s.lo[h] = lo + half
+	gap := hi - end
+	if gap == 0 {
+		return
+	}
+	copy(s.items[end:], s.items[hi:])
+	s.items = s.items[:len(s.items)-gap]
+	for j := range h {
+		s.lo[j] -= gap
+	}
+}
+
+// sort orders a level's items. It is a least-significant-digit radix sort
+// on the floats' order-preserving bit patterns, a byte per pass, with the
+// eight histograms counted in one read and a pass skipped when all keys
+// share its byte: a level holds a few thousand items, where this is
+// several times faster than a comparison sort and keeps Update under
+// 100 ns. The keys live in v's own memory and one scratch buffer.
+func (s *KLL) sort(v []float64) {
+	if len(v) < 64 {
+		slices.Sort(v)
+		return
+	}
+	if cap(s.radix) < len(v) {
+		s.radix = make([]uint64, len(v))
+	}
+	a := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(v))), len(v))
+	b := s.radix[:len(v)]
+	var count [8][256]int32
+	for i, u := range a {
+		if u>>63 == 1 {
+			u = ^u
+		} else {
+			u |= 1 << 63
+		}
+		a[i] = u
+		for d := range 8 {
+			count[d][byte(u>>(8*d))]++
+		}
+	}
+	for d := range 8 {
+		shift := uint(8 * d)
+		c := &count[d]
+		if int(c[byte(a[0]>>shift)]) == len(a) {
+			continue
+		}
+		var sum int32
+		for i, n := range c {
+			c[i] = sum
+			sum += n
+		}
+		for _, u := range a {
+			j := byte(u >> shift)
+			b[c[j]] = u
+			c[j]++
+		}
+		a, b = b, a
+	}
+	out := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(v))), len(v))
+	for i, u := range a {
+		if u>>63 == 1 {
+			u &^= 1 << 63
+		} else {
+			u = ^u
+		}
+		out[i] = u
+	}
 }
 
 // Merge adds o's values to s: a sketch of the union of the two streams,
-// within the sketch's error. s keeps its parameters. o is not changed.
+// within the sketch's error. Like Deequ's merge, it appends each of o's
+// levels to s's and compacts while the items reach the budget; s keeps its
+// parameters. o is not changed.
 func (s *KLL) Merge(o *KLL) {
-	if o == nil || o.size == 0 {
+	if o == nil || len(o.items) == 0 {
 		return
 	}
-	for len(s.levels) < len(o.levels) {
+	for len(s.lo) < len(o.lo) {
 		s.expand()
 	}
-	n := len(o.levels)
-	for h := range n {
-		s.levels[h] = append(s.levels[h], o.levels[h][:len(o.levels[h]):len(o.levels[h])]...)
+	merged := make([]float64, 0, max(s.budget+1, len(s.items)+len(o.items)))
+	for h := len(s.lo) - 1; h >= 0; h-- {
+		start := len(merged)
+		merged = append(merged, s.level(h)...)
+		if h < len(o.lo) {
+			merged = append(merged, o.level(h)...)
+		}
+		s.lo[h] = start
 	}
-	s.size += o.size
+	s.items = merged
 	s.count += o.count
+	s.errW += o.errW
 	s.dirty = true
-	for s.size >= s.budget {
+	for len(s.items) >= s.budget {
 		s.condense()
 	}
 }
@@ -187,11 +287,24 @@ func (s *KLL) Merge(o *KLL) {
 // Count is the total weight: the number of values the sketch stands for.
 func (s *KLL) Count() float64 { return s.count }
 
+// ErrorBound is a guaranteed bound on the error of any rank (CDF times
+// Count) as a share of Count: each compaction at level h moves a rank by
+// at most 2^h, and the sketch adds these up, its merged sketches' too. It
+// covers what happened since NewKLL or KLLFromSketch (a file does not
+// carry its sketch's history). For k=2048 and c=0.64 it stays near 1.2% at
+// a million values; the error measured is several times smaller.
+func (s *KLL) ErrorBound() float64 {
+	if s.count == 0 {
+		return 0
+	}
+	return s.errW / s.count
+}
+
 // ForEach calls fn with every retained item and its weight.
 func (s *KLL) ForEach(fn func(v, w float64)) {
 	w := 1.0
-	for _, level := range s.levels {
-		for _, v := range level {
+	for h := range s.lo {
+		for _, v := range s.level(h) {
 			fn(v, w)
 		}
 		w *= 2
@@ -201,12 +314,9 @@ func (s *KLL) ForEach(fn func(v, w float64)) {
 // Data returns the levels, level 0 first, as statistics.json's sketch
 // "data". The slices are copies.
 func (s *KLL) Data() [][]float64 {
-	out := make([][]float64, len(s.levels))
-	for h, level := range s.levels {
-		out[h] = slices.Clone(level)
-		if out[h] == nil {
-			out[h] = []float64{}
-		}
+	out := make([][]float64, len(s.lo))
+	for h := range s.lo {
+		out[h] = append([]float64{}, s.level(h)...)
 	}
 	return out
 }
@@ -226,86 +336,88 @@ func KLLFromSketch(sk Sketch) (*KLL, error) {
 		return nil, fmt.Errorf("kll sketch: %w", err)
 	}
 	s := NewKLL(int(sk.Parameters.K), sk.Parameters.C)
-	for len(s.levels) < len(sk.Data) {
+	for len(s.lo) < len(sk.Data) {
 		s.expand()
 	}
-	w := 1.0
-	for h, level := range sk.Data {
-		s.levels[h] = append(s.levels[h], level...)
-		s.size += len(level)
-		s.count += w * float64(len(level))
-		w *= 2
+	total := 0
+	for _, level := range sk.Data {
+		total += len(level)
+	}
+	s.reserve(total)
+	for h := len(s.lo) - 1; h >= 0; h-- {
+		s.lo[h] = len(s.items)
+		if h < len(sk.Data) {
+			s.items = append(s.items, sk.Data[h]...)
+			s.count += math.Ldexp(float64(len(sk.Data[h])), h)
+		}
 	}
 	s.dirty = true
-	for s.size > s.budget {
+	for len(s.items) > s.budget {
 		s.condense()
 	}
 	return s, nil
 }
 
-// Reset empties the sketch and keeps its buffers.
+// Reset empties the sketch, keeps its buffer and levels, and drops the
+// query view.
 func (s *KLL) Reset() {
-	for h := range s.levels {
-		s.levels[h] = s.levels[h][:0]
+	s.items = s.items[:0]
+	for h := range s.lo {
+		s.lo[h] = 0
 		s.compactions[h] = 0
 		s.offsets[h] = 0
 	}
-	s.size, s.count, s.dirty = 0, 0, true
+	s.count, s.errW, s.dirty, s.view = 0, 0, true, nil
 }
 
-// prepare builds the sorted view queries read.
+// prepare builds the sorted view queries read: distinct values with their
+// cumulative weights.
 func (s *KLL) prepare() {
-	if !s.dirty && s.vals != nil {
+	if !s.dirty && s.view != nil {
 		return
 	}
-	s.scratch = s.scratch[:0]
-	s.ForEach(func(v, w float64) { s.scratch = append(s.scratch, weighted{v, w}) })
-	slices.SortFunc(s.scratch, func(a, b weighted) int {
-		switch {
-		case a.v < b.v:
-			return -1
-		case a.v > b.v:
-			return 1
-		}
-		return 0
-	})
-	s.vals, s.cum = s.vals[:0], s.cum[:0]
-	total := 0.0
-	for _, it := range s.scratch {
+	v := s.view[:0]
+	s.ForEach(func(x, w float64) { v = append(v, weighted{x, w}) })
+	slices.SortFunc(v, func(a, b weighted) int { return cmp.Compare(a.v, b.v) })
+	out, total := 0, 0.0
+	for _, it := range v {
 		total += it.w
-		if n := len(s.vals); n > 0 && s.vals[n-1] == it.v {
-			s.cum[n-1] = total
+		if out > 0 && v[out-1].v == it.v {
+			v[out-1].w = total
 			continue
 		}
-		s.vals = append(s.vals, it.v)
-		s.cum = append(s.cum, total)
+		v[out] = weighted{it.v, total}
+		out++
 	}
-	if s.vals == nil {
-		s.vals = []float64{}
+	s.view, s.dirty = v[:out:out], false
+	if s.view == nil {
+		s.view = []weighted{}
 	}
-	s.dirty = false
 }
+
+// dropView frees the query view; the next query builds it again.
+func (s *KLL) dropView() { s.view, s.dirty = nil, true }
 
 // rank is the weight of items <= x (inclusive) or < x (exclusive).
 func (s *KLL) rank(x float64, inclusive bool) float64 {
 	s.prepare()
 	var i int
 	if inclusive {
-		i = sortSearch(s.vals, func(v float64) bool { return v > x })
+		i = sortSearch(len(s.view), func(j int) bool { return s.view[j].v > x })
 	} else {
-		i = sortSearch(s.vals, func(v float64) bool { return v >= x })
+		i = sortSearch(len(s.view), func(j int) bool { return s.view[j].v >= x })
 	}
 	if i == 0 {
 		return 0
 	}
-	return s.cum[i-1]
+	return s.view[i-1].w
 }
 
-func sortSearch(vals []float64, after func(float64) bool) int {
-	lo, hi := 0, len(vals)
+func sortSearch(n int, after func(int) bool) int {
+	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if after(vals[m]) {
+		if after(m) {
 			hi = m
 		} else {
 			lo = m + 1
@@ -330,11 +442,11 @@ func (s *KLL) Quantile(q float64) float64 {
 	}
 	s.prepare()
 	target := min(max(q, 0), 1) * s.count
-	i := sortSearch(s.cum, func(c float64) bool { return c >= target })
-	if i >= len(s.vals) {
-		i = len(s.vals) - 1
+	i := sortSearch(len(s.view), func(j int) bool { return s.view[j].w >= target })
+	if i >= len(s.view) {
+		i = len(s.view) - 1
 	}
-	return s.vals[i]
+	return s.view[i].v
 }
 
 // Buckets are n equal-width buckets between lo and hi (the column's exact
@@ -357,15 +469,13 @@ func (s *KLL) Buckets(lo, hi float64, n int) []Bucket {
 	return out
 }
 
-// MemoryBytes is what the sketch holds: its level buffers' capacities and
-// the query view's, plus the fixed part.
+// MemoryBytes is what the sketch holds: its item buffer and sort scratch
+// at their capacities, the per-level slices, the query view while one is
+// built, and the fixed part.
 func (s *KLL) MemoryBytes() int {
-	n := 160 // the struct and slice headers
-	for _, l := range s.levels {
-		n += 24 + 8*cap(l)
-	}
-	n += 8*cap(s.caps) + 4*cap(s.compactions) + cap(s.offsets)
-	n += 8*cap(s.vals) + 8*cap(s.cum) + 16*cap(s.scratch)
+	n := int(unsafe.Sizeof(*s))
+	n += 8*cap(s.items) + 8*cap(s.radix) + 16*cap(s.view)
+	n += 8*cap(s.lo) + 8*cap(s.caps) + 4*cap(s.compactions) + cap(s.offsets)
 	return n
 }
 
@@ -373,23 +483,31 @@ func (s *KLL) MemoryBytes() int {
 // at the level of that bit, so the sketch's weights stay exact. It is how
 // a file's buckets without a sketch become a sketch.
 func (s *KLL) addWeighted(v, w float64) {
-	if !(w >= 1) || v != v {
+	if !(w >= 1) || !finite(v) {
 		return
 	}
 	n := uint64(min(w, 1<<62))
+	s.count += float64(n)
 	for h := 0; n != 0; h++ {
+		for len(s.lo) <= h {
+			s.expand()
+		}
 		if n&1 == 1 {
-			for len(s.levels) <= h {
-				s.expand()
-			}
-			s.levels[h] = append(s.levels[h], v)
-			s.size++
+			s.insertAt(h, v)
 		}
 		n >>= 1
 	}
-	s.count += float64(uint64(min(w, 1<<62)))
 	s.dirty = true
-	for s.size > s.budget {
+	for len(s.items) > s.budget {
 		s.condense()
+	}
+}
+
+// insertAt puts v at the end of level h, moving the levels below.
+func (s *KLL) insertAt(h int, v float64) {
+	at := s.hi(h)
+	s.items = slices.Insert(s.items, at, v)
+	for j := range h {
+		s.lo[j]++
 	}
 }

@@ -566,6 +566,7 @@ func (p *Profile) numerical(c *colState, common Common) *NumericalStatistics {
 			Buckets: c.kll.Buckets(c.minV, c.maxV, p.opt.Buckets),
 			Sketch:  &sk,
 		}
+		c.kll.dropView() // a profile between periods holds its sketch only
 	}
 	return ns
 }
