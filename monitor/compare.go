@@ -43,6 +43,9 @@ type FeatureReport struct {
 	Completeness, BaselineCompleteness float64
 	// Present is the period's num_present.
 	Present int64
+	// EmitMetrics is the feature's emit_metrics (monitoring_config with its
+	// overrides): false asks the metric publishers to leave it out.
+	EmitMetrics bool
 	// BaselineFromBuckets: the baseline had no KLL sketch data (only
 	// buckets), so its CDF was taken from the buckets with each bucket's
 	// count spread uniformly over it; the distances are then approximate
@@ -103,6 +106,9 @@ type FeatureReport struct {
 // overrides) no violation is written; distances are reported regardless.
 // is_non_negative is not checked: Model Monitor has no check type for it.
 func Compare(baseline *Statistics, c *Constraints, current *Statistics) *Report {
+	if baseline == nil {
+		baseline = &Statistics{}
+	}
 	if c == nil {
 		c = Suggest(baseline)
 	}
@@ -164,7 +170,8 @@ func (r *Report) add(feature, check, description string) {
 func (r *Report) compareFeature(cf *ConstraintFeature, cfg MonitoringConfig, b, f *Feature) {
 	evaluate := cfg.EvaluateConstraints == Enabled
 	common := featureCommon(f)
-	fr := FeatureReport{Name: cf.Name, Kind: cf.InferredType, Present: common.NumPresent, Completeness: completeness(common)}
+	fr := FeatureReport{Name: cf.Name, Kind: cf.InferredType, Present: common.NumPresent, Completeness: completeness(common),
+		EmitMetrics: cfg.EmitMetrics == Enabled}
 	if b != nil {
 		fr.BaselineCompleteness = completeness(featureCommon(b))
 	}

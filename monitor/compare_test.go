@@ -306,6 +306,15 @@ func TestMonitoringConfigSteersTheChecks(t *testing.T) {
 	}
 
 	c = Suggest(base)
+	c.MonitoringConfig.EmitMetrics = Disabled
+	if f := feature(t, Compare(base, c, shifted), "x"); f.EmitMetrics {
+		t.Error("emit_metrics Disabled must reach the feature report")
+	}
+	if f := feature(t, Compare(base, nil, shifted), "x"); !f.EmitMetrics {
+		t.Error("emit_metrics is Enabled by default")
+	}
+
+	c = Suggest(base)
 	threshold := 0.5
 	c.Features[0].MonitoringConfigOverrides = &MonitoringConfigOverrides{
 		DistributionConstraints: &DistributionConstraintsOverrides{ComparisonThreshold: &threshold},
