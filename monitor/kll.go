@@ -111,8 +111,6 @@ func (s *KLL) hi(h int) int {
 
 func (s *KLL) level(h int) []float64 { return s.items[s.lo[h]:s.hi(h)] }
 
-func (s *KLL) levels() int { return len(s.lo) }
-
 // expand adds an empty top level, in front of the others, and makes room
 // for the larger budget, so that updates never grow the buffer: items
 // never exceed the budget by more than one.
@@ -358,15 +356,14 @@ func KLLFromSketch(sk Sketch) (*KLL, error) {
 	return s, nil
 }
 
-// Reset empties the sketch, keeps its buffer and levels, and drops the
-// query view.
+// Reset empties the sketch to the state NewKLL gives (one level, its
+// coin at the start), keeping the item buffer, and drops the query view.
 func (s *KLL) Reset() {
 	s.items = s.items[:0]
-	for h := range s.lo {
-		s.lo[h] = 0
-		s.compactions[h] = 0
-		s.offsets[h] = 0
-	}
+	s.lo, s.caps = s.lo[:1], s.caps[:1]
+	s.compactions, s.offsets = s.compactions[:1], s.offsets[:1]
+	s.lo[0], s.compactions[0], s.offsets[0] = 0, 0, 0
+	s.budget = s.caps[0]
 	s.count, s.errW, s.dirty, s.view = 0, 0, true, nil
 }
 

@@ -210,18 +210,18 @@ func (f *Feature) validate() error {
 	}
 	if f.InferredType.Numeric() {
 		if f.StringStatistics != nil {
-			return fmt.Errorf("string_statistics: present on a %s feature", f.InferredType)
+			return fmt.Errorf("string_statistics: present on a feature of type %s", f.InferredType)
 		}
 		if f.NumericalStatistics == nil {
-			return fmt.Errorf("numerical_statistics: missing on a %s feature", f.InferredType)
+			return fmt.Errorf("numerical_statistics: missing on a feature of type %s", f.InferredType)
 		}
 		return f.NumericalStatistics.validate()
 	}
 	if f.NumericalStatistics != nil {
-		return fmt.Errorf("numerical_statistics: present on a %s feature", f.InferredType)
+		return fmt.Errorf("numerical_statistics: present on a feature of type %s", f.InferredType)
 	}
 	if f.StringStatistics == nil {
-		return fmt.Errorf("string_statistics: missing on a %s feature", f.InferredType)
+		return fmt.Errorf("string_statistics: missing on a feature of type %s", f.InferredType)
 	}
 	return f.StringStatistics.validate()
 }
