@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -28,16 +29,23 @@ type AlertLevel struct {
 	Threshold float64 `yaml:"threshold" json:"threshold"`
 }
 
-// AlertRule turns a score sequence per entity into alerts.
+// AlertRule turns a score sequence per entity into alerts, or a window's
+// drift verdicts per feature (a drift rule, see Alerts.Drift: read period
+// for window, feature for entity, drifted for at or above the threshold).
 type AlertRule struct {
 	// Name identifies the rule in messages and deduplication ids.
 	Name string `yaml:"name" json:"name"`
-	// Stream and Model restrict the rule; empty matches any.
+	// Stream and Model restrict the rule; empty matches any. A drift
+	// report names no stream: Stream does not restrict a drift rule.
 	Stream string `yaml:"stream" json:"stream"`
 	Model  string `yaml:"model" json:"model"`
-	// Score names the score column; default "score".
+	// Score names the score column; default "score" (none for drift).
 	Score string `yaml:"score" json:"score"`
-	// Levels are the severities, any order; the highest threshold reached wins.
+	// Drift, if set, is the window whose monitor verdicts this rule
+	// judges, instead of scores: a rule judges one or the other.
+	Drift string `yaml:"drift" json:"drift"`
+	// Levels are the severities, any order; the highest threshold reached
+	// wins. A drift rule has its lowest one's severity (the monitor judges).
 	Levels []AlertLevel `yaml:"levels" json:"levels"`
 	// FireAfter is how many consecutive windows at or above the lowest
 	// threshold fire the alert; default 1.
@@ -57,7 +65,7 @@ const (
 	StateResolved = "resolved"
 )
 
-// Alert is one notification. Score alerts come from rules; other alerts
+// Alert is one notification. Score and drift alerts come from rules; others
 // (a circuit breaker opening) are sent with Alerts.Notify.
 type Alert struct {
 	Rule        string             `json:"rule"`
@@ -80,6 +88,16 @@ type Alert struct {
 	Subject string `json:"subject"`
 	// Message is free text for non-score alerts.
 	Message string `json:"message,omitempty"`
+	// Pipeline, Window and the period say what a drift alert judged; Drift
+	// the features it is about (that fired or escalated, or that cleared),
+	// largest distance first; Violations where the period's
+	// constraint_violations.json is.
+	Pipeline    string         `json:"pipeline,omitempty"`
+	Window      string         `json:"window,omitempty"`
+	PeriodStart time.Time      `json:"period_start,omitzero"`
+	PeriodEnd   time.Time      `json:"period_end,omitzero"`
+	Drift       []DriftFeature `json:"drift,omitempty"`
+	Violations  string         `json:"violations,omitempty"`
 }
 
 // FeatureContribution is one model input's share of the score behind an
@@ -146,10 +164,15 @@ func TopFeatures(cs []FeatureContribution, n int) []FeatureContribution {
 	return slices.Clip(out[:min(len(out), n)])
 }
 
-// dedupID is the FIFO deduplication id: a hash of rule, entity, window and
-// state, so a replayed window does not alert twice.
+// dedupID is the FIFO deduplication id: a hash of rule, entity (or
+// pipeline/window), window (or period) and state, so a replay does not
+// alert twice.
 func (a *Alert) dedupID() string {
-	h := sha256.Sum256([]byte(strings.Join([]string{a.Rule, a.Stream, a.Entity, strconv.FormatInt(a.WindowStart.UnixNano(), 10), strconv.FormatInt(a.WindowEnd.UnixNano(), 10), a.State, a.Severity}, "\x1f")))
+	parts := []string{a.Rule, a.Stream, a.Entity, strconv.FormatInt(a.WindowStart.UnixNano(), 10), strconv.FormatInt(a.WindowEnd.UnixNano(), 10), a.State, a.Severity}
+	if a.Window != "" {
+		parts = []string{"drift", a.Rule, a.Pipeline, a.Window, strconv.FormatInt(a.PeriodStart.UnixNano(), 10), strconv.FormatInt(a.PeriodEnd.UnixNano(), 10), a.State, a.Severity}
+	}
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x1f")))
 	return hex.EncodeToString(h[:])
 }
 
@@ -161,14 +184,16 @@ type AlertsAPI interface {
 // AlertOptions configure the alert sink.
 type AlertOptions struct {
 	// Client and TopicARN name the topic. A topic whose name ends in ".fifo"
-	// gets MessageGroupId = entity (see GroupID) and a
-	// MessageDeduplicationId per (rule, entity, window, state).
+	// gets MessageGroupId = entity (pipeline/window for drift; see GroupID)
+	// and a MessageDeduplicationId per (rule, entity, window, state), or
+	// per (rule, pipeline/window, period, state) for drift.
 	Client   AlertsAPI
 	TopicARN string
-	// Rules are evaluated on every row of every batch.
+	// Rules are evaluated on every row of every batch (drift rules on
+	// every Drift report of their window).
 	Rules []AlertRule
-	// MaxEntities bounds the per-entity rule state; the least recently
-	// seen entities are forgotten beyond it. Default 100,000.
+	// MaxEntities bounds the per-entity (and per drift feature) rule
+	// state; the least recently seen are forgotten beyond it. Default 100,000.
 	MaxEntities int
 	// Queue is how many batches Write buffers before it blocks; default 16.
 	Queue int
@@ -215,17 +240,12 @@ func NewAlerts(o AlertOptions) (*Alerts, error) {
 		if len(r.Levels) == 0 {
 			return nil, fmt.Errorf("sinks: alert rule %q: at least one level is required", r.Name)
 		}
+		if r.Drift != "" && r.Score != "" {
+			return nil, fmt.Errorf("sinks: alert rule %q: drift %q and score %q are exclusive: a drift rule judges the monitor's verdicts, not a score", r.Name, r.Drift, r.Score)
+		}
 		r.Levels = slices.Clone(r.Levels)
-		slices.SortFunc(r.Levels, func(a, b AlertLevel) int {
-			if a.Threshold < b.Threshold {
-				return -1
-			}
-			if a.Threshold > b.Threshold {
-				return 1
-			}
-			return 0
-		})
-		if r.Score == "" {
+		slices.SortFunc(r.Levels, func(a, b AlertLevel) int { return cmp.Compare(a.Threshold, b.Threshold) })
+		if r.Score == "" && r.Drift == "" {
 			r.Score = ColScore
 		}
 		r.FireAfter = max(r.FireAfter, 1)
@@ -260,7 +280,9 @@ func (a *Alerts) Notify(ctx context.Context, al Alert) error {
 	return a.h.publish(ctx, []Alert{al}, nil)
 }
 
-type alertKey struct{ rule, stream, entity string }
+// alertKey names one hysteresis: a score rule's entity of a stream, or a
+// drift rule's feature (entity) of a pipeline (stream) and window.
+type alertKey struct{ rule, stream, window, entity string }
 
 type alertState struct {
 	above, below int
@@ -268,6 +290,7 @@ type alertState struct {
 	notified     bool // the current firing was sent (not suppressed by cooldown)
 	severity     int  // index into Levels of the current firing
 	lastNotified time.Time
+	judged       time.Time // drift: end of the last period judged
 	seen         uint64
 }
 
@@ -277,8 +300,11 @@ type alertHandler struct {
 	r     *retrier
 	ref   *refuser
 	fifo  bool
+	mu    sync.Mutex // batches are judged on the runner's goroutine, drift on the caller's
 	state map[alertKey]*alertState
 	clock uint64
+	// driftMu judges and publishes drift reports one at a time, in order.
+	driftMu sync.Mutex
 }
 
 // flush has nothing to force out: handle publishes and acks every batch
@@ -293,9 +319,10 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 		return
 	}
 	var out []Alert
+	h.mu.Lock()
 	for ri := range h.o.Rules {
 		r := &h.o.Rules[ri]
-		if r.Stream != "" && r.Stream != b.Stream {
+		if r.Drift != "" || (r.Stream != "" && r.Stream != b.Stream) {
 			continue
 		}
 		for i := range v.n {
@@ -318,13 +345,50 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 		}
 	}
 	h.evict()
+	h.mu.Unlock()
 	b.Ack(h.publish(ctx, out, &b))
 }
 
+// advance, the one state machine of score and drift rules, moves a key's
+// state by one observation at level (of r.Levels; -1 below them all) and
+// event time at (window or period end, the cooldown's clock) and returns
+// the state of the alert to send, "" for none.
+func (st *alertState) advance(r *AlertRule, level int, at time.Time) string {
+	if level < 0 {
+		st.above = 0
+		st.below++
+		if st.firing && st.below >= r.ClearAfter {
+			st.firing = false
+			if st.notified {
+				st.notified = false
+				return StateResolved
+			}
+		}
+		return ""
+	}
+	st.below = 0
+	st.above++
+	switch {
+	case !st.firing && st.above >= r.FireAfter:
+		st.firing, st.severity = true, level
+		if !st.lastNotified.IsZero() && at.Sub(st.lastNotified) < r.Cooldown {
+			st.notified = false
+			return ""
+		}
+		st.notified, st.lastNotified = true, at
+		return StateFiring
+	case st.firing && level > st.severity:
+		// Escalation pages even within the cooldown: it is new information.
+		st.severity, st.notified, st.lastNotified = level, true, at
+		return StateFiring
+	}
+	return ""
+}
+
 // step advances one entity's rule state by one window and returns the
-// notification it causes, if any.
+// notification it causes, if any. h.mu is held.
 func (h *alertHandler) step(r *AlertRule, stream string, rec arrow.RecordBatch, v *view, i int, score float64, model string) (Alert, bool) {
-	k := alertKey{r.Name, stream, v.entity.Value(i)}
+	k := alertKey{rule: r.Name, stream: stream, entity: v.entity.Value(i)}
 	st := h.state[k]
 	if st == nil {
 		st = &alertState{}
@@ -339,60 +403,36 @@ func (h *alertHandler) step(r *AlertRule, stream string, rec arrow.RecordBatch, 
 		}
 	}
 	we := v.we.time(i)
-	mk := func(state string, li int) Alert {
-		l := r.Levels[li]
-		al := Alert{
-			Rule: r.Name, State: state, Severity: l.Severity, Stream: stream, Entity: k.entity, Model: model,
-			Score: score, Threshold: l.Threshold, WindowStart: v.ws.time(i), WindowEnd: we,
-			ResultID: ResultID(stream, k.entity, v.ws.time(i), we, model),
-		}
-		if len(v.features) <= 64 {
-			al.Features = make(map[string]float64, len(v.features))
-			for _, f := range v.features {
-				if x, ok := f.value(i); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
-					al.Features[f.name] = x
-				}
-			}
-		}
-		if state == StateFiring && h.o.Explain != nil {
-			al.TopFeatures = TopFeatures(h.o.Explain(rec, i, model, r.Score), MaxTopFeatures)
-		}
-		cmp := ">="
-		if state == StateResolved {
-			cmp = "<"
-		}
-		al.Subject = fmt.Sprintf("[%s] %s %s: %s %.3g %s %.3g (%s, %s)", strings.ToUpper(l.Severity), r.Name, state, k.entity, score, cmp, l.Threshold, model, stream)
-		return al
-	}
-	if level < 0 {
-		st.above = 0
-		st.below++
-		if st.firing && st.below >= r.ClearAfter {
-			st.firing = false
-			if st.notified {
-				st.notified = false
-				return mk(StateResolved, 0), true
-			}
-		}
+	state := st.advance(r, level, we)
+	if state == "" {
 		return Alert{}, false
 	}
-	st.below = 0
-	st.above++
-	switch {
-	case !st.firing && st.above >= r.FireAfter:
-		st.firing, st.severity = true, level
-		if !st.lastNotified.IsZero() && we.Sub(st.lastNotified) < r.Cooldown {
-			st.notified = false
-			return Alert{}, false
-		}
-		st.notified, st.lastNotified = true, we
-		return mk(StateFiring, level), true
-	case st.firing && level > st.severity:
-		// Escalation pages even within the cooldown: it is new information.
-		st.severity, st.notified, st.lastNotified = level, true, we
-		return mk(StateFiring, level), true
+	l := r.Levels[st.severity]
+	if state == StateResolved {
+		l = r.Levels[0]
 	}
-	return Alert{}, false
+	al := Alert{
+		Rule: r.Name, State: state, Severity: l.Severity, Stream: stream, Entity: k.entity, Model: model,
+		Score: score, Threshold: l.Threshold, WindowStart: v.ws.time(i), WindowEnd: we,
+		ResultID: ResultID(stream, k.entity, v.ws.time(i), we, model),
+	}
+	if len(v.features) <= 64 {
+		al.Features = make(map[string]float64, len(v.features))
+		for _, f := range v.features {
+			if x, ok := f.value(i); ok && !math.IsNaN(x) && !math.IsInf(x, 0) {
+				al.Features[f.name] = x
+			}
+		}
+	}
+	if state == StateFiring && h.o.Explain != nil {
+		al.TopFeatures = TopFeatures(h.o.Explain(rec, i, model, r.Score), MaxTopFeatures)
+	}
+	cmp := ">="
+	if state == StateResolved {
+		cmp = "<"
+	}
+	al.Subject = fmt.Sprintf("[%s] %s %s: %s %.3g %s %.3g (%s, %s)", strings.ToUpper(l.Severity), r.Name, state, k.entity, score, cmp, l.Threshold, model, stream)
+	return al, true
 }
 
 // evict forgets the least recently seen entities beyond MaxEntities.
@@ -415,6 +455,8 @@ func (h *alertHandler) evict() {
 	}
 }
 
+const maxSubject = 100 // SNS's limit on a subject, in (ASCII) characters
+
 func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry, error) {
 	body, err := json.Marshal(a)
 	if err != nil {
@@ -426,11 +468,11 @@ func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry
 		}
 		return r
 	}, a.Subject)
-	if len(subject) > 100 {
-		subject = subject[:100]
+	if len(subject) > maxSubject {
+		subject = subject[:maxSubject]
 	}
 	attrs := map[string]snstypes.MessageAttributeValue{}
-	for k, v := range map[string]string{"severity": a.Severity, "stream": a.Stream, "entity": a.Entity, "model": a.Model, "state": a.State, "rule": a.Rule} {
+	for k, v := range map[string]string{"severity": a.Severity, "stream": a.Stream, "entity": a.Entity, "model": a.Model, "state": a.State, "rule": a.Rule, "pipeline": a.Pipeline, "window": a.Window} {
 		if v != "" {
 			// SNS refuses control characters in attributes; the exact
 			// value is in the message body.
@@ -441,11 +483,7 @@ func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry
 		Id: aws.String(strconv.Itoa(i)), Message: aws.String(string(body)), Subject: aws.String(subject), MessageAttributes: attrs,
 	}
 	if h.fifo {
-		group := a.Entity
-		if group == "" {
-			group = a.Rule
-		}
-		e.MessageGroupId = aws.String(GroupID(group))
+		e.MessageGroupId = aws.String(GroupID(cmp.Or(a.Entity, a.driftGroup(), a.Rule)))
 		e.MessageDeduplicationId = aws.String(a.dedupID())
 	}
 	return e, nil

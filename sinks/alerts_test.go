@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -458,5 +459,40 @@ func TestAlertsFIFOGroupIDs(t *testing.T) {
 		if got := GroupID(e); !strings.HasPrefix(got, g) || (g == "sha256-" && len(got) != 39) {
 			t.Errorf("GroupID(%.20q) = %q, want %q…", e, got, g)
 		}
+	}
+}
+
+// A score alert's message and attributes are what they were before drift
+// alerts: none of the drift fields, no zero period times, and the FIFO
+// group and deduplication id of its entity and window.
+func TestAlertScoreMessageHasNoDriftFields(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	a := Alert{Rule: "failure-risk", State: StateFiring, Severity: "warning", Stream: "factory", Entity: "press-1", Model: "xgb-7",
+		Score: 0.8, Threshold: 0.7, WindowStart: t0, WindowEnd: t0.Add(time.Minute), ResultID: "r", Features: map[string]float64{"f00": 1}, Subject: "s"}
+	h := &alertHandler{fifo: true}
+	e, err := h.entry(0, &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(aws.ToString(e.Message)), &fields); err != nil {
+		t.Fatal(err)
+	}
+	keys := slices.Sorted(maps.Keys(fields))
+	want := []string{"entity", "features", "model", "result_id", "rule", "score", "severity", "state", "stream", "subject", "threshold", "window_end", "window_start"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("message fields %v, want %v", keys, want)
+	}
+	attrs := slices.Sorted(maps.Keys(e.MessageAttributes))
+	if !slices.Equal(attrs, []string{"entity", "model", "rule", "severity", "state", "stream"}) {
+		t.Errorf("attributes %v", attrs)
+	}
+	if g := aws.ToString(e.MessageGroupId); g != "press-1" {
+		t.Errorf("group id %q, want the entity", g)
+	}
+	// SHA-256 of rule, stream, entity, window start and end (ns), state and
+	// severity joined by U+001F: a replay across an upgrade is deduplicated.
+	if id := aws.ToString(e.MessageDeduplicationId); id != "f083a186da78b0ab8374a51486645fe277471f52542e03149409c0f8379ca0d4" {
+		t.Errorf("deduplication id %s changed", id)
 	}
 }
