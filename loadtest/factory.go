@@ -7,7 +7,9 @@
 //   - Fleet: machines reporting sensor readings with daily cycles, noise,
 //     dropouts, duplicates, out-of-order and late arrivals; some machines
 //     degrade (bearing wear raising vibration, overheating) before failing at
-//     a recorded time.
+//     a recorded time. Optionally one sensor's calibration shifts on part
+//     of the fleet mid-run (CalibrationShift), recorded too, for judging
+//     drift alerts.
 //   - App: users with sessions, logins, purchases and support tickets; churners
 //     taper off before leaving at a recorded time.
 //
@@ -84,6 +86,9 @@ type FleetConfig struct {
 	// Stop, when set, is when the machines stop reporting, as a live run's
 	// publisher stops (zero: never).
 	Stop time.Time
+	// Shift, when set, moves one sensor's readings on part of the fleet
+	// from some time on (recorded in ShiftTruth). It must pass Check.
+	Shift *CalibrationShift
 }
 
 func (c *FleetConfig) defaults() {
@@ -103,9 +108,10 @@ func (c *FleetConfig) defaults() {
 
 type machine struct {
 	id      string
-	base    [5]float64 // temperature, vibration, pressure, rpm, current
-	phase   float64    // daily cycle offset
+	base    [nSensors]float64 // each sensor's level on this machine, in sensors() order
+	phase   float64           // daily cycle offset
 	failure *Failure
+	shifted bool      // its calibration shifts (FleetConfig.Shift)
 	next    time.Time // event time of the next reading
 	failed  bool
 }
@@ -117,11 +123,14 @@ type Fleet struct {
 	machines []*machine
 	pending  arrivals
 	truth    []Failure
+	shift    *ShiftTruth
+	shifted  int // the shifted sensor's index in sensors()
 	buf      []byte
 }
 
 // NewFleet builds the fleet and decides, from the seed, which machines fail,
-// how and when.
+// how and when, and which a calibration shift touches (by their ids). A
+// shift that fails Check is a caller's bug and panics; Run checks first.
 func NewFleet(cfg FleetConfig) *Fleet {
 	cfg.defaults()
 	f := &Fleet{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5eed))}
@@ -132,19 +141,13 @@ func NewFleet(cfg FleetConfig) *Fleet {
 		isFailing[i] = rank
 	}
 	for i := range cfg.Machines {
-		m := &machine{
-			id: fmt.Sprintf("%spress-%03d", cfg.IDPrefix, i),
-			base: [5]float64{
-				65 + f.rng.NormFloat64()*3,      // °C
-				0.35 + f.rng.NormFloat64()*0.03, // g RMS
-				5 + f.rng.NormFloat64()*0.2,     // bar
-				1480 + f.rng.NormFloat64()*20,   // rpm
-				12 + f.rng.NormFloat64()*0.5,    // A
-			},
-			phase: f.rng.Float64() * 2 * math.Pi,
-			// Stagger the machines' clocks within one interval.
-			next: cfg.Start.Add(time.Duration(f.rng.Int64N(int64(cfg.Interval)))),
+		m := &machine{id: fmt.Sprintf("%spress-%03d", cfg.IDPrefix, i)}
+		for j, s := range sensors() {
+			m.base[j] = s.mean + f.rng.NormFloat64()*s.spread
 		}
+		m.phase = f.rng.Float64() * 2 * math.Pi
+		// Stagger the machines' clocks within one interval.
+		m.next = cfg.Start.Add(time.Duration(f.rng.Int64N(int64(cfg.Interval))))
 		if rank, ok := isFailing[i]; ok {
 			at := cfg.FailFrom
 			if nFail > 1 {
@@ -159,6 +162,9 @@ func NewFleet(cfg FleetConfig) *Fleet {
 			f.truth = append(f.truth, fail)
 		}
 		f.machines = append(f.machines, m)
+	}
+	if cfg.Shift != nil {
+		f.applyShift(*cfg.Shift)
 	}
 	return f
 }
@@ -215,25 +221,31 @@ func (f *Fleet) schedule(key string, ts time.Time, data []byte) {
 func (f *Fleet) reading(m *machine, ts time.Time) []byte {
 	day := float64(ts.Unix()%86400) / 86400
 	cycle := math.Sin(2*math.Pi*day + m.phase) // ambient and load follow the day
-	temp := m.base[0] + 4*cycle + f.rng.NormFloat64()*0.8
-	vib := m.base[1] + 0.02*cycle + f.rng.NormFloat64()*0.03
-	pres := m.base[2] + f.rng.NormFloat64()*0.1
-	rpm := m.base[3] + 15*cycle + f.rng.NormFloat64()*5
-	cur := m.base[4] + 0.6*cycle + f.rng.NormFloat64()*0.3
+	ss := sensors()
+	var v [nSensors]float64
+	for i, s := range ss {
+		v[i] = m.base[i] + s.swing*cycle + f.rng.NormFloat64()*s.noise
+	}
 	if d := m.failure; d != nil && ts.After(d.DegradeStart) {
 		// Progress 0..1 over the lead time; wear accelerates (quadratic).
 		p := float64(ts.Sub(d.DegradeStart)) / float64(d.At.Sub(d.DegradeStart))
 		w := p * p
 		switch d.Mode {
 		case BearingWear:
-			vib += 0.9*w + f.rng.NormFloat64()*0.08*w
-			cur += 2.5 * w
-			rpm -= 30 * w
+			v[iVib] += 0.9*w + f.rng.NormFloat64()*0.08*w
+			v[iCur] += 2.5 * w
+			v[iRPM] -= 30 * w
 		case Overheating:
-			temp += 28 * w
-			pres -= 0.8 * w
-			cur += 1.2 * w
+			v[iTemp] += 28 * w
+			v[iPres] -= 0.8 * w
+			v[iCur] += 1.2 * w
 		}
+	}
+	// A calibration shift changes what the sensor reports, not the machine:
+	// it draws nothing from the generator, so every other reading of the
+	// run stays as it would have been without it.
+	if m.shifted && !ts.Before(f.shift.Start) {
+		v[f.shifted] += f.shift.By
 	}
 	b := f.buf[:0]
 	b = append(b, `{"machine_id":"`...)
@@ -241,14 +253,16 @@ func (f *Fleet) reading(m *machine, ts time.Time) []byte {
 	b = append(b, `","ts":"`...)
 	b = ts.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
 	b = append(b, '"')
-	b = f.appendSensor(b, "temperature_c", temp)
-	b = f.appendSensor(b, "vibration_rms", vib)
-	b = f.appendSensor(b, "pressure_bar", pres)
+	b = f.appendSensor(b, ss[iTemp].field, v[iTemp])
+	b = f.appendSensor(b, ss[iVib].field, v[iVib])
+	b = f.appendSensor(b, ss[iPres].field, v[iPres])
 	if f.rng.Float64() >= f.cfg.DropoutRate {
-		b = append(b, `,"rpm":`...)
-		b = strconv.AppendInt(b, int64(math.Round(rpm)), 10)
+		b = append(b, `,"`...)
+		b = append(b, ss[iRPM].field...)
+		b = append(b, `":`...)
+		b = strconv.AppendInt(b, int64(math.Round(v[iRPM])), 10)
 	}
-	b = f.appendSensor(b, "current_a", cur)
+	b = f.appendSensor(b, ss[iCur].field, v[iCur])
 	b = append(b, '}')
 	f.buf = b
 	return append([]byte(nil), b...)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,11 @@ type RunConfig struct {
 	// Machines sizes the fleet (default 40, 160 readings a second); each
 	// machine reports 4 times a second.
 	Machines int
+	// Shift, when set, shifts a sensor's calibration on part of the fleet
+	// from Shift.At into the run (which must be within Duration); its
+	// field must be a numeric field of the factory config's schema. The
+	// report then judges the drift alerts against it.
+	Shift *CalibrationShift
 	// Progress receives a line per second while publishing (nil: none).
 	Progress io.Writer
 	// Logger receives the run's logs; default slog.Default().
@@ -92,6 +98,7 @@ type scenarioRun struct {
 	perSec   map[int64]int
 	pace     pace
 	failures []Failure
+	shift    *ShiftTruth
 }
 
 func newScenario(name string, cfg *config.Config, c Clients, rc RunConfig) (*scenarioRun, error) {
@@ -153,6 +160,14 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 	if fleet == nil && app == nil {
 		return nil, errors.New("loadtest: nothing to run: give a factory or a churn config")
 	}
+	if rc.Shift != nil {
+		if fleet == nil {
+			return nil, errors.New("loadtest: a calibration shift needs the factory scenario: give a factory config")
+		}
+		if err := checkShift(*rc.Shift, fleet, rc.Duration); err != nil {
+			return nil, err
+		}
+	}
 
 	// Watch every alert topic with a queue of our own.
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -204,8 +219,13 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 		if rc.Machines > 0 {
 			fc.Machines = rc.Machines
 		}
+		fc.Shift = rc.Shift
 		f = NewFleet(fc)
 		fleet.failures = f.Truth()
+		fleet.shift = f.ShiftTruth()
+		if sh := fleet.shift; sh != nil {
+			log.Info("calibration shift", "field", sh.Field, "by", sh.By, "machines", len(sh.Machines), "of", sh.FleetSize, "at", sh.Start)
+		}
 		fleet.pace.due = func(e Event) time.Time { return e.Arrival }
 	}
 	// The fleet publishes in real time and the churn history replays at its
@@ -341,6 +361,38 @@ wait:
 	}
 	rep.Alerts = alerts
 	return rep, nil
+}
+
+// checkShift refuses a shift the run cannot make or the pipeline cannot
+// see: a field the fleet does not report or the scenario's schema does not
+// hold as a number, or a start past the run's end.
+func checkShift(c CalibrationShift, s *scenarioRun, run time.Duration) error {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	if c.At >= run {
+		return fmt.Errorf("loadtest: the shift starts %s into a run of %s: it would shift nothing", c.At, run)
+	}
+	var stream config.Stream
+	for _, st := range s.cfg.Streams {
+		if st.Name == s.stream {
+			stream = st
+		}
+	}
+	sc := s.cfg.Schemas[stream.Schema]
+	if sc == nil {
+		return fmt.Errorf("loadtest: %s: stream %s has no schema %q", s.cfg.File, s.stream, stream.Schema)
+	}
+	var numeric []string
+	for _, f := range sc.Fields {
+		if t := windowing.FieldType(f.Type); t == windowing.TypeFloat64 || t == windowing.TypeInt64 {
+			numeric = append(numeric, f.Name)
+		}
+	}
+	if !slices.Contains(numeric, c.Field) {
+		return fmt.Errorf("loadtest: %s: shift field %q is not a numeric field of schema %s (%s)", s.cfg.File, c.Field, stream.Schema, strings.Join(numeric, ", "))
+	}
+	return nil
 }
 
 // shardOf is the shard an entity's events went to (0 when the publisher

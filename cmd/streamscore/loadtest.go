@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -110,6 +111,9 @@ func newLoadRunCmd() *cobra.Command {
 		workers, machines               int
 		seed                            uint64
 		aggregate                       bool
+		driftField                      string
+		driftShift, driftShare          float64
+		driftAt                         = loadtest.ShiftAtFraction(loadtest.DefaultDriftAt)
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -132,6 +136,12 @@ pipelines produced and reports, verdict first:
     fell further behind, the summary says so first: latency and detection then
     measure the machine, not the pipeline.
 
+  - with --drift-field: the calibration shift (which field, by how much, on which
+    machines, from when), the first drift alert naming a feature computed from that
+    field and its delay after the shift (when it reached the queue, and when its
+    period ended), drift alerts that named any other feature, and drift alerts for
+    periods before the shift. Features map to fields by the window's "field:".
+
 A summary goes to the terminal, the same verdict and charts to REPORT_DIR/report.html.
 The pipelines' resources must exist and be fresh (make demo starts a new local
 stack). Exits non-zero when an event is unaccounted for.`,
@@ -141,6 +151,11 @@ stack). Exits non-zero when an event is unaccounted for.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rc := loadtest.RunConfig{Duration: duration, Settle: settle, Workers: workers, KillAt: killAt, Seed: seed, Unaggregated: !aggregate, Machines: machines,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
+			if driftField != "" {
+				rc.Shift = &loadtest.CalibrationShift{Field: driftField, By: driftShift, Share: driftShare, At: driftAt.Of(duration)}
+			} else if cmd.Flags().Changed("drift-shift") || cmd.Flags().Changed("drift-share") || cmd.Flags().Changed("drift-at") {
+				return errors.New("--drift-shift, --drift-share and --drift-at need --drift-field")
+			}
 			var configs []string
 			for _, c := range []struct {
 				path string
@@ -209,5 +224,16 @@ stack). Exits non-zero when an event is unaccounted for.`,
 	cmd.Flags().BoolVar(&aggregate, "aggregate", true, "publish KPL-aggregated records, as production producers do (--aggregate=false: one record per event)")
 	cmd.Flags().IntVar(&machines, "machines", 40, "machines in the fleet, each reporting 4 times a second")
 	cmd.Flags().StringVar(&reportDir, "report-dir", "out/loadtest", "where report.html and the worker logs go")
+	cmd.Flags().StringVar(&driftField, "drift-field", "", "shift this sensor's calibration on part of the fleet mid-run (one of "+
+		strings.Join(loadtest.SensorFields(), ", ")+"; off when empty)")
+	var defaults []string
+	for _, f := range loadtest.SensorFields() {
+		d, _ := loadtest.DefaultShift(f)
+		defaults = append(defaults, fmt.Sprintf("%s %.3g %s", f, d, loadtest.SensorUnit(f)))
+	}
+	cmd.Flags().Float64Var(&driftShift, "drift-shift", 0, "added to every shifted reading, in the field's units; "+
+		"0: one standard deviation of a machine's window mean across the fleet ("+strings.Join(defaults, ", ")+")")
+	cmd.Flags().Float64Var(&driftShare, "drift-share", loadtest.DefaultDriftShare, "fraction of machines shifted, chosen by a hash of the machine id")
+	cmd.Flags().Var(&driftAt, "drift-at", "when the shift starts: a fraction of --duration (0.5) or a duration after the traffic starts (40s)")
 	return cmd
 }
