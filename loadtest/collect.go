@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,15 @@ type ReceivedAlert struct {
 	// TopFeatures names the inputs that drove the score, largest
 	// contribution first (empty when the model cannot say).
 	TopFeatures []string
+
+	// A drift alert (IsDrift) is about a period of a monitored window, not
+	// an entity: Pipeline and Window name it, Drift lists the features it
+	// is about (that drifted, on a firing alert), Violations is where the
+	// period's constraint_violations.json is.
+	Pipeline, Window       string
+	PeriodStart, PeriodEnd time.Time
+	Drift                  []DriftedFeature
+	Violations             string
 }
 
 // AlertWatcher subscribes a fresh queue to an alert topic and collects what
@@ -98,7 +108,9 @@ func (w *AlertWatcher) Run(ctx context.Context) {
 }
 
 // parseAlert reads an SNS notification (raw delivery off) wrapping the
-// pipeline's alert JSON.
+// pipeline's alert JSON: a score alert (about an entity) or a drift alert
+// (about a window's period). Anything else (a circuit breaker's notice)
+// is not an alert the run judges.
 func parseAlert(body string) (ReceivedAlert, bool) {
 	var env struct {
 		Message string `json:"Message"`
@@ -119,14 +131,43 @@ func parseAlert(body string) (ReceivedAlert, bool) {
 		TopFeatures []struct {
 			Feature string `json:"feature"`
 		} `json:"top_features"`
+		Pipeline    string    `json:"pipeline"`
+		Window      string    `json:"window"`
+		PeriodStart time.Time `json:"period_start"`
+		PeriodEnd   time.Time `json:"period_end"`
+		Drift       []struct {
+			Feature   string   `json:"feature"`
+			Distance  *float64 `json:"distance"`
+			Threshold *float64 `json:"threshold"`
+			Method    string   `json:"method"`
+			Drifted   *bool    `json:"drifted"`
+		} `json:"drift"`
+		Violations string `json:"violations"`
 	}
-	if err := json.Unmarshal([]byte(msg), &a); err != nil || a.Entity == "" {
+	if err := json.Unmarshal([]byte(msg), &a); err != nil {
 		return ReceivedAlert{}, false
 	}
 	r := ReceivedAlert{Rule: a.Rule, State: a.State, Severity: a.Severity, Stream: a.Stream, Entity: a.Entity,
-		Score: a.Score, WindowStart: a.WindowStart, WindowEnd: a.WindowEnd}
+		Score: a.Score, WindowStart: a.WindowStart, WindowEnd: a.WindowEnd,
+		Pipeline: a.Pipeline, Window: a.Window, PeriodStart: a.PeriodStart, PeriodEnd: a.PeriodEnd, Violations: a.Violations}
 	for _, f := range a.TopFeatures {
 		r.TopFeatures = append(r.TopFeatures, f.Feature)
+	}
+	if a.Drift != nil {
+		r.Drift = make([]DriftedFeature, 0, len(a.Drift))
+	}
+	orNaN := func(p *float64) float64 {
+		if p == nil {
+			return math.NaN()
+		}
+		return *p
+	}
+	for _, f := range a.Drift {
+		r.Drift = append(r.Drift, DriftedFeature{Feature: f.Feature, Distance: orNaN(f.Distance), Threshold: orNaN(f.Threshold),
+			Method: f.Method, Drifted: f.Drifted == nil || *f.Drifted})
+	}
+	if r.Entity == "" && !r.IsDrift() {
+		return ReceivedAlert{}, false
 	}
 	return r, true
 }

@@ -39,13 +39,21 @@ func (r *Report) WriteHTML(w io.Writer, assetsHost string) error {
 		if warn := s.warning(); warn != "" {
 			data.Warnings = append(data.Warnings, warn)
 		}
-		data.Scenarios = append(data.Scenarios, htmlScenario{Name: s.Name, Stream: s.Stream, Claims: s.claims(), Mismatches: s.Mismatches})
+		hs := htmlScenario{Name: s.Name, Stream: s.Stream, Claims: s.claims(), Mismatches: s.Mismatches}
+		if d := s.Drift; d != nil {
+			hs.Drift = d.claims()
+			hs.DriftDetails = append(append(hs.DriftDetails, d.Untouched...), d.Early...)
+		}
+		data.Scenarios = append(data.Scenarios, hs)
 	}
 	var cs []interface{ RenderSnippet() render.ChartSnippet }
 	for _, s := range r.Scenarios {
 		cs = append(cs, throughputChart(s), lagChart(s), latencyChart(s), scoreChart(s))
 		if s.Detection != nil {
 			cs = append(cs, r.detectionChart(s))
+		}
+		if s.Drift != nil {
+			cs = append(cs, driftChart(s))
 		}
 	}
 	for _, c := range cs {
@@ -68,6 +76,10 @@ type htmlScenario struct {
 	Name, Stream string
 	Claims       []claim
 	Mismatches   []string
+	// Drift is the Drift section (empty: none); DriftDetails the alerts
+	// that named untouched features or came before the shift.
+	Drift        []claim
+	DriftDetails []string
 }
 
 // Exported fields for the template: claim's are not.
@@ -80,7 +92,7 @@ var pageTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <script src="{{.ECharts}}"></script>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.5em; } h3 { font-size: 1em; }
 .verdict { font-size: 1.15em; font-weight: bold; padding: .6em .8em; border-radius: 4px; }
 .pass { background: #e7f6e7; color: #075e07; } .fail { background: #fde8e8; color: #a00; }
 .warn { background: #fff4d6; border: 1px solid #c80; padding: .6em .8em; }
@@ -96,6 +108,9 @@ td:first-child { white-space: nowrap; color: #555; width: 11em; } .bad td { colo
 {{range .Scenarios}}<h2>{{.Name}} <small>(stream {{.Stream}})</small></h2>
 <table>{{range .Claims}}<tr{{if .Bad}} class="bad"{{end}}><td>{{.Label}}</td><td>{{.Value}}</td></tr>{{end}}
 {{range .Mismatches}}<tr class="bad"><td>mismatch</td><td>{{.}}</td></tr>{{end}}</table>
+{{if .Drift}}<h3>Drift</h3>
+<table>{{range .Drift}}<tr{{if .Bad}} class="bad"{{end}}><td>{{.Label}}</td><td>{{.Value}}</td></tr>{{end}}
+{{range .DriftDetails}}<tr class="bad"><td>false alarm</td><td>{{.}}</td></tr>{{end}}</table>{{end}}
 {{end}}
 <h2>Charts</h2>
 {{range .Charts}}{{.}}
@@ -213,7 +228,7 @@ func (r *Report) detectionChart(s *ScenarioReport) *charts.Scatter {
 		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Right: "10%"}))
 	var fails, alerts []opts.ScatterData
 	for _, a := range r.Alerts {
-		if a.Stream == s.Stream && a.State != "resolved" {
+		if a.Stream == s.Stream && a.State != "resolved" && !a.IsDrift() {
 			alerts = append(alerts, opts.ScatterData{Value: []any{a.Received.UnixMilli(), a.Entity}})
 		}
 	}
@@ -221,5 +236,39 @@ func (r *Report) detectionChart(s *ScenarioReport) *charts.Scatter {
 		fails = append(fails, opts.ScatterData{Value: []any{f.At.UnixMilli(), f.Machine}, Symbol: "diamond", SymbolSize: 14})
 	}
 	sc.AddSeries("failure (some after the run)", fails).AddSeries("alert received", alerts)
+	return sc
+}
+
+// driftChart puts the drift alerts on the run's clock against the shift:
+// each feature a firing drift alert named, when the alert arrived (the
+// features from the shifted field apart from the others), with a line at
+// the shift's start.
+func driftChart(s *ScenarioReport) *charts.Scatter {
+	d := s.Drift
+	sub := "nothing shifted"
+	if sh := d.Shift; sh != nil {
+		sub = fmt.Sprintf("%s %+.4g %s on %d of %d machines", sh.Field, sh.By, SensorUnit(sh.Field), len(sh.Machines), sh.FleetSize)
+	}
+	sc := charts.NewScatter()
+	sc.SetGlobalOptions(title(s.Name+": drift alerts against the calibration shift", sub),
+		charts.WithXAxisOpts(opts.XAxis{Type: "time"}),
+		charts.WithYAxisOpts(opts.YAxis{Type: "category"}),
+		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true)}),
+		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Right: "10%"}))
+	var hit, other []opts.ScatterData
+	for _, p := range d.timeline {
+		v := opts.ScatterData{Value: []any{p.received.UnixMilli(), p.feature}}
+		if p.shifted {
+			hit = append(hit, v)
+		} else {
+			other = append(other, v)
+		}
+	}
+	var series []charts.SeriesOpts
+	if sh := d.Shift; sh != nil {
+		series = append(series, charts.WithMarkLineNameXAxisItemOpts(opts.MarkLineNameXAxisItem{Name: "shift", XAxis: sh.Start.UnixMilli()}))
+	}
+	sc.AddSeries("drift alert received: feature of the shifted field", hit, series...).
+		AddSeries("drift alert received: any other feature", other)
 	return sc
 }

@@ -58,6 +58,9 @@ type ScenarioReport struct {
 	Scores       []float64
 
 	Detection *Detection
+	// Drift judges the monitor's drift alerts against the calibration
+	// shift; nil when nothing was shifted and no drift alert came.
+	Drift *DriftReport
 }
 
 type point struct {
@@ -210,7 +213,7 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	}
 	first := map[alertKey]ReceivedAlert{}
 	for _, a := range alerts {
-		if a.Stream != s.stream {
+		if a.Stream != s.stream || a.IsDrift() {
 			continue
 		}
 		k := alertKey{a.Rule, a.State, a.Entity, a.WindowEnd.UnixNano()}
@@ -240,6 +243,11 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	sr.S3Latency = percentiles(s3Lat)
 	if s.failures != nil {
 		sr.Detection = detect(s.failures, alerts, s.stream, rep.PublishEnded)
+	}
+	if s.cfg != nil {
+		if drift := driftAlertsOf(s.cfg, alerts); s.shift != nil || len(drift) > 0 {
+			sr.Drift = driftReport(s.shift, featureFields(s.cfg), drift, rep.Started)
+		}
 	}
 	return sr
 }
@@ -298,7 +306,7 @@ func detect(truth []Failure, alerts []ReceivedAlert, stream string, end time.Tim
 	}
 	firstAlert := map[string]ReceivedAlert{}
 	for _, a := range alerts {
-		if a.Stream != stream || a.State == "resolved" {
+		if a.Stream != stream || a.State == "resolved" || a.IsDrift() {
 			continue
 		}
 		if f, ok := firstAlert[a.Entity]; !ok || a.Received.Before(f.Received) {

@@ -106,6 +106,16 @@ func (r *Report) WriteSummary(w io.Writer) {
 			}
 			fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
 		}
+		if d := s.Drift; d != nil {
+			fmt.Fprintf(tw, "\n%s: Drift\n", s.Name)
+			for _, c := range d.claims() {
+				mark := ""
+				if c.bad {
+					mark = "  <-"
+				}
+				fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
+			}
+		}
 	}
 	fmt.Fprintf(tw, "\ndetails\n")
 	for _, s := range r.Scenarios {
@@ -124,6 +134,14 @@ func (r *Report) WriteSummary(w io.Writer) {
 			slices.Sort(d.FalseAlarms)
 			for _, fa := range d.FalseAlarms {
 				fmt.Fprintf(tw, "  %s: false alarm\t%s\n", s.Name, fa)
+			}
+		}
+		if d := s.Drift; d != nil {
+			for _, u := range d.Untouched {
+				fmt.Fprintf(tw, "  %s: drift on untouched\t%s\n", s.Name, u)
+			}
+			for _, e := range d.Early {
+				fmt.Fprintf(tw, "  %s: drift before the shift\t%s\n", s.Name, e)
 			}
 		}
 		if d := s.Detection; d != nil && d.Explainable > 0 {
