@@ -111,9 +111,10 @@ func (s *KLL) hi(h int) int {
 
 func (s *KLL) level(h int) []float64 { return s.items[s.lo[h]:s.hi(h)] }
 
-// expand adds an empty top level, in front of the others, and makes room
-// for the larger budget, so that updates never grow the buffer: items
-// never exceed the budget by more than one.
+// expand adds an empty top level, in front of the others. The buffer
+// grows by append as items arrive, so a rebuilt sketch with many empty
+// levels costs nothing, and once it holds the budget's worth of items
+// updates no longer grow it.
 func (s *KLL) expand() {
 	c := s.capacity(len(s.lo))
 	s.caps = append(s.caps, c)
@@ -121,7 +122,6 @@ func (s *KLL) expand() {
 	s.budget += c
 	s.compactions = append(s.compactions, 0)
 	s.offsets = append(s.offsets, 0)
-	s.reserve(s.budget + 1)
 }
 
 // reserve makes the buffer's capacity at least n.

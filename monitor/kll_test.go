@@ -255,6 +255,19 @@ func TestKLLFromSketchOverBudgetIsCompacted(t *testing.T) {
 	}
 }
 
+// TestKLLFromSketchManyEmptyLevels: a file may declare the largest k with
+// no shrinking and sixty empty levels; the rebuilt sketch holds only what
+// the file has.
+func TestKLLFromSketchManyEmptyLevels(t *testing.T) {
+	s, err := KLLFromSketch(Sketch{Parameters: SketchParameters{C: 1, K: maxSketchK}, Data: make([][]float64, 60)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := s.MemoryBytes(); m > 4096 {
+		t.Fatalf("an empty rebuilt sketch holds %d bytes", m)
+	}
+}
+
 func TestKLLFromSketchRefuses(t *testing.T) {
 	ok := SketchParameters{C: 0.64, K: 2048}
 	cases := []struct {
