@@ -324,10 +324,10 @@ func skipDigits(s string, i int) int {
 // addNumber folds a finite number into the moments, extremes and sketch.
 func (p *Profile) addNumber(c *colState, v float64) {
 	if c.n == 0 {
-		if c.kll == nil {
-			c.kll = NewKLL(p.opt.K, p.opt.C)
-		}
 		c.minV, c.maxV, c.shift = v, v, v
+	}
+	if c.kll == nil { // first number, or a file's feature that had no distribution
+		c.kll = NewKLL(p.opt.K, p.opt.C)
 	}
 	c.n++
 	x := v - c.shift

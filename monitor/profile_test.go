@@ -462,6 +462,27 @@ func TestReadsModelMonitorExample(t *testing.T) {
 	}
 }
 
+// TestFromStatisticsWithoutDistribution: a numeric feature a file gives
+// without any distribution keeps its moments and takes new values.
+func TestFromStatisticsWithoutDistribution(t *testing.T) {
+	in := `{"version":0,"dataset":{"item_count":2},"features":[{"name":"x","inferred_type":"Fractional",
+"numerical_statistics":{"common":{"num_present":2,"num_missing":0},"mean":2,"sum":4,"std_dev":1,"min":1,"max":3,"distribution":{}}}]}`
+	s, err := ReadStatistics(strings.NewReader(in), "nodist.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := FromStatistics(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ObserveFloat(0, 5)
+	ns := p.Statistics().Features[0].NumericalStatistics
+	// values 1, 3 (from the file's moments) and 5
+	if ns.Common.NumPresent != 3 || ns.Mean != 3 || ns.Sum != 9 || ns.Max != 5 || !closeTo(ns.StdDev, math.Sqrt(8.0/3), 1e-12) {
+		t.Fatalf("after one more value: %+v", ns)
+	}
+}
+
 func TestProfileResetForgetsAndKeepsBuffers(t *testing.T) {
 	p := NewProfile([]Column{{"x", Fractional}, {"c", String}}, Options{})
 	fill := func() {
