@@ -121,21 +121,43 @@ func NewCloudWatch(o CloudWatchOptions) (*CloudWatch, error) {
 type Dimensions struct {
 	Stream string
 	Model  string
+	// Window is a monitored window (the monitor's data-quality metrics).
+	Window string
 }
 
 // Count adds n to a counter metric (unit Count) for the current interval.
 // Safe for concurrent use.
 func (c *CloudWatch) Count(name string, d Dimensions, n float64) {
 	c.h.mu.Lock()
-	c.h.agg.add(aggKey{name, dimValue(d.Stream), dimValue(d.Model), cwtypes.StandardUnitCount}, n, false)
+	c.h.agg.add(d.key(name, cwtypes.StandardUnitCount), n, false)
 	c.h.mu.Unlock()
+}
+
+// StatSet is a summary of values published as one CloudWatch statistic
+// set: SampleCount, Sum, Minimum and Maximum all read true, as they do for
+// Model Monitor's feature_data_<feature> metrics.
+type StatSet struct {
+	Count, Sum, Min, Max float64
+}
+
+// Summary adds a summary of values to a metric for the current interval;
+// a gauge read once (a drift distance) is StatSet{1, v, v, v}. Safe for
+// concurrent use.
+func (c *CloudWatch) Summary(name string, unit cwtypes.StandardUnit, d Dimensions, s StatSet) {
+	c.h.mu.Lock()
+	c.h.agg.addSet(d.key(name, unit), s)
+	c.h.mu.Unlock()
+}
+
+func (d Dimensions) key(name string, unit cwtypes.StandardUnit) aggKey {
+	return aggKey{name: name, stream: dimValue(d.Stream), model: dimValue(d.Model), window: dimValue(d.Window), unit: unit}
 }
 
 // Observe records one value of a distribution metric (a gauge, a latency)
 // for the current interval. Safe for concurrent use.
 func (c *CloudWatch) Observe(name string, unit cwtypes.StandardUnit, d Dimensions, v float64) {
 	c.h.mu.Lock()
-	c.h.agg.add(aggKey{name, dimValue(d.Stream), dimValue(d.Model), unit}, v, true)
+	c.h.agg.add(d.key(name, unit), v, true)
 	c.h.mu.Unlock()
 }
 
@@ -162,8 +184,8 @@ func dimValue(v string) string {
 }
 
 type aggKey struct {
-	name, stream, model string
-	unit                cwtypes.StandardUnit
+	name, stream, model, window string
+	unit                        cwtypes.StandardUnit
 }
 
 // series is one metric's aggregate over an interval.
@@ -203,6 +225,22 @@ func (a *aggregate) add(k aggKey, v float64, dist bool) {
 	}
 }
 
+// addSet folds a summary into a counter-like series.
+func (a *aggregate) addSet(k aggKey, in StatSet) {
+	if in.Count <= 0 || math.IsNaN(in.Sum) || math.IsInf(in.Sum, 0) || math.IsNaN(in.Min) || math.IsNaN(in.Max) {
+		return
+	}
+	s := a.series[k]
+	if s == nil {
+		s = &series{min: in.Min, max: in.Max}
+		a.series[k] = s
+	}
+	s.sum += in.Sum
+	s.count += in.Count
+	s.min = min(s.min, in.Min)
+	s.max = max(s.max, in.Max)
+}
+
 // quantize rounds to 3 significant digits (at most 0.5% relative error)
 // so a distribution has few distinct values to send. Going through the
 // decimal text keeps 0.7 as 0.7 rather than 0.7000000000000001.
@@ -236,7 +274,7 @@ func (h *cwHandler) handle(ctx context.Context, b Batch) {
 	for i := range v.n {
 		d := aggKey{stream: dimValue(b.Stream), model: dimValue(v.modelVersion(i))}
 		if !v.isUpdate(i) {
-			h.agg.add(aggKey{MetricWindowsScored, d.stream, d.model, cwtypes.StandardUnitCount}, 1, false)
+			h.agg.add(aggKey{name: MetricWindowsScored, stream: d.stream, model: d.model, unit: cwtypes.StandardUnitCount}, 1, false)
 		}
 		for _, sc := range v.scores {
 			if x, ok := sc.value(i); ok {
@@ -244,19 +282,19 @@ func (h *cwHandler) handle(ctx context.Context, b Batch) {
 				if sc.name != ColScore {
 					name += sc.name[len(ColScore):]
 				}
-				h.agg.add(aggKey{name, d.stream, d.model, cwtypes.StandardUnitNone}, x, true)
+				h.agg.add(aggKey{name: name, stream: d.stream, model: d.model, unit: cwtypes.StandardUnitNone}, x, true)
 			}
 		}
 		fb := 0.0
 		if v.isFallback(i) {
 			fb = 1
 		}
-		h.agg.add(aggKey{MetricFallback, d.stream, d.model, cwtypes.StandardUnitNone}, fb, true)
+		h.agg.add(aggKey{name: MetricFallback, stream: d.stream, model: d.model, unit: cwtypes.StandardUnitNone}, fb, true)
 		at := v.we.nanos(i)
 		if v.event.ok() && v.event.a.IsValid(i) {
 			at = v.event.nanos(i)
 		}
-		h.agg.add(aggKey{MetricLatency, d.stream, d.model, cwtypes.StandardUnitMilliseconds}, float64(now.UnixNano()-at)/1e6, true)
+		h.agg.add(aggKey{name: MetricLatency, stream: d.stream, model: d.model, unit: cwtypes.StandardUnitMilliseconds}, float64(now.UnixNano()-at)/1e6, true)
 	}
 	h.pending = append(h.pending, b)
 	h.mu.Unlock()
@@ -333,7 +371,7 @@ func sortedKeys(agg *aggregate) []aggKey {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b aggKey) int {
-		for _, c := range [][2]string{{a.stream, b.stream}, {a.model, b.model}, {a.name, b.name}} {
+		for _, c := range [][2]string{{a.stream, b.stream}, {a.model, b.model}, {a.window, b.window}, {a.name, b.name}} {
 			if c[0] != c[1] {
 				if c[0] < c[1] {
 					return -1
@@ -353,6 +391,9 @@ func dims(pipeline string, k aggKey) []cwtypes.Dimension {
 	}
 	if k.model != "" {
 		d = append(d, cwtypes.Dimension{Name: aws.String("model"), Value: aws.String(k.model)})
+	}
+	if k.window != "" {
+		d = append(d, cwtypes.Dimension{Name: aws.String("window"), Value: aws.String(k.window)})
 	}
 	return d
 }
@@ -415,11 +456,11 @@ func datums(agg *aggregate, pipeline string, ts time.Time) [][]cwtypes.MetricDat
 // percentiles and the average close while SampleCount reads 100 (the exact
 // count is in WindowsScored).
 func writeEMF(w io.Writer, namespace, pipeline string, agg *aggregate) error {
-	type group struct{ stream, model string }
+	type group struct{ stream, model, window string }
 	groups := map[group][]aggKey{}
 	var order []group
 	for _, k := range sortedKeys(agg) {
-		g := group{k.stream, k.model}
+		g := group{k.stream, k.model, k.window}
 		if _, ok := groups[g]; !ok {
 			order = append(order, g)
 		}
@@ -436,6 +477,10 @@ func writeEMF(w io.Writer, namespace, pipeline string, agg *aggregate) error {
 		if g.model != "" {
 			dimNames = append(dimNames, "model")
 			line["model"] = g.model
+		}
+		if g.window != "" {
+			dimNames = append(dimNames, "window")
+			line["window"] = g.window
 		}
 		var metrics []map[string]string
 		for _, k := range groups[g] {

@@ -3,6 +3,7 @@ package sinks
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,16 +49,16 @@ func TestCloudWatchAggregatesIntoStatisticSetsAndValues(t *testing.T) {
 	now := time.Date(2026, 11, 24, 10, 0, 30, 0, time.UTC)
 	agg := newAggregate(now)
 	for range 3 {
-		agg.add(aggKey{"EventsIn", "factory", "", cwtypes.StandardUnitCount}, 500, false)
+		agg.add(aggKey{name: "EventsIn", stream: "factory", unit: cwtypes.StandardUnitCount}, 500, false)
 	}
 	// 2,000 distinct latencies, 200 after rounding to 3 significant digits:
 	// more than one datum's 150 values.
 	for i := range 4000 {
-		agg.add(aggKey{MetricLatency, "factory", "xgb", cwtypes.StandardUnitMilliseconds}, float64(1000+i/2), true)
+		agg.add(aggKey{name: MetricLatency, stream: "factory", model: "xgb", unit: cwtypes.StandardUnitMilliseconds}, float64(1000+i/2), true)
 	}
 	// Many series: more than one call's 1,000 datums.
 	for i := range 1500 {
-		agg.add(aggKey{MetricScore, fmt.Sprint("s", i), "xgb", cwtypes.StandardUnitNone}, 0.5, true)
+		agg.add(aggKey{name: MetricScore, stream: fmt.Sprint("s", i), model: "xgb", unit: cwtypes.StandardUnitNone}, 0.5, true)
 	}
 	calls := datums(agg, "p", now)
 	var latVals, latCounts float64
@@ -99,6 +100,44 @@ func TestCloudWatchAggregatesIntoStatisticSetsAndValues(t *testing.T) {
 	}
 	if len(calls) < 2 || total != 1+2+1500 {
 		t.Errorf("%d calls with %d datums, want >= 2 calls and %d datums", len(calls), total, 1+2+1500)
+	}
+}
+
+// The monitor's metrics are statistic sets (Model Monitor's
+// feature_data_<feature> reads Min, Max, Sum and SampleCount) with a window
+// dimension; summaries of one interval add up.
+func TestCloudWatchSummaryWithWindowDimension(t *testing.T) {
+	var buf lockedBuffer
+	now := time.Date(2026, 11, 24, 10, 0, 30, 0, time.UTC)
+	s, err := NewCloudWatch(CloudWatchOptions{EMF: &buf, Namespace: "streamscore-test", Pipeline: "p", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Dimensions{Window: "machine_5m"}
+	s.Summary("feature_data_vib", cwtypes.StandardUnitNone, d, StatSet{Count: 10, Sum: 25, Min: 1, Max: 4})
+	s.Summary("feature_data_vib", cwtypes.StandardUnitNone, d, StatSet{Count: 5, Sum: 5, Min: 0.5, Max: 2})
+	s.Summary("feature_data_vib", cwtypes.StandardUnitNone, d, StatSet{Count: 0, Sum: 9, Min: 9, Max: 9}) // nothing present: ignored
+	calls := datums(s.h.agg, "p", now)
+	if len(calls) != 1 || len(calls[0]) != 1 {
+		t.Fatalf("calls %v, want one datum", calls)
+	}
+	dt := calls[0][0]
+	sv := dt.StatisticValues
+	if sv == nil || *sv.SampleCount != 15 || *sv.Sum != 30 || *sv.Minimum != 0.5 || *sv.Maximum != 4 {
+		t.Errorf("statistic set %+v, want 15 samples, sum 30, min 0.5, max 4", sv)
+	}
+	if len(dt.Dimensions) != 2 || aws.ToString(dt.Dimensions[1].Name) != "window" || aws.ToString(dt.Dimensions[1].Value) != "machine_5m" {
+		t.Errorf("dimensions %v, want pipeline and window", dt.Dimensions)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	buf.mu.Lock()
+	line := slices.Clone(buf.b.Bytes())
+	buf.mu.Unlock()
+	root := validateEMF(t, bytes.TrimSpace(line))
+	if root["window"] != "machine_5m" || root["feature_data_vib"] != 30.0 {
+		t.Errorf("EMF line %s: want window machine_5m and the sum 30", line)
 	}
 }
 
