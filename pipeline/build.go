@@ -210,8 +210,12 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 	}
 	var al *sinks.Alerts
 	var rules []sinks.AlertRule
+	mw, monitored := p.monitoredBy(s)
+	if monitored {
+		rules = append(rules, p.driftRules(mw.Window)...)
+	}
 	for _, r := range p.cfg.Alerts.Rules {
-		if r.Scorer != s.Name {
+		if r.Scorer != s.Name || r.Drift != "" {
 			continue
 		}
 		rules = append(rules, sinks.AlertRule{
@@ -233,6 +237,14 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		if err := add(sk, err, "alerts"); err != nil {
 			return nil, nil, err
 		}
+	}
+	if monitored {
+		mon, err := p.buildMonitor(ctx, mw, s, stream, c, o, al)
+		if err := add(mon, err, "monitor"); err != nil {
+			return nil, nil, err
+		}
+		st := p.pl.streams[stream]
+		st.monitors = append(st.monitors, mon)
 	}
 	if len(out) == 0 {
 		return nil, nil, fmt.Errorf("pipeline: scorer %s: no sink configured for its results (sinks.s3, sinks.feature_table or an alert rule)", s.Name)

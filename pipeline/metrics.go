@@ -33,6 +33,8 @@ type promObserver struct {
 	winKeys       *prometheus.GaugeVec
 	winStateBytes *prometheus.GaugeVec
 	winWatermark  *prometheus.GaugeVec
+
+	monitorProm
 }
 
 var _ Observer = (*promObserver)(nil)
@@ -82,6 +84,7 @@ func newPromObserver(reg prometheus.Registerer) (*promObserver, error) {
 	for _, h := range m.stages {
 		cs = append(cs, h)
 	}
+	cs = append(cs, m.monitorProm.init()...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pipeline: metrics: %w", err)

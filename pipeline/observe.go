@@ -5,6 +5,7 @@ import (
 
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
+	"github.com/streamscore/streamscore/monitor"
 	"github.com/streamscore/streamscore/sinks"
 	"github.com/streamscore/streamscore/windowing"
 )
@@ -41,6 +42,17 @@ type Observer interface {
 	BreakerChanged(stream, endpoint string)
 	// ModelRejected counts a hot reload the scorer refused.
 	ModelRejected(stream, model string)
+	// MonitorRows counts result rows the drift monitor profiled.
+	MonitorRows(window string, rows int)
+	// MonitorPart counts a period's statistics this worker wrote to S3.
+	MonitorPart(window string)
+	// MonitorFailed counts a monitor step that failed: "part" (a part not
+	// written), "judge" (a period not judged), "bad_part" (a part skipped
+	// in a merge), "queue_full" (an S3 job dropped).
+	MonitorFailed(window, what string)
+	// MonitorJudged reports a period's fleet-wide statistics and their
+	// verdict against the baseline.
+	MonitorJudged(window string, cur *monitor.Statistics, r *monitor.Report)
 }
 
 // Stage is a timed part of a batch's handling.

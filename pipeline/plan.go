@@ -35,6 +35,9 @@ type streamPlan struct {
 	// shard flushes before it hands its lease over or checkpoints
 	// SHARD_END.
 	sinks []shardFlusher
+	// monitors are the drift monitors of the stream's windows: a shard
+	// starting at hash key 0 makes its worker their reducer.
+	monitors []*monitorSink
 }
 
 type windowPlan struct {

@@ -51,6 +51,9 @@ type shardState struct {
 	// count in windows but were judged (dead letters, lateness) by the
 	// parents, and their positions are not this shard's.
 	replaying bool
+	// leads is set while this shard, the stream's first by hash key, makes
+	// this worker the reducer of the stream's drift monitors.
+	leads bool
 }
 
 var _ consumer.ShardProcessor = (*shardState)(nil)
@@ -120,6 +123,12 @@ func (st *shardState) Initialize(ctx context.Context, s consumer.ShardInfo) erro
 		st.wins = append(st.wins, sw)
 	}
 	st.lw = newLowWater(s.Checkpointer, outputs)
+	if s.StartingHashKey == "0" && len(sp.monitors) > 0 {
+		st.leads = true
+		for _, m := range sp.monitors {
+			m.lead(1)
+		}
+	}
 	if err := st.replayTails(ctx); err != nil {
 		st.release()
 		return err
@@ -189,6 +198,12 @@ func (st *shardState) release() {
 		}
 	}
 	st.wins = nil
+	if st.leads {
+		st.leads = false
+		for _, m := range st.plan.monitors {
+			m.lead(-1)
+		}
+	}
 	if st.stream != "" {
 		st.d.obs.ShardReleased(st.stream, st.shard)
 	}

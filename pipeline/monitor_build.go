@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/sinks"
+)
+
+// monitoredBy returns the monitor entry of the window a scorer scores, if
+// that scorer's results are the ones monitored.
+func (p *Pipeline) monitoredBy(s config.Scorer) (config.MonitoredWindow, bool) {
+	for _, mw := range p.cfg.Monitor.Windows {
+		if mw.Window != s.Window {
+			continue
+		}
+		if mw.Scorer == "" || mw.Scorer == s.Name {
+			return mw, true
+		}
+	}
+	return config.MonitoredWindow{}, false
+}
+
+// driftRules are the alert rules judging a monitored window's drift.
+func (p *Pipeline) driftRules(window string) []sinks.AlertRule {
+	var rules []sinks.AlertRule
+	for _, r := range p.cfg.Alerts.Rules {
+		if r.Drift != window {
+			continue
+		}
+		rules = append(rules, sinks.AlertRule{
+			Name: r.Name, Drift: window, FireAfter: r.FireAfter, ClearAfter: r.ClearAfter, Cooldown: r.Cooldown.D(),
+			Levels: []sinks.AlertLevel{{Severity: r.Severity, Threshold: r.Threshold}},
+		})
+	}
+	return rules
+}
+
+// buildMonitor starts the monitor of a scorer's results: it reads the
+// baseline (a monitor without one has nothing to judge against, so a
+// missing or broken baseline stops the build, naming the file).
+func (p *Pipeline) buildMonitor(ctx context.Context, mw config.MonitoredWindow, s config.Scorer, stream string, c Clients, o Options, al *sinks.Alerts) (*monitorSink, error) {
+	wp := p.pl.windows[s.Window]
+	var s3c monitorS3
+	if c.S3 != nil {
+		s3c = c.S3
+	}
+	base, cons, err := loadBaseline(ctx, s3c, mw.Baseline)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: monitor of window %s: %w", mw.Window, err)
+	}
+	if s3c == nil {
+		return nil, fmt.Errorf("pipeline: monitor of window %s: no S3 client", mw.Window)
+	}
+	m := p.cfg.Monitor
+	period, settle, prefix := m.Period.D(), m.Settle.D(), m.Prefix
+	if period <= 0 {
+		period = DefaultMonitorPeriod
+	}
+	if settle <= 0 {
+		settle = DefaultMonitorSettle
+	}
+	if prefix == "" {
+		prefix = DefaultMonitorPrefix
+	}
+	worker := o.WorkerID
+	if worker == "" {
+		worker, _ = os.Hostname()
+	}
+	mc := monitorConfig{
+		pipeline: p.cfg.Pipeline, window: mw.Window, stream: stream, scorer: s.Name, worker: worker,
+		period: period, settle: settle, grace: wp.spec.OutOfOrderness + wp.spec.AllowedLateness,
+		baseline: base, constraints: cons,
+		store: &partStore{s3: s3c, bucket: p.cfg.Sinks.S3.Bucket, prefix: prefix + p.cfg.Pipeline + "/" + mw.Window + "/", period: period, run: runID()},
+		obs:   p.obs, log: p.log.With("monitor", mw.Window), now: o.Now,
+	}
+	if al != nil && len(p.driftRules(mw.Window)) > 0 {
+		mc.alerts = al
+	}
+	return newMonitorSink(mc), nil
+}
+
+func runID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,299 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/sinks"
+)
+
+// The monitor's test fleet: machines whose vibration readings, ten a
+// second, are 0.3 g plus noise; the baseline is the distribution of their
+// one-second windows. Period B shifts every machine's vibration by
+// driftShift: the window mean moves by many of its standard deviations.
+const (
+	monMachines = 50
+	vibBase     = 0.3
+	vibNoise    = 0.05
+	driftShift  = 0.08
+)
+
+// vibReading is one reading's vibration, seeded by machine and time so the
+// stream and the baseline draw from the same process.
+func vibReading(r *rand.Rand, shifted bool) float64 {
+	v := vibBase + vibNoise*r.NormFloat64()
+	if shifted {
+		v += driftShift
+	}
+	return v
+}
+
+// writeMonitorBaseline writes statistics.json and constraints.json of
+// windows drawn from the unshifted process, in the layout of the test
+// pipeline's results (vibration_mean, readings, score).
+func writeMonitorBaseline(t *testing.T, dir string) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 7))
+	p := monitor.NewProfile([]monitor.Column{
+		{Name: "vibration_mean", Kind: monitor.Fractional},
+		{Name: "readings", Kind: monitor.Integral},
+		{Name: "score", Kind: monitor.Fractional},
+	}, monitor.Options{})
+	const rows = 20000
+	for range rows {
+		sum := 0.0
+		for range 10 {
+			sum += vibReading(r, false)
+		}
+		mean := sum / 10
+		p.ObserveFloat(0, mean)
+		p.ObserveInt(1, 10)
+		p.ObserveFloat(2, 1/(1+math.Exp(-(-12+20*mean))))
+	}
+	p.AddRows(rows)
+	st := p.Statistics()
+	var sb, cb bytes.Buffer
+	if err := st.WriteJSON(&sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := monitor.Suggest(st).WriteJSON(&cb); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"statistics.json": sb.Bytes(), "constraints.json": cb.Bytes()} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMonitorFindsDriftInTheStream: a pipeline monitoring its window
+// against a baseline judges each 10-second period of event time; the
+// unshifted period has no drift violation, the shifted one has one for the
+// vibration and the score, not for the reading count; the verdicts are in
+// S3 in Model Monitor's layout and formats, the drift alert reaches the
+// subscribed queue naming the drifted features only, the metrics reach
+// CloudWatch under Model Monitor's names and Prometheus.
+func TestMonitorFindsDriftInTheStream(t *testing.T) {
+	t.Parallel()
+	tp := newTestPipeline(t)
+	base := t.TempDir()
+	writeMonitorBaseline(t, base)
+	ns := tp.env.Name("streamscore-monitor")
+	src := strings.Replace(tp.yaml, "alerts:\n  topic:", fmt.Sprintf(`  cloudwatch: {namespace: %s, put_metric_data: true, flush_interval: 1s, server_timestamps: true}
+monitor:
+  period: 10s
+  settle: 2s
+  windows:
+    - {window: w1s, baseline: %s}
+alerts:
+  topic:`, ns, base), 1)
+	src = strings.Replace(src, "    - {name: hot,", "    - {name: vib-drift, drift: w1s, severity: warning, fire_after: 1, clear_after: 1}\n    - {name: hot,", 1)
+	cfg, err := config.Parse([]byte(src), "monitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.cfg = cfg
+	reg := prometheus.NewRegistry()
+	tp.registerer = reg
+	stop, _ := tp.startPipeline(t, "worker-m")
+
+	// Periods A (unshifted) and B (shifted) of 10 s, and 6 s of C to move
+	// the event time past B's end, its lateness and the settle time.
+	period := 10 * time.Second
+	a := time.Now().UTC().Add(-3 * time.Minute).Truncate(period)
+	b := a.Add(period)
+	ctx := devstacktest.Ctx(t)
+	var batch []ktypes.PutRecordsRequestEntry
+	flush := func() {
+		for len(batch) > 0 {
+			n := min(len(batch), 500)
+			out, err := tp.env.Kinesis.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(tp.stream), Records: batch[:n]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var retry []ktypes.PutRecordsRequestEntry
+			for i, r := range out.Records {
+				if r.ErrorCode != nil {
+					retry = append(retry, batch[i])
+				}
+			}
+			batch = append(retry, batch[n:]...)
+		}
+	}
+	for step := range 260 { // 26 s of readings, every 100 ms
+		ts := a.Add(time.Duration(step) * 100 * time.Millisecond)
+		shifted := !ts.Before(b)
+		for m := range monMachines {
+			r := rand.New(rand.NewPCG(uint64(m), uint64(step)))
+			id := fmt.Sprintf("mill-%03d", m)
+			batch = append(batch, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(id),
+				Data: []byte(reading(id, ts, vibReading(r, shifted)))})
+		}
+		if len(batch) >= 500 {
+			flush()
+		}
+	}
+	flush()
+
+	// A fresh context for the checks: publishing may take a while on a
+	// loaded machine.
+	ctx = devstacktest.Ctx(t)
+	dir := func(start time.Time) string {
+		return "monitoring/test/w1s/" + start.Format("2006/01/02/15/04/05") + "/"
+	}
+	violations := func(start time.Time) *monitor.Violations {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			key := dir(start) + "constraint_violations.json"
+			out, err := tp.env.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(tp.bucket), Key: aws.String(key)})
+			if err == nil {
+				v, err := monitor.ReadViolations(out.Body, key)
+				out.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s after 2 minutes: %v", key, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	drifted := func(v *monitor.Violations) []string {
+		var out []string
+		for _, x := range v.Violations {
+			if x.ConstraintCheckType == monitor.BaselineDriftCheck {
+				out = append(out, x.FeatureName)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := drifted(violations(a)); len(got) != 0 {
+		t.Errorf("period A (unshifted) drifted on %v, want none", got)
+	}
+	if got := drifted(violations(b)); !slices.Equal(got, []string{"score", "vibration_mean"}) {
+		t.Errorf("period B (shifted) drifted on %v, want score and vibration_mean", got)
+	}
+	// The fleet's statistics of the period sit next to the verdict, in
+	// Model Monitor's format, with every kept row counted: 50 machines by
+	// ten one-second windows.
+	out, err := tp.env.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(tp.bucket), Key: aws.String(dir(b) + "statistics.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := monitor.ReadStatistics(out.Body, "statistics.json")
+	out.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dataset.ItemCount != monMachines*10 {
+		parts, _ := tp.env.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(tp.bucket), Prefix: aws.String(dir(b))})
+		for _, o := range parts.Contents {
+			t.Logf("object %s (%d bytes)", aws.ToString(o.Key), aws.ToInt64(o.Size))
+		}
+		for _, f := range st.Features {
+			if f.NumericalStatistics != nil {
+				t.Logf("%s: present %v", f.Name, f.NumericalStatistics.Common.NumPresent)
+			}
+		}
+		t.Errorf("period B item_count %v, want %d", st.Dataset.ItemCount, monMachines*10)
+	}
+
+	// The drift alert names what drifted, and only that.
+	var fired []sinks.DriftFeature
+	for _, al := range receiveAlerts(t, tp.env, tp.alertURL, time.Now().Add(30*time.Second)) {
+		if al.Rule == "vib-drift" && al.State == sinks.StateFiring {
+			fired = append(fired, al.Drift...)
+		}
+	}
+	var names []string
+	for _, f := range fired {
+		names = append(names, f.Feature)
+		if f.Distance <= f.Threshold {
+			t.Errorf("alert names %s at distance %v, not above its threshold %v", f.Feature, f.Distance, f.Threshold)
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"score", "vibration_mean"}) {
+		t.Errorf("drift alerts name %v, want score and vibration_mean", names)
+	}
+
+	// Prometheus and CloudWatch carry the verdict.
+	if got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "vibration_mean"); got != 1 {
+		t.Errorf("streamscore_monitor_feature_drifted{feature=vibration_mean} = %v, want 1 (period B)", got)
+	}
+	if got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "readings"); got != 0 {
+		t.Errorf("streamscore_monitor_feature_drifted{feature=readings} = %v, want 0", got)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	res, err := tp.env.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String(ns),
+		MetricName: aws.String("feature_baseline_drift_vibration_mean")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, m := range res.Metrics {
+		if hasDim(m.Dimensions, "pipeline", "test") && hasDim(m.Dimensions, "window", "w1s") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("CloudWatch has no feature_baseline_drift_vibration_mean with pipeline and window dimensions: %+v", res.Metrics)
+	}
+}
+
+func hasDim(ds []cwtypes.Dimension, name, value string) bool {
+	for _, d := range ds {
+		if aws.ToString(d.Name) == name && aws.ToString(d.Value) == value {
+			return true
+		}
+	}
+	return false
+}
+
+// labelledGauge returns the value of the gauge series whose label has the
+// value, or NaN when there is none.
+func labelledGauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return math.NaN()
+}
