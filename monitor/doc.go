@@ -34,14 +34,24 @@
 //     Monitor's readers ignore unknown fields): data_type_check needs the
 //     current period's mix of types.
 //
-// Measured on the 2-core development machine (go test -bench, and the
-// tests' logs):
+// Measured on the shared 2-core development machine (go test -bench
+// -count 4, under other jobs' load; the tests' logs for memory):
+//   - cost per value, no allocation in steady state: KLL.Update 48 ns,
+//     ObserveFloat 59 ns (moments, extremes, type count and sketch),
+//     ObserveArrow 56 ns on a float64 column with nulls, 27 ns on a string
+//     column of 50 categories; ObserveText (the CSV path of a baseline,
+//     classified and parsed) about 300 ns, most of it strconv.ParseFloat.
+//     The sketch's cost is its sorts: a level of a few thousand items is
+//     radix-sorted about three times faster than by slices.Sort, which
+//     would put an update near 100 ns.
 //   - memory: a numeric column holds about 75 KB once its sketch is full
-//     (about 5,300 items of 8 bytes, bounded by Deequ's budget, plus the
-//     sort scratch), whatever the number of values; a string column about
-//     70 bytes per category of 20 bytes, plus 16 KiB once it overflows; a
-//     boolean column nothing beyond its counters.
-//   - cost: see BenchmarkKLLUpdate, BenchmarkProfileObserveFloat and
-//     BenchmarkObserveArrow (ns per value, no allocation); docs/monitor.md
-//     records the figures.
+//     (about 5,300 items of 8 bytes at a million values, bounded by
+//     Deequ's budget, which grows by a few items per doubling, plus the
+//     sort scratch); a string column about 70 bytes per category of 20
+//     bytes, plus 16 KiB once it overflows; a boolean column its counters.
+//     Statistics() builds a sorted view per sketch (16 bytes per item) and
+//     frees it after rendering.
+//   - accuracy: on a million values the rank error measured is at most
+//     0.2% of the values, and ErrorBound, which no query can exceed, about
+//     1.2%.
 package monitor
