@@ -85,8 +85,9 @@ func writeMonitorBaseline(t *testing.T, dir string) {
 	}
 }
 
-// TestMonitorFindsDriftInTheStream: a pipeline monitoring its window
-// against a baseline judges each 10-second period of event time; the
+// TestMonitorFindsDriftInTheStream: two workers of a pipeline monitoring
+// its window against a baseline; the stream is judged as a whole, from
+// both workers' parts, each 10-second period of event time; the
 // unshifted period has no drift violation, the shifted one has one for the
 // vibration and the score, not for the reading count; the verdicts are in
 // S3 in Model Monitor's layout and formats, the drift alert reaches the
@@ -112,9 +113,25 @@ alerts:
 		t.Fatal(err)
 	}
 	tp.cfg = cfg
-	reg := prometheus.NewRegistry()
-	tp.registerer = reg
-	stop, _ := tp.startPipeline(t, "worker-m")
+	// Two workers, a shard each: each profiles its shard's windows and
+	// writes its part; the one holding the shard that starts at hash key 0
+	// merges both and judges the whole stream.
+	var regs []*prometheus.Registry
+	var stops []func() error
+	var workers []interface{ HeldLeases() []string }
+	for _, w := range []string{"worker-m1", "worker-m2"} {
+		reg := prometheus.NewRegistry()
+		tp.registerer = reg
+		stop, p := tp.startPipeline(t, w)
+		regs, stops, workers = append(regs, reg), append(stops, stop), append(workers, p)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for len(workers[0].HeldLeases()) != 1 || len(workers[1].HeldLeases()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("leases not balanced one each after 90 s: %v and %v", workers[0].HeldLeases(), workers[1].HeldLeases())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 
 	// Periods A (unshifted) and B (shifted) of 10 s, and 6 s of C to move
 	// the event time past B's end, its lateness and the settle time.
@@ -208,17 +225,17 @@ alerts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Dataset.ItemCount != monMachines*10 {
-		parts, _ := tp.env.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(tp.bucket), Prefix: aws.String(dir(b))})
-		for _, o := range parts.Contents {
-			t.Logf("object %s (%d bytes)", aws.ToString(o.Key), aws.ToInt64(o.Size))
-		}
-		for _, f := range st.Features {
-			if f.NumericalStatistics != nil {
-				t.Logf("%s: present %v", f.Name, f.NumericalStatistics.Common.NumPresent)
-			}
-		}
-		t.Errorf("period B item_count %v, want %d", st.Dataset.ItemCount, monMachines*10)
+	parts, err := tp.env.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(tp.bucket), Prefix: aws.String(dir(b) + "parts/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers := map[string]bool{}
+	for _, o := range parts.Contents {
+		name := strings.TrimPrefix(aws.ToString(o.Key), dir(b)+"parts/")
+		writers[name[:len("worker-m1")]] = true
+	}
+	if st.Dataset.ItemCount != monMachines*10 || len(writers) != 2 {
+		t.Errorf("period B: item_count %v from parts of %v, want %d rows from both workers", st.Dataset.ItemCount, writers, monMachines*10)
 	}
 
 	// The drift alert names what drifted, and only that.
@@ -240,15 +257,28 @@ alerts:
 		t.Errorf("drift alerts name %v, want score and vibration_mean", names)
 	}
 
-	// Prometheus and CloudWatch carry the verdict.
-	if got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "vibration_mean"); got != 1 {
-		t.Errorf("streamscore_monitor_feature_drifted{feature=vibration_mean} = %v, want 1 (period B)", got)
+	// Prometheus (the reducer's) and CloudWatch carry the verdict.
+	reducers := 0
+	for _, reg := range regs {
+		got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "vibration_mean")
+		if math.IsNaN(got) {
+			continue
+		}
+		reducers++
+		if got != 1 {
+			t.Errorf("streamscore_monitor_feature_drifted{feature=vibration_mean} = %v, want 1 (period B)", got)
+		}
+		if got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "readings"); got != 0 {
+			t.Errorf("streamscore_monitor_feature_drifted{feature=readings} = %v, want 0", got)
+		}
 	}
-	if got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "readings"); got != 0 {
-		t.Errorf("streamscore_monitor_feature_drifted{feature=readings} = %v, want 0", got)
+	if reducers != 1 {
+		t.Errorf("%d workers judged periods, want exactly one (the first shard's)", reducers)
 	}
-	if err := stop(); err != nil {
-		t.Fatalf("graceful stop: %v", err)
+	for _, stop := range stops {
+		if err := stop(); err != nil {
+			t.Fatalf("graceful stop: %v", err)
+		}
 	}
 	res, err := tp.env.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String(ns),
 		MetricName: aws.String("feature_baseline_drift_vibration_mean")})
