@@ -212,3 +212,28 @@ func TestSummaryAndReportShowTheDriftSection(t *testing.T) {
 		}
 	}
 }
+
+// Alerts come off a queue anyone who can publish to the topic can write
+// to: whatever arrives, parseAlert must not panic, and what it accepts is
+// either a score alert (an entity) or a drift alert.
+func FuzzParseAlert(f *testing.F) {
+	f.Add(`{"rule":"failure-risk","state":"firing","stream":"s","entity":"press-001","score":0.97,"top_features":[{"feature":"vibration_max"}]}`)
+	f.Add(`{"Type":"Notification","Message":"{\"rule\":\"d\",\"state\":\"firing\",\"window\":\"w\",\"period_end\":\"2026-12-02T09:02:00Z\",\"drift\":[{\"feature\":\"t\",\"distance\":null}]}"}`)
+	f.Add(`{"rule":"d","state":"resolved","pipeline":"p","window":"w","drift":[]}`)
+	f.Add(`{"rule":"endpoint-breaker","message":"open"}`)
+	f.Add(`{"drift":[{"drifted":"yes"}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		a, ok := parseAlert(body)
+		if !ok {
+			return
+		}
+		if a.Entity == "" && !a.IsDrift() {
+			t.Fatalf("accepted an alert that is neither about an entity nor a drift alert: %+v", a)
+		}
+		for _, n := range a.named() {
+			if !n.Drifted {
+				t.Fatalf("named a feature the alert says did not drift: %+v", n)
+			}
+		}
+	})
+}
