@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/streamscore/streamscore/sinks"
 )
 
 // ReceivedAlert is an alert as an ops team's queue receives it.
@@ -41,7 +42,7 @@ type ReceivedAlert struct {
 	// period's constraint_violations.json is.
 	Pipeline, Window       string
 	PeriodStart, PeriodEnd time.Time
-	Drift                  []DriftedFeature
+	Drift                  []sinks.DriftFeature
 	Violations             string
 }
 
@@ -119,52 +120,15 @@ func parseAlert(body string) (ReceivedAlert, bool) {
 	if err := json.Unmarshal([]byte(body), &env); err == nil && env.Message != "" {
 		msg = env.Message
 	}
-	var a struct {
-		Rule        string    `json:"rule"`
-		State       string    `json:"state"`
-		Severity    string    `json:"severity"`
-		Stream      string    `json:"stream"`
-		Entity      string    `json:"entity"`
-		Score       float64   `json:"score"`
-		WindowStart time.Time `json:"window_start"`
-		WindowEnd   time.Time `json:"window_end"`
-		TopFeatures []struct {
-			Feature string `json:"feature"`
-		} `json:"top_features"`
-		Pipeline    string    `json:"pipeline"`
-		Window      string    `json:"window"`
-		PeriodStart time.Time `json:"period_start"`
-		PeriodEnd   time.Time `json:"period_end"`
-		Drift       []struct {
-			Feature   string   `json:"feature"`
-			Distance  *float64 `json:"distance"`
-			Threshold *float64 `json:"threshold"`
-			Method    string   `json:"method"`
-			Drifted   *bool    `json:"drifted"`
-		} `json:"drift"`
-		Violations string `json:"violations"`
-	}
+	var a sinks.Alert
 	if err := json.Unmarshal([]byte(msg), &a); err != nil {
 		return ReceivedAlert{}, false
 	}
 	r := ReceivedAlert{Rule: a.Rule, State: a.State, Severity: a.Severity, Stream: a.Stream, Entity: a.Entity,
 		Score: a.Score, WindowStart: a.WindowStart, WindowEnd: a.WindowEnd,
-		Pipeline: a.Pipeline, Window: a.Window, PeriodStart: a.PeriodStart, PeriodEnd: a.PeriodEnd, Violations: a.Violations}
+		Pipeline: a.Pipeline, Window: a.Window, PeriodStart: a.PeriodStart, PeriodEnd: a.PeriodEnd, Drift: a.Drift, Violations: a.Violations}
 	for _, f := range a.TopFeatures {
 		r.TopFeatures = append(r.TopFeatures, f.Feature)
-	}
-	if a.Drift != nil {
-		r.Drift = make([]DriftedFeature, 0, len(a.Drift))
-	}
-	orNaN := func(p *float64) float64 {
-		if p == nil {
-			return math.NaN()
-		}
-		return *p
-	}
-	for _, f := range a.Drift {
-		r.Drift = append(r.Drift, DriftedFeature{Feature: f.Feature, Distance: orNaN(f.Distance), Threshold: orNaN(f.Threshold),
-			Method: f.Method, Drifted: f.Drifted == nil || *f.Drifted})
 	}
 	if r.Entity == "" && !r.IsDrift() {
 		return ReceivedAlert{}, false

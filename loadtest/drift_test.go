@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/sinks"
 )
 
 // driftCfg is the demo factory pipeline as far as the drift report reads
@@ -26,40 +27,45 @@ func driftCfg() *config.Config {
 }
 
 func TestParseAlertReadsDriftAlerts(t *testing.T) {
-	drift := `{"rule":"sensor-drift","state":"firing","severity":"warning","pipeline":"factory-demo","window":"machine_30s",
-		"window_start":"0001-01-01T00:00:00Z","window_end":"0001-01-01T00:00:00Z","score":0,
-		"period_start":"2026-12-02T09:01:00Z","period_end":"2026-12-02T09:02:00Z",
-		"drift":[{"feature":"temperature_mean","distance":0.31,"threshold":0.1,"method":"Robust","drifted":true},
-		         {"feature":"temperature_p95","distance":null,"threshold":0.1,"method":"Robust"},
-		         {"feature":"rpm_mean","distance":0.02,"threshold":0.1,"method":"Robust","drifted":false}],
-		"violations":"s3://b/monitoring/factory-demo/machine_30s/2026/12/02/09/constraint_violations.json"}`
-	env, _ := json.Marshal(map[string]string{"Type": "Notification", "Message": drift})
+	// The drift alert as the alert sink sends it.
+	sent := sinks.Alert{Rule: "sensor-drift", State: sinks.StateFiring, Severity: "warning", Pipeline: "factory-demo", Window: "machine_30s",
+		PeriodStart: time.Date(2026, 12, 2, 9, 1, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 12, 2, 9, 2, 0, 0, time.UTC),
+		Drift: []sinks.DriftFeature{
+			{Feature: "temperature_mean", Distance: 0.31, Threshold: 0.1, Method: "Robust", Drifted: true},
+			{Feature: "temperature_p95", Distance: math.NaN(), Threshold: 0.1, Method: "Robust", Drifted: true},
+			{Feature: "rpm_mean", Distance: 0.02, Threshold: 0.1, Method: "Robust"}},
+		Violations: "s3://b/monitoring/factory-demo/machine_30s/2026/12/02/09/constraint_violations.json", Subject: "drift"}
+	msg, err := json.Marshal(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := json.Marshal(map[string]string{"Type": "Notification", "Message": string(msg)})
 	a, ok := parseAlert(string(env))
 	if !ok || !a.IsDrift() {
 		t.Fatalf("a drift alert was not read as one: %+v, %v", a, ok)
 	}
-	if a.Pipeline != "factory-demo" || a.Window != "machine_30s" || !a.PeriodEnd.Equal(time.Date(2026, 12, 2, 9, 2, 0, 0, time.UTC)) ||
-		!strings.HasSuffix(a.Violations, "constraint_violations.json") || len(a.Drift) != 3 {
+	if a.Pipeline != "factory-demo" || a.Window != "machine_30s" || !a.PeriodEnd.Equal(sent.PeriodEnd) || !a.PeriodStart.Equal(sent.PeriodStart) ||
+		a.Violations != sent.Violations || len(a.Drift) != 3 {
 		t.Fatalf("drift alert read as %+v", a)
 	}
 	if f := a.Drift[0]; f.Feature != "temperature_mean" || f.Distance != 0.31 || f.Threshold != 0.1 || f.Method != "Robust" || !f.Drifted {
 		t.Errorf("first feature read as %+v", f)
 	}
-	// A null distance is unknown, not 0; an alert that does not say
-	// drifted names the feature.
-	if f := a.Drift[1]; !math.IsNaN(f.Distance) || !f.Drifted {
-		t.Errorf("a feature with a null distance and no verdict read as %+v", f)
+	// A distance the sink could not send is unknown, not 0.
+	if f := a.Drift[1]; !math.IsNaN(f.Distance) {
+		t.Errorf("a feature without a distance read as %+v", f)
 	}
 	if got := a.named(); len(got) != 2 || got[1].Feature != "temperature_p95" {
-		t.Errorf("named features %+v, want temperature_mean and temperature_p95 (rpm_mean is drifted: false)", got)
+		t.Errorf("named features %+v, want temperature_mean and temperature_p95 (rpm_mean did not drift)", got)
 	}
 
-	score, ok := parseAlert(`{"rule":"failure-risk","state":"firing","stream":"s","entity":"press-001","score":0.97,"window_end":"2026-12-02T09:00:30Z"}`)
-	if !ok || score.IsDrift() {
+	score, ok := parseAlert(`{"rule":"failure-risk","state":"firing","stream":"s","entity":"press-001","score":0.97,"window_end":"2026-12-02T09:00:30Z",
+		"top_features":[{"feature":"vibration_max","value":0.9,"contribution":1.2}]}`)
+	if !ok || score.IsDrift() || len(score.TopFeatures) != 1 || score.TopFeatures[0] != "vibration_max" {
 		t.Errorf("a score alert read as %+v (drift %v, ok %v)", score, score.IsDrift(), ok)
 	}
 	if _, ok := parseAlert(`{"rule":"endpoint-breaker","state":"firing","message":"circuit open"}`); ok {
-		t.Error("a breaker notice (no entity, no period) was read as an alert the run judges")
+		t.Error("a breaker notice (no entity, no window) was read as an alert the run judges")
 	}
 }
 
@@ -69,21 +75,21 @@ func TestDriftReportJudgesAlertsAgainstTheShift(t *testing.T) {
 	runStart := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	shiftAt := runStart.Add(90 * time.Second)
 	shift := &ShiftTruth{Field: "temperature_c", By: 4.12, Machines: []string{"press-001", "press-004"}, FleetSize: 4, Start: shiftAt}
-	drift := func(state string, from, to, received time.Duration, fs ...DriftedFeature) ReceivedAlert {
+	drift := func(state string, from, to, received time.Duration, fs ...sinks.DriftFeature) ReceivedAlert {
 		return ReceivedAlert{Rule: "sensor-drift", State: state, Pipeline: "factory-demo", Window: "machine_30s",
 			PeriodStart: shiftAt.Add(from), PeriodEnd: shiftAt.Add(to), Received: shiftAt.Add(received), Drift: fs}
 	}
-	on := func(f string, d float64) DriftedFeature {
-		return DriftedFeature{Feature: f, Distance: d, Threshold: 0.1, Method: "Robust", Drifted: true}
+	on := func(f string, d float64) sinks.DriftFeature {
+		return sinks.DriftFeature{Feature: f, Distance: d, Threshold: 0.1, Method: "Robust", Drifted: true}
 	}
 	early := drift("firing", -60*time.Second, 0, 2*time.Second, on("temperature_mean", 0.12))                 // its period ended as the shift began
 	straddle := drift("firing", -30*time.Second, 30*time.Second, 40*time.Second, on("temperature_max", 0.21), // the first after the shift
-		DriftedFeature{Feature: "vibration_mean", Distance: 0.03, Threshold: 0.1, Drifted: false}) // listed, not drifted: not named
+		sinks.DriftFeature{Feature: "vibration_mean", Distance: 0.03, Threshold: 0.1, Drifted: false}) // listed, not drifted: not named
 	later := drift("firing", 0, 60*time.Second, 75*time.Second, on("temperature_mean", 0.31), on("temperature_p95", 0.27))
 	again := later
 	again.Received = later.Received.Add(30 * time.Second) // delivered again after a failover
 	untouched := drift("firing", 60*time.Second, 120*time.Second, 135*time.Second, on("rpm_mean", 0.14), on("score", 0.2))
-	resolved := drift("resolved", 120*time.Second, 180*time.Second, 190*time.Second, DriftedFeature{Feature: "rpm_mean", Distance: 0.02, Threshold: 0.1})
+	resolved := drift("resolved", 120*time.Second, 180*time.Second, 190*time.Second, sinks.DriftFeature{Feature: "rpm_mean", Distance: 0.02, Threshold: 0.1})
 	otherPipeline := drift("firing", 0, 60*time.Second, 3*time.Second, on("readings", 0.5))
 	otherPipeline.Pipeline = "churn"
 	score := ReceivedAlert{Rule: "failure-risk", State: "firing", Stream: "s", Entity: "press-001", Received: shiftAt}
@@ -152,7 +158,7 @@ func TestMeasureSeparatesDriftAlertsFromScoreAlerts(t *testing.T) {
 	// A drift alert that also names the stream, as a sink might.
 	drift := ReceivedAlert{Rule: "sensor-drift", State: "firing", Stream: "s", Pipeline: "factory-demo", Window: "machine_30s",
 		PeriodStart: start, PeriodEnd: start.Add(time.Minute), WindowEnd: end, Received: start.Add(65 * time.Second),
-		Drift: []DriftedFeature{{Feature: "temperature_mean", Distance: 0.3, Threshold: 0.1, Drifted: true}}}
+		Drift: []sinks.DriftFeature{{Feature: "temperature_mean", Distance: 0.3, Threshold: 0.1, Drifted: true}}}
 	sr := s.measure(nil, 0, nil, []ReceivedAlert{score, drift}, &Report{Started: start, PublishEnded: start.Add(2 * time.Minute)})
 	if sr.AlertLatency.N != 1 || sr.Detection.FalsePositives != 0 || sr.Detection.TruePositives != 1 {
 		t.Errorf("score alerts: latency over %d, detection %+v; want the one score alert only", sr.AlertLatency.N, sr.Detection)
@@ -174,10 +180,10 @@ func TestSummaryAndReportShowTheDriftSection(t *testing.T) {
 	alerts := []ReceivedAlert{
 		{Rule: "sensor-drift", State: "firing", Pipeline: "factory-demo", Window: "machine_30s", PeriodStart: runStart.Add(time.Minute),
 			PeriodEnd: runStart.Add(2 * time.Minute), Received: runStart.Add(125 * time.Second),
-			Drift: []DriftedFeature{{Feature: "temperature_mean", Distance: 0.312, Threshold: 0.1, Method: "Robust", Drifted: true}}},
+			Drift: []sinks.DriftFeature{{Feature: "temperature_mean", Distance: 0.312, Threshold: 0.1, Method: "Robust", Drifted: true}}},
 		{Rule: "sensor-drift", State: "firing", Pipeline: "factory-demo", Window: "machine_30s", PeriodStart: runStart,
 			PeriodEnd: runStart.Add(time.Minute), Received: runStart.Add(62 * time.Second),
-			Drift: []DriftedFeature{{Feature: "rpm_mean", Distance: 0.15, Threshold: 0.1, Method: "Robust", Drifted: true}}},
+			Drift: []sinks.DriftFeature{{Feature: "rpm_mean", Distance: 0.15, Threshold: 0.1, Method: "Robust", Drifted: true}}},
 	}
 	shift := &ShiftTruth{Field: "temperature_c", By: 4.123, Machines: []string{"a", "b"}, FleetSize: 4, Start: shiftAt}
 	sr := &ScenarioReport{Name: "factory", Stream: "s", PerSecond: map[int64]int{}, Drift: driftReport(shift, featureFields(cfg), alerts, runStart)}

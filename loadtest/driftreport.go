@@ -8,20 +8,8 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/sinks"
 )
-
-// DriftedFeature is one feature a drift alert names, with the monitor's
-// verdict on it.
-type DriftedFeature struct {
-	Feature string
-	// Distance and Threshold are the monitor's baseline drift distance and
-	// the bound it was held to (NaN when the alert carried null).
-	Distance, Threshold float64
-	Method              string
-	// Drifted is the monitor's verdict; a firing alert names a feature
-	// when it says drifted (or says nothing, which counts as drifted).
-	Drifted bool
-}
 
 // DriftReport is what the drift alerts of one scenario's pipeline said,
 // against the calibration shift the generator made (if any).
@@ -42,7 +30,7 @@ type DriftReport struct {
 	// ended after the shift began, naming a feature computed from the
 	// shifted field; nil when none came. FirstNamed are those features.
 	First      *ReceivedAlert
-	FirstNamed []DriftedFeature
+	FirstNamed []sinks.DriftFeature
 	// ReceivedDelay is from the shift's start to when First reached the
 	// subscribed queue (wall clock); PeriodDelay is from the shift's start
 	// to the end of First's period (event time: how much shifted data the
@@ -79,15 +67,14 @@ type driftAlertKey struct {
 	start, end                    int64
 }
 
-// IsDrift says whether the alert is the monitor's (about a window's
-// period) rather than a score alert about an entity.
-func (a ReceivedAlert) IsDrift() bool {
-	return a.Entity == "" && (a.Drift != nil || !a.PeriodEnd.IsZero())
-}
+// IsDrift says whether the alert is the monitor's, about a monitored
+// window's period, rather than a score alert about an entity: as for the
+// alert sink, a drift alert is one that names its window.
+func (a ReceivedAlert) IsDrift() bool { return a.Entity == "" && a.Window != "" }
 
 // named is what a firing drift alert flags as drifted.
-func (a ReceivedAlert) named() []DriftedFeature {
-	var out []DriftedFeature
+func (a ReceivedAlert) named() []sinks.DriftFeature {
+	var out []sinks.DriftFeature
 	for _, f := range a.Drift {
 		if f.Drifted {
 			out = append(out, f)
@@ -175,7 +162,7 @@ func driftReport(shift *ShiftTruth, fields map[string]map[string]string, alerts 
 			}
 			before = !end.After(shift.Start)
 		}
-		var mine []DriftedFeature
+		var mine []sinks.DriftFeature
 		var wrong []string
 		for _, f := range a.named() {
 			field, ok := fields[a.Window][f.Feature]
@@ -280,7 +267,7 @@ func (d *DriftReport) claims() []claim {
 	return append(cs, claim{"drift alerts", all, false})
 }
 
-func distanceText(f DriftedFeature) string {
+func distanceText(f sinks.DriftFeature) string {
 	if math.IsNaN(f.Distance) {
 		return "(no distance)"
 	}
