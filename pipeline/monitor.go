@@ -78,6 +78,7 @@ type monitorSink struct {
 	colIdx   []int
 	schema   *arrow.Schema
 	open     map[int64]*monitor.Profile // by period start, Unix ns
+	spare    *monitor.Profile           // a written period's profile, reset for the next
 	shards   map[string]*shardProgress  // by shard id
 	lastRow  time.Time                  // processing time of the last batch
 	pending  []int64                    // periods written here, not yet judged
@@ -337,7 +338,11 @@ func (m *monitorSink) foldMixed(rec arrow.RecordBatch, we *array.Timestamp, skip
 func (m *monitorSink) foldPeriod(p int64, rec arrow.RecordBatch, skip func(int) bool) {
 	prof := m.open[p]
 	if prof == nil {
-		prof = monitor.NewProfile(m.cols, monitor.Options{})
+		if prof = m.spare; prof != nil {
+			m.spare = nil
+		} else {
+			prof = monitor.NewProfile(m.cols, monitor.Options{})
+		}
 		m.open[p] = prof
 	}
 	kept := 0
@@ -360,9 +365,9 @@ func (m *monitorSink) setSchema(s *arrow.Schema) {
 	if m.schema != nil {
 		m.closePeriods(true)
 	}
-	m.schema = s
+	m.schema, m.spare = s, nil
 	m.colIdx = sinks.MonitoredColumns(s)
-	m.cols = m.cols[:0]
+	m.cols = nil // the open profiles keep theirs
 	for _, i := range m.colIdx {
 		f := s.Field(i)
 		m.cols = append(m.cols, monitor.Column{Name: f.Name, Kind: kindOf(f.Type)})
@@ -434,6 +439,9 @@ func (m *monitorSink) writePart(p int64) {
 	prof := m.open[p]
 	delete(m.open, p)
 	m.io.part(time.Unix(0, p).UTC(), prof.Statistics())
+	// The next period reuses the sketches' buffers.
+	prof.Reset()
+	m.spare = prof
 	for _, q := range m.pending {
 		if q == p {
 			return
