@@ -32,6 +32,7 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newLoadtestCmd(),
 		newModelCmd(),
 		newServeCmd(),
+		newMonitorCmd(),
 	)
 	return root
 }

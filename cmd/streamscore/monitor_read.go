@@ -1,0 +1,303 @@
+package main
+
+// Reading an input into one monitor.Profile: CSV with a header (optionally
+// gzip'd), or Parquet (the S3 sink's result files, or any flat Parquet).
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/sinks"
+)
+
+// The first bytes that tell a format.
+const (
+	parquetMagic = "PAR1"
+	gzipMagic    = "\x1f\x8b"
+)
+
+// Input formats; every object of one input must have the same.
+const (
+	formatCSV     = "CSV"
+	formatParquet = "Parquet"
+)
+
+// profiler folds the objects of one input into one profile. The first
+// object fixes the columns; every later one must have the same names (in
+// any order), so a prefix holding two layouts is refused, not mixed.
+type profiler struct {
+	opts   monitor.Options
+	prof   *monitor.Profile
+	first  string // the first object's name
+	format string
+	index  map[string]int // column name → the profile's column
+}
+
+// profileInput reads every object of the input into one profile.
+func profileInput(ctx context.Context, objs []inputObject, opts monitor.Options) (*monitor.Profile, error) {
+	p := &profiler{opts: opts}
+	for _, o := range objs {
+		if err := p.read(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	return p.prof, nil
+}
+
+// read profiles one object, telling the format by its first bytes:
+// Parquet's magic, gzip's (then the format of what it holds), else CSV. A
+// name ending in .parquet is read as Parquet whatever it starts with, so a
+// damaged file is reported as damaged Parquet, not as a strange CSV.
+func (p *profiler) read(ctx context.Context, o inputObject) error {
+	rc, err := o.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	var r io.Reader = br
+	head, _ := br.Peek(len(parquetMagic)) // a shorter file is told by what it has
+	zipped := strings.HasPrefix(string(head), gzipMagic)
+	if zipped {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.name, err)
+		}
+		defer zr.Close()
+		zb := bufio.NewReaderSize(zr, 64<<10)
+		head, _ = zb.Peek(len(parquetMagic))
+		r = zb
+	}
+	if string(head) != parquetMagic && (zipped || !strings.EqualFold(path.Ext(o.name), ".parquet")) {
+		return p.csv(o.name, r)
+	}
+	// Parquet is read from its footer: a local file in place, anything
+	// else (an S3 object, a gzip stream) from a temporary copy.
+	if f, ok := rc.(*os.File); ok && !zipped {
+		return p.parquet(ctx, o.name, f)
+	}
+	f, remove, err := spool(o.name, r)
+	if err != nil {
+		return err
+	}
+	defer remove()
+	return p.parquet(ctx, o.name, f)
+}
+
+// columns maps one object's columns onto the profile's, making the profile
+// from the first object. Names must be unique and non-empty.
+func (p *profiler) columns(name, format string, cols []monitor.Column) ([]int, error) {
+	seen := make(map[string]bool, len(cols))
+	for _, c := range cols {
+		switch {
+		case c.Name == "":
+			return nil, fmt.Errorf("%s: a column has no name", name)
+		case seen[c.Name]:
+			return nil, fmt.Errorf("%s: column %q appears twice", name, c.Name)
+		}
+		seen[c.Name] = true
+	}
+	idx := make([]int, len(cols))
+	if p.prof == nil {
+		p.prof = monitor.NewProfile(cols, p.opts)
+		p.first, p.format = name, format
+		p.index = make(map[string]int, len(cols))
+		for i, c := range cols {
+			p.index[c.Name], idx[i] = i, i
+		}
+		return idx, nil
+	}
+	if format != p.format {
+		return nil, fmt.Errorf("%s is %s but %s is %s: an input is all CSV or all Parquet", name, format, p.first, p.format)
+	}
+	for i, c := range cols {
+		j, ok := p.index[c.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s: column %q is not in %s, the input's first file: the files of one input must have the same columns", name, c.Name, p.first)
+		}
+		idx[i] = j
+	}
+	if len(cols) != len(p.index) {
+		for n := range p.index {
+			if !seen[n] {
+				return nil, fmt.Errorf("%s: no column %q, which %s, the input's first file, has: the files of one input must have the same columns", name, n, p.first)
+			}
+		}
+	}
+	return idx, nil
+}
+
+// csv profiles a CSV file with a header line. Every cell goes through
+// ObserveText, which infers the column's type as Model Monitor does; an
+// empty cell is missing.
+func (p *profiler) csv(name string, r io.Reader) error {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: empty: a CSV input starts with a header line naming the columns", name)
+	}
+	if err != nil {
+		return csvError(name, err, nil, 0)
+	}
+	header = append([]string(nil), header...)
+	header[0] = strings.TrimPrefix(header[0], "\uFEFF") // a byte-order mark from a spreadsheet export
+	if looksLikeData(header) {
+		return fmt.Errorf("%s:1: the first line looks like data (%s): a CSV input starts with a header line naming the columns", name, strings.Join(header, ","))
+	}
+	cols := make([]monitor.Column, len(header))
+	for i, h := range header {
+		cols[i] = monitor.Column{Name: h, Kind: monitor.Unknown}
+	}
+	idx, err := p.columns(name, formatCSV, cols)
+	if err != nil {
+		return err
+	}
+	rows := 0
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return csvError(name, err, rec, len(header))
+		}
+		for j, cell := range rec {
+			p.prof.ObserveText(idx[j], cell)
+		}
+		rows++
+	}
+	p.prof.AddRows(rows)
+	return nil
+}
+
+// csvError names the file and line of a CSV problem.
+func csvError(name string, err error, rec []string, want int) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if errors.Is(pe.Err, csv.ErrFieldCount) {
+		return fmt.Errorf("%s:%d: %d fields, the header has %d: %w", name, pe.StartLine, len(rec), want, pe.Err)
+	}
+	return fmt.Errorf("%s:%d:%d: %w", name, pe.Line, pe.Column, pe.Err)
+}
+
+// looksLikeData reports whether every cell of a header is a number: a CSV
+// without a header, whose first row would otherwise name the columns.
+func looksLikeData(header []string) bool {
+	for _, h := range header {
+		if _, err := strconv.ParseFloat(strings.TrimSpace(h), 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// parquet profiles the monitored columns of a Parquet file (the features
+// and scores, sinks.MonitoredColumns), leaving out the rows the in-stream
+// monitor leaves out (sinks.MonitorSkip). Only those columns and the two
+// flags are decoded.
+func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtSeeker) (err error) {
+	// arrow-go's Parquet reader panics on some corrupt files (a page
+	// header that contradicts its page type, found by FuzzMonitorInput):
+	// that is the file's fault, and is reported as such.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt Parquet file: %v", name, r)
+		}
+	}()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file: %w", name, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	sc, err := fr.Schema()
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	mon := sinks.MonitoredColumns(sc)
+	if len(mon) == 0 {
+		return fmt.Errorf("%s: no feature or score column to profile (schema: %s)", name, sc)
+	}
+	want := map[int]bool{}
+	for _, i := range mon {
+		want[i] = true
+	}
+	for i, fld := range sc.Fields() {
+		if fld.Name == sinks.ColUpdate || fld.Name == sinks.ColPartial {
+			want[i] = true
+		}
+	}
+	var leaves []int
+	for i := range sc.NumFields() {
+		if sf := fr.Manifest.Fields[i]; want[i] && sf.IsLeaf() {
+			leaves = append(leaves, sf.ColIndex)
+		}
+	}
+	rr, err := fr.GetRecordReader(ctx, leaves, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer rr.Release()
+
+	// The reader's schema holds only the columns asked for.
+	read := rr.Schema()
+	monRead := sinks.MonitoredColumns(read)
+	cols := make([]monitor.Column, len(monRead))
+	for k, i := range monRead {
+		fld := read.Field(i)
+		cols[k] = monitor.Column{Name: fld.Name, Kind: arrowKind(fld.Type)}
+	}
+	idx, err := p.columns(name, formatParquet, cols)
+	if err != nil {
+		return err
+	}
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		skip, kept := sinks.MonitorSkip(rec)
+		for k, i := range monRead {
+			p.prof.ObserveArrow(idx[k], rec.Column(i), skip)
+		}
+		p.prof.AddRows(kept)
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// arrowKind is the Model Monitor type of an Arrow column.
+func arrowKind(t arrow.DataType) monitor.Kind {
+	switch t.ID() {
+	case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
+		return monitor.Fractional
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
+		return monitor.Integral
+	case arrow.BOOL:
+		return monitor.Boolean
+	case arrow.STRING, arrow.LARGE_STRING:
+		return monitor.String
+	}
+	return monitor.Unknown
+}

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/streamscore/streamscore/monitor"
+)
+
+// The fixtures (testdata/monitor/gen.py): a baseline, an unchanged
+// re-sample, one with temperature shifted by half a standard deviation, and
+// a baseline of the first as Model Monitor lays it out, made by numpy.
+const (
+	fixtures     = "testdata/monitor/"
+	baselineCSV  = fixtures + "baseline.csv"
+	resampleCSV  = fixtures + "resample.csv"
+	shiftedCSV   = fixtures + "shifted.csv"
+	modelMonitor = fixtures + "modelmonitor"
+)
+
+// monitorRun runs `streamscore monitor ...` in process.
+func monitorRun(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newMonitorCmd()
+	var o, e bytes.Buffer
+	cmd.SetOut(&o)
+	cmd.SetErr(&e)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err = cmd.ExecuteContext(t.Context())
+	return o.String(), e.String(), err
+}
+
+func readStats(t *testing.T, path string) *monitor.Statistics {
+	t.Helper()
+	s, err := readFile(path, monitor.ReadStatistics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func readViolations(t *testing.T, path string) []monitor.Violation {
+	t.Helper()
+	v, err := readFile(path, monitor.ReadViolations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Violations
+}
+
+// baselineOf runs `monitor baseline` on input into a new directory.
+func baselineOf(t *testing.T, input string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "baseline")
+	if out, errOut, err := monitorRun(t, "baseline", "--input", input, "--out", dir); err != nil {
+		t.Fatalf("monitor baseline --input %s: %v\n%s%s", input, err, out, errOut)
+	}
+	return dir
+}
+
+func feature(t *testing.T, s *monitor.Statistics, name string) *monitor.Feature {
+	t.Helper()
+	for i := range s.Features {
+		if s.Features[i].Name == name {
+			return &s.Features[i]
+		}
+	}
+	t.Fatalf("statistics have no feature %q", name)
+	return nil
+}
+
+func near(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
+
+// TestMonitorBaselineCSV: the statistics of a CSV baseline are numpy's
+// (item count, inferred types, counts, mean, sum, population std_dev, min,
+// max, categories), with a KLL sketch of Model Monitor's parameters, and
+// constraints.json is what Model Monitor suggests.
+func TestMonitorBaselineCSV(t *testing.T) {
+	dir := baselineOf(t, baselineCSV)
+	got := readStats(t, filepath.Join(dir, statisticsFile))
+	want := readStats(t, filepath.Join(modelMonitor, statisticsFile))
+	if got.Dataset.ItemCount != want.Dataset.ItemCount {
+		t.Errorf("item_count = %d, want %d", got.Dataset.ItemCount, want.Dataset.ItemCount)
+	}
+	var names []string
+	for _, f := range got.Features {
+		names = append(names, f.Name)
+	}
+	if w := []string{"temperature", "vibration", "rpm", "machine"}; !slices.Equal(names, w) {
+		t.Fatalf("features = %q, want %q (the CSV's columns in order)", names, w)
+	}
+	for _, w := range want.Features {
+		g := feature(t, got, w.Name)
+		if g.InferredType != w.InferredType {
+			t.Errorf("%s: inferred_type = %s, want %s", w.Name, g.InferredType, w.InferredType)
+		}
+		if w.NumericalStatistics != nil {
+			gn, wn := g.NumericalStatistics, w.NumericalStatistics
+			if gn == nil {
+				t.Errorf("%s: no numerical_statistics", w.Name)
+				continue
+			}
+			if gn.Common != wn.Common {
+				t.Errorf("%s: common = %+v, want %+v", w.Name, gn.Common, wn.Common)
+			}
+			for _, v := range []struct {
+				name      string
+				got, want float64
+			}{{"mean", gn.Mean, wn.Mean}, {"sum", gn.Sum, wn.Sum}, {"std_dev", gn.StdDev, wn.StdDev}, {"min", gn.Min, wn.Min}, {"max", gn.Max, wn.Max}} {
+				if !near(v.got, v.want) {
+					t.Errorf("%s: %s = %v, numpy says %v", w.Name, v.name, v.got, v.want)
+				}
+			}
+			k := gn.Distribution.KLL
+			if k == nil || k.Sketch == nil || len(k.Sketch.Data) == 0 || len(k.Buckets) != 10 {
+				t.Errorf("%s: distribution.kll = %+v, want 10 buckets and the sketch", w.Name, k)
+			} else if p := k.Sketch.Parameters; p.K != 2048 || p.C != 0.64 {
+				t.Errorf("%s: sketch parameters = %+v, want Model Monitor's k=2048 c=0.64", w.Name, p)
+			}
+			continue
+		}
+		gs, ws := g.StringStatistics, w.StringStatistics
+		if gs == nil {
+			t.Errorf("%s: no string_statistics", w.Name)
+			continue
+		}
+		if gs.Common != ws.Common || gs.DistinctCount != ws.DistinctCount {
+			t.Errorf("%s: common %+v distinct %v, want %+v and %v", w.Name, gs.Common, gs.DistinctCount, ws.Common, ws.DistinctCount)
+		}
+		gb := slices.Clone(gs.Distribution.Categorical.Buckets)
+		slices.SortFunc(gb, func(a, b monitor.CategoricalBucket) int { return strings.Compare(a.Value, b.Value) })
+		if !slices.Equal(gb, ws.Distribution.Categorical.Buckets) {
+			t.Errorf("%s: categories = %+v, want %+v", w.Name, gb, ws.Distribution.Categorical.Buckets)
+		}
+	}
+
+	cons, err := readFile(filepath.Join(dir, constraintsFile), monitor.ReadConstraints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := monitor.Suggest(got); !equalJSON(t, cons.WriteJSON, want.WriteJSON) {
+		t.Error("constraints.json is not monitor.Suggest of statistics.json")
+	}
+	if dc := cons.MonitoringConfig.DistributionConstraints; dc.ComparisonMethod != monitor.Robust || dc.ComparisonThreshold != 0.1 {
+		t.Errorf("distribution_constraints = %+v, want Model Monitor's default Robust at 0.1", dc)
+	}
+}
+
+func equalJSON(t *testing.T, a, b func(w io.Writer) error) bool {
+	t.Helper()
+	var x, y bytes.Buffer
+	if err := a(&x); err != nil {
+		t.Fatal(err)
+	}
+	if err := b(&y); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(x.Bytes(), y.Bytes())
+}
+
+// checkCase is one `monitor check` and the violations it must report.
+type checkCase struct {
+	input string
+	// drift lists the features with a baseline_drift_check violation; no
+	// other violation is expected.
+	drift []string
+}
+
+// runChecks checks each case against a baseline directory: the violations
+// file, the table, and the exit status with and without --fail-on-violation.
+func runChecks(t *testing.T, baseline string, cases []checkCase) {
+	t.Helper()
+	for _, c := range cases {
+		out := filepath.Join(t.TempDir(), "check")
+		stdout, errOut, err := monitorRun(t, "check", "--baseline", baseline, "--input", c.input, "--out", out)
+		if err != nil {
+			t.Fatalf("check of %s against %s: %v\n%s", c.input, baseline, err, errOut)
+		}
+		var drifted []string
+		for _, v := range readViolations(t, filepath.Join(out, violationsFile)) {
+			if v.ConstraintCheckType != "baseline_drift_check" {
+				t.Errorf("check of %s against %s: unexpected violation %+v", c.input, baseline, v)
+				continue
+			}
+			drifted = append(drifted, v.FeatureName)
+		}
+		if !slices.Equal(drifted, c.drift) {
+			t.Errorf("check of %s against %s: baseline_drift_check for %q, want %q\n%s", c.input, baseline, drifted, c.drift, stdout)
+		}
+		if s := readStats(t, filepath.Join(out, statisticsFile)); s.Dataset.ItemCount != 2000 {
+			t.Errorf("check of %s: statistics.json item_count = %d, want 2000", c.input, s.Dataset.ItemCount)
+		}
+		for _, f := range []string{"temperature", "vibration", "rpm", "machine"} {
+			want := " no "
+			if slices.Contains(c.drift, f) {
+				want = " YES "
+			}
+			line := tableLine(stdout, f)
+			if !strings.Contains(line, want) {
+				t.Errorf("check of %s: table line of %s = %q, want drifted%s", c.input, f, line, want)
+			}
+		}
+
+		_, _, err = monitorRun(t, "check", "--baseline", baseline, "--input", c.input, "--out", out, "--fail-on-violation")
+		switch code := exitCode(err); {
+		case len(c.drift) == 0 && err != nil:
+			t.Errorf("check --fail-on-violation of %s without violations: %v", c.input, err)
+		case len(c.drift) > 0 && code != exitViolations:
+			t.Errorf("check --fail-on-violation of %s: exit status %d (%v), want %d", c.input, code, err, exitViolations)
+		}
+	}
+}
+
+// tableLine returns the line of the check's table about feature f.
+func tableLine(out, f string) string {
+	for l := range strings.SplitSeq(out, "\n") {
+		if strings.HasPrefix(l, f+" ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestMonitorCheckCSV: against a baseline made from a CSV, an unchanged
+// re-sample raises nothing, and a temperature shifted by half a standard
+// deviation raises baseline_drift_check for temperature only.
+func TestMonitorCheckCSV(t *testing.T) {
+	runChecks(t, baselineOf(t, baselineCSV), []checkCase{
+		{input: resampleCSV},
+		{input: shiftedCSV, drift: []string{"temperature"}},
+	})
+}
+
+// TestMonitorCheckModelMonitorBaseline: a baseline Model Monitor wrote,
+// with buckets and no sketch data, is checked against the same way.
+func TestMonitorCheckModelMonitorBaseline(t *testing.T) {
+	runChecks(t, modelMonitor, []checkCase{
+		{input: resampleCSV},
+		{input: shiftedCSV, drift: []string{"temperature"}},
+	})
+}
+
+// TestMonitorExitStatus: the built binary exits 0 for a check with
+// violations, and non-zero with --fail-on-violation, as a CI gate needs.
+func TestMonitorExitStatus(t *testing.T) {
+	base := baselineOf(t, baselineCSV)
+	out := filepath.Join(t.TempDir(), "check")
+	dir, _ := filepath.Abs(".")
+	abs := func(p string) string { return filepath.Join(dir, p) }
+	if _, errOut, err := run(t, nil, "monitor", "check", "--baseline", base, "--input", abs(shiftedCSV), "--out", out); err != nil {
+		t.Fatalf("check without --fail-on-violation: %v\n%s", err, errOut)
+	}
+	_, errOut, err := run(t, nil, "monitor", "check", "--baseline", base, "--input", abs(shiftedCSV), "--out", out, "--fail-on-violation")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("check --fail-on-violation of drifted data: %v, want a non-zero exit", err)
+	}
+	if !strings.Contains(errOut, "1 constraint violation (") {
+		t.Errorf("stderr = %q, want the count of violations", errOut)
+	}
+}
+
+// TestMonitorGzipCSV: a gzip'd CSV reads as the CSV it holds.
+func TestMonitorGzipCSV(t *testing.T) {
+	src, err := os.ReadFile(baselineCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := filepath.Join(t.TempDir(), "baseline.csv.gz")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(src)
+	zw.Close()
+	if err := os.WriteFile(gz, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain := readStats(t, filepath.Join(baselineOf(t, baselineCSV), statisticsFile))
+	zipped := readStats(t, filepath.Join(baselineOf(t, gz), statisticsFile))
+	if !equalJSON(t, plain.WriteJSON, zipped.WriteJSON) {
+		t.Error("the statistics of a gzip'd CSV differ from those of the CSV")
+	}
+}
+
+// TestMonitorBadInput: every refusal names the file, and for CSV the line.
+func TestMonitorBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	parts := filepath.Join(dir, "parts")
+	if err := os.MkdirAll(parts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a := write("parts/a.csv", "x,y\n1,2\n")
+	b := write("parts/b.csv", "x,z\n1,2\n")
+	for _, c := range []struct {
+		input, want string
+	}{
+		{fixtures + "ragged.csv", fixtures + "ragged.csv:3: 3 fields, the header has 4"},
+		{write("quote.csv", "a,b\n1,2\n3,\"x\"y\n"), dir + "/quote.csv:3:"},
+		{write("empty.csv", ""), dir + "/empty.csv: empty"},
+		{write("headerless.csv", "1.5,2\n3,4\n"), dir + "/headerless.csv:1: the first line looks like data"},
+		{write("twice.csv", "a,b,a\n1,2,3\n"), dir + `/twice.csv: column "a" appears twice`},
+		{write("header-only.csv", "a,b\n"), "no rows to profile"},
+		{parts, b + `: column "z" is not in ` + a},
+		{write("bad.parquet", "not parquet at all"), dir + "/bad.parquet: not a readable Parquet file"},
+		{filepath.Join(dir, "absent.csv"), dir + "/absent.csv: no such file"},
+		{"", "--input is required"},
+		{"s3://", "no bucket"},
+	} {
+		_, _, err := monitorRun(t, "baseline", "--input", c.input, "--out", filepath.Join(dir, "out"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("baseline --input %q: %v, want an error with %q", c.input, err, c.want)
+		}
+		if exitCode(err) != exitError {
+			t.Errorf("baseline --input %q: exit status %d, want %d", c.input, exitCode(err), exitError)
+		}
+	}
+}
+
+// TestMonitorBadBaseline: a check refuses a baseline it cannot read, naming
+// the file, and never writes over the baseline.
+func TestMonitorBadBaseline(t *testing.T) {
+	base := baselineOf(t, baselineCSV)
+	noCons := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(base, statisticsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(noCons, statisticsFile), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	badStats := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badStats, statisticsFile), []byte(`{"version": 0, "features": [{"name": "x", "inferred_type": "Weird"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "check")
+	for _, c := range []struct {
+		baseline, out, want string
+	}{
+		{noCons, out, filepath.Join(noCons, constraintsFile)},
+		{badStats, out, filepath.Join(badStats, statisticsFile) + `: features[0] "x": inferred_type`},
+		{base, base, "--out is the baseline directory"},
+		{"", out, "--baseline is required"},
+	} {
+		_, _, err := monitorRun(t, "check", "--baseline", c.baseline, "--input", resampleCSV, "--out", c.out, "--fail-on-violation")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("check --baseline %q --out %q: %v, want an error with %q", c.baseline, c.out, err, c.want)
+		}
+		if exitCode(err) != exitError {
+			t.Errorf("check --baseline %q: exit status %d, want %d (could not run, not violations)", c.baseline, exitCode(err), exitError)
+		}
+	}
+	if after, _ := os.ReadFile(filepath.Join(base, statisticsFile)); !bytes.Equal(after, src) {
+		t.Error("a check with --out the baseline directory changed the baseline")
+	}
+}
+
+// FuzzMonitorInput: whatever bytes an input holds, reading it either fails
+// with an error or yields statistics that monitor.ReadStatistics accepts
+// back from their JSON, and never panics.
+func FuzzMonitorInput(f *testing.F) {
+	src, err := os.ReadFile(baselineCSV)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(src[:600])
+	if ragged, err := os.ReadFile(fixtures + "ragged.csv"); err == nil {
+		f.Add(ragged)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(src[:300])
+	zw.Close()
+	f.Add(gz.Bytes())
+	f.Add([]byte("a,b\n\"x\"\"y\",\n,\n"))
+	f.Add([]byte("\uFEFFa\ntrue\nfalse\n1e308\n-0\n"))
+	pq := filepath.Join(f.TempDir(), "seed.parquet")
+	r := resultRows{n: 40}
+	rec := r.batch(f, 0, r.n)
+	writeParquet(f, pq, rec)
+	rec.Release()
+	if b, err := os.ReadFile(pq); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obj := inputObject{name: "fuzz", open: func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		}}
+		prof, err := profileInput(t.Context(), []inputObject{obj}, monitor.Options{})
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz") {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			return
+		}
+		var js bytes.Buffer
+		if err := prof.Statistics().WriteJSON(&js); err != nil {
+			t.Fatalf("statistics of an accepted input do not encode: %v", err)
+		}
+		if _, err := monitor.ReadStatistics(&js, "statistics.json"); err != nil {
+			t.Fatalf("statistics of an accepted input are refused: %v\n%s", err, js.Bytes())
+		}
+	})
+}
