@@ -80,7 +80,6 @@ type monitorSink struct {
 	open     map[int64]*monitor.Profile // by period start, Unix ns
 	spare    *monitor.Profile           // a written period's profile, reset for the next
 	shards   map[string]*shardProgress  // by shard id
-	lastRow  time.Time                  // processing time of the last batch
 	pending  []int64                    // periods written here, not yet judged
 	rechecks []recheck                  // periods judged here, still open to late parts
 	io       *monitorIO
@@ -168,15 +167,15 @@ type shardProgress struct {
 
 // progress is the event time every shard of this worker has reached (the
 // least of their latest window ends), so that a period is written out only
-// once its rows from every shard are in. A shard silent for longer than a
-// period and its lateness is left out: it has nothing for the period.
+// once its rows from every shard are in. A silent shard is left out: it
+// has nothing for the period.
 func (m *monitorSink) progress(now time.Time) time.Time {
 	var low, high time.Time
 	for _, p := range m.shards {
 		if high.IsZero() || p.hw.After(high) {
 			high = p.hw
 		}
-		if now.Sub(p.seen) > m.c.period+m.c.grace {
+		if m.silent(p, now) {
 			continue
 		}
 		if low.IsZero() || p.hw.Before(low) {
@@ -187,6 +186,26 @@ func (m *monitorSink) progress(now time.Time) time.Time {
 		return high
 	}
 	return low
+}
+
+// silent reports whether a shard went quiet while live: no results for a
+// period and the window's lateness, when its last ones were close to
+// processing time. A shard replaying a backlog (results far behind the
+// clock) is never silent: its pauses (a loaded host, a slow sink) say
+// nothing about its data, and closing periods on them would split them.
+func (m *monitorSink) silent(p *shardProgress, now time.Time) bool {
+	return now.Sub(p.seen) > m.c.period+m.c.grace && p.seen.Sub(p.hw) <= m.c.period+m.c.grace+m.c.settle
+}
+
+// quiet reports whether every shard of this worker is silent: the open
+// periods will get no more rows.
+func (m *monitorSink) quiet(now time.Time) bool {
+	for _, p := range m.shards {
+		if !m.silent(p, now) {
+			return false
+		}
+	}
+	return len(m.shards) > 0
 }
 
 // Close writes the open periods' parts and stops.
@@ -269,8 +288,7 @@ func (m *monitorSink) take(msg monitorMsg) {
 // fold adds a batch's kept rows to the profile of each row's period (the
 // period of its window end).
 func (m *monitorSink) fold(rec arrow.RecordBatch, sp *shardProgress) {
-	m.lastRow = m.c.now()
-	sp.seen = m.lastRow
+	sp.seen = m.c.now()
 	if rec.NumRows() == 0 {
 		return
 	}
@@ -408,16 +426,16 @@ func floorDiv(a, b int64) int64 {
 }
 
 // closePeriods writes out the periods that are over: their end plus the
-// window's lateness is behind the latest window end seen, or nothing
-// arrived for a period of processing time (a quiet stream), or there are
-// too many open. all writes every open period (a flush).
+// window's lateness is behind every shard's progress, or every shard went
+// silent (a live stream that stopped), or there are too many open. all
+// writes every open period (a flush).
 func (m *monitorSink) closePeriods(all bool) {
 	if len(m.open) == 0 {
 		return
 	}
 	now := m.c.now()
 	hw := m.progress(now)
-	quiet := !m.lastRow.IsZero() && now.Sub(m.lastRow) >= max(m.c.period, m.c.grace)
+	quiet := m.quiet(now)
 	oldest := int64(0)
 	for p := range m.open {
 		end := time.Unix(0, p).Add(m.c.period)
@@ -461,7 +479,7 @@ func (m *monitorSink) judge() {
 	leader := m.leads.Load() > 0
 	now := m.c.now()
 	hw := m.progress(now)
-	quiet := !m.lastRow.IsZero() && now.Sub(m.lastRow) >= max(m.c.period, m.c.grace)+m.c.settle
+	quiet := m.quiet(now)
 	kept := m.pending[:0]
 	for _, p := range m.pending {
 		end := time.Unix(0, p).Add(m.c.period)

@@ -235,6 +235,18 @@ alerts:
 		writers[name[:len("worker-m1")]] = true
 	}
 	if st.Dataset.ItemCount != monMachines*10 || len(writers) != 2 {
+		for _, o := range parts.Contents {
+			out, err := tp.env.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(tp.bucket), Key: o.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps, err := monitor.ReadStatistics(out.Body, aws.ToString(o.Key))
+			out.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("part %s: %v rows, written %v", aws.ToString(o.Key), ps.Dataset.ItemCount, o.LastModified)
+		}
 		t.Errorf("period B: item_count %v from parts of %v, want %d rows from both workers", st.Dataset.ItemCount, writers, monMachines*10)
 	}
 

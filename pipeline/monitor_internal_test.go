@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"testing"
+	"time"
+)
+
+// A period closes on the progress of the slowest shard still sending, so a
+// fast shard cannot cut a slow one's rows out of the period; a shard that
+// went silent while live stops holding periods open, and a shard replaying
+// a backlog never counts as silent, however long it pauses.
+func TestMonitorProgressAndSilence(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	m := &monitorSink{c: monitorConfig{period: time.Minute, grace: 10 * time.Second, settle: 20 * time.Second}, shards: map[string]*shardProgress{}}
+	m.shards["fast"] = &shardProgress{hw: now.Add(-5 * time.Second), seen: now}
+	m.shards["slow"] = &shardProgress{hw: now.Add(-40 * time.Second), seen: now.Add(-time.Second)}
+	if got := m.progress(now); !got.Equal(now.Add(-40 * time.Second)) {
+		t.Errorf("progress %v, want the slow shard's %v", got, now.Add(-40*time.Second))
+	}
+	// The slow shard stops while live (its rows were 40 s behind the clock):
+	// after a period and the grace, it no longer holds periods open.
+	later := now.Add(2 * time.Minute)
+	m.shards["fast"].seen = later
+	if got := m.progress(later); !got.Equal(now.Add(-5 * time.Second)) {
+		t.Errorf("progress %v after the slow shard went silent, want the fast shard's", got)
+	}
+	if m.quiet(later) {
+		t.Error("quiet while a shard still sends")
+	}
+	// A backlog: results an hour behind the clock; a long pause is not
+	// silence.
+	m.shards["slow"] = &shardProgress{hw: now.Add(-time.Hour), seen: now.Add(-time.Second)}
+	if got := m.progress(later); !got.Equal(now.Add(-time.Hour)) {
+		t.Errorf("progress %v, want the replaying shard's %v", got, now.Add(-time.Hour))
+	}
+	delete(m.shards, "slow") // handed over (FlushShard)
+	m.shards["fast"].seen = now
+	if !m.quiet(later) {
+		t.Error("not quiet when the only shard, live, sent nothing for two minutes")
+	}
+}
+
+// A window belongs to the period its end falls in, a window ending on a
+// boundary to the period before it; each period has its own directory.
+func TestMonitorPeriodsAndLayout(t *testing.T) {
+	period := (10 * time.Second).Nanoseconds()
+	start := time.Date(2026, 12, 2, 16, 7, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		end  time.Time
+		want time.Time
+	}{
+		{start.Add(time.Second), start},
+		{start.Add(10 * time.Second), start},
+		{start.Add(10*time.Second + 1), start.Add(10 * time.Second)},
+	} {
+		if got := time.Unix(0, floorDiv(tc.end.UnixNano()-1, period)*period).UTC(); !got.Equal(tc.want) {
+			t.Errorf("window ending %v in the period of %v, want %v", tc.end, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		period time.Duration
+		want   string
+	}{
+		{time.Hour, "m/p/w/2026/12/02/16/"},
+		{time.Minute, "m/p/w/2026/12/02/16/07/"},
+		{10 * time.Second, "m/p/w/2026/12/02/16/07/00/"},
+	} {
+		s := &partStore{prefix: "m/p/w/", period: tc.period}
+		if got := s.dir(start); got != tc.want {
+			t.Errorf("period %v: dir %q, want %q", tc.period, got, tc.want)
+		}
+	}
+}
