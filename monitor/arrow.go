@@ -108,3 +108,20 @@ func observeInts[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32](p *Pr
 		}
 	}
 }
+
+// KindOf is the Model Monitor type of an Arrow column's values: the one
+// mapping the in-stream monitor and `streamscore monitor` share, so a
+// baseline made from files and a period profiled in the stream agree.
+func KindOf(t arrow.DataType) Kind {
+	switch t.ID() {
+	case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
+		return Fractional
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
+		return Integral
+	case arrow.BOOL:
+		return Boolean
+	case arrow.STRING, arrow.LARGE_STRING:
+		return String
+	}
+	return Unknown
+}

@@ -388,21 +388,8 @@ func (m *monitorSink) setSchema(s *arrow.Schema) {
 	m.cols = nil // the open profiles keep theirs
 	for _, i := range m.colIdx {
 		f := s.Field(i)
-		m.cols = append(m.cols, monitor.Column{Name: f.Name, Kind: kindOf(f.Type)})
+		m.cols = append(m.cols, monitor.Column{Name: f.Name, Kind: monitor.KindOf(f.Type)})
 	}
-}
-
-// kindOf is Model Monitor's inferred type of an Arrow column.
-func kindOf(t arrow.DataType) monitor.Kind {
-	switch t.ID() {
-	case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
-		return monitor.Fractional
-	case arrow.BOOL:
-		return monitor.Boolean
-	case arrow.STRING, arrow.LARGE_STRING:
-		return monitor.String
-	}
-	return monitor.Integral
 }
 
 func windowEnds(rec arrow.RecordBatch) (*array.Timestamp, bool) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/devstack"
+	"github.com/streamscore/streamscore/devstack/devstacktest"
 )
 
 var build struct {
@@ -47,7 +48,8 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	// devstacktest.Main stops the private stack a test started.
+	code := devstacktest.Main(m)
 	if build.path != "" {
 		os.RemoveAll(filepath.Dir(build.path))
 	}

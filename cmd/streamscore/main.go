@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,6 +24,28 @@ func main() {
 	}()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "streamscore:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// Exit statuses of streamscore. Every error exits with exitError; only
+// `monitor check --fail-on-violation` exits with exitViolations, so a CI
+// gate can tell "the data drifted" from "the check could not run".
+const (
+	exitError      = 1
+	exitViolations = 2
+)
+
+// exitCode is the process exit status for what a command returned.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if e, ok := errors.AsType[interface {
+		error
+		ExitCode() int
+	}](err); ok {
+		return e.ExitCode()
+	}
+	return exitError
 }

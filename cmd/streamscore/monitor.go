@@ -17,14 +17,6 @@ import (
 	"github.com/streamscore/streamscore/monitor"
 )
 
-// Exit statuses of streamscore. Every error exits with exitError; only
-// `monitor check --fail-on-violation` exits with exitViolations, so a CI
-// gate can tell "the data drifted" from "the check could not run".
-const (
-	exitError      = 1
-	exitViolations = 2
-)
-
 // violationsError is what `monitor check --fail-on-violation` returns when
 // the input violates the baseline's constraints.
 type violationsError struct {
@@ -41,20 +33,6 @@ func (e *violationsError) Error() string {
 
 // ExitCode is the status the process exits with.
 func (e *violationsError) ExitCode() int { return exitViolations }
-
-// exitCode is the process exit status for what a command returned.
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	if e, ok := errors.AsType[interface {
-		error
-		ExitCode() int
-	}](err); ok {
-		return e.ExitCode()
-	}
-	return exitError
-}
 
 // The files of a baseline and of a check, as Model Monitor names them.
 const (

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
@@ -267,7 +266,7 @@ func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtS
 	cols := make([]monitor.Column, len(monRead))
 	for k, i := range monRead {
 		fld := read.Field(i)
-		cols[k] = monitor.Column{Name: fld.Name, Kind: arrowKind(fld.Type)}
+		cols[k] = monitor.Column{Name: fld.Name, Kind: monitor.KindOf(fld.Type)}
 	}
 	idx, err := p.columns(name, formatParquet, cols)
 	if err != nil {
@@ -285,19 +284,4 @@ func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtS
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
-}
-
-// arrowKind is the Model Monitor type of an Arrow column.
-func arrowKind(t arrow.DataType) monitor.Kind {
-	switch t.ID() {
-	case arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64:
-		return monitor.Fractional
-	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
-		return monitor.Integral
-	case arrow.BOOL:
-		return monitor.Boolean
-	case arrow.STRING, arrow.LARGE_STRING:
-		return monitor.String
-	}
-	return monitor.Unknown
 }
