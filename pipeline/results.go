@@ -66,11 +66,11 @@ func newResultBuilder(features *arrow.Schema, outputs, shadow int, mem memory.Al
 		b.partID, b.colPartial, b.colFirst = array.NewStringBuilder(mem), p[0], f[0]
 	}
 	if shadow > 0 {
-		for _, n := range scoreNames("challenger_score", shadow) {
+		for _, n := range scoreNames(sinks.ColChallengerScore, shadow) {
 			fields = append(fields, arrow.Field{Name: n, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
 			b.shadows = append(b.shadows, array.NewFloat64Builder(mem))
 		}
-		fields = append(fields, arrow.Field{Name: "challenger_model_version", Type: arrow.BinaryTypes.String})
+		fields = append(fields, arrow.Field{Name: sinks.ColChallengerModelVersion, Type: arrow.BinaryTypes.String})
 		b.shadowV = array.NewStringBuilder(mem)
 	}
 	b.schema = arrow.NewSchema(fields, nil)

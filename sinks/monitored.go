@@ -41,13 +41,7 @@ func MonitoredColumns(s *arrow.Schema) []int {
 }
 
 func monitored(name string) bool {
-	switch {
-	case isScore(name), isChallengerScore(name):
-		return true
-	case name == ColChallengerModelVersion:
-		return false
-	}
-	return isFeature(name)
+	return isScore(name) || isChallengerScore(name) || isFeature(name)
 }
 
 // isChallengerScore reports whether a column holds a challenger's output:

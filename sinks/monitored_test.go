@@ -183,3 +183,16 @@ func deref[T any](p *T) any {
 	}
 	return *p
 }
+
+// A challenger's outputs and version are model outputs, not window
+// features: the feature table and an alert's feature map leave them out.
+func TestChallengerColumnsAreNoFeatures(t *testing.T) {
+	for _, name := range []string{ColChallengerScore, "challenger_score_1", ColChallengerModelVersion, ColScore} {
+		if isFeature(name) {
+			t.Errorf("%s counts as a feature", name)
+		}
+	}
+	if !isFeature("challenger_scores") || !isFeature("vib_mean") {
+		t.Error("a feature whose name only looks like a challenger column is no feature")
+	}
+}

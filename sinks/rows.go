@@ -47,7 +47,7 @@ func isFeature(name string) bool {
 	case ColResultID, ColEntity, ColWindowStart, ColWindowEnd, ColUpdate, ColModelVersion, ColFallback, ColEventTime, ColProcessingTime, ColPartial, ColPartialID:
 		return false
 	}
-	return !isScore(name) && !dropped(name)
+	return !isScore(name) && !isChallengerScore(name) && name != ColChallengerModelVersion && !dropped(name)
 }
 
 // isScore reports whether a column holds a model output: "score", or
