@@ -1,8 +1,18 @@
 package pipeline
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/sinks"
 )
 
 // A period closes on the progress of the slowest shard still sending, so a
@@ -70,4 +80,45 @@ func TestMonitorPeriodsAndLayout(t *testing.T) {
 			t.Errorf("period %v: dir %q, want %q", tc.period, got, tc.want)
 		}
 	}
+}
+
+// BenchmarkMonitorFold: the monitor's goroutine folding results of the
+// factory window's shape (12 features and a score) into a period's profile,
+// per row.
+func BenchmarkMonitorFold(b *testing.B) {
+	mem := memory.NewGoAllocator()
+	fields := []arrow.Field{{Name: sinks.ColEntity, Type: arrow.BinaryTypes.String},
+		{Name: sinks.ColWindowEnd, Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}}}
+	for i := range 12 {
+		fields = append(fields, arrow.Field{Name: fmt.Sprintf("f%02d", i), Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+	}
+	fields = append(fields, arrow.Field{Name: sinks.ColScore, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+	bld := array.NewRecordBuilder(mem, arrow.NewSchema(fields, nil))
+	defer bld.Release()
+	const rows = 1000
+	end := time.Date(2026, 12, 2, 12, 0, 30, 0, time.UTC).UnixNano()
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range rows {
+		bld.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("m-%d", i))
+		bld.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(end))
+		for c := 2; c < len(fields); c++ {
+			bld.Field(c).(*array.Float64Builder).Append(r.NormFloat64())
+		}
+	}
+	rec := bld.NewRecordBatch()
+	defer rec.Release()
+	obs, err := newPromObserver(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &monitorSink{c: monitorConfig{window: "w", period: time.Hour, now: time.Now, obs: obs},
+		shards: map[string]*shardProgress{}, open: map[int64]*monitor.Profile{}}
+	sp := &shardProgress{}
+	m.fold(rec, sp) // fills the sketches' first levels
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		m.fold(rec, sp)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
 }
