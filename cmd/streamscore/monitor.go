@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/monitor/dataset"
+	"github.com/streamscore/streamscore/worker"
 )
 
 // violationsError is what `monitor check --fail-on-violation` returns when
@@ -34,12 +36,7 @@ func (e *violationsError) Error() string {
 // ExitCode is the status the process exits with.
 func (e *violationsError) ExitCode() int { return exitViolations }
 
-// The files of a baseline and of a check, as Model Monitor names them.
-const (
-	statisticsFile  = "statistics.json"
-	constraintsFile = "constraints.json"
-	violationsFile  = "constraint_violations.json"
-)
+const inputRequired = "--input is required: a CSV or Parquet file, a directory, or an s3:// URI"
 
 func newMonitorCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -81,24 +78,31 @@ config: a Robust comparison at 0.1).`,
   streamscore monitor baseline --input s3://lake/results/stream=factory/dt=2026-11-24/ --out baseline/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
+			switch {
+			case input == "":
+				return errors.New(inputRequired)
+			case out == "":
 				return errors.New("--out is required: the directory to write statistics.json and constraints.json to")
 			}
-			stats, err := profileStatistics(cmd.Context(), input)
+			s3c, err := s3For(cmd.Context(), input)
+			if err != nil {
+				return err
+			}
+			stats, err := profileStatistics(cmd.Context(), s3c, input)
 			if err != nil {
 				return err
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			if err := writeFile(filepath.Join(out, statisticsFile), stats.WriteJSON); err != nil {
+			if err := writeFile(filepath.Join(out, dataset.StatisticsFile), stats.WriteJSON); err != nil {
 				return err
 			}
-			if err := writeFile(filepath.Join(out, constraintsFile), monitor.Suggest(stats).WriteJSON); err != nil {
+			if err := writeFile(filepath.Join(out, dataset.ConstraintsFile), monitor.Suggest(stats).WriteJSON); err != nil {
 				return err
 			}
 			printProfile(cmd.OutOrStdout(), stats)
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", filepath.Join(out, statisticsFile), filepath.Join(out, constraintsFile))
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s and %s\n", filepath.Join(out, dataset.StatisticsFile), filepath.Join(out, dataset.ConstraintsFile))
 			return nil
 		},
 	}
@@ -132,20 +136,26 @@ baseline or input, a file it could not write).`,
 			switch {
 			case baseline == "":
 				return errors.New("--baseline is required: the directory holding statistics.json and constraints.json")
+			case input == "":
+				return errors.New(inputRequired)
 			case out == "":
 				return errors.New("--out is required: the directory to write statistics.json and constraint_violations.json to")
 			case filepath.Clean(out) == filepath.Clean(baseline):
 				return errors.New("--out is the baseline directory: the check's statistics.json would replace the baseline's")
 			}
-			baseStats, err := readFile(filepath.Join(baseline, statisticsFile), monitor.ReadStatistics)
+			baseStats, err := readFile(filepath.Join(baseline, dataset.StatisticsFile), monitor.ReadStatistics)
 			if err != nil {
 				return fmt.Errorf("--baseline %s: %w", baseline, err)
 			}
-			cons, err := readFile(filepath.Join(baseline, constraintsFile), monitor.ReadConstraints)
+			cons, err := readFile(filepath.Join(baseline, dataset.ConstraintsFile), monitor.ReadConstraints)
 			if err != nil {
 				return fmt.Errorf("--baseline %s: %w", baseline, err)
 			}
-			stats, err := profileStatistics(cmd.Context(), input)
+			s3c, err := s3For(cmd.Context(), input)
+			if err != nil {
+				return err
+			}
+			stats, err := profileStatistics(cmd.Context(), s3c, input)
 			if err != nil {
 				return err
 			}
@@ -153,10 +163,10 @@ baseline or input, a file it could not write).`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
-			if err := writeFile(filepath.Join(out, statisticsFile), stats.WriteJSON); err != nil {
+			if err := writeFile(filepath.Join(out, dataset.StatisticsFile), stats.WriteJSON); err != nil {
 				return err
 			}
-			vf := filepath.Join(out, violationsFile)
+			vf := filepath.Join(out, dataset.ViolationsFile)
 			if err := writeFile(vf, rep.WriteViolations); err != nil {
 				return err
 			}
@@ -175,20 +185,34 @@ baseline or input, a file it could not write).`,
 }
 
 // profileStatistics reads the input into the statistics of one dataset.
-func profileStatistics(ctx context.Context, input string) (*monitor.Statistics, error) {
-	objs, err := listInput(ctx, input, defaultStore)
+func profileStatistics(ctx context.Context, s3c dataset.S3, input string) (*monitor.Statistics, error) {
+	objs, err := dataset.Open(ctx, s3c, input)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--input: %w", err)
 	}
-	prof, err := profileInput(ctx, objs, monitor.Options{})
+	prof, err := dataset.Profile(ctx, objs, monitor.Options{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--input: %w", err)
 	}
-	stats := prof.Statistics()
-	if stats.Dataset.ItemCount == 0 {
-		return nil, fmt.Errorf("--input %s: no rows to profile", input)
+	return prof.Statistics(), nil
+}
+
+// s3For returns the S3 client from the SDK's default chain, the one every
+// other command uses (AWS_ENDPOINT_URL_S3 points it at a local server),
+// when a location is an s3:// URI; nil otherwise, so that local files
+// need no AWS configuration.
+func s3For(ctx context.Context, locations ...string) (dataset.S3, error) {
+	for _, l := range locations {
+		if !dataset.IsS3(l) {
+			continue
+		}
+		c, err := worker.LoadAWS(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l, err)
+		}
+		return c.S3, nil
 	}
-	return stats, nil
+	return nil, nil
 }
 
 // readFile opens a file and decodes it with a reader that names the file

@@ -1,4 +1,4 @@
-package main
+package dataset
 
 // Reading an input into one monitor.Profile: CSV with a header (optionally
 // gzip'd), or Parquet (the S3 sink's result files, or any flat Parquet).
@@ -46,15 +46,29 @@ type profiler struct {
 	first  string // the first object's name
 	format string
 	index  map[string]int // column name → the profile's column
+	rows   int            // rows profiled, over every object
 }
 
-// profileInput reads every object of the input into one profile.
-func profileInput(ctx context.Context, objs []inputObject, opts monitor.Options) (*monitor.Profile, error) {
+// Profile reads every object of an input (Open's) into one profile, with
+// the monitor's options (zero: Model Monitor's). The objects must all be
+// CSV or all Parquet, with the same column names. An input without a
+// single row is refused: it has nothing to baseline or to check.
+func Profile(ctx context.Context, objs []Object, opts monitor.Options) (*monitor.Profile, error) {
+	if len(objs) == 0 {
+		return nil, errors.New("no files to profile")
+	}
 	p := &profiler{opts: opts}
 	for _, o := range objs {
 		if err := p.read(ctx, o); err != nil {
 			return nil, err
 		}
+	}
+	if p.rows == 0 {
+		what := objs[0].name
+		if len(objs) > 1 {
+			what = fmt.Sprintf("%s and %d more files", what, len(objs)-1)
+		}
+		return nil, fmt.Errorf("%s: no rows to profile", what)
 	}
 	return p.prof, nil
 }
@@ -63,7 +77,7 @@ func profileInput(ctx context.Context, objs []inputObject, opts monitor.Options)
 // Parquet's magic, gzip's (then the format of what it holds), else CSV. A
 // name ending in .parquet is read as Parquet whatever it starts with, so a
 // damaged file is reported as damaged Parquet, not as a strange CSV.
-func (p *profiler) read(ctx context.Context, o inputObject) error {
+func (p *profiler) read(ctx context.Context, o Object) error {
 	rc, err := o.open(ctx)
 	if err != nil {
 		return err
@@ -183,6 +197,7 @@ func (p *profiler) csv(name string, r io.Reader) error {
 		rows++
 	}
 	p.prof.AddRows(rows)
+	p.rows += rows
 	return nil
 }
 
@@ -215,7 +230,7 @@ func looksLikeData(header []string) bool {
 // flags are decoded.
 func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtSeeker) (err error) {
 	// arrow-go's Parquet reader panics on some corrupt files (a page
-	// header that contradicts its page type, found by FuzzMonitorInput):
+	// header that contradicts its page type, found by FuzzProfile):
 	// that is the file's fault, and is reported as such.
 	defer func() {
 		if r := recover(); r != nil {
@@ -279,6 +294,7 @@ func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtS
 			p.prof.ObserveArrow(idx[k], rec.Column(i), skip)
 		}
 		p.prof.AddRows(kept)
+		p.rows += kept
 	}
 	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%s: %w", name, err)

@@ -1,4 +1,4 @@
-package main
+package dataset
 
 import (
 	"fmt"
@@ -174,10 +174,11 @@ func checkResultStats(t *testing.T, s *monitor.Statistics, r resultRows) {
 	}
 }
 
-// TestMonitorParquet: a Parquet file of our results layout is profiled on
+// TestProfileParquet: a Parquet file of our results layout is profiled on
 // its features and outputs, whole windows only, whether its rows come in
-// one row group or many, and checks against its own baseline cleanly.
-func TestMonitorParquet(t *testing.T) {
+// one row group or many, or in a directory of files, and checks against
+// its own baseline cleanly.
+func TestProfileParquet(t *testing.T) {
 	r := resultRows{n: 600}
 	dir := t.TempDir()
 	one := filepath.Join(dir, "results.parquet")
@@ -185,8 +186,8 @@ func TestMonitorParquet(t *testing.T) {
 	defer a.Release()
 	defer b.Release()
 	writeParquet(t, one, a, b)
-	base := baselineOf(t, one)
-	checkResultStats(t, readStats(t, filepath.Join(base, statisticsFile)), r)
+	base := profileOf(t, nil, one)
+	checkResultStats(t, base, r)
 
 	// The same rows as a directory of two files, one without the
 	// .parquet extension (found by its magic), plus a marker to skip.
@@ -199,18 +200,17 @@ func TestMonitorParquet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(parts, "_SUCCESS"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	split := readStats(t, filepath.Join(baselineOf(t, parts), statisticsFile))
+	split := profileOf(t, nil, parts)
 	checkResultStats(t, split, r)
 
-	out := filepath.Join(dir, "check")
-	if stdout, errOut, err := monitorRun(t, "check", "--baseline", base, "--input", parts, "--out", out, "--fail-on-violation"); err != nil {
-		t.Errorf("check of the same rows against their baseline: %v\n%s%s", err, stdout, errOut)
+	if rep := monitor.Compare(base, monitor.Suggest(base), split); len(rep.Violations) > 0 {
+		t.Errorf("the same rows checked against their own baseline: violations %+v", rep.Violations)
 	}
 }
 
-// TestMonitorS3: the S3 sink's own files, read back through an s3:// prefix
+// TestProfileS3: the S3 sink's own files, read back through an s3:// prefix
 // (every object under it) and an s3:// key, from the local S3 server.
-func TestMonitorS3(t *testing.T) {
+func TestProfileS3(t *testing.T) {
 	env := devstacktest.New(t)
 	ctx := devstacktest.Ctx(t)
 	bucket := env.CreateBucket(t)
@@ -247,31 +247,23 @@ func TestMonitorS3(t *testing.T) {
 	}
 	key := aws.ToString(list.Contents[0].Key)
 
-	vars := []string{}
-	for _, kv := range env.Endpoints.EnvVars() {
-		vars = append(vars, kv[0]+"="+kv[1])
-	}
-	dir := t.TempDir()
-	base := filepath.Join(dir, "baseline")
-	if out, errOut, err := run(t, vars, "monitor", "baseline", "--input", "s3://"+bucket+"/results/", "--out", base); err != nil {
-		t.Fatalf("monitor baseline of the sink's prefix: %v\n%s%s", err, out, errOut)
-	}
-	checkResultStats(t, readStats(t, filepath.Join(base, statisticsFile)), r)
+	base := profileOf(t, env.S3, "s3://"+bucket+"/results/")
+	checkResultStats(t, base, r)
 
 	// The same file by its key, checked against that baseline: the same
 	// rows, no violation.
-	out := filepath.Join(dir, "check")
-	if stdout, errOut, err := run(t, vars, "monitor", "check", "--baseline", base, "--input", "s3://"+bucket+"/"+key, "--out", out, "--fail-on-violation"); err != nil {
-		t.Fatalf("monitor check of s3://%s/%s: %v\n%s%s", bucket, key, err, stdout, errOut)
+	byKey := profileOf(t, env.S3, "s3://"+bucket+"/"+key)
+	checkResultStats(t, byKey, r)
+	if rep := monitor.Compare(base, monitor.Suggest(base), byKey); len(rep.Violations) > 0 {
+		t.Errorf("s3://%s/%s checked against the prefix's baseline: violations %+v", bucket, key, rep.Violations)
 	}
-	checkResultStats(t, readStats(t, filepath.Join(out, statisticsFile)), r)
 
-	_, errOut, err := run(t, vars, "monitor", "baseline", "--input", "s3://"+bucket+"/results", "--out", filepath.Join(dir, "x"))
-	if err == nil || !strings.Contains(errOut, "s3://"+bucket+"/results: no such object (end the URI with / ") {
-		t.Errorf("a prefix without its slash: %v, stderr %q, want the object named and the hint", err, errOut)
+	_, err = profile(t, env.S3, "s3://"+bucket+"/results")
+	if want := "s3://" + bucket + "/results: no such object (end the URI with / "; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a prefix without its slash: %v, want the object named and the hint", err)
 	}
-	_, errOut, err = run(t, vars, "monitor", "baseline", "--input", "s3://"+bucket+"/nothing/", "--out", filepath.Join(dir, "y"))
-	if err == nil || !strings.Contains(errOut, "s3://"+bucket+"/nothing/: no objects under the prefix") {
-		t.Errorf("an empty prefix: %v, stderr %q", err, errOut)
+	_, err = profile(t, env.S3, "s3://"+bucket+"/nothing/")
+	if want := "s3://" + bucket + "/nothing/: no objects under the prefix"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("an empty prefix: %v, want %q", err, want)
 	}
 }

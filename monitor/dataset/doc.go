@@ -1,0 +1,19 @@
+// Package dataset finds and reads what the drift monitor is given from
+// outside: the datasets `streamscore monitor` profiles. The monitor
+// package itself does no I/O; this is its one reader of datasets.
+//
+// What it owns:
+//   - Locations (input.go): a local file or directory, an S3 object
+//     (s3://bucket/key) or every object under an S3 prefix
+//     (s3://bucket/prefix/); names starting with "_" or "." below a
+//     directory or prefix are skipped, as Hive, Spark and Athena skip them.
+//     S3 is reached through the small S3 interface the caller's client
+//     satisfies; a local location needs no client.
+//   - Profiling (profile.go): CSV with a header line (gzip'd too), typed as
+//     Model Monitor infers CSV columns, and Parquet (the S3 sink's result
+//     files or any flat Parquet: its monitored columns and rows as
+//     sinks.MonitoredColumns and sinks.MonitorSkip say, as in the stream),
+//     into one monitor.Profile. Errors name the file, and for CSV the line.
+//   - The names Model Monitor gives its files (StatisticsFile,
+//     ConstraintsFile, ViolationsFile).
+package dataset
