@@ -117,9 +117,11 @@ func newMonitorCheckCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check --baseline DIR --input FILE --out DIR [--fail-on-violation]",
 		Short: "Compare a dataset with a baseline; write statistics.json and constraint_violations.json",
-		Long: `Profiles the input, compares it with the baseline in DIR (statistics.json
-and constraints.json, ours or Model Monitor's, with or without sketch data)
-by Model Monitor's checks (data_type_check, completeness_check,
+		Long: `Profiles the input, compares it with the baseline in DIR, a directory or an
+S3 prefix (s3://bucket/prefix/) holding statistics.json and constraints.json,
+ours or Model Monitor's, with or without sketch data (without constraints.json,
+the constraints Model Monitor would suggest for the statistics), by Model
+Monitor's checks (data_type_check, completeness_check,
 baseline_drift_check, missing_column_check, extra_column_check,
 categorical_values_check), writes OUT/statistics.json and
 OUT/constraint_violations.json, and prints each feature's drift distance with
@@ -130,12 +132,12 @@ Exit status: 0 when the check ran (violations or not, unless
 --fail-on-violation; 1 when it could not run (a usage error, an unreadable
 baseline or input, a file it could not write).`,
 		Example: `  streamscore monitor check --baseline baseline/ --input today.csv --out check/
-  streamscore monitor check --baseline baseline/ --input s3://lake/results/ --out check/ --fail-on-violation`,
+  streamscore monitor check --baseline s3://lake/baselines/factory/ --input s3://lake/results/ --out check/ --fail-on-violation`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case baseline == "":
-				return errors.New("--baseline is required: the directory holding statistics.json and constraints.json")
+				return errors.New("--baseline is required: the directory or s3:// prefix holding statistics.json and constraints.json")
 			case input == "":
 				return errors.New(inputRequired)
 			case out == "":
@@ -143,17 +145,13 @@ baseline or input, a file it could not write).`,
 			case filepath.Clean(out) == filepath.Clean(baseline):
 				return errors.New("--out is the baseline directory: the check's statistics.json would replace the baseline's")
 			}
-			baseStats, err := readFile(filepath.Join(baseline, dataset.StatisticsFile), monitor.ReadStatistics)
-			if err != nil {
-				return fmt.Errorf("--baseline %s: %w", baseline, err)
-			}
-			cons, err := readFile(filepath.Join(baseline, dataset.ConstraintsFile), monitor.ReadConstraints)
-			if err != nil {
-				return fmt.Errorf("--baseline %s: %w", baseline, err)
-			}
-			s3c, err := s3For(cmd.Context(), input)
+			s3c, err := s3For(cmd.Context(), baseline, input)
 			if err != nil {
 				return err
+			}
+			baseStats, cons, err := dataset.LoadBaseline(cmd.Context(), s3c, baseline)
+			if err != nil {
+				return fmt.Errorf("--baseline: %w", err)
 			}
 			stats, err := profileStatistics(cmd.Context(), s3c, input)
 			if err != nil {
@@ -177,7 +175,7 @@ baseline or input, a file it could not write).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&baseline, "baseline", "", "directory holding the baseline's statistics.json and constraints.json")
+	cmd.Flags().StringVar(&baseline, "baseline", "", "directory or s3://bucket/prefix/ holding the baseline's statistics.json and constraints.json")
 	cmd.Flags().StringVar(&input, "input", "", "the dataset: CSV or Parquet file, directory, s3://bucket/key or s3://bucket/prefix/")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write statistics.json and constraint_violations.json to")
 	cmd.Flags().BoolVar(&failOnViolation, "fail-on-violation", false, "exit with status 2 when there are violations")
@@ -213,18 +211,6 @@ func s3For(ctx context.Context, locations ...string) (dataset.S3, error) {
 		return c.S3, nil
 	}
 	return nil, nil
-}
-
-// readFile opens a file and decodes it with a reader that names the file
-// in its errors.
-func readFile[T any](path string, read func(io.Reader, string) (T, error)) (T, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	defer f.Close()
-	return read(bufio.NewReader(f), path)
 }
 
 // writeFile writes a file through write, naming it in errors.

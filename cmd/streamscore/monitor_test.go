@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -12,6 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/monitor"
 	"github.com/streamscore/streamscore/monitor/dataset"
 )
@@ -38,6 +43,18 @@ func monitorRun(t *testing.T, args ...string) (stdout, stderr string, err error)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	err = cmd.ExecuteContext(t.Context())
 	return o.String(), e.String(), err
+}
+
+// readFile opens a file and decodes it with a reader that names the file
+// in its errors.
+func readFile[T any](path string, read func(io.Reader, string) (T, error)) (T, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer f.Close()
+	return read(bufio.NewReader(f), path)
 }
 
 func readStats(t *testing.T, path string) *monitor.Statistics {
@@ -312,26 +329,32 @@ func TestMonitorBadInput(t *testing.T) {
 }
 
 // TestMonitorBadBaseline: a check refuses a baseline it cannot read, naming
-// the file, and never writes over the baseline.
+// the file, with exit status 1 even under --fail-on-violation, and never
+// writes over the baseline.
 func TestMonitorBadBaseline(t *testing.T) {
 	base := baselineOf(t, baselineCSV)
-	noCons := t.TempDir()
 	src, err := os.ReadFile(filepath.Join(base, dataset.StatisticsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(noCons, dataset.StatisticsFile), src, 0o644); err != nil {
+	badCons := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badCons, dataset.StatisticsFile), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(badCons, dataset.ConstraintsFile), []byte(`{"features": [`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	badStats := t.TempDir()
 	if err := os.WriteFile(filepath.Join(badStats, dataset.StatisticsFile), []byte(`{"version": 0, "features": [{"name": "x", "inferred_type": "Weird"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	absent := filepath.Join(t.TempDir(), "absent")
 	out := filepath.Join(t.TempDir(), "check")
 	for _, c := range []struct {
 		baseline, out, want string
 	}{
-		{noCons, out, filepath.Join(noCons, dataset.ConstraintsFile)},
+		{badCons, out, "--baseline: " + filepath.Join(badCons, dataset.ConstraintsFile)},
+		{absent, out, "--baseline: open " + filepath.Join(absent, dataset.StatisticsFile) + ": no such file"},
 		{badStats, out, filepath.Join(badStats, dataset.StatisticsFile) + `: features[0] "x": inferred_type`},
 		{base, base, "--out is the baseline directory"},
 		{"", out, "--baseline is required"},
@@ -346,5 +369,79 @@ func TestMonitorBadBaseline(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(base, dataset.StatisticsFile)); !bytes.Equal(after, src) {
 		t.Error("a check with --out the baseline directory changed the baseline")
+	}
+}
+
+// TestMonitorCheckStatisticsOnly: a baseline of statistics.json alone (made
+// elsewhere, say) is checked with the constraints Model Monitor would
+// suggest for it, as the in-stream monitor does: the same verdicts as
+// the full baseline, whose constraints.json is that suggestion.
+func TestMonitorCheckStatisticsOnly(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(baselineOf(t, baselineCSV), dataset.StatisticsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := t.TempDir()
+	if err := os.WriteFile(filepath.Join(only, dataset.StatisticsFile), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runChecks(t, only, []checkCase{
+		{input: resampleCSV},
+		{input: shiftedCSV, drift: []string{"temperature"}},
+	})
+}
+
+// TestMonitorS3: the built binary reads --input and --baseline from S3
+// (the local server, through the SDK's default chain as every command
+// does): a baseline of a prefix, then checks of an object against the
+// baseline's prefix, clean and drifted, with their exit statuses.
+func TestMonitorS3(t *testing.T) {
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	bucket := env.CreateBucket(t)
+	put := func(key string, path string) {
+		t.Helper()
+		body, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("train/part-0.csv", baselineCSV)
+	put("today/resample.csv", resampleCSV)
+	put("today/shifted.csv", shiftedCSV)
+
+	vars := []string{}
+	for _, kv := range env.Endpoints.EnvVars() {
+		vars = append(vars, kv[0]+"="+kv[1])
+	}
+	uri := "s3://" + bucket + "/"
+	dir := t.TempDir()
+	base := filepath.Join(dir, "baseline")
+	if out, errOut, err := run(t, vars, "monitor", "baseline", "--input", uri+"train/", "--out", base); err != nil {
+		t.Fatalf("monitor baseline --input %strain/: %v\n%s%s", uri, err, out, errOut)
+	}
+	want := readStats(t, filepath.Join(baselineOf(t, baselineCSV), dataset.StatisticsFile))
+	if got := readStats(t, filepath.Join(base, dataset.StatisticsFile)); !equalJSON(t, got.WriteJSON, want.WriteJSON) {
+		t.Error("the statistics of a CSV read from S3 differ from those of the local file")
+	}
+	put("baseline/"+dataset.StatisticsFile, filepath.Join(base, dataset.StatisticsFile))
+	put("baseline/"+dataset.ConstraintsFile, filepath.Join(base, dataset.ConstraintsFile))
+
+	out := filepath.Join(dir, "check")
+	if stdout, errOut, err := run(t, vars, "monitor", "check", "--baseline", uri+"baseline", "--input", uri+"today/resample.csv",
+		"--out", out, "--fail-on-violation"); err != nil {
+		t.Fatalf("check of a re-sample against the S3 baseline: %v\n%s%s", err, stdout, errOut)
+	}
+	_, errOut, err := run(t, vars, "monitor", "check", "--baseline", uri+"baseline/", "--input", uri+"today/shifted.csv",
+		"--out", out, "--fail-on-violation")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitViolations {
+		t.Fatalf("check of shifted data against the S3 baseline: %v (%s), want exit status %d", err, errOut, exitViolations)
+	}
+	if v := readViolations(t, filepath.Join(out, dataset.ViolationsFile)); len(v) != 1 || v[0].FeatureName != "temperature" {
+		t.Errorf("violations = %+v, want temperature's drift only", v)
 	}
 }

@@ -1,6 +1,9 @@
 // Package dataset finds and reads what the drift monitor is given from
-// outside: the datasets `streamscore monitor` profiles. The monitor
-// package itself does no I/O; this is its one reader of datasets.
+// outside: the datasets `streamscore monitor` profiles and the baselines
+// both it and the in-stream monitor judge against. The monitor package
+// itself does no I/O; this is its one reader, so the CLI and the pipeline
+// accept the same locations and the same files, and refuse the rest with
+// the same messages.
 //
 // What it owns:
 //   - Locations (input.go): a local file or directory, an S3 object
@@ -14,6 +17,9 @@
 //     files or any flat Parquet: its monitored columns and rows as
 //     sinks.MonitoredColumns and sinks.MonitorSkip say, as in the stream),
 //     into one monitor.Profile. Errors name the file, and for CSV the line.
+//   - Baselines (baseline.go): statistics.json and constraints.json from a
+//     directory or an s3:// prefix, ours or Model Monitor's; without
+//     constraints.json, the constraints Model Monitor would suggest.
 //   - The names Model Monitor gives its files (StatisticsFile,
 //     ConstraintsFile, ViolationsFile).
 package dataset

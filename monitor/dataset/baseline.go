@@ -1,0 +1,158 @@
+package dataset
+
+// Reading a baseline: Model Monitor's statistics.json and constraints.json
+// (or ours, which have its layout), from a directory or an S3 prefix. The
+// CLI's `monitor check` and the in-stream monitor both read theirs here.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/streamscore/streamscore/internal/retry"
+	"github.com/streamscore/streamscore/monitor"
+)
+
+// maxBaselineFile bounds what a baseline file may hold: statistics of a
+// few hundred features with full sketches are well under it, and a
+// pipeline must not run out of memory on a wrong path.
+const maxBaselineFile = 64 << 20
+
+// A pipeline reads its baseline once, when it starts: a passing S3 failure
+// (beyond the SDK's own retries) should not stop it, an absent file or a
+// refused request does at once.
+var baselineRetry = retry.Policy{Base: 200 * time.Millisecond, Cap: 10 * time.Second}
+
+const baselineAttempts = 5
+
+// LoadBaseline reads the baseline at where: statistics.json and
+// constraints.json in a local directory, or under an S3 prefix
+// (s3://bucket/prefix, with or without the trailing slash; c may be nil
+// for a directory). A baseline without constraints.json is judged by the
+// constraints Model Monitor's baselining job would suggest for its
+// statistics (monitor.Suggest), so statistics made elsewhere are enough.
+// Errors name the file.
+func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics, *monitor.Constraints, error) {
+	if where == "" {
+		return nil, nil, errors.New("no baseline: want a directory or an s3:// prefix holding " + StatisticsFile + " and " + ConstraintsFile)
+	}
+	read := func(name string) ([]byte, string, error) {
+		p := filepath.Join(where, name)
+		b, err := readLocal(p)
+		return b, p, err
+	}
+	if IsS3(where) {
+		bucket, prefix, err := parseS3(where)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c == nil {
+			return nil, nil, fmt.Errorf("%s: no S3 client to read the baseline with", where)
+		}
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		read = func(name string) ([]byte, string, error) {
+			uri := s3Scheme + bucket + "/" + prefix + name
+			b, err := readS3(ctx, c, bucket, prefix+name, uri)
+			return b, uri, err
+		}
+	}
+
+	sb, sname, err := read(StatisticsFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := monitor.ReadStatistics(bytes.NewReader(sb), sname)
+	if err != nil {
+		return nil, nil, err
+	}
+	cb, cname, err := read(ConstraintsFile)
+	if absent(err) {
+		return st, monitor.Suggest(st), nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := monitor.ReadConstraints(bytes.NewReader(cb), cname)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, cs, nil
+}
+
+// absent reports whether err says a file or an object is not there.
+func absent(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if code, ok := errors.AsType[smithy.APIError](err); ok {
+		switch code.ErrorCode() {
+		case "NoSuchKey", "NotFound", "404":
+			return true
+		}
+	}
+	return false
+}
+
+func readLocal(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err // a *fs.PathError, naming the file
+	}
+	defer f.Close()
+	return readBounded(f, p)
+}
+
+// readS3 reads an object, retrying what may pass.
+func readS3(ctx context.Context, c S3, bucket, key, uri string) ([]byte, error) {
+	b := retry.NewBackoff(baselineRetry)
+	for {
+		body, err := func() ([]byte, error) {
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				return nil, err
+			}
+			defer out.Body.Close()
+			return io.ReadAll(io.LimitReader(out.Body, maxBaselineFile+1))
+		}()
+		if err == nil {
+			return bounded(body, uri)
+		}
+		if !retry.Classify(err).Retryable() || b.Attempt() >= baselineAttempts {
+			return nil, fmt.Errorf("%s: %w", uri, err)
+		}
+		if !b.Wait(ctx) {
+			return nil, fmt.Errorf("%s: %w", uri, errors.Join(err, ctx.Err()))
+		}
+	}
+}
+
+func readBounded(r io.Reader, name string) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, maxBaselineFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return bounded(body, name)
+}
+
+func bounded(body []byte, name string) ([]byte, error) {
+	if len(body) > maxBaselineFile {
+		return nil, fmt.Errorf("%s: over %d MiB, too large for a baseline file", name, maxBaselineFile>>20)
+	}
+	return body, nil
+}
