@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/monitor/dataset"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -49,9 +50,9 @@ func (p *Pipeline) buildMonitor(ctx context.Context, mw config.MonitoredWindow, 
 	if c.S3 != nil {
 		s3c = c.S3
 	}
-	base, cons, err := loadBaseline(ctx, s3c, mw.Baseline)
+	base, cons, err := dataset.LoadBaseline(ctx, c.S3, mw.Baseline)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: monitor of window %s: %w", mw.Window, err)
+		return nil, fmt.Errorf("pipeline: monitor of window %s: baseline: %w", mw.Window, err)
 	}
 	if s3c == nil {
 		return nil, fmt.Errorf("pipeline: monitor of window %s: no S3 client", mw.Window)

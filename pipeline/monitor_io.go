@@ -17,9 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -398,47 +395,4 @@ func safeName(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// loadBaseline reads statistics.json and constraints.json from a directory
-// or an s3:// prefix. Without constraints.json, the constraints Model
-// Monitor would suggest for the statistics are used.
-func loadBaseline(ctx context.Context, c monitorS3, where string) (*monitor.Statistics, *monitor.Constraints, error) {
-	read := func(name string) ([]byte, string, error) {
-		if rest, ok := strings.CutPrefix(where, "s3://"); ok {
-			bucket, prefix, _ := strings.Cut(rest, "/")
-			if prefix != "" && !strings.HasSuffix(prefix, "/") {
-				prefix += "/"
-			}
-			if c == nil {
-				return nil, "", fmt.Errorf("baseline %s: no S3 client", where)
-			}
-			s := &partStore{s3: c, bucket: bucket}
-			b, err := s.get(ctx, prefix+name)
-			return b, s.URI(prefix + name), err
-		}
-		p := path.Join(where, name)
-		b, err := os.ReadFile(p)
-		return b, p, err
-	}
-	sb, sname, err := read("statistics.json")
-	if err != nil {
-		return nil, nil, fmt.Errorf("baseline: %w", err)
-	}
-	st, err := monitor.ReadStatistics(bytes.NewReader(sb), sname)
-	if err != nil {
-		return nil, nil, fmt.Errorf("baseline: %w", err)
-	}
-	cb, cname, err := read("constraints.json")
-	if err != nil {
-		if notFound(err) || errors.Is(err, fs.ErrNotExist) {
-			return st, monitor.Suggest(st), nil
-		}
-		return nil, nil, fmt.Errorf("baseline: %w", err)
-	}
-	cs, err := monitor.ReadConstraints(bytes.NewReader(cb), cname)
-	if err != nil {
-		return nil, nil, fmt.Errorf("baseline: %w", err)
-	}
-	return st, cs, nil
 }
