@@ -479,3 +479,28 @@ func featureCommon(f *Feature) Common {
 	}
 	return Common{}
 }
+
+// DisableComparison turns baseline_drift_check off for the named features,
+// as a per-feature monitoringConfigOverrides (perform_comparison
+// Disabled): for features whose distribution legitimately moves (a
+// reading count that is low while a stream starts). Their completeness and
+// type are still checked. A name the constraints do not hold is an error.
+func (c *Constraints) DisableComparison(names ...string) error {
+	for _, n := range names {
+		i := slices.IndexFunc(c.Features, func(f ConstraintFeature) bool { return f.Name == n })
+		if i < 0 {
+			return fmt.Errorf("no feature %q in the constraints", n)
+		}
+		f := &c.Features[i]
+		if f.MonitoringConfigOverrides == nil {
+			f.MonitoringConfigOverrides = &MonitoringConfigOverrides{}
+		}
+		o := f.MonitoringConfigOverrides
+		if o.DistributionConstraints == nil {
+			o.DistributionConstraints = &DistributionConstraintsOverrides{}
+		}
+		off := Disabled
+		o.DistributionConstraints.PerformComparison = &off
+	}
+	return nil
+}

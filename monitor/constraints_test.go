@@ -207,3 +207,36 @@ func TestWriteJSONRefusesInvalidConstraints(t *testing.T) {
 		t.Errorf("WriteJSON of an invalid method: %v", err)
 	}
 }
+
+// A feature whose comparison is disabled never drifts, while the others
+// still do; an unknown name is refused.
+func TestDisableComparison(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	cols := []Column{{Name: "a", Kind: Fractional}, {Name: "b", Kind: Fractional}}
+	base, cur := NewProfile(cols, Options{}), NewProfile(cols, Options{})
+	for range 5000 {
+		base.ObserveFloat(0, r.NormFloat64())
+		base.ObserveFloat(1, r.NormFloat64())
+		cur.ObserveFloat(0, r.NormFloat64()+2)
+		cur.ObserveFloat(1, r.NormFloat64()+2)
+	}
+	base.AddRows(5000)
+	cur.AddRows(5000)
+	bs := base.Statistics()
+	c := Suggest(bs)
+	if err := c.DisableComparison("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DisableComparison("nope"); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("unknown feature: %v, want an error naming it", err)
+	}
+	var drifted []string
+	for _, v := range Compare(bs, c, cur.Statistics()).Violations {
+		if v.ConstraintCheckType == BaselineDriftCheck {
+			drifted = append(drifted, v.FeatureName)
+		}
+	}
+	if len(drifted) != 1 || drifted[0] != "b" {
+		t.Errorf("drift violations for %v, want b only", drifted)
+	}
+}

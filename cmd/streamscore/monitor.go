@@ -65,6 +65,7 @@ from AWS_ENDPOINT_URL_S3 (see "streamscore dev env" for the local stack).`,
 
 func newMonitorBaselineCmd() *cobra.Command {
 	var input, out string
+	var noCompare []string
 	cmd := &cobra.Command{
 		Use:   "baseline --input FILE --out DIR",
 		Short: "Profile a dataset into DIR/statistics.json and DIR/constraints.json",
@@ -98,7 +99,11 @@ config: a Robust comparison at 0.1).`,
 			if err := writeFile(filepath.Join(out, dataset.StatisticsFile), stats.WriteJSON); err != nil {
 				return err
 			}
-			if err := writeFile(filepath.Join(out, dataset.ConstraintsFile), monitor.Suggest(stats).WriteJSON); err != nil {
+			cons := monitor.Suggest(stats)
+			if err := cons.DisableComparison(noCompare...); err != nil {
+				return fmt.Errorf("--no-compare: %w", err)
+			}
+			if err := writeFile(filepath.Join(out, dataset.ConstraintsFile), cons.WriteJSON); err != nil {
 				return err
 			}
 			printProfile(cmd.OutOrStdout(), stats)
@@ -108,6 +113,7 @@ config: a Robust comparison at 0.1).`,
 	}
 	cmd.Flags().StringVar(&input, "input", "", "the dataset: CSV or Parquet file, directory, s3://bucket/key or s3://bucket/prefix/")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write statistics.json and constraints.json to")
+	cmd.Flags().StringSliceVar(&noCompare, "no-compare", nil, "features whose distribution is not compared (perform_comparison Disabled in their monitoringConfigOverrides); completeness and type are still checked")
 	return cmd
 }
 

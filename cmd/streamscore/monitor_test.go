@@ -260,6 +260,20 @@ func TestMonitorCheckCSV(t *testing.T) {
 	})
 }
 
+// TestMonitorBaselineNoCompare: a feature named in --no-compare is never
+// judged for drift by that baseline; an unknown name is refused.
+func TestMonitorBaselineNoCompare(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "baseline")
+	if out, errOut, err := monitorRun(t, "baseline", "--input", baselineCSV, "--out", dir, "--no-compare", "temperature"); err != nil {
+		t.Fatalf("monitor baseline --no-compare temperature: %v\n%s%s", err, out, errOut)
+	}
+	runChecks(t, dir, []checkCase{{input: shiftedCSV}})
+	_, _, err := monitorRun(t, "baseline", "--input", baselineCSV, "--out", filepath.Join(t.TempDir(), "b"), "--no-compare", "nope")
+	if err == nil || !strings.Contains(err.Error(), `--no-compare: no feature "nope"`) {
+		t.Errorf("--no-compare nope: %v, want an error naming it", err)
+	}
+}
+
 // TestMonitorCheckModelMonitorBaseline: a baseline Model Monitor wrote,
 // with buckets and no sketch data, is checked against the same way.
 func TestMonitorCheckModelMonitorBaseline(t *testing.T) {
