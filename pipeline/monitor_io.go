@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/streamscore/streamscore/internal/retry"
 	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/monitor/dataset"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -322,7 +324,7 @@ func (m *monitorSink) judgePeriod(ctx context.Context, start time.Time, again bo
 	s := m.c.store
 	dir := s.dir(start)
 	if !again {
-		done, err := s.exists(ctx, dir+"statistics.json")
+		done, err := s.exists(ctx, dir+dataset.StatisticsFile)
 		if err != nil || done {
 			return 0, err
 		}
@@ -364,18 +366,26 @@ func (m *monitorSink) judgePeriod(ctx context.Context, start time.Time, again bo
 		return 0, err
 	}
 	// The violations first: statistics.json marks the period as judged.
-	if err := s.put(ctx, dir+"constraint_violations.json", vb.Bytes()); err != nil {
+	if err := s.put(ctx, dir+dataset.ViolationsFile, vb.Bytes()); err != nil {
 		return 0, err
 	}
-	if err := s.put(ctx, dir+"statistics.json", sb.Bytes()); err != nil {
+	if err := s.put(ctx, dir+dataset.StatisticsFile, sb.Bytes()); err != nil {
 		return 0, err
 	}
 	m.c.obs.MonitorJudged(m.c.window, cur, rep)
+	var drifted []any
+	for _, f := range rep.Features {
+		if f.Drifted {
+			drifted = append(drifted, slog.Float64(f.Name, f.Distance))
+		}
+	}
+	m.c.log.Info("monitor: period judged", "period", start.Format(time.RFC3339), "rows", cur.Dataset.ItemCount, "parts", len(keys),
+		"violations", len(rep.Violations), slog.Group("drifted", drifted...))
 	if m.c.alerts == nil {
 		return len(keys), nil
 	}
 	dr := sinks.DriftReport{Pipeline: m.c.pipeline, Window: m.c.window, PeriodStart: start, PeriodEnd: start.Add(m.c.period),
-		Violations: s.URI(dir + "constraint_violations.json")}
+		Violations: s.URI(dir + dataset.ViolationsFile)}
 	for _, f := range rep.Features {
 		dr.Features = append(dr.Features, sinks.DriftFeature{Feature: f.Name, Distance: f.Distance, Threshold: f.Threshold,
 			Method: f.Method, Drifted: f.Drifted})
