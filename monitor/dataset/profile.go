@@ -1,7 +1,9 @@
 package dataset
 
 // Reading an input into one monitor.Profile: CSV with a header (optionally
-// gzip'd), or Parquet (the S3 sink's result files, or any flat Parquet).
+// gzip'd), Parquet (the S3 sink's result files, or any flat Parquet), or
+// statistics.json documents with sketch data (the parts the in-stream
+// monitor's workers write, merged again offline).
 
 import (
 	"bufio"
@@ -33,8 +35,9 @@ const (
 
 // Input formats; every object of one input must have the same.
 const (
-	formatCSV     = "CSV"
-	formatParquet = "Parquet"
+	formatCSV        = "CSV"
+	formatParquet    = "Parquet"
+	formatStatistics = "statistics.json"
 )
 
 // profiler folds the objects of one input into one profile. The first
@@ -51,7 +54,8 @@ type profiler struct {
 
 // Profile reads every object of an input (Open's) into one profile, with
 // the monitor's options (zero: Model Monitor's). The objects must all be
-// CSV or all Parquet, with the same column names. An input without a
+// CSV, all Parquet or all statistics.json (*.json: merged, as the reducer
+// merges a period's parts), with the same column names. An input without a
 // single row is refused: it has nothing to baseline or to check.
 func Profile(ctx context.Context, objs []Object, opts monitor.Options) (*monitor.Profile, error) {
 	if len(objs) == 0 {
@@ -98,6 +102,9 @@ func (p *profiler) read(ctx context.Context, o Object) error {
 		r = zb
 	}
 	if string(head) != parquetMagic && (zipped || !strings.EqualFold(path.Ext(o.name), ".parquet")) {
+		if strings.EqualFold(path.Ext(o.name), ".json") {
+			return p.statistics(o.name, r)
+		}
 		return p.csv(o.name, r)
 	}
 	// Parquet is read from its footer: a local file in place, anything
@@ -137,7 +144,7 @@ func (p *profiler) columns(name, format string, cols []monitor.Column) ([]int, e
 		return idx, nil
 	}
 	if format != p.format {
-		return nil, fmt.Errorf("%s is %s but %s is %s: an input is all CSV or all Parquet", name, format, p.first, p.format)
+		return nil, fmt.Errorf("%s is %s but %s is %s: an input is all of one format", name, format, p.first, p.format)
 	}
 	for i, c := range cols {
 		j, ok := p.index[c.Name]
@@ -154,6 +161,29 @@ func (p *profiler) columns(name, format string, cols []monitor.Column) ([]int, e
 		}
 	}
 	return idx, nil
+}
+
+// statistics merges a statistics.json (ours or Model Monitor's) into the
+// profile: a worker's part of a period, or a period's statistics. Its
+// features must be the first object's, in the same order.
+func (p *profiler) statistics(name string, r io.Reader) error {
+	st, err := monitor.ReadStatistics(io.LimitReader(r, maxBaselineFile), name)
+	if err != nil {
+		return err
+	}
+	prof, err := monitor.FromStatistics(st, p.opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if p.prof == nil {
+		p.prof, p.first, p.format = prof, name, formatStatistics
+	} else if p.format != formatStatistics {
+		return fmt.Errorf("%s is %s but %s is %s: an input is all of one format", name, formatStatistics, p.first, p.format)
+	} else if err := p.prof.Merge(prof); err != nil {
+		return fmt.Errorf("%s: %w (the input's first file is %s)", name, err, p.first)
+	}
+	p.rows += int(st.Dataset.ItemCount)
+	return nil
 }
 
 // csv profiles a CSV file with a header line. Every cell goes through

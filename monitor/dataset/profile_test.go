@@ -142,6 +142,45 @@ func TestProfileGzipCSV(t *testing.T) {
 	}
 }
 
+// TestProfileStatisticsParts: a directory of statistics.json parts (what
+// the in-stream monitor's workers write per period) merges into the
+// statistics of the union: counts and moments exactly, quantiles within
+// the sketch's bound.
+func TestProfileStatisticsParts(t *testing.T) {
+	dir := t.TempDir()
+	whole := profileOf(t, nil, writeFile(t, filepath.Join(dir, "all", "m.csv"), machines(3000)))
+	src := machines(3000)
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	header := lines[0]
+	for i, part := range [][][]byte{lines[1:1001], lines[1001:3001]} {
+		csvPart := append(append([]byte{}, header...), bytes.Join(part, nil)...)
+		st := profileOf(t, nil, writeFile(t, filepath.Join(dir, "csv", fmt.Sprintf("p%d.csv", i)), csvPart))
+		var b bytes.Buffer
+		if err := st.WriteJSON(&b); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, "parts", fmt.Sprintf("worker-%d.json", i)), b.Bytes())
+	}
+	merged := profileOf(t, nil, filepath.Join(dir, "parts"))
+	if merged.Dataset.ItemCount != whole.Dataset.ItemCount {
+		t.Errorf("item_count %d, want %d", merged.Dataset.ItemCount, whole.Dataset.ItemCount)
+	}
+	for _, name := range []string{"temperature", "vibration", "rpm"} {
+		m, w := feature(t, merged, name).NumericalStatistics, feature(t, whole, name).NumericalStatistics
+		if m.Common != w.Common || !near(m.Sum, w.Sum) || !near(m.Mean, w.Mean) || !near(m.StdDev, w.StdDev) || m.Min != w.Min || m.Max != w.Max {
+			t.Errorf("%s merged from parts: %+v, want the whole's %+v", name, m, w)
+		}
+	}
+	if got := feature(t, merged, "machine").StringStatistics.DistinctCount; got != 3 {
+		t.Errorf("machine: %v distinct values, want 3", got)
+	}
+	// A CSV among the parts is refused, naming both files' formats.
+	writeFile(t, filepath.Join(dir, "parts", "x.csv"), src)
+	if _, err := profile(t, nil, filepath.Join(dir, "parts")); err == nil || !strings.Contains(err.Error(), "an input is all of one format") {
+		t.Errorf("a CSV among statistics parts: %v, want a refusal", err)
+	}
+}
+
 // TestProfileBadInput: every refusal names the file, and for CSV the line.
 func TestProfileBadInput(t *testing.T) {
 	dir := t.TempDir()
