@@ -240,9 +240,11 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 	}
 	if monitored {
 		mon, err := p.buildMonitor(ctx, mw, s, stream, c, o, al)
-		if err := add(mon, err, "monitor"); err != nil {
+		if err != nil {
 			return nil, nil, err
 		}
+		// Closed first: its last verdicts go out through the alert sink.
+		out, p.sinks = append(out, mon), append([]sinks.Sink{mon}, p.sinks...)
 		st := p.pl.streams[stream]
 		st.monitors = append(st.monitors, mon)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/pipeline"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -338,4 +339,26 @@ func labelledGauge(t *testing.T, reg *prometheus.Registry, name, label, value st
 		}
 	}
 	return math.NaN()
+}
+
+// A monitor whose baseline cannot be read stops the pipeline at build
+// time, naming the file: it would have nothing to judge against.
+func TestMonitorBadBaselineStopsTheBuild(t *testing.T) {
+	t.Parallel()
+	tp := newTestPipeline(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "statistics.json"), []byte(`{"version": 0, "dataset": {"item_count": 1}, "features": [{"name": ""}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(tp.yaml, "alerts:\n  topic:", fmt.Sprintf("monitor:\n  windows:\n    - {window: w1s, baseline: %s}\nalerts:\n  topic:", dir), 1)
+	cfg, err := config.Parse([]byte(src), "monitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tp.env.Clients
+	_, err = pipeline.New(devstacktest.Ctx(t), cfg, pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS},
+		pipeline.Options{WorkerID: "w", SpoolDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "statistics.json")) || !strings.Contains(err.Error(), "w1s") {
+		t.Fatalf("New with a broken baseline: %v, want an error naming the window and the file", err)
+	}
 }
