@@ -39,7 +39,16 @@ func statement(sid string, actions, resources []string, conditions map[string]an
 //     key; SendMessage (SendMessageBatch) on the dead-letter queue;
 //     PutMetricData in the configured namespaces only;
 //   - scorer: GetObject (and HeadObject, the same permission) on the model
-//     objects; InvokeEndpoint on configured SageMaker endpoints.
+//     objects; InvokeEndpoint on configured SageMaker endpoints;
+//   - monitor (only pipelines with monitored windows): PutObject and
+//     GetObject (HeadObject) on monitoring/<pipeline>/*, for its parts,
+//     statistics.json and constraint_violations.json; GetObject on each
+//     baseline's prefix. ListBucket on the bucket, with an s3:prefix
+//     condition on those same prefixes: ListObjectsV2 of a period's parts,
+//     and a 404 rather than a 403 for an object that is not there (S3
+//     answers 403 to a caller who may not list it), which the monitor
+//     relies on: HeadObject of a period not judged yet, and an optional
+//     baseline constraints.json.
 //
 // The topic and queue are given to the worker as an ARN and a URL, so it
 // needs neither sns:CreateTopic nor sqs:GetQueueUrl to resolve names.
@@ -99,6 +108,10 @@ func grantWorker(ss *Streamscore, role awsiam.Role) error {
 		add(statement("ReadModels", []string{"s3:GetObject"}, models, nil))
 	}
 
+	if err := grantMonitor(ss, add); err != nil {
+		return err
+	}
+
 	add(statement("PublishAlerts", []string{"sns:Publish"}, []string{*ss.Topic.TopicArn()}, nil))
 	add(statement("EncryptAlerts", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []string{*ss.AlertsKey.KeyArn()}, nil))
 	add(statement("SendDeadLetters", []string{"sqs:SendMessage"}, []string{*ss.DeadLetters.QueueArn()}, nil))
@@ -118,5 +131,42 @@ func grantWorker(ss *Streamscore, role awsiam.Role) error {
 	if len(endpoints) > 0 {
 		add(statement("InvokeEndpoints", []string{"sagemaker:InvokeEndpoint"}, endpoints, nil))
 	}
+	return nil
+}
+
+// grantMonitor adds the monitor's statements (grantWorker) for the
+// pipelines that monitor a window, if any. The pipeline appends
+// <window>/... to MonitoringKeyPrefix and lists only below it, and reads a
+// baseline only below its BaselineKey.
+func grantMonitor(ss *Streamscore, add func(awsiam.PolicyStatement)) error {
+	bucketARN, bucket := *ss.Bucket.BucketArn(), *ss.Bucket.BucketName()
+	var files, filePrefixes, baselines, baselinePrefixes []string
+	for _, p := range ss.Pipelines {
+		if !p.Monitored() {
+			continue
+		}
+		files = append(files, bucketARN+"/"+p.MonitoringKeyPrefix()+"*")
+		filePrefixes = append(filePrefixes, p.MonitoringKeyPrefix()+"*")
+		for i := range p.Monitor.Windows {
+			key, _, err := p.BaselineKey(i, bucket)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(baselinePrefixes, key+"*") {
+				baselines = append(baselines, bucketARN+"/"+key+"*")
+				baselinePrefixes = append(baselinePrefixes, key+"*")
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	listing := func(prefixes []string) map[string]any {
+		return map[string]any{"StringLike": map[string]any{"s3:prefix": prefixes}}
+	}
+	add(statement("WriteMonitoring", []string{"s3:PutObject", "s3:GetObject"}, files, nil))
+	add(statement("ListMonitoring", []string{"s3:ListBucket"}, []string{bucketARN}, listing(filePrefixes)))
+	add(statement("ReadBaselines", []string{"s3:GetObject"}, baselines, nil))
+	add(statement("ListBaselines", []string{"s3:ListBucket"}, []string{bucketARN}, listing(baselinePrefixes)))
 	return nil
 }

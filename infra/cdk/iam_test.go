@@ -69,13 +69,19 @@ func under(bucketID, suffix string) string {
 	return `{"Fn::Join":["",[` + getAtt(bucketID) + `,"` + suffix + `"]]}`
 }
 
-// TestWorkerTaskRoleIsExact: the task role's statements, one by one:
-// exactly the actions the worker's code calls, on exactly this stack's
-// resources. Nothing else may be in the role (no CreateTable, no
-// GetQueueUrl or CreateTopic, no wildcard actions), and "*" appears only
-// for PutMetricData, which has no resource type, scoped by namespace.
-func TestWorkerTaskRoleIsExact(t *testing.T) {
-	s := defaults(t)
+// wantStatement is one statement of a role as the template must show it:
+// actions and resources sorted (resources compacted), and the condition
+// compacted, empty for none.
+type wantStatement struct {
+	actions   []string
+	resources []string
+	condition string
+}
+
+// defaultWorkerStatements are the worker's statements for cdk.json's
+// pipelines (examples/factory.yaml, examples/churn.yaml), with s's ids.
+func defaultWorkerStatements(t testing.TB, s *synthesized) map[string]wantStatement {
+	t.Helper()
 	streamF := s.idOf(t, "AWS::Kinesis::Stream", "Streamfactorysensors")
 	streamA := s.idOf(t, "AWS::Kinesis::Stream", "Streamappevents")
 	leaseF := s.idOf(t, "AWS::DynamoDB::Table", "Leasesfactory")
@@ -85,37 +91,39 @@ func TestWorkerTaskRoleIsExact(t *testing.T) {
 	topic := s.idOf(t, "AWS::SNS::Topic", "Alerts")
 	key := s.idOf(t, "AWS::KMS::Key", "AlertsKey")
 	dlq := s.idOf(t, "AWS::SQS::Queue", "DeadLetters")
-
-	want := map[string]struct {
-		actions   []string
-		resources []string
-	}{
+	return map[string]wantStatement{
 		"ReadStreams": {
 			[]string{"kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"},
-			[]string{getAtt(streamA), getAtt(streamF)},
+			[]string{getAtt(streamA), getAtt(streamF)}, "",
 		},
 		"Leases": {
 			[]string{"dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Scan", "dynamodb:UpdateItem"},
-			[]string{getAtt(leaseC), getAtt(leaseF)},
+			[]string{getAtt(leaseC), getAtt(leaseF)}, "",
 		},
-		"WriteFeatures": {[]string{"dynamodb:PutItem"}, []string{getAtt(features)}},
+		"WriteFeatures": {[]string{"dynamodb:PutItem"}, []string{getAtt(features)}, ""},
 		"WriteResults": {
 			[]string{"s3:AbortMultipartUpload", "s3:PutObject"},
 			[]string{under(bucket, "/dead-letter/churn/*"), under(bucket, "/dead-letter/factory/*"),
-				under(bucket, "/results/churn/*"), under(bucket, "/results/factory/*")},
+				under(bucket, "/results/churn/*"), under(bucket, "/results/factory/*")}, "",
 		},
 		"ReadModels": {
 			[]string{"s3:GetObject"},
-			[]string{under(bucket, "/models/churn.json"), under(bucket, "/models/factory-failure.json")},
+			[]string{under(bucket, "/models/churn.json"), under(bucket, "/models/factory-failure.json")}, "",
 		},
-		"PublishAlerts":   {[]string{"sns:Publish"}, []string{`{"Ref":"` + topic + `"}`}},
-		"EncryptAlerts":   {[]string{"kms:Decrypt", "kms:GenerateDataKey"}, []string{getAtt(key)}},
-		"SendDeadLetters": {[]string{"sqs:SendMessage"}, []string{getAtt(dlq)}},
-		"PutMetrics":      {[]string{"cloudwatch:PutMetricData"}, []string{`"*"`}},
+		"PublishAlerts":   {[]string{"sns:Publish"}, []string{`{"Ref":"` + topic + `"}`}, ""},
+		"EncryptAlerts":   {[]string{"kms:Decrypt", "kms:GenerateDataKey"}, []string{getAtt(key)}, ""},
+		"SendDeadLetters": {[]string{"sqs:SendMessage"}, []string{getAtt(dlq)}, ""},
+		// The namespace condition scopes the wildcard resource.
+		"PutMetrics": {[]string{"cloudwatch:PutMetricData"}, []string{`"*"`}, `{"StringEquals":{"cloudwatch:namespace":["Streamscore"]}}`},
 	}
-	got := policyStatements(t, s, "WorkerTaskRole")
+}
+
+// assertStatements: the role's statements are exactly want, one by one,
+// and nothing else.
+func assertStatements(t *testing.T, s *synthesized, rolePrefix string, want map[string]wantStatement) {
+	t.Helper()
 	seen := map[string]bool{}
-	for _, st := range got {
+	for _, st := range policyStatements(t, s, rolePrefix) {
 		sid, _ := st["Sid"].(string)
 		w, ok := want[sid]
 		if !ok {
@@ -132,9 +140,9 @@ func TestWorkerTaskRoleIsExact(t *testing.T) {
 		if r := refs(st["Resource"]); !slices.Equal(r, w.resources) {
 			t.Errorf("%s: resources\n  %v\nwant\n  %v", sid, r, w.resources)
 		}
-		if sid == "PutMetrics" {
-			if c := compact(st["Condition"]); c != `{"StringEquals":{"cloudwatch:namespace":["Streamscore"]}}` {
-				t.Errorf("PutMetrics condition %s: the namespace must scope the wildcard resource", c)
+		if w.condition != "" {
+			if c := compact(st["Condition"]); c != w.condition {
+				t.Errorf("%s condition %s, want %s: the condition scopes the statement", sid, c, w.condition)
 			}
 		} else if st["Condition"] != nil {
 			t.Errorf("%s: unexpected condition %s", sid, compact(st["Condition"]))
@@ -145,6 +153,17 @@ func TestWorkerTaskRoleIsExact(t *testing.T) {
 			t.Errorf("statement %s missing", sid)
 		}
 	}
+}
+
+// TestWorkerTaskRoleIsExact: the task role's statements, one by one:
+// exactly the actions the worker's code calls, on exactly this stack's
+// resources. Nothing else may be in the role (no CreateTable, no
+// GetQueueUrl or CreateTopic, no wildcard actions, no monitor grants
+// without a monitor section), and "*" appears only for PutMetricData,
+// which has no resource type, scoped by namespace.
+func TestWorkerTaskRoleIsExact(t *testing.T) {
+	s := defaults(t)
+	assertStatements(t, s, "WorkerTaskRole", defaultWorkerStatements(t, s))
 }
 
 // TestTaskRoleTrust: only ECS tasks of this account may assume the role.
@@ -203,11 +222,17 @@ func TestFanOutGrants(t *testing.T) {
 }
 
 // TestNoWildcardsInAnyPolicy audits every IAM policy in the template
-// (worker, Lambda, execution role, CDK's own helpers): no wildcard
-// actions, and "*" as a resource only where AWS has no resource type for
-// the action.
+// (worker, Lambda, execution role, CDK's own helpers), of the default
+// stack and of one with a drift monitor: no wildcard actions, "*" as a
+// resource only where AWS has no resource type for the action, and
+// s3:ListBucket only scoped by an s3:prefix condition.
 func TestNoWildcardsInAnyPolicy(t *testing.T) {
-	s := defaults(t)
+	for name, s := range map[string]*synthesized{"default stack": defaults(t), "monitored stack": monitored(t)} {
+		t.Run(name, func(t *testing.T) { auditWildcards(t, s) })
+	}
+}
+
+func auditWildcards(t *testing.T, s *synthesized) {
 	// Actions that cannot be scoped to a resource (IAM's service
 	// authorization reference lists no resource type for them).
 	unscopable := map[string]bool{
@@ -224,6 +249,9 @@ func TestNoWildcardsInAnyPolicy(t *testing.T) {
 				if strings.Contains(a, "*") {
 					t.Errorf("%s: wildcard action %s in %s", id, a, compact(st))
 				}
+			}
+			if slices.Contains(actions, "s3:ListBucket") && !strings.Contains(compact(st["Condition"]), `"s3:prefix"`) {
+				t.Errorf("%s: s3:ListBucket without an s3:prefix condition lists the whole bucket: %s", id, compact(st))
 			}
 			for _, res := range asList(st["Resource"]) {
 				if res != "*" {

@@ -13,11 +13,50 @@ import (
 )
 
 // newResultsBucket is the bucket of the Parquet results, the large dead
-// letters, the models and Athena's query results: private, SSE-S3 (so
-// readers and writers need no KMS grant), TLS only, with lifecycle rules
-// per prefix. Models have no expiry.
-func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.RemovalPolicy) awss3.Bucket {
+// letters, the models, the drift monitor's files and baselines, and
+// Athena's query results: private, SSE-S3 (so readers and writers need no
+// KMS grant), TLS only, with lifecycle rules per prefix. Models and
+// baselines have no expiry.
+func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.RemovalPolicy, monitored bool) awss3.Bucket {
 	days := func(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(float64(n))) }
+	rules := []*awss3.LifecycleRule{
+		{
+			// The S3 sink uploads files above 32 MiB in parts; a
+			// worker killed mid-upload leaves parts that cost money
+			// until aborted.
+			Id:                                  jsii.String("abort-incomplete-uploads"),
+			AbortIncompleteMultipartUploadAfter: days(7),
+		},
+		{
+			Id:          jsii.String("results"),
+			Prefix:      jsii.String(ResultsPrefix),
+			Transitions: &[]*awss3.Transition{{StorageClass: awss3.StorageClass_INTELLIGENT_TIERING(), TransitionAfter: days(s.ResultsTransitionDays)}},
+			Expiration:  days(s.ResultsExpirationDays),
+		},
+		{
+			Id:         jsii.String("dead-letters"),
+			Prefix:     jsii.String(DeadLetterPrefix),
+			Expiration: days(s.DeadLetterExpirationDays),
+		},
+		{
+			Id:         jsii.String("athena-results"),
+			Prefix:     jsii.String(AthenaPrefix),
+			Expiration: days(30),
+		},
+	}
+	if monitored {
+		// A period's statistics and verdict describe results and live as
+		// long as they do (until then `monitor check` can remake them from
+		// the results). Expiry only: a window's files are a few MB per
+		// period at most. The workers' parts sit in each period's
+		// directory, next to its verdict, so no prefix rule can expire
+		// them sooner.
+		rules = append(rules, &awss3.LifecycleRule{
+			Id:         jsii.String("monitoring"),
+			Prefix:     jsii.String(MonitoringPrefix),
+			Expiration: days(s.ResultsExpirationDays),
+		})
+	}
 	return awss3.NewBucket(scope, jsii.String("Results"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,
@@ -26,31 +65,7 @@ func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.Rem
 		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
 		RemovalPolicy:     removal,
 		AutoDeleteObjects: jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
-		LifecycleRules: &[]*awss3.LifecycleRule{
-			{
-				// The S3 sink uploads files above 32 MiB in parts; a
-				// worker killed mid-upload leaves parts that cost money
-				// until aborted.
-				Id:                                  jsii.String("abort-incomplete-uploads"),
-				AbortIncompleteMultipartUploadAfter: days(7),
-			},
-			{
-				Id:          jsii.String("results"),
-				Prefix:      jsii.String(ResultsPrefix),
-				Transitions: &[]*awss3.Transition{{StorageClass: awss3.StorageClass_INTELLIGENT_TIERING(), TransitionAfter: days(s.ResultsTransitionDays)}},
-				Expiration:  days(s.ResultsExpirationDays),
-			},
-			{
-				Id:         jsii.String("dead-letters"),
-				Prefix:     jsii.String(DeadLetterPrefix),
-				Expiration: days(s.DeadLetterExpirationDays),
-			},
-			{
-				Id:         jsii.String("athena-results"),
-				Prefix:     jsii.String(AthenaPrefix),
-				Expiration: days(30),
-			},
-		},
+		LifecycleRules:    &rules,
 	})
 }
 

@@ -41,6 +41,8 @@ type Pipeline struct {
 	S3Prefix string
 	// Windows are the pipeline's windows with how long each holds records.
 	Windows []PipelineWindow
+	// Monitor is the drift monitor section, nil without one.
+	Monitor *PipelineMonitor
 
 	doc *yaml.Node
 }
@@ -105,6 +107,13 @@ type pipelineFile struct {
 			Name string `yaml:"name"`
 		} `yaml:"endpoint"`
 	} `yaml:"scorers"`
+	Monitor *struct {
+		Prefix  string `yaml:"prefix"`
+		Windows []struct {
+			Window   string `yaml:"window"`
+			Baseline string `yaml:"baseline"`
+		} `yaml:"windows"`
+	} `yaml:"monitor"`
 	Sinks struct {
 		S3 *struct {
 			Prefix string `yaml:"prefix"`
@@ -174,6 +183,15 @@ func LoadPipeline(file string) (*Pipeline, error) {
 	for name, m := range f.Models {
 		p.Models[name] = m.Path
 	}
+	if m := f.Monitor; m != nil {
+		p.Monitor = &PipelineMonitor{Prefix: m.Prefix}
+		for i, w := range m.Windows {
+			if !safeName.MatchString(w.Window) {
+				return nil, fmt.Errorf("%s: monitor.windows[%d].window: %q: the stack names the baseline's S3 prefix and its IAM grant after it, so use letters, digits, '-' and '_'", file, i, w.Window)
+			}
+			p.Monitor.Windows = append(p.Monitor.Windows, MonitoredWindow{Window: w.Window, Baseline: w.Baseline})
+		}
+	}
 	if f.Sinks.S3 != nil {
 		p.HasS3, p.S3Prefix = true, f.Sinks.S3.Prefix
 	}
@@ -222,12 +240,19 @@ type Deployment struct {
 }
 
 // Key prefixes in the results bucket. The worker may write only below
-// ResultsPrefix and DeadLetterPrefix, and read only the model objects.
+// ResultsPrefix, DeadLetterPrefix and MonitoringPrefix, and read only the
+// model objects, its own pipelines' monitoring files and its baselines.
 const (
 	ResultsPrefix    = "results/"
 	DeadLetterPrefix = "dead-letter/"
 	ModelsPrefix     = "models/"
 	AthenaPrefix     = "athena-results/"
+	// MonitoringPrefix is monitor.prefix of every deployed pipeline: the
+	// monitor writes under <prefix><pipeline>/<window>/ (docs/monitor.md).
+	MonitoringPrefix = "monitoring/"
+	// BaselinesPrefix holds the baselines the user uploads, one
+	// <pipeline>/<window>/ prefix each (BaselineKey).
+	BaselinesPrefix = "baselines/"
 )
 
 // ResultsKeyPrefix is where a pipeline's S3 sink writes: the pipeline adds
@@ -253,10 +278,11 @@ func ModelKey(modelPath string) (key string, external bool) {
 // stack's resources. Comments and order are kept.
 func (p *Pipeline) Render(d Deployment) ([]byte, error) {
 	root := p.doc.Content[0]
-	set := func(value string, keys ...string) {
-		n := ensure(root, keys...)
+	setAt := func(at *yaml.Node, value string, keys ...string) {
+		n := ensure(at, keys...)
 		n.Kind, n.Tag, n.Value, n.Style = yaml.ScalarNode, "!!str", value, yaml.DoubleQuotedStyle
 	}
+	set := func(value string, keys ...string) { setAt(root, value, keys...) }
 	set(d.LeaseTable, "consumer", "lease_table")
 	if p.HasS3 {
 		set(d.Bucket, "sinks", "s3", "bucket")
@@ -278,6 +304,19 @@ func (p *Pipeline) Render(d Deployment) ([]byte, error) {
 			key, external := ModelKey(p.Models[name])
 			if !external {
 				set("s3://"+d.Bucket+"/"+key, "models", name, "path")
+			}
+		}
+	}
+	if p.Monitor != nil {
+		set(MonitoringPrefix, "monitor", "prefix")
+		windows := find(root, "monitor", "windows")
+		for i := range p.Monitor.Windows {
+			key, local, err := p.BaselineKey(i, d.Bucket)
+			if err != nil {
+				return nil, err
+			}
+			if local {
+				setAt(windows.Content[i], "s3://"+d.Bucket+"/"+key, "baseline")
 			}
 		}
 	}

@@ -216,7 +216,9 @@ func TestRenderedConfigsValidate(t *testing.T) {
 	}
 	dir := t.TempDir()
 	args := []string{"config", "validate"}
-	for _, f := range []string{"examples/factory.yaml", "examples/churn.yaml"} {
+	// examples/demo/factory.yaml has a drift monitor: its rendered
+	// section must load too.
+	for _, f := range []string{"examples/factory.yaml", "examples/churn.yaml", "examples/demo/factory.yaml"} {
 		p, err := LoadPipeline(filepath.Join(root, f))
 		if err != nil {
 			t.Fatal(err)
@@ -253,14 +255,25 @@ func TestRenderedConfigsValidate(t *testing.T) {
 				t.Errorf("%s: model %s path %s", f, name, path)
 			}
 		}
+		if m, ok := doc["monitor"].(map[string]any); ok {
+			if m["prefix"] != MonitoringPrefix {
+				t.Errorf("%s: monitor.prefix %v", f, m["prefix"])
+			}
+			for _, w := range m["windows"].([]any) {
+				w := w.(map[string]any)
+				if want := "s3://" + d.Bucket + "/" + BaselinesPrefix + p.Name + "/" + w["window"].(string) + "/"; w["baseline"] != want {
+					t.Errorf("%s: window %v: baseline %v, want %s", f, w["window"], w["baseline"], want)
+				}
+			}
+		}
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("streamscore %v: %v\n%s", args, err, out)
 	}
-	if n := strings.Count(string(out), ": ok"); n != 2 {
-		t.Errorf("validate: %d ok, want 2:\n%s", n, out)
+	if n := strings.Count(string(out), ": ok"); n != 3 {
+		t.Errorf("validate: %d ok, want 3:\n%s", n, out)
 	}
 }
 
@@ -307,12 +320,13 @@ func TestRenderKeepsThePipeline(t *testing.T) {
 // refused with the file and key named.
 func TestLoadPipelineErrors(t *testing.T) {
 	for name, tc := range map[string]struct{ yaml, want string }{
-		"no name":      {"streams: [{name: s}]\n", "pipeline: missing"},
-		"bad name":     {"pipeline: a/b\nstreams: [{name: s}]\n", `pipeline: "a/b"`},
-		"no streams":   {"pipeline: p\n", "streams: none"},
-		"bad window":   {"pipeline: p\nstreams: [{name: s}]\nscorers: [{name: x, window: w}]\nsinks: {s3: {prefix: p/}}\n", `window "w" is not defined`},
-		"no namespace": {"pipeline: p\nstreams: [{name: s}]\nsinks: {cloudwatch: {put_metric_data: true}}\n", "sinks.cloudwatch.namespace"},
-		"not yaml":     {"pipeline: [\n", "yaml"},
+		"no name":              {"streams: [{name: s}]\n", "pipeline: missing"},
+		"bad name":             {"pipeline: a/b\nstreams: [{name: s}]\n", `pipeline: "a/b"`},
+		"no streams":           {"pipeline: p\n", "streams: none"},
+		"bad window":           {"pipeline: p\nstreams: [{name: s}]\nscorers: [{name: x, window: w}]\nsinks: {s3: {prefix: p/}}\n", `window "w" is not defined`},
+		"no namespace":         {"pipeline: p\nstreams: [{name: s}]\nsinks: {cloudwatch: {put_metric_data: true}}\n", "sinks.cloudwatch.namespace"},
+		"not yaml":             {"pipeline: [\n", "yaml"},
+		"bad monitored window": {"pipeline: p\nstreams: [{name: s}]\nmonitor: {windows: [{window: m, baseline: d}, {window: '*', baseline: d}]}\n", `monitor.windows[1].window: "*"`},
 	} {
 		file := filepath.Join(t.TempDir(), "p.yaml")
 		if err := os.WriteFile(file, []byte(tc.yaml), 0o644); err != nil {
