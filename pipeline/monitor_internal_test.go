@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +79,9 @@ func TestMonitorPeriodsAndLayout(t *testing.T) {
 		s := &partStore{prefix: "m/p/w/", period: tc.period}
 		if got := s.dir(start); got != tc.want {
 			t.Errorf("period %v: dir %q, want %q", tc.period, got, tc.want)
+		}
+		if got, want := s.partsDir(start), "m/p/w/parts/"+strings.TrimPrefix(tc.want, "m/p/w/"); got != want {
+			t.Errorf("period %v: parts in %q, want %q", tc.period, got, want)
 		}
 	}
 }

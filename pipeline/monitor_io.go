@@ -6,10 +6,14 @@ package pipeline
 //
 // Layout under the monitor prefix (docs/monitor.md), per period:
 //
-//	<prefix><pipeline>/<window>/<yyyy>/<mm>/<dd>/<hh>/[<minute>/]
-//	    parts/<worker>-<run>-<seq>.json   one worker's statistics of the period
-//	    statistics.json                  the fleet's, merged from the parts
-//	    constraint_violations.json       the verdict against the baseline
+//	<prefix><pipeline>/<window>/<period>/statistics.json            the fleet's, merged from the parts
+//	<prefix><pipeline>/<window>/<period>/constraint_violations.json the verdict against the baseline
+//	<prefix><pipeline>/<window>/parts/<period>/<worker>-<run>-<seq>.json
+//	                                          one worker's statistics of the period
+//
+// with <period> = <yyyy>/<mm>/<dd>/<hh>/[<minute>/[<second>/]]. The parts
+// have a subtree of their own so a lifecycle rule can expire them sooner
+// than the verdicts (S3 lifecycle prefixes take no wildcards).
 
 import (
 	"bytes"
@@ -54,8 +58,15 @@ type partStore struct {
 // dir is the period's directory: hourly as Model Monitor's schedules
 // write, with the minute added for periods shorter than an hour (and the
 // second for periods shorter than a minute), so each period has its own.
-func (s *partStore) dir(start time.Time) string {
-	d := s.prefix + start.Format("2006/01/02/15") + "/"
+func (s *partStore) dir(start time.Time) string { return s.prefix + s.periodPath(start) }
+
+// partsDir is where the workers' parts of the period go.
+func (s *partStore) partsDir(start time.Time) string {
+	return s.prefix + "parts/" + s.periodPath(start)
+}
+
+func (s *partStore) periodPath(start time.Time) string {
+	d := start.Format("2006/01/02/15") + "/"
 	if s.period < time.Hour {
 		d += start.Format("04") + "/"
 	}
@@ -267,7 +278,7 @@ func (w *monitorIO) close(ctx context.Context) error {
 func (w *monitorIO) part(start time.Time, st *monitor.Statistics) {
 	w.seq++
 	m := w.m
-	key := fmt.Sprintf("%sparts/%s-%s-%06d.json", m.c.store.dir(start), safeName(m.c.worker), m.c.store.run, w.seq)
+	key := fmt.Sprintf("%s%s-%s-%06d.json", m.c.store.partsDir(start), safeName(m.c.worker), m.c.store.run, w.seq)
 	w.push(func(ctx context.Context) {
 		var buf bytes.Buffer
 		if err := st.WriteJSON(&buf); err != nil {
@@ -296,7 +307,7 @@ func (w *monitorIO) judge(start time.Time, again bool) {
 			if !ok {
 				return
 			}
-			keys, err := m.c.store.list(ctx, m.c.store.dir(start)+"parts/")
+			keys, err := m.c.store.list(ctx, m.c.store.partsDir(start))
 			if err != nil || len(keys) <= n {
 				return
 			}
@@ -329,7 +340,7 @@ func (m *monitorSink) judgePeriod(ctx context.Context, start time.Time, again bo
 			return 0, err
 		}
 	}
-	keys, err := s.list(ctx, dir+"parts/")
+	keys, err := s.list(ctx, s.partsDir(start))
 	if err != nil {
 		return 0, err
 	}

@@ -226,13 +226,14 @@ alerts:
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts, err := tp.env.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(tp.bucket), Prefix: aws.String(dir(b) + "parts/")})
+	partsDir := "monitoring/test/w1s/parts/" + b.Format("2006/01/02/15/04/05") + "/"
+	parts, err := tp.env.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(tp.bucket), Prefix: aws.String(partsDir)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	writers := map[string]bool{}
 	for _, o := range parts.Contents {
-		name := strings.TrimPrefix(aws.ToString(o.Key), dir(b)+"parts/")
+		name := strings.TrimPrefix(aws.ToString(o.Key), partsDir)
 		writers[name[:len("worker-m1")]] = true
 	}
 	if st.Dataset.ItemCount != monMachines*10 || len(writers) != 2 {

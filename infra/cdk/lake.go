@@ -1,6 +1,8 @@
 package main
 
 import (
+	"slices"
+
 	"fmt"
 	"strings"
 
@@ -17,7 +19,7 @@ import (
 // Athena's query results: private, SSE-S3 (so readers and writers need no
 // KMS grant), TLS only, with lifecycle rules per prefix. Models and
 // baselines have no expiry.
-func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.RemovalPolicy, monitored bool) awss3.Bucket {
+func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.RemovalPolicy, pipelines []*Pipeline) awss3.Bucket {
 	days := func(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(float64(n))) }
 	rules := []*awss3.LifecycleRule{
 		{
@@ -44,18 +46,31 @@ func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.Rem
 			Expiration: days(30),
 		},
 	}
-	if monitored {
+	if slices.ContainsFunc(pipelines, (*Pipeline).Monitored) {
 		// A period's statistics and verdict describe results and live as
 		// long as they do (until then `monitor check` can remake them from
 		// the results). Expiry only: a window's files are a few MB per
-		// period at most. The workers' parts sit in each period's
-		// directory, next to its verdict, so no prefix rule can expire
-		// them sooner.
+		// period at most.
 		rules = append(rules, &awss3.LifecycleRule{
 			Id:         jsii.String("monitoring"),
 			Prefix:     jsii.String(MonitoringPrefix),
 			Expiration: days(s.ResultsExpirationDays),
 		})
+	}
+	// The workers' parts of each period (a subtree of their own,
+	// pipeline/monitor_io.go) are merged into the verdict within minutes;
+	// they are kept a month for offline re-checks, then go.
+	for _, p := range pipelines {
+		if !p.Monitored() {
+			continue
+		}
+		for _, w := range p.Monitor.Windows {
+			rules = append(rules, &awss3.LifecycleRule{
+				Id:         jsii.String("monitor-parts-" + p.Name + "-" + w.Window),
+				Prefix:     jsii.String(MonitorPartsPrefix(p.Name, w.Window)),
+				Expiration: days(monitorPartsDays),
+			})
+		}
 	}
 	return awss3.NewBucket(scope, jsii.String("Results"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
@@ -200,4 +215,13 @@ func glueName(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// monitorPartsDays is how long the workers' monitoring parts are kept.
+const monitorPartsDays = 30
+
+// MonitorPartsPrefix is where a monitored window's workers write their
+// parts: <prefix><pipeline>/<window>/parts/ (pipeline/monitor_io.go).
+func MonitorPartsPrefix(pipeline, window string) string {
+	return MonitoringPrefix + pipeline + "/" + window + "/parts/"
 }

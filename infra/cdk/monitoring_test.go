@@ -135,6 +135,11 @@ func TestMonitoringLifecycle(t *testing.T) {
 			t.Errorf("rule %s would expire baselines: %s", id, compact(r))
 		}
 	}
+	parts := "monitor-parts-factory-machine_5m"
+	if r := m[parts]; r["Prefix"] != MonitorPartsPrefix("factory", "machine_5m") || r["Prefix"] != "monitoring/factory/machine_5m/parts/" ||
+		r["ExpirationInDays"] != float64(monitorPartsDays) {
+		t.Errorf("parts rule %s, want monitoring/factory/machine_5m/parts/ expired after %d days", compact(r), monitorPartsDays)
+	}
 	if r, ok := rules(defaults(t))["monitoring"]; ok {
 		t.Errorf("a stack without a monitor has a monitoring rule: %s", compact(r))
 	}

@@ -128,7 +128,7 @@ func NewStreamscore(scope constructs.Construct, id string, props *StackProps) (*
 		RemovalPolicy:                    removal,
 	})
 
-	ss.Bucket = newResultsBucket(stack, s, removal, slices.ContainsFunc(props.Pipelines, (*Pipeline).Monitored))
+	ss.Bucket = newResultsBucket(stack, s, removal, props.Pipelines)
 
 	// Alerts: SNS server-side encryption needs a customer managed key for
 	// CloudWatch alarms to publish (the AWS managed aws/sns key cannot
