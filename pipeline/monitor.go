@@ -138,18 +138,19 @@ func (m *monitorSink) Flush(ctx context.Context) error {
 	return m.io.wait(ctx)
 }
 
-// FlushShard has nothing of the shard's own to force out (the profiles
-// are the worker's, and the monitor acked every batch on arrival), but it
-// tells the monitor the shard is leaving this worker (handed over or
-// ended), so its event-time progress no longer holds periods open.
-func (m *monitorSink) FlushShard(ctx context.Context, _, shard string) error {
+// FlushShard has nothing of the shard's own to force out: the profiles
+// are the worker's, and the monitor acked every batch on arrival. The
+// shard's chain says when it ends (forget).
+func (m *monitorSink) FlushShard(context.Context, string, string) error { return nil }
+
+// forget tells the monitor a shard's chain ended on this worker (handed
+// over, ended, lost or failed), so its event-time progress no longer holds
+// periods open; a new chain of the shard is a new progress.
+func (m *monitorSink) forget(shard string) {
 	select {
 	case m.in <- monitorMsg{shard: shard, gone: true}:
-	case <-ctx.Done():
-		return ctx.Err()
 	case <-m.stop:
 	}
-	return nil
 }
 
 // monitorMsg is a results batch of a shard, or news that the shard left.

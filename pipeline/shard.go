@@ -204,6 +204,13 @@ func (st *shardState) release() {
 			m.lead(-1)
 		}
 	}
+	if st.plan != nil && st.stream != "" {
+		// However the chain ends (a lost lease too), its progress must
+		// stop holding the monitors' periods open.
+		for _, m := range st.plan.monitors {
+			m.forget(st.shard)
+		}
+	}
 	if st.stream != "" {
 		st.d.obs.ShardReleased(st.stream, st.shard)
 	}
