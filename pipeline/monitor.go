@@ -153,17 +153,22 @@ func (m *monitorSink) forget(shard string) {
 	}
 }
 
-// monitorMsg is a results batch of a shard, or news that the shard left.
+// monitorMsg is a results batch of a shard, or news of the shard: its
+// chain ended here (gone), or a fresh chain's data begins at from.
 type monitorMsg struct {
 	rec   arrow.RecordBatch
 	shard string
 	gone  bool
+	from  time.Time
 }
 
 // shardProgress is how far in event time a shard's results have come.
 type shardProgress struct {
 	hw   time.Time // the latest window end of its results
 	seen time.Time // processing time of its last batch
+	// from is where a fresh chain's data begins: windows that began
+	// before it are partial in time and left out (startMonitors).
+	from time.Time
 }
 
 // progress is the event time every shard of this worker has reached (the
@@ -282,6 +287,10 @@ func (m *monitorSink) take(msg monitorMsg) {
 		p = &shardProgress{}
 		m.shards[msg.shard] = p
 	}
+	if msg.rec == nil {
+		p.from = msg.from
+		return
+	}
 	m.fold(msg.rec, p)
 	msg.rec.Release()
 }
@@ -304,6 +313,13 @@ func (m *monitorSink) fold(rec arrow.RecordBatch, sp *shardProgress) {
 	skip, kept := sinks.MonitorSkip(rec)
 	if kept == 0 {
 		return
+	}
+	if early := partialStart(rec, sp.from); early != nil {
+		if rule := skip; rule != nil {
+			skip = func(i int) bool { return rule(i) || early(i) }
+		} else {
+			skip = early
+		}
 	}
 	period := m.c.period.Nanoseconds()
 	n := int(rec.NumRows())
@@ -355,6 +371,15 @@ func (m *monitorSink) foldMixed(rec arrow.RecordBatch, we *array.Timestamp, skip
 }
 
 func (m *monitorSink) foldPeriod(p int64, rec arrow.RecordBatch, skip func(int) bool) {
+	kept := 0
+	for i := range int(rec.NumRows()) {
+		if skip == nil || !skip(i) {
+			kept++
+		}
+	}
+	if kept == 0 {
+		return
+	}
 	prof := m.open[p]
 	if prof == nil {
 		if prof = m.spare; prof != nil {
@@ -363,12 +388,6 @@ func (m *monitorSink) foldPeriod(p int64, rec arrow.RecordBatch, skip func(int) 
 			prof = monitor.NewProfile(m.cols, monitor.Options{})
 		}
 		m.open[p] = prof
-	}
-	kept := 0
-	for i := range int(rec.NumRows()) {
-		if skip == nil || !skip(i) {
-			kept++
-		}
 	}
 	prof.AddRows(kept)
 	for c, idx := range m.colIdx {

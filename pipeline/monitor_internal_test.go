@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/shardpos"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -125,4 +126,33 @@ func BenchmarkMonitorFold(b *testing.B) {
 		m.fold(rec, sp)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+}
+
+// A chain starting without a checkpoint gives the monitors its first
+// event time, and windows that began before it are left out; a chain
+// resuming from a checkpoint leaves nothing out.
+func TestMonitorLeavesOutWindowsBeforeAFreshStart(t *testing.T) {
+	for seq, want := range map[string]bool{"TRIM_HORIZON": false, "LATEST": false, "AT_TIMESTAMP": false, "": false,
+		"49680773780128354282927611404180556105756669611813634082": true} {
+		if got := checkpointed(shardpos.Position{Sequence: seq}); got != want {
+			t.Errorf("checkpointed(%q) = %v, want %v", seq, got, want)
+		}
+	}
+	from := time.Date(2026, 12, 2, 12, 0, 7, 0, time.UTC)
+	mem := memory.NewGoAllocator()
+	tsType := &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}
+	bld := array.NewRecordBuilder(mem, arrow.NewSchema([]arrow.Field{{Name: sinks.ColWindowStart, Type: tsType}}, nil))
+	defer bld.Release()
+	for _, s := range []int{0, 7, 10} { // window starts, seconds after 12:00
+		bld.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(from.Add(time.Duration(s-7) * time.Second).UnixNano()))
+	}
+	rec := bld.NewRecordBatch()
+	defer rec.Release()
+	early := partialStart(rec, from)
+	if early == nil || !early(0) || early(1) || early(2) {
+		t.Errorf("the window begun 7 s before the chain's first event is the only one left out")
+	}
+	if partialStart(rec, time.Time{}) != nil {
+		t.Error("a chain from a checkpoint leaves windows out")
+	}
 }

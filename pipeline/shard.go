@@ -54,6 +54,10 @@ type shardState struct {
 	// leads is set while this shard, the stream's first by hash key, makes
 	// this worker the reducer of the stream's drift monitors.
 	leads bool
+	// fresh is set until the first decoded batch of a chain that starts
+	// without a checkpoint (the stream's beginning, as far as this shard
+	// has it): the monitors learn its first event time.
+	fresh bool
 }
 
 var _ consumer.ShardProcessor = (*shardState)(nil)
@@ -123,6 +127,7 @@ func (st *shardState) Initialize(ctx context.Context, s consumer.ShardInfo) erro
 		st.wins = append(st.wins, sw)
 	}
 	st.lw = newLowWater(s.Checkpointer, outputs)
+	st.fresh = len(sp.monitors) > 0 && !checkpointed(s.Start)
 	if s.StartingHashKey == "0" && len(sp.monitors) > 0 {
 		st.leads = true
 		for _, m := range sp.monitors {
@@ -298,6 +303,10 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 	if st.dec.Len() > 0 {
 		rec = st.dec.NewRecordBatch()
 		defer rec.Release()
+		if st.fresh {
+			st.fresh = false
+			st.startMonitors(rec)
+		}
 	}
 	for _, w := range st.wins {
 		t := time.Now()
