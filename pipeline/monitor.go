@@ -325,7 +325,8 @@ func (m *monitorSink) fold(rec arrow.RecordBatch, sp *shardProgress) {
 	n := int(rec.NumRows())
 	// Rows of one batch almost always share a period: one pass per
 	// distinct period found.
-	first := int64(-1)
+	var first int64
+	found, mixed := false, false
 	for i := 0; i < n; i++ {
 		if skip != nil && skip(i) || we.IsNull(i) {
 			continue
@@ -335,17 +336,16 @@ func (m *monitorSink) fold(rec arrow.RecordBatch, sp *shardProgress) {
 			sp.hw = t
 		}
 		p := floorDiv(end-1, period) * period // a window ending on a boundary belongs to the period before it
-		if first == -1 {
-			first = p
-		}
-		if p != first {
-			first = -2
+		switch {
+		case !found:
+			first, found = p, true
+		case p != first:
+			mixed = true
 		}
 	}
-	switch first {
-	case -1:
-		return
-	case -2:
+	switch {
+	case !found:
+	case mixed:
 		m.foldMixed(rec, we, skip)
 	default:
 		m.foldPeriod(first, rec, skip)

@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -88,20 +87,7 @@ func (s *partStore) put(ctx context.Context, key string, body []byte) error {
 }
 
 func (s *partStore) get(ctx context.Context, key string) ([]byte, error) {
-	var body []byte
-	err := withRetry(ctx, func() error {
-		out, err := s.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
-		if err != nil {
-			return err
-		}
-		defer out.Body.Close()
-		body, err = io.ReadAll(io.LimitReader(out.Body, maxMonitorObject+1))
-		if err == nil && len(body) > maxMonitorObject {
-			return fmt.Errorf("%s is over %d bytes", s.URI(key), maxMonitorObject)
-		}
-		return err
-	})
-	return body, err
+	return dataset.ReadObject(ctx, s.s3, s.bucket, key)
 }
 
 func (s *partStore) exists(ctx context.Context, key string) (bool, error) {
@@ -112,7 +98,7 @@ func (s *partStore) exists(ctx context.Context, key string) (bool, error) {
 			found = true
 			return nil
 		}
-		if notFound(err) {
+		if dataset.Absent(err) {
 			return nil
 		}
 		return err
@@ -145,10 +131,6 @@ func (s *partStore) list(ctx context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
-// maxMonitorObject bounds what the monitor reads: a statistics document
-// of a few hundred columns with full sketches is well under it.
-const maxMonitorObject = 64 << 20
-
 var monitorRetry = retry.Policy{Base: 200 * time.Millisecond, Cap: 10 * time.Second}
 
 // withRetry retries transient failures a few times: the monitor is not
@@ -164,17 +146,6 @@ func withRetry(ctx context.Context, f func() error) error {
 			return errors.Join(err, ctx.Err())
 		}
 	}
-}
-
-func notFound(err error) bool {
-	var code interface{ ErrorCode() string }
-	if errors.As(err, &code) {
-		switch code.ErrorCode() {
-		case "NotFound", "NoSuchKey", "404":
-			return true
-		}
-	}
-	return false
 }
 
 // monitorIO runs the S3 jobs of one monitor, in order, off the fold

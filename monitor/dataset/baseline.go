@@ -65,7 +65,7 @@ func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics,
 		}
 		read = func(name string) ([]byte, string, error) {
 			uri := s3Scheme + bucket + "/" + prefix + name
-			b, err := readS3(ctx, c, bucket, prefix+name, uri)
+			b, err := ReadObject(ctx, c, bucket, prefix+name)
 			return b, uri, err
 		}
 	}
@@ -79,7 +79,7 @@ func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics,
 		return nil, nil, err
 	}
 	cb, cname, err := read(ConstraintsFile)
-	if absent(err) {
+	if Absent(err) {
 		return st, monitor.Suggest(st), nil
 	}
 	if err != nil {
@@ -92,8 +92,9 @@ func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics,
 	return st, cs, nil
 }
 
-// absent reports whether err says a file or an object is not there.
-func absent(err error) bool {
+// Absent reports whether err says a file or an object is not there (a
+// local file, or S3's NoSuchKey, NotFound or 404, as HeadObject says it).
+func Absent(err error) bool {
 	if err == nil {
 		return false
 	}
@@ -118,8 +119,10 @@ func readLocal(p string) ([]byte, error) {
 	return readBounded(f, p)
 }
 
-// readS3 reads an object, retrying what may pass.
-func readS3(ctx context.Context, c S3, bucket, key, uri string) ([]byte, error) {
+// ReadObject reads a monitor file from S3 (a baseline's, a period's part),
+// at most 64 MiB, retrying what may pass; errors name its s3:// URI.
+func ReadObject(ctx context.Context, c S3, bucket, key string) ([]byte, error) {
+	uri := s3Scheme + bucket + "/" + key
 	b := retry.NewBackoff(baselineRetry)
 	for {
 		body, err := func() ([]byte, error) {
