@@ -1,8 +1,8 @@
 package pipeline_test
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
