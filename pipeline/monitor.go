@@ -5,7 +5,7 @@ package pipeline
 // monitoring period (mergeable sketches, package monitor), writes each
 // worker's profile of a period to S3 as a part once the period is over,
 // and, on the one worker holding the stream's first shard, merges the
-// fleet's parts and judges them against the baseline (monitor_judge.go).
+// fleet's parts and judges them against the baseline (monitor_reduce.go).
 // Nothing here is on the shard's critical path: Write hands the batch to
 // the monitor's own goroutine, and S3 calls run on a third.
 
@@ -74,14 +74,15 @@ type monitorSink struct {
 	once    sync.Once
 
 	// Owned by the fold goroutine.
-	cols     []monitor.Column
-	colIdx   []int
-	schema   *arrow.Schema
-	open     map[int64]*monitor.Profile // by period start, Unix ns
-	spare    *monitor.Profile           // a written period's profile, reset for the next
-	shards   map[string]*shardProgress  // by shard id
-	pending  []int64                    // periods written here, not yet judged
-	rechecks []recheck                  // periods judged here, still open to late parts
+	cols   []monitor.Column
+	colIdx []int
+	schema *arrow.Schema
+	open   map[int64]*monitor.Profile // by period start, Unix ns
+	spare  *monitor.Profile           // a written period's profile, reset for the next
+	shards map[string]*shardProgress  // by shard id
+	// reducing is whether this worker was the reducer at the last tick:
+	// one that becomes it looks at the whole history in S3 once.
+	reducing bool
 	io       *monitorIO
 }
 
@@ -280,6 +281,12 @@ func (m *monitorSink) drain() {
 func (m *monitorSink) take(msg monitorMsg) {
 	if msg.gone {
 		delete(m.shards, msg.shard)
+		if len(m.shards) == 0 {
+			// No shard left here: no more rows come to the open periods,
+			// and holding them until shutdown would make their parts too
+			// late for the verdict.
+			m.closePeriods(true)
+		}
 		return
 	}
 	p := m.shards[msg.shard]
@@ -467,54 +474,17 @@ func (m *monitorSink) writePart(p int64) {
 	// The next period reuses the sketches' buffers.
 	prof.Reset()
 	m.spare = prof
-	for _, q := range m.pending {
-		if q == p {
-			return
-		}
-	}
-	m.pending = append(m.pending, p)
-	if len(m.pending) > 64 {
-		m.pending = m.pending[len(m.pending)-64:]
-	}
 }
 
-// judge asks the writer to merge and judge the periods whose parts have
-// had time to arrive, when this worker is the stream's reducer. Other
-// workers forget them: the reducer has them too (every worker sees every
-// period of a live stream), and S3 knows which were judged.
+// judge hands the reducer (monitor_reduce.go) this worker's progress, when
+// this worker is the stream's reducer: which periods to judge is found in
+// S3, from every worker's parts, not from this worker's own.
 func (m *monitorSink) judge() {
-	leader := m.leads.Load() > 0
+	if m.leads.Load() <= 0 {
+		m.reducing = false
+		return
+	}
 	now := m.c.now()
-	hw := m.progress(now)
-	quiet := m.quiet(now)
-	kept := m.pending[:0]
-	for _, p := range m.pending {
-		end := time.Unix(0, p).Add(m.c.period)
-		wait := m.c.grace + m.c.settle
-		due := !hw.Before(end.Add(wait)) || quiet && now.Sub(end) >= wait
-		switch {
-		case !due:
-			kept = append(kept, p)
-		case leader:
-			m.io.judge(time.Unix(0, p).UTC(), false)
-			m.rechecks = append(m.rechecks, recheck{p, now.Add(m.c.period + m.c.grace + 2*m.c.settle)})
-		}
-	}
-	m.pending = kept
-	// A worker behind the reducer writes its part after the verdict: for a
-	// while the reducer looks for parts that came late and judges again.
-	live := m.rechecks[:0]
-	for _, r := range m.rechecks {
-		if now.Before(r.until) && leader {
-			m.io.judge(time.Unix(0, r.period).UTC(), true)
-			live = append(live, r)
-		}
-	}
-	m.rechecks = live
-}
-
-// recheck is a judged period whose late parts are still looked for.
-type recheck struct {
-	period int64
-	until  time.Time
+	m.io.reduce(progressSnapshot{hw: m.progress(now), quiet: m.quiet(now), now: now, fresh: !m.reducing})
+	m.reducing = true
 }

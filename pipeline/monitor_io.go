@@ -108,27 +108,41 @@ func (s *partStore) exists(ctx context.Context, key string) (bool, error) {
 
 func (s *partStore) list(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
-	var token *string
+	err := s.listAfter(ctx, prefix, "", func(k string) bool {
+		keys = append(keys, k)
+		return true
+	})
+	sort.Strings(keys)
+	return keys, err
+}
+
+// listAfter calls each with the keys under prefix that sort after after, in
+// order, until each returns false.
+func (s *partStore) listAfter(ctx context.Context, prefix, after string, each func(key string) bool) error {
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix}
+	if after != "" {
+		in.StartAfter = &after
+	}
 	for {
 		var out *s3.ListObjectsV2Output
 		err := withRetry(ctx, func() error {
 			var err error
-			out, err = s.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix, ContinuationToken: token})
+			out, err = s.s3.ListObjectsV2(ctx, in)
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, o := range out.Contents {
-			keys = append(keys, aws.ToString(o.Key))
+			if !each(aws.ToString(o.Key)) {
+				return nil
+			}
 		}
 		if !aws.ToBool(out.IsTruncated) {
-			break
+			return nil
 		}
-		token = out.NextContinuationToken
+		in.ContinuationToken = out.NextContinuationToken
 	}
-	sort.Strings(keys)
-	return keys, nil
 }
 
 var monitorRetry = retry.Policy{Base: 200 * time.Millisecond, Cap: 10 * time.Second}
@@ -162,15 +176,17 @@ type monitorIO struct {
 	idle chan struct{}
 	busy bool
 	seq  int
-	// judged is how many parts each period judged here had (run goroutine).
-	judged map[int64]int
+	// A reduce job queued, and the latest progress for it (mu).
+	reduceQueued bool
+	snap         progressSnapshot
+	// red is the reducer's view of the fleet's periods (run goroutine).
+	red reducer
 }
 
 const maxMonitorJobs = 256
 
 func newMonitorIO(m *monitorSink) *monitorIO {
-	w := &monitorIO{m: m, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), idle: make(chan struct{}),
-		judged: map[int64]int{}}
+	w := &monitorIO{m: m, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}), idle: make(chan struct{})}
 	close(w.idle)
 	go w.run()
 	return w
@@ -263,41 +279,6 @@ func (w *monitorIO) part(start time.Time, st *monitor.Statistics) {
 			return
 		}
 		m.c.obs.MonitorPart(m.c.window)
-	})
-}
-
-// judge merges a period's parts, judges them against the baseline, writes
-// the verdict next to them, and publishes its metrics and alerts, unless
-// the period was judged already (by this worker or a reducer before it).
-// again judges a period this worker judged once more if parts came since.
-func (w *monitorIO) judge(start time.Time, again bool) {
-	m := w.m
-	w.push(func(ctx context.Context) {
-		if again {
-			n, ok := w.judged[start.UnixNano()]
-			if !ok {
-				return
-			}
-			keys, err := m.c.store.list(ctx, m.c.store.partsDir(start))
-			if err != nil || len(keys) <= n {
-				return
-			}
-		}
-		n, err := m.judgePeriod(ctx, start, again)
-		if n > 0 {
-			w.judged[start.UnixNano()] = n
-			if len(w.judged) > 2*maxOpenPeriods {
-				oldest := start.UnixNano()
-				for p := range w.judged {
-					oldest = min(oldest, p)
-				}
-				delete(w.judged, oldest)
-			}
-		}
-		if err != nil {
-			m.c.log.Error("monitor: period not judged", "window", m.c.window, "period", start.Format(time.RFC3339), "err", err)
-			m.c.obs.MonitorFailed(m.c.window, "judge")
-		}
 	})
 }
 
