@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +113,14 @@ monitor:
 alerts:
   topic:`, ns, base), 1)
 	src = strings.Replace(src, "    - {name: hot,", "    - {name: vib-drift, drift: w1s, severity: warning, fire_after: 1, clear_after: 1}\n    - {name: hot,", 1)
+	// Renewals late by seconds under -race on a loaded machine would let
+	// one worker take the other's lease; the test is of the monitor.
+	src = strings.Replace(src, "failover_time: 3s", "failover_time: 10s", 1)
+	// A lease that changes hands all the same replays from the checkpoint
+	// (rows counted twice, documented) and may move the reducer: counted
+	// here, so the exact checks below apply when none did.
+	losses := leaseLosses{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), new(atomic.Int32)}
+	tp.logs = slog.New(losses)
 	cfg, err := config.Parse([]byte(src), "monitor.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +145,7 @@ alerts:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	losses.n.Store(0) // the balancing's own steal is not one
 
 	// Periods A (unshifted) and B (shifted) of 10 s, and 6 s of C to move
 	// the event time past B's end, its lateness and the settle time.
@@ -239,7 +250,11 @@ alerts:
 		name := strings.TrimPrefix(aws.ToString(o.Key), partsDir)
 		writers[name[:len("worker-m1")]] = true
 	}
-	if st.Dataset.ItemCount != monMachines*10 || len(writers) != 2 {
+	moved := losses.n.Load() > 0
+	if moved {
+		t.Logf("a lease changed hands during the test: rows may be counted twice")
+	}
+	if st.Dataset.ItemCount < monMachines*10 || !moved && st.Dataset.ItemCount != monMachines*10 || len(writers) != 2 {
 		for _, o := range parts.Contents {
 			out, err := tp.env.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(tp.bucket), Key: o.Key})
 			if err != nil {
@@ -282,14 +297,14 @@ alerts:
 			continue
 		}
 		reducers++
-		if got != 1 {
+		if got != 1 && !moved {
 			t.Errorf("streamscore_monitor_feature_drifted{feature=vibration_mean} = %v, want 1 (period B)", got)
 		}
 		if got := labelledGauge(t, reg, "streamscore_monitor_feature_drifted", "feature", "readings"); got != 0 {
 			t.Errorf("streamscore_monitor_feature_drifted{feature=readings} = %v, want 0", got)
 		}
 	}
-	if reducers != 1 {
+	if reducers != 1 && !moved || reducers == 0 {
 		t.Errorf("%d workers judged periods, want exactly one (the first shard's)", reducers)
 	}
 	for _, stop := range stops {
@@ -311,6 +326,28 @@ alerts:
 	if !found {
 		t.Errorf("CloudWatch has no feature_baseline_drift_vibration_mean with pipeline and window dimensions: %+v", res.Metrics)
 	}
+}
+
+// leaseLosses counts the workers' "lease lost" warnings, through every
+// logger derived from it.
+type leaseLosses struct {
+	slog.Handler
+	n *atomic.Int32
+}
+
+func (h leaseLosses) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "lease lost" {
+		h.n.Add(1)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h leaseLosses) WithAttrs(as []slog.Attr) slog.Handler {
+	return leaseLosses{h.Handler.WithAttrs(as), h.n}
+}
+
+func (h leaseLosses) WithGroup(g string) slog.Handler {
+	return leaseLosses{h.Handler.WithGroup(g), h.n}
 }
 
 func hasDim(ds []cwtypes.Dimension, name, value string) bool {
