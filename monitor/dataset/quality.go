@@ -1,0 +1,394 @@
+package dataset
+
+// Reading what the model-quality monitor joins: predictions (a CSV with
+// inference_id and score columns, or the S3 sink's Parquet results) and
+// ground-truth labels (a CSV with inference_id and label columns, or Model
+// Monitor's ground-truth JSON Lines), each gzip'd or not, from any location
+// Open resolves. Records stream through a callback one at a time: a reader
+// holds one line (at most maxRecordLine bytes) or one Parquet batch, never
+// the file, so what the caller keeps is all the memory a large input costs.
+// This file has the records, the options, the objects' formats and CSV;
+// quality_labels.go the labels, quality_parquet.go the S3 sink's results.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamscore/streamscore/sinks"
+)
+
+// Column names of the quality monitor's CSV inputs. A predictions CSV has
+// ColInferenceID and a score column (sinks.ColScore) and may have a
+// model_version one (sinks.ColModelVersion); a labels CSV has
+// ColInferenceID and ColLabel. Other columns are ignored.
+const (
+	ColInferenceID = "inference_id"
+	ColLabel       = "label"
+)
+
+// maxRecordLine bounds one line of a CSV or JSON Lines input: a record of
+// an id, a score and a version is well under it, and a file without line
+// breaks (or a wrong file) must not be read into memory whole.
+const maxRecordLine = 1 << 20
+
+// Prediction is one model output of a predictions input, as the join with
+// labels needs it.
+type Prediction struct {
+	// ID is the inference id labels are matched on: a CSV's inference_id,
+	// or a result file's result_id as 32 lowercase hex digits, the form
+	// alerts and the feature table show and labels carry back.
+	ID string
+	// Score is the model's output: the positive class's probability for
+	// binary classification, the predicted value for regression. NaN when
+	// the row has none (an empty cell, a null), which the quality
+	// accumulators count as missing.
+	Score float64
+	// ModelVersion is the model that scored the row, so a caller can split
+	// by it; "" when the input has no model_version column or the row none.
+	ModelVersion string
+	// Written is when the S3 sink wrote the row (its processing_time): of
+	// two rows with one id, a replay's and the original, the readers' rule
+	// (docs/sinks.md) keeps the one written first. Zero for CSV.
+	Written time.Time
+}
+
+// Label is one ground-truth label: the true value of the prediction with
+// inference id ID. Binary labels are 1 (the positive class) or 0.
+type Label struct {
+	ID    string
+	Value float64
+}
+
+// RecordError is a record of an input that could not be read: a line of
+// a CSV or JSON Lines file, or a row of a Parquet file. It is what
+// ReadOptions.Bad is given, so a caller may skip it and go on; a whole
+// file that cannot be read is an ordinary error, never a RecordError.
+type RecordError struct {
+	File string
+	// Line is the 1-based line of a CSV or JSON Lines file (the record's
+	// first line when a quoted cell spans several); 0 for Parquet.
+	Line int
+	// Row is the 1-based row of a Parquet file; 0 for text.
+	Row int64
+	// Column is the column (CSV, Parquet) or field (JSON) at fault, when
+	// one is.
+	Column string
+	Err    error
+}
+
+func (e *RecordError) Error() string {
+	where := e.File + ":" + strconv.Itoa(e.Line)
+	if e.Row > 0 {
+		where = fmt.Sprintf("%s: row %d", e.File, e.Row)
+	}
+	if e.Column != "" {
+		return fmt.Sprintf("%s: %s: %v", where, e.Column, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", where, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// ReadOptions says what a read does with a record it cannot read.
+type ReadOptions struct {
+	// Bad is given each record that cannot be read. Returning nil skips
+	// the record and reading goes on; returning an error stops the read
+	// with it. Nil stops at the first bad record and returns it.
+	Bad func(*RecordError) error
+}
+
+// LabelOptions are ReadLabels' options.
+type LabelOptions struct {
+	ReadOptions
+	// Binary accepts only binary classification's labels: 1 or true for
+	// the positive class, 0 or false for the negative; any other number
+	// is a bad record.
+	Binary bool
+}
+
+// ReadStats counts what one read went through.
+type ReadStats struct {
+	// Files is the number of objects read.
+	Files int
+	// Records is the number of records handed to the callback.
+	Records int64
+	// Bad is the number of bad records ReadOptions.Bad skipped.
+	Bad int64
+	// LeftOut is the number of Parquet result rows left out as the drift
+	// monitor leaves them out (sinks.MonitorSkip): updates and partial rows.
+	LeftOut int64
+}
+
+// reader is one read in progress: its options, counts and a context to
+// check between records.
+type reader struct {
+	ctx   context.Context
+	opts  ReadOptions
+	stats ReadStats
+}
+
+// bad hands a bad record to the caller's rule.
+func (rd *reader) bad(e *RecordError) error {
+	if rd.opts.Bad == nil {
+		return e
+	}
+	if err := rd.opts.Bad(e); err != nil {
+		return err
+	}
+	rd.stats.Bad++
+	return nil
+}
+
+// tick checks the context every few thousand records, so a long local read
+// stops when the command is interrupted.
+func (rd *reader) tick() error {
+	if (rd.stats.Records+rd.stats.Bad)%4096 == 0 {
+		return rd.ctx.Err()
+	}
+	return nil
+}
+
+// ReadPredictions reads every object of a predictions input (Open's) and
+// calls fn with each prediction, in file order. An object is a CSV with a
+// header line naming inference_id and score (model_version too, if it
+// has one; other columns are ignored), or Parquet: the S3 sink's results
+// (result_id, score, model_version, processing_time), or any flat Parquet
+// with an inference_id and a score column. Of results, the rows the drift
+// monitor leaves out are left out here too (sinks.MonitorSkip), for the
+// same reason: an update revises a window already written, under the
+// same result_id (the id hashes the stream, entity, window bounds and
+// model version, not the content), so keeping it would give one inference
+// two predictions; a partial row holds only part of a window's events
+// (its result_id is also the whole window's). Each is counted in LeftOut.
+// A result_id seen twice (a replay wrote the window again) is handed over
+// twice; Prediction.Written tells which was written first.
+//
+// Both formats may be gzip'd. An error from fn stops the read and is
+// returned as it is.
+func ReadPredictions(ctx context.Context, objs []Object, opts ReadOptions, fn func(Prediction) error) (ReadStats, error) {
+	rd := &reader{ctx: ctx, opts: opts}
+	for _, o := range objs {
+		if err := rd.object(o, func(name string, r *bufio.Reader) error {
+			if jsonLines(r) {
+				return fmt.Errorf("%s: JSON: want a predictions CSV with a header line naming %s and %s, or Parquet results", name, ColInferenceID, sinks.ColScore)
+			}
+			return rd.predictionsCSV(name, r, fn)
+		}, func(name string, f *os.File) error {
+			return rd.predictionsParquet(name, f, fn)
+		}); err != nil {
+			return rd.stats, err
+		}
+	}
+	return rd.stats, nil
+}
+
+// object opens one object and hands it to text or parquet by its format,
+// told as Profile tells it: Parquet's magic, gzip's (then the format of
+// what it holds), else text; a name ending in .parquet is Parquet whatever
+// it starts with, so a damaged file is reported as damaged Parquet.
+// Parquet, read from its footer, is read in place from a local file and
+// from a temporary copy otherwise.
+func (rd *reader) object(o Object, text func(string, *bufio.Reader) error, pq func(string, *os.File) error) error {
+	if err := rd.ctx.Err(); err != nil {
+		return err
+	}
+	rc, err := o.open(rd.ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	rd.stats.Files++
+	br := bufio.NewReaderSize(rc, 64<<10)
+	r := br
+	head, _ := br.Peek(len(parquetMagic))
+	zipped := strings.HasPrefix(string(head), gzipMagic)
+	if zipped {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.name, err)
+		}
+		defer zr.Close()
+		zb := bufio.NewReaderSize(zr, 64<<10)
+		head, _ = zb.Peek(len(parquetMagic))
+		r = zb
+	}
+	if string(head) != parquetMagic && (zipped || !strings.EqualFold(path.Ext(o.name), ".parquet")) {
+		return text(o.name, r)
+	}
+	if f, ok := rc.(*os.File); ok && !zipped {
+		return pq(o.name, f)
+	}
+	f, remove, err := spool(o.name, r)
+	if err != nil {
+		return err
+	}
+	defer remove()
+	return pq(o.name, f)
+}
+
+// jsonLines reports whether a text input is JSON Lines: its first
+// character, after a byte-order mark and blank space, is "{". A CSV header
+// cannot start so.
+func jsonLines(br *bufio.Reader) bool {
+	head, _ := br.Peek(1024)
+	head = bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\uFEFF")), " \t\r\n")
+	return len(head) > 0 && head[0] == '{'
+}
+
+// cells is a CSV input's header, resolved: the index of each wanted
+// column, -1 for an optional one it lacks.
+type cells map[string]int
+
+// readCSV reads a CSV with a header line naming at least the required
+// columns, and calls row with each record and its first line. An error
+// row returns as a *RecordError goes to the bad-record rule; any other
+// stops the read.
+func (rd *reader) readCSV(name string, r io.Reader, required, optional []string, row func(rec []string, col cells, line int) error) error {
+	lim := &lineLimit{r: r, name: name}
+	cr := csv.NewReader(lim)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: empty: want a header line naming %s", name, strings.Join(required, " and "))
+	}
+	if err != nil {
+		return csvError(name, err, nil, 0)
+	}
+	col := cells{}
+	for _, want := range append(append([]string(nil), required...), optional...) {
+		col[want] = -1
+	}
+	for i, h := range header {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\uFEFF"))
+		j, ok := col[h]
+		switch {
+		case !ok:
+		case j >= 0:
+			return fmt.Errorf("%s:1: column %q appears twice", name, h)
+		default:
+			col[h] = i
+		}
+	}
+	for _, want := range required {
+		if col[want] < 0 {
+			return fmt.Errorf("%s:1: no %q column (the header is %s): want a header line naming %s", name, want,
+				strings.Join(header, ","), strings.Join(required, " and "))
+		}
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if !errors.As(err, &pe) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if err := rd.bad(csvRecordError(name, pe, rec, len(header))); err != nil {
+				return err
+			}
+			continue
+		}
+		line, _ := cr.FieldPos(0)
+		if err := row(rec, col, line); err != nil {
+			if re, ok := errors.AsType[*RecordError](err); ok {
+				if err := rd.bad(re); err != nil {
+					return err
+				}
+				continue
+			}
+			return err
+		}
+		rd.stats.Records++
+		if err := rd.tick(); err != nil {
+			return err
+		}
+	}
+}
+
+// csvRecordError is a CSV parse error as a bad record.
+func csvRecordError(name string, pe *csv.ParseError, rec []string, want int) *RecordError {
+	if errors.Is(pe.Err, csv.ErrFieldCount) {
+		return &RecordError{File: name, Line: pe.StartLine, Err: fmt.Errorf("%d fields, the header has %d: %w", len(rec), want, pe.Err)}
+	}
+	return &RecordError{File: name, Line: pe.Line, Err: fmt.Errorf("byte %d: %w", pe.Column, pe.Err)}
+}
+
+// lineLimit fails a read once a line runs past maxRecordLine bytes, naming
+// it: encoding/csv would otherwise gather any line into memory whole.
+type lineLimit struct {
+	r    io.Reader
+	name string
+	line int // lines ended so far
+	run  int // bytes since the last line break
+}
+
+func (l *lineLimit) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for b := p[:n]; ; {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			l.run += len(b)
+			break
+		}
+		if l.run+i > maxRecordLine {
+			return 0, l.tooLong()
+		}
+		l.line++
+		l.run, b = 0, b[i+1:]
+	}
+	if l.run > maxRecordLine {
+		return 0, l.tooLong()
+	}
+	return n, err
+}
+
+func (l *lineLimit) tooLong() error {
+	return fmt.Errorf("line %d: over %d KiB without a line break: not a CSV of predictions or labels", l.line+1, maxRecordLine>>10)
+}
+
+func (rd *reader) predictionsCSV(name string, r io.Reader, fn func(Prediction) error) error {
+	version := sinks.ColModelVersion
+	return rd.readCSV(name, r, []string{ColInferenceID, sinks.ColScore}, []string{version}, func(rec []string, col cells, line int) error {
+		id := strings.TrimSpace(rec[col[ColInferenceID]])
+		if id == "" {
+			return &RecordError{File: name, Line: line, Column: ColInferenceID, Err: errors.New("empty")}
+		}
+		score, err := parseScore(rec[col[sinks.ColScore]])
+		if err != nil {
+			return &RecordError{File: name, Line: line, Column: sinks.ColScore, Err: err}
+		}
+		p := Prediction{ID: id, Score: score}
+		if i := col[version]; i >= 0 {
+			p.ModelVersion = strings.TrimSpace(rec[i])
+		}
+		return fn(p)
+	})
+}
+
+// parseScore reads a CSV score: a number; an empty cell is a missing score
+// (NaN), as a null is in Parquet.
+func parseScore(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return math.NaN(), nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return v, nil
+}
