@@ -59,7 +59,7 @@ in-stream monitor does (docs/monitor.md).
 AWS credentials and region come from the SDK's default chain; the S3 endpoint
 from AWS_ENDPOINT_URL_S3 (see "streamscore dev env" for the local stack).`,
 	}
-	cmd.AddCommand(newMonitorBaselineCmd(), newMonitorCheckCmd())
+	cmd.AddCommand(newMonitorBaselineCmd(), newMonitorCheckCmd(), newMonitorQualityCmd())
 	return cmd
 }
 

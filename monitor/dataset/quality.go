@@ -22,10 +22,12 @@ import (
 	"math"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/streamscore/streamscore/monitor/quality"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -391,4 +393,58 @@ func parseScore(s string) (float64, error) {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}
 	return v, nil
+}
+
+// LoadQualityBaseline reads the model-quality constraints at where:
+// constraints.json in a local directory or under an S3 prefix
+// (s3://bucket/prefix, with or without the trailing slash; c may be nil
+// for a directory), as LoadBaseline finds a drift baseline's. Without
+// constraints.json, the constraints Model Monitor's baselining would
+// suggest (quality.Suggest) for the statistics.json there, so statistics
+// made elsewhere are enough. Errors name the file.
+func LoadQualityBaseline(ctx context.Context, c S3, where string) (*quality.Constraints, error) {
+	if where == "" {
+		return nil, errors.New("no baseline: want a directory or an s3:// prefix holding " + ConstraintsFile)
+	}
+	b, name, err := baselineFile(ctx, c, where, ConstraintsFile)
+	if err == nil {
+		return quality.ReadConstraints(bytes.NewReader(b), name)
+	}
+	if !Absent(err) {
+		return nil, err
+	}
+	sb, sname, serr := baselineFile(ctx, c, where, StatisticsFile)
+	if Absent(serr) {
+		return nil, fmt.Errorf("%w, and no %s to suggest constraints from", err, StatisticsFile)
+	}
+	if serr != nil {
+		return nil, serr
+	}
+	st, err := quality.ReadStatistics(bytes.NewReader(sb), sname)
+	if err != nil {
+		return nil, err
+	}
+	return quality.Suggest(st), nil
+}
+
+// baselineFile reads the file name of the baseline at where (a directory
+// or an S3 prefix), returning the path or URI that names it in errors.
+func baselineFile(ctx context.Context, c S3, where, name string) ([]byte, string, error) {
+	if !IsS3(where) {
+		p := filepath.Join(where, name)
+		b, err := readLocal(p)
+		return b, p, err
+	}
+	bucket, prefix, err := parseS3(where)
+	if err != nil {
+		return nil, where, err
+	}
+	if c == nil {
+		return nil, where, fmt.Errorf("%s: no S3 client to read the baseline with", where)
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	b, err := ReadObject(ctx, c, bucket, prefix+name)
+	return b, s3Scheme + bucket + "/" + prefix + name, err
 }

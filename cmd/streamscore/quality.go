@@ -1,0 +1,478 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/streamscore/streamscore/monitor/dataset"
+	"github.com/streamscore/streamscore/monitor/quality"
+)
+
+// The problem types `monitor quality` computes, as Model Monitor names
+// its model-quality problem types in lower case.
+const (
+	problemBinary     = "binary"
+	problemRegression = "regression"
+)
+
+func newMonitorQualityCmd() *cobra.Command {
+	var f qualityFlags
+	cmd := &cobra.Command{
+		Use:   "quality --predictions URI --labels URI --out DIR",
+		Short: "Join labels to predictions; write model-quality statistics.json and constraints.json",
+		Long: `Joins ground-truth labels to a model's predictions by inference id and writes
+the model's quality in SageMaker Model Monitor's model-quality formats:
+OUT/statistics.json (binary_classification_metrics: confusion matrix at the
+threshold, precision, recall, accuracy, F0.5/F1/F2, AUC, ROC and
+precision-recall curves, the best constant classifier's, and brier_score;
+or regression_metrics: mae, mse, rmse, r2) and OUT/constraints.json (the
+constraints Model Monitor's baselining suggests from them). With --baseline,
+a directory or S3 prefix holding constraints.json from an earlier run (or
+only its statistics.json, judged by the constraints suggested from it), it
+also writes OUT/constraint_violations.json.
+
+--predictions is a CSV with a header line naming inference_id and score (and
+model_version, if there is one; other columns are ignored), or the S3 sink's
+Parquet results: the id is result_id as 32 lowercase hex digits, the form
+alerts and the feature table show; updates and partial rows are left out, as
+the drift monitor leaves them out, and of a window written twice (a replay)
+the row written first is kept. --labels is a CSV with a header line naming
+inference_id and label, or Model Monitor's ground-truth JSON Lines
+({"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata":
+{"eventId": "<inference id>"}, "eventVersion": "0"}). Labels are numbers;
+binary labels are 1, 0, true or false. Either input may be gzip'd, and may be
+a file, a directory, s3://bucket/key or every object under s3://bucket/prefix/.
+
+It prints what it read and joined, and the key metrics over all joined rows
+and per model_version; statistics.json is over all joined rows (--model-version
+keeps one version's). Of the S3 sink's results, the champion's score is read,
+not a challenger's. A joined row without a score (an empty cell, a null) is
+counted as missing (num_missing) and left out of the metrics.
+
+Predictions without a label are counted and left out; so are labels without a
+prediction. A label given twice counts once: the last one read (files in name
+order). The labels are held in memory while the predictions stream past:
+about 100 bytes a label with 32-character ids, 1 GB for 10 million; the
+predictions are never held.
+
+Exit status: 0 when it ran (violations or not, unless --fail-on-violation); 2
+when it ran and found violations with --fail-on-violation; 1 when it could not
+run (a usage error, an unreadable input or baseline, more bad lines than
+--skip-bad, no prediction with a label, a file it could not write).`,
+		Example: `  streamscore monitor quality --predictions preds.csv --labels labels.jsonl --out quality/
+  streamscore monitor quality --predictions s3://lake/results/stream=factory/dt=2026-11-24/ \
+      --labels s3://lake/ground-truth/2026/11/24/ --threshold 0.7 --out today/ \
+      --baseline s3://lake/baselines/factory-quality/ --fail-on-violation`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			return runQuality(cmd.Context(), cmd.OutOrStdout(), slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.predictions, "predictions", "", "the predictions: CSV or Parquet file, directory, s3://bucket/key or s3://bucket/prefix/")
+	fl.StringVar(&f.labels, "labels", "", "the labels: CSV or ground-truth JSON Lines file, directory, s3://bucket/key or s3://bucket/prefix/")
+	fl.StringVar(&f.out, "out", "", "directory to write statistics.json, constraints.json and constraint_violations.json to")
+	fl.StringVar(&f.problem, "problem", problemBinary, "binary or regression")
+	fl.Float64Var(&f.threshold, "threshold", quality.DefaultThreshold, "binary: a score >= the threshold predicts the positive class; in (0, 1]")
+	fl.StringVar(&f.baseline, "baseline", "", "directory or s3://bucket/prefix/ holding constraints.json (or statistics.json) to check against")
+	fl.StringVar(&f.modelVersion, "model-version", "", "only predictions of this model_version (the others are counted and left out)")
+	fl.BoolVar(&f.failOnViolation, "fail-on-violation", false, "exit with status 2 when there are violations")
+	fl.IntVar(&f.skipBad, "skip-bad", 0, "skip up to this many bad lines (each logged with its file and line) before failing")
+	return cmd
+}
+
+// qualityFlags are `monitor quality`'s flags.
+type qualityFlags struct {
+	predictions, labels, out, problem, baseline, modelVersion string
+	threshold                                                 float64
+	failOnViolation                                           bool
+	skipBad                                                   int
+}
+
+// check refuses flags that cannot make a run, before any input is read.
+func (f *qualityFlags) check(cmd *cobra.Command) error {
+	switch {
+	case f.predictions == "":
+		return errors.New("--predictions is required: a CSV or Parquet file, a directory, or an s3:// URI")
+	case f.labels == "":
+		return errors.New("--labels is required: a CSV or ground-truth JSON Lines file, a directory, or an s3:// URI")
+	case f.out == "":
+		return errors.New("--out is required: the directory to write statistics.json and constraints.json to")
+	case f.baseline != "" && filepath.Clean(f.out) == filepath.Clean(f.baseline):
+		return errors.New("--out is the baseline directory: this run's constraints.json would replace the baseline's")
+	case f.skipBad < 0:
+		return fmt.Errorf("--skip-bad %d: want 0 or more", f.skipBad)
+	}
+	switch f.problem {
+	case problemBinary:
+		// 0 would read as the default: say so rather than use 0.5.
+		if f.threshold == 0 {
+			return errors.New("--threshold 0: a score >= 0 is always positive; want a threshold in (0, 1]")
+		}
+		if err := (quality.Options{Threshold: f.threshold}).Validate(); err != nil {
+			return fmt.Errorf("--%w", err)
+		}
+	case problemRegression:
+		if cmd.Flags().Changed("threshold") {
+			return errors.New("--threshold is for --problem binary: a regression has no classes")
+		}
+	default:
+		return fmt.Errorf("--problem %q: want %s or %s", f.problem, problemBinary, problemRegression)
+	}
+	return nil
+}
+
+// runQuality reads the labels, streams the predictions past them, and
+// writes and prints the quality of the joined rows.
+func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFlags) error {
+	s3c, err := s3For(ctx, f.predictions, f.labels, f.baseline)
+	if err != nil {
+		return err
+	}
+	var cons *quality.Constraints
+	if f.baseline != "" {
+		if cons, err = dataset.LoadQualityBaseline(ctx, s3c, f.baseline); err != nil {
+			return fmt.Errorf("--baseline: %w", err)
+		}
+	}
+	bad := badLines{limit: f.skipBad, log: log}
+	j := newLabelJoin()
+	lobjs, err := dataset.Open(ctx, s3c, f.labels)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	lst, err := dataset.ReadLabels(ctx, lobjs, dataset.LabelOptions{ReadOptions: bad.options(), Binary: f.problem == problemBinary}, j.label)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	pobjs, err := dataset.Open(ctx, s3c, f.predictions)
+	if err != nil {
+		return fmt.Errorf("--predictions: %w", err)
+	}
+	pst, err := dataset.ReadPredictions(ctx, pobjs, bad.options(), func(p dataset.Prediction) error {
+		j.prediction(p, f.modelVersion)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("--predictions: %w", err)
+	}
+	if j.joined() == 0 {
+		return fmt.Errorf("no prediction has a label: %d predictions read from %s, %d labels from %s (the ids must match: inference_id, or result_id as 32 lowercase hex digits)",
+			pst.Records, f.predictions, lst.Records, f.labels)
+	}
+	res := j.accumulate(f.problem, quality.Options{Threshold: f.threshold})
+	stats := res.all.statistics()
+
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if err := writeFile(filepath.Join(f.out, dataset.StatisticsFile), stats.WriteJSON); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(f.out, dataset.ConstraintsFile), quality.Suggest(stats).WriteJSON); err != nil {
+		return err
+	}
+	printQuality(w, j, res, stats, lst, pst, bad.skipped)
+	written := []string{filepath.Join(f.out, dataset.StatisticsFile), filepath.Join(f.out, dataset.ConstraintsFile)}
+	if cons == nil {
+		fmt.Fprintf(w, "wrote %s and %s\n", written[0], written[1])
+		return nil
+	}
+	rep := quality.Check(cons, stats)
+	vf := filepath.Join(f.out, dataset.ViolationsFile)
+	if err := writeFile(vf, rep.WriteViolations); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s, %s and %s\n", written[0], written[1], vf)
+	printQualityViolations(w, rep)
+	if f.failOnViolation && len(rep.Violations) > 0 {
+		return &violationsError{n: len(rep.Violations), file: vf}
+	}
+	return nil
+}
+
+// badLines is --skip-bad: the bad-record rule both reads share, so the
+// limit is over both inputs.
+type badLines struct {
+	limit   int
+	skipped int
+	log     *slog.Logger
+}
+
+func (b *badLines) options() dataset.ReadOptions {
+	if b.limit == 0 {
+		return dataset.ReadOptions{} // the first bad line stops the run, as it is
+	}
+	return dataset.ReadOptions{Bad: func(e *dataset.RecordError) error {
+		if b.skipped >= b.limit {
+			return fmt.Errorf("%w (more than --skip-bad %d bad lines)", e, b.limit)
+		}
+		b.skipped++
+		b.log.Warn("skipped a bad line", "error", e.Error())
+		return nil
+	}}
+}
+
+// labelJoin joins labels to predictions by inference id. The labels are
+// held, one entry each, in the order first read; the predictions stream
+// past them and only fill in the entries they match.
+type labelJoin struct {
+	index   map[string]int32 // inference id → entry
+	entries []joinEntry
+	// versions are the model versions seen, by index; byVersion counts
+	// each one's predictions and those without a label.
+	versions   []string
+	versionIdx map[string]int32
+	byVersion  []versionCounts
+
+	labels, duplicateLabels   int64
+	predictions, duplicateIDs int64
+	unlabelled, otherVersions int64
+}
+
+// joinEntry is one label and the prediction it judges: 32 bytes, plus the
+// id and the map's slot (about 100 bytes a label in all, measured).
+type joinEntry struct {
+	label   float64
+	score   float64
+	written int64 // the prediction's write time (Unix ns); 0: unknown
+	version int32 // index into versions; -1: no prediction yet
+}
+
+type versionCounts struct{ predictions, unlabelled int64 }
+
+func newLabelJoin() *labelJoin {
+	return &labelJoin{index: map[string]int32{}, versionIdx: map[string]int32{}}
+}
+
+// label adds a label; a second label of an id replaces the first.
+func (j *labelJoin) label(l dataset.Label) error {
+	j.labels++
+	if i, ok := j.index[l.ID]; ok {
+		j.entries[i].label = l.Value
+		j.duplicateLabels++
+		return nil
+	}
+	if len(j.entries) == 1<<31-1 {
+		return errors.New("over 2^31 labels: split the labels by date")
+	}
+	j.index[l.ID] = int32(len(j.entries))
+	j.entries = append(j.entries, joinEntry{label: l.Value, version: -1})
+	return nil
+}
+
+// prediction matches a prediction to its label. Of two predictions of one
+// id, the one written first is kept (the readers' rule of docs/sinks.md:
+// a replay's row comes later); without write times, the first read.
+func (j *labelJoin) prediction(p dataset.Prediction, only string) {
+	if only != "" && p.ModelVersion != only {
+		j.otherVersions++
+		return
+	}
+	j.predictions++
+	v, ok := j.versionIdx[p.ModelVersion]
+	if !ok {
+		v = int32(len(j.versions))
+		j.versionIdx[p.ModelVersion] = v
+		j.versions = append(j.versions, p.ModelVersion)
+		j.byVersion = append(j.byVersion, versionCounts{})
+	}
+	j.byVersion[v].predictions++
+	i, ok := j.index[p.ID]
+	if !ok {
+		j.unlabelled++
+		j.byVersion[v].unlabelled++
+		return
+	}
+	e := &j.entries[i]
+	var written int64
+	if !p.Written.IsZero() {
+		written = p.Written.UnixNano()
+	}
+	if e.version >= 0 {
+		j.duplicateIDs++
+		if written == 0 || e.written == 0 || written >= e.written {
+			return
+		}
+	}
+	e.score, e.written, e.version = p.Score, written, v
+}
+
+// joined is the number of labels a prediction matched.
+func (j *labelJoin) joined() int64 {
+	var n int64
+	for _, e := range j.entries {
+		if e.version >= 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// accumulator is quality.Binary or quality.Regression, as the problem says.
+type accumulator struct {
+	binary     *quality.Binary
+	regression *quality.Regression
+}
+
+func newAccumulator(problem string, o quality.Options) accumulator {
+	if problem == problemRegression {
+		return accumulator{regression: quality.NewRegression()}
+	}
+	return accumulator{binary: quality.NewBinary(o)}
+}
+
+func (a accumulator) add(score, label float64) {
+	if a.binary != nil {
+		a.binary.Add(score, label == 1)
+		return
+	}
+	a.regression.Add(score, label)
+}
+
+func (a accumulator) statistics() *quality.Statistics {
+	if a.binary != nil {
+		return a.binary.Statistics()
+	}
+	return a.regression.Statistics()
+}
+
+func (a accumulator) missing() int64 {
+	if a.binary != nil {
+		return a.binary.Missing()
+	}
+	return a.regression.Missing()
+}
+
+// joinResult is the joined rows' quality, over all and per model version.
+type joinResult struct {
+	all       accumulator
+	byVersion []accumulator
+	joined    []int64 // per version
+}
+
+// accumulate feeds the joined rows, in label order, to the accumulators.
+func (j *labelJoin) accumulate(problem string, o quality.Options) joinResult {
+	r := joinResult{all: newAccumulator(problem, o), joined: make([]int64, len(j.versions))}
+	for range j.versions {
+		r.byVersion = append(r.byVersion, newAccumulator(problem, o))
+	}
+	for _, e := range j.entries {
+		if e.version < 0 {
+			continue
+		}
+		r.all.add(e.score, e.label)
+		r.byVersion[e.version].add(e.score, e.label)
+		r.joined[e.version]++
+	}
+	return r
+}
+
+// printQuality prints what was read and joined, and the key metrics over
+// all rows and per model version.
+func printQuality(w io.Writer, j *labelJoin, r joinResult, all *quality.Statistics, lst, pst dataset.ReadStats, skipped int) {
+	joined := j.joined()
+	fmt.Fprintf(w, "%s from %s, %s from %s: %s joined\n", plural(j.predictions, "prediction"), plural(int64(pst.Files), "file"),
+		plural(j.labels, "label"), plural(int64(lst.Files), "file"), plural(joined, "row"))
+	for _, c := range []struct {
+		n         int64
+		what, why string
+	}{
+		{j.unlabelled, "prediction", "without a label (left out)"},
+		{j.labels - j.duplicateLabels - joined, "label", "without a prediction (left out)"},
+		{j.duplicateLabels, "duplicate label", "(the last one read kept)"},
+		{j.duplicateIDs, "id", "predicted twice (the row written first kept)"},
+		{j.otherVersions, "prediction", "of other model versions (left out)"},
+		{pst.LeftOut, "update or partial row", "(left out)"},
+		{r.all.missing(), "joined row", "without a score (left out of the metrics)"},
+		{int64(skipped), "bad line", "skipped"},
+	} {
+		if c.n > 0 {
+			fmt.Fprintf(w, "  %s %s\n", plural(c.n, c.what), c.why)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	rows := []int{-1} // -1: all rows
+	if len(j.versions) > 1 || len(j.versions) == 1 && j.versions[0] != "" {
+		order := make([]int, len(j.versions))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(j.versions[a], j.versions[b]) })
+		rows = append(order, -1)
+	}
+	binary := r.all.binary != nil
+	if binary {
+		fmt.Fprintln(tw, "model_version\tpredictions\tjoined\titems\taccuracy\tprecision\trecall\tf1\tauc\tbrier")
+	} else {
+		fmt.Fprintln(tw, "model_version\tpredictions\tjoined\titems\tmae\trmse\tr2")
+	}
+	for _, v := range rows {
+		name, preds, n, st := "all", j.predictions, joined, all
+		if v >= 0 {
+			name, preds, n, st = j.versions[v], j.byVersion[v].predictions, r.joined[v], r.byVersion[v].statistics()
+			if name == "" {
+				name = "(none)"
+			}
+		}
+		if m := st.Binary; m != nil {
+			brier := "-"
+			if m.BrierScore != nil {
+				brier = num(m.BrierScore.Value)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", name, preds, n, st.Dataset.ItemCount,
+				num(m.Accuracy.Value), num(m.Precision.Value), num(m.Recall.Value), num(m.F1.Value), num(m.AUC.Value), brier)
+		} else if m := st.Regression; m != nil {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", name, preds, n, st.Dataset.ItemCount, num(m.MAE.Value), num(m.RMSE.Value), num(m.R2.Value))
+		}
+	}
+	tw.Flush()
+	if binary && all.Binary != nil {
+		c := all.Binary.ConfusionMatrix
+		fmt.Fprintf(w, "at threshold %s: %s, %s, %s, %s\n", num(r.all.binary.Options().Threshold), plural(c.TruePositives, "true positive"),
+			plural(c.FalsePositives, "false positive"), plural(c.FalseNegatives, "false negative"), plural(c.TrueNegatives, "true negative"))
+	}
+}
+
+// printQualityViolations prints the check against the baseline.
+func printQualityViolations(w io.Writer, rep *quality.Report) {
+	if len(rep.NotEvaluated) > 0 {
+		fmt.Fprintf(w, "not judged (not in the statistics, or not defined for these rows): %s\n", strings.Join(rep.NotEvaluated, ", "))
+	}
+	switch len(rep.Violations) {
+	case 0:
+		fmt.Fprintln(w, "no violations")
+		return
+	case 1:
+		fmt.Fprintln(w, "1 violation:")
+	default:
+		fmt.Fprintf(w, "%d violations:\n", len(rep.Violations))
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, v := range rep.Violations {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.MetricName, v.ConstraintCheckType, v.Description)
+	}
+	tw.Flush()
+}
+
+// plural is n and the noun, plural unless n is 1.
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
