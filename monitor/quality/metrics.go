@@ -198,8 +198,10 @@ func kindName(t reflect.Type) string {
 		return "an array"
 	case reflect.String:
 		return "a string"
-	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int64, reflect.Uint64:
+	case reflect.Float32, reflect.Float64:
 		return "a number"
+	case reflect.Int, reflect.Int64, reflect.Uint64:
+		return "a whole number"
 	}
 	return "a " + t.String()
 }

@@ -95,10 +95,9 @@ func (b *Binary) UnmarshalJSON(data []byte) error {
 	}{
 		{"true_positives", s.TruePositives}, {"false_positives", s.FalsePositives},
 		{"false_negatives", s.FalseNegatives}, {"true_negatives", s.TrueNegatives},
-		{"missing", s.Missing},
 	}
 	var total int64
-	for _, c := range counts[:4] {
+	for _, c := range counts {
 		var err error
 		if total, err = addCount(total, c.v, c.name); err != nil {
 			return err
