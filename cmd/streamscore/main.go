@@ -29,8 +29,9 @@ func main() {
 }
 
 // Exit statuses of streamscore. Every error exits with exitError; only
-// `monitor check --fail-on-violation` exits with exitViolations, so a CI
-// gate can tell "the data drifted" from "the check could not run".
+// `monitor check` and `monitor quality` with --fail-on-violation exit with
+// exitViolations, so a CI gate can tell "the data drifted" or "the model
+// got worse" from "the check could not run".
 const (
 	exitError      = 1
 	exitViolations = 2

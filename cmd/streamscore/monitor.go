@@ -41,7 +41,7 @@ const inputRequired = "--input is required: a CSV or Parquet file, a directory, 
 func newMonitorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Data drift baselines and checks in SageMaker Model Monitor's formats",
+		Short: "Data drift and model quality in SageMaker Model Monitor's formats",
 		Long: `Makes a baseline (statistics.json, constraints.json) from a training set or
 from the results the S3 sink wrote, and checks a dataset against a baseline
 (statistics.json, constraint_violations.json), in the formats SageMaker Model
