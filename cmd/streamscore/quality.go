@@ -19,11 +19,10 @@ import (
 	"github.com/streamscore/streamscore/monitor/quality"
 )
 
-// The problem types `monitor quality` computes, as Model Monitor names
-// its model-quality problem types in lower case.
+// The problem types `monitor quality` computes (dataset's).
 const (
-	problemBinary     = "binary"
-	problemRegression = "regression"
+	problemBinary     = string(dataset.ProblemBinary)
+	problemRegression = string(dataset.ProblemRegression)
 )
 
 func newMonitorQualityCmd() *cobra.Command {
@@ -150,12 +149,12 @@ func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFla
 		}
 	}
 	bad := badLines{limit: f.skipBad, log: log}
-	j := newLabelJoin()
+	j := dataset.NewQualityJoin()
 	lobjs, err := dataset.Open(ctx, s3c, f.labels)
 	if err != nil {
 		return fmt.Errorf("--labels: %w", err)
 	}
-	lst, err := dataset.ReadLabels(ctx, lobjs, dataset.LabelOptions{ReadOptions: bad.options(), Binary: f.problem == problemBinary}, j.label)
+	lst, err := dataset.ReadLabels(ctx, lobjs, dataset.LabelOptions{ReadOptions: bad.options(), Binary: f.problem == problemBinary}, j.Label)
 	if err != nil {
 		return fmt.Errorf("--labels: %w", err)
 	}
@@ -164,18 +163,18 @@ func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFla
 		return fmt.Errorf("--predictions: %w", err)
 	}
 	pst, err := dataset.ReadPredictions(ctx, pobjs, bad.options(), func(p dataset.Prediction) error {
-		j.prediction(p, f.modelVersion)
+		j.Prediction(p, f.modelVersion)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("--predictions: %w", err)
 	}
-	if j.joined() == 0 {
+	if j.Joined() == 0 {
 		return fmt.Errorf("no prediction has a label: %d predictions read from %s, %d labels from %s (the ids must match: inference_id, or result_id as 32 lowercase hex digits)",
 			pst.Records, f.predictions, lst.Records, f.labels)
 	}
-	res := j.accumulate(f.problem, quality.Options{Threshold: f.threshold})
-	stats := res.all.statistics()
+	res := j.Accumulate(dataset.Problem(f.problem), quality.Options{Threshold: f.threshold})
+	stats := res.All.Statistics()
 
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
@@ -227,178 +226,23 @@ func (b *badLines) options() dataset.ReadOptions {
 	}}
 }
 
-// labelJoin joins labels to predictions by inference id. The labels are
-// held, one entry each, in the order first read; the predictions stream
-// past them and only fill in the entries they match.
-type labelJoin struct {
-	index   map[string]int32 // inference id → entry
-	entries []joinEntry
-	// versions are the model versions seen, by index; byVersion counts
-	// each one's predictions and those without a label.
-	versions   []string
-	versionIdx map[string]int32
-	byVersion  []versionCounts
-
-	labels, duplicateLabels   int64
-	predictions, duplicateIDs int64
-	unlabelled, otherVersions int64
-}
-
-// joinEntry is one label and the prediction it judges: 32 bytes, plus the
-// id and the map's slot (about 100 bytes a label in all, measured).
-type joinEntry struct {
-	label   float64
-	score   float64
-	written int64 // the prediction's write time (Unix ns); 0: unknown
-	version int32 // index into versions; -1: no prediction yet
-}
-
-type versionCounts struct{ predictions, unlabelled int64 }
-
-func newLabelJoin() *labelJoin {
-	return &labelJoin{index: map[string]int32{}, versionIdx: map[string]int32{}}
-}
-
-// label adds a label; a second label of an id replaces the first.
-func (j *labelJoin) label(l dataset.Label) error {
-	j.labels++
-	if i, ok := j.index[l.ID]; ok {
-		j.entries[i].label = l.Value
-		j.duplicateLabels++
-		return nil
-	}
-	if len(j.entries) == 1<<31-1 {
-		return errors.New("over 2^31 labels: split the labels by date")
-	}
-	j.index[l.ID] = int32(len(j.entries))
-	j.entries = append(j.entries, joinEntry{label: l.Value, version: -1})
-	return nil
-}
-
-// prediction matches a prediction to its label. Of two predictions of one
-// id, the one written first is kept (the readers' rule of docs/sinks.md:
-// a replay's row comes later); without write times, the first read.
-func (j *labelJoin) prediction(p dataset.Prediction, only string) {
-	if only != "" && p.ModelVersion != only {
-		j.otherVersions++
-		return
-	}
-	j.predictions++
-	v, ok := j.versionIdx[p.ModelVersion]
-	if !ok {
-		v = int32(len(j.versions))
-		j.versionIdx[p.ModelVersion] = v
-		j.versions = append(j.versions, p.ModelVersion)
-		j.byVersion = append(j.byVersion, versionCounts{})
-	}
-	j.byVersion[v].predictions++
-	i, ok := j.index[p.ID]
-	if !ok {
-		j.unlabelled++
-		j.byVersion[v].unlabelled++
-		return
-	}
-	e := &j.entries[i]
-	var written int64
-	if !p.Written.IsZero() {
-		written = p.Written.UnixNano()
-	}
-	if e.version >= 0 {
-		j.duplicateIDs++
-		if written == 0 || e.written == 0 || written >= e.written {
-			return
-		}
-	}
-	e.score, e.written, e.version = p.Score, written, v
-}
-
-// joined is the number of labels a prediction matched.
-func (j *labelJoin) joined() int64 {
-	var n int64
-	for _, e := range j.entries {
-		if e.version >= 0 {
-			n++
-		}
-	}
-	return n
-}
-
-// accumulator is quality.Binary or quality.Regression, as the problem says.
-type accumulator struct {
-	binary     *quality.Binary
-	regression *quality.Regression
-}
-
-func newAccumulator(problem string, o quality.Options) accumulator {
-	if problem == problemRegression {
-		return accumulator{regression: quality.NewRegression()}
-	}
-	return accumulator{binary: quality.NewBinary(o)}
-}
-
-func (a accumulator) add(score, label float64) {
-	if a.binary != nil {
-		a.binary.Add(score, label == 1)
-		return
-	}
-	a.regression.Add(score, label)
-}
-
-func (a accumulator) statistics() *quality.Statistics {
-	if a.binary != nil {
-		return a.binary.Statistics()
-	}
-	return a.regression.Statistics()
-}
-
-func (a accumulator) missing() int64 {
-	if a.binary != nil {
-		return a.binary.Missing()
-	}
-	return a.regression.Missing()
-}
-
-// joinResult is the joined rows' quality, over all and per model version.
-type joinResult struct {
-	all       accumulator
-	byVersion []accumulator
-	joined    []int64 // per version
-}
-
-// accumulate feeds the joined rows, in label order, to the accumulators.
-func (j *labelJoin) accumulate(problem string, o quality.Options) joinResult {
-	r := joinResult{all: newAccumulator(problem, o), joined: make([]int64, len(j.versions))}
-	for range j.versions {
-		r.byVersion = append(r.byVersion, newAccumulator(problem, o))
-	}
-	for _, e := range j.entries {
-		if e.version < 0 {
-			continue
-		}
-		r.all.add(e.score, e.label)
-		r.byVersion[e.version].add(e.score, e.label)
-		r.joined[e.version]++
-	}
-	return r
-}
-
 // printQuality prints what was read and joined, and the key metrics over
 // all rows and per model version.
-func printQuality(w io.Writer, j *labelJoin, r joinResult, all *quality.Statistics, lst, pst dataset.ReadStats, skipped int) {
-	joined := j.joined()
-	fmt.Fprintf(w, "%s from %s, %s from %s: %s joined\n", plural(j.predictions, "prediction"), plural(int64(pst.Files), "file"),
-		plural(j.labels, "label"), plural(int64(lst.Files), "file"), plural(joined, "row"))
+func printQuality(w io.Writer, j *dataset.QualityJoin, r dataset.QualityResult, all *quality.Statistics, lst, pst dataset.ReadStats, skipped int) {
+	joined := j.Joined()
+	fmt.Fprintf(w, "%s from %s, %s from %s: %s joined\n", plural(j.Predictions, "prediction"), plural(int64(pst.Files), "file"),
+		plural(j.Labels, "label"), plural(int64(lst.Files), "file"), plural(joined, "row"))
 	for _, c := range []struct {
 		n         int64
 		what, why string
 	}{
-		{j.unlabelled, "prediction", "without a label (left out)"},
-		{j.labels - j.duplicateLabels - joined, "label", "without a prediction (left out)"},
-		{j.duplicateLabels, "duplicate label", "(the last one read kept)"},
-		{j.duplicateIDs, "id", "predicted twice (the row written first kept)"},
-		{j.otherVersions, "prediction", "of other model versions (left out)"},
+		{j.Unlabelled, "prediction", "without a label (left out)"},
+		{j.Labels - j.DuplicateLabels - joined, "label", "without a prediction (left out)"},
+		{j.DuplicateLabels, "duplicate label", "(the last one read kept)"},
+		{j.DuplicateIDs, "id", "predicted twice (the row written first kept)"},
+		{j.OtherVersions, "prediction", "of other model versions (left out)"},
 		{pst.LeftOut, "update or partial row", "(left out)"},
-		{r.all.missing(), "joined row", "without a score (left out of the metrics)"},
+		{r.All.Missing(), "joined row", "without a score (left out of the metrics)"},
 		{int64(skipped), "bad line", "skipped"},
 	} {
 		if c.n > 0 {
@@ -407,24 +251,25 @@ func printQuality(w io.Writer, j *labelJoin, r joinResult, all *quality.Statisti
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	rows := []int{-1} // -1: all rows
-	if len(j.versions) > 1 || len(j.versions) == 1 && j.versions[0] != "" {
-		order := make([]int, len(j.versions))
+	versions := j.Versions()
+	if len(versions) > 1 || len(versions) == 1 && versions[0] != "" {
+		order := make([]int, len(versions))
 		for i := range order {
 			order[i] = i
 		}
-		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(j.versions[a], j.versions[b]) })
+		slices.SortFunc(order, func(a, b int) int { return cmp.Compare(versions[a], versions[b]) })
 		rows = append(order, -1)
 	}
-	binary := r.all.binary != nil
+	binary := all.Binary != nil
 	if binary {
 		fmt.Fprintln(tw, "model_version\tpredictions\tjoined\titems\taccuracy\tprecision\trecall\tf1\tauc\tbrier")
 	} else {
 		fmt.Fprintln(tw, "model_version\tpredictions\tjoined\titems\tmae\trmse\tr2")
 	}
 	for _, v := range rows {
-		name, preds, n, st := "all", j.predictions, joined, all
+		name, preds, n, st := "all", j.Predictions, joined, all
 		if v >= 0 {
-			name, preds, n, st = j.versions[v], j.byVersion[v].predictions, r.joined[v], r.byVersion[v].statistics()
+			name, preds, n, st = versions[v], j.VersionPredictions(v), r.Joined[v], r.ByVersion[v].Statistics()
 			if name == "" {
 				name = "(none)"
 			}
@@ -443,7 +288,7 @@ func printQuality(w io.Writer, j *labelJoin, r joinResult, all *quality.Statisti
 	tw.Flush()
 	if binary && all.Binary != nil {
 		c := all.Binary.ConfusionMatrix
-		fmt.Fprintf(w, "at threshold %s: %s, %s, %s, %s\n", num(r.all.binary.Options().Threshold), plural(c.TruePositives, "true positive"),
+		fmt.Fprintf(w, "at threshold %s: %s, %s, %s, %s\n", num(r.All.Threshold()), plural(c.TruePositives, "true positive"),
 			plural(c.FalsePositives, "false positive"), plural(c.FalseNegatives, "false negative"), plural(c.TrueNegatives, "true negative"))
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -345,30 +344,6 @@ func TestMonitorQualityUsage(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused run wrote %s (%v)", out, err)
-	}
-}
-
-// TestLabelJoinDuplicatePredictions: of two predictions of one id, the
-// one written first is kept (a replay's row comes later, whichever is read
-// first); without write times, the first read.
-func TestLabelJoinDuplicatePredictions(t *testing.T) {
-	j := newLabelJoin()
-	for _, id := range []string{"a", "b"} {
-		if err := j.label(dataset.Label{ID: id, Value: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t0 := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	j.prediction(dataset.Prediction{ID: "a", Score: 0.2, Written: t0.Add(time.Minute)}, "")
-	j.prediction(dataset.Prediction{ID: "a", Score: 0.8, Written: t0}, "")
-	j.prediction(dataset.Prediction{ID: "a", Score: 0.5, Written: t0.Add(time.Hour)}, "")
-	j.prediction(dataset.Prediction{ID: "b", Score: 0.3}, "")
-	j.prediction(dataset.Prediction{ID: "b", Score: 0.9}, "")
-	if a, b := j.entries[j.index["a"]].score, j.entries[j.index["b"]].score; a != 0.8 || b != 0.3 {
-		t.Errorf("kept scores a %v, b %v; want 0.8 (written first) and 0.3 (read first)", a, b)
-	}
-	if j.duplicateIDs != 3 || j.joined() != 2 {
-		t.Errorf("%d duplicates, %d joined; want 3 and 2", j.duplicateIDs, j.joined())
 	}
 }
 
