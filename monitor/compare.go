@@ -3,6 +3,8 @@ package monitor
 import (
 	"fmt"
 	"math"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // Report is what Compare finds: the violations, as constraint_violations.json
@@ -179,13 +181,13 @@ func (r *Report) compareFeature(cf *ConstraintFeature, cfg MonitoringConfig, b, 
 	if share, ok := typeMatch(cf.InferredType, f); ok && evaluate && share < cfg.DatatypeCheckThreshold {
 		r.add(cf.Name, DataTypeCheck, fmt.Sprintf(
 			"Data type match requirement is not met. Expected data type: %s, Expected match: %s%%. Observed: Only %s%% of data is %s.",
-			cf.InferredType, javaDouble(100*cfg.DatatypeCheckThreshold), javaDouble(100*share), cf.InferredType))
+			cf.InferredType, mmjson.JavaDouble(100*cfg.DatatypeCheckThreshold), mmjson.JavaDouble(100*share), cf.InferredType))
 	}
 
 	if want := cf.Completeness; want != nil && evaluate && common.NumPresent+common.NumMissing > 0 && fr.Completeness < *want {
 		r.add(cf.Name, CompletenessCheck, fmt.Sprintf(
 			"Data completeness requirement is not met. Expected completeness: %s%%. Observed: Only %s%% of data is complete.",
-			javaDouble(100**want), javaDouble(100*fr.Completeness)))
+			mmjson.JavaDouble(100**want), mmjson.JavaDouble(100*fr.Completeness)))
 	}
 
 	if b != nil {
@@ -196,7 +198,7 @@ func (r *Report) compareFeature(cf *ConstraintFeature, cfg MonitoringConfig, b, 
 		if share, ok := domainShare(sc.Domains, f); ok && share < cfg.DomainContentThreshold {
 			r.add(cf.Name, CategoricalValuesCheck, fmt.Sprintf(
 				"Categorical values requirement is not met. Expected: %s%% of values in the baseline domain. Observed: Only %s%% of values are in the domain.",
-				javaDouble(100*cfg.DomainContentThreshold), javaDouble(100*share)))
+				mmjson.JavaDouble(100*cfg.DomainContentThreshold), mmjson.JavaDouble(100*share)))
 		}
 	}
 	r.Features = append(r.Features, fr)
@@ -237,7 +239,7 @@ func (r *Report) drift(fr *FeatureReport, cfg MonitoringConfig, b, f *Feature, e
 			fr.Drifted = dc.PerformComparison == Enabled && fr.Distance < fr.Threshold
 			if fr.Drifted && evaluate {
 				r.add(fr.Name, BaselineDriftCheck, fmt.Sprintf("Categorical p-value: %s is below categorical threshold: %s",
-					javaDouble(fr.Distance), javaDouble(fr.Threshold)))
+					mmjson.JavaDouble(fr.Distance), mmjson.JavaDouble(fr.Threshold)))
 			}
 			return
 		}
@@ -252,7 +254,7 @@ func (r *Report) drift(fr *FeatureReport, cfg MonitoringConfig, b, f *Feature, e
 	fr.Drifted = dc.PerformComparison == Enabled && fr.Distance > fr.Threshold
 	if fr.Drifted && evaluate {
 		r.add(fr.Name, BaselineDriftCheck, fmt.Sprintf("%s distance: %s exceeds %s threshold: %s",
-			kind, javaDouble(fr.Distance), numberWord, javaDouble(fr.Threshold)))
+			kind, mmjson.JavaDouble(fr.Distance), numberWord, mmjson.JavaDouble(fr.Threshold)))
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // profileStats observes n rows, row(r, p, i) observing every column of
@@ -246,7 +248,7 @@ func TestEachCheckHasItsViolation(t *testing.T) {
 func TestDriftDescriptionNamesDistanceAndThreshold(t *testing.T) {
 	rep := Compare(normalStats(20000, 1, 0), nil, normalStats(5000, 2, 0.5))
 	f := feature(t, rep, "x")
-	want := fmt.Sprintf("Numerical distance: %s exceeds numerical threshold: 0.1", javaDouble(f.Distance))
+	want := fmt.Sprintf("Numerical distance: %s exceeds numerical threshold: 0.1", mmjson.JavaDouble(f.Distance))
 	if len(rep.Violations) != 1 || rep.Violations[0].Description != want {
 		t.Errorf("violations %+v, want one %q", rep.Violations, want)
 	}
@@ -379,17 +381,6 @@ func TestTypeMatch(t *testing.T) {
 	}
 	if s, ok := typeMatch(Integral, withType(Fractional)); !ok || s != 0 {
 		t.Errorf("Fractional values do not match an Integral baseline: got %g, %v", s, ok)
-	}
-}
-
-func TestJavaDouble(t *testing.T) {
-	for f, want := range map[float64]string{
-		0: "0.0", 0.1: "0.1", 1: "1.0", 100: "100.0", 99.71751412429379: "99.71751412429379",
-		1e-4: "1.0E-4", 1.5e7: "1.5E7", -2.5: "-2.5", 0.009009009009009009: "0.009009009009009009",
-	} {
-		if got := javaDouble(f); got != want {
-			t.Errorf("javaDouble(%v) = %q, want %q", f, got, want)
-		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // Constraints is Model Monitor's constraints.json, with the field names of
@@ -233,10 +235,10 @@ func ReadConstraints(r io.Reader, name string) (*Constraints, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%s%s: decode constraints: %w", name, jsonPosition(data, err), err)
+		return nil, fmt.Errorf("%s%s: decode constraints: %w", name, mmjson.Position(data, err), err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s%s: trailing data after the constraints object", name, lineCol(data, dec.InputOffset()))
+		return nil, fmt.Errorf("%s%s: trailing data after the constraints object", name, mmjson.LineCol(data, dec.InputOffset()))
 	}
 	c := &Constraints{Features: raw.Features, MonitoringConfig: DefaultMonitoringConfig().Apply(raw.MonitoringConfig)}
 	if raw.Version != nil {
@@ -246,32 +248,6 @@ func ReadConstraints(r io.Reader, name string) (*Constraints, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
-}
-
-// jsonPosition is ":line:col" of a decoding error: where the decoder
-// stopped (a truncated file: just past its end).
-func jsonPosition(data []byte, err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return lineCol(data, syn.Offset)
-	case errors.As(err, &typ):
-		return lineCol(data, typ.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return lineCol(data, int64(len(data))+1)
-	}
-	return ""
-}
-
-// lineCol is ":line:col" (1-based) of the byte before offset off, the
-// encoding/json convention: its offsets point just past the byte at fault.
-func lineCol(data []byte, off int64) string {
-	off = max(off, 1)
-	before := data[:min(off-1, int64(len(data)))]
-	line := bytes.Count(before, []byte("\n")) + 1
-	col := len(before) - (bytes.LastIndexByte(before, '\n') + 1) + 1
-	return fmt.Sprintf(":%d:%d", line, col)
 }
 
 // Validate checks what Compare relies on: unique non-empty feature names,
@@ -375,17 +351,7 @@ func (c *Constraints) WriteJSON(w io.Writer) error {
 	if out.Features == nil {
 		out.Features = []ConstraintFeature{}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&out); err != nil {
-		return fmt.Errorf("write constraints: %w", err)
-	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write constraints: %w", err)
-	}
-	return nil
+	return mmjson.Write(w, "constraints", &out)
 }
 
 // The domain rule Suggest applies, Deequ's CategoricalRangeRule (what

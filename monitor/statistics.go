@@ -1,12 +1,13 @@
 package monitor
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // Kind is a feature's type as Model Monitor's inferred_type names it.
@@ -335,17 +336,7 @@ func (s *Statistics) WriteJSON(w io.Writer) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("write statistics: %w", err)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(s); err != nil {
-		return fmt.Errorf("write statistics: %w", err)
-	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write statistics: %w", err)
-	}
-	return nil
+	return mmjson.Write(w, "statistics", s)
 }
 
 // UnmarshalJSON accepts the counts as JSON integers or as floats with no
@@ -359,10 +350,10 @@ func (c *Common) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	var err error
-	if c.NumPresent, err = wholeNumber(raw.NumPresent); err != nil {
+	if c.NumPresent, err = mmjson.WholeNumber(raw.NumPresent); err != nil {
 		return fmt.Errorf("num_present: %w", err)
 	}
-	if c.NumMissing, err = wholeNumber(raw.NumMissing); err != nil {
+	if c.NumMissing, err = mmjson.WholeNumber(raw.NumMissing); err != nil {
 		return fmt.Errorf("num_missing: %w", err)
 	}
 	return nil
@@ -376,7 +367,7 @@ func (d *Dataset) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	n, err := wholeNumber(raw.ItemCount)
+	n, err := mmjson.WholeNumber(raw.ItemCount)
 	if err != nil {
 		return fmt.Errorf("item_count: %w", err)
 	}
@@ -396,31 +387,12 @@ func (c *CategoricalBucket) UnmarshalJSON(b []byte) error {
 	if raw.Value == nil {
 		return errors.New("value: missing")
 	}
-	n, err := wholeNumber(raw.Count)
+	n, err := mmjson.WholeNumber(raw.Count)
 	if err != nil {
 		return fmt.Errorf("count: %w", err)
 	}
 	c.Value, c.Count = *raw.Value, n
 	return nil
-}
-
-// wholeNumber reads a JSON number that must be a whole count; an absent
-// number is 0.
-func wholeNumber(n json.Number) (int64, error) {
-	if n == "" {
-		return 0, nil
-	}
-	if i, err := n.Int64(); err == nil {
-		return i, nil
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a number", n.String())
-	}
-	if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, fmt.Errorf("%s is not a whole count", n.String())
-	}
-	return int64(f), nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
-	"strconv"
-	"strings"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // The constraint_check_type values of Model Monitor's "Schema for Violations
@@ -41,17 +40,7 @@ func (r *Report) WriteViolations(w io.Writer) error {
 	if v.Violations == nil {
 		v.Violations = []Violation{}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&v); err != nil {
-		return fmt.Errorf("write violations: %w", err)
-	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write violations: %w", err)
-	}
-	return nil
+	return mmjson.Write(w, "violations", &v)
 }
 
 // maxViolationsBytes bounds what ReadViolations reads.
@@ -81,10 +70,10 @@ func ReadViolations(r io.Reader, name string) (*Violations, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("%s%s: decode violations: %w", name, jsonPosition(data, err), err)
+		return nil, fmt.Errorf("%s%s: decode violations: %w", name, mmjson.Position(data, err), err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%s%s: trailing data after the violations object", name, lineCol(data, dec.InputOffset()))
+		return nil, fmt.Errorf("%s%s: trailing data after the violations object", name, mmjson.LineCol(data, dec.InputOffset()))
 	}
 	if raw.Violations == nil {
 		return nil, fmt.Errorf("%s: violations: missing", name)
@@ -104,37 +93,4 @@ func ReadViolations(r io.Reader, name string) (*Violations, error) {
 		out.Violations = append(out.Violations, vi)
 	}
 	return out, nil
-}
-
-// javaDouble formats f as Java's Double.toString does for the numbers the
-// descriptions hold, since Model Monitor's (Scala) container writes them
-// that way: "0.1", "100.0", "99.71751412429379", "1.0E-4".
-func javaDouble(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	case f == 0:
-		if math.Signbit(f) {
-			return "-0.0"
-		}
-		return "0.0"
-	}
-	if a := math.Abs(f); a >= 1e-3 && a < 1e7 {
-		s := strconv.FormatFloat(f, 'f', -1, 64)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return s
-	}
-	s := strconv.FormatFloat(f, 'E', -1, 64) // 1E-04, 1.5E+07
-	mant, exp, _ := strings.Cut(s, "E")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
-	}
-	e, _ := strconv.Atoi(exp)
-	return mant + "E" + strconv.Itoa(e)
 }
