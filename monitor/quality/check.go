@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
-	"strings"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // Violation is one entry of a model-quality constraint_violations.json, in
@@ -81,7 +81,7 @@ func check[T any](r *Report, defs []metricDef[T], mc MetricConstraints, m *T) {
 		r.Violations = append(r.Violations, Violation{
 			ConstraintCheckType: string(con.ComparisonOperator),
 			Description: fmt.Sprintf("Metric %s with %s +/- %s was %s '%s'", name,
-				javaDouble(mt.Value), javaDouble(mt.StandardDeviation), con.ComparisonOperator, javaDouble(con.Threshold)),
+				mmjson.JavaDouble(mt.Value), mmjson.JavaDouble(mt.StandardDeviation), con.ComparisonOperator, mmjson.JavaDouble(con.Threshold)),
 			MetricName:        name,
 			Metric:            key,
 			Value:             mt.Value,
@@ -101,37 +101,5 @@ func (r *Report) WriteViolations(w io.Writer) error {
 	if v.Violations == nil {
 		v.Violations = []Violation{}
 	}
-	return writeJSON(w, "violations", &v)
-}
-
-// javaDouble formats f as Java's Double.toString does, since Model
-// Monitor's (Scala) container writes the descriptions' numbers that way:
-// "1.0", "0.625", "0.5127590160341251", "1.0E-4", "NaN".
-func javaDouble(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "NaN"
-	case math.IsInf(f, 1):
-		return "Infinity"
-	case math.IsInf(f, -1):
-		return "-Infinity"
-	case f == 0:
-		if math.Signbit(f) {
-			return "-0.0"
-		}
-		return "0.0"
-	}
-	if a := math.Abs(f); a >= 1e-3 && a < 1e7 {
-		s := strconv.FormatFloat(f, 'f', -1, 64)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return s
-	}
-	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'E', -1, 64), "E")
-	if !strings.Contains(mant, ".") {
-		mant += ".0"
-	}
-	e, _ := strconv.Atoi(exp)
-	return mant + "E" + strconv.Itoa(e)
+	return mmjson.Write(w, "violations", &v)
 }

@@ -9,6 +9,8 @@ import (
 	"math"
 	"slices"
 	"strconv"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // Operator is a constraint's comparison_operator: the comparison of the
@@ -131,7 +133,7 @@ func (c *Constraints) WriteJSON(w io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("write constraints: %w", err)
 	}
-	return writeJSON(w, "constraints", c)
+	return mmjson.Write(w, "constraints", c)
 }
 
 // Validate checks what Check relies on: at least one block, metrics of

@@ -7,6 +7,8 @@ import (
 	"math"
 	"reflect"
 	"strings"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // metricDef describes one metric of a problem type: the one home of its
@@ -271,13 +273,13 @@ func (d *Dataset) UnmarshalJSON(data []byte) error {
 	if raw.ItemCount == nil {
 		return atField("item_count", errMissing)
 	}
-	n, err := wholeNumber(*raw.ItemCount)
+	n, err := mmjson.WholeNumber(*raw.ItemCount)
 	if err != nil {
 		return atField("item_count", err)
 	}
 	var missing int64
 	if raw.NumMissing != nil {
-		if missing, err = wholeNumber(*raw.NumMissing); err != nil {
+		if missing, err = mmjson.WholeNumber(*raw.NumMissing); err != nil {
 			return atField("num_missing", err)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/streamscore/streamscore/monitor/internal/mmjson"
 )
 
 // Statistics is Model Monitor's model-quality statistics.json: the field
@@ -128,7 +130,7 @@ func (s *Statistics) WriteJSON(w io.Writer) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("write statistics: %w", err)
 	}
-	return writeJSON(w, "statistics", s)
+	return mmjson.Write(w, "statistics", s)
 }
 
 // Validate checks what a reader relies on: one problem type's block,
@@ -277,7 +279,7 @@ func (c ConfusionMatrix) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads Model Monitor's nested form. Labels may be written
 // "0" and "1" or as floats ("0.0", "1.0"); counts as integers or whole
-// floats. All four cells must be there.
+// floats. All four cells must be there (a null one is not).
 func (c *ConfusionMatrix) UnmarshalJSON(data []byte) error {
 	var raw map[string]map[string]json.Number
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -294,7 +296,10 @@ func (c *ConfusionMatrix) UnmarshalJSON(data []byte) error {
 			if err != nil {
 				return atField(strconv.Quote(actualKey), err)
 			}
-			v, err := wholeNumber(n)
+			if n == "" {
+				continue // a null cell is not there: missing, below
+			}
+			v, err := mmjson.WholeNumber(n)
 			if err != nil {
 				return atField(strconv.Quote(actualKey)+"."+strconv.Quote(predKey), err)
 			}
@@ -324,18 +329,6 @@ func binaryLabel(key string) (int, error) {
 	return 0, fmt.Errorf("%q is not a binary label (0 or 1)", key)
 }
 
-// wholeNumber reads a count written as an integer or a whole float.
-func wholeNumber(n json.Number) (int64, error) {
-	if i, err := n.Int64(); err == nil {
-		return i, nil
-	}
-	f, err := n.Float64()
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return 0, fmt.Errorf("%s is not a whole count", n.String())
-	}
-	return int64(f), nil
-}
-
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // readJSON reads one JSON value of at most maxFileBytes into v, and
@@ -351,50 +344,10 @@ func readJSON(r io.Reader, name, what string, v any) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%s%s: decode %s: %w", name, jsonPosition(data, err), what, err)
+		return fmt.Errorf("%s%s: decode %s: %w", name, mmjson.Position(data, err), what, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%s%s: trailing data after the %s object", name, lineCol(data, dec.InputOffset()+1), what)
+		return fmt.Errorf("%s%s: trailing data after the %s object", name, mmjson.LineCol(data, dec.InputOffset()+1), what)
 	}
 	return nil
-}
-
-// writeJSON writes v indented by two spaces, HTML characters unescaped.
-func writeJSON(w io.Writer, what string, v any) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write %s: %w", what, err)
-	}
-	if _, err := w.Write(buf.Bytes()); err != nil {
-		return fmt.Errorf("write %s: %w", what, err)
-	}
-	return nil
-}
-
-// jsonPosition is ":line:col" of a syntax or type error, or "".
-func jsonPosition(data []byte, err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return lineCol(data, syn.Offset)
-	case errors.As(err, &typ):
-		return lineCol(data, typ.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return lineCol(data, int64(len(data))+1)
-	}
-	return ""
-}
-
-// lineCol is ":line:col" (1-based) of the byte before offset off, the
-// encoding/json convention.
-func lineCol(data []byte, off int64) string {
-	off = max(off, 1)
-	before := data[:min(off-1, int64(len(data)))]
-	line := bytes.Count(before, []byte("\n")) + 1
-	col := len(before) - (bytes.LastIndexByte(before, '\n') + 1) + 1
-	return fmt.Sprintf(":%d:%d", line, col)
 }

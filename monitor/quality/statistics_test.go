@@ -114,6 +114,7 @@ func TestReadStatisticsErrors(t *testing.T) {
         "0" : 0,`, `"2" : {
         "0" : 0,`), `binary_classification_metrics.confusion_matrix: "2" is not a binary label`},
 		{"matrix count", edit(`"0" : 1,`, `"0" : 1.5,`), `binary_classification_metrics.confusion_matrix."0"."0": 1.5 is not a whole count`},
+		{"matrix null", edit(`"0" : 1,`, `"0" : null,`), `binary_classification_metrics.confusion_matrix."0"."0": missing`},
 		{"matrix negative", edit(`"0" : 1,`, `"0" : -1,`), "binary_classification_metrics.confusion_matrix: count -1 is negative"},
 		{"curve lengths", edit(`[ 0.0, 0.0, 0.0, 0.0, 0.0, 1.0 ]`, `[ 0.0, 1.0 ]`), "receiver_operating_characteristic_curve: 2 false_positive_rates and 6 true_positive_rates"},
 		{"curve type", edit(`[ 0.0, 0.0, 0.0, 0.0, 0.0, 1.0 ]`, `"none"`), "binary_classification_metrics.receiver_operating_characteristic_curve.false_positive_rates: a JSON string where an array belongs"},
