@@ -7,7 +7,6 @@ package dataset
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -25,12 +24,6 @@ import (
 
 	"github.com/streamscore/streamscore/monitor"
 	"github.com/streamscore/streamscore/sinks"
-)
-
-// The first bytes that tell a format.
-const (
-	parquetMagic = "PAR1"
-	gzipMagic    = "\x1f\x8b"
 )
 
 // Input formats; every object of one input must have the same.
@@ -77,47 +70,22 @@ func Profile(ctx context.Context, objs []Object, opts monitor.Options) (*monitor
 	return p.prof, nil
 }
 
-// read profiles one object, telling the format by its first bytes:
-// Parquet's magic, gzip's (then the format of what it holds), else CSV. A
-// name ending in .parquet is read as Parquet whatever it starts with, so a
-// damaged file is reported as damaged Parquet, not as a strange CSV.
+// read profiles one object in the format byFormat tells: Parquet, or as
+// text a statistics.json (a name ending in .json) or else a CSV.
 func (p *profiler) read(ctx context.Context, o Object) error {
 	rc, err := o.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	br := bufio.NewReaderSize(rc, 64<<10)
-	var r io.Reader = br
-	head, _ := br.Peek(len(parquetMagic)) // a shorter file is told by what it has
-	zipped := strings.HasPrefix(string(head), gzipMagic)
-	if zipped {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", o.name, err)
+	return byFormat(o.name, rc, func(name string, r *bufio.Reader) error {
+		if strings.EqualFold(path.Ext(name), ".json") {
+			return p.statistics(name, r)
 		}
-		defer zr.Close()
-		zb := bufio.NewReaderSize(zr, 64<<10)
-		head, _ = zb.Peek(len(parquetMagic))
-		r = zb
-	}
-	if string(head) != parquetMagic && (zipped || !strings.EqualFold(path.Ext(o.name), ".parquet")) {
-		if strings.EqualFold(path.Ext(o.name), ".json") {
-			return p.statistics(o.name, r)
-		}
-		return p.csv(o.name, r)
-	}
-	// Parquet is read from its footer: a local file in place, anything
-	// else (an S3 object, a gzip stream) from a temporary copy.
-	if f, ok := rc.(*os.File); ok && !zipped {
-		return p.parquet(ctx, o.name, f)
-	}
-	f, remove, err := spool(o.name, r)
-	if err != nil {
-		return err
-	}
-	defer remove()
-	return p.parquet(ctx, o.name, f)
+		return p.csv(name, r)
+	}, func(name string, f *os.File) error {
+		return p.parquet(ctx, name, f)
+	})
 }
 
 // columns maps one object's columns onto the profile's, making the profile
@@ -258,76 +226,72 @@ func looksLikeData(header []string) bool {
 // and scores, sinks.MonitoredColumns), leaving out the rows the in-stream
 // monitor leaves out (sinks.MonitorSkip). Only those columns and the two
 // flags are decoded.
-func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtSeeker) (err error) {
-	// arrow-go's Parquet reader panics on some corrupt files (a page
-	// header that contradicts its page type, found by FuzzProfile):
-	// that is the file's fault, and is reported as such.
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt Parquet file: %v", name, r)
+func (p *profiler) parquet(ctx context.Context, name string, f parquet.ReaderAtSeeker) error {
+	// arrow-go panics on some corrupt files (guard); no caller callback
+	// runs here, so the whole read is guarded.
+	return guard(name, func() error {
+		pf, err := file.NewParquetReader(f)
+		if err != nil {
+			return fmt.Errorf("%s: not a readable Parquet file: %w", name, err)
 		}
-	}()
-	pf, err := file.NewParquetReader(f)
-	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file: %w", name, err)
-	}
-	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	sc, err := fr.Schema()
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	mon := sinks.MonitoredColumns(sc)
-	if len(mon) == 0 {
-		return fmt.Errorf("%s: no feature or score column to profile (schema: %s)", name, sc)
-	}
-	want := map[int]bool{}
-	for _, i := range mon {
-		want[i] = true
-	}
-	for i, fld := range sc.Fields() {
-		if fld.Name == sinks.ColUpdate || fld.Name == sinks.ColPartial {
+		defer pf.Close()
+		fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		sc, err := fr.Schema()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		mon := sinks.MonitoredColumns(sc)
+		if len(mon) == 0 {
+			return fmt.Errorf("%s: no feature or score column to profile (schema: %s)", name, sc)
+		}
+		want := map[int]bool{}
+		for _, i := range mon {
 			want[i] = true
 		}
-	}
-	var leaves []int
-	for i := range sc.NumFields() {
-		if sf := fr.Manifest.Fields[i]; want[i] && sf.IsLeaf() {
-			leaves = append(leaves, sf.ColIndex)
+		for i, fld := range sc.Fields() {
+			if fld.Name == sinks.ColUpdate || fld.Name == sinks.ColPartial {
+				want[i] = true
+			}
 		}
-	}
-	rr, err := fr.GetRecordReader(ctx, leaves, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	defer rr.Release()
+		var leaves []int
+		for i := range sc.NumFields() {
+			if sf := fr.Manifest.Fields[i]; want[i] && sf.IsLeaf() {
+				leaves = append(leaves, sf.ColIndex)
+			}
+		}
+		rr, err := fr.GetRecordReader(ctx, leaves, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer rr.Release()
 
-	// The reader's schema holds only the columns asked for.
-	read := rr.Schema()
-	monRead := sinks.MonitoredColumns(read)
-	cols := make([]monitor.Column, len(monRead))
-	for k, i := range monRead {
-		fld := read.Field(i)
-		cols[k] = monitor.Column{Name: fld.Name, Kind: monitor.KindOf(fld.Type)}
-	}
-	idx, err := p.columns(name, formatParquet, cols)
-	if err != nil {
-		return err
-	}
-	for rr.Next() {
-		rec := rr.RecordBatch()
-		skip, kept := sinks.MonitorSkip(rec)
+		// The reader's schema holds only the columns asked for.
+		read := rr.Schema()
+		monRead := sinks.MonitoredColumns(read)
+		cols := make([]monitor.Column, len(monRead))
 		for k, i := range monRead {
-			p.prof.ObserveArrow(idx[k], rec.Column(i), skip)
+			fld := read.Field(i)
+			cols[k] = monitor.Column{Name: fld.Name, Kind: monitor.KindOf(fld.Type)}
 		}
-		p.prof.AddRows(kept)
-		p.rows += kept
-	}
-	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
+		idx, err := p.columns(name, formatParquet, cols)
+		if err != nil {
+			return err
+		}
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			skip, kept := sinks.MonitorSkip(rec)
+			for k, i := range monRead {
+				p.prof.ObserveArrow(idx[k], rec.Column(i), skip)
+			}
+			p.prof.AddRows(kept)
+			p.rows += kept
+		}
+		if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	})
 }

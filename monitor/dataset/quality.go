@@ -13,7 +13,6 @@ package dataset
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -21,7 +20,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -196,12 +194,8 @@ func ReadPredictions(ctx context.Context, objs []Object, opts ReadOptions, fn fu
 	return rd.stats, nil
 }
 
-// object opens one object and hands it to text or parquet by its format,
-// told as Profile tells it: Parquet's magic, gzip's (then the format of
-// what it holds), else text; a name ending in .parquet is Parquet whatever
-// it starts with, so a damaged file is reported as damaged Parquet.
-// Parquet, read from its footer, is read in place from a local file and
-// from a temporary copy otherwise.
+// object opens one object, counts it, and hands it to text or parquet by
+// its format, told as Profile tells it (byFormat).
 func (rd *reader) object(o Object, text func(string, *bufio.Reader) error, pq func(string, *os.File) error) error {
 	if err := rd.ctx.Err(); err != nil {
 		return err
@@ -212,32 +206,7 @@ func (rd *reader) object(o Object, text func(string, *bufio.Reader) error, pq fu
 	}
 	defer rc.Close()
 	rd.stats.Files++
-	br := bufio.NewReaderSize(rc, 64<<10)
-	r := br
-	head, _ := br.Peek(len(parquetMagic))
-	zipped := strings.HasPrefix(string(head), gzipMagic)
-	if zipped {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", o.name, err)
-		}
-		defer zr.Close()
-		zb := bufio.NewReaderSize(zr, 64<<10)
-		head, _ = zb.Peek(len(parquetMagic))
-		r = zb
-	}
-	if string(head) != parquetMagic && (zipped || !strings.EqualFold(path.Ext(o.name), ".parquet")) {
-		return text(o.name, r)
-	}
-	if f, ok := rc.(*os.File); ok && !zipped {
-		return pq(o.name, f)
-	}
-	f, remove, err := spool(o.name, r)
-	if err != nil {
-		return err
-	}
-	defer remove()
-	return pq(o.name, f)
+	return byFormat(o.name, rc, text, pq)
 }
 
 // jsonLines reports whether a text input is JSON Lines: its first
