@@ -47,30 +47,7 @@ func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics,
 	if where == "" {
 		return nil, nil, errors.New("no baseline: want a directory or an s3:// prefix holding " + StatisticsFile + " and " + ConstraintsFile)
 	}
-	read := func(name string) ([]byte, string, error) {
-		p := filepath.Join(where, name)
-		b, err := readLocal(p)
-		return b, p, err
-	}
-	if IsS3(where) {
-		bucket, prefix, err := parseS3(where)
-		if err != nil {
-			return nil, nil, err
-		}
-		if c == nil {
-			return nil, nil, fmt.Errorf("%s: no S3 client to read the baseline with", where)
-		}
-		if prefix != "" && !strings.HasSuffix(prefix, "/") {
-			prefix += "/"
-		}
-		read = func(name string) ([]byte, string, error) {
-			uri := s3Scheme + bucket + "/" + prefix + name
-			b, err := ReadObject(ctx, c, bucket, prefix+name)
-			return b, uri, err
-		}
-	}
-
-	sb, sname, err := read(StatisticsFile)
+	sb, sname, err := baselineFile(ctx, c, where, StatisticsFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,7 +55,7 @@ func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics,
 	if err != nil {
 		return nil, nil, err
 	}
-	cb, cname, err := read(ConstraintsFile)
+	cb, cname, err := baselineFile(ctx, c, where, ConstraintsFile)
 	if Absent(err) {
 		return st, monitor.Suggest(st), nil
 	}
@@ -90,6 +67,29 @@ func LoadBaseline(ctx context.Context, c S3, where string) (*monitor.Statistics,
 		return nil, nil, err
 	}
 	return st, cs, nil
+}
+
+// baselineFile reads the file name of the baseline at where (a directory
+// or an S3 prefix), returning the path or URI that names it in errors:
+// where LoadBaseline and LoadQualityBaseline both find their files.
+func baselineFile(ctx context.Context, c S3, where, name string) ([]byte, string, error) {
+	if !IsS3(where) {
+		p := filepath.Join(where, name)
+		b, err := readLocal(p)
+		return b, p, err
+	}
+	bucket, prefix, err := parseS3(where)
+	if err != nil {
+		return nil, where, err
+	}
+	if c == nil {
+		return nil, where, fmt.Errorf("%s: no S3 client to read the baseline with", where)
+	}
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	b, err := ReadObject(ctx, c, bucket, prefix+name)
+	return b, s3Scheme + bucket + "/" + prefix + name, err
 }
 
 // Absent reports whether err says a file or an object is not there (a

@@ -20,7 +20,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -394,26 +393,4 @@ func LoadQualityBaseline(ctx context.Context, c S3, where string) (*quality.Cons
 		return nil, err
 	}
 	return quality.Suggest(st), nil
-}
-
-// baselineFile reads the file name of the baseline at where (a directory
-// or an S3 prefix), returning the path or URI that names it in errors.
-func baselineFile(ctx context.Context, c S3, where, name string) ([]byte, string, error) {
-	if !IsS3(where) {
-		p := filepath.Join(where, name)
-		b, err := readLocal(p)
-		return b, p, err
-	}
-	bucket, prefix, err := parseS3(where)
-	if err != nil {
-		return nil, where, err
-	}
-	if c == nil {
-		return nil, where, fmt.Errorf("%s: no S3 client to read the baseline with", where)
-	}
-	if prefix != "" && !strings.HasSuffix(prefix, "/") {
-		prefix += "/"
-	}
-	b, err := ReadObject(ctx, c, bucket, prefix+name)
-	return b, s3Scheme + bucket + "/" + prefix + name, err
 }
