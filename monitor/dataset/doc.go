@@ -1,9 +1,10 @@
-// Package dataset finds and reads what the drift monitor is given from
-// outside: the datasets `streamscore monitor` profiles and the baselines
-// both it and the in-stream monitor judge against. The monitor package
-// itself does no I/O; this is its one reader, so the CLI and the pipeline
-// accept the same locations and the same files, and refuse the rest with
-// the same messages.
+// Package dataset finds and reads what the monitors are given from
+// outside: the datasets `streamscore monitor` profiles, the baselines both
+// it and the in-stream monitor judge against, and the predictions and
+// labels `streamscore monitor quality` joins. The monitor and
+// monitor/quality packages themselves do no I/O; this is their one reader,
+// so the CLI and the pipeline accept the same locations and the same
+// files, and refuse the rest with the same messages.
 //
 // What it owns:
 //   - Locations (input.go): a local file or directory, an S3 object
@@ -20,6 +21,17 @@
 //   - Baselines (baseline.go): statistics.json and constraints.json from a
 //     directory or an s3:// prefix, ours or Model Monitor's; without
 //     constraints.json, the constraints Model Monitor would suggest.
+//   - Quality inputs (quality.go, quality_labels.go, quality_parquet.go):
+//     predictions (ReadPredictions: a CSV of inference_id and score, or the
+//     S3 sink's Parquet results, its updates and partial rows left out as
+//     the drift monitor leaves them) and labels (ReadLabels: a CSV of
+//     inference_id and label, or Model Monitor's ground-truth JSON Lines),
+//     gzip'd too, streamed one record at a time; a bad record is named by
+//     file and line (or row) for the caller to skip or stop on. Their
+//     formats are told as Profile tells them (format.go). The model-quality
+//     baseline (LoadQualityBaseline): constraints.json from a directory or
+//     an s3:// prefix, or without it the constraints Model Monitor would
+//     suggest for the statistics.json there.
 //   - The names Model Monitor gives its files (StatisticsFile,
 //     ConstraintsFile, ViolationsFile).
 package dataset
