@@ -260,7 +260,6 @@ func (c *Constraints) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	present := func(r json.RawMessage) bool { return len(r) > 0 && string(r) != "null" }
 	if present(raw.Multiclass) {
 		return atField("multiclass_classification_constraints", errors.New("multiclass models are not supported"))
 	}

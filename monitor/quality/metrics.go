@@ -130,8 +130,8 @@ func validateMetrics[T any](defs []metricDef[T], m *T) error {
 func decodeMetrics[T any](defs []metricDef[T], fields map[string]json.RawMessage, m *T) error {
 	for i := range defs {
 		d := &defs[i]
-		raw, ok := fields[d.key]
-		if !ok || string(raw) == "null" {
+		raw := fields[d.key]
+		if !present(raw) {
 			if d.optional {
 				continue
 			}
@@ -163,6 +163,10 @@ func atField(path string, err error) error {
 }
 
 var errMissing = errors.New("missing")
+
+// present reports whether a field is there: a null is as missing as an
+// absent field, whatever it stands for.
+func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
 
 // decodeField decodes raw into v, errors under path. A JSON value of the
 // wrong type is said in words, without its offset, which is relative to
@@ -224,8 +228,8 @@ func (m *BinaryMetrics) UnmarshalJSON(data []byte) error {
 		{"receiver_operating_characteristic_curve", &out.ROC},
 		{"precision_recall_curve", &out.PR},
 	} {
-		raw, ok := fields[f.key]
-		if !ok || string(raw) == "null" {
+		raw := fields[f.key]
+		if !present(raw) {
 			return atField(f.key, errMissing)
 		}
 		if err := decodeField(raw, f.v, f.key); err != nil {
@@ -301,7 +305,6 @@ func (s *Statistics) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	present := func(r json.RawMessage) bool { return len(r) > 0 && string(r) != "null" }
 	if present(raw.Multiclass) {
 		return atField("multiclass_classification_metrics", errors.New("multiclass models are not supported"))
 	}

@@ -229,7 +229,7 @@ func (m *Metric) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
-	if len(raw.Value) == 0 || string(raw.Value) == "null" {
+	if !present(raw.Value) {
 		return atField("value", errMissing)
 	}
 	v, err := parseFloat(raw.Value)
@@ -237,7 +237,7 @@ func (m *Metric) UnmarshalJSON(data []byte) error {
 		return atField("value", err)
 	}
 	sd := math.NaN()
-	if len(raw.StandardDeviation) > 0 && string(raw.StandardDeviation) != "null" {
+	if present(raw.StandardDeviation) {
 		if sd, err = parseFloat(raw.StandardDeviation); err != nil {
 			return atField("standard_deviation", err)
 		}
