@@ -452,9 +452,18 @@ func (s *KLL) Quantile(q float64) float64 {
 // in [lower, upper].
 func (s *KLL) Buckets(lo, hi float64, n int) []Bucket {
 	out := make([]Bucket, n)
+	edge := func(i int) float64 {
+		e := lo + (hi-lo)*float64(i)/float64(n) // Deequ's arithmetic
+		if !finite(e) {
+			// Bounds near float64's limits overflow hi-lo: interpolate
+			// instead, so the buckets stay writable.
+			f := float64(i) / float64(n)
+			e = min(max(lo*(1-f)+hi*f, lo), hi)
+		}
+		return e
+	}
 	for i := range n {
-		l := lo + (hi-lo)*float64(i)/float64(n)
-		u := lo + (hi-lo)*float64(i+1)/float64(n)
+		l, u := edge(i), edge(i+1)
 		var c float64
 		if i == n-1 {
 			c = s.rank(u, true) - s.rank(l, false)

@@ -59,9 +59,9 @@ func (p *Profile) numerical(c *colState, common Common) *NumericalStatistics {
 	if c.n == 0 {
 		return ns
 	}
-	ns.Mean = c.shift + c.mean
-	ns.Sum = c.sum + c.sumComp
-	ns.StdDev = math.Sqrt(max(c.m2, 0) / float64(c.n))
+	ns.Mean = clampFinite(c.shift + c.mean)
+	ns.Sum = clampFinite(c.sum + c.sumComp)
+	ns.StdDev = clampFinite(math.Sqrt(max(c.m2, 0) / float64(c.n)))
 	ns.Min, ns.Max = c.minV, c.maxV
 	if c.kll != nil && c.kll.Count() > 0 {
 		sk := c.kll.Sketch()
@@ -72,6 +72,24 @@ func (p *Profile) numerical(c *colState, common Common) *NumericalStatistics {
 		c.kll.dropView() // a profile between periods holds its sketch only
 	}
 	return ns
+}
+
+// clampFinite keeps a moment of values near float64's limits writable: a sum
+// or a squared deviation of values beyond about 1e154 overflows, and
+// statistics.json has no infinity. An overflow is written as the largest
+// float64 of its sign, an undefined one (both signs overflowed) as 0, so
+// one absurd reading costs the column its moments, never the whole
+// period's file.
+func clampFinite(v float64) float64 {
+	switch {
+	case math.IsNaN(v):
+		return 0
+	case math.IsInf(v, 1):
+		return math.MaxFloat64
+	case math.IsInf(v, -1):
+		return -math.MaxFloat64
+	}
+	return v
 }
 
 func (c *colState) stringStats(common Common) *StringStatistics {

@@ -258,6 +258,7 @@ func FuzzProfile(f *testing.F) {
 	f.Add(gz.Bytes())
 	f.Add([]byte("a,b\n\"x\"\"y\",\n,\n"))
 	f.Add([]byte("\uFEFFa\ntrue\nfalse\n1e308\n-0\n"))
+	f.Add([]byte("A\n1e200\n000")) // squared deviations overflow float64
 	pq := filepath.Join(f.TempDir(), "seed.parquet")
 	r := resultRows{n: 40}
 	rec := r.batch(f, 0, r.n)
