@@ -54,3 +54,16 @@ func byFormat(name string, rc io.Reader, text func(name string, r *bufio.Reader)
 	defer remove()
 	return pq(name, f)
 }
+
+// guard runs a call into arrow-go's Parquet reader, which panics on some
+// corrupt files (a page header that contradicts its page type, found by
+// FuzzProfile): that is the file's fault, and is reported as such. Only
+// the library's calls are guarded, never the caller's callback.
+func guard(name string, call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: corrupt Parquet file: %v", name, r)
+		}
+	}()
+	return call()
+}

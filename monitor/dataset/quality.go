@@ -7,8 +7,9 @@ package dataset
 // Open resolves. Records stream through a callback one at a time: a reader
 // holds one line (at most maxRecordLine bytes) or one Parquet batch, never
 // the file, so what the caller keeps is all the memory a large input costs.
-// This file has the records, the options, the objects' formats and CSV;
-// quality_labels.go the labels, quality_parquet.go the S3 sink's results.
+// This file has the records, the options and CSV; format.go tells an
+// object's format, quality_labels.go reads the labels and
+// quality_parquet.go the S3 sink's results.
 
 import (
 	"bufio"

@@ -24,19 +24,6 @@ import (
 	"github.com/streamscore/streamscore/sinks"
 )
 
-// guard runs a call into arrow-go's Parquet reader, which panics on some
-// corrupt files (a page header that contradicts its page type, found by
-// FuzzProfile): that is the file's fault, and is reported as such. Only
-// the library's calls are guarded, never the caller's callback.
-func guard(name string, call func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt Parquet file: %v", name, r)
-		}
-	}()
-	return call()
-}
-
 // predictionsParquet reads the predictions of one Parquet file: the id
 // (result_id, or inference_id in a file that is not ours), the score, and
 // where present model_version and processing_time; rows MonitorSkip
