@@ -40,6 +40,7 @@ type Config struct {
 	Sinks    Sinks              `yaml:"sinks"`
 	Alerts   Alerts             `yaml:"alerts"`
 	Monitor  Monitor            `yaml:"monitor"`
+	Labels   *Labels            `yaml:"labels"`
 	Ops      Ops                `yaml:"ops"`
 
 	// File is the path the configuration was read from.
@@ -326,6 +327,10 @@ type Rule struct {
 	// each feature of this monitored window, period after period (the
 	// baseline's threshold and method decide what drifted).
 	Drift string `yaml:"drift"`
+	// Quality makes a model-quality rule: it judges each period's
+	// model-quality verdict of this scorer (a monitor.quality entry), and
+	// fires while a metric violates its constraint.
+	Quality string `yaml:"quality"`
 	// Severity is info, warning or critical.
 	Severity string `yaml:"severity"`
 	// FireAfter consecutive windows at or above the threshold raise the
@@ -352,6 +357,9 @@ type Monitor struct {
 	Settle Duration `yaml:"settle"`
 	// Windows are the monitored windows.
 	Windows []MonitoredWindow `yaml:"windows"`
+	// Quality are the scorers whose predictions are judged against the
+	// ground truth of labels, period by period (docs/quality.md).
+	Quality []QualityMonitor `yaml:"quality"`
 }
 
 // MonitoredWindow is one window whose results the monitor watches.

@@ -50,7 +50,7 @@ func TestMonitorSectionProblems(t *testing.T) {
 		{"drift rule on an unmonitored window", "{name: drift, drift: w}", "{name: drift, drift: w2}",
 			"alerts.rules[0].drift", `undefined monitored window "w2" (defined: w)`},
 		{"rule with scorer and drift", "{name: drift, drift: w}", "{name: drift, drift: w, scorer: sc}",
-			"alerts.rules[0]", "not both"},
+			"alerts.rules[0]", "a rule judges one thing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

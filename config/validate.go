@@ -180,6 +180,7 @@ func (c *Config) validate() Errors {
 		}
 	}
 	monitored := c.validateMonitor(&p, windows, scorers)
+	judged := c.validateQuality(&p, streams, scorers)
 	if len(c.Alerts.Rules) > 0 && c.Alerts.Topic == "" {
 		p.add("alerts.topic", "missing: alert rules need a topic")
 	}
@@ -188,11 +189,13 @@ func (c *Config) validate() Errors {
 		if r.Name == "" {
 			p.add(path+".name", "missing")
 		}
-		switch {
-		case r.Drift != "" && r.Scorer != "":
-			p.add(path, "a rule judges either a scorer's scores (scorer) or a window's drift (drift), not both")
+		switch kinds := btoi(r.Scorer != "") + btoi(r.Drift != "") + btoi(r.Quality != ""); {
+		case kinds > 1:
+			p.add(path, "a rule judges one thing: a scorer's scores (scorer), a window's drift (drift) or a scorer's model quality (quality)")
 		case r.Drift != "":
 			p.ref(path+".drift", "monitored window", r.Drift, monitored)
+		case r.Quality != "":
+			p.ref(path+".quality", "quality-monitored scorer", r.Quality, judged)
 		default:
 			p.ref(path+".scorer", "scorer", r.Scorer, scorers)
 		}
@@ -230,4 +233,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
