@@ -220,6 +220,8 @@ type Scorer struct {
 	// CanaryPercent routes this share of entities (by hash) to the
 	// challenger as the acting model.
 	CanaryPercent float64 `yaml:"canary_percent"`
+	// Promotion is when the challenger replaces the champion.
+	Promotion *Promotion `yaml:"promotion"`
 }
 
 // Endpoint is a SageMaker real-time endpoint behind a circuit breaker.

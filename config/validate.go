@@ -179,6 +179,7 @@ func (c *Config) validate() Errors {
 			p.add("sinks.dead_letter.large_records", "truncate with a bucket set: large records would be cut although the bucket could hold them whole; drop large_records or set it to bucket")
 		}
 	}
+	c.validatePromotions(&p)
 	monitored := c.validateMonitor(&p, windows, scorers)
 	judged := c.validateQuality(&p, streams, scorers)
 	if len(c.Alerts.Rules) > 0 && c.Alerts.Topic == "" {
