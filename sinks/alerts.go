@@ -42,8 +42,10 @@ type AlertRule struct {
 	// Score names the score column; default "score" (none for drift).
 	Score string `yaml:"score" json:"score"`
 	// Drift, if set, is the window whose monitor verdicts this rule
-	// judges, instead of scores: a rule judges one or the other.
-	Drift string `yaml:"drift" json:"drift"`
+	// judges, instead of scores; Quality, the scorer whose model-quality
+	// verdicts it judges (see Alerts.Quality). A rule judges one thing.
+	Drift   string `yaml:"drift" json:"drift"`
+	Quality string `yaml:"quality" json:"quality"`
 	// Levels are the severities, any order; the highest threshold reached
 	// wins. A drift rule has its lowest one's severity (the monitor judges).
 	Levels []AlertLevel `yaml:"levels" json:"levels"`
@@ -98,6 +100,11 @@ type Alert struct {
 	PeriodEnd   time.Time      `json:"period_end,omitzero"`
 	Drift       []DriftFeature `json:"drift,omitempty"`
 	Violations  string         `json:"violations,omitempty"`
+	// Scorer and Quality say what a model-quality alert judged: the
+	// scorer, Model its model version, and the metrics that violated
+	// their constraints (or cleared).
+	Scorer  string          `json:"scorer,omitempty"`
+	Quality []QualityMetric `json:"quality,omitempty"`
 }
 
 // FeatureContribution is one model input's share of the score behind an
@@ -164,18 +171,6 @@ func TopFeatures(cs []FeatureContribution, n int) []FeatureContribution {
 	return slices.Clip(out[:min(len(out), n)])
 }
 
-// dedupID is the FIFO deduplication id: a hash of rule, entity (or
-// pipeline/window), window (or period) and state, so a replay does not
-// alert twice.
-func (a *Alert) dedupID() string {
-	parts := []string{a.Rule, a.Stream, a.Entity, strconv.FormatInt(a.WindowStart.UnixNano(), 10), strconv.FormatInt(a.WindowEnd.UnixNano(), 10), a.State, a.Severity}
-	if a.Window != "" {
-		parts = []string{"drift", a.Rule, a.Pipeline, a.Window, strconv.FormatInt(a.PeriodStart.UnixNano(), 10), strconv.FormatInt(a.PeriodEnd.UnixNano(), 10), a.State, a.Severity}
-	}
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x1f")))
-	return hex.EncodeToString(h[:])
-}
-
 // AlertsAPI is the part of the SNS client the alert sink uses.
 type AlertsAPI interface {
 	PublishBatch(context.Context, *sns.PublishBatchInput, ...func(*sns.Options)) (*sns.PublishBatchOutput, error)
@@ -240,12 +235,12 @@ func NewAlerts(o AlertOptions) (*Alerts, error) {
 		if len(r.Levels) == 0 {
 			return nil, fmt.Errorf("sinks: alert rule %q: at least one level is required", r.Name)
 		}
-		if r.Drift != "" && r.Score != "" {
-			return nil, fmt.Errorf("sinks: alert rule %q: drift %q and score %q are exclusive: a drift rule judges the monitor's verdicts, not a score", r.Name, r.Drift, r.Score)
+		if r.Drift != "" && r.Score != "" || r.Quality != "" && (r.Drift != "" || r.Score != "") {
+			return nil, fmt.Errorf("sinks: alert rule %q: score %q, drift %q and quality %q are exclusive: a rule judges scores, or the monitor's drift or model-quality verdicts", r.Name, r.Score, r.Drift, r.Quality)
 		}
 		r.Levels = slices.Clone(r.Levels)
 		slices.SortFunc(r.Levels, func(a, b AlertLevel) int { return cmp.Compare(a.Threshold, b.Threshold) })
-		if r.Score == "" && r.Drift == "" {
+		if r.Score == "" && r.Drift == "" && r.Quality == "" {
 			r.Score = ColScore
 		}
 		r.FireAfter = max(r.FireAfter, 1)
@@ -322,7 +317,7 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 	h.mu.Lock()
 	for ri := range h.o.Rules {
 		r := &h.o.Rules[ri]
-		if r.Drift != "" || (r.Stream != "" && r.Stream != b.Stream) {
+		if r.Drift != "" || r.Quality != "" || (r.Stream != "" && r.Stream != b.Stream) {
 			continue
 		}
 		for i := range v.n {
@@ -472,7 +467,7 @@ func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry
 		subject = subject[:maxSubject]
 	}
 	attrs := map[string]snstypes.MessageAttributeValue{}
-	for k, v := range map[string]string{"severity": a.Severity, "stream": a.Stream, "entity": a.Entity, "model": a.Model, "state": a.State, "rule": a.Rule, "pipeline": a.Pipeline, "window": a.Window} {
+	for k, v := range map[string]string{"severity": a.Severity, "stream": a.Stream, "entity": a.Entity, "model": a.Model, "state": a.State, "rule": a.Rule, "pipeline": a.Pipeline, "window": a.Window, "scorer": a.Scorer} {
 		if v != "" {
 			// SNS refuses control characters in attributes; the exact
 			// value is in the message body.
@@ -483,7 +478,7 @@ func (h *alertHandler) entry(i int, a *Alert) (snstypes.PublishBatchRequestEntry
 		Id: aws.String(strconv.Itoa(i)), Message: aws.String(string(body)), Subject: aws.String(subject), MessageAttributes: attrs,
 	}
 	if h.fifo {
-		e.MessageGroupId = aws.String(GroupID(cmp.Or(a.Entity, a.driftGroup(), a.Rule)))
+		e.MessageGroupId = aws.String(GroupID(cmp.Or(a.Entity, a.periodGroup(), a.Rule)))
 		e.MessageDeduplicationId = aws.String(a.dedupID())
 	}
 	return e, nil

@@ -119,69 +119,21 @@ func (h *alertHandler) drift(ctx context.Context, rep DriftReport) error {
 	if err := rep.check(); err != nil {
 		return err
 	}
-	h.driftMu.Lock()
-	defer h.driftMu.Unlock()
-	// The rules judge copies of the state, committed once published.
-	type verdict struct {
-		k  alertKey
-		st alertState
+	items := make([]periodItem, len(rep.Features))
+	for i, f := range rep.Features {
+		items[i] = periodItem{name: f.Feature, bad: f.Drifted}
 	}
-	var next []verdict
-	var out []Alert
-	stale := 0
-	h.mu.Lock()
-	for ri := range h.o.Rules {
-		r := &h.o.Rules[ri]
-		if r.Drift != rep.Window || (r.Model != "" && r.Model != rep.Model) {
-			continue
-		}
-		var fired, cleared []DriftFeature
-		for _, f := range rep.Features {
-			k := alertKey{rule: r.Name, stream: rep.Pipeline, window: rep.Window, entity: f.Feature}
-			var st alertState
-			if p := h.state[k]; p != nil {
-				st = *p
+	return h.judgePeriod(ctx, periodReport{
+		name: rep.name(), pipeline: rep.Pipeline, subject: rep.Window, end: rep.PeriodEnd, items: items,
+		rule: func(r *AlertRule) bool { return r.Drift == rep.Window && (r.Model == "" || r.Model == rep.Model) },
+		alert: func(r *AlertRule, state string, idx []int) Alert {
+			fs := make([]DriftFeature, len(idx))
+			for i, j := range idx {
+				fs[i] = rep.Features[j]
 			}
-			if !st.judged.IsZero() && !rep.PeriodEnd.After(st.judged) {
-				stale++ // counting a period twice would break "N consecutive periods"
-				continue
-			}
-			level := -1 // a drift rule has one level: its lowest
-			if f.Drifted {
-				level = 0
-			}
-			switch st.advance(r, level, rep.PeriodEnd) {
-			case StateFiring:
-				fired = append(fired, f)
-			case StateResolved:
-				cleared = append(cleared, f)
-			}
-			st.judged = rep.PeriodEnd
-			next = append(next, verdict{k, st})
-		}
-		if len(fired) > 0 {
-			out = append(out, driftAlert(r, &rep, StateFiring, fired))
-		}
-		if len(cleared) > 0 {
-			out = append(out, driftAlert(r, &rep, StateResolved, cleared))
-		}
-	}
-	h.mu.Unlock()
-	if stale > 0 {
-		h.o.Logger.Warn("drift report for a period already judged; its verdicts are ignored", "sink", "alerts", "report", rep.name(), "features", stale)
-	}
-	if err := h.publish(ctx, out, nil); err != nil {
-		return fmt.Errorf("sinks: drift report %s: %w", rep.name(), err)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, j := range next {
-		h.clock++
-		j.st.seen = h.clock
-		h.state[j.k] = &j.st
-	}
-	h.evict()
-	return nil
+			return driftAlert(r, &rep, state, fs)
+		},
+	})
 }
 
 // driftAlert is the one alert of a rule and state for a period: fs are
@@ -224,11 +176,3 @@ func driftNumber(x float64) string {
 	return strconv.FormatFloat(x, 'f', 2, 64)
 }
 
-// driftGroup is a drift alert's FIFO group, "" for other alerts: one
-// monitored window's alerts keep their order.
-func (a *Alert) driftGroup() string {
-	if a.Window == "" {
-		return ""
-	}
-	return a.Pipeline + "/" + a.Window
-}
