@@ -175,4 +175,3 @@ func driftNumber(x float64) string {
 	}
 	return strconv.FormatFloat(x, 'f', 2, 64)
 }
-

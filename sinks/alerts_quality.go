@@ -117,7 +117,9 @@ func (a *Alerts) Quality(ctx context.Context, r QualityReport) error {
 	}
 	return a.h.judgePeriod(ctx, periodReport{
 		name: r.name(), pipeline: r.Pipeline, subject: "quality/" + r.Scorer + "/" + r.ModelVersion, end: r.PeriodEnd, items: items,
-		rule: func(rl *AlertRule) bool { return rl.Quality == r.Scorer && (rl.Model == "" || rl.Model == r.ModelVersion) },
+		rule: func(rl *AlertRule) bool {
+			return rl.Quality == r.Scorer && (rl.Model == "" || rl.Model == r.ModelVersion)
+		},
 		alert: func(rl *AlertRule, state string, idx []int) Alert {
 			ms := make([]QualityMetric, len(idx))
 			for i, j := range idx {

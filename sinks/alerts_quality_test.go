@@ -24,7 +24,7 @@ func qualityReport(p int, version string) QualityReport {
 	}
 	return QualityReport{Pipeline: "factory", Scorer: "failure", ModelVersion: version, PeriodStart: start, PeriodEnd: end,
 		Violations: "s3://lake/monitoring/model-quality/factory/failure/p/" + version + "/constraint_violations.json",
-		Metrics: []QualityMetric{f1, {Metric: "auc", Value: 0.93, Threshold: 0.8, Comparison: "LessThanThreshold"}}}
+		Metrics:    []QualityMetric{f1, {Metric: "auc", Value: 0.93, Threshold: 0.8, Comparison: "LessThanThreshold"}}}
 }
 
 // TestAlertsQualityHysteresis: through the real SNS to SQS path, a quality
