@@ -32,7 +32,8 @@ type S3Options struct {
 	Prefix string
 	// RollBytes rolls a shard's file once it reaches this size; default 128 MiB.
 	RollBytes int64
-	// RollAge rolls a shard's file this long after its first row; default 60 s.
+	// RollAge rolls a shard's file this long after its first row; default
+	// defaultRollAge.
 	RollAge time.Duration
 	// RowGroupBytes starts a new Parquet row group once the buffered one
 	// reaches this many bytes; it bounds the memory each open file holds.
@@ -78,6 +79,12 @@ type S3Options struct {
 	Now func() time.Time
 }
 
+// defaultRollAge is how long a shard's file stays open when sinks.s3
+// roll_age is not set, for the results and the ground truth alike: a
+// minute bounds how late a row becomes durable (and so checkpointed)
+// without making many small files.
+const defaultRollAge = 60 * time.Second
+
 // FloatEncoding names a Parquet encoding for float and double columns.
 type FloatEncoding string
 
@@ -115,7 +122,7 @@ func NewS3(o S3Options) (*S3, error) {
 		o.RollBytes = 128 << 20
 	}
 	if o.RollAge <= 0 {
-		o.RollAge = 60 * time.Second
+		o.RollAge = defaultRollAge
 	}
 	if o.RowGroupBytes <= 0 {
 		o.RowGroupBytes = 32 << 20
