@@ -19,9 +19,10 @@ import (
 func newModelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
-		Short: "Inspect, run and benchmark scoring models (XGBoost JSON/UBJSON, model.tar.gz, linear JSON)",
+		Short: "Inspect, run, benchmark, promote and roll back scoring models (XGBoost JSON/UBJSON, model.tar.gz, linear JSON)",
 	}
-	cmd.AddCommand(newModelInspectCmd(), newModelPredictCmd(), newModelBenchCmd())
+	cmd.AddCommand(newModelInspectCmd(), newModelPredictCmd(), newModelBenchCmd(),
+		newModelPromoteCmd(), newModelRollbackCmd(), newModelStatusCmd())
 	return cmd
 }
 
