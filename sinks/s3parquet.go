@@ -5,7 +5,7 @@ package sinks
 // columns), their encodings, and the Hive partition of a row.
 
 import (
-	"fmt"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -165,6 +165,5 @@ func (h *s3Handler) outputSchema(in *arrow.Schema, model, fallback, event arrow.
 
 // partition is the Hive partition path of a row, from its window start.
 func partition(stream string, windowStartNanos int64) string {
-	t := time.Unix(0, windowStartNanos).UTC()
-	return fmt.Sprintf("stream=%s/dt=%04d-%02d-%02d/hour=%02d", stream, t.Year(), t.Month(), t.Day(), t.Hour())
+	return strings.TrimSuffix(ResultsPartition(stream, time.Unix(0, windowStartNanos)), "/")
 }

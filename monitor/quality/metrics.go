@@ -99,11 +99,7 @@ func findDef[T any](defs []metricDef[T], key string) *metricDef[T] {
 }
 
 func metricKeys[T any](defs []metricDef[T]) string {
-	keys := make([]string, len(defs))
-	for i := range defs {
-		keys[i] = defs[i].key
-	}
-	return strings.Join(keys, ", ")
+	return strings.Join(defKeys(defs), ", ")
 }
 
 // validateMetrics checks each present metric: a value NaN or in the
