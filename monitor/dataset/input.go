@@ -25,8 +25,15 @@ import (
 // S3 is what reading datasets and baselines needs of an S3 client. The
 // SDK's client satisfies it, and so does the pipeline's.
 type S3 interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	S3Getter
 	s3.ListObjectsV2APIClient
+}
+
+// S3Getter is what reading one S3 object by its key needs of a client:
+// a caller that lists keys itself (the reducer picking a period's
+// partitions) needs no more.
+type S3Getter interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
 var _ S3 = (*s3.Client)(nil)
@@ -90,7 +97,7 @@ func Open(ctx context.Context, c S3, input string) ([]Object, error) {
 		if key == "" || strings.HasSuffix(key, "/") {
 			return listPrefix(ctx, c, bucket, key)
 		}
-		return []Object{s3Object(c, bucket, key)}, nil
+		return []Object{S3Object(c, bucket, key)}, nil
 	}
 	st, err := os.Stat(input)
 	if err != nil {
@@ -130,7 +137,11 @@ func localFile(p string) Object {
 	return Object{name: p, open: func(context.Context) (io.ReadCloser, error) { return os.Open(p) }}
 }
 
-func s3Object(c S3, bucket, key string) Object {
+// S3Object is the object at key in bucket, read through c when a reader
+// opens it (nothing is fetched before): for a caller that has listed the
+// keys itself. Its name, in errors, is its s3:// URI. Unlike Open, it
+// skips no name: the caller chose the key.
+func S3Object(c S3Getter, bucket, key string) Object {
 	uri := s3Scheme + bucket + "/" + key
 	return Object{name: uri, open: func(ctx context.Context) (io.ReadCloser, error) {
 		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
@@ -159,7 +170,7 @@ func listPrefix(ctx context.Context, c S3, bucket, prefix string) ([]Object, err
 			if strings.HasSuffix(key, "/") || hiddenBelow(strings.TrimPrefix(key, prefix)) {
 				continue
 			}
-			out = append(out, s3Object(c, bucket, key))
+			out = append(out, S3Object(c, bucket, key))
 		}
 	}
 	if len(out) == 0 {

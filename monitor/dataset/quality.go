@@ -30,12 +30,18 @@ import (
 )
 
 // Column names of the quality monitor's CSV inputs. A predictions CSV has
-// ColInferenceID and a score column (sinks.ColScore) and may have a
-// model_version one (sinks.ColModelVersion); a labels CSV has
-// ColInferenceID and ColLabel. Other columns are ignored.
+// ColInferenceID and a score column (sinks.ColScore) and may have the
+// results' model_version, entity, window_end, challenger_score and
+// challenger_model_version (sinks' names); a labels CSV has ColLabel and
+// ColInferenceID, or entity (sinks.ColEntity) and ColTime, or all three.
+// Other columns are ignored.
 const (
 	ColInferenceID = "inference_id"
 	ColLabel       = "label"
+	// ColTime is when a label's event happened (a failure, a
+	// cancellation), RFC 3339: a label without an inference id judges its
+	// entity's predictions by it (docs/quality.md, the horizon rule).
+	ColTime = "time"
 )
 
 // maxRecordLine bounds one line of a CSV or JSON Lines input: a record of
@@ -62,13 +68,39 @@ type Prediction struct {
 	// two rows with one id, a replay's and the original, the readers' rule
 	// (docs/sinks.md) keeps the one written first. Zero for CSV.
 	Written time.Time
+	// Entity is the key the row's window was computed for (the results'
+	// entity column); "" when the input has none. Labels without an
+	// inference id judge predictions by it.
+	Entity string
+	// WindowEnd is the end of the row's window (the results' window_end;
+	// in a CSV, an optional RFC 3339 window_end column): the prediction's
+	// time, by which a period holds it and a horizon judges it. Zero when
+	// the input has none.
+	WindowEnd time.Time
+	// ChallengerScore is the shadow challenger's output for the same row
+	// (challenger_score), NaN when the row has none.
+	ChallengerScore float64
+	// ChallengerVersion is the shadow challenger's model version
+	// (challenger_model_version): "" when no challenger scored the row, so
+	// a row it scored is one with a ChallengerVersion (its score may still
+	// be missing: NaN, counted as the challenger's missing).
+	ChallengerVersion string
 }
 
-// Label is one ground-truth label: the true value of the prediction with
-// inference id ID. Binary labels are 1 (the positive class) or 0.
+// Label is one ground-truth label. Binary labels are 1 (the positive
+// class) or 0. A label judges the prediction whose inference id is ID;
+// without an ID, it judges by Entity and Time (JudgePeriod's horizon
+// rule), and a reader gives no label with neither.
 type Label struct {
 	ID    string
 	Value float64
+	// Entity is the entity the label is about ("" when the input names
+	// none): the streamscore.entity of a ground-truth record, or a CSV's
+	// entity column.
+	Entity string
+	// Time is when the labelled event happened (zero when the input says
+	// not): streamscore.time, or a CSV's time column.
+	Time time.Time
 }
 
 // RecordError is a record of an input that could not be read: a line of
@@ -219,26 +251,58 @@ func jsonLines(br *bufio.Reader) bool {
 }
 
 // cells is a CSV input's header, resolved: the index of each wanted
-// column, -1 for an optional one it lacks.
+// column, -1 for one it lacks.
 type cells map[string]int
 
-// readCSV reads a CSV with a header line naming at least the required
-// columns, and calls row with each record and its first line. An error
-// row returns as a *RecordError goes to the bad-record rule; any other
-// stops the read.
-func (rd *reader) readCSV(name string, r io.Reader, required, optional []string, row func(rec []string, col cells, line int) error) error {
+// get is the trimmed cell of column c, "" when the file has no such column.
+func (col cells) get(rec []string, c string) string {
+	if i := col[c]; i >= 0 {
+		return strings.TrimSpace(rec[i])
+	}
+	return ""
+}
+
+// csvColumns are the columns a CSV input is read by: the header must name
+// every column of at least one set of required, and may name optional.
+type csvColumns struct {
+	required [][]string
+	optional []string
+}
+
+// want says what a header must name, for errors.
+func (c csvColumns) want() string {
+	alts := make([]string, len(c.required))
+	for i, set := range c.required {
+		alts[i] = strings.Join(set, " and ")
+		if len(set) > 2 {
+			alts[i] = strings.Join(set[:len(set)-1], ", ") + " and " + set[len(set)-1]
+		}
+	}
+	return strings.Join(alts, ", or ")
+}
+
+// readCSV reads a CSV with a header line naming the columns cs requires,
+// and calls row with each record and its first line. An error row
+// returns as a *RecordError goes to the bad-record rule; any other stops
+// the read.
+func (rd *reader) readCSV(name string, r io.Reader, cs csvColumns, row func(rec []string, col cells, line int) error) error {
 	lim := &lineLimit{r: r, name: name}
 	cr := csv.NewReader(lim)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s: empty: want a header line naming %s", name, strings.Join(required, " and "))
+		return fmt.Errorf("%s: empty: want a header line naming %s", name, cs.want())
 	}
 	if err != nil {
 		return csvError(name, err, nil, 0)
 	}
 	col := cells{}
-	for _, want := range append(append([]string(nil), required...), optional...) {
+	for _, set := range cs.required {
+		for _, want := range set {
+			col[want] = -1
+		}
+	}
+	for _, want := range cs.optional {
 		col[want] = -1
 	}
 	for i, h := range header {
@@ -252,11 +316,26 @@ func (rd *reader) readCSV(name string, r io.Reader, required, optional []string,
 			col[h] = i
 		}
 	}
-	for _, want := range required {
-		if col[want] < 0 {
-			return fmt.Errorf("%s:1: no %q column (the header is %s): want a header line naming %s", name, want,
-				strings.Join(header, ","), strings.Join(required, " and "))
+	missing := ""
+	for k, set := range cs.required {
+		lacks := ""
+		for _, want := range set {
+			if col[want] < 0 {
+				lacks = want
+				break
+			}
 		}
+		if lacks == "" {
+			missing = ""
+			break
+		}
+		if k == 0 {
+			missing = lacks
+		}
+	}
+	if missing != "" {
+		return fmt.Errorf("%s:1: no %q column (the header is %s): want a header line naming %s", name, missing,
+			strings.Join(header, ","), cs.want())
 	}
 	for {
 		rec, err := cr.Read()
@@ -331,23 +410,56 @@ func (l *lineLimit) tooLong() error {
 	return fmt.Errorf("line %d: over %d KiB without a line break: not a CSV of predictions or labels", l.line+1, maxRecordLine>>10)
 }
 
+// predictionsColumns are a predictions CSV's: the id and the score, and
+// the results' columns a period and a horizon judge by, if it has them.
+var predictionsColumns = csvColumns{
+	required: [][]string{{ColInferenceID, sinks.ColScore}},
+	optional: []string{sinks.ColModelVersion, sinks.ColEntity, sinks.ColWindowEnd, sinks.ColChallengerScore, sinks.ColChallengerModelVersion},
+}
+
 func (rd *reader) predictionsCSV(name string, r io.Reader, fn func(Prediction) error) error {
-	version := sinks.ColModelVersion
-	return rd.readCSV(name, r, []string{ColInferenceID, sinks.ColScore}, []string{version}, func(rec []string, col cells, line int) error {
-		id := strings.TrimSpace(rec[col[ColInferenceID]])
+	return rd.readCSV(name, r, predictionsColumns, func(rec []string, col cells, line int) error {
+		bad := func(column string, err error) error {
+			return &RecordError{File: name, Line: line, Column: column, Err: err}
+		}
+		id := col.get(rec, ColInferenceID)
 		if id == "" {
-			return &RecordError{File: name, Line: line, Column: ColInferenceID, Err: errors.New("empty")}
+			return bad(ColInferenceID, errors.New("empty"))
 		}
 		score, err := parseScore(rec[col[sinks.ColScore]])
 		if err != nil {
-			return &RecordError{File: name, Line: line, Column: sinks.ColScore, Err: err}
+			return bad(sinks.ColScore, err)
 		}
-		p := Prediction{ID: id, Score: score}
-		if i := col[version]; i >= 0 {
-			p.ModelVersion = strings.TrimSpace(rec[i])
+		p := Prediction{ID: id, Score: score, ModelVersion: col.get(rec, sinks.ColModelVersion), Entity: col.get(rec, sinks.ColEntity),
+			ChallengerScore: math.NaN(), ChallengerVersion: col.get(rec, sinks.ColChallengerModelVersion)}
+		if p.WindowEnd, err = parseTime(col.get(rec, sinks.ColWindowEnd)); err != nil {
+			return bad(sinks.ColWindowEnd, err)
+		}
+		if i := col[sinks.ColChallengerScore]; i >= 0 {
+			if p.ChallengerScore, err = parseScore(rec[i]); err != nil {
+				return bad(sinks.ColChallengerScore, err)
+			}
 		}
 		return fn(p)
 	})
+}
+
+// parseTime reads a CSV or JSON time: RFC 3339, fractions of a second
+// optional; "" is no time (zero). A time is kept in UTC, and must fall
+// where a time in Unix nanoseconds can (1678 to 2262), which a join
+// compares it in.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (like 2026-12-03T07:00:00.123Z)", s)
+	}
+	if !time.Unix(0, t.UnixNano()).Equal(t) {
+		return time.Time{}, fmt.Errorf("%q is out of range (years 1678 to 2262)", s)
+	}
+	return t.UTC(), nil
 }
 
 // parseScore reads a CSV score: a number; an empty cell is a missing score

@@ -7,9 +7,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fuzzObject is an object of the given bytes, named "fuzz".
@@ -54,9 +54,11 @@ func checkBad(t *testing.T, seen []*RecordError, st ReadStats, err error) {
 }
 
 // FuzzReadLabels: whatever bytes a labels input holds, a read either fails
-// naming the file, or gives labels with an id and a finite value (0 or 1
-// when binary); skipping bad records, each is named by file and line, and
-// a read that succeeded without skipping gives the same labels with none.
+// naming the file, or gives labels with an id or an entity and a time (in
+// UTC, representable in Unix nanoseconds, as the join compares them),
+// trimmed, and a finite value (0 or 1 when binary); skipping bad records,
+// each is named by file and line, and a read that succeeded without
+// skipping gives the same labels with none.
 func FuzzReadLabels(f *testing.F) {
 	seeds, binary := fixtureSeeds(true)
 	for i, s := range seeds {
@@ -64,6 +66,9 @@ func FuzzReadLabels(f *testing.F) {
 	}
 	f.Add([]byte("\uFEFFinference_id,label\n\"a\nb\",TRUE\n"), true)
 	f.Add([]byte(`{"groundTruthData": {"data": "1e308"}, "eventMetadata": {"eventId": "x"}}`), false)
+	f.Add([]byte(`{"groundTruthData":{"data":"1","encoding":"CSV"},"eventMetadata":{"eventId":""},"eventVersion":"0","streamscore":{"entity":"m-1","time":"2026-12-03T07:00:00.123Z"}}`+"\n"+
+		`{"groundTruthData":{"data":"0","encoding":"CSV"},"eventMetadata":{"eventId":"r1"},"eventVersion":"0","streamscore":{"entity":" m-2","time":"2026-12-03T07:00:00+14:00"}}`), true)
+	f.Add([]byte("entity,time,label,inference_id\nm-1,2026-12-03T07:00:00Z,1,\n,,0,r2\nm-3,1677-12-31T23:59:59Z,1,\n"), true)
 	f.Fuzz(func(t *testing.T, data []byte, binary bool) {
 		read := func(bad func(*RecordError) error) ([]Label, ReadStats, error) {
 			var out []Label
@@ -80,12 +85,15 @@ func FuzzReadLabels(f *testing.F) {
 		if strictErr != nil && !strings.Contains(strictErr.Error(), "fuzz") {
 			t.Errorf("error does not name the file: %v", strictErr)
 		}
-		if strictErr == nil && (err != nil || len(seen) > 0 || !slices.Equal(strict, got)) {
+		if strictErr == nil && (err != nil || len(seen) > 0 || !sameLabels(strict, got)) {
 			t.Errorf("a clean read gave %v; skipping gave %v, %v, %d bad", strict, got, err, len(seen))
 		}
 		for _, l := range got {
-			if strings.TrimSpace(l.ID) == "" || l.ID != strings.TrimSpace(l.ID) || math.IsNaN(l.Value) || math.IsInf(l.Value, 0) ||
-				binary && l.Value != 0 && l.Value != 1 {
+			_, timed := unixNano(l.Time)
+			keyed := l.ID != "" || l.Entity != "" && timed
+			if !keyed || l.ID != strings.TrimSpace(l.ID) || l.Entity != strings.TrimSpace(l.Entity) ||
+				!l.Time.IsZero() && (!timed || l.Time.Location() != time.UTC) ||
+				math.IsNaN(l.Value) || math.IsInf(l.Value, 0) || binary && l.Value != 0 && l.Value != 1 {
 				t.Errorf("label %+v accepted (binary %v)", l, binary)
 			}
 		}

@@ -1,7 +1,8 @@
 package dataset
 
-// Reading ground-truth labels: a CSV with inference_id and label columns,
-// or Model Monitor's ground-truth JSON Lines, one label a line.
+// Reading ground-truth labels: a CSV with inference_id (or entity and
+// time) and label columns, or Model Monitor's ground-truth JSON Lines with
+// our streamscore extension, one label a line.
 
 import (
 	"bufio"
@@ -15,20 +16,32 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/streamscore/streamscore/sinks"
 )
 
 // ReadLabels reads every object of a labels input (Open's) and calls fn
 // with each label, in file order. An object is a CSV with a header line
-// naming inference_id and label (other columns are ignored), or Model
-// Monitor's ground-truth JSON Lines, one record a line:
+// naming label and inference_id, or entity and time, or all three (other
+// columns are ignored), or Model Monitor's ground-truth JSON Lines, one
+// record a line:
 //
 //	{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "..."}, "eventVersion": "0"}
 //
 // where eventId is the inference id and data the label (a JSON string, or
 // a number or bool). Model Monitor reads only the CSV encoding, whose data
-// is the label alone; so does this. Either may be gzip'd; a file is JSON
-// Lines when its first character is "{". Labels are numbers, and true and
-// false read as 1 and 0. Duplicate ids are handed over as they come.
+// is the label alone; so does this. Our ground-truth sink adds an object
+// Model Monitor ignores, naming the labelled entity and when its event
+// happened (RFC 3339), so a label without an inference id (eventId "")
+// can judge by entity:
+//
+//	..., "eventVersion": "0", "streamscore": {"entity": "m-1", "time": "2026-12-03T07:00:00.123Z"}}
+//
+// When present it must hold both. A label needs an inference id, or an
+// entity and a time: a record with neither is a bad record, named by its
+// line and field. Either format may be gzip'd; a file is JSON Lines when
+// its first character is "{". Labels are numbers, and true and false read
+// as 1 and 0. Duplicates are handed over as they come.
 func ReadLabels(ctx context.Context, objs []Object, opts LabelOptions, fn func(Label) error) (ReadStats, error) {
 	rd := &reader{ctx: ctx, opts: opts.ReadOptions}
 	for _, o := range objs {
@@ -38,7 +51,7 @@ func ReadLabels(ctx context.Context, objs []Object, opts LabelOptions, fn func(L
 			}
 			return rd.labelsCSV(name, r, opts.Binary, fn)
 		}, func(name string, _ *os.File) error {
-			return fmt.Errorf("%s: Parquet: want labels as a CSV with a header line naming %s and %s, or Model Monitor's ground-truth JSON Lines", name, ColInferenceID, ColLabel)
+			return fmt.Errorf("%s: Parquet: want labels as a CSV with a header line naming %s, or Model Monitor's ground-truth JSON Lines", name, labelsColumns.want())
 		}); err != nil {
 			return rd.stats, err
 		}
@@ -46,22 +59,44 @@ func ReadLabels(ctx context.Context, objs []Object, opts LabelOptions, fn func(L
 	return rd.stats, nil
 }
 
+// labelsColumns are a labels CSV's: the label, and the inference id it
+// judges or the entity and time it judges by.
+var labelsColumns = csvColumns{
+	required: [][]string{{ColInferenceID, ColLabel}, {sinks.ColEntity, ColTime, ColLabel}},
+}
+
 func (rd *reader) labelsCSV(name string, r io.Reader, binary bool, fn func(Label) error) error {
-	return rd.readCSV(name, r, []string{ColInferenceID, ColLabel}, nil, func(rec []string, col cells, line int) error {
-		id := strings.TrimSpace(rec[col[ColInferenceID]])
-		if id == "" {
-			return &RecordError{File: name, Line: line, Column: ColInferenceID, Err: errors.New("empty")}
+	return rd.readCSV(name, r, labelsColumns, func(rec []string, col cells, line int) error {
+		bad := func(column string, err error) error {
+			return &RecordError{File: name, Line: line, Column: column, Err: err}
 		}
-		v, err := ParseLabel(rec[col[ColLabel]], binary)
-		if err != nil {
-			return &RecordError{File: name, Line: line, Column: ColLabel, Err: err}
+		l := Label{ID: col.get(rec, ColInferenceID), Entity: col.get(rec, sinks.ColEntity)}
+		var err error
+		if l.Time, err = parseTime(col.get(rec, ColTime)); err != nil {
+			return bad(ColTime, err)
 		}
-		return fn(Label{ID: id, Value: v})
+		if l.ID == "" {
+			switch {
+			case col[sinks.ColEntity] < 0 || col[ColTime] < 0:
+				return bad(ColInferenceID, errors.New("empty"))
+			case l.Entity == "" && l.Time.IsZero():
+				return bad(ColInferenceID, errors.New("empty, and no entity and time to judge by instead"))
+			case l.Entity == "":
+				return bad(sinks.ColEntity, errors.New("empty: a label without an inference id judges its entity's predictions"))
+			case l.Time.IsZero():
+				return bad(ColTime, errors.New("empty: a label without an inference id judges by when its event happened"))
+			}
+		}
+		if l.Value, err = ParseLabel(rec[col[ColLabel]], binary); err != nil {
+			return bad(ColLabel, err)
+		}
+		return fn(l)
 	})
 }
 
-// groundTruth is one record of Model Monitor's ground-truth JSON Lines.
-// eventVersion ("0") is not checked: it is the only version there is.
+// groundTruth is one record of Model Monitor's ground-truth JSON Lines,
+// with our streamscore extension. eventVersion ("0") is not checked: it
+// is the only version there is.
 type groundTruth struct {
 	GroundTruthData *struct {
 		Data     json.RawMessage `json:"data"`
@@ -70,6 +105,10 @@ type groundTruth struct {
 	EventMetadata *struct {
 		EventID string `json:"eventId"`
 	} `json:"eventMetadata"`
+	Streamscore *struct {
+		Entity *string `json:"entity"`
+		Time   *string `json:"time"`
+	} `json:"streamscore"`
 }
 
 func (rd *reader) labelsJSONLines(name string, br *bufio.Reader, binary bool, fn func(Label) error) error {
@@ -120,11 +159,26 @@ func parseGroundTruth(b []byte, binary bool) (l Label, field string, err error) 
 	if err := json.Unmarshal(b, &g); err != nil {
 		return l, "", fmt.Errorf("not a ground-truth record: %w", err)
 	}
+	if g.EventMetadata != nil {
+		l.ID = strings.TrimSpace(g.EventMetadata.EventID)
+	}
+	if ss := g.Streamscore; ss != nil {
+		if ss.Entity == nil || strings.TrimSpace(*ss.Entity) == "" {
+			return l, "streamscore.entity", errors.New("missing or empty: it names the labelled entity")
+		}
+		if ss.Time == nil || strings.TrimSpace(*ss.Time) == "" {
+			return l, "streamscore.time", errors.New("missing or empty: it is when the labelled event happened")
+		}
+		l.Entity = strings.TrimSpace(*ss.Entity)
+		if l.Time, err = parseTime(strings.TrimSpace(*ss.Time)); err != nil {
+			return l, "streamscore.time", err
+		}
+	}
 	switch {
-	case g.EventMetadata == nil:
+	case l.ID == "" && g.Streamscore == nil && g.EventMetadata == nil:
 		return l, "eventMetadata", errors.New("missing: it holds eventId, the inference id")
-	case strings.TrimSpace(g.EventMetadata.EventID) == "":
-		return l, "eventMetadata.eventId", errors.New("missing or empty: it is the inference id")
+	case l.ID == "" && g.Streamscore == nil:
+		return l, "eventMetadata.eventId", errors.New("missing or empty: it is the inference id (or add streamscore's entity and time to judge by entity)")
 	case g.GroundTruthData == nil:
 		return l, "groundTruthData", errors.New("missing: it holds the label")
 	case g.GroundTruthData.Encoding != "" && !strings.EqualFold(g.GroundTruthData.Encoding, "CSV"):
@@ -137,11 +191,10 @@ func parseGroundTruth(b []byte, binary bool) (l Label, field string, err error) 
 	if strings.ContainsAny(text, ",\n") {
 		return l, "groundTruthData.data", fmt.Errorf("%q holds more than a label", text)
 	}
-	v, err := ParseLabel(text, binary)
-	if err != nil {
+	if l.Value, err = ParseLabel(text, binary); err != nil {
 		return l, "groundTruthData.data", err
 	}
-	return Label{ID: strings.TrimSpace(g.EventMetadata.EventID), Value: v}, "", nil
+	return l, "", nil
 }
 
 // jsonScalar is a JSON string's text, or a number's or bool's as written.

@@ -26,8 +26,9 @@ import (
 
 // predictionsParquet reads the predictions of one Parquet file: the id
 // (result_id, or inference_id in a file that is not ours), the score, and
-// where present model_version and processing_time; rows MonitorSkip
-// leaves out are counted, not handed over.
+// where present model_version, processing_time, entity, window_end and
+// the shadow challenger's challenger_score and challenger_model_version;
+// rows MonitorSkip leaves out are counted, not handed over.
 func (rd *reader) predictionsParquet(name string, f parquet.ReaderAtSeeker, fn func(Prediction) error) error {
 	var fr *pqarrow.FileReader
 	var sc *arrow.Schema
@@ -57,7 +58,9 @@ func (rd *reader) predictionsParquet(name string, f parquet.ReaderAtSeeker, fn f
 	if len(sc.FieldIndices(idCol)) == 0 {
 		idCol = ColInferenceID
 	}
-	wanted := []string{idCol, sinks.ColScore, sinks.ColModelVersion, sinks.ColProcessingTime, sinks.ColUpdate, sinks.ColPartial}
+	// The id and the score are required; the rest are read when there.
+	wanted := []string{idCol, sinks.ColScore, sinks.ColModelVersion, sinks.ColProcessingTime, sinks.ColUpdate, sinks.ColPartial,
+		sinks.ColEntity, sinks.ColWindowEnd, sinks.ColChallengerScore, sinks.ColChallengerModelVersion}
 	var leaves []int
 	for k, want := range wanted {
 		idx := sc.FieldIndices(want)
@@ -127,25 +130,42 @@ func (rd *reader) predictionsBatch(name, idCol string, rec arrow.RecordBatch, ro
 	if err != nil {
 		return fmt.Errorf("%s: column %q %w", name, sinks.ColScore, err)
 	}
-	version := func(int) string { return "" }
-	if a := col(sinks.ColModelVersion); a != nil {
-		if version, err = textAt(a, false); err != nil {
-			return fmt.Errorf("%s: column %q %w", name, sinks.ColModelVersion, err)
+	text := func(n string) (func(int) string, error) {
+		a := col(n)
+		if a == nil {
+			return func(int) string { return "" }, nil
+		}
+		v, err := textAt(a, false)
+		if err != nil {
+			return nil, fmt.Errorf("%s: column %q %w", name, n, err)
+		}
+		return v, nil
+	}
+	version, err := text(sinks.ColModelVersion)
+	if err != nil {
+		return err
+	}
+	entity, err := text(sinks.ColEntity)
+	if err != nil {
+		return err
+	}
+	chVersion, err := text(sinks.ColChallengerModelVersion)
+	if err != nil {
+		return err
+	}
+	chScore := func(int) float64 { return math.NaN() }
+	if a := col(sinks.ColChallengerScore); a != nil {
+		if chScore, err = numberAt(a); err != nil {
+			return fmt.Errorf("%s: column %q %w", name, sinks.ColChallengerScore, err)
 		}
 	}
-	written := func(int) time.Time { return time.Time{} }
-	if a := col(sinks.ColProcessingTime); a != nil {
-		ts, ok := a.(*array.Timestamp)
-		if !ok {
-			return fmt.Errorf("%s: column %q has type %s, want a timestamp", name, sinks.ColProcessingTime, a.DataType())
-		}
-		unit := ts.DataType().(*arrow.TimestampType).Unit
-		written = func(i int) time.Time {
-			if ts.IsNull(i) {
-				return time.Time{}
-			}
-			return ts.Value(i).ToTime(unit)
-		}
+	written, err := timeAt(col(sinks.ColProcessingTime))
+	if err != nil {
+		return fmt.Errorf("%s: column %q %w", name, sinks.ColProcessingTime, err)
+	}
+	windowEnd, err := timeAt(col(sinks.ColWindowEnd))
+	if err != nil {
+		return fmt.Errorf("%s: column %q %w", name, sinks.ColWindowEnd, err)
 	}
 	idArr := col(idCol)
 	skip, _ := sinks.MonitorSkip(rec)
@@ -160,7 +180,9 @@ func (rd *reader) predictionsBatch(name, idCol string, rec arrow.RecordBatch, ro
 			}
 			continue
 		}
-		if err := fn(Prediction{ID: id(i), Score: score(i), ModelVersion: version(i), Written: written(i)}); err != nil {
+		p := Prediction{ID: id(i), Score: score(i), ModelVersion: version(i), Written: written(i),
+			Entity: entity(i), WindowEnd: windowEnd(i), ChallengerScore: chScore(i), ChallengerVersion: chVersion(i)}
+		if err := fn(p); err != nil {
 			return err
 		}
 		rd.stats.Records++
@@ -169,6 +191,25 @@ func (rd *reader) predictionsBatch(name, idCol string, rec arrow.RecordBatch, ro
 		}
 	}
 	return nil
+}
+
+// timeAt reads a timestamp column; a null, or no column (a nil a), reads
+// as the zero time.
+func timeAt(a arrow.Array) (func(int) time.Time, error) {
+	if a == nil {
+		return func(int) time.Time { return time.Time{} }, nil
+	}
+	ts, ok := a.(*array.Timestamp)
+	if !ok {
+		return nil, fmt.Errorf("has type %s, want a timestamp", a.DataType())
+	}
+	unit := ts.DataType().(*arrow.TimestampType).Unit
+	return func(i int) time.Time {
+		if ts.IsNull(i) {
+			return time.Time{}
+		}
+		return ts.Value(i).ToTime(unit)
+	}, nil
 }
 
 // textAt reads a text column: strings as they are, bytes (result_id's 16)

@@ -73,23 +73,37 @@ func readLabels(t testing.TB, c S3, input string, opts LabelOptions) ([]Label, R
 	return out, st, err
 }
 
-// samePredictions compares predictions, NaN scores equal.
+// samePredictions compares predictions, NaN scores equal; a zero
+// ChallengerScore in b stands for NaN, so wants need not spell it.
 func samePredictions(a, b []Prediction) bool {
+	same := func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) }
 	return slices.EqualFunc(a, b, func(x, y Prediction) bool {
-		return x.ID == y.ID && x.ModelVersion == y.ModelVersion && x.Written.Equal(y.Written) &&
-			(x.Score == y.Score || math.IsNaN(x.Score) && math.IsNaN(y.Score))
+		ych := y.ChallengerScore
+		if ych == 0 && y.ChallengerVersion == "" {
+			ych = math.NaN()
+		}
+		return x.ID == y.ID && x.ModelVersion == y.ModelVersion && x.Written.Equal(y.Written) && same(x.Score, y.Score) &&
+			x.Entity == y.Entity && x.WindowEnd.Equal(y.WindowEnd) && same(x.ChallengerScore, ych) && x.ChallengerVersion == y.ChallengerVersion
+	})
+}
+
+// sameLabels compares labels, times by instant.
+func sameLabels(a, b []Label) bool {
+	return slices.EqualFunc(a, b, func(x, y Label) bool {
+		return x.ID == y.ID && x.Value == y.Value && x.Entity == y.Entity && x.Time.Equal(y.Time)
 	})
 }
 
 // fixtureLabels are the labels every encoding of the fixture holds, in
 // file order.
 var fixtureLabels = []Label{
-	{"p01", 1}, {"p02", 1}, {"p03", 0}, {"p04", 1}, {"p05", 0}, {"p06", 1}, {"p07", 0},
-	{"p08", 0}, {"p09", 1}, {"p10", 0}, {"p11", 1}, {"p03", 1}, {"x99", 1},
+	{ID: "p01", Value: 1}, {ID: "p02", Value: 1}, {ID: "p03", Value: 0}, {ID: "p04", Value: 1}, {ID: "p05", Value: 0},
+	{ID: "p06", Value: 1}, {ID: "p07", Value: 0}, {ID: "p08", Value: 0}, {ID: "p09", Value: 1}, {ID: "p10", Value: 0},
+	{ID: "p11", Value: 1}, {ID: "p03", Value: 1}, {ID: "x99", Value: 1},
 }
 
 // TestReadPredictionsCSV: a predictions CSV gives its rows in order, by
-// column name (an extra column ignored, model_version read), gzip'd or not.
+// column name (model_version and entity read), gzip'd or not.
 func TestReadPredictionsCSV(t *testing.T) {
 	got, st, err := readPredictions(t, nil, predictionsCSV, ReadOptions{})
 	if err != nil {
@@ -102,7 +116,7 @@ func TestReadPredictionsCSV(t *testing.T) {
 		if i >= 6 {
 			v = "v2"
 		}
-		want = append(want, Prediction{ID: fmt.Sprintf("p%02d", i+1), Score: s, ModelVersion: v})
+		want = append(want, Prediction{ID: fmt.Sprintf("p%02d", i+1), Score: s, ModelVersion: v, Entity: fmt.Sprintf("press-%02d", i+1)})
 	}
 	if !samePredictions(got, want) {
 		t.Errorf("predictions = %+v\nwant %+v", got, want)
@@ -175,7 +189,7 @@ func TestReadLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _, err := readLabels(t, nil, p, LabelOptions{})
-	if want := []Label{{"a", -2.5}, {"b", 1000}}; err != nil || !slices.Equal(got, want) {
+	if want := []Label{{ID: "a", Value: -2.5}, {ID: "b", Value: 1000}}; err != nil || !slices.Equal(got, want) {
 		t.Errorf("regression labels = %v, %v; want %v", got, err, want)
 	}
 }
@@ -209,6 +223,109 @@ var badCases = []badCase{
 	{"nodata.jsonl", gt("a", `"1"`) + `{"eventMetadata": {"eventId": "b"}}` + "\n" + gt("c", `"0"`), true, false, ":2: groundTruthData: missing", 2, 2},
 	{"binary.jsonl", gt("a", `"1"`) + gt("b", `0.3`) + gt("c", `"0"`), true, true, `:2: groundTruthData.data: "0.3" is not a binary label`, 2, 2},
 	{"long.jsonl", gt("a", `"1"`) + strings.Repeat("x", maxRecordLine+10) + "\n" + gt("c", `"0"`), true, false, ":2: over 1024 KiB without a line break", 2, 2},
+	// Our extension: a label without an id needs its entity and time.
+	{"noid.jsonl", gt("a", `"1"`) + gtEntity("", "1", "", "") + gt("c", `"0"`), true, false,
+		":2: eventMetadata.eventId: missing or empty: it is the inference id (or add streamscore's entity and time", 2, 2},
+	{"noentity.jsonl", gt("a", `"1"`) + gtEntity("", "1", " ", "2026-12-03T07:00:00Z") + gt("c", `"0"`), true, false,
+		":2: streamscore.entity: missing or empty", 2, 2},
+	{"notime.jsonl", gt("a", `"1"`) + `{"groundTruthData":{"data":"1","encoding":"CSV"},"eventMetadata":{"eventId":""},"eventVersion":"0","streamscore":{"entity":"m-1"}}` + "\n" + gt("c", `"0"`), true, false,
+		":2: streamscore.time: missing or empty", 2, 2},
+	{"badtime.jsonl", gt("a", `"1"`) + gtEntity("b", "1", "m-1", "yesterday") + gt("c", `"0"`), true, false,
+		`:2: streamscore.time: "yesterday" is not an RFC 3339 time`, 2, 2},
+	{"fartime.jsonl", gt("a", `"1"`) + gtEntity("", "1", "m-1", "2300-01-01T00:00:00Z") + gt("c", `"0"`), true, false,
+		`:2: streamscore.time: "2300-01-01T00:00:00Z" is out of range`, 2, 2},
+	{"entity.csv", "entity,time,label\nm-1,2026-12-03T07:00:00Z,1\nm-2,,1\nm-3,2026-12-03T07:00:00Z,0\n", true, false,
+		":3: time: empty: a label without an inference id judges by when its event happened", 3, 2},
+	{"noentity.csv", "inference_id,entity,time,label\na,,,1\n,,2026-12-03T07:00:00Z,1\nc,,,0\n", true, false,
+		":3: entity: empty: a label without an inference id judges its entity's predictions", 3, 2},
+	{"nokey.csv", "inference_id,entity,time,label\na,,,1\n,,,1\nc,,,0\n", true, false,
+		":3: inference_id: empty, and no entity and time to judge by instead", 3, 2},
+	{"window.csv", "inference_id,score,window_end\na,0.1,2026-12-03T07:00:00Z\nb,0.2,7am\nc,0.3,\n", false, false,
+		`:3: window_end: "7am" is not an RFC 3339 time`, 3, 2},
+	{"challenger.csv", "inference_id,score,challenger_score\na,0.1,0.2\nb,0.2,high\nc,0.3,\n", false, false,
+		`:3: challenger_score: "high" is not a number`, 3, 2},
+}
+
+// gtEntity is a line of ground-truth JSON Lines in the exact shape our
+// ground-truth sink writes, with the streamscore extension (entity and
+// time; both "" leaves the extension out).
+func gtEntity(id, data, entity, at string) string {
+	ext := ""
+	if entity != "" || at != "" {
+		ext = fmt.Sprintf(`,"streamscore":{"entity":%q,"time":%q}`, entity, at)
+	}
+	return fmt.Sprintf(`{"groundTruthData":{"data":%q,"encoding":"CSV"},"eventMetadata":{"eventId":%q},"eventVersion":"0"%s}`+"\n", data, id, ext)
+}
+
+// TestReadLabelsByEntity: our extension of the ground-truth record, in
+// the exact shape the ground-truth sink writes, gives labels judging by
+// entity (no eventId) and labels carrying both an id and their entity;
+// a file from another system (no extension) reads as before; a CSV with
+// entity and time columns, with or without inference_id, reads the same.
+func TestReadLabelsByEntity(t *testing.T) {
+	at := time.Date(2026, 12, 3, 7, 0, 0, 123e6, time.UTC)
+	want := []Label{
+		{Value: 1, Entity: "m-1", Time: at},
+		{ID: "r1", Value: 0, Entity: "m-2", Time: at.Add(time.Hour)},
+		{ID: "r2", Value: 1},
+	}
+	dir := t.TempDir()
+	jsonl := filepath.Join(dir, "gt.jsonl")
+	if err := os.WriteFile(jsonl, []byte(`{"groundTruthData":{"data":"1","encoding":"CSV"},"eventMetadata":{"eventId":""},"eventVersion":"0","streamscore":{"entity":"m-1","time":"2026-12-03T07:00:00.123Z"}}`+"\n"+
+		gtEntity("r1", "0", "m-2", "2026-12-03T09:00:00.123+01:00")+gt("r2", `"1"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	csvs := map[string]string{
+		"all.csv":    "inference_id,entity,time,label\n,m-1,2026-12-03T07:00:00.123Z,1\nr1,m-2,2026-12-03T08:00:00.123Z,0\nr2,,,1\n",
+		"entity.csv": "label,time,entity\n1,2026-12-03T07:00:00.123Z,m-1\n0,2026-12-03T08:00:00.123Z,m-2\n",
+	}
+	for name, content := range csvs {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for path, want := range map[string][]Label{
+		jsonl:                            want,
+		filepath.Join(dir, "all.csv"):    want,
+		filepath.Join(dir, "entity.csv"): {want[0], {Value: 0, Entity: "m-2", Time: at.Add(time.Hour)}},
+	} {
+		got, st, err := readLabels(t, nil, path, LabelOptions{Binary: true})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if !sameLabels(got, want) || st.Records != int64(len(want)) {
+			t.Errorf("%s: labels %+v (%+v)\nwant %+v", path, got, st, want)
+		}
+		for _, l := range got {
+			if !l.Time.IsZero() && l.Time.Location() != time.UTC {
+				t.Errorf("%s: label time %v is not in UTC", path, l.Time)
+			}
+		}
+	}
+}
+
+// TestReadPredictionsCSVColumns: a predictions CSV may carry the results'
+// entity, window_end and shadow challenger; an empty challenger score is
+// missing (NaN), an empty window_end none.
+func TestReadPredictionsCSVColumns(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "p.csv")
+	if err := os.WriteFile(p, []byte("inference_id,score,model_version,entity,window_end,challenger_score,challenger_model_version\n"+
+		"a,0.9,v1,m-1,2026-12-03T07:10:00Z,0.4,c1\nb,0.1,v1,m-2,,,c1\nc,0.5,v2,m-3,2026-12-03T07:20:00.5Z,,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := readPredictions(t, nil, p, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 3, 7, 10, 0, 0, time.UTC)
+	want := []Prediction{
+		{ID: "a", Score: 0.9, ModelVersion: "v1", Entity: "m-1", WindowEnd: at, ChallengerScore: 0.4, ChallengerVersion: "c1"},
+		{ID: "b", Score: 0.1, ModelVersion: "v1", Entity: "m-2", ChallengerScore: math.NaN(), ChallengerVersion: "c1"},
+		{ID: "c", Score: 0.5, ModelVersion: "v2", Entity: "m-3", WindowEnd: at.Add(10*time.Minute + time.Second/2)},
+	}
+	if !samePredictions(got, want) {
+		t.Errorf("predictions %+v\nwant %+v", got, want)
+	}
 }
 
 // gt is a line of ground-truth JSON Lines.
@@ -268,9 +385,9 @@ func TestReadRefusedFiles(t *testing.T) {
 		want          string
 	}{
 		{"noscore.csv", "inference_id,prob\na,0.1\n", false, `:1: no "score" column (the header is inference_id,prob): want a header line naming inference_id and score`},
-		{"headless.csv", "a,1\nb,0\n", true, `:1: no "inference_id" column (the header is a,1)`},
+		{"headless.csv", "a,1\nb,0\n", true, `:1: no "inference_id" column (the header is a,1): want a header line naming inference_id and label, or entity, time and label`},
 		{"twice.csv", "inference_id,label,label\na,1,0\n", true, `:1: column "label" appears twice`},
-		{"empty.csv", "", true, ": empty: want a header line naming inference_id and label"},
+		{"empty.csv", "", true, ": empty: want a header line naming inference_id and label, or entity, time and label"},
 		{"labels.jsonl", gt("a", `"1"`), false, ": JSON: want a predictions CSV"},
 		{"long.csv", "inference_id,score\n" + strings.Repeat("1", maxRecordLine+1) + "\n", false, ": line 2: over 1024 KiB without a line break"},
 		{"bad.gz", "\x1f\x8bnot gzip", true, ": gzip: "},
@@ -385,13 +502,15 @@ func qualityBatch(t testing.TB, rows []qualityRow) arrow.RecordBatch {
 }
 
 // qualityWant is what reading qualityResults must give: the whole rows,
-// by the result_id the sinks compute, written at qualityWritten.
+// by the result_id the sinks compute, written at qualityWritten, with
+// their entity, window end and shadow challenger.
 func qualityWant() []Prediction {
 	var out []Prediction
 	for _, r := range qualityResults[0] {
 		out = append(out, Prediction{
 			ID:    sinks.ResultID("factory", r.entity, qualityWindow, qualityWindow.Add(time.Minute), r.version),
 			Score: r.score, ModelVersion: r.version, Written: qualityWritten,
+			Entity: r.entity, WindowEnd: qualityWindow.Add(time.Minute), ChallengerScore: 0.5, ChallengerVersion: "xgb-9",
 		})
 	}
 	return out
