@@ -14,6 +14,12 @@ import (
 // little (docs/flywheel.md) and is well under any monitoring period.
 const DefaultFollowInterval = 10 * time.Second
 
+// Source is where a Follower reads the decision: a *dynamo.Store in
+// production.
+type Source interface {
+	Current(context.Context) (Decision, error)
+}
+
 // FollowerConfig configures a Follower.
 type FollowerConfig struct {
 	// Interval between reads. Zero takes DefaultFollowInterval.
@@ -24,27 +30,28 @@ type FollowerConfig struct {
 	// read calls OnChange again with what is current then. Calls are
 	// sequential. Required.
 	OnChange func(context.Context, Decision) error
-	// Logger receives read and apply failures; nil logs nowhere.
+	// Logger receives read and apply failures, and should name the
+	// pipeline and scorer (slog.Logger.With); nil logs nowhere.
 	Logger *slog.Logger
 }
 
 // Follower makes a worker converge on a scorer's decision: it polls the
-// store and hands every new generation to OnChange. Every worker running
+// source and hands every new generation to OnChange. Every worker running
 // one converges on the same champion within an interval of a decision
 // being written, whichever worker (or person) wrote it.
 type Follower struct {
-	store *Store
-	cfg   FollowerConfig
+	src Source
+	cfg FollowerConfig
 
 	mu      sync.Mutex
 	applied Decision
 	ok      bool
 }
 
-// NewFollower returns a follower of the store's decision.
-func NewFollower(s *Store, c FollowerConfig) (*Follower, error) {
-	if s == nil || c.OnChange == nil {
-		return nil, errors.New("promotion: a follower needs a store and an OnChange")
+// NewFollower returns a follower of the source's decision.
+func NewFollower(src Source, c FollowerConfig) (*Follower, error) {
+	if src == nil || c.OnChange == nil {
+		return nil, errors.New("promotion: a follower needs a source and an OnChange")
 	}
 	if c.Interval <= 0 {
 		c.Interval = DefaultFollowInterval
@@ -52,7 +59,7 @@ func NewFollower(s *Store, c FollowerConfig) (*Follower, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Follower{store: s, cfg: c}, nil
+	return &Follower{src: src, cfg: c}, nil
 }
 
 // Run reads the decision at once and then every interval until ctx ends,
@@ -76,10 +83,10 @@ func (f *Follower) Run(ctx context.Context) error {
 // It reports whether the applied decision is now the one read. Run calls
 // it; a worker may call it too, e.g. right after writing a decision.
 func (f *Follower) Poll(ctx context.Context) bool {
-	d, err := f.store.Current(ctx)
+	d, err := f.src.Current(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			f.cfg.Logger.Warn("promotion: cannot read the decision; keeping the current champion", "scorer", f.store.cfg.Scorer, "err", err)
+			f.cfg.Logger.Warn("promotion: cannot read the decision; keeping the current champion", "err", err)
 		}
 		return false
 	}
@@ -89,7 +96,7 @@ func (f *Follower) Poll(ctx context.Context) bool {
 		return true
 	}
 	if err := f.cfg.OnChange(ctx, d); err != nil {
-		f.cfg.Logger.Error("promotion: cannot apply the decision; will retry", "scorer", f.store.cfg.Scorer,
+		f.cfg.Logger.Error("promotion: cannot apply the decision; will retry", "scorer", d.Scorer,
 			"generation", d.Generation, "champion", d.Champion.String(), "err", err)
 		return false
 	}

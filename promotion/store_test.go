@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/promotion"
+	"github.com/streamscore/streamscore/promotion/dynamo"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
@@ -30,7 +31,7 @@ func table(t *testing.T) (*dynamodb.Client, string) {
 	t.Helper()
 	env := devstacktest.New(t)
 	name := env.Name("promotions")
-	if err := promotion.EnsureTable(devstacktest.Ctx(t), env.DynamoDB, name); err != nil {
+	if err := dynamo.EnsureTable(devstacktest.Ctx(t), env.DynamoDB, name); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -39,9 +40,9 @@ func table(t *testing.T) (*dynamodb.Client, string) {
 	return env.DynamoDB, name
 }
 
-func newStore(t *testing.T, db promotion.DynamoDBAPI, tbl, scorer string) *promotion.Store {
+func newStore(t *testing.T, db dynamo.API, tbl, scorer string) *dynamo.Store {
 	t.Helper()
-	s, err := promotion.NewStore(db, promotion.StoreConfig{Table: tbl, Pipeline: "factory", Scorer: scorer, Configured: v1})
+	s, err := dynamo.NewStore(db, dynamo.Config{Table: tbl, Pipeline: "factory", Scorer: scorer, Configured: v1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestPromotionHistoryIsBounded(t *testing.T) {
 	db, tbl := table(t)
 	ctx := devstacktest.Ctx(t)
 	s := newStore(t, db, tbl, "failure")
-	const n = promotion.HistoryLimit + 5
+	const n = dynamo.HistoryLimit + 5
 	for g := int64(0); g < n; g++ {
 		var err error
 		if g%2 == 0 {
@@ -230,8 +231,8 @@ func TestPromotionHistoryIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Generation != n || len(d.History) != promotion.HistoryLimit {
-		t.Fatalf("generation %d with %d entries, want %d with %d", d.Generation, len(d.History), n, promotion.HistoryLimit)
+	if d.Generation != n || len(d.History) != dynamo.HistoryLimit {
+		t.Fatalf("generation %d with %d entries, want %d with %d", d.Generation, len(d.History), n, dynamo.HistoryLimit)
 	}
 	for i, e := range d.History {
 		if want := int64(n - i); e.Generation != want {
@@ -250,7 +251,7 @@ func TestPromotionItemFromANewerLayoutIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tbl), ConsistentRead: aws.Bool(true), Key: map[string]types.AttributeValue{
-		promotion.AttrPipeline: &types.AttributeValueMemberS{Value: "factory"}, promotion.AttrScorer: &types.AttributeValueMemberS{Value: "failure"}}})
+		dynamo.AttrPipeline: &types.AttributeValueMemberS{Value: "factory"}, dynamo.AttrScorer: &types.AttributeValueMemberS{Value: "failure"}}})
 	if err != nil || out.Item["schema"] == nil {
 		t.Fatalf("raw item %v: %v", out, err)
 	}
@@ -281,7 +282,7 @@ func (a *applied) last() promotion.Entry {
 
 // follow runs a follower of a fresh store (a worker of its own) until
 // the test ends; its first failFirst applies fail.
-func follow(t *testing.T, db promotion.DynamoDBAPI, tbl string, failFirst int) *applied {
+func follow(t *testing.T, db dynamo.API, tbl string, failFirst int) *applied {
 	t.Helper()
 	a := &applied{}
 	fails := failFirst

@@ -17,6 +17,7 @@ import (
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/promotion"
+	"github.com/streamscore/streamscore/promotion/dynamo"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/worker"
 )
@@ -61,7 +62,7 @@ type decisionTarget struct {
 	cfg    *config.Config
 	scorer config.Scorer
 	table  string
-	store  *promotion.Store
+	store  *dynamo.Store
 }
 
 // openDecisions loads the configuration and the AWS clients and returns
@@ -99,7 +100,7 @@ func openDecisions(ctx context.Context, cfgPath, name string) ([]decisionTarget,
 		if m := cfg.Models[s.Model]; m != nil {
 			configured.Path, configured.SHA256 = m.Path, m.SHA256
 		}
-		st, err := promotion.NewStore(clients.DynamoDB, promotion.StoreConfig{Table: table, Pipeline: cfg.Pipeline, Scorer: s.Name, Configured: configured})
+		st, err := dynamo.NewStore(clients.DynamoDB, dynamo.Config{Table: table, Pipeline: cfg.Pipeline, Scorer: s.Name, Configured: configured})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -112,7 +113,7 @@ func openDecisions(ctx context.Context, cfgPath, name string) ([]decisionTarget,
 // and says what to do about a missing table.
 func (t decisionTarget) current(ctx context.Context, clients *worker.AWS, create bool) (promotion.Decision, error) {
 	if create {
-		if err := promotion.EnsureTable(ctx, clients.DynamoDB, t.table); err != nil {
+		if err := dynamo.EnsureTable(ctx, clients.DynamoDB, t.table); err != nil {
 			return promotion.Decision{}, err
 		}
 	}

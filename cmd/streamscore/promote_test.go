@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
-	"github.com/streamscore/streamscore/promotion"
+	"github.com/streamscore/streamscore/promotion/dynamo"
 )
 
 // promoteConfig is a valid pipeline whose scorer "failure" has a
@@ -135,7 +135,7 @@ func TestModelPromoteRollbackStatus(t *testing.T) {
 	}
 
 	// The decision pins what was promoted: the file's digest.
-	st, err := promotion.NewStore(env.DynamoDB, promotion.StoreConfig{Table: table, Pipeline: "promo-cli", Scorer: "failure"})
+	st, err := dynamo.NewStore(env.DynamoDB, dynamo.Config{Table: table, Pipeline: "promo-cli", Scorer: "failure"})
 	if err != nil {
 		t.Fatal(err)
 	}

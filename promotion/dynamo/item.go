@@ -1,4 +1,4 @@
-package promotion
+package dynamo
 
 // The decision item's layout in DynamoDB (docs/flywheel.md shows it):
 //
@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streamscore/streamscore/promotion"
 )
 
 // The item's attribute names.
@@ -51,7 +53,7 @@ func (s *Store) key() map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{AttrPipeline: str(s.cfg.Pipeline), AttrScorer: str(s.cfg.Scorer)}
 }
 
-func (d Decision) item() map[string]types.AttributeValue {
+func item(d promotion.Decision) map[string]types.AttributeValue {
 	it := entryAttrs(d.Entry)
 	it[AttrPipeline] = str(d.Pipeline)
 	it[AttrScorer] = str(d.Scorer)
@@ -67,7 +69,7 @@ func (d Decision) item() map[string]types.AttributeValue {
 // entryAttrs writes an entry's attributes. Empty strings are left out:
 // they are what a reader gets back for an absent attribute, and not
 // every DynamoDB-compatible server stores them.
-func entryAttrs(e Entry) map[string]types.AttributeValue {
+func entryAttrs(e promotion.Entry) map[string]types.AttributeValue {
 	m := map[string]types.AttributeValue{
 		attrGeneration: number(e.Generation),
 		attrChampion:   modelAttr(e.Champion),
@@ -82,7 +84,7 @@ func entryAttrs(e Entry) map[string]types.AttributeValue {
 	return m
 }
 
-func modelAttr(m Model) types.AttributeValue {
+func modelAttr(m promotion.Model) types.AttributeValue {
 	out := map[string]types.AttributeValue{}
 	for k, v := range map[string]string{"key": m.Key, "path": m.Path, "version": m.Version, "sha256": m.SHA256} {
 		if v != "" {
@@ -92,8 +94,8 @@ func modelAttr(m Model) types.AttributeValue {
 	return &types.AttributeValueMemberM{Value: out}
 }
 
-func decodeDecision(it map[string]types.AttributeValue) (Decision, error) {
-	var d Decision
+func decodeDecision(it map[string]types.AttributeValue) (promotion.Decision, error) {
+	var d promotion.Decision
 	var err error
 	if d.Pipeline, err = getStr(it, AttrPipeline, true); err != nil {
 		return d, err
@@ -129,8 +131,8 @@ func decodeDecision(it map[string]types.AttributeValue) (Decision, error) {
 	return d, nil
 }
 
-func decodeEntry(it map[string]types.AttributeValue) (Entry, error) {
-	var e Entry
+func decodeEntry(it map[string]types.AttributeValue) (promotion.Entry, error) {
+	var e promotion.Entry
 	var err error
 	if e.Generation, err = getNum(it, attrGeneration); err != nil {
 		return e, err
@@ -160,23 +162,23 @@ func decodeEntry(it map[string]types.AttributeValue) (Entry, error) {
 	return e, nil
 }
 
-func decodeModel(it map[string]types.AttributeValue, name string) (Model, error) {
+func decodeModel(it map[string]types.AttributeValue, name string) (promotion.Model, error) {
 	av, ok := it[name]
 	if !ok {
-		return Model{}, nil
+		return promotion.Model{}, nil
 	}
 	m, ok := av.(*types.AttributeValueMemberM)
 	if !ok {
-		return Model{}, fmt.Errorf("%s: not a map", name)
+		return promotion.Model{}, fmt.Errorf("%s: not a map", name)
 	}
-	var out Model
+	var out promotion.Model
 	for _, f := range []struct {
 		key string
 		dst *string
 	}{{"key", &out.Key}, {"path", &out.Path}, {"version", &out.Version}, {"sha256", &out.SHA256}} {
 		v, err := getStr(m.Value, f.key, false)
 		if err != nil {
-			return Model{}, fmt.Errorf("%s.%w", name, err)
+			return promotion.Model{}, fmt.Errorf("%s.%w", name, err)
 		}
 		*f.dst = v
 	}
