@@ -123,6 +123,8 @@ type Dimensions struct {
 	Model  string
 	// Window is a monitored window (the monitor's data-quality metrics).
 	Window string
+	// Scorer is a quality-monitored scorer (the model-quality metrics).
+	Scorer string
 }
 
 // Count adds n to a counter metric (unit Count) for the current interval.
@@ -150,7 +152,7 @@ func (c *CloudWatch) Summary(name string, unit cwtypes.StandardUnit, d Dimension
 }
 
 func (d Dimensions) key(name string, unit cwtypes.StandardUnit) aggKey {
-	return aggKey{name: name, stream: dimValue(d.Stream), model: dimValue(d.Model), window: dimValue(d.Window), unit: unit}
+	return aggKey{name: name, stream: dimValue(d.Stream), model: dimValue(d.Model), window: dimValue(d.Window), scorer: dimValue(d.Scorer), unit: unit}
 }
 
 // Observe records one value of a distribution metric (a gauge, a latency)
@@ -184,8 +186,8 @@ func dimValue(v string) string {
 }
 
 type aggKey struct {
-	name, stream, model, window string
-	unit                        cwtypes.StandardUnit
+	name, stream, model, window, scorer string
+	unit                                cwtypes.StandardUnit
 }
 
 // series is one metric's aggregate over an interval.
@@ -371,7 +373,7 @@ func sortedKeys(agg *aggregate) []aggKey {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b aggKey) int {
-		for _, c := range [][2]string{{a.stream, b.stream}, {a.model, b.model}, {a.window, b.window}, {a.name, b.name}} {
+		for _, c := range [][2]string{{a.stream, b.stream}, {a.model, b.model}, {a.window, b.window}, {a.scorer, b.scorer}, {a.name, b.name}} {
 			if c[0] != c[1] {
 				if c[0] < c[1] {
 					return -1
@@ -394,6 +396,9 @@ func dims(pipeline string, k aggKey) []cwtypes.Dimension {
 	}
 	if k.window != "" {
 		d = append(d, cwtypes.Dimension{Name: aws.String("window"), Value: aws.String(k.window)})
+	}
+	if k.scorer != "" {
+		d = append(d, cwtypes.Dimension{Name: aws.String("scorer"), Value: aws.String(k.scorer)})
 	}
 	return d
 }
@@ -456,11 +461,11 @@ func datums(agg *aggregate, pipeline string, ts time.Time) [][]cwtypes.MetricDat
 // percentiles and the average close while SampleCount reads 100 (the exact
 // count is in WindowsScored).
 func writeEMF(w io.Writer, namespace, pipeline string, agg *aggregate) error {
-	type group struct{ stream, model, window string }
+	type group struct{ stream, model, window, scorer string }
 	groups := map[group][]aggKey{}
 	var order []group
 	for _, k := range sortedKeys(agg) {
-		g := group{k.stream, k.model, k.window}
+		g := group{k.stream, k.model, k.window, k.scorer}
 		if _, ok := groups[g]; !ok {
 			order = append(order, g)
 		}
@@ -481,6 +486,10 @@ func writeEMF(w io.Writer, namespace, pipeline string, agg *aggregate) error {
 		if g.window != "" {
 			dimNames = append(dimNames, "window")
 			line["window"] = g.window
+		}
+		if g.scorer != "" {
+			dimNames = append(dimNames, "scorer")
+			line["scorer"] = g.scorer
 		}
 		var metrics []map[string]string
 		for _, k := range groups[g] {
