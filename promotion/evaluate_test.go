@@ -207,6 +207,17 @@ func TestPolicyMetricsAreStatisticsKeys(t *testing.T) {
 			}
 		}
 	}
+	all := append(Metrics("binary"), Metrics("regression")...)
+	for _, name := range lowerIsBetter {
+		if !slices.Contains(all, name) {
+			t.Errorf("lower-is-better metric %q is not a metric of the statistics", name)
+		}
+	}
+	for _, name := range all {
+		if strings.Contains(name, "best_constant") {
+			t.Errorf("%q describes the labels, not a model, but a policy may name it", name)
+		}
+	}
 	for name, lower := range map[string]bool{"auc": false, "brier_score": true, "false_positive_rate": true, "rmse": true, "r2": false} {
 		if LowerIsBetter(name) != lower {
 			t.Errorf("LowerIsBetter(%q) = %v", name, !lower)

@@ -42,59 +42,39 @@ type Guardrail struct {
 	Min, Max *float64
 }
 
-// metric is one metric a policy can name: where it sits in the
-// statistics and which way is better. Its name is the statistics.json key.
+// metric is one metric a policy can name, by its statistics.json key
+// (quality's table is the one home of the keys and where each sits), and
+// which way is better, which is the policy's own knowledge.
 type metric struct {
 	name        string
 	regression  bool
 	lowerBetter bool
-	get         func(*quality.Statistics) (float64, bool)
 }
 
-func binary(name string, lowerBetter bool, f func(*quality.BinaryMetrics) *quality.Metric) metric {
-	return metric{name: name, lowerBetter: lowerBetter, get: func(s *quality.Statistics) (float64, bool) {
-		if s == nil || s.Binary == nil {
-			return 0, false
-		}
-		m := f(s.Binary)
-		if m == nil {
-			return 0, false
-		}
-		return m.Value, true
-	}}
+// get reads the metric's value from the statistics; false when they have
+// none (no statistics, the other problem type, an absent optional one).
+func (m metric) get(s *quality.Statistics) (float64, bool) {
+	v, ok := s.Metric(m.name)
+	return v.Value, ok
 }
 
-func regression(name string, lowerBetter bool, f func(*quality.RegressionMetrics) quality.Metric) metric {
-	return metric{name: name, regression: true, lowerBetter: lowerBetter, get: func(s *quality.Statistics) (float64, bool) {
-		if s == nil || s.Regression == nil {
-			return 0, false
-		}
-		return f(s.Regression).Value, true
-	}}
-}
+// lowerIsBetter are the metrics whose smaller value is the better one.
+var lowerIsBetter = []string{"brier_score", "false_positive_rate", "false_negative_rate", "mae", "mse", "rmse"}
 
-// metrics are the metrics a policy compares or bounds, by the names
-// statistics.json gives them. The best-constant-classifier baselines are
-// left out: they describe the labels, not a model.
-var metrics = []metric{
-	binary("auc", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.AUC }),
-	binary("au_prc", false, func(m *quality.BinaryMetrics) *quality.Metric { return m.AUPRC }),
-	binary("f1", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.F1 }),
-	binary("f0_5", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.F0_5 }),
-	binary("f2", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.F2 }),
-	binary("precision", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.Precision }),
-	binary("recall", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.Recall }),
-	binary("accuracy", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.Accuracy }),
-	binary("brier_score", true, func(m *quality.BinaryMetrics) *quality.Metric { return m.BrierScore }),
-	binary("true_positive_rate", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.TruePositiveRate }),
-	binary("true_negative_rate", false, func(m *quality.BinaryMetrics) *quality.Metric { return &m.TrueNegativeRate }),
-	binary("false_positive_rate", true, func(m *quality.BinaryMetrics) *quality.Metric { return &m.FalsePositiveRate }),
-	binary("false_negative_rate", true, func(m *quality.BinaryMetrics) *quality.Metric { return &m.FalseNegativeRate }),
-	regression("mae", true, func(m *quality.RegressionMetrics) quality.Metric { return m.MAE }),
-	regression("mse", true, func(m *quality.RegressionMetrics) quality.Metric { return m.MSE }),
-	regression("rmse", true, func(m *quality.RegressionMetrics) quality.Metric { return m.RMSE }),
-	regression("r2", false, func(m *quality.RegressionMetrics) quality.Metric { return m.R2 }),
-}
+// metrics are the metrics a policy compares or bounds: every metric of
+// statistics.json but the best-constant-classifier baselines, which
+// describe the labels, not a model.
+var metrics = func() []metric {
+	var out []metric
+	for _, regression := range []bool{false, true} {
+		for _, name := range quality.MetricNames(regression) {
+			if !strings.HasSuffix(name, "_best_constant_classifier") {
+				out = append(out, metric{name: name, regression: regression, lowerBetter: slices.Contains(lowerIsBetter, name)})
+			}
+		}
+	}
+	return out
+}()
 
 func lookup(name string) (metric, bool) {
 	i := slices.IndexFunc(metrics, func(m metric) bool { return m.name == name })
