@@ -42,6 +42,9 @@ type Observer interface {
 	BreakerChanged(stream, endpoint string)
 	// ModelRejected counts a hot reload the scorer refused.
 	ModelRejected(stream, model string)
+	// LabelsWritten counts labels of the labels stream the ground-truth
+	// sink made durable in S3 (called from the sink's goroutines).
+	LabelsWritten(stream string, n int)
 	// MonitorRows counts result rows the drift monitor profiled.
 	MonitorRows(window string, rows int)
 	// MonitorPart counts a period's statistics this worker wrote to S3.
@@ -139,6 +142,17 @@ func (all observers) ModelRejected(stream, model string) {
 	}
 }
 
+func (all observers) LabelsWritten(stream string, n int) {
+	for _, o := range all {
+		o.LabelsWritten(stream, n)
+	}
+}
+
+// LabelsWritten needs no series of its own in Prometheus: the sink's
+// streamscore_sink_rows_total{sink="groundtruth"} counts the same labels
+// at the same moment.
+func (m *promObserver) LabelsWritten(string, int) {}
+
 // The CloudWatch metrics the pipeline's observer sends (the sink adds those
 // it computes from result batches: sinks.MetricWindowsScored and others).
 const (
@@ -149,6 +163,8 @@ const (
 	MetricEvictedKeys          = "EvictedKeys"
 	MetricBreakerStateChanges  = "BreakerStateChanges"
 	MetricModelReloadsRejected = "ModelReloadsRejected"
+	// MetricLabelsWritten counts labels made durable as ground truth.
+	MetricLabelsWritten = "LabelsWritten"
 )
 
 // counter is the part of the CloudWatch sink the observer uses.
@@ -195,6 +211,10 @@ func (o cloudWatchObserver) BreakerChanged(stream, ep string) {
 }
 func (o cloudWatchObserver) ModelRejected(stream, m string) {
 	o.count(MetricModelReloadsRejected, stream, m)
+}
+
+func (o cloudWatchObserver) LabelsWritten(stream string, n int) {
+	o.cw.Count(MetricLabelsWritten, sinks.Dimensions{Stream: stream}, float64(n))
 }
 
 func (o cloudWatchObserver) count(name, stream, model string) {

@@ -105,6 +105,9 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 	if err := p.buildSinks(ctx, c, o); err != nil {
 		return nil, err
 	}
+	if err := p.buildLabels(c); err != nil {
+		return nil, err
+	}
 	p.obs = p.prom
 	if p.cw != nil {
 		p.obs = observers{p.prom, cloudWatchObserver{p.cw}}
@@ -297,5 +300,5 @@ func (p *Pipeline) Ready(context.Context) error {
 func (p *Pipeline) HeldLeases() []string { return p.cons.HeldLeases() }
 
 // newProcessor is the consumer's ProcessorFactory: a fresh chain for each
-// shard run on this worker.
-func (p *Pipeline) newProcessor() consumer.ShardProcessor { return &shardState{d: p.deps} }
+// shard run on this worker, the windows' or the labels' by its stream.
+func (p *Pipeline) newProcessor() consumer.ShardProcessor { return &streamProcessor{d: p.deps} }

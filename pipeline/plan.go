@@ -38,6 +38,8 @@ type streamPlan struct {
 	// monitors are the drift monitors of the stream's windows: a shard
 	// starting at hash key 0 makes its worker their reducer.
 	monitors []*monitorSink
+	// labels is set on the labels stream, whose shards write ground truth.
+	labels *labelsPlan
 }
 
 type windowPlan struct {
@@ -89,6 +91,9 @@ func newPlan(cfg *config.Config) (*plan, error) {
 		wp := &windowPlan{cfg: w, stream: w.Stream, spec: spec, schema: spec.OutputSchema(&sp.schema)}
 		sp.windows = append(sp.windows, wp)
 		pl.windows[w.Name] = wp
+	}
+	if err := pl.planLabels(cfg); err != nil {
+		return nil, err
 	}
 	return pl, nil
 }

@@ -91,12 +91,15 @@ func (b *GroundTruthBuilder) Release() { b.rb.Release() }
 
 // AppendGroundTruthData appends a label's text in the ground truth: v in
 // Go's shortest form (strconv 'g', -1), so true is "1", false "0", and a
-// regression target keeps every digit it has. Model Monitor's CSV encoding
-// holds the label alone, which this is. NaN and infinities are refused:
-// no metric can be computed from them.
+// regression target keeps every digit it has; -0 is "0", so one label has
+// one text. Model Monitor's CSV encoding holds the label alone, which this
+// is. NaN and infinities are refused: no metric can be computed from them.
 func AppendGroundTruthData(dst []byte, v float64) ([]byte, error) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return dst, fmt.Errorf("%v is not a finite number", v)
+	}
+	if v == 0 {
+		v = 0 // -0 too
 	}
 	return strconv.AppendFloat(dst, v, 'g', -1, 64), nil
 }

@@ -53,7 +53,7 @@ func TestGroundTruthNormalisedText(t *testing.T) {
 	for _, c := range []struct {
 		v    float64
 		want string
-	}{{1, "1"}, {0, "0"}, {0.25, "0.25"}, {-3, "-3"}, {1.5e-7, "1.5e-07"}, {1234567, "1.234567e+06"}, {0.30000000000000004, "0.30000000000000004"}} {
+	}{{1, "1"}, {0, "0"}, {0.25, "0.25"}, {-3, "-3"}, {1.5e-7, "1.5e-07"}, {1234567, "1.234567e+06"}, {0.30000000000000004, "0.30000000000000004"}, {math.Copysign(0, -1), "0"}} {
 		got, err := sinks.AppendGroundTruthData([]byte("x"), c.v)
 		if err != nil || string(got) != "x"+c.want {
 			t.Errorf("AppendGroundTruthData(%v) = %q, %v; want %q", c.v, got, err, "x"+c.want)
