@@ -42,7 +42,7 @@ func (x *entityIndex) add(entity string, t int64, positive bool) {
 // seal sorts each entity's times and drops repeats (a replay's second
 // copy of a label: the same entity, time and value), returning how many
 // it dropped. Holding the labels after is what they cost: 8 bytes each,
-// the slices clipped to their length.
+// in slices copied to their length when appends left slack.
 func (x *entityIndex) seal() (duplicates int64) {
 	if x.sealed {
 		return 0
@@ -51,8 +51,11 @@ func (x *entityIndex) seal() (duplicates int64) {
 	dedup := func(ts []int64) []int64 {
 		slices.Sort(ts)
 		n := len(ts)
-		ts = slices.Clip(slices.Compact(ts))
+		ts = slices.Compact(ts)
 		duplicates += int64(n - len(ts))
+		if cap(ts) > len(ts)+len(ts)/8 {
+			ts = append(make([]int64, 0, len(ts)), ts...)
+		}
 		return ts
 	}
 	for i := range x.labels {

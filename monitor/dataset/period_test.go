@@ -364,3 +364,22 @@ func TestJudgePeriodOptions(t *testing.T) {
 		t.Errorf("regression: %+v, %v; want MAE 0.5", q, err)
 	}
 }
+
+// TestPeriodPredictionAllocs: judging a prediction allocates nothing but
+// its row and its place in the id set: a replay's copy and a prediction
+// outside the period, which add neither, allocate nothing at all.
+func TestPeriodPredictionAllocs(t *testing.T) {
+	j := mustJoin(t, PeriodOptions{Horizon: time.Hour, Start: p0, End: p0.Add(time.Hour)})
+	addLabels(t, j, Label{Value: 1, Entity: "m-1", Time: p0.Add(30 * time.Minute)}, Label{ID: "0123456789abcdef0123456789abcdef", Value: 1})
+	in := Prediction{ID: "0123456789abcdef0123456789abcdef", Score: 0.9, ModelVersion: "v1", Entity: "m-1", WindowEnd: p0.Add(10 * time.Minute),
+		ChallengerScore: 0.5, ChallengerVersion: "c1"}
+	out := in
+	out.WindowEnd = p0.Add(-time.Minute)
+	addPredictions(t, j, in, out)
+	if n := testing.AllocsPerRun(100, func() {
+		_ = j.prediction(in)
+		_ = j.prediction(out)
+	}); n != 0 {
+		t.Errorf("%v allocations per replayed and outside prediction, want 0", n)
+	}
+}
