@@ -372,8 +372,10 @@ func TestGroundTruthRollsByAgeAndSize(t *testing.T) {
 }
 
 // TestGroundTruthOutageHoldsAcks: with S3 unreachable nothing is acked
-// (so nothing is checkpointed) while the sink retries; once S3 is back
-// every batch is acked with nil and its labels are there, once.
+// (so nothing is checkpointed) while the sink retries, and once the labels
+// and batches it holds pass MaxBufferedBytes, Write blocks: memory stays
+// bounded and the shard slows down. Once S3 is back every batch taken is
+// acked with nil and its label is there, once.
 func TestGroundTruthOutageHoldsAcks(t *testing.T) {
 	t.Parallel()
 	env := devstacktest.New(t)
@@ -386,20 +388,36 @@ func TestGroundTruthOutageHoldsAcks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A one-label batch holds about 4 KB until its ack: 16 KiB is a few.
 	s := newGroundTruth(t, sinks.GroundTruthOptions{Client: client, Bucket: bucket, Prefix: "gt/", RollAge: 50 * time.Millisecond,
-		Backoff: sinks.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}, Metrics: m})
+		MaxBufferedBytes: 16 << 10, Queue: 1, Backoff: sinks.Backoff{Base: 50 * time.Millisecond, Max: 300 * time.Millisecond}, Metrics: m})
 	if err := proxy.SetEnabled(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC)
 	a := &gtAcks{got: map[string]error{}}
-	for i := range 3 {
+	var taken []string
+	for i := 0; ; i++ {
+		if i == 50 {
+			t.Fatal("50 batches taken during the outage: Write never blocked")
+		}
 		rec := gtBatch(gtLabel{fmt.Sprintf("m-%d", i), at, "1", ""})
-		err := s.Write(ctx, sinks.Batch{Stream: "l", Shard: "s", Range: sinks.Range{First: seqPos(i), Last: seqPos(i)}, Rec: rec, Ack: a.fn(fmt.Sprint(i))})
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.Write(wctx, sinks.Batch{Stream: "l", Shard: "s", Range: sinks.Range{First: seqPos(i), Last: seqPos(i)}, Rec: rec, Ack: a.fn(fmt.Sprint(i))})
+		cancel()
 		rec.Release()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		taken = append(taken, fmt.Sprint(i))
+	}
+	// 5 batches pass 16 KiB; then one waits in the handler, one in the queue.
+	t.Logf("%d batches taken before Write blocked", len(taken))
+	if len(taken) > 6 {
+		t.Errorf("%d batches taken before Write blocked, want at most 6", len(taken))
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for gatherSink(t, reg, "streamscore_sink_retries_total", "groundtruth") < 10 {
@@ -408,15 +426,15 @@ func TestGroundTruthOutageHoldsAcks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for i := range 3 {
-		if err, ok := a.get(fmt.Sprint(i)); ok {
-			t.Fatalf("batch %d acked (%v) while S3 was unreachable", i, err)
+	for _, name := range taken {
+		if err, ok := a.get(name); ok {
+			t.Fatalf("batch %s acked (%v) while S3 was unreachable", name, err)
 		}
 	}
 	if err := proxy.SetEnabled(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, err := range a.wait(t, time.Minute, "0", "1", "2") {
+	for _, err := range a.wait(t, time.Minute, taken...) {
 		if err != nil {
 			t.Fatalf("acked with %v after the outage", err)
 		}
@@ -425,8 +443,8 @@ func TestGroundTruthOutageHoldsAcks(t *testing.T) {
 	for _, v := range objects(t, env.S3, bucket, "gt/") {
 		lines += strings.Count(v, "\n")
 	}
-	if lines != 3 {
-		t.Errorf("%d lines in S3 after the outage, want 3", lines)
+	if lines != len(taken) {
+		t.Errorf("%d lines in S3 after the outage, want the %d labels taken", lines, len(taken))
 	}
 }
 
