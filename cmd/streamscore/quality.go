@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,6 +54,17 @@ inference_id and label, or Model Monitor's ground-truth JSON Lines
 binary labels are 1, 0, true or false. Either input may be gzip'd, and may be
 a file, a directory, s3://bucket/key or every object under s3://bucket/prefix/.
 
+--horizon D judges by entity too (binary only): a label without an inference
+id, at time T (a ground-truth record's "streamscore": {"entity": …, "time": …},
+or a labels CSV's entity and time columns), judges its entity's predictions
+whose window ended in [T - D, T) positive; every other prediction with an
+entity and a window_end (the results' columns, or a predictions CSV's) is
+negative, so the labels must cover the predictions' horizon. A label with an
+id still judges its prediction by id. The summary then lists each model
+version as champion (model_version) and shadow challenger
+(challenger_model_version), the challenger beside the champion on the same
+rows; the predictions are held, about 90 bytes each, to count a replay once.
+
 It prints what it read and joined, and the key metrics over all joined rows
 and per model_version; statistics.json is over all joined rows (--model-version
 keeps one version's). Of the S3 sink's results, the champion's score is read,
@@ -70,6 +82,8 @@ when it ran and found violations with --fail-on-violation; 1 when it could not
 run (a usage error, an unreadable input or baseline, more bad lines than
 --skip-bad, no prediction with a label, a file it could not write).`,
 		Example: `  streamscore monitor quality --predictions preds.csv --labels labels.jsonl --out quality/
+  streamscore monitor quality --predictions s3://lake/results/stream=factory/ \
+      --labels s3://lake/groundtruth/factory/ --horizon 1h --out failures/
   streamscore monitor quality --predictions s3://lake/results/stream=factory/dt=2026-11-24/ \
       --labels s3://lake/ground-truth/2026/11/24/ --threshold 0.7 --out today/ \
       --baseline s3://lake/baselines/factory-quality/ --fail-on-violation`,
@@ -91,6 +105,7 @@ run (a usage error, an unreadable input or baseline, more bad lines than
 	fl.StringVar(&f.modelVersion, "model-version", "", "only predictions of this model_version (the others are counted and left out)")
 	fl.BoolVar(&f.failOnViolation, "fail-on-violation", false, "exit with status 2 when there are violations")
 	fl.IntVar(&f.skipBad, "skip-bad", 0, "skip up to this many bad lines (each logged with its file and line) before failing")
+	fl.DurationVar(&f.horizon, "horizon", 0, "judge by entity too: a label without an id at T judges its entity's predictions whose window ended in [T-horizon, T) (binary)")
 	return cmd
 }
 
@@ -100,6 +115,7 @@ type qualityFlags struct {
 	threshold                                                 float64
 	failOnViolation                                           bool
 	skipBad                                                   int
+	horizon                                                   time.Duration
 }
 
 // check refuses flags that cannot make a run, before any input is read.
@@ -115,6 +131,10 @@ func (f *qualityFlags) check(cmd *cobra.Command) error {
 		return errors.New("--out is the baseline directory: this run's constraints.json would replace the baseline's")
 	case f.skipBad < 0:
 		return fmt.Errorf("--skip-bad %d: want 0 or more", f.skipBad)
+	case f.horizon < 0:
+		return fmt.Errorf("--horizon %v: want a positive duration (or none, to join by id only)", f.horizon)
+	case f.horizon > 0 && f.problem == problemRegression:
+		return errors.New("--horizon is for --problem binary: labels by entity say an event happened or not")
 	}
 	switch f.problem {
 	case problemBinary:
@@ -149,12 +169,7 @@ func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFla
 		}
 	}
 	bad := badLines{limit: f.skipBad, log: log}
-	j := dataset.NewQualityJoin()
 	lobjs, err := dataset.Open(ctx, s3c, f.labels)
-	if err != nil {
-		return fmt.Errorf("--labels: %w", err)
-	}
-	lst, err := dataset.ReadLabels(ctx, lobjs, dataset.LabelOptions{ReadOptions: bad.options(), Binary: f.problem == problemBinary}, j.Label)
 	if err != nil {
 		return fmt.Errorf("--labels: %w", err)
 	}
@@ -162,19 +177,14 @@ func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFla
 	if err != nil {
 		return fmt.Errorf("--predictions: %w", err)
 	}
-	pst, err := dataset.ReadPredictions(ctx, pobjs, bad.options(), func(p dataset.Prediction) error {
-		j.Prediction(p, f.modelVersion)
-		return nil
-	})
+	judge := judgeByID
+	if f.horizon > 0 {
+		judge = judgeByHorizon
+	}
+	stats, summary, err := judge(ctx, f, pobjs, lobjs, &bad)
 	if err != nil {
-		return fmt.Errorf("--predictions: %w", err)
+		return err
 	}
-	if j.Joined() == 0 {
-		return fmt.Errorf("no prediction has a label: %d predictions read from %s, %d labels from %s (the ids must match: inference_id, or result_id as 32 lowercase hex digits)",
-			pst.Records, f.predictions, lst.Records, f.labels)
-	}
-	res := j.Accumulate(dataset.Problem(f.problem), quality.Options{Threshold: f.threshold})
-	stats := res.All.Statistics()
 
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
@@ -185,7 +195,7 @@ func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFla
 	if err := writeFile(filepath.Join(f.out, dataset.ConstraintsFile), quality.Suggest(stats).WriteJSON); err != nil {
 		return err
 	}
-	printQuality(w, j, res, stats, lst, pst, bad.skipped)
+	summary(w)
 	written := []string{filepath.Join(f.out, dataset.StatisticsFile), filepath.Join(f.out, dataset.ConstraintsFile)}
 	if cons == nil {
 		fmt.Fprintf(w, "wrote %s and %s\n", written[0], written[1])
@@ -202,6 +212,31 @@ func runQuality(ctx context.Context, w io.Writer, log *slog.Logger, f qualityFla
 		return &violationsError{n: len(rep.Violations), file: vf}
 	}
 	return nil
+}
+
+// judgeByID joins by inference id (QualityJoin: the labels held, the
+// predictions streamed), and returns the statistics to write and the
+// summary to print.
+func judgeByID(ctx context.Context, f qualityFlags, pobjs, lobjs []dataset.Object, bad *badLines) (*quality.Statistics, func(io.Writer), error) {
+	j := dataset.NewQualityJoin()
+	lst, err := dataset.ReadLabels(ctx, lobjs, dataset.LabelOptions{ReadOptions: bad.options(), Binary: f.problem == problemBinary}, j.Label)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--labels: %w", err)
+	}
+	pst, err := dataset.ReadPredictions(ctx, pobjs, bad.options(), func(p dataset.Prediction) error {
+		j.Prediction(p, f.modelVersion)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--predictions: %w", err)
+	}
+	if j.Joined() == 0 {
+		return nil, nil, fmt.Errorf("no prediction has a label: %d predictions read from %s, %d labels from %s (the ids must match: inference_id, or result_id as 32 lowercase hex digits)",
+			pst.Records, f.predictions, lst.Records, f.labels)
+	}
+	res := j.Accumulate(dataset.Problem(f.problem), quality.Options{Threshold: f.threshold})
+	stats := res.All.Statistics()
+	return stats, func(w io.Writer) { printQuality(w, j, res, stats, lst, pst, bad.skipped) }, nil
 }
 
 // badLines is --skip-bad: the bad-record rule both reads share, so the
@@ -275,12 +310,7 @@ func printQuality(w io.Writer, j *dataset.QualityJoin, r dataset.QualityResult, 
 			}
 		}
 		if m := st.Binary; m != nil {
-			brier := "-"
-			if m.BrierScore != nil {
-				brier = num(m.BrierScore.Value)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", name, preds, n, st.Dataset.ItemCount,
-				num(m.Accuracy.Value), num(m.Precision.Value), num(m.Recall.Value), num(m.F1.Value), num(m.AUC.Value), brier)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", name, preds, n, st.Dataset.ItemCount, binaryCells(m))
 		} else if m := st.Regression; m != nil {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%s\n", name, preds, n, st.Dataset.ItemCount, num(m.MAE.Value), num(m.RMSE.Value), num(m.R2.Value))
 		}
@@ -291,6 +321,82 @@ func printQuality(w io.Writer, j *dataset.QualityJoin, r dataset.QualityResult, 
 		fmt.Fprintf(w, "at threshold %s: %s, %s, %s, %s\n", num(r.All.Threshold()), plural(c.TruePositives, "true positive"),
 			plural(c.FalsePositives, "false positive"), plural(c.FalseNegatives, "false negative"), plural(c.TrueNegatives, "true negative"))
 	}
+}
+
+// binaryCells are the summary's binary metrics, tab-separated.
+func binaryCells(m *quality.BinaryMetrics) string {
+	brier := "-"
+	if m.BrierScore != nil {
+		brier = num(m.BrierScore.Value)
+	}
+	return strings.Join([]string{num(m.Accuracy.Value), num(m.Precision.Value), num(m.Recall.Value), num(m.F1.Value), num(m.AUC.Value), brier}, "\t")
+}
+
+// judgeByHorizon judges by id and by entity within --horizon
+// (dataset.JudgePeriod, over every window_end), and returns the
+// statistics to write (every judged row's, or --model-version's as a
+// champion) and the summary to print.
+func judgeByHorizon(ctx context.Context, f qualityFlags, pobjs, lobjs []dataset.Object, bad *badLines) (*quality.Statistics, func(io.Writer), error) {
+	q, err := dataset.JudgePeriod(ctx, pobjs, lobjs, dataset.PeriodOptions{Problem: dataset.Problem(f.problem),
+		Quality: quality.Options{Threshold: f.threshold}, Horizon: f.horizon, Bad: bad.options().Bad})
+	if err != nil {
+		return nil, nil, err
+	}
+	stats := q.All
+	if f.modelVersion != "" {
+		m := q.Model(f.modelVersion, dataset.RoleChampion)
+		if m == nil {
+			return nil, nil, fmt.Errorf("--model-version %q: no prediction of it was read", f.modelVersion)
+		}
+		stats = m.Statistics
+	}
+	if q.Counts.Labelled == 0 {
+		return nil, nil, fmt.Errorf("no prediction could be judged: %d predictions read from %s, %d labels from %s (by entity, a prediction needs its entity and window_end)",
+			q.PredictionsRead.Records, f.predictions, q.LabelsRead.Records, f.labels)
+	}
+	return stats, func(w io.Writer) { printPeriod(w, q, f.horizon, f.threshold, bad.skipped) }, nil
+}
+
+// printPeriod prints a horizon join's counts and each model version's
+// metrics in each role, a challenger followed by the champion on its rows.
+func printPeriod(w io.Writer, q *dataset.PeriodQuality, horizon time.Duration, threshold float64, skipped int) {
+	c := q.Counts
+	fmt.Fprintf(w, "%s from %s, %s from %s: %s judged (by id, and by entity within %v)\n",
+		plural(q.PredictionsRead.Records, "prediction"), plural(int64(q.PredictionsRead.Files), "file"),
+		plural(c.Labels, "label"), plural(int64(q.LabelsRead.Files), "file"), plural(c.Labelled, "prediction"), horizon)
+	for _, l := range []struct {
+		n         int64
+		what, why string
+	}{
+		{c.Unlabelled, "prediction", "without an id label, an entity or a window_end (left out)"},
+		{c.UnmatchedLabels, "label", "of an id without a prediction (left out)"},
+		{c.DuplicateLabels, "duplicate label", "(counted once)"},
+		{c.Duplicates, "id", "predicted twice (the row written first kept)"},
+		{q.PredictionsRead.LeftOut, "update or partial row", "(left out)"},
+		{q.All.Dataset.NumMissing, "judged row", "without a score (left out of the metrics)"},
+		{int64(skipped), "bad line", "skipped"},
+	} {
+		if l.n > 0 {
+			fmt.Fprintf(w, "  %s %s\n", plural(l.n, l.what), l.why)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "role\tmodel_version\tpredictions\tjudged\titems\taccuracy\tprecision\trecall\tf1\tauc\tbrier")
+	row := func(role, version string, preds, judged int64, st *quality.Statistics) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", role, version, preds, judged, st.Dataset.ItemCount, binaryCells(st.Binary))
+	}
+	for _, m := range q.Models {
+		version := cmp.Or(m.Version, "(none)")
+		row(string(m.Role), version, m.Counts.Predictions, m.Counts.Labelled, m.Statistics)
+		if m.Champion != nil {
+			row("  champion", "on "+version+"'s rows", m.Counts.Predictions, m.Counts.Labelled, m.Champion)
+		}
+	}
+	row("all", "-", c.Predictions, c.Labelled, q.All)
+	tw.Flush()
+	cm := q.All.Binary.ConfusionMatrix
+	fmt.Fprintf(w, "at threshold %s: %s, %s, %s, %s\n", num(threshold), plural(cm.TruePositives, "true positive"),
+		plural(cm.FalsePositives, "false positive"), plural(cm.FalseNegatives, "false negative"), plural(cm.TrueNegatives, "true negative"))
 }
 
 // printQualityViolations prints the check against the baseline.

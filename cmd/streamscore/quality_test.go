@@ -388,3 +388,74 @@ func TestMonitorQualityS3(t *testing.T) {
 		t.Errorf("summary:\n%s", stdout)
 	}
 }
+
+// TestMonitorQualityHorizon: --horizon 1h judges by entity: m-1 fails at
+// 10:00 (the label written twice, counted once), so its predictions whose
+// window ended in [09:00, 10:00) are positive, exactly at the edges
+// (08:59 and 10:00 are not); m-2 has no failure, and its p5 a label by id
+// (0). Champion v1 (score, label): p1 .9 (0) FP, p2 .9 (1) TP, p3 .2 (1)
+// FN, p4 .1 (0) TN, p5 .8 (0) FP, p6 .3 (0) TN. The shadow challenger c1
+// scored p1-p4: .1 TN, .8 TP, .7 TP, .2 TN; the champion on those rows: FP
+// TP FN TN. --model-version writes one champion version's statistics;
+// --horizon with a regression or below zero is refused.
+func TestMonitorQualityHorizon(t *testing.T) {
+	tmp := t.TempDir()
+	preds, labels := filepath.Join(tmp, "preds.csv"), filepath.Join(tmp, "labels.jsonl")
+	writeText(t, preds, "inference_id,entity,window_end,score,model_version,challenger_score,challenger_model_version\n"+
+		"p1,m-1,2026-12-03T08:59:00Z,0.9,v1,0.1,c1\n"+
+		"p2,m-1,2026-12-03T09:00:00Z,0.9,v1,0.8,c1\n"+
+		"p3,m-1,2026-12-03T09:59:00Z,0.2,v1,0.7,c1\n"+
+		"p4,m-1,2026-12-03T10:00:00Z,0.1,v1,0.2,c1\n"+
+		"p5,m-2,2026-12-03T09:30:00Z,0.8,v1,,\n"+
+		"p6,m-2,2026-12-03T09:30:00Z,0.3,v1,,\n")
+	failure := `{"groundTruthData":{"data":"1","encoding":"CSV"},"eventMetadata":{"eventId":""},"eventVersion":"0","streamscore":{"entity":"m-1","time":"2026-12-03T10:00:00.000Z"}}` + "\n"
+	writeText(t, labels, failure+failure+
+		`{"groundTruthData":{"data":"0","encoding":"CSV"},"eventMetadata":{"eventId":"p5"},"eventVersion":"0","streamscore":{"entity":"m-2","time":"2026-12-03T09:45:00.000Z"}}`+"\n")
+
+	dir, out := qualityOf(t, "--predictions", preds, "--labels", labels, "--horizon", "1h")
+	if c := readQualityStats(t, dir).Binary.ConfusionMatrix; c != (quality.ConfusionMatrix{TruePositives: 1, FalsePositives: 2, FalseNegatives: 1, TrueNegatives: 2}) {
+		t.Errorf("confusion matrix %+v, want TP 1 FP 2 FN 1 TN 2", c)
+	}
+	if !strings.Contains(out, "6 predictions from 1 file, 3 labels from 1 file: 6 predictions judged (by id, and by entity within 1h0m0s)\n") ||
+		!strings.Contains(out, "  1 duplicate label (counted once)\n") {
+		t.Errorf("summary:\n%s", out)
+	}
+	// Rows: role, version, predictions, judged, items, accuracy,
+	// precision, recall, f1.
+	lines := map[string]bool{}
+	for l := range strings.SplitSeq(out, "\n") {
+		if f := strings.Fields(l); len(f) > 9 {
+			lines[strings.Join(f[:len(f)-2], " ")] = true // less auc and brier
+		}
+	}
+	for _, want := range []string{
+		"champion v1 6 6 6 0.5 0.33333 0.5 0.4",
+		"challenger c1 4 4 4 1 1 1 1",
+		"champion on c1's rows 4 4 4 0.5 0.5 0.5 0.5",
+	} {
+		if !lines[want] {
+			t.Errorf("the summary has no row %q:\n%s", want, out)
+		}
+	}
+	// The same predictions judged by id alone: p5 only.
+	if _, out := qualityOf(t, "--predictions", preds, "--labels", labels); !strings.Contains(out, ": 1 row joined\n") {
+		t.Errorf("without --horizon, only the label by id joins:\n%s", out)
+	}
+	dir, _ = qualityOf(t, "--predictions", preds, "--labels", labels, "--horizon", "1h", "--model-version", "v1")
+	if st := readQualityStats(t, dir); st.Dataset.ItemCount != 6 {
+		t.Errorf("--model-version v1: item_count %d, want 6", st.Dataset.ItemCount)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--horizon", "-1h"}, "--horizon -1h0m0s: want a positive duration"},
+		{[]string{"--horizon", "1h", "--problem", "regression"}, "--horizon is for --problem binary"},
+		{[]string{"--horizon", "1h", "--model-version", "v9"}, `--model-version "v9": no prediction of it was read`},
+	} {
+		args := append([]string{"quality", "--predictions", preds, "--labels", labels, "--out", filepath.Join(tmp, "out")}, c.args...)
+		if _, _, err := monitorRun(t, args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+}

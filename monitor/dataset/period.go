@@ -96,43 +96,46 @@ type ModelQuality struct {
 // Labelled + Unlabelled; Duplicates and Outside are rows read besides.
 type ModelCounts struct {
 	// Predictions are the distinct predictions of the period it scored.
-	Predictions int64
+	Predictions int64 `json:"predictions"`
 	// Labelled predictions are judged; Unlabelled ones are not (no label
 	// of their id and, judging by entity, no entity or window_end).
-	Labelled, Unlabelled int64
+	Labelled   int64 `json:"labelled"`
+	Unlabelled int64 `json:"unlabelled"`
 	// Duplicates are rows of an id already read (a replay wrote the
 	// window again): the one written first is judged.
-	Duplicates int64
+	Duplicates int64 `json:"duplicates"`
 	// Outside are rows whose window_end is outside the period, skipped.
-	Outside int64
+	Outside int64 `json:"outside"`
 }
 
 // PeriodCounts count what a period's join read and did with it. Every
 // label read is one of: a distinct label by id (IDLabels), a distinct
 // label by entity (EntityLabels), a repeat (DuplicateLabels),
-// LabelsWithoutID or LabelsOutside.
+// LabelsWithoutID or LabelsOutside. As JSON, snake_case, the
+// predictions' counts inline.
 type PeriodCounts struct {
 	// ModelCounts are the served versions' together: every prediction.
 	ModelCounts
 	// Labels are the labels read.
-	Labels int64
+	Labels int64 `json:"labels"`
 	// IDLabels are the distinct labels with an inference id;
 	// UnmatchedLabels are those no prediction of the period has (a label
 	// of another period, or of an unknown id).
-	IDLabels, UnmatchedLabels int64
+	IDLabels        int64 `json:"id_labels"`
+	UnmatchedLabels int64 `json:"unmatched_labels"`
 	// EntityLabels are the distinct labels judging by entity, held for
 	// the horizon rule.
-	EntityLabels int64
+	EntityLabels int64 `json:"entity_labels"`
 	// DuplicateLabels repeat a label already read: an id labelled again
 	// (the last one read counts), or the same entity, time and value.
-	DuplicateLabels int64
+	DuplicateLabels int64 `json:"duplicate_labels"`
 	// LabelsWithoutID have no inference id in a join by id (Horizon 0):
 	// they judge nothing.
-	LabelsWithoutID int64
+	LabelsWithoutID int64 `json:"labels_without_id"`
 	// LabelsOutside judge by entity at a time that reaches no prediction
 	// of the period (at or before Start, at or after End + Horizon), so
 	// are not held.
-	LabelsOutside int64
+	LabelsOutside int64 `json:"labels_outside"`
 }
 
 // JudgePeriod judges one period: it reads every label (held: by id, and
