@@ -119,8 +119,6 @@ func (x idIndex) put(id string, i int32) {
 	x.other[id] = i
 }
 
-func (x idIndex) len() int { return len(x.hex) + len(x.other) }
-
 // hexID is id's 16 bytes when it is 32 lowercase hex digits. Upper case
 // is not taken: "AB…" and "ab…" are two ids to a string comparison, and
 // must stay two here.
