@@ -1,8 +1,9 @@
 package dataset
 
 // The join of labels to the predictions they judge, by inference id, for
-// model quality: the one home of its rules (which label, which prediction
-// wins), shared by `monitor quality` and, later, the stream.
+// model quality: the home of its rules (which label, which prediction
+// wins: replaces), which `monitor quality` uses here and JudgePeriod
+// (period.go), the stream's per-period join, shares.
 
 import (
 	"errors"
@@ -113,11 +114,20 @@ func (j *QualityJoin) Prediction(p Prediction, only string) {
 	}
 	if e.version >= 0 {
 		j.DuplicateIDs++
-		if written == 0 || e.written == 0 || written >= e.written {
+		if !replaces(e.written, written) {
 			return
 		}
 	}
 	e.score, e.written, e.version = p.Score, written, v
+}
+
+// replaces reports whether a prediction written at written replaces the
+// one of its id kept, written at kept (Unix ns; 0: unknown): the one
+// written first wins, the readers' rule of docs/sinks.md (a replay's row
+// comes later, whichever is read first); without both times, the one
+// read first.
+func replaces(kept, written int64) bool {
+	return kept != 0 && written != 0 && written < kept
 }
 
 // Joined is the number of labels a prediction matched.

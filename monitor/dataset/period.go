@@ -348,7 +348,7 @@ func (j *periodJoin) prediction(p Prediction) error {
 	}
 	if i, ok := j.rowIDs.get(p.ID); ok && p.ID != "" {
 		count(func(c *ModelCounts) { c.Duplicates++ })
-		if kept := &j.rows[i]; row.written != 0 && kept.written != 0 && row.written < kept.written {
+		if kept := &j.rows[i]; replaces(kept.written, row.written) {
 			*kept = row
 		}
 		return nil
