@@ -46,8 +46,10 @@ type PeriodOptions struct {
 	// such label had time to arrive. Binary only. A label with an id
 	// judges its prediction by id either way. 0: by id only.
 	Horizon time.Duration
-	// Start and End are the period, [Start, End) of window_end: the
-	// predictions outside are skipped and counted, never judged, and so
+	// Start and End are the period: predictions whose window_end is in
+	// (Start, End], the drift monitor's rule (a window that ends on a
+	// boundary belongs to the period it ended). Those outside are skipped
+	// and counted, never judged, and so
 	// are those without a window_end when either bound is set. A zero
 	// bound is no bound.
 	Start, End time.Time
@@ -74,6 +76,10 @@ type PeriodQuality struct {
 	// (files, records, bad records skipped, update and partial rows left
 	// out).
 	PredictionsRead, LabelsRead ReadStats
+	// NextWindowEnd is the earliest window end of the predictions read
+	// after the period (zero: none), so a caller walking periods can skip
+	// the empty ones between.
+	NextWindowEnd time.Time
 }
 
 // ModelQuality is one model version's quality in one role.
@@ -178,6 +184,7 @@ type periodJoin struct {
 	champions   versionSet
 	challengers versionSet
 	predicting  bool // a prediction came: no more labels
+	next        int64 // the earliest window end read after the period; 0: none
 	counts      PeriodCounts
 }
 
@@ -299,7 +306,7 @@ func (j *periodJoin) label(l Label) error {
 	switch {
 	case j.horizon == 0:
 		j.counts.LabelsWithoutID++
-	case !ok || j.start != 0 && t <= j.start || j.end != 0 && t >= addSat(j.end, j.horizon):
+	case !ok || j.start != 0 && t <= j.start || j.end != 0 && t > addSat(j.end, j.horizon):
 		j.counts.LabelsOutside++
 	default:
 		j.entities.add(l.Entity, t, l.Value == 1)
@@ -326,8 +333,11 @@ func (j *periodJoin) prediction(p Prediction) error {
 		}
 	}
 	t, timed := unixNano(p.WindowEnd)
-	if j.bounded && (!timed || j.start != 0 && t < j.start || j.end != 0 && t >= j.end) {
+	if j.bounded && (!timed || j.start != 0 && t <= j.start || j.end != 0 && t > j.end) {
 		count(func(c *ModelCounts) { c.Outside++ })
+		if timed && j.end != 0 && t > j.end && (j.next == 0 || t < j.next) {
+			j.next = t
+		}
 		return nil
 	}
 	row := periodRow{score: p.Score, challenger: p.ChallengerScore, label: math.NaN(), version: v, challengerVersion: ch}
@@ -409,6 +419,9 @@ func (j *periodJoin) result() *PeriodQuality {
 	}
 	c.EntityLabels = j.entities.distinct()
 	out := &PeriodQuality{All: all.Statistics(), Counts: c}
+	if j.next != 0 {
+		out.NextWindowEnd = time.Unix(0, j.next).UTC()
+	}
 	for _, role := range []Role{RoleChampion, RoleChallenger} {
 		set, acc := &j.champions, champ
 		if role == RoleChallenger {

@@ -187,14 +187,15 @@ func listKeys(t *testing.T, c S3, bucket, prefix string) []string {
 	return keys
 }
 
-// TestJudgePeriodS3: one period, [08:00, 09:00) of window_end, judged
+// TestJudgePeriodS3: one period, (07:50, 08:50] of window_end, judged
 // from what the S3 sink wrote and ground truth in the exact JSON Lines
 // shape our ground-truth sink writes, both read from the local S3 server
 // through S3Object (the reducer's keys). Horizon 1h. m-1 fails at 09:20
 // (twice: a replay of the label), m-2 at 08:30; m-3 has a negative label
 // at 08:45, and its 08:30 prediction a label by id (positive). Labels at
 // 07:00 and 10:00 reach nothing. Each entity has windows ending 08:00 ..
-// 08:50, one ending 09:00 (outside), and m-1 one ending 07:50 (outside).
+// 08:50, one ending 09:00 (outside), and m-1 one ending 07:50 (outside,
+// the period's start: a window ending on a boundary is the period's before).
 // xgb-7 serves m-1 (0.8) and m-2 (0.2) with the challenger xgb-9 in
 // shadow (0.7 and 0.9); the canary xgb-8 serves m-3 (0.6), no
 // challenger. An update and a part are left out. A replay, written later
@@ -272,7 +273,7 @@ func TestJudgePeriodS3(t *testing.T) {
 		labels = append(labels, S3Object(env.S3, bucket, k))
 	}
 
-	q, err := JudgePeriod(ctx, preds, labels, PeriodOptions{Horizon: time.Hour, Start: at(8, 0), End: at(9, 0)})
+	q, err := JudgePeriod(ctx, preds, labels, PeriodOptions{Horizon: time.Hour, Start: at(7, 50), End: at(8, 50)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,26 +119,26 @@ func TestHorizonJoin(t *testing.T) {
 	}
 }
 
-// TestHorizonPeriod: predictions outside [Start, End) of window_end (or
+// TestHorizonPeriod: predictions outside (Start, End] of window_end (or
 // without one) are skipped and counted, per version; labels whose time
-// reaches no prediction of the period (at or before Start, at or after
-// End + horizon) are counted and not held; a label just inside either
-// reach judges.
+// reaches no prediction of the period (at or before Start, after End +
+// horizon) are counted and not held; a label just inside either reach
+// judges.
 func TestHorizonPeriod(t *testing.T) {
 	const h = time.Hour
 	end := p0.Add(time.Hour)
 	j := mustJoin(t, PeriodOptions{Horizon: h, Start: p0, End: end})
 	addLabels(t, j,
 		Label{Value: 1, Entity: "m-1", Time: p0},                           // reaches nothing: t < T <= Start
-		Label{Value: 1, Entity: "m-1", Time: end.Add(h)},                   // reaches nothing: t + h < End + h
-		Label{Value: 1, Entity: "m-2", Time: p0.Add(time.Nanosecond)},      // judges t = Start
-		Label{Value: 1, Entity: "m-3", Time: end.Add(h - time.Nanosecond)}, // judges t = End - 1ns
+		Label{Value: 1, Entity: "m-1", Time: end.Add(h + time.Nanosecond)}, // reaches nothing: t + h <= End + h
+		Label{Value: 1, Entity: "m-2", Time: p0.Add(2 * time.Nanosecond)},  // judges t = Start + 1ns
+		Label{Value: 1, Entity: "m-3", Time: end.Add(h)},                   // judges t = End
 	)
 	addPredictions(t, j,
-		Prediction{ID: "a", Score: 0.9, ModelVersion: "v1", Entity: "m-2", WindowEnd: p0},
-		Prediction{ID: "b", Score: 0.9, ModelVersion: "v1", Entity: "m-3", WindowEnd: end.Add(-time.Nanosecond)},
-		Prediction{ID: "c", Score: 0.9, ModelVersion: "v1", Entity: "m-1", WindowEnd: p0.Add(-time.Nanosecond)},
-		Prediction{ID: "d", Score: 0.9, ModelVersion: "v2", Entity: "m-1", WindowEnd: end, ChallengerVersion: "c1", ChallengerScore: 0.1},
+		Prediction{ID: "a", Score: 0.9, ModelVersion: "v1", Entity: "m-2", WindowEnd: p0.Add(time.Nanosecond)},
+		Prediction{ID: "b", Score: 0.9, ModelVersion: "v1", Entity: "m-3", WindowEnd: end},
+		Prediction{ID: "c", Score: 0.9, ModelVersion: "v1", Entity: "m-1", WindowEnd: p0},
+		Prediction{ID: "d", Score: 0.9, ModelVersion: "v2", Entity: "m-1", WindowEnd: end.Add(time.Nanosecond), ChallengerVersion: "c1", ChallengerScore: 0.1},
 		Prediction{ID: "e", Score: 0.9, ModelVersion: "v2", Entity: "m-1"},
 		Prediction{ID: "f", Score: 0.9, ModelVersion: "v2", Entity: "m-1", WindowEnd: p0.Add(30 * time.Minute)},
 	)
@@ -148,6 +148,9 @@ func TestHorizonPeriod(t *testing.T) {
 		}
 	}
 	q := j.result()
+	if !q.NextWindowEnd.Equal(end.Add(time.Nanosecond)) {
+		t.Errorf("next window end %v, want d's, the only one after the period", q.NextWindowEnd)
+	}
 	if c := q.Counts; c.LabelsOutside != 2 || c.EntityLabels != 2 || c.Outside != 3 || c.Predictions != 3 {
 		t.Errorf("counts %+v: want 2 labels outside, 2 held, 3 predictions outside, 3 judged", c)
 	}
