@@ -53,16 +53,14 @@ type RetrainingRequested struct {
 	Pipeline  string `json:"pipeline"`
 	// Reason is ReasonDrift or ReasonQuality.
 	Reason string `json:"reason"`
+	// Scorer is the scorer to retrain: the one whose model violated its
+	// constraints, or one reading the drifted window (a window read by
+	// several scorers gives one request each).
+	Scorer string `json:"scorer"`
 	// Window is the drifted monitored window (drift only).
 	Window string `json:"window,omitempty"`
-	// Scorers are the scorers reading the drifted window, when known
-	// (drift only).
-	Scorers []string `json:"scorers,omitempty"`
-	// Scorer is the scorer whose model violated its constraints (quality
-	// only).
-	Scorer string `json:"scorer,omitempty"`
-	// ModelVersion is the model judged (quality) or scoring the window
-	// when known (drift).
+	// ModelVersion is the model judged (quality), or the scorer's
+	// champion when known (drift).
 	ModelVersion string `json:"model_version,omitempty"`
 	// At is the triggering period's end, in event time.
 	At time.Time `json:"at"`
@@ -128,9 +126,9 @@ func (r *RetrainingRequested) DetailType() string { return DetailTypeRetrainingR
 
 // Subject names the request in errors and logs.
 func (r *RetrainingRequested) Subject() string {
-	what := "window " + r.Window
-	if r.Reason == ReasonQuality {
-		what = "scorer " + r.Scorer
+	what := "scorer " + r.Scorer
+	if r.Window != "" {
+		what = "window " + r.Window + " " + what
 	}
 	return fmt.Sprintf("pipeline %s %s %s at %s, request %s", r.Pipeline, r.Reason, what, stamp(r.At), r.RequestID)
 }

@@ -21,12 +21,9 @@ const MaxEvidence = 100
 type DriftVerdict struct {
 	// Window is the monitored window; required.
 	Window string
-	// Scorers are the scorers that read the window, for the event: what
-	// a training pipeline would retrain. May be empty.
-	Scorers []string
-	// ModelVersion is the champion's version scoring the window, when
-	// known; may be empty.
-	ModelVersion string
+	// Scorers are the scorers that read the window: what a request
+	// retrains, one request each; at least one.
+	Scorers []ScorerModel
 	// PeriodStart and PeriodEnd bound the period in event time; both
 	// required. A period following the last one without a gap continues
 	// its run.
@@ -37,6 +34,12 @@ type DriftVerdict struct {
 	// Violations is the period's constraint_violations.json, an s3://
 	// URI; may be empty.
 	Violations string
+}
+
+// ScorerModel is a scorer reading a drifted window, and its champion's
+// version when known ("" otherwise).
+type ScorerModel struct {
+	Scorer, ModelVersion string
 }
 
 // Feature is one feature's drift verdict.
@@ -98,6 +101,14 @@ func (v *DriftVerdict) check() error {
 	if v.Window == "" {
 		return fmt.Errorf("retrain: %s: window is required", what)
 	}
+	if len(v.Scorers) == 0 {
+		return fmt.Errorf("retrain: %s: scorers: at least one is required (the scorers reading the window are what a request retrains)", what)
+	}
+	for i, s := range v.Scorers {
+		if s.Scorer == "" {
+			return fmt.Errorf("retrain: %s: scorers[%d]: scorer is required", what, i)
+		}
+	}
 	for i, f := range v.Features {
 		if f.Name == "" {
 			return fmt.Errorf("retrain: %s: features[%d]: name is required", what, i)
@@ -142,25 +153,32 @@ func (v *QualityVerdict) violated() int {
 	return n
 }
 
-// driftRequest builds the event of a window's run.
-func (t *Trigger) driftRequest(v DriftVerdict, run []periodMark) *RetrainingRequested {
-	r := t.request(ReasonDrift, v.Window, v.PeriodEnd, t.cfg.DriftPeriods, run)
-	r.Window, r.ModelVersion = v.Window, v.ModelVersion
-	r.Scorers = slices.Clone(v.Scorers)
+// driftRequests builds the events of a window's run, one per scorer
+// reading it; they share the evidence.
+func (t *Trigger) driftRequests(v DriftVerdict, run []periodMark) []*RetrainingRequested {
+	var features []FeatureEvidence
 	for _, f := range v.Features {
 		if f.Drifted {
-			r.Features = append(r.Features, FeatureEvidence{Name: f.Name, Distance: Number(f.Distance), Threshold: Number(f.Threshold), Method: f.Method})
+			features = append(features, FeatureEvidence{Name: f.Name, Distance: Number(f.Distance), Threshold: Number(f.Threshold), Method: f.Method})
 		}
 	}
 	// Worst first: the furthest past its threshold; undefined last.
-	slices.SortStableFunc(r.Features, func(a, b FeatureEvidence) int {
+	slices.SortStableFunc(features, func(a, b FeatureEvidence) int {
 		return cmp.Compare(excess(float64(b.Distance), float64(b.Threshold)), excess(float64(a.Distance), float64(a.Threshold)))
 	})
-	if len(r.Features) > MaxEvidence {
-		r.Omitted = len(r.Features) - MaxEvidence
-		r.Features = r.Features[:MaxEvidence:MaxEvidence]
+	omitted := 0
+	if len(features) > MaxEvidence {
+		omitted = len(features) - MaxEvidence
+		features = features[:MaxEvidence:MaxEvidence]
 	}
-	return r
+	out := make([]*RetrainingRequested, 0, len(v.Scorers))
+	for _, s := range v.Scorers {
+		r := t.request(ReasonDrift, v.Window+"/"+s.Scorer, v.PeriodEnd, t.cfg.DriftPeriods, run)
+		r.Window, r.Scorer, r.ModelVersion = v.Window, s.Scorer, s.ModelVersion
+		r.Features, r.Omitted = features, omitted
+		out = append(out, r)
+	}
+	return out
 }
 
 // excess is how far a distance is past its threshold, as a ratio; -Inf
@@ -208,7 +226,8 @@ func (t *Trigger) request(reason, subject string, at time.Time, need int, run []
 }
 
 // RequestID is the request's stable id: a hash of the pipeline, reason,
-// window or scorer and the triggering period's end. A Trigger rebuilt
+// subject ("<window>/<scorer>" for drift, the scorer for quality) and the
+// triggering period's end. A Trigger rebuilt
 // after a failover that decides again on the same periods gives the same
 // id, so a consumer can drop the repeat (e.g. as a Step Functions
 // execution name).

@@ -139,9 +139,10 @@ type Decision struct {
 	// Run is how many consecutive bad periods end with this one, counted
 	// up to the rule's number of periods.
 	Run int
-	// Request is the event detail to publish when Outcome is Requested,
-	// nil otherwise.
-	Request *RetrainingRequested
+	// Requests are the event details to publish when Outcome is
+	// Requested, none otherwise: one per scorer to retrain (a drifted
+	// window's scorers, or the quality verdict's scorer).
+	Requests []*RetrainingRequested
 	// Why says it in one sentence, with the numbers, for logs.
 	Why string
 }
@@ -203,8 +204,8 @@ func (t *Trigger) Drift(v DriftVerdict) (Decision, error) {
 		return Decision{}, err
 	}
 	m := periodMark{start: v.PeriodStart, end: v.PeriodEnd, bad: v.drifted() > 0, violations: v.Violations}
-	return t.judge(stateKey{ReasonDrift, v.Window}, m, t.cfg.DriftPeriods, func(run []periodMark) *RetrainingRequested {
-		return t.driftRequest(v, run)
+	return t.judge(stateKey{ReasonDrift, v.Window}, m, t.cfg.DriftPeriods, func(run []periodMark) []*RetrainingRequested {
+		return t.driftRequests(v, run)
 	})
 }
 
@@ -217,15 +218,15 @@ func (t *Trigger) Quality(v QualityVerdict) (Decision, error) {
 		return Decision{}, err
 	}
 	m := periodMark{start: v.PeriodStart, end: v.PeriodEnd, bad: v.violated() > 0, model: v.ModelVersion, violations: v.Violations}
-	return t.judge(stateKey{ReasonQuality, v.Scorer}, m, t.cfg.QualityPeriods, func(run []periodMark) *RetrainingRequested {
-		return t.qualityRequest(v, run)
+	return t.judge(stateKey{ReasonQuality, v.Scorer}, m, t.cfg.QualityPeriods, func(run []periodMark) []*RetrainingRequested {
+		return []*RetrainingRequested{t.qualityRequest(v, run)}
 	})
 }
 
 // judge applies one period's mark to its run and decides. need is the
-// rule's number of periods; request builds the event from the run's
+// rule's number of periods; requests builds the events from the run's
 // periods, oldest first.
-func (t *Trigger) judge(k stateKey, m periodMark, need int, request func([]periodMark) *RetrainingRequested) (Decision, error) {
+func (t *Trigger) judge(k stateKey, m periodMark, need int, requests func([]periodMark) []*RetrainingRequested) (Decision, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.state[k]
@@ -267,7 +268,7 @@ func (t *Trigger) judge(k stateKey, m periodMark, need int, request func([]perio
 		}
 	}
 	st.requested = m.end
-	return Decision{Outcome: Requested, Run: run, Request: request(st.marks[len(st.marks)-run:]),
+	return Decision{Outcome: Requested, Run: run, Requests: requests(st.marks[len(st.marks)-run:]),
 		Why: fmt.Sprintf("%s: %d consecutive bad periods, the last ending %s: retraining requested", subject, run, stamp(m.end))}, nil
 }
 

@@ -3,6 +3,8 @@ package retrain
 import (
 	"encoding/json"
 	"math"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,7 @@ func hour(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
 
 // drift is window w's verdict for hourly period h.
 func drift(w string, h int, drifted bool) DriftVerdict {
-	return DriftVerdict{Window: w, PeriodStart: hour(h - 1), PeriodEnd: hour(h),
+	return DriftVerdict{Window: w, Scorers: []ScorerModel{{Scorer: "failure"}}, PeriodStart: hour(h - 1), PeriodEnd: hour(h),
 		Features:   []Feature{{Name: "temp_mean", Distance: 0.4, Threshold: 0.1, Method: "Simple", Drifted: drifted}, {Name: "rpm_max", Distance: 0.01, Threshold: 0.1, Method: "Simple"}},
 		Violations: "s3://bkt/monitoring/factory/" + w + "/" + hour(h-1).Format("2006/01/02/15") + "/constraint_violations.json"}
 }
@@ -117,11 +119,11 @@ func TestTriggerRules(t *testing.T) {
 				if dec.Outcome != s.outcome || dec.Run != s.run {
 					t.Fatalf("step %d (%s): %s run %d (%s); want %s run %d", i, what, dec.Outcome, dec.Run, dec.Why, s.outcome, s.run)
 				}
-				if (dec.Request != nil) != (dec.Outcome == Requested) {
-					t.Fatalf("step %d (%s): outcome %s with request %v", i, what, dec.Outcome, dec.Request)
+				if (len(dec.Requests) == 1) != (dec.Outcome == Requested) || len(dec.Requests) > 1 {
+					t.Fatalf("step %d (%s): outcome %s with %d requests", i, what, dec.Outcome, len(dec.Requests))
 				}
-				if dec.Request != nil && len(dec.Request.Periods) != s.run {
-					t.Fatalf("step %d (%s): request lists %d periods; want the run's %d", i, what, len(dec.Request.Periods), s.run)
+				if len(dec.Requests) == 1 && len(dec.Requests[0].Periods) != s.run {
+					t.Fatalf("step %d (%s): request lists %d periods; want the run's %d", i, what, len(dec.Requests[0].Periods), s.run)
 				}
 			}
 		})
@@ -136,10 +138,10 @@ func TestDriftRequestEvidence(t *testing.T) {
 	var dec Decision
 	for h := 1; h <= 3; h++ {
 		v := drift("machine_5m", h, true)
-		v.Scorers, v.ModelVersion = []string{"failure"}, "sha256:2da5e2a8df7d5dfc"
+		v.Scorers = []ScorerModel{{Scorer: "failure", ModelVersion: "sha256:2da5e2a8df7d5dfc"}, {Scorer: "wear"}}
 		if h == 3 {
 			v.Features = []Feature{
-				{Name: "a", Distance: 0.2, Threshold: 0.1, Method: "Simple", Drifted: true},       // 2x
+				{Name: "a", Distance: 0.2, Threshold: 0.1, Method: "Simple", Drifted: true},        // 2x
 				{Name: "b", Distance: math.NaN(), Threshold: 0.1, Method: "Simple", Drifted: true}, // undefined: last
 				{Name: "c", Distance: 0.5, Threshold: 0.1, Method: "Robust", Drifted: true},        // 5x: first
 				{Name: "d", Distance: 0.05, Threshold: 0.1, Method: "Simple"},                      // not drifted: left out
@@ -149,9 +151,12 @@ func TestDriftRequestEvidence(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := dec.Request
-	if r == nil {
-		t.Fatalf("no request: %s", dec.Why)
+	if len(dec.Requests) != 2 {
+		t.Fatalf("%d requests (%s); want one per scorer reading the window", len(dec.Requests), dec.Why)
+	}
+	r, wear := dec.Requests[0], dec.Requests[1]
+	if wear.Scorer != "wear" || wear.ModelVersion != "" || wear.RequestID == r.RequestID || len(wear.Features) != len(r.Features) {
+		t.Errorf("the second scorer's request: %+v", wear)
 	}
 	var names []string
 	for _, f := range r.Features {
@@ -160,7 +165,7 @@ func TestDriftRequestEvidence(t *testing.T) {
 	if got := strings.Join(names, ","); got != "c,a,b" {
 		t.Errorf("features %s; want the drifted ones worst first, undefined last: c,a,b", got)
 	}
-	if r.Reason != ReasonDrift || r.Window != "machine_5m" || r.Scorer != "" || r.ModelVersion != "sha256:2da5e2a8df7d5dfc" || len(r.Scorers) != 1 {
+	if r.Reason != ReasonDrift || r.Window != "machine_5m" || r.Scorer != "failure" || r.ModelVersion != "sha256:2da5e2a8df7d5dfc" {
 		t.Errorf("subject: %+v", r)
 	}
 	if !r.At.Equal(hour(3)) || !r.Periods[0].Start.Equal(hour(0)) || !r.Periods[2].End.Equal(hour(3)) {
@@ -201,12 +206,12 @@ func TestEvidenceIsBounded(t *testing.T) {
 	}
 	dd, _ := tr.Drift(v)
 	qd, _ := tr.Quality(qv)
-	for _, r := range []*RetrainingRequested{dd.Request, qd.Request} {
+	for _, r := range []*RetrainingRequested{dd.Requests[0], qd.Requests[0]} {
 		if n := len(r.Features) + len(r.Metrics); n != MaxEvidence || r.Omitted != 7 {
 			t.Errorf("%s: %d items, %d omitted; want %d and 7", r.Reason, n, r.Omitted, MaxEvidence)
 		}
 	}
-	if got := dd.Request.Features[0].Distance; got != MaxEvidence+6 {
+	if got := dd.Requests[0].Features[0].Distance; got != MaxEvidence+6 {
 		t.Errorf("the worst feature must be kept first, got distance %v", got)
 	}
 }
@@ -219,7 +224,7 @@ func TestRequestIDIsStableAcrossAFailover(t *testing.T) {
 		for h := 5; h <= 7; h++ {
 			dec, _ = tr.Drift(drift("w", h, true))
 		}
-		ids[dec.Request.RequestID] = true
+		ids[dec.Requests[0].RequestID] = true
 	}
 	if len(ids) != 1 {
 		t.Errorf("request ids %v; a replay of the same periods must give one id", ids)
@@ -264,6 +269,8 @@ func TestBadInputNamesTheField(t *testing.T) {
 		want string
 	}{
 		{bad(func(v *DriftVerdict) { v.Window = "" }), "window is required"},
+		{bad(func(v *DriftVerdict) { v.Scorers = nil }), "scorers: at least one is required"},
+		{bad(func(v *DriftVerdict) { v.Scorers[0].Scorer = "" }), "scorers[0]: scorer is required"},
 		{bad(func(v *DriftVerdict) { v.PeriodStart = time.Time{} }), "period start and end are required"},
 		{bad(func(v *DriftVerdict) { v.PeriodStart = v.PeriodEnd }), "is not before its end"},
 		{bad(func(v *DriftVerdict) { v.Violations = "/tmp/x.json" }), `violations: "/tmp/x.json" is not an s3://bucket/key URI`},
@@ -296,4 +303,37 @@ func TestBadInputNamesTheField(t *testing.T) {
 		QualityPeriods: DefaultQualityPeriods, Cooldown: DefaultCooldown, DataLookback: DefaultDataLookback}) {
 		t.Errorf("defaults: %+v", c.Config())
 	}
+}
+
+// BenchmarkTriggerState measures what the Trigger holds per window with a
+// full run of the default three periods (docs/flywheel.md, "State and
+// memory"): the violations URIs are the verdicts', so they are not counted.
+func BenchmarkTriggerState(b *testing.B) {
+	const windows = 10000
+	vs := make([][]DriftVerdict, windows)
+	for i := range vs {
+		w := "window_" + strconv.Itoa(i)
+		for h := 1; h <= DefaultDriftPeriods; h++ {
+			vs[i] = append(vs[i], drift(w, h, h < DefaultDriftPeriods))
+		}
+	}
+	var perWindow float64
+	for b.Loop() {
+		tr, _ := NewTrigger(Config{Pipeline: "factory"})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, run := range vs {
+			for _, v := range run {
+				if _, err := tr.Drift(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perWindow = float64(after.HeapAlloc-before.HeapAlloc) / windows
+		runtime.KeepAlive(tr)
+	}
+	b.ReportMetric(perWindow, "B/window")
 }
