@@ -214,6 +214,10 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 	if monitored {
 		rules = append(rules, p.driftRules(mw.Window)...)
 	}
+	qm, judged := p.qualityOf(s)
+	if judged {
+		rules = append(rules, p.qualityRules(s.Name)...)
+	}
 	for _, r := range p.cfg.Alerts.Rules {
 		if r.Scorer != s.Name || r.Drift != "" {
 			continue
@@ -247,6 +251,16 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		out, p.sinks = append(out, mon), append([]sinks.Sink{mon}, p.sinks...)
 		st := p.pl.streams[stream]
 		st.monitors = append(st.monitors, mon)
+		st.reducers = append(st.reducers, mon)
+	}
+	if judged {
+		qmon, err := p.buildQuality(ctx, qm, s, stream, c, o, al)
+		if err != nil {
+			return nil, nil, err
+		}
+		p.quality = append(p.quality, qmon)
+		st := p.pl.streams[stream]
+		st.reducers = append(st.reducers, qmon)
 	}
 	if len(out) == 0 {
 		return nil, nil, fmt.Errorf("pipeline: scorer %s: no sink configured for its results (sinks.s3, sinks.feature_table or an alert rule)", s.Name)

@@ -35,6 +35,7 @@ type promObserver struct {
 	winWatermark  *prometheus.GaugeVec
 
 	monitorProm
+	qualityProm
 }
 
 var _ Observer = (*promObserver)(nil)
@@ -85,6 +86,7 @@ func newPromObserver(reg prometheus.Registerer) (*promObserver, error) {
 		cs = append(cs, h)
 	}
 	cs = append(cs, m.monitorProm.init()...)
+	cs = append(cs, m.qualityProm.init()...)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pipeline: metrics: %w", err)

@@ -22,6 +22,7 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack/devstacktest"
@@ -363,6 +364,13 @@ func hasDim(ds []cwtypes.Dimension, name, value string) bool {
 // value, or NaN when there is none.
 func labelledGauge(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
+	return gaugeWith(t, reg, name, map[string]string{label: value})
+}
+
+// gaugeWith returns the value of the gauge series with every label given
+// (others any), or NaN when there is none.
+func gaugeWith(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -371,12 +379,14 @@ func labelledGauge(t *testing.T, reg *prometheus.Registry, name, label, value st
 		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetGauge().GetValue()
+			for k, v := range labels {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == k && l.GetValue() == v }) {
+					continue series
 				}
 			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	return math.NaN()

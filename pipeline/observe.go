@@ -6,6 +6,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/monitor/quality"
 	"github.com/streamscore/streamscore/sinks"
 	"github.com/streamscore/streamscore/windowing"
 )
@@ -56,6 +57,12 @@ type Observer interface {
 	// MonitorJudged reports a period's fleet-wide statistics and their
 	// verdict against the baseline.
 	MonitorJudged(window string, cur *monitor.Statistics, r *monitor.Report)
+	// QualityJudged reports a model version's model-quality statistics of
+	// a period (role champion or challenger) and, with constraints, their
+	// verdict (nil without).
+	QualityJudged(scorer, version, role string, st *quality.Statistics, r *quality.Report)
+	// QualityFailed counts a quality monitor step that failed.
+	QualityFailed(scorer, step string)
 }
 
 // Stage is a timed part of a batch's handling.

@@ -53,6 +53,9 @@ type Pipeline struct {
 	deps *shardDeps
 
 	dlq *sinks.DeadLetter
+	// quality are the quality monitors, stopped before the sinks (their
+	// alerts go out through a scorer's alert sink).
+	quality []*qualityMonitor
 	// sinks are closed on shutdown.
 	sinks    []sinks.Sink
 	watchers []*scorer.Watcher
@@ -248,6 +251,12 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var errs []error
+	for _, q := range p.quality {
+		if err := q.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.quality = nil
 	for _, s := range p.sinks {
 		if err := s.Close(ctx); err != nil && !errors.Is(err, sinks.ErrClosed) {
 			errs = append(errs, err)

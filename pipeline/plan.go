@@ -35,9 +35,11 @@ type streamPlan struct {
 	// shard flushes before it hands its lease over or checkpoints
 	// SHARD_END.
 	sinks []shardFlusher
-	// monitors are the drift monitors of the stream's windows: a shard
-	// starting at hash key 0 makes its worker their reducer.
+	// monitors are the drift monitors of the stream's windows.
 	monitors []*monitorSink
+	// reducers are the stream's drift and quality monitors: a shard
+	// starting at hash key 0 makes its worker their reducer.
+	reducers []reducerLead
 	// labels is set on the labels stream, whose shards write ground truth.
 	labels *labelsPlan
 }
@@ -108,3 +110,13 @@ func (pl *plan) addScorer(wp *windowPlan, sp *scorerPlan) {
 	st := pl.streams[wp.stream]
 	st.sinks = append(st.sinks, sp.sink)
 }
+
+// reducerLead is what a monitor that judges the fleet's periods is told:
+// this worker started (+1) or stopped (-1) running the stream's shard at
+// hash key 0.
+type reducerLead interface{ lead(delta int32) }
+
+var (
+	_ reducerLead = (*monitorSink)(nil)
+	_ reducerLead = (*qualityMonitor)(nil)
+)

@@ -128,10 +128,10 @@ func (st *shardState) Initialize(ctx context.Context, s consumer.ShardInfo) erro
 	}
 	st.lw = newLowWater(s.Checkpointer, outputs)
 	st.fresh = len(sp.monitors) > 0 && !checkpointed(s.Start)
-	if s.StartingHashKey == "0" && len(sp.monitors) > 0 {
+	if s.StartingHashKey == "0" && len(sp.reducers) > 0 {
 		st.leads = true
-		for _, m := range sp.monitors {
-			m.lead(1)
+		for _, r := range sp.reducers {
+			r.lead(1)
 		}
 	}
 	if err := st.replayTails(ctx); err != nil {
@@ -205,8 +205,8 @@ func (st *shardState) release() {
 	st.wins = nil
 	if st.leads {
 		st.leads = false
-		for _, m := range st.plan.monitors {
-			m.lead(-1)
+		for _, r := range st.plan.reducers {
+			r.lead(-1)
 		}
 	}
 	if st.plan != nil && st.stream != "" {
