@@ -183,7 +183,7 @@ type periodJoin struct {
 	rows        []periodRow
 	champions   versionSet
 	challengers versionSet
-	predicting  bool // a prediction came: no more labels
+	predicting  bool  // a prediction came: no more labels
 	next        int64 // the earliest window end read after the period; 0: none
 	counts      PeriodCounts
 }
