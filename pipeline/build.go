@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/promotion"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -78,7 +79,11 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 	// The alert sink is built after the scorer; breaker events and refused
 	// model reloads reach it through this holder once it exists.
 	var alerts atomic.Pointer[sinks.Alerts]
-	embedded := func(model string) (scorer.Scorer, error) {
+	// With a promotion, the champion is scored through a switch that the
+	// decision it follows can point at another model.
+	var sw *scorer.Switch
+	var configured scorer.ModelSource
+	embedded := func(model string, champion bool) (scorer.Scorer, error) {
 		m := p.cfg.Models[model]
 		var src scorer.ModelSource
 		if m.ReloadInterval > 0 {
@@ -102,6 +107,10 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			}
 			src = mod
 		}
+		if champion && s.Promotion != nil {
+			configured, sw = src, scorer.NewSwitch(src)
+			src = sw
+		}
 		e, err := scorer.NewEmbedded(src, wp.schema, scm)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: scorer %s: model %s does not fit window %s: %w", s.Name, model, s.Window, err)
@@ -117,7 +126,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		}
 		var fallback scorer.Scorer
 		if e.Fallback != "" {
-			if fallback, err = embedded(e.Fallback); err != nil {
+			if fallback, err = embedded(e.Fallback, false); err != nil {
 				return err
 			}
 		}
@@ -144,12 +153,12 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		if err != nil {
 			return fmt.Errorf("pipeline: scorer %s: %w", s.Name, err)
 		}
-	} else if sc, err = embedded(s.Model); err != nil {
+	} else if sc, err = embedded(s.Model, true); err != nil {
 		return err
 	}
 	plan := &scorerPlan{name: s.Name, sc: sc, outputs: sc.Outputs()}
 	if s.Challenger != "" {
-		ch, err := embedded(s.Challenger)
+		ch, err := embedded(s.Challenger, false)
 		if err != nil {
 			return err
 		}
@@ -164,9 +173,22 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			plan.shadow = ch.Outputs()
 		}
 	}
+	var pr *promoter
+	if sw != nil {
+		load := func(ctx context.Context, m promotion.Model) (*scorer.Watcher, error) {
+			return p.watchDecided(ctx, m, s, wp, c, scm, alerts.Load)
+		}
+		if pr, err = p.buildPromoter(ctx, s, sw, configured, load, c, o); err != nil {
+			return err
+		}
+		p.promoters[s.Name] = pr
+	}
 	var al *sinks.Alerts
 	if plan.sink, al, err = p.resultSinks(ctx, s, stream, c, o, ex); err != nil {
 		return err
+	}
+	if pr != nil && al != nil {
+		pr.alert = func(a sinks.Alert) { p.notify(al, a, s.Name) }
 	}
 	alerts.Store(al)
 	p.pl.addScorer(wp, plan)

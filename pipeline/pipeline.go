@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,9 @@ type Pipeline struct {
 	// quality are the quality monitors, stopped before the sinks (their
 	// alerts go out through a scorer's alert sink).
 	quality []*qualityMonitor
+	// promoters follow (and, on the reducer, make) each promoted
+	// scorer's champion decision, by scorer.
+	promoters map[string]*promoter
 	// sinks are closed on shutdown.
 	sinks    []sinks.Sink
 	watchers []*scorer.Watcher
@@ -88,7 +92,7 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 	}
 	reg := prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": cfg.Pipeline}, o.Registerer)
 	log := o.Logger.With("pipeline", cfg.Pipeline)
-	p := &Pipeline{cfg: cfg, pl: pl, log: log}
+	p := &Pipeline{cfg: cfg, pl: pl, log: log, promoters: map[string]*promoter{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -239,7 +243,21 @@ func (p *Pipeline) notify(alerts *sinks.Alerts, al sinks.Alert, scorerName strin
 func (p *Pipeline) Run(ctx context.Context) error {
 	p.running.Store(true)
 	stopStatus := p.statusLoop(ctx)
+	fctx, stopFollowing := context.WithCancel(ctx)
+	var following sync.WaitGroup
+	for _, pr := range p.promoters {
+		f, err := pr.follow(fctx)
+		if err != nil {
+			stopFollowing()
+			stopStatus()
+			p.running.Store(false)
+			return errors.Join(err, p.Close(context.WithoutCancel(ctx)))
+		}
+		following.Go(func() { _ = f.Run(fctx) })
+	}
 	err := p.cons.Run(ctx, p.newProcessor)
+	stopFollowing()
+	following.Wait()
 	stopStatus()
 	p.running.Store(false)
 	cerr := p.Close(context.WithoutCancel(ctx))
@@ -271,6 +289,9 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	}
 	for _, w := range p.watchers {
 		w.Close()
+	}
+	for _, pr := range p.promoters {
+		pr.close()
 	}
 	p.watchers = nil
 	return errors.Join(errs...)

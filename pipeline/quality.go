@@ -55,6 +55,7 @@ type qualityConfig struct {
 	labels                      string // the ground truth prefix
 	out                         string // <monitor prefix>model-quality/<pipeline>/<scorer>/
 	alerts                      qualityAlerter
+	promoter                    *promoter // nil without a promotion policy
 	obs                         Observer
 	log                         *slog.Logger
 	now                         func() time.Time

@@ -87,6 +87,7 @@ func (p *Pipeline) buildQuality(ctx context.Context, qm config.QualityMonitor, s
 	if qc.span <= 0 {
 		qc.span = 24 * time.Hour
 	}
+	qc.promoter = p.promoters[s.Name]
 	if al != nil && len(p.qualityRules(s.Name)) > 0 {
 		qc.alerts = al
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -20,6 +22,8 @@ import (
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/monitor/dataset"
 	"github.com/streamscore/streamscore/monitor/quality"
+	"github.com/streamscore/streamscore/promotion"
+	"github.com/streamscore/streamscore/promotion/dynamo"
 	"github.com/streamscore/streamscore/sinks"
 )
 
@@ -49,98 +53,12 @@ func failsAfterA(m int) bool { return m < 8 || m == 10 }
 // sets the Prometheus gauges, and the precision constraint's violation
 // fires the model-quality alert.
 func TestQualityJudgesTheStreamAgainstItsLabels(t *testing.T) {
-	tp := newTestPipeline(t)
-	labels := tp.env.CreateStream(t, 1)
-	challenger := filepath.Join(t.TempDir(), "challenger.json")
-	if err := os.WriteFile(challenger, []byte(`{"streamscore_linear":1,"link":"logistic","intercept":0,
-		"features":[{"name":"vibration_mean","weight":20}]}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cons := t.TempDir()
-	if err := os.WriteFile(filepath.Join(cons, "constraints.json"), []byte(`{"version": 0.0,
-  "binary_classification_constraints": {
-    "precision": {"threshold": 0.9, "comparison_operator": "LessThanThreshold"},
-    "recall": {"threshold": 0.5, "comparison_operator": "LessThanThreshold"}}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	src := tp.yaml
-	for _, r := range [][2]string{
-		{"streams:\n", fmt.Sprintf("streams:\n  - {name: %s, schema: label, shards: 1}\n", labels)},
-		{"schemas:\n", "schemas:\n  label:\n    entity: machine_id\n    time: ts\n    fields:\n      - {name: failed, type: bool}\n"},
-		{"  vib:\n", fmt.Sprintf("  challenger:\n    format: linear\n    path: %s\n  vib:\n", challenger)},
-		{"{name: failure, window: w1s, model: vib}", "{name: failure, window: w1s, model: vib, challenger: challenger}"},
-		{"alerts:\n  topic:", fmt.Sprintf(`labels: {stream: %s, label: failed, delay: 2s}
-monitor:
-  period: 10s
-  settle: 2s
-  quality:
-    - {scorer: failure, threshold: 0.5, horizon: 30s, constraints: %s}
-alerts:
-  topic:`, labels, cons)},
-		{"    - {name: hot,", "    - {name: model-quality, quality: failure, severity: warning, fire_after: 1}\n    - {name: hot,"},
-	} {
-		if !strings.Contains(src, r[0]) {
-			t.Fatalf("test config has no %q", r[0])
-		}
-		src = strings.Replace(src, r[0], r[1], 1)
-	}
-	cfg, err := config.Parse([]byte(src), "quality.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp.cfg = cfg
-	reg := prometheus.NewRegistry()
-	tp.registerer = reg
-
+	f := startQualityFleet(t, "", "    - {name: model-quality, quality: failure, severity: warning, fire_after: 1}\n")
+	tp, reg, a := f.tp, f.reg, f.a
 	ctx := devstacktest.Ctx(t)
-	a := time.Now().UTC().Add(-3 * time.Minute).Truncate(qualPeriod)
-	put := func(stream string, entries []ktypes.PutRecordsRequestEntry) {
-		t.Helper()
-		for len(entries) > 0 {
-			n := min(len(entries), 500)
-			out, err := tp.env.Kinesis.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries[:n]})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var retry []ktypes.PutRecordsRequestEntry
-			for i, r := range out.Records {
-				if r.ErrorCode != nil {
-					retry = append(retry, entries[i])
-				}
-			}
-			entries = append(retry, entries[n:]...)
-		}
-	}
-	// The labels go first and are in S3 before any reading is sent: the
-	// period is long past, so it is due as soon as its results are in.
-	stop, _ := tp.startPipeline(t, "worker-q")
-	var lab []ktypes.PutRecordsRequestEntry
-	for m := range qualMachines {
-		if failsAfterA(m) {
-			id := fmt.Sprintf("mill-%03d", m)
-			lab = append(lab, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(id),
-				Data: fmt.Appendf(nil, `{"machine_id":%q,"ts":%q,"failed":true}`, id, a.Add(qualPeriod+time.Second).Format(time.RFC3339Nano))})
-		}
-	}
-	put(labels, lab)
-	gtPrefix := sinks.GroundTruthPrefix("test", "")
-	waitFor(t, 2*time.Minute, "the labels in S3", func() bool {
-		return countLines(t, tp, gtPrefix) == len(lab)
-	})
-
-	var batch []ktypes.PutRecordsRequestEntry
-	for step := range 250 { // period A and 15 s after it, every 100 ms: A's windows are the first
-		ts := a.Add(time.Duration(step) * 100 * time.Millisecond)
-		for m := range qualMachines {
-			id := fmt.Sprintf("mill-%03d", m)
-			vib := 0.3
-			if m < 10 {
-				vib = 0.9
-			}
-			batch = append(batch, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(id), Data: []byte(reading(id, ts, vib))})
-		}
-	}
-	put(tp.stream, batch)
+	stop := f.stop
+	lab := f.labels
+	f.sendPeriodA(t)
 
 	dir := "monitoring/model-quality/test/failure/" + a.Format("2006/01/02/15/04/05") + "/"
 	var j struct {
@@ -246,6 +164,130 @@ alerts:
 	}
 }
 
+// qualityFleet is the quality tests' pipeline on one worker: the scorer
+// failure with the challenger in shadow, labels on their own stream,
+// 10-second periods, a 30 s horizon; period A starts three minutes ago.
+type qualityFleet struct {
+	tp       *testPipeline
+	reg      *prometheus.Registry
+	a        time.Time
+	labelsTo string
+	labels   []ktypes.PutRecordsRequestEntry
+	stop     func() error
+}
+
+// startQualityFleet starts the worker with promotion (a scorer's
+// promotion section, flow style, or "") and extra alert rules, and sends
+// the labels, waiting until they are in S3.
+func startQualityFleet(t *testing.T, promotion, rules string) *qualityFleet {
+	t.Helper()
+	tp := newTestPipeline(t)
+	labels := tp.env.CreateStream(t, 1)
+	challenger := filepath.Join(t.TempDir(), "challenger.json")
+	if err := os.WriteFile(challenger, []byte(`{"streamscore_linear":1,"link":"logistic","intercept":0,
+		"features":[{"name":"vibration_mean","weight":20}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cons := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cons, "constraints.json"), []byte(`{"version": 0.0,
+  "binary_classification_constraints": {
+    "precision": {"threshold": 0.9, "comparison_operator": "LessThanThreshold"},
+    "recall": {"threshold": 0.5, "comparison_operator": "LessThanThreshold"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	scorerLine := "{name: failure, window: w1s, model: vib, challenger: challenger}"
+	if promotion != "" {
+		scorerLine = "{name: failure, window: w1s, model: vib, challenger: challenger, promotion: " + promotion + "}"
+	}
+	src := tp.yaml
+	for _, r := range [][2]string{
+		{"streams:\n", fmt.Sprintf("streams:\n  - {name: %s, schema: label, shards: 1}\n", labels)},
+		{"schemas:\n", "schemas:\n  label:\n    entity: machine_id\n    time: ts\n    fields:\n      - {name: failed, type: bool}\n"},
+		{"  vib:\n", fmt.Sprintf("  challenger:\n    format: linear\n    path: %s\n  vib:\n", challenger)},
+		{"{name: failure, window: w1s, model: vib}", scorerLine},
+		{"alerts:\n  topic:", fmt.Sprintf(`labels: {stream: %s, label: failed, delay: 2s}
+monitor:
+  period: 10s
+  settle: 2s
+  quality:
+    - {scorer: failure, threshold: 0.5, horizon: 30s, constraints: %s}
+alerts:
+  topic:`, labels, cons)},
+		{"    - {name: hot,", rules + "    - {name: hot,"},
+	} {
+		if !strings.Contains(src, r[0]) {
+			t.Fatalf("test config has no %q", r[0])
+		}
+		src = strings.Replace(src, r[0], r[1], 1)
+	}
+	cfg, err := config.Parse([]byte(src), "quality.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp.cfg = cfg
+	f := &qualityFleet{tp: tp, reg: prometheus.NewRegistry(), a: time.Now().UTC().Add(-3 * time.Minute).Truncate(qualPeriod), labelsTo: labels}
+	tp.registerer = f.reg
+	// The labels go first and are in S3 before any reading is sent: the
+	// period is long past, so it is due as soon as its results are in.
+	f.stop, _ = tp.startPipeline(t, "worker-q")
+	for m := range qualMachines {
+		if failsAfterA(m) {
+			id := fmt.Sprintf("mill-%03d", m)
+			f.labels = append(f.labels, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(id),
+				Data: fmt.Appendf(nil, `{"machine_id":%q,"ts":%q,"failed":true}`, id, f.a.Add(qualPeriod+time.Second).Format(time.RFC3339Nano))})
+		}
+	}
+	f.put(t, labels, f.labels)
+	gtPrefix := sinks.GroundTruthPrefix("test", "")
+	waitFor(t, 2*time.Minute, "the labels in S3", func() bool {
+		return countLines(t, tp, gtPrefix) == len(f.labels)
+	})
+	return f
+}
+
+// sendPeriodA sends the readings of period A and 15 s after it, every
+// 100 ms: A's windows are the first.
+func (f *qualityFleet) sendPeriodA(t *testing.T) {
+	t.Helper()
+	f.sendReadings(t, f.a, 250)
+}
+
+func (f *qualityFleet) sendReadings(t *testing.T, from time.Time, steps int) {
+	t.Helper()
+	var batch []ktypes.PutRecordsRequestEntry
+	for step := range steps {
+		ts := from.Add(time.Duration(step) * 100 * time.Millisecond)
+		for m := range qualMachines {
+			id := fmt.Sprintf("mill-%03d", m)
+			vib := 0.3
+			if m < 10 {
+				vib = 0.9
+			}
+			batch = append(batch, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(id), Data: []byte(reading(id, ts, vib))})
+		}
+	}
+	f.put(t, f.tp.stream, batch)
+}
+
+func (f *qualityFleet) put(t *testing.T, stream string, entries []ktypes.PutRecordsRequestEntry) {
+	t.Helper()
+	ctx := devstacktest.Ctx(t)
+	for len(entries) > 0 {
+		n := min(len(entries), 500)
+		out, err := f.tp.env.Kinesis.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries[:n]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var retry []ktypes.PutRecordsRequestEntry
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				retry = append(retry, entries[i])
+			}
+		}
+		entries = append(retry, entries[n:]...)
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -278,4 +320,96 @@ func countLines(t *testing.T, tp *testPipeline, prefix string) int {
 		n += strings.Count(string(body), "\n")
 	}
 	return n
+}
+
+// TestPromotionOnEvidence: with an automatic promotion policy (recall by
+// at least 0.05, precision at least 0.4, 100 labelled rows), the reducer
+// judges period A's challenger better on the same rows and writes the
+// decision once; the worker follows it without a restart (its next
+// windows carry the challenger's version in the feature table), the
+// promotion is alerted, and a rollback brings the configured champion
+// back the same way.
+func TestPromotionOnEvidence(t *testing.T) {
+	env := devstacktest.New(t)
+	table := env.Name("promotions")
+	if err := dynamo.EnsureTable(devstacktest.Ctx(t), env.DynamoDB, table); err != nil {
+		t.Fatal(err)
+	}
+	f := startQualityFleet(t, fmt.Sprintf("{metric: recall, margin: 0.05, min_labelled: 100, guardrails: [{metric: precision, min: 0.4}], auto: true, table: %s}", table), "")
+	tp, ctx := f.tp, devstacktest.Ctx(t)
+	f.sendPeriodA(t)
+
+	dir := "monitoring/model-quality/test/failure/" + f.a.Format("2006/01/02/15/04/05") + "/"
+	var j struct {
+		Models []struct {
+			Version string `json:"model_version"`
+			Role    string `json:"role"`
+		} `json:"models"`
+		Promotion []struct {
+			Outcome string `json:"outcome"`
+			Reason  string `json:"reason"`
+		} `json:"promotion"`
+	}
+	waitFor(t, 5*time.Minute, "period A's judgement", func() bool {
+		body, err := dataset.ReadObject(ctx, tp.env.S3, tp.bucket, dir+"judgement.json")
+		if dataset.Absent(err) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return json.Unmarshal(body, &j) == nil
+	})
+	if len(j.Promotion) != 1 || j.Promotion[0].Outcome != "promote" || len(j.Models) != 2 {
+		t.Fatalf("period A's judgement %+v, want the challenger promoted", j)
+	}
+	champion, challenger := j.Models[0].Version, j.Models[1].Version
+	store, err := dynamo.NewStore(tp.env.DynamoDB, dynamo.Config{Table: table, Pipeline: "test", Scorer: "failure",
+		Configured: promotion.Model{Key: "vib"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := store.Current(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Generation != 1 || d.Champion.Key != "challenger" || d.Champion.Version != challenger || !strings.Contains(d.Reason, "recall") {
+		t.Fatalf("decision %+v, want generation 1 making the challenger (%s) champion on recall", d.Entry, challenger)
+	}
+
+	// The worker scores with the decided champion from its next windows.
+	servedBy := func(want string, from time.Time) {
+		t.Helper()
+		waitFor(t, 2*time.Minute, "windows scored by "+want, func() bool {
+			f.sendReadings(t, from, 10)
+			from = from.Add(time.Second)
+			item, err := tp.env.DynamoDB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tp.table), ConsistentRead: aws.Bool(true),
+				Key: map[string]ddbtypes.AttributeValue{
+					sinks.FeatureAttrEntity: &ddbtypes.AttributeValueMemberS{Value: "mill-015"},
+					sinks.FeatureAttrSet:    &ddbtypes.AttributeValueMemberS{Value: sinks.FeatureSet("test", "w1s")},
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := item.Item[sinks.ColModelVersion].(*ddbtypes.AttributeValueMemberS)
+			return v != nil && v.Value == want
+		})
+	}
+	servedBy(challenger, f.a.Add(30*time.Second))
+
+	var promoted bool
+	waitFor(t, 2*time.Minute, "model-promoted alert", func() bool {
+		for _, al := range receiveAlerts(t, tp.env, tp.alertURL, time.Now().Add(5*time.Second)) {
+			promoted = promoted || al.Rule == "model-promoted" && al.Scorer == "failure" && al.Model == "challenger"
+		}
+		return promoted
+	})
+
+	if _, err := store.Rollback(ctx, 1, "test: back to the configured model", "tester"); err != nil {
+		t.Fatal(err)
+	}
+	servedBy(champion, f.a.Add(time.Minute))
+	if err := f.stop(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -31,6 +31,16 @@ type judgement struct {
 	Files       judgementFiles       `json:"files"`
 	Counts      dataset.PeriodCounts `json:"counts"`
 	Models      []judgedModel        `json:"models"`
+	// Promotion is the policy's verdict on each challenger, with one.
+	Promotion []judgedPromotion `json:"promotion,omitempty"`
+}
+
+// judgedPromotion is a promotion verdict as judgement.json records it.
+type judgedPromotion struct {
+	Outcome  string `json:"outcome"`
+	Promote  bool   `json:"promote"`
+	Reason   string `json:"reason"`
+	Labelled int64  `json:"labelled"`
 }
 
 type judgementFiles struct {
@@ -102,6 +112,11 @@ func (q *qualityMonitor) write(ctx context.Context, start time.Time, pq *dataset
 		}
 		j.Models = append(j.Models, jm)
 		signals = append(signals, signal{m, rep, jm.Violations})
+	}
+	if c.promoter != nil {
+		for _, v := range c.promoter.judge(ctx, pq.Models) {
+			j.Promotion = append(j.Promotion, judgedPromotion{Outcome: string(v.Outcome), Promote: v.Promote, Reason: v.Reason, Labelled: v.Labelled})
+		}
 	}
 	body, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {

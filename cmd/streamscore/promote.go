@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/pipeline"
 	"github.com/streamscore/streamscore/promotion"
 	"github.com/streamscore/streamscore/promotion/dynamo"
-	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/worker"
 )
 
@@ -169,7 +167,7 @@ AWS credentials, region and endpoints as for "run" (see "streamscore dev env").`
 					return fmt.Errorf("%s: scorer %q has no challenger", f.cfgPath, t.scorer.Name)
 				}
 			}
-			m, err := verifiedModel(ctx, t.cfg, to, clients)
+			m, err := pipeline.PromotableModel(ctx, t.cfg, to, clients.S3)
 			if err != nil {
 				return err
 			}
@@ -192,28 +190,6 @@ AWS credentials, region and endpoints as for "run" (see "streamscore dev env").`
 	cmd.Flags().StringVar(&reason, "reason", "", "why, recorded with the decision (required)")
 	cmd.MarkFlagRequired("reason")
 	return cmd
-}
-
-// verifiedModel loads the configuration's model key as the pipeline
-// would (pins and limits) and returns it as a decision names it.
-func verifiedModel(ctx context.Context, cfg *config.Config, key string, clients *worker.AWS) (promotion.Model, error) {
-	mc := cfg.Models[key]
-	if mc == nil {
-		return promotion.Model{}, fmt.Errorf("%s: no model %q (models: %s)", cfg.File, key, strings.Join(slices.Sorted(maps.Keys(cfg.Models)), ", "))
-	}
-	opts := []scorer.LoadOption{scorer.WithLimits(scorer.ModelLimits(mc.Limits))}
-	if mc.SHA256 != "" {
-		opts = append(opts, scorer.WithSHA256(mc.SHA256))
-	}
-	if mc.VersionID != "" {
-		opts = append(opts, scorer.WithVersionID(mc.VersionID))
-	}
-	loaded, err := scorer.LoadModel(ctx, mc.Path, clients.S3, opts...)
-	if err != nil {
-		return promotion.Model{}, fmt.Errorf("model %s does not load, so it is not promoted: %w", key, err)
-	}
-	inf := loaded.Info()
-	return promotion.Model{Key: key, Path: mc.Path, Version: inf.Version, SHA256: inf.SHA256}, nil
 }
 
 func newModelRollbackCmd() *cobra.Command {
