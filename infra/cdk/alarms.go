@@ -35,34 +35,9 @@ func newAlarms(ss *Streamscore) {
 	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
 	threshold := jsii.Number(float64(s.IteratorAgeAlarmMillis))
 
-	// Which streams the worker reads, and how.
-	fanOut := map[string]string{} // stream -> fan-out consumer name
-	read := map[string]bool{}
-	for _, p := range ss.Pipelines {
-		for _, st := range p.Streams {
-			read[st.Name] = true
-			if p.FanOut {
-				fanOut[st.Name] = p.FanOutConsumer
-			}
-		}
-	}
-	for _, name := range sortedKeys(read) {
-		metric := awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-			Namespace:     jsii.String("AWS/Kinesis"),
-			MetricName:    jsii.String("GetRecords.IteratorAgeMilliseconds"),
-			DimensionsMap: &map[string]*string{"StreamName": ss.Streams[name].StreamName()},
-			Statistic:     jsii.String("Maximum"),
-			Period:        minute,
-		})
-		if consumer, ok := fanOut[name]; ok {
-			metric = awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-				Namespace:     jsii.String("AWS/Kinesis"),
-				MetricName:    jsii.String("SubscribeToShardEvent.MillisBehindLatest"),
-				DimensionsMap: &map[string]*string{"StreamName": ss.Streams[name].StreamName(), "ConsumerName": jsii.String(consumer)},
-				Statistic:     jsii.String("Maximum"),
-				Period:        minute,
-			})
-		}
+	lag := lagMetrics(ss)
+	for _, name := range sortedKeys(lag) {
+		metric := lag[name]
 		alarm("IteratorAge-"+name, fmt.Sprintf("streamscore is more than %d ms behind on %s (or not reading it)", s.IteratorAgeAlarmMillis, name), &awscloudwatch.AlarmProps{
 			Metric:             metric,
 			Threshold:          threshold,
@@ -124,4 +99,38 @@ func newAlarms(ss *Streamscore) {
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
 	}
+}
+
+// lagMetrics maps each stream the workers read to how far behind they are
+// on it, per minute: the age of the oldest record fetched
+// (GetRecords.IteratorAgeMilliseconds, Maximum), or with enhanced fan-out
+// the consumer's SubscribeToShardEvent.MillisBehindLatest. The lag alarms
+// and autoscaling watch the same metrics.
+func lagMetrics(ss *Streamscore) map[string]awscloudwatch.Metric {
+	fanOut := map[string]string{} // stream -> fan-out consumer name
+	read := map[string]bool{}
+	for _, p := range ss.Pipelines {
+		for _, st := range p.Streams {
+			read[st.Name] = true
+			if p.FanOut {
+				fanOut[st.Name] = p.FanOutConsumer
+			}
+		}
+	}
+	out := map[string]awscloudwatch.Metric{}
+	for name := range read {
+		props := &awscloudwatch.MetricProps{
+			Namespace:     jsii.String("AWS/Kinesis"),
+			MetricName:    jsii.String("GetRecords.IteratorAgeMilliseconds"),
+			DimensionsMap: &map[string]*string{"StreamName": ss.Streams[name].StreamName()},
+			Statistic:     jsii.String("Maximum"),
+			Period:        awscdk.Duration_Minutes(jsii.Number(1)),
+		}
+		if consumer, ok := fanOut[name]; ok {
+			props.MetricName = jsii.String("SubscribeToShardEvent.MillisBehindLatest")
+			props.DimensionsMap = &map[string]*string{"StreamName": ss.Streams[name].StreamName(), "ConsumerName": jsii.String(consumer)}
+		}
+		out[name] = awscloudwatch.NewMetric(props)
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
 // dockerMarker is written by the fake docker that TestMain puts first on
@@ -115,46 +116,96 @@ func stubLambda(t testing.TB) string {
 	return dir
 }
 
-// synthesized is one synthesized stack: the construct tree and its
-// template.
+// synthesized is one synthesized stack: the construct tree, its template
+// and the cloud assembly's directory (cdk-nag writes its report there).
 type synthesized struct {
 	ss       *Streamscore
 	template assertions.Template
 	json     map[string]any
+	outdir   string
 }
 
 // synth builds the app with cdk.json's context overlaid with overrides
 // and returns the stack's template.
 func synth(t testing.TB, overrides map[string]any) *synthesized {
 	t.Helper()
+	return synthWith(t, overrides, false)
+}
+
+// synthWith is synth, with cdk-nag's AwsSolutions checks as an aspect when
+// nag is set: an unsuppressed error fails the synth (the validation
+// report is printed), and the JSON report lands in outdir (nagReport).
+func synthWith(t testing.TB, overrides map[string]any, nag bool) *synthesized {
+	t.Helper()
 	ctx := cdkContext(t)
 	ctx["loginLambdaCode"] = stubLambda(t)
 	for k, v := range overrides {
 		ctx[k] = v
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
-	ss, err := Build(context.Background(), app, t.TempDir())
+	// Not t.TempDir: the shared stacks outlive the test that made them,
+	// and their nag report is read later. TestMain removes the directory.
+	out, err := os.MkdirTemp(os.Getenv(testEnvDir), "synth-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl := assertions.Template_FromStack(ss.Stack, nil)
-	return &synthesized{ss: ss, template: tpl, json: *tpl.ToJSON()}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(out)})
+	ss, err := Build(context.Background(), app, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nag {
+		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{
+			Reports:       jsii.Bool(true),
+			ReportFormats: &[]cdknag.NagReportFormat{cdknag.NagReportFormat_JSON},
+		}), nil)
+	}
+	var tpl assertions.Template
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				report, _ := os.ReadFile(filepath.Join(out, "validation-report.json"))
+				t.Fatalf("synth: %v\n%s", r, report)
+			}
+		}()
+		tpl = assertions.Template_FromStack(ss.Stack, nil)
+	}()
+	return &synthesized{ss: ss, template: tpl, json: *tpl.ToJSON(), outdir: out}
 }
 
 var (
 	defaultOnce sync.Once
 	defaultSyn  *synthesized
+	loopOnce    sync.Once
+	loopSyn     *synthesized
 )
 
 // defaults is the stack as cdk.json describes it, synthesized once per
-// test binary (a synth costs seconds).
+// test binary (a synth costs seconds), with cdk-nag's checks.
 func defaults(t testing.TB) *synthesized {
 	t.Helper()
-	defaultOnce.Do(func() { defaultSyn = synth(t, nil) })
+	defaultOnce.Do(func() { defaultSyn = synthWith(t, nil, true) })
 	if defaultSyn == nil {
 		t.Fatal("the default stack did not synthesize")
 	}
 	return defaultSyn
+}
+
+// loopFixture is a pipeline with the whole flywheel (labels, quality
+// monitors, promotion with and without auto, fan-out), relative to the
+// repository root as the pipelines setting is.
+const loopFixture = "infra/cdk/testdata/factory-loop.yaml"
+
+// loop is the stack of loopFixture and examples/churn.yaml, with Fargate
+// Spot, synthesized once per test binary with cdk-nag's checks.
+func loop(t testing.TB) *synthesized {
+	t.Helper()
+	loopOnce.Do(func() {
+		loopSyn = synthWith(t, map[string]any{"pipelines": []any{loopFixture, "examples/churn.yaml"}, "workerFargateSpot": true}, true)
+	})
+	if loopSyn == nil {
+		t.Fatal("the loop stack did not synthesize")
+	}
+	return loopSyn
 }
 
 // check runs an assertions call, turning its panic (how jsii reports a

@@ -15,10 +15,12 @@ import (
 )
 
 // newResultsBucket is the bucket of the Parquet results, the large dead
-// letters, the models, the drift monitor's files and baselines, and
-// Athena's query results: private, SSE-S3 (so readers and writers need no
-// KMS grant), TLS only, with lifecycle rules per prefix. Models and
-// baselines have no expiry.
+// letters, the models (retrained ones too), the drift and quality
+// monitors' files and baselines, the ground truth, the training script,
+// and Athena's query results: private, SSE-S3 (so readers and writers
+// need no KMS grant), TLS only, with lifecycle rules per prefix and
+// server access logs to a bucket of their own, kept LogRetentionDays.
+// Models, baselines and the training script have no expiry.
 func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.RemovalPolicy, pipelines []*Pipeline) awss3.Bucket {
 	days := func(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(float64(n))) }
 	rules := []*awss3.LifecycleRule{
@@ -46,7 +48,7 @@ func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.Rem
 			Expiration: days(30),
 		},
 	}
-	if slices.ContainsFunc(pipelines, (*Pipeline).Monitored) {
+	if slices.ContainsFunc(pipelines, func(p *Pipeline) bool { return p.Monitored() || len(p.Quality) > 0 }) {
 		// A period's statistics and verdict describe results and live as
 		// long as they do (until then `monitor check` can remake them from
 		// the results). Expiry only: a window's files are a few MB per
@@ -55,6 +57,16 @@ func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.Rem
 			Id:         jsii.String("monitoring"),
 			Prefix:     jsii.String(MonitoringPrefix),
 			Expiration: days(s.ResultsExpirationDays),
+		})
+	}
+	if slices.ContainsFunc(pipelines, func(p *Pipeline) bool { return p.Labels != nil }) {
+		// Labels are training data for the results they judge: they
+		// move and expire with them.
+		rules = append(rules, &awss3.LifecycleRule{
+			Id:          jsii.String("groundtruth"),
+			Prefix:      jsii.String(GroundTruthPrefix),
+			Transitions: &[]*awss3.Transition{{StorageClass: awss3.StorageClass_INTELLIGENT_TIERING(), TransitionAfter: days(s.ResultsTransitionDays)}},
+			Expiration:  days(s.ResultsExpirationDays),
 		})
 	}
 	// The workers' parts of each period (a subtree of their own,
@@ -72,7 +84,9 @@ func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.Rem
 			})
 		}
 	}
-	return awss3.NewBucket(scope, jsii.String("Results"), &awss3.BucketProps{
+	// Server access logs: who read or wrote which object, for audits of
+	// the data and the models. The log bucket does not log itself.
+	accessLogs := awss3.NewBucket(scope, jsii.String("AccessLogs"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,
 		EnforceSSL:        jsii.Bool(true),
@@ -80,7 +94,21 @@ func newResultsBucket(scope constructs.Construct, s Settings, removal awscdk.Rem
 		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
 		RemovalPolicy:     removal,
 		AutoDeleteObjects: jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
-		LifecycleRules:    &rules,
+		LifecycleRules: &[]*awss3.LifecycleRule{
+			{Id: jsii.String("expire-access-logs"), Expiration: days(s.LogRetentionDays)},
+		},
+	})
+	return awss3.NewBucket(scope, jsii.String("Results"), &awss3.BucketProps{
+		ServerAccessLogsBucket: accessLogs,
+		ServerAccessLogsPrefix: jsii.String("results/"),
+		BlockPublicAccess:      awss3.BlockPublicAccess_BLOCK_ALL(),
+		Encryption:             awss3.BucketEncryption_S3_MANAGED,
+		EnforceSSL:             jsii.Bool(true),
+		MinimumTLSVersion:      jsii.Number(1.2),
+		ObjectOwnership:        awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		RemovalPolicy:          removal,
+		AutoDeleteObjects:      jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
+		LifecycleRules:         &rules,
 	})
 }
 

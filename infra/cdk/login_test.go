@@ -212,7 +212,7 @@ func TestBuildLogin(t *testing.T) {
 // consumer and alarms out, and needs no code.
 func TestNoLoginLambda(t *testing.T) {
 	s := synth(t, map[string]any{"loginLambda": false, "loginLambdaCode": ""})
-	for typ, n := range map[string]int{"AWS::Lambda::EventSourceMapping": 0, "AWS::Kinesis::StreamConsumer": 0, "AWS::SQS::Queue": 1, "AWS::CloudWatch::Alarm": 4} {
+	for typ, n := range map[string]int{"AWS::Lambda::EventSourceMapping": 0, "AWS::Kinesis::StreamConsumer": 0, "AWS::SQS::Queue": 1, "AWS::CloudWatch::Alarm": 5} {
 		if got := len(s.resources(typ)); got != n {
 			t.Errorf("%s: %d, want %d", typ, got, n)
 		}

@@ -43,6 +43,12 @@ type Pipeline struct {
 	Windows []PipelineWindow
 	// Monitor is the drift monitor section, nil without one.
 	Monitor *PipelineMonitor
+	// Labels is the ground truth's stream, nil without a labels section.
+	Labels *PipelineLabels
+	// Quality are the scorers monitor.quality judges against the labels.
+	Quality []string
+	// Promotions are the scorers with a promotion policy.
+	Promotions []ScorerPromotion
 
 	doc *yaml.Node
 }
@@ -106,6 +112,10 @@ type pipelineFile struct {
 		Endpoint   *struct {
 			Name string `yaml:"name"`
 		} `yaml:"endpoint"`
+		Promotion *struct {
+			Table string `yaml:"table"`
+			Auto  bool   `yaml:"auto"`
+		} `yaml:"promotion"`
 	} `yaml:"scorers"`
 	Monitor *struct {
 		Prefix  string `yaml:"prefix"`
@@ -113,7 +123,14 @@ type pipelineFile struct {
 			Window   string `yaml:"window"`
 			Baseline string `yaml:"baseline"`
 		} `yaml:"windows"`
+		Quality []struct {
+			Scorer      string `yaml:"scorer"`
+			Constraints string `yaml:"constraints"`
+		} `yaml:"quality"`
 	} `yaml:"monitor"`
+	Labels *struct {
+		Stream string `yaml:"stream"`
+	} `yaml:"labels"`
 	Sinks struct {
 		S3 *struct {
 			Prefix string `yaml:"prefix"`
@@ -191,6 +208,9 @@ func LoadPipeline(file string) (*Pipeline, error) {
 			}
 			p.Monitor.Windows = append(p.Monitor.Windows, MonitoredWindow{Window: w.Window, Baseline: w.Baseline})
 		}
+	}
+	if err := p.loadFlywheel(&f); err != nil {
+		return nil, err
 	}
 	if f.Sinks.S3 != nil {
 		p.HasS3, p.S3Prefix = true, f.Sinks.S3.Prefix
@@ -306,6 +326,12 @@ func (p *Pipeline) Render(d Deployment) ([]byte, error) {
 				set("s3://"+d.Bucket+"/"+key, "models", name, "path")
 			}
 		}
+	}
+	if p.Labels != nil {
+		// The stack owns where the ground truth goes, as it owns the
+		// results' prefix: the grants and the retraining job's inputs
+		// name this prefix.
+		set(p.GroundTruthKeyPrefix(), "labels", "prefix")
 	}
 	if p.Monitor != nil {
 		set(MonitoringPrefix, "monitor", "prefix")

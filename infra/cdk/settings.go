@@ -47,6 +47,25 @@ type Settings struct {
 	// WorkerArchitecture is "x86_64" or "arm64": the Fargate platform and
 	// the platform the image is built for at deploy time.
 	WorkerArchitecture string `json:"workerArchitecture"`
+	// WorkerMaxCount bounds autoscaling: the service runs between
+	// WorkerDesiredCount and WorkerMaxCount tasks. Leases spread shards
+	// over the workers, so a worker beyond the streams' total shard count
+	// holds none.
+	WorkerMaxCount int `json:"workerMaxCount"`
+	// WorkerCPUTarget is the average CPU utilization, in percent, that
+	// target tracking keeps the service at (and the only signal that
+	// scales it in).
+	WorkerCPUTarget int `json:"workerCpuTarget"`
+	// WorkerScaleOutLagMillis is the iterator age (the maximum over the
+	// streams the workers read) above which a task is added; four times
+	// it adds two. Lag never scales in: a drained backlog leaves CPU to
+	// decide.
+	WorkerScaleOutLagMillis int `json:"workerScaleOutLagMillis"`
+	// WorkerFargateSpot runs the tasks autoscaling adds above
+	// WorkerDesiredCount on Fargate Spot; the first WorkerDesiredCount
+	// stay on Fargate. A Spot interruption is a SIGTERM two minutes
+	// ahead, within which the worker drains and hands its leases over.
+	WorkerFargateSpot bool `json:"workerFargateSpot"`
 	// HelperImage is a static busybox image: the task's init container
 	// writes the pipeline configurations from it, and lends its binary to
 	// the worker's health check (the streamscore image is distroless).
@@ -104,6 +123,21 @@ type Settings struct {
 	GlueDatabase string `json:"glueDatabase"`
 	// LogRetentionDays for the worker's and the Lambda's logs.
 	LogRetentionDays int `json:"logRetentionDays"`
+	// Retraining deploys the retraining loop (retraining.go) when a
+	// pipeline has a promotion section: an EventBridge rule on
+	// "Retraining Requested" events starting a state machine that trains
+	// with SageMaker's built-in XGBoost and registers the model as the
+	// scorer's challenger.
+	Retraining bool `json:"retraining"`
+	// RetrainingInstanceType and RetrainingMaxRuntimeMinutes size and
+	// bound one training job.
+	RetrainingInstanceType      string `json:"retrainingInstanceType"`
+	RetrainingMaxRuntimeMinutes int    `json:"retrainingMaxRuntimeMinutes"`
+	// RetrainingSource is the key, in the results bucket, of the training
+	// script's sourcedir.tar.gz, which the user uploads; RetrainingEntryPoint
+	// is the script in it that the XGBoost container runs.
+	RetrainingSource     string `json:"retrainingSource"`
+	RetrainingEntryPoint string `json:"retrainingEntryPoint"`
 	// RetainData keeps streams, tables, the bucket and logs when the stack
 	// is deleted (and turns on deletion protection); false is for
 	// short-lived test stacks.
@@ -113,35 +147,43 @@ type Settings struct {
 // Defaults are the settings of a key the context does not give.
 func Defaults() Settings {
 	return Settings{
-		StackName:                "Streamscore",
-		RepoRoot:                 "../..",
-		Pipelines:                []string{"examples/factory.yaml", "examples/churn.yaml"},
-		StreamMode:               "provisioned",
-		StreamEncryption:         "managed",
-		StreamRetentionHours:     24,
-		WorkerDesiredCount:       2,
-		WorkerCPU:                1024,
-		WorkerMemoryMiB:          2048,
-		WorkerArchitecture:       "x86_64",
-		HelperImage:              "public.ecr.aws/docker/library/busybox:1.37.0-musl",
-		NATGateways:              1,
-		IteratorAgeAlarmMillis:   60000,
-		LoginLambda:              true,
-		LoginLambdaArchitecture:  "arm64",
-		LoginStream:              "app-events",
-		LoginEventType:           "login",
-		LoginFanOut:              true,
-		LoginModelKey:            "models/churn.json",
-		LoginThreshold:           0.7,
-		LoginBatchSize:           100,
-		LoginRetryAttempts:       3,
-		LoginMaxRecordAgeSeconds: 3600,
-		ResultsTransitionDays:    30,
-		ResultsExpirationDays:    400,
-		DeadLetterExpirationDays: 30,
-		GlueDatabase:             "streamscore",
-		LogRetentionDays:         30,
-		RetainData:               true,
+		StackName:                   "Streamscore",
+		RepoRoot:                    "../..",
+		Pipelines:                   []string{"examples/factory.yaml", "examples/churn.yaml"},
+		StreamMode:                  "provisioned",
+		StreamEncryption:            "managed",
+		StreamRetentionHours:        24,
+		WorkerDesiredCount:          2,
+		WorkerCPU:                   1024,
+		WorkerMemoryMiB:             2048,
+		WorkerArchitecture:          "x86_64",
+		WorkerMaxCount:              8,
+		WorkerCPUTarget:             60,
+		WorkerScaleOutLagMillis:     30000,
+		HelperImage:                 "public.ecr.aws/docker/library/busybox:1.37.0-musl",
+		NATGateways:                 1,
+		IteratorAgeAlarmMillis:      60000,
+		LoginLambda:                 true,
+		LoginLambdaArchitecture:     "arm64",
+		LoginStream:                 "app-events",
+		LoginEventType:              "login",
+		LoginFanOut:                 true,
+		LoginModelKey:               "models/churn.json",
+		LoginThreshold:              0.7,
+		LoginBatchSize:              100,
+		LoginRetryAttempts:          3,
+		LoginMaxRecordAgeSeconds:    3600,
+		ResultsTransitionDays:       30,
+		ResultsExpirationDays:       400,
+		DeadLetterExpirationDays:    30,
+		GlueDatabase:                "streamscore",
+		LogRetentionDays:            30,
+		Retraining:                  true,
+		RetrainingInstanceType:      "ml.m5.xlarge",
+		RetrainingMaxRuntimeMinutes: 120,
+		RetrainingSource:            "retraining/sourcedir.tar.gz",
+		RetrainingEntryPoint:        "train.py",
+		RetainData:                  true,
 	}
 }
 
@@ -241,6 +283,28 @@ func (s Settings) validate() error {
 	}
 	if s.WorkerDesiredCount < 1 {
 		bad("workerDesiredCount", "%d: at least 1 worker", s.WorkerDesiredCount)
+	}
+	if s.WorkerMaxCount < s.WorkerDesiredCount {
+		bad("workerMaxCount", "%d: at least workerDesiredCount (%d), the autoscaling floor", s.WorkerMaxCount, s.WorkerDesiredCount)
+	}
+	if s.WorkerCPUTarget < 10 || s.WorkerCPUTarget > 90 {
+		bad("workerCpuTarget", "%d: a utilization percentage from 10 to 90", s.WorkerCPUTarget)
+	}
+	if s.WorkerScaleOutLagMillis <= 0 {
+		bad("workerScaleOutLagMillis", "%d: must be positive", s.WorkerScaleOutLagMillis)
+	}
+	if !strings.HasPrefix(s.RetrainingInstanceType, "ml.") {
+		bad("retrainingInstanceType", "%q: a SageMaker instance type (ml.*)", s.RetrainingInstanceType)
+	}
+	// SageMaker allows a training job at most 28 days.
+	if s.RetrainingMaxRuntimeMinutes < 1 || s.RetrainingMaxRuntimeMinutes > 28*24*60 {
+		bad("retrainingMaxRuntimeMinutes", "%d: 1 to %d (28 days)", s.RetrainingMaxRuntimeMinutes, 28*24*60)
+	}
+	if !strings.HasSuffix(s.RetrainingSource, ".tar.gz") || strings.HasPrefix(s.RetrainingSource, "/") || strings.Contains(s.RetrainingSource, "*") {
+		bad("retrainingSource", "%q: the key of a .tar.gz in the results bucket, without a leading '/' or '*'", s.RetrainingSource)
+	}
+	if s.RetrainingEntryPoint == "" {
+		bad("retrainingEntryPoint", "empty: the script in retrainingSource to run")
 	}
 	if s.WorkerArchitecture != "x86_64" && s.WorkerArchitecture != "arm64" {
 		bad("workerArchitecture", "%q: want x86_64 or arm64", s.WorkerArchitecture)

@@ -43,6 +43,12 @@ type Streamscore struct {
 	DeadLetters  awssqs.Queue
 	Worker       *Worker
 	Login        *Login // nil without the login Lambda
+	// PromotionTables are the decision tables by name (the scorers'
+	// promotion.table or its default).
+	PromotionTables map[string]awsdynamodb.Table
+	// Retraining is the retraining loop, nil when no pipeline has a
+	// promotion section or the retraining setting is off.
+	Retraining *Retraining
 }
 
 // NewStreamscore builds the stack.
@@ -54,7 +60,8 @@ func NewStreamscore(scope constructs.Construct, id string, props *StackProps) (*
 	stack := awscdk.NewStack(scope, &id, &props.StackProps)
 	awscdk.Tags_Of(stack).Add(jsii.String("app"), jsii.String("streamscore"), nil)
 	ss := &Streamscore{Stack: stack, Settings: s, Pipelines: props.Pipelines,
-		Streams: map[string]awskinesis.Stream{}, LeaseTables: map[string]awsdynamodb.Table{}}
+		Streams: map[string]awskinesis.Stream{}, LeaseTables: map[string]awsdynamodb.Table{},
+		PromotionTables: map[string]awsdynamodb.Table{}}
 
 	removal := awscdk.RemovalPolicy_DESTROY
 	if s.RetainData {
@@ -128,6 +135,8 @@ func NewStreamscore(scope constructs.Construct, id string, props *StackProps) (*
 		RemovalPolicy:                    removal,
 	})
 
+	newPromotionTables(ss, removal)
+
 	ss.Bucket = newResultsBucket(stack, s, removal, props.Pipelines)
 
 	// Alerts: SNS server-side encryption needs a customer managed key for
@@ -170,8 +179,12 @@ func NewStreamscore(scope constructs.Construct, id string, props *StackProps) (*
 			return nil, err
 		}
 	}
+	if s.Retraining && slices.ContainsFunc(props.Pipelines, func(p *Pipeline) bool { return len(p.Promotions) > 0 }) {
+		ss.Retraining = newRetraining(ss, removal)
+	}
 	newAlarms(ss)
 	ss.outputs()
+	suppressNag(ss)
 	return ss, nil
 }
 
@@ -214,6 +227,12 @@ func (ss *Streamscore) outputs() {
 	out("WorkerService", *ss.Worker.Service.ServiceName(), "ECS service")
 	if ss.Login != nil {
 		out("LoginFunction", *ss.Login.Function.FunctionName(), "login-event Lambda")
+	}
+	for _, name := range sortedKeys(ss.PromotionTables) {
+		out("PromotionTable"+exportName(name), *ss.PromotionTables[name].TableName(), "promotion decisions (streamscore model promote/rollback/status)")
+	}
+	if ss.Retraining != nil {
+		out("RetrainingStateMachine", *ss.Retraining.StateMachine.StateMachineArn(), "retraining: runs on each Retraining Requested event")
 	}
 }
 

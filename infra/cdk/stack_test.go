@@ -20,18 +20,23 @@ func TestResourceCounts(t *testing.T) {
 	for typ, n := range map[string]float64{
 		"AWS::Kinesis::Stream":            2, // factory-sensors, app-events
 		"AWS::Kinesis::StreamConsumer":    1, // the login Lambda's fan-out consumer
-		"AWS::DynamoDB::Table":            3, // 2 lease tables + the feature table
-		"AWS::S3::Bucket":                 1,
+		"AWS::DynamoDB::Table":            3, // 2 lease tables + the feature table (no promotion tables)
+		"AWS::S3::Bucket":                 2, // results + its server access logs
 		"AWS::SNS::Topic":                 1,
 		"AWS::SQS::Queue":                 2, // dead letters + the Lambda's failed batches
 		"AWS::ECS::Service":               1,
 		"AWS::ECS::TaskDefinition":        1,
 		"AWS::Lambda::EventSourceMapping": 1,
-		"AWS::CloudWatch::Alarm":          7, // 2 iterator age, dead letters, tasks, 3 Lambda
-		"AWS::Glue::Database":             1,
-		"AWS::Glue::Table":                2, // factory_failure, churn_churn
-		"AWS::Athena::WorkGroup":          1,
-		"AWS::KMS::Key":                   1, // the alert topic's key (streams use aws/kinesis)
+		"AWS::CloudWatch::Alarm":          8, // 2 iterator age, dead letters, tasks, 3 Lambda, the lag scaling policy's
+		"AWS::EC2::FlowLog":               1, // rejected traffic of the workers' VPC
+		// The flywheel's parts need a promotion section, which the
+		// examples do not have.
+		"AWS::StepFunctions::StateMachine": 0,
+		"AWS::Events::Rule":                0,
+		"AWS::Glue::Database":              1,
+		"AWS::Glue::Table":                 2, // factory_failure, churn_churn
+		"AWS::Athena::WorkGroup":           1,
+		"AWS::KMS::Key":                    1, // the alert topic's key (streams use aws/kinesis)
 	} {
 		check(t, typ, func() { s.template.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}

@@ -164,15 +164,22 @@ func TestSettingsFromContext(t *testing.T) {
 		t.Errorf("defaults not kept: %+v", s)
 	}
 	for key, val := range map[string]any{
-		"workerDesiredCount":       "two",
-		"loginFanOut":              "maybe",
-		"streamMode":               "serverless",
-		"streamEncryption":         "none",
-		"deadLetterExpirationDays": 7,
-		"streamRetentionHours":     12,
-		"workerArchitecture":       "mips",
-		"loginBatchSize":           0,
-		"natGateways":              0,
+		"workerDesiredCount":          "two",
+		"loginFanOut":                 "maybe",
+		"streamMode":                  "serverless",
+		"streamEncryption":            "none",
+		"deadLetterExpirationDays":    7,
+		"streamRetentionHours":        12,
+		"workerArchitecture":          "mips",
+		"loginBatchSize":              0,
+		"natGateways":                 0,
+		"workerMaxCount":              1,
+		"workerCpuTarget":             95,
+		"workerScaleOutLagMillis":     0,
+		"retrainingInstanceType":      "m5.xlarge",
+		"retrainingMaxRuntimeMinutes": 0,
+		"retrainingSource":            "retraining/train.py",
+		"retrainingEntryPoint":        "",
 	} {
 		if _, err := read(map[string]any{key: val}); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%v: error %v, want one naming %s", key, val, err, key)

@@ -42,6 +42,9 @@ type Worker struct {
 	TaskDefinition awsecs.FargateTaskDefinition
 	TaskRole       awsiam.Role
 	LogGroup       awslogs.LogGroup
+	// Scaling scales the service between WorkerDesiredCount and
+	// WorkerMaxCount tasks (scaling.go).
+	Scaling awsecs.ScalableTaskCount
 	// Configs maps pipeline name to its rendered configuration (with
 	// CloudFormation tokens in it).
 	Configs map[string]string
@@ -65,6 +68,15 @@ func newWorker(ss *Streamscore) (*Worker, error) {
 			"DynamoDB": {Service: awsec2.GatewayVpcEndpointAwsService_DYNAMODB()},
 		},
 	})
+	// Flow logs of rejected traffic: the workers only call out on 443,
+	// so a rejection is a misconfiguration or something to look into.
+	w.Vpc.AddFlowLog(jsii.String("RejectedFlows"), &awsec2.FlowLogOptions{
+		TrafficType: awsec2.FlowLogTrafficType_REJECT,
+		Destination: awsec2.FlowLogDestination_ToCloudWatchLogs(awslogs.NewLogGroup(stack, jsii.String("VpcFlowLogs"), &awslogs.LogGroupProps{
+			Retention:     retention(s.LogRetentionDays),
+			RemovalPolicy: removalPolicy(s),
+		}), nil),
+	})
 	// The worker accepts no connections (its ops port is for the in-task
 	// health check) and only speaks HTTPS out.
 	sg := awsec2.NewSecurityGroup(stack, jsii.String("WorkerSecurityGroup"), &awsec2.SecurityGroupProps{
@@ -77,16 +89,13 @@ func newWorker(ss *Streamscore) (*Worker, error) {
 	w.Cluster = awsecs.NewCluster(stack, jsii.String("Cluster"), &awsecs.ClusterProps{
 		Vpc: w.Vpc,
 		// RunningTaskCount, for the alarm on fewer tasks than desired.
-		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
+		ContainerInsightsV2:            awsecs.ContainerInsights_ENABLED,
+		EnableFargateCapacityProviders: jsii.Bool(s.WorkerFargateSpot),
 	})
 
-	removal := awscdk.RemovalPolicy_DESTROY
-	if s.RetainData {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
 	w.LogGroup = awslogs.NewLogGroup(stack, jsii.String("WorkerLogs"), &awslogs.LogGroupProps{
 		Retention:     retention(s.LogRetentionDays),
-		RemovalPolicy: removal,
+		RemovalPolicy: removalPolicy(s),
 	})
 
 	w.TaskRole = awsiam.NewRole(stack, jsii.String("WorkerTaskRole"), &awsiam.RoleProps{
@@ -211,9 +220,10 @@ func newWorker(ss *Streamscore) (*Worker, error) {
 	worker.AddContainerDependencies(&awsecs.ContainerDependency{Container: initC, Condition: awsecs.ContainerDependencyCondition_SUCCESS})
 
 	w.Service = awsecs.NewFargateService(stack, jsii.String("WorkerService"), &awsecs.FargateServiceProps{
-		Cluster:        w.Cluster,
-		TaskDefinition: w.TaskDefinition,
-		DesiredCount:   jsii.Number(float64(s.WorkerDesiredCount)),
+		CapacityProviderStrategies: capacityStrategy(s),
+		Cluster:                    w.Cluster,
+		TaskDefinition:             w.TaskDefinition,
+		DesiredCount:               jsii.Number(float64(s.WorkerDesiredCount)),
 		// New tasks start before old ones stop; the old ones then hand
 		// their leases over on SIGTERM, so no shard waits for expiry.
 		MinHealthyPercent:    jsii.Number(100),
@@ -226,7 +236,17 @@ func newWorker(ss *Streamscore) (*Worker, error) {
 		EnableExecuteCommand: jsii.Bool(false),
 		PropagateTags:        awsecs.PropagatedTagSource_SERVICE,
 	})
+	w.Scaling = autoscale(ss, w.Service)
 	return w, nil
+}
+
+// removalPolicy is what deleting the stack does to data and logs:
+// RetainData keeps them.
+func removalPolicy(s Settings) awscdk.RemovalPolicy {
+	if s.RetainData {
+		return awscdk.RemovalPolicy_RETAIN
+	}
+	return awscdk.RemovalPolicy_DESTROY
 }
 
 // retention maps days to the nearest CloudWatch Logs retention at or

@@ -218,7 +218,9 @@ func TestRenderedConfigsValidate(t *testing.T) {
 	args := []string{"config", "validate"}
 	// examples/demo/factory.yaml has a drift monitor: its rendered
 	// section must load too.
-	for _, f := range []string{"examples/factory.yaml", "examples/churn.yaml", "examples/demo/factory.yaml"} {
+	// The loop fixture has labels, quality monitors and promotion.
+	files := []string{"examples/factory.yaml", "examples/churn.yaml", "examples/demo/factory.yaml", loopFixture}
+	for _, f := range files {
 		p, err := LoadPipeline(filepath.Join(root, f))
 		if err != nil {
 			t.Fatal(err)
@@ -259,7 +261,8 @@ func TestRenderedConfigsValidate(t *testing.T) {
 			if m["prefix"] != MonitoringPrefix {
 				t.Errorf("%s: monitor.prefix %v", f, m["prefix"])
 			}
-			for _, w := range m["windows"].([]any) {
+			ws, _ := m["windows"].([]any)
+			for _, w := range ws {
 				w := w.(map[string]any)
 				if want := "s3://" + d.Bucket + "/" + BaselinesPrefix + p.Name + "/" + w["window"].(string) + "/"; w["baseline"] != want {
 					t.Errorf("%s: window %v: baseline %v, want %s", f, w["window"], w["baseline"], want)
@@ -272,8 +275,8 @@ func TestRenderedConfigsValidate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("streamscore %v: %v\n%s", args, err, out)
 	}
-	if n := strings.Count(string(out), ": ok"); n != 3 {
-		t.Errorf("validate: %d ok, want 3:\n%s", n, out)
+	if n := strings.Count(string(out), ": ok"); n != len(files) {
+		t.Errorf("validate: %d ok, want %d:\n%s", n, len(files), out)
 	}
 }
 
@@ -320,13 +323,16 @@ func TestRenderKeepsThePipeline(t *testing.T) {
 // refused with the file and key named.
 func TestLoadPipelineErrors(t *testing.T) {
 	for name, tc := range map[string]struct{ yaml, want string }{
-		"no name":              {"streams: [{name: s}]\n", "pipeline: missing"},
-		"bad name":             {"pipeline: a/b\nstreams: [{name: s}]\n", `pipeline: "a/b"`},
-		"no streams":           {"pipeline: p\n", "streams: none"},
-		"bad window":           {"pipeline: p\nstreams: [{name: s}]\nscorers: [{name: x, window: w}]\nsinks: {s3: {prefix: p/}}\n", `window "w" is not defined`},
-		"no namespace":         {"pipeline: p\nstreams: [{name: s}]\nsinks: {cloudwatch: {put_metric_data: true}}\n", "sinks.cloudwatch.namespace"},
-		"not yaml":             {"pipeline: [\n", "yaml"},
-		"bad monitored window": {"pipeline: p\nstreams: [{name: s}]\nmonitor: {windows: [{window: m, baseline: d}, {window: '*', baseline: d}]}\n", `monitor.windows[1].window: "*"`},
+		"no name":               {"streams: [{name: s}]\n", "pipeline: missing"},
+		"bad name":              {"pipeline: a/b\nstreams: [{name: s}]\n", `pipeline: "a/b"`},
+		"no streams":            {"pipeline: p\n", "streams: none"},
+		"bad window":            {"pipeline: p\nstreams: [{name: s}]\nscorers: [{name: x, window: w}]\nsinks: {s3: {prefix: p/}}\n", `window "w" is not defined`},
+		"no namespace":          {"pipeline: p\nstreams: [{name: s}]\nsinks: {cloudwatch: {put_metric_data: true}}\n", "sinks.cloudwatch.namespace"},
+		"not yaml":              {"pipeline: [\n", "yaml"},
+		"bad monitored window":  {"pipeline: p\nstreams: [{name: s}]\nmonitor: {windows: [{window: m, baseline: d}, {window: '*', baseline: d}]}\n", `monitor.windows[1].window: "*"`},
+		"labels stream unknown": {"pipeline: p\nstreams: [{name: s}]\nlabels: {stream: t, label: l}\n", `labels.stream: "t"`},
+		"quality constraints":   {"pipeline: p\nstreams: [{name: s}]\nmonitor: {quality: [{scorer: x, constraints: s3://b/c/}]}\n", "monitor.quality[0].constraints"},
+		"bad promoted scorer":   {"pipeline: p\nstreams: [{name: s}]\nscorers: [{name: 'a b', window: w, promotion: {metric: auc}}]\n", `scorers[0].name: "a b"`},
 	} {
 		file := filepath.Join(t.TempDir(), "p.yaml")
 		if err := os.WriteFile(file, []byte(tc.yaml), 0o644); err != nil {
