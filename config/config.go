@@ -362,6 +362,9 @@ type Monitor struct {
 	// Quality are the scorers whose predictions are judged against the
 	// ground truth of labels, period by period (docs/quality.md).
 	Quality []QualityMonitor `yaml:"quality"`
+	// Retrain asks for retraining, through EventBridge, on sustained drift
+	// or a model-quality violation (docs/flywheel.md). Nil: never.
+	Retrain *Retrain `yaml:"retrain"`
 }
 
 // MonitoredWindow is one window whose results the monitor watches.

@@ -47,6 +47,10 @@ func TestQualitySectionIsValid(t *testing.T) {
 	if r := cfg.Alerts.Rules[0]; r.Quality != "sc" || r.Scorer != "" {
 		t.Errorf("rule = %+v, want a quality rule on sc", r)
 	}
+	withRetrain := strings.Replace(labelled, "  period: 1m\n", "  period: 1m\n  retrain: {quality_periods: 2, cooldown: 12h, event_bus: flywheel}\n", 1)
+	if c, err := Parse([]byte(withRetrain), "p.yaml"); err != nil || c.Monitor.Retrain.QualityPeriods != 2 || c.Monitor.Retrain.EventBus != "flywheel" {
+		t.Errorf("retrain section: %+v, %v", c, err)
+	}
 	// Joined by inference id, no horizon is needed.
 	byID := strings.Replace(strings.Replace(labelled, "  delay: 15m\n", "  inference_id: result_id\n", 1), ", horizon: 5m}", "}", 1)
 	if _, err := Parse([]byte(byID), "p.yaml"); err != nil {
@@ -72,6 +76,7 @@ func TestQualitySectionProblems(t *testing.T) {
 		{"unknown scorer", "{scorer: sc,", "{scorer: sc9,", "monitor.quality[0].scorer", `undefined scorer "sc9"`},
 		{"quality rule on an unjudged scorer", "{name: quality, quality: sc}", "{name: quality, quality: sc2}",
 			"alerts.rules[0].quality", `undefined quality-monitored scorer "sc2" (defined: sc)`},
+		{"retrain with negative periods", "  period: 1m\n", "  period: 1m\n  retrain: {drift_periods: -1}\n", "monitor.retrain", "must not be negative"},
 		{"rule with scorer and quality", "{name: quality, quality: sc}", "{name: quality, quality: sc, scorer: sc}",
 			"alerts.rules[0]", "a rule judges one thing"},
 	}

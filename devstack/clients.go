@@ -48,6 +48,8 @@ func (e Endpoints) EnvVars() [][2]string {
 		{"AWS_ENDPOINT_URL_SNS", e.SNS},
 		{"AWS_ENDPOINT_URL_SQS", e.SQS},
 		{"AWS_ENDPOINT_URL_CLOUDWATCH", e.CloudWatch},
+		// The CloudWatch server (kumo) emulates EventBridge too.
+		{"AWS_ENDPOINT_URL_EVENTBRIDGE", e.CloudWatch},
 	} {
 		if kv[1] != "" {
 			vars = append(vars, kv)

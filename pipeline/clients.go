@@ -4,6 +4,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 
 	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/retrain"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -13,7 +14,7 @@ import (
 // builds them from the SDK's default configuration; tests point them at
 // the local stack. SageMaker may be nil when no scorer uses an endpoint;
 // CloudWatch may be nil when the config has no CloudWatch sink writing
-// PutMetricData.
+// PutMetricData; EventBridge when the monitor asks for no retraining.
 type Clients struct {
 	Kinesis    consumer.KinesisAPI
 	DynamoDB   DynamoDBAPI
@@ -22,6 +23,8 @@ type Clients struct {
 	SQS        SQSAPI
 	CloudWatch sinks.CloudWatchAPI
 	SageMaker  scorer.InvokeAPI
+	// EventBridge receives the flywheel's events (monitor.retrain).
+	EventBridge retrain.PutEventsAPI
 }
 
 // DynamoDBAPI holds the lease table and the online feature table.

@@ -46,7 +46,8 @@ type monitorConfig struct {
 	baseline                         *monitor.Statistics
 	constraints                      *monitor.Constraints
 	store                            *partStore
-	alerts                           drifter // nil without a drift rule
+	alerts                           drifter    // nil without a drift rule
+	retrain                          *retrainer // nil without monitor.retrain
 	obs                              Observer
 	log                              *slog.Logger
 	now                              func() time.Time

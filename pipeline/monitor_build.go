@@ -77,7 +77,7 @@ func (p *Pipeline) buildMonitor(ctx context.Context, mw config.MonitoredWindow, 
 		period: period, settle: settle, grace: wp.spec.OutOfOrderness + wp.spec.AllowedLateness,
 		baseline: base, constraints: cons,
 		store: &partStore{s3: s3c, bucket: p.cfg.Sinks.S3.Bucket, prefix: prefix + p.cfg.Pipeline + "/" + mw.Window + "/", period: period, run: runID()},
-		obs:   p.obs, log: p.log.With("monitor", mw.Window), now: o.Now,
+		obs:   p.obs, log: p.log.With("monitor", mw.Window), now: o.Now, retrain: p.retrain,
 	}
 	if al != nil && len(p.driftRules(mw.Window)) > 0 {
 		mc.alerts = al

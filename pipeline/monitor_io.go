@@ -344,6 +344,7 @@ func (m *monitorSink) judgePeriod(ctx context.Context, start time.Time, again bo
 	}
 	m.c.log.Info("monitor: period judged", "period", start.Format(time.RFC3339), "rows", cur.Dataset.ItemCount, "parts", len(keys),
 		"violations", len(rep.Violations), slog.Group("drifted", drifted...))
+	m.c.retrain.drift(ctx, m.c.window, m.c.scorer, start, start.Add(m.c.period), rep, s.URI(dir+dataset.ViolationsFile))
 	if m.c.alerts == nil {
 		return len(keys), nil
 	}

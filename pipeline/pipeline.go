@@ -60,6 +60,9 @@ type Pipeline struct {
 	// promoters follow (and, on the reducer, make) each promoted
 	// scorer's champion decision, by scorer.
 	promoters map[string]*promoter
+	// retrain asks for retraining on the monitors' verdicts; nil without
+	// monitor.retrain.
+	retrain *retrainer
 	// sinks are closed on shutdown.
 	sinks    []sinks.Sink
 	watchers []*scorer.Watcher
@@ -120,6 +123,9 @@ func New(ctx context.Context, cfg *config.Config, c Clients, o Options) (*Pipeli
 		p.obs = observers{p.prom, cloudWatchObserver{p.cw}}
 	}
 	if err := p.checkRetention(ctx, c.Kinesis); err != nil {
+		return nil, err
+	}
+	if p.retrain, err = p.buildRetrainer(c); err != nil {
 		return nil, err
 	}
 	for _, s := range cfg.Scorers {

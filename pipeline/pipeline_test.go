@@ -132,7 +132,8 @@ func (tp *testPipeline) start(t *testing.T, worker string) (stop func() error) {
 func (tp *testPipeline) startPipeline(t *testing.T, worker string) (stop func() error, p *pipeline.Pipeline) {
 	t.Helper()
 	c := tp.env.Clients
-	clients := pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS, CloudWatch: c.CloudWatch}
+	clients := pipeline.Clients{Kinesis: c.Kinesis, DynamoDB: c.DynamoDB, S3: c.S3, SNS: c.SNS, SQS: c.SQS, CloudWatch: c.CloudWatch,
+		EventBridge: tp.env.EventBridge()}
 	if tp.sagemaker != nil {
 		clients.SageMaker = tp.sagemaker
 	}

@@ -55,7 +55,8 @@ type qualityConfig struct {
 	labels                      string // the ground truth prefix
 	out                         string // <monitor prefix>model-quality/<pipeline>/<scorer>/
 	alerts                      qualityAlerter
-	promoter                    *promoter // nil without a promotion policy
+	promoter                    *promoter  // nil without a promotion policy
+	retrain                     *retrainer // nil without monitor.retrain
 	obs                         Observer
 	log                         *slog.Logger
 	now                         func() time.Time

@@ -87,7 +87,7 @@ func (p *Pipeline) buildQuality(ctx context.Context, qm config.QualityMonitor, s
 	if qc.span <= 0 {
 		qc.span = 24 * time.Hour
 	}
-	qc.promoter = p.promoters[s.Name]
+	qc.promoter, qc.retrain = p.promoters[s.Name], p.retrain
 	if al != nil && len(p.qualityRules(s.Name)) > 0 {
 		qc.alerts = al
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamscore/streamscore/config"
@@ -53,7 +54,11 @@ func failsAfterA(m int) bool { return m < 8 || m == 10 }
 // sets the Prometheus gauges, and the precision constraint's violation
 // fires the model-quality alert.
 func TestQualityJudgesTheStreamAgainstItsLabels(t *testing.T) {
-	f := startQualityFleet(t, "", "    - {name: model-quality, quality: failure, severity: warning, fire_after: 1}\n")
+	env := devstacktest.New(t)
+	bus := env.CreateEventBus(t)
+	requests := env.CreateEventRule(t, bus, `{"source":["streamscore"],"detail-type":["Retraining Requested"]}`)
+	f := startQualityFleet(t, "", "    - {name: model-quality, quality: failure, severity: warning, fire_after: 1}\n",
+		fmt.Sprintf("  retrain: {quality_periods: 1, event_bus: %s}\n", bus))
 	tp, reg, a := f.tp, f.reg, f.a
 	ctx := devstacktest.Ctx(t)
 	stop := f.stop
@@ -159,6 +164,38 @@ func TestQualityJudgesTheStreamAgainstItsLabels(t *testing.T) {
 		len(fired.Quality) != 1 || fired.Quality[0].Metric != "precision" || fired.Quality[0].Value != champ.Binary.Precision.Value {
 		t.Errorf("period A's alert %+v, want precision firing alone (recall is within its constraint)", fired)
 	}
+	// The violation asked for retraining once (the trigger's cooldown then
+	// holds later periods' violations back), through EventBridge.
+	var req struct {
+		DetailType string `json:"detail-type"`
+		Detail     struct {
+			Reason  string `json:"reason"`
+			Scorer  string `json:"scorer"`
+			Periods []struct {
+				Start time.Time `json:"start"`
+			} `json:"periods"`
+			Metrics []struct {
+				Name string `json:"name"`
+			} `json:"metrics"`
+		} `json:"detail"`
+	}
+	waitFor(t, time.Minute, "a retraining request", func() bool {
+		res, err := env.EventSQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(requests), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res.Messages {
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &req); err != nil {
+				t.Fatalf("event %s: %v", aws.ToString(m.Body), err)
+			}
+			return true
+		}
+		return false
+	})
+	if d := req.Detail; req.DetailType != "Retraining Requested" || d.Reason != "quality" || d.Scorer != "failure" ||
+		len(d.Periods) != 1 || !d.Periods[0].Start.Equal(a) || len(d.Metrics) == 0 || d.Metrics[0].Name != "precision" {
+		t.Errorf("retraining request %+v, want one for period A's precision", req)
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +216,7 @@ type qualityFleet struct {
 // startQualityFleet starts the worker with promotion (a scorer's
 // promotion section, flow style, or "") and extra alert rules, and sends
 // the labels, waiting until they are in S3.
-func startQualityFleet(t *testing.T, promotion, rules string) *qualityFleet {
+func startQualityFleet(t *testing.T, promotion, rules, monitorExtra string) *qualityFleet {
 	t.Helper()
 	tp := newTestPipeline(t)
 	labels := tp.env.CreateStream(t, 1)
@@ -209,10 +246,10 @@ func startQualityFleet(t *testing.T, promotion, rules string) *qualityFleet {
 monitor:
   period: 10s
   settle: 2s
-  quality:
+%s  quality:
     - {scorer: failure, threshold: 0.5, horizon: 30s, constraints: %s}
 alerts:
-  topic:`, labels, cons)},
+  topic:`, labels, monitorExtra, cons)},
 		{"    - {name: hot,", rules + "    - {name: hot,"},
 	} {
 		if !strings.Contains(src, r[0]) {
@@ -335,7 +372,7 @@ func TestPromotionOnEvidence(t *testing.T) {
 	if err := dynamo.EnsureTable(devstacktest.Ctx(t), env.DynamoDB, table); err != nil {
 		t.Fatal(err)
 	}
-	f := startQualityFleet(t, fmt.Sprintf("{metric: recall, margin: 0.05, min_labelled: 100, guardrails: [{metric: precision, min: 0.4}], auto: true, table: %s}", table), "")
+	f := startQualityFleet(t, fmt.Sprintf("{metric: recall, margin: 0.05, min_labelled: 100, guardrails: [{metric: precision, min: 0.4}], auto: true, table: %s}", table), "", "")
 	tp, ctx := f.tp, devstacktest.Ctx(t)
 	f.sendPeriodA(t)
 

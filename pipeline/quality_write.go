@@ -134,19 +134,20 @@ func (q *qualityMonitor) write(ctx context.Context, start time.Time, pq *dataset
 	}
 	c.log.Info("quality: period judged", "scorer", c.scorer, "period", start.Format(time.RFC3339),
 		"predictions", pq.Counts.Predictions, "labelled", pq.Counts.Labelled, "labels", pq.Counts.Labels, "models", len(pq.Models))
-	if c.alerts == nil {
-		return nil
-	}
 	// The alert sink retries until its context ends: an SNS outage must
 	// not hold the next period's verdict for long.
 	actx, cancel := context.WithTimeout(ctx, min(c.period, time.Minute))
 	defer cancel()
 	for _, s := range signals {
 		if s.m.Role != dataset.RoleChampion || s.rep == nil {
-			continue // a shadow challenger pages no one
+			continue // a shadow challenger pages no one, and asks for no retraining
 		}
 		r := sinks.QualityReport{Pipeline: c.pipeline, Scorer: c.scorer, ModelVersion: s.m.Version,
 			PeriodStart: start, PeriodEnd: end, Violations: s.at, Metrics: qualityMetrics(c.constraints, s.m.Statistics, s.rep)}
+		c.retrain.quality(ctx, r)
+		if c.alerts == nil {
+			continue
+		}
 		if err := c.alerts.Quality(actx, r); err != nil {
 			c.log.Error("quality: alert not sent", "scorer", c.scorer, "model", s.m.Version, "err", err)
 			c.obs.QualityFailed(c.scorer, "alert")

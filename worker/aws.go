@@ -8,6 +8,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
@@ -27,6 +28,9 @@ type AWS struct {
 	SQS        *sqs.Client
 	CloudWatch *cloudwatch.Client
 	SageMaker  *sagemakerruntime.Client
+	// EventBridge publishes the flywheel's events (AWS_ENDPOINT_URL_EVENTBRIDGE
+	// on the local stack: its CloudWatch server emulates EventBridge).
+	EventBridge *eventbridge.Client
 }
 
 // LoadAWS builds the clients from the SDK's default configuration chain:
@@ -46,11 +50,12 @@ func LoadAWS(ctx context.Context) (*AWS, error) {
 		// An object without a checksum header (S3-compatible servers, old
 		// objects) is read unvalidated either way; the SDK's note about it
 		// on every GetObject would drown the logs.
-		S3:         s3.NewFromConfig(cfg, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }),
-		SNS:        sns.NewFromConfig(cfg),
-		SQS:        sqs.NewFromConfig(cfg),
-		CloudWatch: cloudwatch.NewFromConfig(cfg),
-		SageMaker:  sagemakerruntime.NewFromConfig(cfg),
+		S3:          s3.NewFromConfig(cfg, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }),
+		SNS:         sns.NewFromConfig(cfg),
+		SQS:         sqs.NewFromConfig(cfg),
+		CloudWatch:  cloudwatch.NewFromConfig(cfg),
+		SageMaker:   sagemakerruntime.NewFromConfig(cfg),
+		EventBridge: eventbridge.NewFromConfig(cfg),
 	}, nil
 }
 
@@ -58,6 +63,6 @@ func LoadAWS(ctx context.Context) (*AWS, error) {
 func (a *AWS) Pipeline() pipeline.Clients {
 	return pipeline.Clients{
 		Kinesis: a.Kinesis, DynamoDB: a.DynamoDB, S3: a.S3, SNS: a.SNS, SQS: a.SQS,
-		CloudWatch: a.CloudWatch, SageMaker: a.SageMaker,
+		CloudWatch: a.CloudWatch, SageMaker: a.SageMaker, EventBridge: a.EventBridge,
 	}
 }

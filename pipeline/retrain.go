@@ -1,0 +1,106 @@
+package pipeline
+
+// Retraining requests: the drift and quality monitors' verdicts, on the
+// reducer, feed one retrain.Trigger; when it asks, the request goes to
+// EventBridge (docs/flywheel.md).
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/retrain"
+	"github.com/streamscore/streamscore/sinks"
+)
+
+// retrainer feeds verdicts to the trigger and publishes its requests.
+// Verdicts come from several monitors' goroutines: one at a time.
+type retrainer struct {
+	mu  sync.Mutex
+	tr  *retrain.Trigger
+	pub *retrain.Publisher
+	log *slog.Logger
+}
+
+// buildRetrainer starts the trigger of monitor.retrain, nil without one.
+func (p *Pipeline) buildRetrainer(c Clients) (*retrainer, error) {
+	r := p.cfg.Monitor.Retrain
+	if r == nil {
+		return nil, nil
+	}
+	if c.EventBridge == nil {
+		return nil, fmt.Errorf("pipeline: monitor.retrain needs an EventBridge client")
+	}
+	rc := retrain.Config{Pipeline: p.cfg.Pipeline, DriftPeriods: r.DriftPeriods, QualityPeriods: r.QualityPeriods,
+		Cooldown: r.Cooldown.D(), DataLookback: r.DataLookback.D()}
+	if s3 := p.cfg.Sinks.S3; s3 != nil {
+		rc.ResultsPrefix = "s3://" + s3.Bucket + "/" + s3.Prefix
+		if l := p.cfg.Labels; l != nil {
+			rc.GroundTruthPrefix = "s3://" + s3.Bucket + "/" + sinks.GroundTruthPrefix(p.cfg.Pipeline, l.Prefix)
+		}
+	}
+	tr, err := retrain.NewTrigger(rc)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: monitor.retrain: %w", err)
+	}
+	log := p.log.With("retrain", r.EventBus)
+	return &retrainer{tr: tr, pub: retrain.NewPublisher(c.EventBridge, retrain.PublisherOptions{EventBus: r.EventBus, Logger: log}), log: log}, nil
+}
+
+// drift feeds a drift monitor's period verdict.
+func (r *retrainer) drift(ctx context.Context, window, scorer string, start, end time.Time, rep *monitor.Report, violations string) {
+	if r == nil {
+		return
+	}
+	v := retrain.DriftVerdict{Window: window, Scorers: []retrain.ScorerModel{{Scorer: scorer}}, PeriodStart: start, PeriodEnd: end, Violations: violations}
+	for _, f := range rep.Features {
+		v.Features = append(v.Features, retrain.Feature{Name: f.Name, Distance: f.Distance, Threshold: f.Threshold, Method: f.Method, Drifted: f.Drifted})
+	}
+	r.mu.Lock()
+	d, err := r.tr.Drift(v)
+	r.mu.Unlock()
+	r.publish(ctx, d, err)
+}
+
+// quality feeds a quality monitor's verdict on a served model version.
+func (r *retrainer) quality(ctx context.Context, rep sinks.QualityReport) {
+	if r == nil {
+		return
+	}
+	v := retrain.QualityVerdict{Scorer: rep.Scorer, ModelVersion: rep.ModelVersion, PeriodStart: rep.PeriodStart, PeriodEnd: rep.PeriodEnd,
+		Violations: rep.Violations}
+	for _, m := range rep.Metrics {
+		v.Metrics = append(v.Metrics, retrain.Metric{Name: m.Metric, Value: m.Value, Threshold: m.Threshold, Comparison: m.Comparison, Violated: m.Violated})
+	}
+	r.mu.Lock()
+	d, err := r.tr.Quality(v)
+	r.mu.Unlock()
+	r.publish(ctx, d, err)
+}
+
+// publish sends a decision's requests. A request that cannot be sent is
+// logged, not retried later: the trigger counts it asked (its cooldown
+// runs), and the verdicts stay in S3 for a person to act on.
+func (r *retrainer) publish(ctx context.Context, d retrain.Decision, err error) {
+	if err != nil {
+		r.log.Error("retrain: verdict refused", "err", err)
+		return
+	}
+	if d.Outcome != retrain.Requested {
+		return
+	}
+	details := make([]retrain.Detail, len(d.Requests))
+	for i, q := range d.Requests {
+		details[i] = q
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := r.pub.Publish(ctx, details...); err != nil {
+		r.log.Error("retrain: request not published", "why", d.Why, "err", err)
+		return
+	}
+	r.log.Info("retrain: requested", "why", d.Why, "events", len(details))
+}
