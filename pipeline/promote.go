@@ -42,6 +42,9 @@ type promoter struct {
 	// pinned); the pipeline closes what it opened.
 	load  func(ctx context.Context, m promotion.Model) (*scorer.Watcher, error)
 	alert func(al sinks.Alert)
+	// announce publishes a decision this worker wrote (a Model Promoted
+	// event, with monitor.retrain); a no-op without.
+	announce func(ctx context.Context, d promotion.Decision)
 	log   *slog.Logger
 	by    string
 
@@ -129,6 +132,7 @@ func (pr *promoter) promote(ctx context.Context, v promotion.Verdict) error {
 	if err != nil {
 		return err
 	}
+	pr.announce(ctx, d)
 	pr.alert(sinks.Alert{Rule: "model-promoted", State: "firing", Severity: "info", Model: pr.challenger.Key, Pipeline: pr.pipeline, Scorer: pr.scorer,
 		Subject: fmt.Sprintf("streamscore %s: %s promoted to champion of %s", pr.pipeline, pr.challenger.Key, pr.scorer),
 		Message: fmt.Sprintf("generation %d: %s (was %s). Roll back with: streamscore model rollback --config FILE --scorer %s",
@@ -174,7 +178,7 @@ func (p *Pipeline) buildPromoter(ctx context.Context, s config.Scorer, sw *score
 	return &promoter{
 		pipeline: p.cfg.Pipeline, scorer: s.Name, policy: pc.Policy(), auto: pc.Auto, store: store, sw: sw,
 		configured: conf, configuredSrc: configured, challenger: chal, load: load,
-		log: p.log.With("scorer", s.Name), by: by, alert: func(sinks.Alert) {},
+		log: p.log.With("scorer", s.Name), by: by, alert: func(sinks.Alert) {}, announce: p.retrain.decided,
 	}, nil
 }
 

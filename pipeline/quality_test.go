@@ -368,11 +368,14 @@ func countLines(t *testing.T, tp *testPipeline, prefix string) int {
 // back the same way.
 func TestPromotionOnEvidence(t *testing.T) {
 	env := devstacktest.New(t)
+	bus := env.CreateEventBus(t)
+	decisions := env.CreateEventRule(t, bus, `{"source":["streamscore"],"detail-type":["Model Promoted"]}`)
 	table := env.Name("promotions")
 	if err := dynamo.EnsureTable(devstacktest.Ctx(t), env.DynamoDB, table); err != nil {
 		t.Fatal(err)
 	}
-	f := startQualityFleet(t, fmt.Sprintf("{metric: recall, margin: 0.05, min_labelled: 100, guardrails: [{metric: precision, min: 0.4}], auto: true, table: %s}", table), "", "")
+	f := startQualityFleet(t, fmt.Sprintf("{metric: recall, margin: 0.05, min_labelled: 100, guardrails: [{metric: precision, min: 0.4}], auto: true, table: %s}", table), "",
+		fmt.Sprintf("  retrain: {event_bus: %s}\n", bus))
 	tp, ctx := f.tp, devstacktest.Ctx(t)
 	f.sendPeriodA(t)
 
@@ -441,6 +444,26 @@ func TestPromotionOnEvidence(t *testing.T) {
 		}
 		return promoted
 	})
+
+	// The decision is announced on EventBridge too.
+	var ev struct {
+		Detail struct {
+			Generation int64 `json:"generation"`
+			Champion   struct {
+				Key string `json:"key"`
+			} `json:"champion"`
+		} `json:"detail"`
+	}
+	waitFor(t, time.Minute, "a Model Promoted event", func() bool {
+		res, err := env.EventSQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(decisions), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Messages) > 0 && json.Unmarshal([]byte(aws.ToString(res.Messages[0].Body)), &ev) == nil
+	})
+	if ev.Detail.Generation != 1 || ev.Detail.Champion.Key != "challenger" {
+		t.Errorf("Model Promoted event %+v, want generation 1 of the challenger", ev)
+	}
 
 	if _, err := store.Rollback(ctx, 1, "test: back to the configured model", "tester"); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/monitor"
+	"github.com/streamscore/streamscore/promotion"
 	"github.com/streamscore/streamscore/retrain"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -103,4 +104,22 @@ func (r *retrainer) publish(ctx context.Context, d retrain.Decision, err error) 
 		return
 	}
 	r.log.Info("retrain: requested", "why", d.Why, "events", len(details))
+}
+
+// decided publishes a promotion decision this worker wrote, as the
+// flywheel's Model Promoted (or Rolled Back) event. A failure is logged:
+// the decision itself is in DynamoDB.
+func (r *retrainer) decided(ctx context.Context, d promotion.Decision) {
+	if r == nil {
+		return
+	}
+	ev := retrain.NewModelDecision(d)
+	if ev == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := r.pub.Publish(ctx, ev); err != nil {
+		r.log.Error("retrain: decision not published", "decision", ev.Subject(), "err", err)
+	}
 }
