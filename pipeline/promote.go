@@ -7,15 +7,24 @@ package pipeline
 // labelled rows each period and, with auto, writes the decision once.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/monitor/dataset"
@@ -36,8 +45,11 @@ type promoter struct {
 	// configured is the champion the config names, and its source.
 	configured    promotion.Model
 	configuredSrc scorer.ModelSource
-	// challenger is the model a promotion makes champion.
-	challenger promotion.Model
+	// challenger is the model a promotion makes champion, read again at
+	// each promotion (training may have written a new one to its path).
+	challenger func(ctx context.Context) (promotion.Model, error)
+	// keep copies a model about to be promoted to an immutable path.
+	keep func(ctx context.Context, m promotion.Model) (promotion.Model, error)
 	// load opens a decided champion as a watched source (its digest
 	// pinned); the pipeline closes what it opened.
 	load  func(ctx context.Context, m promotion.Model) (*scorer.Watcher, error)
@@ -45,8 +57,8 @@ type promoter struct {
 	// announce publishes a decision this worker wrote (a Model Promoted
 	// event, with monitor.retrain); a no-op without.
 	announce func(ctx context.Context, d promotion.Decision)
-	log   *slog.Logger
-	by    string
+	log      *slog.Logger
+	by       string
 
 	mu       sync.Mutex
 	promoted *scorer.Watcher // the source a decision opened, nil for the configured one
@@ -122,10 +134,20 @@ func (pr *promoter) promote(ctx context.Context, v promotion.Verdict) error {
 	if err != nil {
 		return err
 	}
-	if cur.Champion.Path == pr.challenger.Path {
+	chal, err := pr.challenger(ctx)
+	if err != nil {
+		return err
+	}
+	if cur.Champion.SHA256 == chal.SHA256 {
 		return nil // promoted already: the challenger now shadows itself
 	}
-	d, err := pr.store.Promote(ctx, cur.Generation, pr.challenger, v.Reason, pr.by)
+	// The decision names a copy no later write changes: the challenger's
+	// path is where the next trained model goes.
+	to, err := pr.keep(ctx, chal)
+	if err != nil {
+		return err
+	}
+	d, err := pr.store.Promote(ctx, cur.Generation, to, v.Reason, pr.by)
 	if errors.Is(err, promotion.ErrConflict) {
 		return nil // another writer decided first; the follower applies it
 	}
@@ -133,8 +155,8 @@ func (pr *promoter) promote(ctx context.Context, v promotion.Verdict) error {
 		return err
 	}
 	pr.announce(ctx, d)
-	pr.alert(sinks.Alert{Rule: "model-promoted", State: "firing", Severity: "info", Model: pr.challenger.Key, Pipeline: pr.pipeline, Scorer: pr.scorer,
-		Subject: fmt.Sprintf("streamscore %s: %s promoted to champion of %s", pr.pipeline, pr.challenger.Key, pr.scorer),
+	pr.alert(sinks.Alert{Rule: "model-promoted", State: "firing", Severity: "info", Model: to.Key, Pipeline: pr.pipeline, Scorer: pr.scorer,
+		Subject: fmt.Sprintf("streamscore %s: %s promoted to champion of %s", pr.pipeline, to.Key, pr.scorer),
 		Message: fmt.Sprintf("generation %d: %s (was %s). Roll back with: streamscore model rollback --config FILE --scorer %s",
 			d.Generation, v.Reason, cur.Champion.Key, pr.scorer)})
 	return nil
@@ -167,8 +189,7 @@ func (p *Pipeline) buildPromoter(ctx context.Context, s config.Scorer, sw *score
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: scorer %s: promotion: %w", s.Name, err)
 	}
-	chal, err := PromotableModel(ctx, p.cfg, s.Challenger, c.S3)
-	if err != nil {
+	if _, err := PromotableModel(ctx, p.cfg, s.Challenger, c.S3); err != nil {
 		return nil, fmt.Errorf("pipeline: scorer %s: promotion: %w", s.Name, err)
 	}
 	by := "streamscore auto-promotion"
@@ -177,7 +198,13 @@ func (p *Pipeline) buildPromoter(ctx context.Context, s config.Scorer, sw *score
 	}
 	return &promoter{
 		pipeline: p.cfg.Pipeline, scorer: s.Name, policy: pc.Policy(), auto: pc.Auto, store: store, sw: sw,
-		configured: conf, configuredSrc: configured, challenger: chal, load: load,
+		configured: conf, configuredSrc: configured, load: load,
+		challenger: func(ctx context.Context) (promotion.Model, error) {
+			return PromotableModel(ctx, p.cfg, s.Challenger, c.S3)
+		},
+		keep: func(ctx context.Context, m promotion.Model) (promotion.Model, error) {
+			return keepPromoted(ctx, c.S3, m)
+		},
 		log: p.log.With("scorer", s.Name), by: by, alert: func(sinks.Alert) {}, announce: p.retrain.decided,
 	}, nil
 }
@@ -218,4 +245,51 @@ func (p *Pipeline) watchDecided(ctx context.Context, m promotion.Model, s config
 			p.modelRejected(s.Name, wp.stream, name, err, alerts())
 		},
 	})
+}
+
+// keepPromoted copies a model to <its directory>/promoted/<digest>/<its
+// name>, beside it (S3 or a local directory), after checking its bytes
+// are the ones verified, and returns it at that path.
+func keepPromoted(ctx context.Context, c S3API, m promotion.Model) (promotion.Model, error) {
+	var body []byte
+	var err error
+	bucket, key, isS3 := strings.Cut(strings.TrimPrefix(m.Path, "s3://"), "/")
+	isS3 = isS3 && strings.HasPrefix(m.Path, "s3://")
+	if isS3 {
+		var out *s3.GetObjectOutput
+		if out, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key}); err == nil {
+			body, err = io.ReadAll(out.Body)
+			out.Body.Close()
+		}
+	} else {
+		body, err = os.ReadFile(m.Path)
+	}
+	if err != nil {
+		return m, fmt.Errorf("reading %s to keep it: %w", m.Path, err)
+	}
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != m.SHA256 {
+		return m, fmt.Errorf("%s changed since it was verified (sha256 %s, verified %s): not promoted", m.Path, got, m.SHA256)
+	}
+	dir, name := path.Split(key)
+	if !isS3 {
+		dir, name = filepath.Split(m.Path)
+	}
+	kept := dir + "promoted/" + m.SHA256[:16] + "/" + name
+	if isS3 {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &kept, Body: bytes.NewReader(body)}); err != nil {
+			return m, fmt.Errorf("keeping %s: %w", m.Path, err)
+		}
+		m.Path = "s3://" + bucket + "/" + kept
+		return m, nil
+	}
+	kept = filepath.FromSlash(kept)
+	if err := os.MkdirAll(filepath.Dir(kept), 0o755); err != nil {
+		return m, fmt.Errorf("keeping %s: %w", m.Path, err)
+	}
+	if err := os.WriteFile(kept, body, 0o644); err != nil {
+		return m, fmt.Errorf("keeping %s: %w", m.Path, err)
+	}
+	m.Path = kept
+	return m, nil
 }

@@ -416,6 +416,12 @@ func TestPromotionOnEvidence(t *testing.T) {
 	if d.Generation != 1 || d.Champion.Key != "challenger" || d.Champion.Version != challenger || !strings.Contains(d.Reason, "recall") {
 		t.Fatalf("decision %+v, want generation 1 making the challenger (%s) champion on recall", d.Entry, challenger)
 	}
+	// It names a kept copy, which the next trained challenger cannot change.
+	if !strings.Contains(d.Champion.Path, string(filepath.Separator)+"promoted"+string(filepath.Separator)) {
+		t.Errorf("decided champion at %s, want a kept copy under promoted/", d.Champion.Path)
+	} else if b, err := os.ReadFile(d.Champion.Path); err != nil || !strings.Contains(string(b), `"intercept":0`) {
+		t.Errorf("kept copy %s: %q, %v", d.Champion.Path, b, err)
+	}
 
 	// The worker scores with the decided champion from its next windows.
 	servedBy := func(want string, from time.Time) {
