@@ -184,13 +184,13 @@ func TestQualityJudgesTheStreamAgainstItsLabels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range res.Messages {
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &req); err != nil {
-				t.Fatalf("event %s: %v", aws.ToString(m.Body), err)
-			}
-			return true
+		if len(res.Messages) == 0 {
+			return false
 		}
-		return false
+		if body := aws.ToString(res.Messages[0].Body); json.Unmarshal([]byte(body), &req) != nil {
+			t.Fatalf("event %s is not JSON", body)
+		}
+		return true
 	})
 	if d := req.Detail; req.DetailType != "Retraining Requested" || d.Reason != "quality" || d.Scorer != "failure" ||
 		len(d.Periods) != 1 || !d.Periods[0].Start.Equal(a) || len(d.Metrics) == 0 || d.Metrics[0].Name != "precision" {
