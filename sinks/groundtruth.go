@@ -327,27 +327,10 @@ func (h *gtHandler) upload(ctx context.Context, shard string, rl *gtRoll) error 
 // channel closed once their batches are acked: a shard's rolls ack in
 // order, so its newest roll's channel waits for all of them.
 func (h *gtHandler) flush(ctx context.Context, only *shardKey) <-chan struct{} {
-	if only != nil {
-		sh := h.shards[*only]
-		if sh == nil {
-			return closedChan()
-		}
+	return flushShards(h.shards, only, func(sh *gtShard) <-chan struct{} {
 		h.roll(ctx, sh)
 		return sh.prev
-	}
-	waits := make([]<-chan struct{}, 0, len(h.shards))
-	for _, sh := range h.shards {
-		h.roll(ctx, sh)
-		waits = append(waits, sh.prev)
-	}
-	c := make(chan struct{})
-	go func() {
-		for _, w := range waits {
-			<-w
-		}
-		close(c)
-	}()
-	return c
+	})
 }
 
 func (h *gtHandler) tick(ctx context.Context, now time.Time) {

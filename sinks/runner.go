@@ -242,3 +242,29 @@ func closedChan() <-chan struct{} {
 	close(c)
 	return c
 }
+
+// flushShards rolls one shard (only) or every shard of a per-shard file
+// sink and returns a channel closed once what they rolled is acked: roll
+// returns the channel of a shard's newest roll, which its rolls close in
+// order.
+func flushShards[S any](shards map[shardKey]S, only *shardKey, roll func(S) <-chan struct{}) <-chan struct{} {
+	if only != nil {
+		sh, ok := shards[*only]
+		if !ok {
+			return closedChan() // nothing of it was ever handled
+		}
+		return roll(sh)
+	}
+	waits := make([]<-chan struct{}, 0, len(shards))
+	for _, sh := range shards {
+		waits = append(waits, roll(sh))
+	}
+	c := make(chan struct{})
+	go func() {
+		for _, w := range waits {
+			<-w
+		}
+		close(c)
+	}()
+	return c
+}

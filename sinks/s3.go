@@ -498,27 +498,10 @@ func (h *s3Handler) fail(rl *roll, err error) {
 // its newest roll waits for all of them: only's wait never depends on
 // another shard's uploads.
 func (h *s3Handler) flush(ctx context.Context, only *shardKey) <-chan struct{} {
-	if only != nil {
-		sh := h.shards[*only]
-		if sh == nil {
-			return closedChan() // nothing of it was ever handled
-		}
+	return flushShards(h.shards, only, func(sh *s3Shard) <-chan struct{} {
 		h.roll(ctx, sh)
 		return sh.prev
-	}
-	waits := make([]<-chan struct{}, 0, len(h.shards))
-	for _, sh := range h.shards {
-		h.roll(ctx, sh)
-		waits = append(waits, sh.prev)
-	}
-	c := make(chan struct{})
-	go func() {
-		for _, w := range waits {
-			<-w
-		}
-		close(c)
-	}()
-	return c
+	})
 }
 
 func (h *s3Handler) tick(ctx context.Context, now time.Time) {
