@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/monitor/dataset"
@@ -57,17 +58,7 @@ func (p *Pipeline) buildMonitor(ctx context.Context, mw config.MonitoredWindow, 
 	if s3c == nil {
 		return nil, fmt.Errorf("pipeline: monitor of window %s: no S3 client", mw.Window)
 	}
-	m := p.cfg.Monitor
-	period, settle, prefix := m.Period.D(), m.Settle.D(), m.Prefix
-	if period <= 0 {
-		period = DefaultMonitorPeriod
-	}
-	if settle <= 0 {
-		settle = DefaultMonitorSettle
-	}
-	if prefix == "" {
-		prefix = DefaultMonitorPrefix
-	}
+	period, settle, prefix := p.monitorTiming()
 	worker := o.WorkerID
 	if worker == "" {
 		worker, _ = os.Hostname()
@@ -89,4 +80,21 @@ func runID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// monitorTiming is the monitor section's period, settle time and prefix,
+// the defaults filled in: one rule for the drift and quality monitors.
+func (p *Pipeline) monitorTiming() (period, settle time.Duration, prefix string) {
+	m := p.cfg.Monitor
+	period, settle, prefix = m.Period.D(), m.Settle.D(), m.Prefix
+	if period <= 0 {
+		period = DefaultMonitorPeriod
+	}
+	if settle <= 0 {
+		settle = DefaultMonitorSettle
+	}
+	if prefix == "" {
+		prefix = DefaultMonitorPrefix
+	}
+	return period, settle, prefix
 }

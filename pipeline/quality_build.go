@@ -63,20 +63,10 @@ func (p *Pipeline) buildQuality(ctx context.Context, qm config.QualityMonitor, s
 		}
 		qc.constraints = cons
 	}
-	m := p.cfg.Monitor
-	qc.period, qc.settle, qc.delay = m.Period.D(), m.Settle.D(), p.cfg.Labels.Delay.D()
-	prefix := m.Prefix
-	if qc.period <= 0 {
-		qc.period = DefaultMonitorPeriod
-	}
-	if qc.settle <= 0 {
-		qc.settle = DefaultMonitorSettle
-	}
-	if qc.delay <= 0 {
+	var prefix string
+	qc.period, qc.settle, prefix = p.monitorTiming()
+	if qc.delay = p.cfg.Labels.Delay.D(); qc.delay <= 0 {
 		qc.delay = DefaultLabelsDelay
-	}
-	if prefix == "" {
-		prefix = DefaultMonitorPrefix
 	}
 	qc.out = prefix + "model-quality/" + p.cfg.Pipeline + "/" + s.Name + "/"
 	// A window's rows sit in the partition of its start: a period's rows
