@@ -65,7 +65,6 @@ func TestQualityJudgesTheStreamAgainstItsLabels(t *testing.T) {
 	lab := f.labels
 	f.sendPeriodA(t)
 
-	dir := "monitoring/model-quality/test/failure/" + a.Format("2006/01/02/15/04/05") + "/"
 	var j struct {
 		Counts dataset.PeriodCounts `json:"counts"`
 		Models []struct {
@@ -77,19 +76,7 @@ func TestQualityJudgesTheStreamAgainstItsLabels(t *testing.T) {
 			Violated   []string            `json:"violated"`
 		} `json:"models"`
 	}
-	waitFor(t, 5*time.Minute, "period A's judgement", func() bool {
-		body, err := dataset.ReadObject(ctx, tp.env.S3, tp.bucket, dir+"judgement.json")
-		if dataset.Absent(err) {
-			return false
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(body, &j); err != nil {
-			t.Fatalf("judgement.json: %v\n%s", err, body)
-		}
-		return true
-	})
+	f.judgement(t, &j)
 	if j.Counts.Predictions != 200 || j.Counts.Labelled != 200 || j.Counts.EntityLabels != int64(len(lab)) {
 		t.Errorf("counts %+v, want 200 predictions all labelled by %d labels", j.Counts, len(lab))
 	}
@@ -282,6 +269,25 @@ alerts:
 	return f
 }
 
+// judgement waits for period A's judgement.json and decodes it into j.
+func (f *qualityFleet) judgement(t *testing.T, j any) {
+	t.Helper()
+	key := "monitoring/model-quality/test/failure/" + f.a.Format("2006/01/02/15/04/05") + "/judgement.json"
+	waitFor(t, 5*time.Minute, "period A's judgement", func() bool {
+		body, err := dataset.ReadObject(devstacktest.Ctx(t), f.tp.env.S3, f.tp.bucket, key)
+		if dataset.Absent(err) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(body, j); err != nil {
+			t.Fatalf("%s: %v\n%s", key, err, body)
+		}
+		return true
+	})
+}
+
 // sendPeriodA sends the readings of period A and 15 s after it, every
 // 100 ms: A's windows are the first.
 func (f *qualityFleet) sendPeriodA(t *testing.T) {
@@ -379,7 +385,6 @@ func TestPromotionOnEvidence(t *testing.T) {
 	tp, ctx := f.tp, devstacktest.Ctx(t)
 	f.sendPeriodA(t)
 
-	dir := "monitoring/model-quality/test/failure/" + f.a.Format("2006/01/02/15/04/05") + "/"
 	var j struct {
 		Models []struct {
 			Version string `json:"model_version"`
@@ -390,16 +395,7 @@ func TestPromotionOnEvidence(t *testing.T) {
 			Reason  string `json:"reason"`
 		} `json:"promotion"`
 	}
-	waitFor(t, 5*time.Minute, "period A's judgement", func() bool {
-		body, err := dataset.ReadObject(ctx, tp.env.S3, tp.bucket, dir+"judgement.json")
-		if dataset.Absent(err) {
-			return false
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return json.Unmarshal(body, &j) == nil
-	})
+	f.judgement(t, &j)
 	if len(j.Promotion) != 1 || j.Promotion[0].Outcome != "promote" || len(j.Models) != 2 {
 		t.Fatalf("period A's judgement %+v, want the challenger promoted", j)
 	}
