@@ -29,15 +29,21 @@ func (p *Pipeline) monitoredBy(s config.Scorer) (config.MonitoredWindow, bool) {
 
 // driftRules are the alert rules judging a monitored window's drift.
 func (p *Pipeline) driftRules(window string) []sinks.AlertRule {
+	return p.periodRules(func(r config.Rule) bool { return r.Drift == window }, func(r *sinks.AlertRule) { r.Drift = window })
+}
+
+// periodRules are the config's rules that of accepts, as the alert sink
+// takes them; set makes each a drift or quality rule.
+func (p *Pipeline) periodRules(of func(config.Rule) bool, set func(*sinks.AlertRule)) []sinks.AlertRule {
 	var rules []sinks.AlertRule
 	for _, r := range p.cfg.Alerts.Rules {
-		if r.Drift != window {
+		if !of(r) {
 			continue
 		}
-		rules = append(rules, sinks.AlertRule{
-			Name: r.Name, Drift: window, FireAfter: r.FireAfter, ClearAfter: r.ClearAfter, Cooldown: r.Cooldown.D(),
-			Levels: []sinks.AlertLevel{{Severity: r.Severity, Threshold: r.Threshold}},
-		})
+		ar := sinks.AlertRule{Name: r.Name, FireAfter: r.FireAfter, ClearAfter: r.ClearAfter, Cooldown: r.Cooldown.D(),
+			Levels: []sinks.AlertLevel{{Severity: r.Severity, Threshold: r.Threshold}}}
+		set(&ar)
+		rules = append(rules, ar)
 	}
 	return rules
 }

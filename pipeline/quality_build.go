@@ -23,17 +23,7 @@ func (p *Pipeline) qualityOf(s config.Scorer) (config.QualityMonitor, bool) {
 
 // qualityRules are the alert rules that judge a scorer's model quality.
 func (p *Pipeline) qualityRules(scorer string) []sinks.AlertRule {
-	var rules []sinks.AlertRule
-	for _, r := range p.cfg.Alerts.Rules {
-		if r.Quality != scorer {
-			continue
-		}
-		rules = append(rules, sinks.AlertRule{
-			Name: r.Name, Quality: scorer, FireAfter: r.FireAfter, ClearAfter: r.ClearAfter, Cooldown: r.Cooldown.D(),
-			Levels: []sinks.AlertLevel{{Severity: r.Severity}},
-		})
-	}
-	return rules
+	return p.periodRules(func(r config.Rule) bool { return r.Quality == scorer }, func(r *sinks.AlertRule) { r.Quality = scorer })
 }
 
 // buildQuality starts the quality monitor of a scorer. Its constraints
