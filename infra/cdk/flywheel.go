@@ -56,6 +56,10 @@ func defaultPromotionTable(pipeline string) string { return pipeline + "-promoti
 // default for a labels section without a prefix.
 func (p *Pipeline) GroundTruthKeyPrefix() string { return GroundTruthPrefix + p.Name + "/" }
 
+// ResultsRootPrefix is where the pipeline's S3 sink writes, all scorers:
+// what a retraining request's data.results_prefix names.
+func (p *Pipeline) ResultsRootPrefix() string { return ResultsPrefix + p.S3Prefix }
+
 // ModelQualityKeyPrefix is where the pipeline's quality monitor writes its
 // statistics, violations, judgements and progress.
 func (p *Pipeline) ModelQualityKeyPrefix() string { return ModelQualityPrefix + p.Name + "/" }
@@ -76,6 +80,13 @@ func (p *Pipeline) loadFlywheel(f *pipelineFile) error {
 		p.Labels = &PipelineLabels{Stream: l.Stream}
 	}
 	if m := f.Monitor; m != nil {
+		if r := m.Retrain; r != nil {
+			// The stack's retraining rule is on the default bus.
+			if r.EventBus != "" && r.EventBus != "default" {
+				return fmt.Errorf("%s: monitor.retrain.event_bus: %q: the CDK app's retraining rule listens on the default bus; leave event_bus empty", p.File, r.EventBus)
+			}
+			p.Retrain = true
+		}
 		for i, q := range m.Quality {
 			if !safeName.MatchString(q.Scorer) {
 				return fmt.Errorf("%s: monitor.quality[%d].scorer: %q: the stack names S3 prefixes after it, so use letters, digits, '-' and '_'", p.File, i, q.Scorer)
@@ -145,7 +156,10 @@ func newPromotionTables(ss *Streamscore, removal awscdk.RemovalPolicy) {
 //     auto (Store.Promote's conditional write: a condition expression
 //     needs no permission of its own); and GetObject of the retrained
 //     models of the pipelines that are retrained, which a decision may
-//     make champion.
+//     make champion;
+//   - events (pipelines with monitor.retrain): PutEvents on the default
+//     bus, only with source streamscore (the Retraining Requested and
+//     Model Promoted events, package retrain).
 func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) {
 	bucket := *ss.Bucket.BucketArn()
 	var truthWrites, reads, readPrefixes, qualityFiles, retrained []string
@@ -196,5 +210,11 @@ func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) {
 	}
 	if len(retrained) > 0 {
 		add(statement("ReadRetrainedModels", []string{"s3:GetObject"}, retrained, nil))
+	}
+	if slices.ContainsFunc(ss.Pipelines, func(p *Pipeline) bool { return p.Retrain }) {
+		stack := ss.Stack
+		bus := "arn:" + *stack.Partition() + ":events:" + *stack.Region() + ":" + *stack.Account() + ":event-bus/default"
+		add(statement("PublishEvents", []string{"events:PutEvents"}, []string{bus},
+			map[string]any{"StringEquals": map[string]any{"events:source": RetrainingEventSource}}))
 	}
 }

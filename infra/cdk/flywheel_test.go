@@ -20,8 +20,9 @@ import (
 // ground truth under groundtruth/factory/, the quality monitor's reads of
 // the judged scorers' results and the ground truth and its own files
 // (ListBucket only on those prefixes), GetItem on both decision tables,
-// PutItem only on the table of the scorer with auto, and GetObject of the
-// pipeline's retrained models.
+// PutItem only on the table of the scorer with auto, GetObject of the
+// pipeline's retrained models, and (monitor.retrain) PutEvents on the
+// default bus with source streamscore only.
 func TestLoopWorkerGrants(t *testing.T) {
 	s := loop(t)
 	want := defaultWorkerStatements(t, s)
@@ -51,6 +52,9 @@ func TestLoopWorkerGrants(t *testing.T) {
 	want["ReadPromotions"] = wantStatement{[]string{"dynamodb:GetItem"}, sortedCopy(getAtt(auto), getAtt(manual)), ""}
 	want["WritePromotions"] = wantStatement{[]string{"dynamodb:PutItem"}, []string{getAtt(auto)}, ""}
 	want["ReadRetrainedModels"] = wantStatement{[]string{"s3:GetObject"}, []string{under(bucket, "/models/retrained/factory/*")}, ""}
+	want["PublishEvents"] = wantStatement{[]string{"events:PutEvents"},
+		[]string{`{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":events:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":event-bus/default"]]}`},
+		`{"StringEquals":{"events:source":"streamscore"}}`}
 	assertStatements(t, s, "WorkerTaskRole", want)
 }
 
@@ -168,9 +172,10 @@ func TestRenderLabels(t *testing.T) {
 	}
 }
 
-// TestDefaultsMatchRootModule: the defaults this module restates (it
-// does not import the root module) equal the root module's, read from
-// its source: promotion.DefaultTable and sinks.GroundTruthPrefix.
+// TestDefaultsMatchRootModule: what this module restates (it does not
+// import the root module) equals the root module's, read from its source:
+// promotion.DefaultTable, sinks.GroundTruthPrefix, and the Retraining
+// Requested event's source, detail type and schema version (retrain).
 func TestDefaultsMatchRootModule(t *testing.T) {
 	root := filepath.Join("..", "..")
 	got := evalStringFunc(t, filepath.Join(root, "promotion", "decision.go"), "DefaultTable", map[string]string{"pipeline": "factory"})
@@ -182,6 +187,48 @@ func TestDefaultsMatchRootModule(t *testing.T) {
 	if want := p.GroundTruthKeyPrefix(); got != want {
 		t.Errorf("sinks.GroundTruthPrefix(factory, \"\") = %q, this module's %q", got, want)
 	}
+	event := filepath.Join(root, "retrain", "event.go")
+	for name, want := range map[string]string{
+		"Source":                        RetrainingEventSource,
+		"DetailTypeRetrainingRequested": RetrainingDetailType,
+		"SchemaVersion":                 strconv.Itoa(retrainingSchemaVersion),
+	} {
+		if got := constValue(t, event, name); got != want {
+			t.Errorf("retrain.%s = %s, this module's %s", name, got, want)
+		}
+	}
+}
+
+// constValue is the literal value of the package-level constant name in
+// file, unquoted if a string.
+func constValue(t *testing.T, file, name string) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, n := range vs.Names {
+				if n.Name != name || i >= len(vs.Values) {
+					continue
+				}
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok {
+					if s, err := strconv.Unquote(lit.Value); err == nil {
+						return s
+					}
+					return lit.Value
+				}
+			}
+		}
+	}
+	t.Fatalf("%s: no constant %s with a literal value", file, name)
+	return ""
 }
 
 // evalStringFunc evaluates the first return statement of function fn in

@@ -49,6 +49,8 @@ type Pipeline struct {
 	Quality []string
 	// Promotions are the scorers with a promotion policy.
 	Promotions []ScorerPromotion
+	// Retrain: monitor.retrain publishes the flywheel's events.
+	Retrain bool
 
 	doc *yaml.Node
 }
@@ -127,6 +129,9 @@ type pipelineFile struct {
 			Scorer      string `yaml:"scorer"`
 			Constraints string `yaml:"constraints"`
 		} `yaml:"quality"`
+		Retrain *struct {
+			EventBus string `yaml:"event_bus"`
+		} `yaml:"retrain"`
 	} `yaml:"monitor"`
 	Labels *struct {
 		Stream string `yaml:"stream"`

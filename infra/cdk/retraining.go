@@ -6,6 +6,7 @@ package main
 // registers it as that scorer's challenger in its promotion table.
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -13,36 +14,34 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
 	"github.com/aws/jsii-runtime-go"
 )
 
-// The event that starts retraining. Its detail names the scorer and where
-// its labelled data is (RetrainingDetail); anything else in it (the
-// metric, window, model version, violations) is evidence for people and
-// passes through to the execution's input.
+// The event that starts retraining: package retrain's Retraining
+// Requested (retrain.Source, retrain.DetailTypeRetrainingRequested;
+// schema/events-v1.schema.json), restated as this module does not import
+// the root one (TestDefaultsMatchRootModule checks them). The state machine
+// reads, of its detail: schema_version (it knows 1), request_id, pipeline,
+// scorer, and data.results_prefix, data.ground_truth_prefix, data.from and
+// data.to. The prefixes must lie under the pipeline's results and ground
+// truth in this stack's bucket (it refuses others before training, and
+// the training role could not read them anyway). The rest (the reason,
+// rule, periods, features or metrics) is evidence, kept in the
+// execution's input.
 const (
-	RetrainingEventSource = "streamscore"
-	RetrainingDetailType  = "Retraining Requested"
+	RetrainingEventSource   = "streamscore"
+	RetrainingDetailType    = "Retraining Requested"
+	retrainingSchemaVersion = 1
 )
-
-// RetrainingDetail is the part of the event's detail the state machine
-// reads. Results and GroundTruth are s3:// prefixes that must lie under
-// the scorer's results prefix and its pipeline's ground-truth prefix in
-// this stack's bucket (the state machine refuses others before training,
-// and the training role could not read them anyway).
-type RetrainingDetail struct {
-	Pipeline    string `json:"pipeline"`
-	Scorer      string `json:"scorer"`
-	Results     string `json:"results"`
-	GroundTruth string `json:"ground_truth"`
-}
 
 // The challenger registration the state machine writes: an item of its own
 // in the scorer's promotion table, beside the decision item, with sort key
@@ -92,6 +91,10 @@ type Retraining struct {
 	// TrainingRole is the role SageMaker runs the training jobs with.
 	TrainingRole awsiam.Role
 	Logs         awslogs.LogGroup
+	// Requests holds the request ids taken, one item each.
+	Requests awsdynamodb.Table
+	// DeadLetters keeps the events the rule could not deliver.
+	DeadLetters awssqs.Queue
 	// ImageURI is the XGBoost image, a token resolved per region.
 	ImageURI string
 }
@@ -117,14 +120,20 @@ func retrainTargets(ps []*Pipeline) []retrainTarget {
 //
 // The state machine:
 //
-//  1. refuses an event whose detail lacks pipeline, scorer, results or
-//     ground_truth, or names a scorer without a promotion section, or
-//     data outside that scorer's prefixes (a Fail state saying which);
-//  2. runs a training job (createTrainingJob.sync: it waits for the end)
-//     named streamscore-<event id>, so a redelivered event cannot train
-//     twice, with channels results, groundtruth and code, network
-//     isolation, and output under models/retrained/<pipeline>/<scorer>/;
-//  3. registers the model as the scorer's challenger with one UpdateItem.
+//  1. refuses an event of another schema version, one whose detail lacks
+//     request_id, pipeline, scorer or the data prefixes (a request without
+//     labels has no ground_truth_prefix: nothing to train on), one naming
+//     a scorer without a promotion section, or data outside its
+//     pipeline's prefixes (a Fail state saying which);
+//  2. drops a repeated request: EventBridge delivers at least once and a
+//     publisher may put an event twice, so it writes the request id to
+//     the requests table on the condition that it is new, and ends
+//     (Succeed) when it is not;
+//  3. runs a training job (createTrainingJob.sync: it waits for the end)
+//     named streamscore-<request id>, with channels results, groundtruth
+//     and code, network isolation, and output under
+//     models/retrained/<pipeline>/<scorer>/;
+//  4. registers the model as the scorer's challenger with one UpdateItem.
 func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 	s, stack := ss.Settings, ss.Stack
 	r := &Retraining{}
@@ -134,29 +143,47 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 	registry := awscdk.NewCfnMapping(stack, jsii.String("XGBoostRegistry"), &awscdk.CfnMappingProps{Mapping: xgboostMapping()})
 	account := *registry.FindInMap(stack.Region(), jsii.String("account"), nil)
 	r.ImageURI = account + ".dkr.ecr." + *stack.Region() + "." + *stack.UrlSuffix() + "/" + xgboostRepository + ":" + xgboostVersion
-	repoARN := "arn:" + *stack.Partition() + ":ecr:" + *stack.Region() + ":" + account + ":repository/" + xgboostRepository
 
-	r.TrainingRole = newTrainingRole(ss, repoARN)
+	r.TrainingRole = newTrainingRole(ss)
 
 	// 1. Which scorer, and is its data where it must be?
-	complete := awsstepfunctions.Condition_And(
-		awsstepfunctions.Condition_IsString(jsii.String("$.detail.pipeline")),
-		awsstepfunctions.Condition_IsString(jsii.String("$.detail.scorer")),
-		awsstepfunctions.Condition_IsString(jsii.String("$.detail.results")),
-		awsstepfunctions.Condition_IsString(jsii.String("$.detail.ground_truth")),
-	)
-	incomplete := awsstepfunctions.NewFail(stack, jsii.String("IncompleteEvent"), &awsstepfunctions.FailProps{
-		Error: jsii.String("IncompleteEvent"),
-		Cause: jsii.String("the event's detail needs the strings pipeline, scorer, results and ground_truth"),
+	str := func(path string) awsstepfunctions.Condition {
+		return awsstepfunctions.Condition_IsString(jsii.String(path))
+	}
+	complete := awsstepfunctions.Condition_And(str("$.detail.request_id"), str("$.detail.pipeline"), str("$.detail.scorer"),
+		str("$.detail.data.results_prefix"), str("$.detail.data.ground_truth_prefix"), str("$.detail.data.from"), str("$.detail.data.to"))
+	fail := func(id, cause string) awsstepfunctions.Fail {
+		return awsstepfunctions.NewFail(stack, jsii.String(id), &awsstepfunctions.FailProps{Error: jsii.String(id), Cause: jsii.String(cause)})
+	}
+	unsupported := fail("UnsupportedSchema", fmt.Sprintf("the event's detail.schema_version is not %d, the layout this state machine reads", retrainingSchemaVersion))
+	incomplete := fail("IncompleteEvent", "the event's detail needs the strings request_id, pipeline, scorer, data.results_prefix, data.ground_truth_prefix (the pipeline has labels), data.from and data.to")
+	unknown := fail("UnknownScorer", "no scorer with a promotion section has this pipeline and scorer, or data.results_prefix or data.ground_truth_prefix is not under the pipeline's s3://<bucket>/results/<sinks.s3.prefix> or s3://<bucket>/groundtruth/<pipeline>/")
+
+	// 2. Once per request.
+	r.Requests = awsdynamodb.NewTable(stack, jsii.String("RetrainingRequests"), &awsdynamodb.TableProps{
+		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String("request_id"), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		Encryption:                       awsdynamodb.TableEncryption_AWS_MANAGED,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+		RemovalPolicy:                    removal,
 	})
-	unknown := awsstepfunctions.NewFail(stack, jsii.String("UnknownScorer"), &awsstepfunctions.FailProps{
-		Error: jsii.String("UnknownScorer"),
-		Cause: jsii.String("no scorer with a promotion section has this pipeline and scorer, or results or ground_truth is not under its prefix s3://<bucket>/results/<sinks.s3.prefix><scorer>/ or s3://<bucket>/groundtruth/<pipeline>/"),
+	once := awsstepfunctionstasks.NewDynamoPutItem(stack, jsii.String("OncePerRequest"), &awsstepfunctionstasks.DynamoPutItemProps{
+		Table: r.Requests,
+		Item: &map[string]awsstepfunctionstasks.DynamoAttributeValue{
+			"request_id": awsstepfunctionstasks.DynamoAttributeValue_FromString(awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.request_id"))),
+			"execution":  awsstepfunctionstasks.DynamoAttributeValue_FromString(awsstepfunctions.JsonPath_StringAt(jsii.String("$$.Execution.Id"))),
+			"at":         awsstepfunctionstasks.DynamoAttributeValue_FromString(awsstepfunctions.JsonPath_StringAt(jsii.String("$$.State.EnteredTime"))),
+		},
+		ConditionExpression: jsii.String("attribute_not_exists(request_id)"),
+		ResultPath:          awsstepfunctions.JsonPath_DISCARD(),
 	})
+	once.AddCatch(awsstepfunctions.NewSucceed(stack, jsii.String("RepeatedRequest"), &awsstepfunctions.SucceedProps{
+		Comment: jsii.String("this request id was taken by an earlier execution"),
+	}), &awsstepfunctions.CatchProps{Errors: jsii.Strings("DynamoDB.ConditionalCheckFailedException"), ResultPath: jsii.String("$.repeated")})
 
 	train := awsstepfunctionstasks.NewSageMakerCreateTrainingJob(stack, jsii.String("Train"), &awsstepfunctionstasks.SageMakerCreateTrainingJobProps{
 		IntegrationPattern: awsstepfunctions.IntegrationPattern_RUN_JOB,
-		TrainingJobName:    awsstepfunctions.JsonPath_Format(jsii.String("streamscore-{}"), awsstepfunctions.JsonPath_StringAt(jsii.String("$.id"))),
+		TrainingJobName:    awsstepfunctions.JsonPath_Format(jsii.String("streamscore-{}"), awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.request_id"))),
 		// Immutable here: given S3 locations as JSON paths, the task
 		// would add s3:GetObject, s3:ListBucket and s3:PutObject on "*"
 		// to the role; its statements are newTrainingRole's alone.
@@ -168,16 +195,18 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 		// Script mode (the SageMaker Python SDK's framework estimators
 		// pass the same): the entry point from the code channel,
 		// extracted by the container, gets the other hyperparameters as
-		// arguments (--pipeline P --scorer S).
+		// arguments (--pipeline P --scorer S --from T --to T).
 		Hyperparameters: &map[string]any{
 			"sagemaker_program":          s.RetrainingEntryPoint,
 			"sagemaker_submit_directory": "/opt/ml/input/data/code/" + path.Base(s.RetrainingSource),
 			"pipeline":                   awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.pipeline")),
 			"scorer":                     awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.scorer")),
+			"from":                       awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.data.from")),
+			"to":                         awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.data.to")),
 		},
 		InputDataConfig: &[]*awsstepfunctionstasks.Channel{
-			channel("results", "$.detail.results", "application/x-parquet"),
-			channel("groundtruth", "$.detail.ground_truth", "application/jsonlines"),
+			channel("results", "$.detail.data.results_prefix", "application/x-parquet"),
+			channel("groundtruth", "$.detail.data.ground_truth_prefix", "application/jsonlines"),
 			channel("code", "$.target.code", "application/x-gzip"),
 		},
 		OutputDataConfig: &awsstepfunctionstasks.OutputDataConfig{
@@ -219,12 +248,13 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 				"pipeline": map[string]any{"S": awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.pipeline"))},
 				"scorer":   map[string]any{"S": awsstepfunctions.JsonPath_Format(jsii.String("{}"+challengerSuffix), awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.scorer")))},
 			},
-			"UpdateExpression": "SET challenger = :m, event_id = :e, registered_at = :t ADD registrations :one",
+			"UpdateExpression": "SET challenger = :m, request_id = :r, event_id = :e, registered_at = :t ADD registrations :one",
 			"ExpressionAttributeValues": map[string]any{
 				":m": map[string]any{"M": map[string]any{
 					"path":         map[string]any{"S": awsstepfunctions.JsonPath_StringAt(jsii.String("$.training.model"))},
 					"training_job": map[string]any{"S": awsstepfunctions.JsonPath_StringAt(jsii.String("$.training.job"))},
 				}},
+				":r":   map[string]any{"S": awsstepfunctions.JsonPath_StringAt(jsii.String("$.detail.request_id"))},
 				":e":   map[string]any{"S": awsstepfunctions.JsonPath_StringAt(jsii.String("$.id"))},
 				":t":   map[string]any{"S": awsstepfunctions.JsonPath_StringAt(jsii.String("$$.State.EnteredTime"))},
 				":one": map[string]any{"N": "1"},
@@ -232,6 +262,7 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 		},
 		ResultPath: awsstepfunctions.JsonPath_DISCARD(),
 	})
+	once.Next(train)
 	train.Next(register)
 
 	route := awsstepfunctions.NewChoice(stack, jsii.String("WhichScorer"), nil)
@@ -245,18 +276,24 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 			}),
 			ResultPath: jsii.String("$.target"),
 		})
-		target.Next(train)
+		target.Next(once)
 		route.When(awsstepfunctions.Condition_And(
 			awsstepfunctions.Condition_StringEquals(jsii.String("$.detail.pipeline"), jsii.String(p.Name)),
 			awsstepfunctions.Condition_StringEquals(jsii.String("$.detail.scorer"), jsii.String(sc)),
-			awsstepfunctions.Condition_StringMatches(jsii.String("$.detail.results"), jsii.String(s3uri(p.ResultsKeyPrefix(sc))+"*")),
-			awsstepfunctions.Condition_StringMatches(jsii.String("$.detail.ground_truth"), jsii.String(s3uri(p.GroundTruthKeyPrefix())+"*")),
+			awsstepfunctions.Condition_StringMatches(jsii.String("$.detail.data.results_prefix"), jsii.String(s3uri(p.ResultsRootPrefix())+"*")),
+			awsstepfunctions.Condition_StringMatches(jsii.String("$.detail.data.ground_truth_prefix"), jsii.String(s3uri(p.GroundTruthKeyPrefix())+"*")),
 		), target, nil)
 	}
 	route.Otherwise(unknown)
-	definition := awsstepfunctions.NewChoice(stack, jsii.String("CompleteEvent"), nil).
+	checked := awsstepfunctions.NewChoice(stack, jsii.String("CompleteEvent"), nil).
 		When(complete, route, nil).
 		Otherwise(incomplete)
+	// Rules are tried in order: a non-number never reaches NumericEquals.
+	version := jsii.String("$.detail.schema_version")
+	definition := awsstepfunctions.NewChoice(stack, jsii.String("SchemaVersion"), nil).
+		When(awsstepfunctions.Condition_Not(awsstepfunctions.Condition_IsNumeric(version)), unsupported, nil).
+		When(awsstepfunctions.Condition_NumberEquals(version, jsii.Number(retrainingSchemaVersion)), checked, nil).
+		Otherwise(unsupported)
 
 	r.Logs = awslogs.NewLogGroup(stack, jsii.String("RetrainingLogs"), &awslogs.LogGroupProps{
 		Retention:     retention(s.LogRetentionDays),
@@ -283,9 +320,13 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 			DetailType: jsii.Strings(RetrainingDetailType),
 		},
 	})
+	// An event the state machine could not take (EventBridge retried for
+	// a day) is kept, and alarmed on.
+	r.DeadLetters = newQueue(stack, "RetrainingDeadLetters")
 	r.Rule.AddTarget(awseventstargets.NewSfnStateMachine(r.StateMachine, &awseventstargets.SfnStateMachineProps{
-		RetryAttempts: jsii.Number(20),
-		MaxEventAge:   awscdk.Duration_Hours(jsii.Number(24)),
+		RetryAttempts:   jsii.Number(20),
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+		DeadLetterQueue: r.DeadLetters,
 	}))
 
 	// A training that failed or timed out leaves the champion alone, but
@@ -307,6 +348,15 @@ func newRetraining(ss *Streamscore, removal awscdk.RemovalPolicy) *Retraining {
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
 	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(ss.Topic))
+	undelivered := awscloudwatch.NewAlarm(stack, jsii.String("Alarm-RetrainingUndelivered"), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String("retraining requests the state machine could not take are waiting in the rule's dead-letter queue"),
+		Metric:             r.DeadLetters.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}),
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	undelivered.AddAlarmAction(awscloudwatchactions.NewSnsAction(ss.Topic))
 	return r
 }
 
@@ -327,19 +377,20 @@ func channel(name, jsonPath, contentType string) *awsstepfunctionstasks.Channel 
 
 // newTrainingRole is the role SageMaker runs the training jobs with:
 //
-//   - GetObject of the retrained scorers' results, their pipelines'
-//     ground truth and the training script's archive, and ListBucket on
-//     exactly those prefixes (SageMaker lists a channel's prefix);
+//   - GetObject of the retrained pipelines' results and ground truth (the
+//     prefixes a request's data names) and the training script's
+//     archive, and ListBucket on exactly those (SageMaker lists a
+//     channel's prefix);
 //   - PutObject under the retrained scorers' models/retrained/ prefixes
 //     (SageMaker uploads model.tar.gz and the job's output there);
-//   - the XGBoost image: BatchGetImage, GetDownloadUrlForLayer and
-//     BatchCheckLayerAvailability on its repository, and
-//     GetAuthorizationToken, which has no resource type;
 //   - the job's logs in /aws/sagemaker/TrainingJobs and its metrics in
 //     the /aws/sagemaker/TrainingJobs namespace.
 //
+// No ECR statement: SageMaker pulls its built-in algorithm images, the
+// XGBoost one included, with its own credentials (CreateTrainingJob's
+// AlgorithmSpecification), so the role could not restrict it anyway.
 // Only SageMaker training jobs of this account may assume it.
-func newTrainingRole(ss *Streamscore, repoARN string) awsiam.Role {
+func newTrainingRole(ss *Streamscore) awsiam.Role {
 	s, stack := ss.Settings, ss.Stack
 	arn := func(service, resource string) string {
 		return "arn:" + *stack.Partition() + ":" + service + ":" + *stack.Region() + ":" + *stack.Account() + ":" + resource
@@ -359,7 +410,7 @@ func newTrainingRole(ss *Streamscore, repoARN string) awsiam.Role {
 	var reads, prefixes, writes []string
 	have := func(k string) bool { return slices.Contains(prefixes, k) }
 	for _, t := range retrainTargets(ss.Pipelines) {
-		for _, k := range []string{t.p.ResultsKeyPrefix(t.pr.Scorer) + "*", t.p.GroundTruthKeyPrefix() + "*"} {
+		for _, k := range []string{t.p.ResultsRootPrefix() + "*", t.p.GroundTruthKeyPrefix() + "*"} {
 			if !have(k) {
 				prefixes = append(prefixes, k)
 				reads = append(reads, bucket+"/"+k)
@@ -373,8 +424,6 @@ func newTrainingRole(ss *Streamscore, repoARN string) awsiam.Role {
 	add(statement("ListTrainingData", []string{"s3:ListBucket"}, []string{bucket},
 		map[string]any{"StringLike": map[string]any{"s3:prefix": prefixes}}))
 	add(statement("WriteModels", []string{"s3:PutObject"}, writes, nil))
-	add(statement("PullImage", []string{"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"}, []string{repoARN}, nil))
-	add(statement("RegistryLogin", []string{"ecr:GetAuthorizationToken"}, []string{"*"}, nil))
 	add(statement("WriteLogs", []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"},
 		[]string{arn("logs", "log-group:"+trainingLogGroup), arn("logs", "log-group:"+trainingLogGroup+":log-stream:*")}, nil))
 	add(statement("PutTrainingMetrics", []string{"cloudwatch:PutMetricData"}, []string{"*"},

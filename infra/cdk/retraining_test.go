@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -63,7 +66,8 @@ func state(t *testing.T, def map[string]any, name string) map[string]any {
 }
 
 // TestRetrainingRule: the rule on the default bus matches exactly the
-// documented event and starts the state machine, retrying for a day.
+// documented event and starts the state machine, retrying for a day and
+// then keeping the event in a dead-letter queue.
 func TestRetrainingRule(t *testing.T) {
 	s := loop(t)
 	r := props(s.resources("AWS::Events::Rule")[s.idOf(t, "AWS::Events::Rule", "RetrainingRequested")])
@@ -78,14 +82,19 @@ func TestRetrainingRule(t *testing.T) {
 	if len(targets) != 1 || compact(targets[0].(map[string]any)["Arn"]) != `{"Ref":"`+sm+`"}` {
 		t.Fatalf("targets %s, want the state machine", compact(targets))
 	}
+	dlq := compact(targets[0].(map[string]any)["DeadLetterConfig"])
+	if dlq != `{"Arn":`+getAtt(s.idOf(t, "AWS::SQS::Queue", "RetrainingDeadLetters"))+`}` {
+		t.Errorf("target dead-letter config %s", dlq)
+	}
 	assertStatements(t, s, "RetrainingEventsRole", map[string]wantStatement{
 		"": {[]string{"states:StartExecution"}, []string{`{"Ref":"` + sm + `"}`}, ""},
 	})
 }
 
-// TestRetrainingStateMachine: the definition checks the event, routes the
-// two promoted scorers to their tables and model prefixes (refusing
-// others and data outside their prefixes), trains with the XGBoost 1.7-1
+// TestRetrainingStateMachine: the definition checks the event's schema
+// version and fields, routes the two promoted scorers to their tables and
+// model prefixes (refusing others and data outside their pipeline's
+// prefixes), takes each request id once, trains with the XGBoost 1.7-1
 // image for the region in script mode under network isolation with
 // createTrainingJob.sync, and registers the model with one UpdateItem of
 // the scorer's challenger item; logged in full and traced.
@@ -93,11 +102,16 @@ func TestRetrainingStateMachine(t *testing.T) {
 	s := loop(t)
 	def := asl(t, s)
 	bucket := s.idOf(t, "AWS::S3::Bucket", "Results")
-	if def["StartAt"] != "CompleteEvent" {
+	if def["StartAt"] != "SchemaVersion" {
 		t.Errorf("starts at %v", def["StartAt"])
 	}
+	version := state(t, def, "SchemaVersion")
+	if got := compact(version["Choices"]); got != `[{"Next":"UnsupportedSchema","Not":{"IsNumeric":true,"Variable":"$.detail.schema_version"}},{"Next":"CompleteEvent","NumericEquals":1,"Variable":"$.detail.schema_version"}]` ||
+		version["Default"] != "UnsupportedSchema" {
+		t.Errorf("SchemaVersion choices %s, default %v", got, version["Default"])
+	}
 	complete := compact(state(t, def, "CompleteEvent"))
-	for _, f := range []string{"pipeline", "scorer", "results", "ground_truth"} {
+	for _, f := range []string{"request_id", "pipeline", "scorer", "data.results_prefix", "data.ground_truth_prefix", "data.from", "data.to"} {
 		if !strings.Contains(complete, `{"IsString":true,"Variable":"$.detail.`+f+`"}`) {
 			t.Errorf("CompleteEvent does not require detail.%s: %s", f, complete)
 		}
@@ -114,21 +128,31 @@ func TestRetrainingStateMachine(t *testing.T) {
 	for _, sc := range []struct{ name, table string }{{"failure", "factory-promotions"}, {"failure_manual", "factory-manual-decisions"}} {
 		id := "Target-factory-" + sc.name
 		want := `[{"StringEquals":"factory","Variable":"$.detail.pipeline"},{"StringEquals":"` + sc.name + `","Variable":"$.detail.scorer"},` +
-			`{"StringMatches":"s3://${` + bucket + `}/results/factory/` + sc.name + `/*","Variable":"$.detail.results"},` +
-			`{"StringMatches":"s3://${` + bucket + `}/groundtruth/factory/*","Variable":"$.detail.ground_truth"}]`
+			`{"StringMatches":"s3://${` + bucket + `}/results/factory/*","Variable":"$.detail.data.results_prefix"},` +
+			`{"StringMatches":"s3://${` + bucket + `}/groundtruth/factory/*","Variable":"$.detail.data.ground_truth_prefix"}]`
 		if targets[id] != want {
 			t.Errorf("choice for %s:\n %s\nwant\n %s", id, targets[id], want)
 		}
 		pass := state(t, def, id)
 		wantResult := `{"code":"s3://${` + bucket + `}/retraining/sourcedir.tar.gz","output":"s3://${` + bucket + `}/models/retrained/factory/` + sc.name + `/","table":"` + sc.table + `"}`
-		if got := compact(pass["Result"]); got != wantResult || pass["ResultPath"] != "$.target" || pass["Next"] != "Train" {
-			t.Errorf("%s: result %s at %v, next %v; want %s at $.target, next Train", id, got, pass["ResultPath"], pass["Next"], wantResult)
+		if got := compact(pass["Result"]); got != wantResult || pass["ResultPath"] != "$.target" || pass["Next"] != "OncePerRequest" {
+			t.Errorf("%s: result %s at %v, next %v; want %s at $.target, next OncePerRequest", id, got, pass["ResultPath"], pass["Next"], wantResult)
 		}
 	}
 	if len(targets) != 2 {
 		t.Errorf("choices %v, want the two promoted scorers", targets)
 	}
 
+	once := state(t, def, "OncePerRequest")
+	requests := s.idOf(t, "AWS::DynamoDB::Table", "RetrainingRequests")
+	if once["Resource"] != "arn:${Partition}:states:::dynamodb:putItem" || once["Next"] != "Train" ||
+		compact(once["Parameters"]) != `{"ConditionExpression":"attribute_not_exists(request_id)","Item":{"at":{"S.$":"$$.State.EnteredTime"},"execution":{"S.$":"$$.Execution.Id"},"request_id":{"S.$":"$.detail.request_id"}},"TableName":"${`+requests+`}"}` ||
+		compact(once["Catch"]) != `[{"ErrorEquals":["DynamoDB.ConditionalCheckFailedException"],"Next":"RepeatedRequest","ResultPath":"$.repeated"}]` {
+		t.Errorf("OncePerRequest %s", compact(once))
+	}
+	if state(t, def, "RepeatedRequest")["Type"] != "Succeed" {
+		t.Errorf("a repeated request does not end the execution")
+	}
 	train := state(t, def, "Train")
 	if train["Resource"] != "arn:${Partition}:states:::sagemaker:createTrainingJob.sync" || train["Next"] != "RegisterChallenger" {
 		t.Errorf("Train: resource %v, next %v", train["Resource"], train["Next"])
@@ -136,12 +160,12 @@ func TestRetrainingStateMachine(t *testing.T) {
 	p := train["Parameters"].(map[string]any)
 	image := "${XGBoostRegistry.account}.dkr.ecr.${Region}.${URLSuffix}/sagemaker-xgboost:1.7-1"
 	for key, want := range map[string]string{
-		"TrainingJobName.$":      `"States.Format('streamscore-{}', $.id)"`,
+		"TrainingJobName.$":      `"States.Format('streamscore-{}', $.detail.request_id)"`,
 		"AlgorithmSpecification": `{"TrainingImage":"` + image + `","TrainingInputMode":"File"}`,
 		"RoleArn":                `"${` + s.idOf(t, "AWS::IAM::Role", "TrainingRole") + `.Arn}"`,
 		"EnableNetworkIsolation": `true`,
 		"OutputDataConfig":       `{"S3OutputPath.$":"$.target.output"}`,
-		"HyperParameters":        `{"pipeline.$":"$.detail.pipeline","sagemaker_program":"train.py","sagemaker_submit_directory":"/opt/ml/input/data/code/sourcedir.tar.gz","scorer.$":"$.detail.scorer"}`,
+		"HyperParameters":        `{"from.$":"$.detail.data.from","pipeline.$":"$.detail.pipeline","sagemaker_program":"train.py","sagemaker_submit_directory":"/opt/ml/input/data/code/sourcedir.tar.gz","scorer.$":"$.detail.scorer","to.$":"$.detail.data.to"}`,
 		"StoppingCondition":      `{"MaxRuntimeInSeconds":7200}`,
 		"ResourceConfig":         `{"InstanceCount":1,"InstanceType":"ml.m5.xlarge","VolumeSizeInGB":30}`,
 	} {
@@ -154,7 +178,7 @@ func TestRetrainingStateMachine(t *testing.T) {
 		c := c.(map[string]any)
 		channels[c["ChannelName"].(string)] = compact(c["DataSource"].(map[string]any)["S3DataSource"].(map[string]any)["S3Uri.$"])
 	}
-	if want := map[string]string{"results": `"$.detail.results"`, "groundtruth": `"$.detail.ground_truth"`, "code": `"$.target.code"`}; compact(channels) != compact(want) {
+	if want := map[string]string{"results": `"$.detail.data.results_prefix"`, "groundtruth": `"$.detail.data.ground_truth_prefix"`, "code": `"$.target.code"`}; compact(channels) != compact(want) {
 		t.Errorf("channels %v, want %v", channels, want)
 	}
 	if got := compact(train["ResultSelector"]); got != `{"job.$":"$.TrainingJobName","model.$":"$.ModelArtifacts.S3ModelArtifacts"}` || train["ResultPath"] != "$.training" {
@@ -165,9 +189,9 @@ func TestRetrainingStateMachine(t *testing.T) {
 	if reg["Resource"] != "arn:${Partition}:states:::aws-sdk:dynamodb:updateItem" || reg["End"] != true || reg["ResultPath"] != nil {
 		t.Errorf("RegisterChallenger: resource %v, end %v, result path %v", reg["Resource"], reg["End"], reg["ResultPath"])
 	}
-	want := `{"ExpressionAttributeValues":{":e":{"S.$":"$.id"},":m":{"M":{"path":{"S.$":"$.training.model"},"training_job":{"S.$":"$.training.job"}}},":one":{"N":"1"},":t":{"S.$":"$$.State.EnteredTime"}},` +
+	want := `{"ExpressionAttributeValues":{":e":{"S.$":"$.id"},":m":{"M":{"path":{"S.$":"$.training.model"},"training_job":{"S.$":"$.training.job"}}},":one":{"N":"1"},":r":{"S.$":"$.detail.request_id"},":t":{"S.$":"$$.State.EnteredTime"}},` +
 		`"Key":{"pipeline":{"S.$":"$.detail.pipeline"},"scorer":{"S.$":"States.Format('{}#challenger', $.detail.scorer)"}},` +
-		`"TableName.$":"$.target.table","UpdateExpression":"SET challenger = :m, event_id = :e, registered_at = :t ADD registrations :one"}`
+		`"TableName.$":"$.target.table","UpdateExpression":"SET challenger = :m, request_id = :r, event_id = :e, registered_at = :t ADD registrations :one"}`
 	if got := compact(reg["Parameters"]); got != want {
 		t.Errorf("RegisterChallenger parameters\n %s\nwant\n %s", got, want)
 	}
@@ -198,12 +222,12 @@ func TestXGBoostImageRegistry(t *testing.T) {
 }
 
 // TestTrainingRoleIsExact: SageMaker's role reads exactly the retrained
-// scorers' results, their pipeline's ground truth and the script archive
-// (listing only those), writes only under their models/retrained/
-// prefixes, pulls only the XGBoost repository, and logs and publishes
-// metrics only where SageMaker's training jobs do; only SageMaker
-// training jobs of this account may assume it. The CDK task's own S3
-// grant on "*" is kept out.
+// pipeline's results and ground truth and the script archive (listing
+// only those), writes only under the scorers' models/retrained/
+// prefixes, and logs and publishes metrics only where SageMaker's
+// training jobs do; no ECR (SageMaker pulls its built-in images itself);
+// only SageMaker training jobs of this account may assume it. The CDK
+// task's own S3 grant on "*" is kept out.
 func TestTrainingRoleIsExact(t *testing.T) {
 	s := loop(t)
 	bucket := s.idOf(t, "AWS::S3::Bucket", "Results")
@@ -211,14 +235,11 @@ func TestTrainingRoleIsExact(t *testing.T) {
 		return `{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":` + service + `:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":` + resource + `"]]}`
 	}
 	assertStatements(t, s, "TrainingRole", map[string]wantStatement{
-		"ReadTrainingData": {[]string{"s3:GetObject"}, sortedCopy(under(bucket, "/groundtruth/factory/*"), under(bucket, "/results/factory/failure/*"),
-			under(bucket, "/results/factory/failure_manual/*"), under(bucket, "/retraining/sourcedir.tar.gz")), ""},
+		"ReadTrainingData": {[]string{"s3:GetObject"}, sortedCopy(under(bucket, "/groundtruth/factory/*"), under(bucket, "/results/factory/*"),
+			under(bucket, "/retraining/sourcedir.tar.gz")), ""},
 		"ListTrainingData": {[]string{"s3:ListBucket"}, []string{getAtt(bucket)},
-			`{"StringLike":{"s3:prefix":["results/factory/failure/*","groundtruth/factory/*","results/factory/failure_manual/*","retraining/sourcedir.tar.gz"]}}`},
+			`{"StringLike":{"s3:prefix":["results/factory/*","groundtruth/factory/*","retraining/sourcedir.tar.gz"]}}`},
 		"WriteModels": {[]string{"s3:PutObject"}, sortedCopy(under(bucket, "/models/retrained/factory/failure/*"), under(bucket, "/models/retrained/factory/failure_manual/*")), ""},
-		"PullImage": {[]string{"ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"},
-			[]string{`{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":ecr:",{"Ref":"AWS::Region"},":",{"Fn::FindInMap":["XGBoostRegistry",{"Ref":"AWS::Region"},"account"]},":repository/sagemaker-xgboost"]]}`}, ""},
-		"RegistryLogin": {[]string{"ecr:GetAuthorizationToken"}, []string{`"*"`}, ""},
 		"WriteLogs": {[]string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"},
 			sortedCopy(arn("logs", "log-group:/aws/sagemaker/TrainingJobs"), arn("logs", "log-group:/aws/sagemaker/TrainingJobs:log-stream:*")), ""},
 		"PutTrainingMetrics": {[]string{"cloudwatch:PutMetricData"}, []string{`"*"`}, `{"StringEquals":{"cloudwatch:namespace":"/aws/sagemaker/TrainingJobs"}}`},
@@ -234,8 +255,8 @@ func TestTrainingRoleIsExact(t *testing.T) {
 
 // TestRetrainingStateMachineRole: the state machine may run and watch
 // training jobs, pass exactly the training role and only to SageMaker,
-// manage the .sync integration's own rule, and UpdateItem the two
-// decision tables; nothing on S3 or any other table.
+// manage the .sync integration's own rule, PutItem the request ids and
+// UpdateItem the two decision tables; nothing on S3 or any other table.
 func TestRetrainingStateMachineRole(t *testing.T) {
 	s := loop(t)
 	st := policyStatements(t, s, "RetrainingRole")
@@ -244,13 +265,17 @@ func TestRetrainingStateMachineRole(t *testing.T) {
 		`{"Action":"iam:PassRole","Condition":{"StringEquals":{"iam:PassedToService":"sagemaker.amazonaws.com"}},"Effect":"Allow","Resource":` + getAtt(s.idOf(t, "AWS::IAM::Role", "TrainingRole")) + `}`,
 		`{"Action":"dynamodb:UpdateItem","Effect":"Allow","Resource":[` + getAtt(s.idOf(t, "AWS::DynamoDB::Table", "Promotionsfactorymanual")) + `,` + getAtt(s.idOf(t, "AWS::DynamoDB::Table", "Promotionsfactorypromotions")) + `]}`,
 		`:rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"]]}`,
+		`{"Action":"dynamodb:PutItem","Effect":"Allow","Resource":{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":dynamodb:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":table/",{"Ref":"` + s.idOf(t, "AWS::DynamoDB::Table", "RetrainingRequests") + `"}]]}}`,
 		`"sagemaker:CreateTrainingJob","sagemaker:DescribeTrainingJob","sagemaker:StopTrainingJob"`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("state machine role lacks %s:\n%s", want, all)
 		}
 	}
-	for _, bad := range []string{`"s3:`, `dynamodb:PutItem`, `dynamodb:GetItem`, `"*:`} {
+	if strings.Count(all, "dynamodb:PutItem") != 1 {
+		t.Errorf("state machine role: PutItem beyond the requests table:\n%s", all)
+	}
+	for _, bad := range []string{`"s3:`, `dynamodb:GetItem`, `dynamodb:DeleteItem`, `"*:`} {
 		if strings.Contains(all, bad) {
 			t.Errorf("state machine role has %s:\n%s", bad, all)
 		}
@@ -278,7 +303,7 @@ func TestRetrainingFailedAlarm(t *testing.T) {
 // the training role and the workers' read of retrained models.
 func TestRetrainingOff(t *testing.T) {
 	s := synth(t, map[string]any{"pipelines": []any{loopFixture, "examples/churn.yaml"}, "retraining": false})
-	for typ, n := range map[string]int{"AWS::StepFunctions::StateMachine": 0, "AWS::Events::Rule": 0, "AWS::DynamoDB::Table": 5} {
+	for typ, n := range map[string]int{"AWS::StepFunctions::StateMachine": 0, "AWS::Events::Rule": 0, "AWS::DynamoDB::Table": 5, "AWS::SQS::Queue": 2} {
 		if got := len(s.resources(typ)); got != n {
 			t.Errorf("%s: %d, want %d", typ, got, n)
 		}
@@ -294,4 +319,52 @@ func TestRetrainingOff(t *testing.T) {
 		}
 	}
 	statementBySid(t, s, "WorkerTaskRole", "WritePromotions")
+}
+
+// TestRetrainingReadsTheEventSchema: every detail field the state machine
+// reads ($.detail.* anywhere in its definition) is a field of the
+// Retraining Requested detail in the root module's
+// retrain/schema/events-v1.schema.json, and the schema's version is the
+// one the definition accepts.
+func TestRetrainingReadsTheEventSchema(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "retrain", "schema", "events-v1.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Defs map[string]map[string]any `json:"$defs"`
+	}
+	if err := json.Unmarshal(b, &schema); err != nil {
+		t.Fatal(err)
+	}
+	// resolve walks a dotted path through properties and $refs.
+	var resolve func(def map[string]any, path []string) (map[string]any, bool)
+	resolve = func(def map[string]any, path []string) (map[string]any, bool) {
+		if ref, ok := def["$ref"].(string); ok {
+			def = schema.Defs[strings.TrimPrefix(ref, "#/$defs/")]
+		}
+		if len(path) == 0 {
+			return def, def != nil
+		}
+		props, _ := def["properties"].(map[string]any)
+		next, ok := props[path[0]].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		return resolve(next, path[1:])
+	}
+	detail := schema.Defs["RetrainingRequested"]
+	if v, ok := resolve(detail, []string{"schema_version"}); !ok || v["const"] != float64(retrainingSchemaVersion) {
+		t.Errorf("schema_version in the schema: %v, the definition accepts %d", v, retrainingSchemaVersion)
+	}
+	text, _ := json.Marshal(asl(t, loop(t)))
+	paths := regexp.MustCompile(`\$\.detail\.[a-z_.]+[a-z_]`).FindAllString(string(text), -1)
+	if len(paths) < 10 {
+		t.Fatalf("found %d detail paths in the definition: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		if _, ok := resolve(detail, strings.Split(strings.TrimPrefix(p, "$.detail."), ".")); !ok {
+			t.Errorf("the definition reads %s, which the Retraining Requested detail does not have", p)
+		}
+	}
 }

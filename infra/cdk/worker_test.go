@@ -332,6 +332,7 @@ func TestLoadPipelineErrors(t *testing.T) {
 		"bad monitored window":  {"pipeline: p\nstreams: [{name: s}]\nmonitor: {windows: [{window: m, baseline: d}, {window: '*', baseline: d}]}\n", `monitor.windows[1].window: "*"`},
 		"labels stream unknown": {"pipeline: p\nstreams: [{name: s}]\nlabels: {stream: t, label: l}\n", `labels.stream: "t"`},
 		"quality constraints":   {"pipeline: p\nstreams: [{name: s}]\nmonitor: {quality: [{scorer: x, constraints: s3://b/c/}]}\n", "monitor.quality[0].constraints"},
+		"other event bus":       {"pipeline: p\nstreams: [{name: s}]\nmonitor: {retrain: {event_bus: ops}}\n", `monitor.retrain.event_bus: "ops"`},
 		"bad promoted scorer":   {"pipeline: p\nstreams: [{name: s}]\nscorers: [{name: 'a b', window: w, promotion: {metric: auc}}]\n", `scorers[0].name: "a b"`},
 	} {
 		file := filepath.Join(t.TempDir(), "p.yaml")
