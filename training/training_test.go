@@ -2,7 +2,6 @@ package training
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -14,11 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -27,193 +22,17 @@ import (
 	"github.com/streamscore/streamscore/monitor/dataset"
 	"github.com/streamscore/streamscore/retrain"
 	"github.com/streamscore/streamscore/scorer"
-	"github.com/streamscore/streamscore/shardpos"
-	"github.com/streamscore/streamscore/sinks"
-	"github.com/streamscore/streamscore/windowing"
+	"github.com/streamscore/streamscore/training/trainingtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
 
-// result is a row of a result batch: a ten-minute window ending at end,
-// with two features.
-type result struct {
-	entity  string
-	end     time.Time
-	temp    float64
-	n       int64
-	version string
-	update  bool
-	partial string
-}
-
-func batch(rows []result) arrow.RecordBatch {
-	ts := &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}
-	f64, str := arrow.PrimitiveTypes.Float64, arrow.BinaryTypes.String
-	s := arrow.NewSchema([]arrow.Field{
-		{Name: sinks.ColEntity, Type: str},
-		{Name: sinks.ColWindowStart, Type: ts},
-		{Name: sinks.ColWindowEnd, Type: ts},
-		{Name: "temp_mean", Type: f64},
-		{Name: "readings", Type: arrow.PrimitiveTypes.Int64},
-		{Name: sinks.ColUpdate, Type: arrow.FixedWidthTypes.Boolean},
-		{Name: sinks.ColPartial, Type: str},
-		{Name: windowing.ColOffsetFirst, Type: arrow.PrimitiveTypes.Uint64},
-		{Name: windowing.ColOffsetLast, Type: arrow.PrimitiveTypes.Uint64},
-		{Name: sinks.ColScore, Type: f64, Nullable: true},
-		{Name: sinks.ColModelVersion, Type: str},
-		{Name: sinks.ColFallback, Type: arrow.FixedWidthTypes.Boolean},
-		{Name: sinks.ColPartialID, Type: str, Nullable: true},
-	}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, s)
-	defer b.Release()
-	for i, r := range rows {
-		b.Field(0).(*array.StringBuilder).Append(r.entity)
-		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(r.end.Add(-10 * time.Minute).UnixNano()))
-		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(r.end.UnixNano()))
-		b.Field(3).(*array.Float64Builder).Append(r.temp)
-		b.Field(4).(*array.Int64Builder).Append(r.n)
-		b.Field(5).(*array.BooleanBuilder).Append(r.update)
-		b.Field(6).(*array.StringBuilder).Append(r.partial)
-		b.Field(7).(*array.Uint64Builder).Append(uint64(i))
-		b.Field(8).(*array.Uint64Builder).Append(uint64(i))
-		b.Field(9).(*array.Float64Builder).Append(0.5)
-		b.Field(10).(*array.StringBuilder).Append(r.version)
-		b.Field(11).(*array.BooleanBuilder).Append(false)
-		if r.partial != "" {
-			b.Field(12).(*array.StringBuilder).Append(fmt.Sprintf("shardId-000000000001/%d", i))
-		} else {
-			b.Field(12).(*array.StringBuilder).AppendNull()
-		}
-	}
-	return b.NewRecordBatch()
-}
-
-// sinkWrite writes rows through the real S3 sink, written at now.
-func sinkWrite(t *testing.T, env *devstacktest.Env, bucket, prefix string, now time.Time, seq int, rows []result) {
-	t.Helper()
-	ctx := devstacktest.Ctx(t)
-	sink, err := sinks.NewS3(sinks.S3Options{Client: env.S3, Bucket: bucket, Prefix: prefix, SpoolDir: t.TempDir(),
-		RollAge: time.Hour, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := batch(rows)
-	defer rec.Release()
-	acked := make(chan error, 1)
-	first := shardpos.Position{Sequence: fmt.Sprintf("4963%052d", 1000*seq+1)}
-	last := shardpos.Position{Sequence: fmt.Sprintf("4963%052d", 1000*seq+999)}
-	if err := sink.Write(ctx, sinks.Batch{Stream: "factory", Shard: "shardId-000000000001", Range: sinks.Range{First: first, Last: last},
-		Rec: rec, Ack: func(err error) { acked <- err }}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sink.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-acked; err != nil {
-		t.Fatalf("the S3 sink failed the batch: %v", err)
-	}
-}
-
-func gt(id, data, entity, at string) string {
-	ext := ""
-	if entity != "" {
-		ext = fmt.Sprintf(`,"streamscore":{"entity":%q,"time":%q}`, entity, at)
-	}
-	return fmt.Sprintf(`{"groundTruthData":{"data":%q,"encoding":"CSV"},"eventMetadata":{"eventId":%q},"eventVersion":"0"%s}`+"\n", data, id, ext)
-}
-
-func at(h, m int) time.Time { return time.Date(2026, 12, 3, h, m, 0, 0, time.UTC) }
-
-// fixture is the horizon scenario of monitor/dataset's TestJudgePeriodS3,
-// with features, in the S3 of the local stack: the results of scorer
-// "failure" under results/failure/ as the S3 sink writes them, and the
-// ground truth under groundtruth/factory/ as JSON Lines. Range (07:50,
-// 08:50], horizon 1h. m-1 fails at 09:20 (the label twice), m-2 at
-// 08:30; m-3 has a negative label at 08:45 and a positive one by id for
-// its 08:30 window. Each entity has windows ending 08:00 .. 09:00 (09:00
-// outside); m-1 one ending 07:50 (outside). An update and a partial row
-// are left out; a replay of m-1's 08:20 window, written an hour later and
-// listed first, is not the row kept.
-type fixture struct {
-	env    *devstacktest.Env
-	bucket string
-	req    *retrain.RetrainingRequested
-	want   []string // the training set's rows, sorted, as CSV lines
-}
-
-func newFixture(t *testing.T) *fixture {
-	env := devstacktest.New(t)
-	ctx := devstacktest.Ctx(t)
-	f := &fixture{env: env, bucket: env.CreateBucket(t)}
-	var rows []result
-	for k, e := range []string{"m-1", "m-2", "m-3"} {
-		for m := 0; m <= 60; m += 10 {
-			rows = append(rows, result{entity: e, end: at(8, 0).Add(time.Duration(m) * time.Minute), temp: float64(60 + 10*k + m/10),
-				n: int64(100*k + m), version: "xgb-7"})
-		}
-	}
-	rows = append(rows,
-		result{entity: "m-1", end: at(7, 50), temp: 1, n: 1, version: "xgb-7"},
-		result{entity: "m-1", end: at(8, 0), temp: 2, n: 2, version: "xgb-7", update: true},
-		result{entity: "m-2", end: at(8, 40), temp: 3, n: 3, version: "xgb-7", partial: windowing.PartialEvicted},
-	)
-	sinkWrite(t, env, f.bucket, "results/failure/", at(9, 1), 1, rows)
-	sinkWrite(t, env, f.bucket, "results/failure/", at(10, 1), 2, []result{{entity: "m-1", end: at(8, 20), temp: 4, n: 4, version: "xgb-7"}})
-
-	m3 := sinks.ResultID("factory", "m-3", at(8, 20), at(8, 30), "xgb-7")
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(gt("", "1", "m-1", "2026-12-03T09:20:00.000Z") + gt("", "1", "m-1", "2026-12-03T09:20:00.000Z") +
-		gt("", "1", "m-2", "2026-12-03T10:00:00.000Z")))
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	for k, body := range map[string][]byte{
-		"groundtruth/factory/2026/12/03/08/a.jsonl": []byte(gt("", "1", "m-2", "2026-12-03T08:30:00.000Z") +
-			gt("", "0", "m-3", "2026-12-03T08:45:00.000Z") + gt(m3, "1", "m-3", "2026-12-03T08:35:00.000Z") +
-			gt("", "1", "m-1", "2026-12-03T07:00:00.000Z")),
-		"groundtruth/factory/2026/12/03/09/b.jsonl.gz": gz.Bytes(),
-	} {
-		if _, err := env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(k), Body: bytes.NewReader(body)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.req = &retrain.RetrainingRequested{SchemaVersion: 1, RequestID: "rq-" + f.bucket, Pipeline: "factory", Reason: retrain.ReasonQuality,
-		Scorer: "failure", At: at(8, 50), Data: retrain.Data{ResultsPrefix: "s3://" + f.bucket + "/results/",
-			GroundTruthPrefix: "s3://" + f.bucket + "/groundtruth/factory/", From: at(7, 50), To: at(8, 50)}}
-
-	// m-1: 08:20 .. 08:50 positive (09:20 within the hour after), its
-	// outcome 09:20; m-2: 08:00 .. 08:20 positive (08:30); m-3: 08:30
-	// positive by id (its label's time the outcome), the rest negative.
-	row := func(e string, m int, temp float64, n int64, label, outcome string) string {
-		return fmt.Sprintf("%s,2026-12-03T08:%02d:00.000000Z,%g,%d,%s,%s", e, m, temp, n, label, outcome)
-	}
-	for m := 0; m <= 50; m += 10 {
-		l1, o1 := "0", ""
-		if m >= 20 {
-			l1, o1 = "1", "2026-12-03T09:20:00.000000Z"
-		}
-		l2, o2 := "0", ""
-		if m <= 20 {
-			l2, o2 = "1", "2026-12-03T08:30:00.000000Z"
-		}
-		l3, o3 := "0", ""
-		if m == 30 {
-			l3, o3 = "1", "2026-12-03T08:35:00.000000Z"
-		}
-		f.want = append(f.want, row("m-1", m, float64(60+m/10), int64(m), l1, o1), row("m-2", m, float64(70+m/10), int64(100+m), l2, o2),
-			row("m-3", m, float64(80+m/10), int64(200+m), l3, o3))
-	}
-	slices.Sort(f.want)
-	return f
-}
-
-func (f *fixture) config(t *testing.T, challenger string) *config.Config {
+func testConfig(t *testing.T, f *trainingtest.Fixture, challenger string) *config.Config {
 	t.Helper()
 	cfg := &config.Config{Pipeline: "factory", File: "factory.yaml",
 		Models:  map[string]*config.Model{"v1": {Format: "xgboost", Path: "examples/models/factory-failure.json"}},
 		Scorers: []config.Scorer{{Name: "failure", Model: "v1"}},
-		Sinks:   config.Sinks{S3: &config.S3Sink{Bucket: f.bucket, Prefix: "results/"}},
+		Sinks:   config.Sinks{S3: &config.S3Sink{Bucket: f.Bucket, Prefix: "results/"}},
 		Monitor: config.Monitor{Quality: []config.QualityMonitor{{Scorer: "failure", Threshold: 0.5, Horizon: config.Duration(time.Hour)}}},
 	}
 	if challenger != "" {
@@ -228,11 +47,11 @@ func (f *fixture) config(t *testing.T, challenger string) *config.Config {
 // JudgePeriod on the same files), with each window's features as the S3
 // sink wrote them first.
 func TestTrainingSet(t *testing.T) {
-	f := newFixture(t)
+	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
 	var out bytes.Buffer
-	st, err := BuildSet(ctx, SetOptions{S3: f.env.S3, Results: f.req.Data.ResultsPrefix + "failure/", GroundTruth: f.req.Data.GroundTruthPrefix,
-		From: f.req.Data.From, To: f.req.Data.To, Horizon: time.Hour, Dir: t.TempDir()}, &out)
+	st, err := BuildSet(ctx, SetOptions{S3: f.Env.S3, Results: f.Request.Data.ResultsPrefix + "failure/", GroundTruth: f.Request.Data.GroundTruthPrefix,
+		From: f.Request.Data.From, To: f.Request.Data.To, Horizon: time.Hour, Dir: t.TempDir()}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +60,8 @@ func TestTrainingSet(t *testing.T) {
 		t.Fatalf("header %q, want %q", lines[0], want)
 	}
 	got := slices.Sorted(slices.Values(lines[1:]))
-	if !slices.Equal(got, f.want) {
-		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(f.want, "\n"))
+	if !slices.Equal(got, f.Want) {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(f.Want, "\n"))
 	}
 	if st.Rows != 18 || st.Positives != 8 || st.Duplicates != 1 || st.Outside != 4 || st.PredictionsRead.LeftOut != 2 {
 		t.Errorf("stats %+v: want 18 rows, 8 positive, 1 duplicate, 4 outside, 2 left out", st)
@@ -252,15 +71,15 @@ func TestTrainingSet(t *testing.T) {
 	}
 
 	// The quality monitor's own join of the same files agrees.
-	results, err := dataset.Open(ctx, f.env.S3, f.req.Data.ResultsPrefix+"failure/")
+	results, err := dataset.Open(ctx, f.Env.S3, f.Request.Data.ResultsPrefix+"failure/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	labels, err := dataset.Open(ctx, f.env.S3, f.req.Data.GroundTruthPrefix)
+	labels, err := dataset.Open(ctx, f.Env.S3, f.Request.Data.GroundTruthPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := dataset.JudgePeriod(ctx, results, labels, dataset.PeriodOptions{Horizon: time.Hour, Start: f.req.Data.From, End: f.req.Data.To})
+	q, err := dataset.JudgePeriod(ctx, results, labels, dataset.PeriodOptions{Horizon: time.Hour, Start: f.Request.Data.From, End: f.Request.Data.To})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,15 +103,15 @@ func needXGBoost(t *testing.T) {
 // run of the same request reuses it.
 func TestTrainRun(t *testing.T) {
 	needXGBoost(t)
-	f := newFixture(t)
+	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
-	challenger := "s3://" + f.bucket + "/models/failure/challenger.json"
-	o := Options{Config: f.config(t, challenger), S3: f.env.S3, Script: "../examples/models/train.py", WorkDir: t.TempDir()}
-	res, err := Run(ctx, f.req, o)
+	challenger := "s3://" + f.Bucket + "/models/failure/challenger.json"
+	o := Options{Config: testConfig(t, f, challenger), S3: f.Env.S3, Script: "../examples/models/train.py", WorkDir: t.TempDir()}
+	res, err := Run(ctx, f.Request, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantModel := "s3://" + f.bucket + "/models/factory/failure/" + f.req.RequestID + "/model.json"
+	wantModel := "s3://" + f.Bucket + "/models/factory/failure/" + f.Request.RequestID + "/model.json"
 	if res.Model != wantModel || res.Challenger != challenger || len(res.SHA256) != 64 || res.Reused {
 		t.Fatalf("result %+v: want model %s, challenger %s", res, wantModel, challenger)
 	}
@@ -300,7 +119,7 @@ func TestTrainRun(t *testing.T) {
 		t.Errorf("set %+v: want 18 rows, 8 positive", res.Set)
 	}
 	for _, uri := range []string{res.Model, res.Challenger} {
-		m, err := scorer.LoadModel(ctx, uri, f.env.S3)
+		m, err := scorer.LoadModel(ctx, uri, f.Env.S3)
 		if err != nil {
 			t.Fatalf("loading %s: %v", uri, err)
 		}
@@ -308,7 +127,7 @@ func TestTrainRun(t *testing.T) {
 			t.Errorf("%s: features %v", uri, m.Features())
 		}
 	}
-	again, err := Run(ctx, f.req, o)
+	again, err := Run(ctx, f.Request, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +138,7 @@ func TestTrainRun(t *testing.T) {
 
 // TestTrainRunErrors: what a run refuses, naming what is wrong.
 func TestTrainRunErrors(t *testing.T) {
-	f := newFixture(t)
+	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
 	for _, c := range []struct {
 		what string
@@ -336,13 +155,13 @@ func TestTrainRunErrors(t *testing.T) {
 		{"one class", func(c *config.Config, _ *retrain.RetrainingRequested) { c.Monitor.Quality[0].Horizon = 0 }, "1 labelled rows in (2026-12-03T07:50:00Z, 2026-12-03T08:50:00Z], 1 positive: a classifier needs both classes"},
 		{"no interpreter", func(*config.Config, *retrain.RetrainingRequested) {}, "/nonexistent examples/models/train.py: fork/exec /nonexistent"},
 		{"no results", func(_ *config.Config, r *retrain.RetrainingRequested) {
-			r.Data.ResultsPrefix = "s3://" + f.bucket + "/none/"
+			r.Data.ResultsPrefix = "s3://" + f.Bucket + "/none/"
 		}, "no results under"},
 	} {
 		t.Run(c.what, func(t *testing.T) {
-			cfg, req := f.config(t, ""), *f.req
+			cfg, req := testConfig(t, f, ""), *f.Request
 			c.edit(cfg, &req)
-			_, err := Run(ctx, &req, Options{Config: cfg, S3: f.env.S3, Python: "/nonexistent", WorkDir: t.TempDir()})
+			_, err := Run(ctx, &req, Options{Config: cfg, S3: f.Env.S3, Python: "/nonexistent", WorkDir: t.TempDir()})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("error %v, want one saying %q", err, c.want)
 			}
@@ -360,7 +179,7 @@ func TestTrainParseRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.RequestID != "r1" || r.Scorer != "failure" || !r.Data.To.Equal(at(8, 50)) {
+		if r.RequestID != "r1" || r.Scorer != "failure" || !r.Data.To.Equal(trainingtest.At(8, 50)) {
 			t.Errorf("%+v", r)
 		}
 	}
@@ -385,13 +204,13 @@ func TestTrainParseRequest(t *testing.T) {
 // fails its execution with the worker's error.
 func TestTrainWorker(t *testing.T) {
 	needXGBoost(t)
-	f := newFixture(t)
+	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
-	sf := f.env.StepFunctions()
-	activity := f.env.CreateActivity(t)
-	machine := f.env.CreateStateMachine(t, fmt.Sprintf(`{"StartAt":"Train","States":{"Train":{"Type":"Task","Resource":%q,"End":true}}}`, activity))
-	challenger := "s3://" + f.bucket + "/models/failure/challenger.json"
-	w := &Worker{SFN: sf, Activity: activity, Name: "test", Options: Options{Config: f.config(t, challenger), S3: f.env.S3,
+	sf := f.Env.StepFunctions()
+	activity := f.Env.CreateActivity(t)
+	machine := f.Env.CreateStateMachine(t, fmt.Sprintf(`{"StartAt":"Train","States":{"Train":{"Type":"Task","Resource":%q,"End":true}}}`, activity))
+	challenger := "s3://" + f.Bucket + "/models/failure/challenger.json"
+	w := &Worker{SFN: sf, Activity: activity, Name: "test", Options: Options{Config: testConfig(t, f, challenger), S3: f.Env.S3,
 		Script: "../examples/models/train.py", WorkDir: t.TempDir()}}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -424,7 +243,7 @@ func TestTrainWorker(t *testing.T) {
 			}
 		}
 	}
-	input, _ := json.Marshal(f.req)
+	input, _ := json.Marshal(f.Request)
 	d := execute(input)
 	if d.Status != sfntypes.ExecutionStatusSucceeded {
 		t.Fatalf("execution %s: %s %s", d.Status, aws.ToString(d.Error), aws.ToString(d.Cause))
@@ -433,14 +252,14 @@ func TestTrainWorker(t *testing.T) {
 	if err := json.Unmarshal([]byte(aws.ToString(d.Output)), &out); err != nil {
 		t.Fatalf("output %q: %v", aws.ToString(d.Output), err)
 	}
-	if out.Model != "s3://"+f.bucket+"/"+ModelKey("factory", "failure", f.req.RequestID) || out.Challenger != challenger || len(out.SHA256) != 64 {
+	if out.Model != "s3://"+f.Bucket+"/"+ModelKey("factory", "failure", f.Request.RequestID) || out.Challenger != challenger || len(out.SHA256) != 64 {
 		t.Errorf("output %+v", out)
 	}
-	if _, err := scorer.LoadModel(ctx, out.Challenger, f.env.S3, scorer.WithSHA256(out.SHA256)); err != nil {
+	if _, err := scorer.LoadModel(ctx, out.Challenger, f.Env.S3, scorer.WithSHA256(out.SHA256)); err != nil {
 		t.Errorf("the challenger: %v", err)
 	}
 
-	bad := *f.req
+	bad := *f.Request
 	bad.Scorer = "nope"
 	input, _ = json.Marshal(bad)
 	d = execute(input)

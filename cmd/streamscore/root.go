@@ -33,6 +33,7 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newModelCmd(),
 		newServeCmd(),
 		newMonitorCmd(),
+		newRetrainCmd(),
 	)
 	return root
 }
