@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/monitor/dataset"
@@ -154,8 +155,19 @@ func Run(ctx context.Context, req *retrain.RetrainingRequested, o Options) (*Res
 		if model, res.Set, res.Report, err = train(ctx, req, o, plan, log); err != nil {
 			return nil, err
 		}
-		if _, err := o.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(plan.bucket), Key: aws.String(plan.key),
-			Body: bytes.NewReader(model), IfNoneMatch: aws.String("*"), ContentType: aws.String("application/json")}); err != nil {
+		_, err := o.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(plan.bucket), Key: aws.String(plan.key),
+			Body: bytes.NewReader(model), IfNoneMatch: aws.String("*"), ContentType: aws.String("application/json")})
+		if ae := smithy.APIError(nil); errors.As(err, &ae) && ae.ErrorCode() == "PreconditionFailed" {
+			// Another run of the request published first: its model is
+			// the request's, and the one this run made is dropped.
+			if model, err = existing(ctx, o.S3, plan.bucket, plan.key); err == nil && model == nil {
+				err = fmt.Errorf("training: %s: refused as existing, then not found", res.Model)
+			}
+			if err != nil {
+				return nil, err
+			}
+			res.Reused = true
+		} else if err != nil {
 			return nil, fmt.Errorf("training: writing %s: %w", res.Model, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -126,6 +127,12 @@ func TestTrainRun(t *testing.T) {
 		if !slices.Equal(m.Features(), []string{"temp_mean", "readings"}) {
 			t.Errorf("%s: features %v", uri, m.Features())
 		}
+	}
+	// The key is immutable: S3 refuses to replace it.
+	b, k, _ := splitS3(res.Model)
+	if _, err := f.Env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(b), Key: aws.String(k), Body: strings.NewReader("{}"),
+		IfNoneMatch: aws.String("*")}); err == nil {
+		t.Errorf("%s was replaced", res.Model)
 	}
 	again, err := Run(ctx, f.Request, o)
 	if err != nil {
@@ -266,7 +273,7 @@ func TestTrainWorker(t *testing.T) {
 	if d.Status != sfntypes.ExecutionStatusFailed {
 		t.Fatalf("execution of an unknown scorer: %s, want FAILED", d.Status)
 	}
-	if e, c := aws.ToString(d.Error), aws.ToString(d.Cause); (e != "" && e != ErrorTrainingFailed) || !strings.Contains(c+e, `scorer "nope"`) {
+	if e, c := aws.ToString(d.Error), aws.ToString(d.Cause); e != ErrorTrainingFailed || !strings.Contains(c, `scorer "nope" is not in factory.yaml`) {
 		t.Errorf("failed execution: error %q cause %q", e, c)
 	}
 }
