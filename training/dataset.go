@@ -59,6 +59,10 @@ type SetOptions struct {
 	// rule): positive when a positive label of the entity falls in
 	// (window_end, window_end + Horizon], negative otherwise.
 	Horizon time.Duration
+	// Delay is how long after a prediction's horizon its label may still
+	// arrive (labels.delay): the ground truth is read from the hours of
+	// (From, To + Horizon + Delay], the quality monitor's files.
+	Delay time.Duration
 	// Dir receives local copies of the results files; the caller removes
 	// it.
 	Dir string
@@ -205,7 +209,7 @@ func readLabels(ctx context.Context, o SetOptions, st *SetStats) (*labelIndex, e
 	if o.GroundTruth == "" {
 		return nil, errors.New("training set: no ground-truth prefix (the request's data.ground_truth_prefix): nothing labels the results")
 	}
-	objs, err := dataset.Open(ctx, o.S3, prefixURI(o.GroundTruth))
+	objs, err := labelObjects(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("training set: ground truth %s: %w", o.GroundTruth, err)
 	}
@@ -233,6 +237,36 @@ func readLabels(ctx context.Context, o SetOptions, st *SetStats) (*labelIndex, e
 		x.positive[e] = slices.Compact(ts)
 	}
 	return x, nil
+}
+
+// labelObjects are the ground-truth files of the hours from From's to
+// To + Horizon + Delay's (Model Monitor's yyyy/mm/dd/hh/ layout, which the
+// ground-truth sink writes by the label's event time): the files the
+// quality monitor reads for the same predictions, so the memory held is
+// the range's labels, not the whole history's.
+func labelObjects(ctx context.Context, o SetOptions) ([]dataset.Object, error) {
+	bucket, prefix, err := splitS3(prefixURI(o.GroundTruth))
+	if err != nil {
+		return nil, err
+	}
+	var objs []dataset.Object
+	last := o.To.Add(o.Horizon + o.Delay)
+	for h := o.From.UTC().Truncate(time.Hour); !h.After(last); h = h.Add(time.Hour) {
+		hp := sinks.GroundTruthHourPrefix(prefix, h)
+		p := s3.NewListObjectsV2Paginator(o.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(hp)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("listing s3://%s/%s: %w", bucket, hp, err)
+			}
+			for _, obj := range page.Contents {
+				if key := aws.ToString(obj.Key); !hidden(key[len(hp):]) {
+					objs = append(objs, dataset.S3Object(o.S3, bucket, key))
+				}
+			}
+		}
+	}
+	return objs, nil
 }
 
 // fetchResults copies the results files that can hold windows of the

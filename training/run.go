@@ -26,6 +26,7 @@ import (
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/monitor/dataset"
+	"github.com/streamscore/streamscore/pipeline"
 	"github.com/streamscore/streamscore/retrain"
 )
 
@@ -230,7 +231,10 @@ func planRun(req *retrain.RetrainingRequested, o Options) (*plan, error) {
 		return nil, fmt.Errorf("training: no bucket for the model: %s has no sinks.s3", cfg.File)
 	}
 	p.set = SetOptions{S3: o.S3, Results: prefixURI(req.Data.ResultsPrefix) + sc.Name + "/", GroundTruth: req.Data.GroundTruthPrefix,
-		From: req.Data.From, To: req.Data.To, Horizon: qm.Horizon.D()}
+		From: req.Data.From, To: req.Data.To, Horizon: qm.Horizon.D(), Delay: pipeline.DefaultLabelsDelay}
+	if cfg.Labels != nil && cfg.Labels.Delay > 0 {
+		p.set.Delay = cfg.Labels.Delay.D()
+	}
 	if sc.Challenger != "" {
 		if m := cfg.Models[sc.Challenger]; m != nil && strings.HasPrefix(m.Path, "s3://") {
 			if strings.HasSuffix(m.Path, ".tar.gz") {

@@ -50,9 +50,17 @@ func testConfig(t *testing.T, f *trainingtest.Fixture, challenger string) *confi
 func TestTrainingSet(t *testing.T) {
 	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
+	// Ground truth of hours no prediction of the range can be judged by
+	// (before the range; after its end, horizon and delay) is not read:
+	// read, these files would stop the build.
+	for _, k := range []string{"groundtruth/factory/2026/12/01/00/old.jsonl", "groundtruth/factory/2026/12/04/00/late.jsonl"} {
+		if _, err := f.Env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(f.Bucket), Key: aws.String(k), Body: strings.NewReader("not json\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var out bytes.Buffer
 	st, err := BuildSet(ctx, SetOptions{S3: f.Env.S3, Results: f.Request.Data.ResultsPrefix + "failure/", GroundTruth: f.Request.Data.GroundTruthPrefix,
-		From: f.Request.Data.From, To: f.Request.Data.To, Horizon: time.Hour, Dir: t.TempDir()}, &out)
+		From: f.Request.Data.From, To: f.Request.Data.To, Horizon: time.Hour, Delay: 10 * time.Minute, Dir: t.TempDir()}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +72,8 @@ func TestTrainingSet(t *testing.T) {
 	if !slices.Equal(got, f.Want) {
 		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(f.Want, "\n"))
 	}
-	if st.Rows != 18 || st.Positives != 8 || st.Duplicates != 1 || st.Outside != 4 || st.PredictionsRead.LeftOut != 2 {
-		t.Errorf("stats %+v: want 18 rows, 8 positive, 1 duplicate, 4 outside, 2 left out", st)
+	if st.Rows != 18 || st.Positives != 8 || st.Duplicates != 1 || st.Outside != 4 || st.PredictionsRead.LeftOut != 2 || st.LabelsRead.Files != 2 {
+		t.Errorf("stats %+v: want 18 rows, 8 positive, 1 duplicate, 4 outside, 2 left out, 2 label files", st)
 	}
 	if _, err := csv.NewReader(strings.NewReader(out.String())).ReadAll(); err != nil {
 		t.Errorf("not CSV: %v", err)
@@ -76,7 +84,7 @@ func TestTrainingSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	labels, err := dataset.Open(ctx, f.Env.S3, f.Request.Data.GroundTruthPrefix)
+	labels, err := dataset.Open(ctx, f.Env.S3, f.Request.Data.GroundTruthPrefix+"2026/12/03/")
 	if err != nil {
 		t.Fatal(err)
 	}
