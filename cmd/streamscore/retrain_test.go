@@ -178,3 +178,18 @@ func TestRetrainWorker(t *testing.T) {
 		t.Errorf("output %q: %v", aws.ToString(d.Output), err)
 	}
 }
+
+// TestRetrainReadRequest: "-" reads stdin; a request over the bound is
+// refused rather than read whole.
+func TestRetrainReadRequest(t *testing.T) {
+	got, err := readRequest(strings.NewReader(`{"detail":{}}`), "-")
+	if err != nil || string(got) != `{"detail":{}}` {
+		t.Errorf("stdin: %q, %v", got, err)
+	}
+	if _, err := readRequest(strings.NewReader(strings.Repeat(" ", maxRequestBytes+1)), "-"); err == nil || !strings.Contains(err.Error(), "not an event") {
+		t.Errorf("an oversized request: %v", err)
+	}
+	if _, err := readRequest(nil, filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("a missing file: %v", err)
+	}
+}
