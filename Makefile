@@ -37,7 +37,7 @@ build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/streamscore
 
 # System packages the tests drive (the Debian AWS CLI v2 is "a client we did
-# not write"), and an AWS CLI v1 (from npm, into .devstack/awscli-v1) for the
+# not write"; python3-xgboost runs the training step), and an AWS CLI v1 (from npm, into .devstack/awscli-v1) for the
 # dev env test. Installed when missing and we may; otherwise say what to install.
 deps:
 	@command -v node >/dev/null || { echo "Node.js >= 20 is required (with npm): https://nodejs.org or your package manager" >&2; exit 1; }
@@ -47,6 +47,12 @@ deps:
 	    echo "installing the Debian AWS CLI (awscli)"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends awscli >/dev/null; \
 	  else echo "the tests need /usr/bin/aws: sudo apt-get install awscli" >&2; exit 1; fi; \
+	fi
+	@if ! /usr/bin/python3 -c 'import xgboost, numpy' 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's python3-xgboost (the training step's tests run examples/models/train.py)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-xgboost python3-numpy >/dev/null; \
+	  else echo "the tests need Debian's python3-xgboost: sudo apt-get install python3-xgboost" >&2; exit 1; fi; \
 	fi
 	@bash devstack/awscli/install-v1.sh
 
