@@ -48,8 +48,9 @@ func (e Endpoints) EnvVars() [][2]string {
 		{"AWS_ENDPOINT_URL_SNS", e.SNS},
 		{"AWS_ENDPOINT_URL_SQS", e.SQS},
 		{"AWS_ENDPOINT_URL_CLOUDWATCH", e.CloudWatch},
-		// The CloudWatch server (kumo) emulates EventBridge too.
+		// The CloudWatch server (kumo) emulates EventBridge too,
 		{"AWS_ENDPOINT_URL_EVENTBRIDGE", e.CloudWatch},
+		{"AWS_ENDPOINT_URL_SFN", e.CloudWatch}, // and Step Functions
 	} {
 		if kv[1] != "" {
 			vars = append(vars, kv)

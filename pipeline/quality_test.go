@@ -203,7 +203,13 @@ type qualityFleet struct {
 // startQualityFleet starts the worker with promotion (a scorer's
 // promotion section, flow style, or "") and extra alert rules, and sends
 // the labels, waiting until they are in S3.
-func startQualityFleet(t *testing.T, promotion, rules, monitorExtra string) *qualityFleet {
+func startQualityFleet(t *testing.T, promotion, rules, monitorExtra string, edits ...[2]string) *qualityFleet {
+	return startQualityFleetWith(t, promotion, rules, monitorExtra, "", edits...)
+}
+
+// startQualityFleetWith is startQualityFleet with the challenger's model
+// entry given ("" takes a linear model in a local file).
+func startQualityFleetWith(t *testing.T, promotion, rules, monitorExtra, challengerModel string, edits ...[2]string) *qualityFleet {
 	t.Helper()
 	tp := newTestPipeline(t)
 	labels := tp.env.CreateStream(t, 1)
@@ -219,15 +225,18 @@ func startQualityFleet(t *testing.T, promotion, rules, monitorExtra string) *qua
     "recall": {"threshold": 0.5, "comparison_operator": "LessThanThreshold"}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if challengerModel == "" {
+		challengerModel = fmt.Sprintf("  challenger:\n    format: linear\n    path: %s\n", challenger)
+	}
 	scorerLine := "{name: failure, window: w1s, model: vib, challenger: challenger}"
 	if promotion != "" {
 		scorerLine = "{name: failure, window: w1s, model: vib, challenger: challenger, promotion: " + promotion + "}"
 	}
 	src := tp.yaml
-	for _, r := range [][2]string{
+	for _, r := range append([][2]string{
 		{"streams:\n", fmt.Sprintf("streams:\n  - {name: %s, schema: label, shards: 1}\n", labels)},
 		{"schemas:\n", "schemas:\n  label:\n    entity: machine_id\n    time: ts\n    fields:\n      - {name: failed, type: bool}\n"},
-		{"  vib:\n", fmt.Sprintf("  challenger:\n    format: linear\n    path: %s\n  vib:\n", challenger)},
+		{"  vib:\n", challengerModel + "  vib:\n"},
 		{"{name: failure, window: w1s, model: vib}", scorerLine},
 		{"alerts:\n  topic:", fmt.Sprintf(`labels: {stream: %s, label: failed, delay: 2s}
 monitor:
@@ -238,7 +247,7 @@ monitor:
 alerts:
   topic:`, labels, monitorExtra, cons)},
 		{"    - {name: hot,", rules + "    - {name: hot,"},
-	} {
+	}, edits...) {
 		if !strings.Contains(src, r[0]) {
 			t.Fatalf("test config has no %q", r[0])
 		}
