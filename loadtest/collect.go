@@ -341,5 +341,10 @@ func DrainDeadLetters(ctx context.Context, c *sqs.Client, queueURL string) ([]De
 			return out, fmt.Errorf("loadtest: dead-letter queue: %w", err)
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// Not drained: an empty answer here would read as "nothing was
+		// dead-lettered" and blame the pipeline.
+		return out, fmt.Errorf("loadtest: dead-letter queue not drained: %w", err)
+	}
 	return out, nil
 }
