@@ -104,8 +104,22 @@ func TestBootstrapColdStartNamesTheBadVariable(t *testing.T) {
 	if status == 200 && !bytes.Contains(body, []byte("errorType")) {
 		t.Fatalf("invocation succeeded without a configuration: HTTP %d %s", status, body)
 	}
+	// The emulator answers before the function's output has come through
+	// its pipe: wait for the lines, on a loaded machine too.
+	wants := []string{`cold start failed`, EnvFeatureTable + `: required`, EnvMaxFeatureAge + `: \"two days\" is not a duration`}
+	says := func(out []byte) bool {
+		for _, want := range wants {
+			if !bytes.Contains(out, []byte(want)) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(30 * time.Second); !says(r.out.Bytes()) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	out := r.out.Bytes()
-	for _, want := range []string{`cold start failed`, EnvFeatureTable + `: required`, EnvMaxFeatureAge + `: \"two days\" is not a duration`} {
+	for _, want := range wants {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("the function's log does not say %q:\n%s", want, out)
 		}
