@@ -79,7 +79,7 @@ func (s *partStore) periodPath(start time.Time) string {
 func (s *partStore) URI(key string) string { return "s3://" + s.bucket + "/" + key }
 
 func (s *partStore) put(ctx context.Context, key string, body []byte) error {
-	return withRetry(ctx, func() error {
+	return withRetry(ctx, func(ctx context.Context) error {
 		_, err := s.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body),
 			ContentType: aws.String("application/json")})
 		return err
@@ -87,12 +87,15 @@ func (s *partStore) put(ctx context.Context, key string, body []byte) error {
 }
 
 func (s *partStore) get(ctx context.Context, key string) ([]byte, error) {
+	// ReadObject retries on its own: bound the whole read.
+	ctx, cancel := context.WithTimeout(ctx, 4*monitorAttempt)
+	defer cancel()
 	return dataset.ReadObject(ctx, s.s3, s.bucket, key)
 }
 
 func (s *partStore) exists(ctx context.Context, key string) (bool, error) {
 	var found bool
-	err := withRetry(ctx, func() error {
+	err := withRetry(ctx, func(ctx context.Context) error {
 		_, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 		if err == nil {
 			found = true
@@ -125,7 +128,7 @@ func (s *partStore) listAfter(ctx context.Context, prefix, after string, each fu
 	}
 	for {
 		var out *s3.ListObjectsV2Output
-		err := withRetry(ctx, func() error {
+		err := withRetry(ctx, func(ctx context.Context) error {
 			var err error
 			out, err = s.s3.ListObjectsV2(ctx, in)
 			return err
@@ -147,12 +150,21 @@ func (s *partStore) listAfter(ctx context.Context, prefix, after string, each fu
 
 var monitorRetry = retry.Policy{Base: 200 * time.Millisecond, Cap: 10 * time.Second}
 
-// withRetry retries transient failures a few times: the monitor is not
-// worth holding a period's verdict for long, and a later period comes.
-func withRetry(ctx context.Context, f func() error) error {
+// monitorAttempt bounds one S3 call of the monitors: a request the
+// server never answers (the SDK's client sets no response timeout) would
+// otherwise hold their one S3 goroutine, and with it every later verdict,
+// for good.
+const monitorAttempt = 30 * time.Second
+
+// withRetry retries transient failures a few times, each attempt bounded
+// by monitorAttempt: the monitor is not worth holding a period's verdict
+// for long, and a later period comes.
+func withRetry(ctx context.Context, f func(context.Context) error) error {
 	b := retry.NewBackoff(monitorRetry)
 	for {
-		err := f()
+		actx, cancel := context.WithTimeout(ctx, monitorAttempt)
+		err := f(actx)
+		cancel()
 		if err == nil || !retry.Classify(err).Retryable() || b.Attempt() >= 5 {
 			return err
 		}

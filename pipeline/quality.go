@@ -296,7 +296,10 @@ func (q *qualityMonitor) judge(ctx context.Context, start time.Time) (time.Time,
 	if err != nil {
 		return time.Time{}, err
 	}
-	pq, err := dataset.JudgePeriod(ctx, preds, labels, dataset.PeriodOptions{
+	// A read the server never answers must not hold the monitor for good.
+	jctx, cancel := context.WithTimeout(ctx, max(5*time.Minute, c.period))
+	defer cancel()
+	pq, err := dataset.JudgePeriod(jctx, preds, labels, dataset.PeriodOptions{
 		Problem: c.problem, Quality: c.opts, Horizon: c.horizon, Start: start, End: end,
 		Bad: func(e *dataset.RecordError) error {
 			c.log.Warn("quality: record skipped", "scorer", c.scorer, "err", e)
