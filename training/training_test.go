@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -98,20 +97,12 @@ func TestTrainingSet(t *testing.T) {
 	}
 }
 
-// needXGBoost skips a test when the interpreter cannot train.
-func needXGBoost(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(DefaultPython, "-c", "import xgboost, numpy").Run(); err != nil {
-		t.Skipf("%s cannot import xgboost and numpy (apt-get install python3-xgboost): %v", DefaultPython, err)
-	}
-}
-
 // TestTrainRun: a request trains a model with train.py for real; it lands
 // under its immutable key and at the challenger's path, both loading as
 // the scorer loads models, with the features of the results; a second
 // run of the same request reuses it.
 func TestTrainRun(t *testing.T) {
-	needXGBoost(t)
+	trainingtest.NeedXGBoost(t, DefaultPython)
 	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
 	challenger := "s3://" + f.Bucket + "/models/failure/challenger.json"
@@ -218,7 +209,7 @@ func TestTrainParseRequest(t *testing.T) {
 // model's URIs and digest as its output. A request that cannot train
 // fails its execution with the worker's error.
 func TestTrainWorker(t *testing.T) {
-	needXGBoost(t)
+	trainingtest.NeedXGBoost(t, DefaultPython)
 	f := trainingtest.New(t)
 	ctx := devstacktest.Ctx(t)
 	sf := f.Env.StepFunctions()

@@ -62,13 +62,6 @@ monitor:
     - {scorer: failure, threshold: 0.5, horizon: 1h}
 `
 
-func needXGBoost(t *testing.T) {
-	t.Helper()
-	if err := exec.Command(training.DefaultPython, "-c", "import xgboost, numpy").Run(); err != nil {
-		t.Skipf("%s cannot import xgboost and numpy (apt-get install python3-xgboost): %v", training.DefaultPython, err)
-	}
-}
-
 // retrainSetup writes the fixture and the configuration, and returns the
 // configuration's path, the challenger's URI and the stack's variables.
 func retrainSetup(t *testing.T) (*trainingtest.Fixture, string, string, []string) {
@@ -89,7 +82,7 @@ func retrainSetup(t *testing.T) (*trainingtest.Fixture, string, string, []string
 // request trains on the fixture's labelled rows and prints where the
 // model went; the challenger's path holds it, loading with its digest.
 func TestRetrainTrain(t *testing.T) {
-	needXGBoost(t)
+	trainingtest.NeedXGBoost(t, training.DefaultPython)
 	f, cfgPath, challenger, vars := retrainSetup(t)
 	detail, _ := json.Marshal(f.Request)
 	reqPath := filepath.Join(t.TempDir(), "event.json")
@@ -122,7 +115,7 @@ func TestRetrainTrain(t *testing.T) {
 // execution of the local stack whose task is its activity, and stops on
 // SIGTERM.
 func TestRetrainWorker(t *testing.T) {
-	needXGBoost(t)
+	trainingtest.NeedXGBoost(t, training.DefaultPython)
 	f, cfgPath, challenger, vars := retrainSetup(t)
 	ctx := devstacktest.Ctx(t)
 	sf := f.Env.StepFunctions()

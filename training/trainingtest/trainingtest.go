@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -202,4 +203,18 @@ func New(t *testing.T) *Fixture {
 	}
 	slices.Sort(f.Want)
 	return f
+}
+
+// NeedXGBoost fails the test unless python can import xgboost and numpy,
+// which `make deps` installs (Debian's python3-xgboost): a training test
+// that skipped in CI would prove nothing. -short skips it instead, for
+// quick local loops.
+func NeedXGBoost(t *testing.T, python string) {
+	t.Helper()
+	if err := exec.Command(python, "-c", "import xgboost, numpy").Run(); err != nil {
+		if testing.Short() {
+			t.Skipf("-short: %s cannot import xgboost and numpy: %v", python, err)
+		}
+		t.Fatalf("%s cannot import xgboost and numpy (make deps installs Debian's python3-xgboost; or apt-get install python3-xgboost): %v", python, err)
+	}
 }
