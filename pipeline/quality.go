@@ -38,6 +38,10 @@ const DefaultLabelsDelay = 10 * time.Minute
 // catching up on a long history still stops between periods.
 const maxPeriodsPerPass = 24
 
+// maxPeriodAttempts is how many passes try a failing period before it is
+// left unjudged.
+const maxPeriodAttempts = 3
+
 // qualityConfig is one quality-monitored scorer, as built from the config.
 type qualityConfig struct {
 	pipeline, scorer, stream string
@@ -90,6 +94,7 @@ type qualityMonitor struct {
 	// Owned by the loop goroutine.
 	next    time.Time                // the next period to judge; zero: read progress.json
 	results map[string]*shardResults // by shard
+	failed  int                      // failed attempts at the next period
 }
 
 // shardResults is what the reducer knows of a shard's results in S3: the
@@ -148,7 +153,7 @@ func (q *qualityMonitor) loop() {
 		if q.leads.Load() <= 0 {
 			// A worker that becomes the reducer again starts from S3's
 			// view, not from what it knew before.
-			q.next, q.results = time.Time{}, nil
+			q.next, q.results, q.failed = time.Time{}, nil, 0
 			continue
 		}
 		if err := q.pass(ctx); err != nil && ctx.Err() == nil {
@@ -175,9 +180,20 @@ func (q *qualityMonitor) pass(ctx context.Context) error {
 			return nil
 		}
 		skip, err := q.judge(ctx, q.next)
-		if err != nil {
-			return fmt.Errorf("period %s: %w", q.next.Format(time.RFC3339), err)
+		if err != nil && ctx.Err() == nil {
+			// A period that keeps failing (a results file no reader can
+			// open) must not stop the monitor: after a few passes it is
+			// left unjudged, logged and counted, and the next one comes.
+			if q.failed++; q.failed < maxPeriodAttempts {
+				return fmt.Errorf("period %s (attempt %d of %d): %w", q.next.Format(time.RFC3339), q.failed, maxPeriodAttempts, err)
+			}
+			q.c.log.Error("quality: period left unjudged after repeated failures; `streamscore monitor quality` over its files says which",
+				"scorer", q.c.scorer, "period", q.next.Format(time.RFC3339), "attempts", q.failed, "err", err)
+			q.c.obs.QualityFailed(q.c.scorer, "period_skipped")
+		} else if err != nil {
+			return err
 		}
+		q.failed = 0
 		q.next = q.next.Add(q.c.period)
 		if skip.After(q.next) {
 			q.next = skip

@@ -36,7 +36,7 @@ func (m *qualityProm) init() []prometheus.Collector {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "streamscore", Subsystem: "quality", Name: name, Help: help}, labels)
 	}
 	m.judged = counter("periods_judged_total", "Periods whose predictions this worker judged against the labels.", "scorer")
-	m.failed = counter("failures_total", "Quality monitor steps that failed, by step (pass, bad_record, alert).", "scorer", "step")
+	m.failed = counter("failures_total", "Quality monitor steps that failed, by step (pass, bad_record, alert, period_skipped: a period left unjudged after repeated failures).", "scorer", "step")
 	m.violated = counter("violations_total", "Model-quality constraint violations found, by metric.", "scorer", "model_version", "role", "metric")
 	m.metric = gauge("metric", "The last judged period's model-quality metric (Model Monitor's names: accuracy, precision, recall, f1, auc, ...).", "scorer", "model_version", "role", "metric")
 	m.labelled = gauge("labelled_predictions", "The last judged period's labelled predictions (the metrics' item_count).", "scorer", "model_version", "role")
