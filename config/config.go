@@ -316,6 +316,8 @@ type Alerts struct {
 	// Topic is a topic name or ARN. FIFO topics end in ".fifo".
 	Topic string `yaml:"topic"`
 	Rules []Rule `yaml:"rules"`
+	// Review sends score alerts to human review; nil: none (review.go).
+	Review *Review `yaml:"review"`
 }
 
 // Rule turns scores, or the monitor's drift verdicts, into alerts.

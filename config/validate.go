@@ -183,6 +183,7 @@ func (c *Config) validate() Errors {
 	monitored := c.validateMonitor(&p, windows, scorers)
 	judged := c.validateQuality(&p, streams, scorers)
 	c.validateRetrain(&p)
+	c.validateReview(&p)
 	if len(c.Alerts.Rules) > 0 && c.Alerts.Topic == "" {
 		p.add("alerts.topic", "missing: alert rules need a topic")
 	}
