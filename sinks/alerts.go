@@ -105,70 +105,10 @@ type Alert struct {
 	// their constraints (or cleared).
 	Scorer  string          `json:"scorer,omitempty"`
 	Quality []QualityMetric `json:"quality,omitempty"`
-}
-
-// FeatureContribution is one model input's share of the score behind an
-// alert, in the model's margin space (log-odds for a logistic model): the
-// contributions of all inputs plus a bias add up to the margin.
-type FeatureContribution struct {
-	Feature string `json:"feature"`
-	// Value is the input's value in the window; NaN (null in the message)
-	// when it was missing.
-	Value float64 `json:"value"`
-	// Contribution is how much the input moved the margin, signed.
-	Contribution float64 `json:"contribution"`
-}
-
-type featureContributionJSON struct {
-	Feature      string   `json:"feature"`
-	Value        *float64 `json:"value"`
-	Contribution float64  `json:"contribution"`
-}
-
-// MarshalJSON writes a missing (NaN) value as null, which JSON can carry.
-func (c FeatureContribution) MarshalJSON() ([]byte, error) {
-	j := featureContributionJSON{Feature: c.Feature, Contribution: c.Contribution}
-	if !math.IsNaN(c.Value) && !math.IsInf(c.Value, 0) {
-		j.Value = &c.Value
-	}
-	return json.Marshal(j)
-}
-
-// UnmarshalJSON reads a null value back as NaN.
-func (c *FeatureContribution) UnmarshalJSON(b []byte) error {
-	var j featureContributionJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	*c = FeatureContribution{Feature: j.Feature, Value: math.NaN(), Contribution: j.Contribution}
-	if j.Value != nil {
-		c.Value = *j.Value
-	}
-	return nil
-}
-
-// MaxTopFeatures is how many contributions an alert carries: enough to say
-// why, short enough to read on a phone.
-const MaxTopFeatures = 5
-
-// TopFeatures returns the (at most) n contributions largest in magnitude,
-// largest first, ties by feature name so a replayed alert reads the same.
-// Zero contributions explain nothing and non-finite ones cannot be sent;
-// both are left out. cs is not modified.
-func TopFeatures(cs []FeatureContribution, n int) []FeatureContribution {
-	var out []FeatureContribution
-	for _, c := range cs {
-		if c.Contribution != 0 && !math.IsNaN(c.Contribution) && !math.IsInf(c.Contribution, 0) {
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(a, b FeatureContribution) int {
-		if c := cmp.Compare(math.Abs(b.Contribution), math.Abs(a.Contribution)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Feature, b.Feature)
-	})
-	return slices.Clip(out[:min(len(out), n)])
+	// ReviewURL is the review page of a firing alert under human review
+	// (AlertOptions.Review); the message has it on a line too.
+	ReviewURL string `json:"review_url,omitempty"`
+	review    bool   // goes to the review queue
 }
 
 // AlertsAPI is the part of the SNS client the alert sink uses.
@@ -212,6 +152,8 @@ type AlertOptions struct {
 	// model without contributions, a SageMaker endpoint) leaves
 	// top_features out.
 	Explain func(rec arrow.RecordBatch, i int, model, score string) []FeatureContribution
+	// Review, if set, sends firing score alerts to human review.
+	Review *ReviewOptions
 }
 
 // Alerts evaluates alert rules on scored windows and publishes alerts to
@@ -246,6 +188,11 @@ func NewAlerts(o AlertOptions) (*Alerts, error) {
 		r.FireAfter = max(r.FireAfter, 1)
 		r.ClearAfter = max(r.ClearAfter, 1)
 	}
+	if o.Review != nil {
+		if err := checkReview(o.Review, o.Rules); err != nil {
+			return nil, err
+		}
+	}
 	if o.MaxEntities <= 0 {
 		o.MaxEntities = 100_000
 	}
@@ -259,6 +206,7 @@ func NewAlerts(o AlertOptions) (*Alerts, error) {
 		ref:   &refuser{sink: "alerts", dl: o.DeadLetters, m: m, log: o.Logger},
 		state: map[alertKey]*alertState{},
 	}
+	h.rq = newReviewQueue(o)
 	return &Alerts{runner: newRunner("alerts", h, m, h.r.h, o.Queue, 0), h: h}, nil
 }
 
@@ -294,6 +242,7 @@ type alertHandler struct {
 	m     *sinkMetrics
 	r     *retrier
 	ref   *refuser
+	rq    *reviewQueue // nil: no review queue
 	fifo  bool
 	mu    sync.Mutex // batches are judged on the runner's goroutine, drift on the caller's
 	state map[alertKey]*alertState
@@ -341,7 +290,11 @@ func (h *alertHandler) handle(ctx context.Context, b Batch) {
 	}
 	h.evict()
 	h.mu.Unlock()
-	b.Ack(h.publish(ctx, out, &b))
+	err = h.publish(ctx, out, &b)
+	if err == nil {
+		err = h.queueReviews(ctx, out, &b)
+	}
+	b.Ack(err)
 }
 
 // advance, the one state machine of score and drift rules, moves a key's
@@ -422,6 +375,7 @@ func (h *alertHandler) step(r *AlertRule, stream string, rec arrow.RecordBatch, 
 	if state == StateFiring && h.o.Explain != nil {
 		al.TopFeatures = TopFeatures(h.o.Explain(rec, i, model, r.Score), MaxTopFeatures)
 	}
+	h.markReview(r, &al)
 	cmp := ">="
 	if state == StateResolved {
 		cmp = "<"
