@@ -7,10 +7,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/promotion"
+	"github.com/streamscore/streamscore/review/link"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -258,6 +260,9 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 		if len(ex.sources) > 0 {
 			ao.Explain = ex.explain
 		}
+		if ao.Review, err = p.reviewOptions(ctx, c, rules); err != nil {
+			return nil, nil, err
+		}
 		sk, err := sinks.NewAlerts(ao)
 		al = sk
 		if err := add(sk, err, "alerts"); err != nil {
@@ -303,4 +308,41 @@ func loadOptions(m *config.Model) []scorer.LoadOption {
 		opts = append(opts, scorer.WithVersionID(m.VersionID))
 	}
 	return opts
+}
+
+// reviewOptions are alerts.review as one scorer's alert sink takes it:
+// the reviewed rules among its own (nil when it has none).
+func (p *Pipeline) reviewOptions(ctx context.Context, c Clients, rules []sinks.AlertRule) (*sinks.ReviewOptions, error) {
+	rv := p.cfg.Alerts.Review
+	if rv == nil {
+		return nil, nil
+	}
+	var names []string
+	for _, r := range rules {
+		if r.Drift == "" && r.Quality == "" && (len(rv.Rules) == 0 || slices.Contains(rv.Rules, r.Name)) {
+			names = append(names, r.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	o := &sinks.ReviewOptions{Rules: names}
+	if rv.Link != "" {
+		tpl, err := link.Parse(rv.Link)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: alerts.review.link: %w", err)
+		}
+		o.Link = tpl
+	}
+	if rv.Queue != "" {
+		if c.SQS == nil {
+			return nil, fmt.Errorf("pipeline: alerts.review.queue needs an SQS client")
+		}
+		url, err := sinks.QueueURL(ctx, c.SQS, rv.Queue)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: alerts.review.queue: %w", err)
+		}
+		o.Queue, o.QueueURL = c.SQS, url
+	}
+	return o, nil
 }
