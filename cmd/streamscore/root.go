@@ -34,6 +34,7 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newServeCmd(),
 		newMonitorCmd(),
 		newRetrainCmd(),
+		newReviewCmd(),
 	)
 	return root
 }
