@@ -429,6 +429,11 @@ func (j *periodJoin) result() *PeriodQuality {
 		}
 		first := len(out.Models)
 		for i, name := range set.names {
+			// A version named only by rows outside the period (a file
+			// spans periods) served none of it: it is not judged here.
+			if set.counts[i].Predictions == 0 {
+				continue
+			}
 			m := ModelQuality{Version: name, Role: role, Statistics: acc[i].Statistics(), Counts: set.counts[i]}
 			if role == RoleChallenger {
 				m.Champion = paired[i].Statistics()

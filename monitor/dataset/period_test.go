@@ -161,11 +161,15 @@ func TestHorizonPeriod(t *testing.T) {
 	}{
 		{"v1", RoleChampion, ModelCounts{Predictions: 2, Labelled: 2, Outside: 1}},
 		{"v2", RoleChampion, ModelCounts{Predictions: 1, Labelled: 1, Outside: 2}},
-		{"c1", RoleChallenger, ModelCounts{Outside: 1}},
 	} {
 		if m := q.Model(c.version, c.role); m == nil || m.Counts != c.want {
 			t.Errorf("%s %s: %+v, want counts %+v", c.role, c.version, m, c.want)
 		}
+	}
+	// c1 scored only d, after the period: it served none of it, so it is
+	// not judged (no statistics, no promotion verdict on no rows).
+	if m := q.Model("c1", RoleChallenger); m != nil {
+		t.Errorf("challenger c1 judged with %+v; it scored no prediction of the period", m.Counts)
 	}
 }
 
