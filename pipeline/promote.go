@@ -90,7 +90,7 @@ func (pr *promoter) apply(ctx context.Context, d promotion.Decision) error {
 		pr.promoted.Close()
 	}
 	pr.promoted, pr.applied = next, d
-	pr.log.Info("promotion: champion applied", "scorer", pr.scorer, "generation", d.Generation, "model", ch.Key, "path", ch.Path, "reason", d.Reason)
+	pr.log.Info("promotion: champion applied", "generation", d.Generation, "model", ch.Key, "path", ch.Path, "reason", d.Reason)
 	return nil
 }
 
@@ -115,15 +115,15 @@ func (pr *promoter) judge(ctx context.Context, models []dataset.ModelQuality) []
 		if m.Role != dataset.RoleChallenger || m.Champion == nil {
 			continue
 		}
-		v := promotion.Evaluate(pr.policy, promotion.Scored{Name: "the served model", Stats: m.Champion},
+		v := promotion.Evaluate(pr.policy, promotion.Scored{Name: "as served", Stats: m.Champion},
 			promotion.Scored{Name: m.Version, Stats: m.Statistics}, m.Statistics.Dataset.ItemCount)
 		out = append(out, v)
-		pr.log.Info("promotion: challenger judged", "scorer", pr.scorer, "outcome", v.Outcome, "reason", v.Reason)
+		pr.log.Info("promotion: challenger judged", "outcome", v.Outcome, "reason", v.Reason)
 		if !v.Promote || !pr.auto {
 			continue
 		}
 		if err := pr.promote(ctx, v); err != nil {
-			pr.log.Error("promotion: not written", "scorer", pr.scorer, "err", err)
+			pr.log.Error("promotion: not written", "err", err)
 		}
 	}
 	return out
