@@ -91,7 +91,13 @@ func runID() string {
 // monitorTiming is the monitor section's period, settle time and prefix,
 // the defaults filled in: one rule for the drift and quality monitors.
 func (p *Pipeline) monitorTiming() (period, settle time.Duration, prefix string) {
-	m := p.cfg.Monitor
+	return MonitorTiming(p.cfg)
+}
+
+// MonitorTiming is the monitors' period, settle time and S3 prefix, with
+// the defaults applied.
+func MonitorTiming(cfg *config.Config) (period, settle time.Duration, prefix string) {
+	m := cfg.Monitor
 	period, settle, prefix = m.Period.D(), m.Settle.D(), m.Prefix
 	if period <= 0 {
 		period = DefaultMonitorPeriod
@@ -103,4 +109,12 @@ func (p *Pipeline) monitorTiming() (period, settle time.Duration, prefix string)
 		prefix = DefaultMonitorPrefix
 	}
 	return period, settle, prefix
+}
+
+// QualityPrefix is where, in sinks.s3.bucket, the quality monitor writes a
+// scorer's verdicts: <monitor prefix>model-quality/<pipeline>/<scorer>/,
+// one <period>/judgement.json per judged period.
+func QualityPrefix(cfg *config.Config, scorer string) string {
+	_, _, prefix := MonitorTiming(cfg)
+	return prefix + "model-quality/" + cfg.Pipeline + "/" + scorer + "/"
 }

@@ -53,12 +53,11 @@ func (p *Pipeline) buildQuality(ctx context.Context, qm config.QualityMonitor, s
 		}
 		qc.constraints = cons
 	}
-	var prefix string
-	qc.period, qc.settle, prefix = p.monitorTiming()
+	qc.period, qc.settle, _ = p.monitorTiming()
 	if qc.delay = p.cfg.Labels.Delay.D(); qc.delay <= 0 {
 		qc.delay = DefaultLabelsDelay
 	}
-	qc.out = prefix + "model-quality/" + p.cfg.Pipeline + "/" + s.Name + "/"
+	qc.out = QualityPrefix(p.cfg, s.Name)
 	// A window's rows sit in the partition of its start: a period's rows
 	// may have started a window's size before it. A session has no size:
 	// a day is looked back, the longest session the layout serves.

@@ -17,39 +17,43 @@ import (
 	"github.com/streamscore/streamscore/sinks"
 )
 
-// judgementFile sums up a judged period: what was read, and each model
+// JudgementFile sums up a judged period: what was read, and each model
 // version's files. It is written after them, so it marks the period as
 // complete.
-const judgementFile = "judgement.json"
+const JudgementFile = "judgement.json"
 
-// judgement is judgement.json.
-type judgement struct {
+// Judgement is judgement.json: what a judged period read, each model
+// version's counts and files, and the promotion policy's verdicts. The
+// load test's report reads it.
+type Judgement struct {
 	PeriodStart time.Time            `json:"period_start"`
 	PeriodEnd   time.Time            `json:"period_end"`
 	Horizon     string               `json:"horizon,omitempty"`
 	Threshold   float64              `json:"threshold,omitempty"`
-	Files       judgementFiles       `json:"files"`
+	Files       JudgementFiles       `json:"files"`
 	Counts      dataset.PeriodCounts `json:"counts"`
-	Models      []judgedModel        `json:"models"`
+	Models      []JudgedModel        `json:"models"`
 	// Promotion is the policy's verdict on each challenger, with one.
-	Promotion []judgedPromotion `json:"promotion,omitempty"`
+	Promotion []JudgedPromotion `json:"promotion,omitempty"`
 }
 
-// judgedPromotion is a promotion verdict as judgement.json records it.
-type judgedPromotion struct {
+// JudgedPromotion is a promotion verdict as judgement.json records it.
+type JudgedPromotion struct {
 	Outcome  string `json:"outcome"`
 	Promote  bool   `json:"promote"`
 	Reason   string `json:"reason"`
 	Labelled int64  `json:"labelled"`
 }
 
-type judgementFiles struct {
+// JudgementFiles count the files a period's join read.
+type JudgementFiles struct {
 	Predictions int `json:"predictions"`
 	Labels      int `json:"labels"`
 }
 
-// judgedModel is one model version's part of a judgement.
-type judgedModel struct {
+// JudgedModel is one model version's part of a judgement; Statistics,
+// Violations and Champion are s3:// URIs.
+type JudgedModel struct {
 	Version    string              `json:"model_version"`
 	Role       dataset.Role        `json:"role"`
 	Counts     dataset.ModelCounts `json:"counts"`
@@ -69,7 +73,7 @@ func (q *qualityMonitor) write(ctx context.Context, start time.Time, pq *dataset
 	c := q.c
 	end := start.Add(c.period)
 	dir := q.store.dir(start)
-	j := judgement{PeriodStart: start, PeriodEnd: end, Files: judgementFiles{nPred, nLabels}, Counts: pq.Counts}
+	j := Judgement{PeriodStart: start, PeriodEnd: end, Files: JudgementFiles{nPred, nLabels}, Counts: pq.Counts}
 	if c.horizon > 0 {
 		j.Horizon = c.horizon.String()
 	}
@@ -84,7 +88,7 @@ func (q *qualityMonitor) write(ctx context.Context, start time.Time, pq *dataset
 	var signals []signal
 	for _, m := range pq.Models {
 		mdir := dir + string(m.Role) + "/" + versionDir(m.Version) + "/"
-		jm := judgedModel{Version: m.Version, Role: m.Role, Counts: m.Counts, Statistics: q.store.URI(mdir + dataset.StatisticsFile)}
+		jm := JudgedModel{Version: m.Version, Role: m.Role, Counts: m.Counts, Statistics: q.store.URI(mdir + dataset.StatisticsFile)}
 		if err := q.putJSON(ctx, mdir+dataset.StatisticsFile, m.Statistics.WriteJSON); err != nil {
 			return err
 		}
@@ -115,14 +119,14 @@ func (q *qualityMonitor) write(ctx context.Context, start time.Time, pq *dataset
 	}
 	if c.promoter != nil {
 		for _, v := range c.promoter.judge(ctx, pq.Models) {
-			j.Promotion = append(j.Promotion, judgedPromotion{Outcome: string(v.Outcome), Promote: v.Promote, Reason: v.Reason, Labelled: v.Labelled})
+			j.Promotion = append(j.Promotion, JudgedPromotion{Outcome: string(v.Outcome), Promote: v.Promote, Reason: v.Reason, Labelled: v.Labelled})
 		}
 	}
 	body, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := q.store.put(ctx, dir+judgementFile, body); err != nil {
+	if err := q.store.put(ctx, dir+JudgementFile, body); err != nil {
 		return err
 	}
 	body, _ = json.Marshal(qualityProgress{Judged: start})
