@@ -15,8 +15,8 @@ type s3Getter interface {
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 }
 
-// parseS3URI splits s3://bucket/key.
-func parseS3URI(uri string) (bucket, key string, err error) {
+// ParseS3URI splits s3://bucket/key, refusing anything else.
+func ParseS3URI(uri string) (bucket, key string, err error) {
 	rest, ok := strings.CutPrefix(uri, "s3://")
 	if !ok {
 		return "", "", fmt.Errorf("%q is not an s3:// URI", uri)
@@ -31,7 +31,7 @@ func parseS3URI(uri string) (bucket, key string, err error) {
 // getS3Object reads the object (the version versionID, if set), refusing
 // one over maxBytes before reading it when S3 says its size.
 func getS3Object(ctx context.Context, c s3Getter, uri, versionID string, maxBytes int64) ([]byte, string, error) {
-	bucket, key, err := parseS3URI(uri)
+	bucket, key, err := ParseS3URI(uri)
 	if err != nil {
 		return nil, "", err
 	}
@@ -61,7 +61,7 @@ func getS3Object(ctx context.Context, c s3Getter, uri, versionID string, maxByte
 }
 
 func headS3ETag(ctx context.Context, c s3Getter, uri string) (string, error) {
-	bucket, key, err := parseS3URI(uri)
+	bucket, key, err := ParseS3URI(uri)
 	if err != nil {
 		return "", err
 	}
