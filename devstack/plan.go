@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/config"
+	"github.com/streamscore/streamscore/promotion/dynamo"
 )
 
 // PlanFor lists the resources a pipeline configuration names: its streams
 // (with their local shard counts and, when need is given, the retention
 // their windows need: pipeline.WindowRetention, which refuses to start on
 // less), the feature table, the buckets, the alert topic with a queue
-// subscribed to it (so alerts can be watched locally), and the dead-letter
-// queue. The lease table is left to the consumer, which creates it on
+// subscribed to it (so alerts can be watched locally), the dead-letter
+// queue, and the promotion decision table of each scorer with a promotion
+// policy (in AWS the CDK app makes it; workers may not create tables). The lease table is left to the consumer, which creates it on
 // start as the Java KCL does.
 func PlanFor(need func(config.Window) time.Duration, cfgs ...*config.Config) Plan {
 	var p Plan
@@ -44,6 +46,14 @@ func PlanFor(need func(config.Window) time.Duration, cfgs ...*config.Config) Pla
 		}
 		if ft := cfg.Sinks.FeatureTable; ft != nil && !slices.ContainsFunc(p.Tables, func(t TablePlan) bool { return t.Name == ft.Table }) {
 			p.Tables = append(p.Tables, TablePlan{Name: ft.Table, HashKey: "entity", RangeKey: "feature_set"}) // sinks.FeatureLayout
+		}
+		for _, sc := range cfg.Scorers {
+			if sc.Promotion == nil {
+				continue
+			}
+			if name := sc.Promotion.TableName(cfg.Pipeline); !slices.ContainsFunc(p.Tables, func(t TablePlan) bool { return t.Name == name }) {
+				p.Tables = append(p.Tables, TablePlan{Name: name, HashKey: dynamo.AttrPipeline, RangeKey: dynamo.AttrScorer})
+			}
 		}
 		if s3 := cfg.Sinks.S3; s3 != nil {
 			addBucket(s3.Bucket)
