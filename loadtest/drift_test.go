@@ -99,7 +99,7 @@ func TestDriftReportJudgesAlertsAgainstTheShift(t *testing.T) {
 	if len(alerts) != 6 {
 		t.Fatalf("%d alerts kept as the pipeline's drift alerts, want 6 (not the score alert, not churn's)", len(alerts))
 	}
-	d := driftReport(shift, featureFields(cfg), alerts, runStart)
+	d := driftReport(shift, featureFields(cfg), alerts, runStart, time.Time{})
 
 	if want := []string{"temperature_max", "temperature_mean", "temperature_p95"}; !slices.Equal(d.Features, want) {
 		t.Errorf("features of the shifted field %v, want %v", d.Features, want)
@@ -131,14 +131,14 @@ func TestDriftReportJudgesAlertsAgainstTheShift(t *testing.T) {
 
 	// Without a shift every drift alert naming a window feature is a
 	// false alarm, and there is no first alert to time.
-	none := driftReport(nil, featureFields(cfg), alerts, runStart)
+	none := driftReport(nil, featureFields(cfg), alerts, runStart, time.Time{})
 	if none.First != nil || len(none.Early) != 0 || !slices.Equal(none.UntouchedFeatures, []string{"rpm_mean", "temperature_max", "temperature_mean", "temperature_p95"}) ||
 		len(none.Untouched) != 4 {
 		t.Errorf("with nothing shifted: first %v, early %v, untouched %v %v", none.First, none.Early, none.Untouched, none.UntouchedFeatures)
 	}
 
 	// A shift that no alert followed is marked.
-	quiet := driftReport(shift, featureFields(cfg), []ReceivedAlert{early}, runStart)
+	quiet := driftReport(shift, featureFields(cfg), []ReceivedAlert{early}, runStart, time.Time{})
 	if quiet.First != nil || !slices.ContainsFunc(quiet.claims(), func(c claim) bool { return c.label == "first drift alert" && c.bad }) {
 		t.Errorf("a shift with only a false alarm before it: first %v, claims %+v", quiet.First, quiet.claims())
 	}
@@ -186,7 +186,7 @@ func TestSummaryAndReportShowTheDriftSection(t *testing.T) {
 			Drift: []sinks.DriftFeature{{Feature: "rpm_mean", Distance: 0.15, Threshold: 0.1, Method: "Robust", Drifted: true}}},
 	}
 	shift := &ShiftTruth{Field: "temperature_c", By: 4.123, Machines: []string{"a", "b"}, FleetSize: 4, Start: shiftAt}
-	sr := &ScenarioReport{Name: "factory", Stream: "s", PerSecond: map[int64]int{}, Drift: driftReport(shift, featureFields(cfg), alerts, runStart)}
+	sr := &ScenarioReport{Name: "factory", Stream: "s", PerSecond: map[int64]int{}, Drift: driftReport(shift, featureFields(cfg), alerts, runStart, time.Time{})}
 	rep := &Report{Started: runStart, Duration: 3 * time.Minute, Scenarios: []*ScenarioReport{sr}, Alerts: alerts}
 	var out bytes.Buffer
 	rep.WriteSummary(&out)

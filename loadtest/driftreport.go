@@ -47,6 +47,10 @@ type DriftReport struct {
 	// Early describes each firing drift alert for a period that ended by
 	// the time the shift began (nothing shifted in it): a false alarm.
 	Early []string
+	// After describes each firing drift alert for a period that began
+	// after the traffic ended: its windows are the partial last ones a
+	// stopped stream leaves, so it counts neither way.
+	After []string
 	// Other are named features that are not the window's (the model's
 	// score columns): the shift may rightly move them, so they count
 	// neither way.
@@ -115,7 +119,7 @@ func featureFields(cfg *config.Config) map[string]map[string]string {
 // driftReport judges a pipeline's drift alerts against the shift (nil:
 // none). fields maps window → feature → the field it is computed from;
 // runStart places the shift in the run.
-func driftReport(shift *ShiftTruth, fields map[string]map[string]string, alerts []ReceivedAlert, runStart time.Time) *DriftReport {
+func driftReport(shift *ShiftTruth, fields map[string]map[string]string, alerts []ReceivedAlert, runStart, trafficEnd time.Time) *DriftReport {
 	d := &DriftReport{Shift: shift}
 	if shift != nil {
 		d.ShiftOffset = shift.Start.Sub(runStart)
@@ -152,6 +156,10 @@ func driftReport(shift *ShiftTruth, fields map[string]map[string]string, alerts 
 			continue
 		}
 		d.Firing++
+		if !trafficEnd.IsZero() && !a.PeriodStart.IsZero() && !a.PeriodStart.Before(trafficEnd) {
+			d.After = append(d.After, describeDrift(a))
+			continue
+		}
 		// A period that ended by the shift's start held no shifted
 		// reading; without a period, the alert's arrival is all we know.
 		before := shift == nil
@@ -263,6 +271,9 @@ func (d *DriftReport) claims() []claim {
 	}
 	if len(d.Other) > 0 {
 		all += "; also named (not window features, not judged): " + strings.Join(d.Other, ", ")
+	}
+	if len(d.After) > 0 {
+		all += fmt.Sprintf("; %s for periods after the traffic ended (the stream's partial last windows, not judged)", alertsText(len(d.After)))
 	}
 	return append(cs, claim{"drift alerts", all, false})
 }

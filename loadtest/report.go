@@ -61,6 +61,9 @@ type ScenarioReport struct {
 	// Drift judges the monitor's drift alerts against the calibration
 	// shift; nil when nothing was shifted and no drift alert came.
 	Drift *DriftReport
+
+	// Flywheel is the model's loop (RunConfig.Flywheel; factory only).
+	Flywheel *FlywheelReport
 }
 
 type point struct {
@@ -246,7 +249,7 @@ func (s *scenarioRun) measure(rows []ResultRow, files int, dlq []DeadLetter, ale
 	}
 	if s.cfg != nil {
 		if drift := driftAlertsOf(s.cfg, alerts); s.shift != nil || len(drift) > 0 {
-			sr.Drift = driftReport(s.shift, featureFields(s.cfg), drift, rep.Started)
+			sr.Drift = driftReport(s.shift, featureFields(s.cfg), drift, rep.Started, rep.PublishEnded)
 		}
 	}
 	return sr

@@ -13,8 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -23,12 +26,20 @@ import (
 	"github.com/streamscore/streamscore/windowing"
 )
 
-// Clients are the AWS clients a load test uses.
+// Clients are the AWS clients a load test uses. The flywheel's
+// (RunConfig.Flywheel) are needed only with it.
 type Clients struct {
 	Kinesis *kinesis.Client
 	S3      *s3.Client
 	SNS     *sns.Client
 	SQS     *sqs.Client
+
+	EventBridge *eventbridge.Client
+	// EventQueues is the SQS the EventBridge server delivers rule targets
+	// to: on the local stack its own (the CloudWatch server's), in AWS SQS.
+	EventQueues *sqs.Client
+	SFN         *sfn.Client
+	DynamoDB    *dynamodb.Client
 }
 
 // RunConfig describes one load test run. The pipelines' resources (streams,
@@ -70,6 +81,10 @@ type RunConfig struct {
 	// field must be a numeric field of the factory config's schema. The
 	// report then judges the drift alerts against it.
 	Shift *CalibrationShift
+	// Flywheel, when set, closes the model's loop on the factory pipeline:
+	// its failures become labels, retraining requests are trained, and the
+	// report shows live quality per model version and the promotion.
+	Flywheel *FlywheelConfig
 	// Progress receives a line per second while publishing (nil: none).
 	Progress io.Writer
 	// Logger receives the run's logs; default slog.Default().
@@ -167,6 +182,17 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 		if err := checkShift(*rc.Shift, fleet, rc.Duration); err != nil {
 			return nil, err
 		}
+	}
+
+	var fw *flywheel
+	if rc.Flywheel != nil {
+		if fleet == nil {
+			return nil, errors.New("loadtest: the flywheel runs on the factory scenario: give a factory config")
+		}
+		if fw, err = newFlywheel(ctx, *rc.Flywheel, rc.Clients, fleet.cfg, log); err != nil {
+			return nil, err
+		}
+		defer fw.close()
 	}
 
 	// Watch every alert topic with a queue of our own.
@@ -284,6 +310,16 @@ func Run(ctx context.Context, rc RunConfig) (*Report, error) {
 	}
 	pubDone := make(chan struct{})
 	go func() { pubs.Wait(); close(pubDone) }()
+	// The loop goes on through the settle time: labels come after their
+	// failures, and a request's training after the period that asked.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	loopDone := make(chan struct{})
+	if fw != nil {
+		go func() { defer close(loopDone); fw.run(loopCtx, fleet.failures, pubDone) }()
+	} else {
+		close(loopDone)
+	}
 	killed := false
 	progress := time.NewTicker(time.Second)
 	defer progress.Stop()
@@ -320,6 +356,12 @@ wait:
 		return nil, ctx.Err()
 	case <-time.After(rc.Settle):
 	}
+	if fw != nil {
+		log.Info("waiting for the quality monitor to judge the run's last period")
+		fw.awaitJudged(ctx, rep.PublishEnded)
+	}
+	stopLoop()
+	<-loopDone
 	if err := ws.stop(); err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
@@ -357,6 +399,9 @@ wait:
 			return nil, err
 		}
 		sr := s.measure(rows, files, dlq[s.cfg.Sinks.DeadLetter.Queue], alerts, rep)
+		if fw != nil && s == fleet {
+			sr.Flywheel = fw.collect(ctx)
+		}
 		rep.Scenarios = append(rep.Scenarios, sr)
 	}
 	rep.Alerts = alerts

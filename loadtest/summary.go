@@ -116,6 +116,16 @@ func (r *Report) WriteSummary(w io.Writer) {
 				fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
 			}
 		}
+		if fw := s.Flywheel; fw != nil {
+			fmt.Fprintf(tw, "\n%s: the model's loop\n", s.Name)
+			for _, c := range fw.claims() {
+				mark := ""
+				if c.bad {
+					mark = "  <-"
+				}
+				fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
+			}
+		}
 	}
 	fmt.Fprintf(tw, "\ndetails\n")
 	for _, s := range r.Scenarios {
@@ -149,10 +159,19 @@ func (r *Report) WriteSummary(w io.Writer) {
 				s.Name, d.Explained, d.Explainable)
 		}
 	}
-	for _, p := range r.Problems {
-		fmt.Fprintf(tw, "\nPROBLEM\t%s\n", p)
-	}
 	_ = tw.Flush()
+	for _, s := range r.Scenarios {
+		if fw := s.Flywheel; fw != nil {
+			fmt.Fprintln(w)
+			fw.writeQuality(w)
+			for _, p := range fw.Problems {
+				fmt.Fprintf(w, "  %s: could not read back: %s\n", s.Name, p)
+			}
+		}
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "\nPROBLEM\t%s\n", p)
+	}
 }
 
 // OK reports whether every event was accounted for and nothing was found

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,11 +11,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/devstack"
 	"github.com/streamscore/streamscore/loadtest"
+	"github.com/streamscore/streamscore/training"
 	"github.com/streamscore/streamscore/worker"
 )
 
@@ -114,6 +120,8 @@ func newLoadRunCmd() *cobra.Command {
 		driftField                      string
 		driftShift, driftShare          float64
 		driftAt                         = loadtest.ShiftAtFraction(loadtest.DefaultDriftAt)
+		flywheel                        bool
+		fly                             loadtest.FlywheelConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -141,6 +149,15 @@ pipelines produced and reports, verdict first:
     field and its delay after the shift (when it reached the queue, and when its
     period ended), drift alerts that named any other feature, and drift alerts for
     periods before the shift. Features map to fields by the window's "field:".
+
+  - with --flywheel, the model's loop on the factory pipeline (its config needs
+    labels:, a scorer with a challenger and a monitor.quality entry): each failure
+    is published as a label on the labels stream as it happens; a Retraining
+    Requested event the pipeline publishes reaches a queue through an EventBridge
+    rule and starts a Step Functions execution, whose activity task this process
+    takes (train.py with Python's xgboost; without it, requests are reported, not
+    trained); the report shows each period's precision and recall per model
+    version, each request and its training, and the promotion decision.
 
 A summary goes to the terminal, the same verdict and charts to REPORT_DIR/report.html.
 The pipelines' resources must exist and be fresh (make demo starts a new local
@@ -189,6 +206,12 @@ stack). Exits non-zero when an event is unaccounted for.`,
 				return err
 			}
 			rc.Clients = loadtest.Clients{Kinesis: clients.Kinesis, S3: clients.S3, SNS: clients.SNS, SQS: clients.SQS}
+			if flywheel {
+				if err := flywheelClients(cmd.Context(), &rc.Clients, clients); err != nil {
+					return err
+				}
+				rc.Flywheel = &fly
+			}
 			if fi, err := os.Stdout.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 				rc.Progress = cmd.ErrOrStderr()
 			}
@@ -234,6 +257,26 @@ stack). Exits non-zero when an event is unaccounted for.`,
 	cmd.Flags().Float64Var(&driftShift, "drift-shift", 0, "added to every shifted reading, in the field's units; "+
 		"0: one standard deviation of a machine's window mean across the fleet ("+strings.Join(defaults, ", ")+")")
 	cmd.Flags().Float64Var(&driftShare, "drift-share", loadtest.DefaultDriftShare, "fraction of machines shifted, chosen by a hash of the machine id")
+	cmd.Flags().BoolVar(&flywheel, "flywheel", false, "close the model's loop on the factory pipeline: failures as labels, retraining, promotion")
+	cmd.Flags().StringVar(&fly.ChallengerSeed, "challenger-seed", "", "with --flywheel: a model file put at the challenger's s3:// path before the workers start")
+	cmd.Flags().StringVar(&fly.Script, "train-script", "", "with --flywheel: the training script (default "+training.DefaultScript+")")
+	cmd.Flags().StringVar(&fly.Python, "python", "", "with --flywheel: the interpreter with xgboost (default "+training.DefaultPython+")")
 	cmd.Flags().Var(&driftAt, "drift-at", "when the shift starts: a fraction of --duration (0.5) or a duration after the traffic starts (40s)")
 	return cmd
+}
+
+// flywheelClients adds the loop's clients. On the local stack the
+// EventBridge server delivers rule targets to queues of its own, so the
+// rule's queue is read at its endpoint (AWS_ENDPOINT_URL_EVENTBRIDGE).
+func flywheelClients(ctx context.Context, c *loadtest.Clients, a *worker.AWS) error {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
+	c.EventBridge, c.DynamoDB, c.SFN = a.EventBridge, a.DynamoDB, sfn.NewFromConfig(cfg)
+	c.EventQueues = a.SQS
+	if ep := os.Getenv("AWS_ENDPOINT_URL_EVENTBRIDGE"); ep != "" {
+		c.EventQueues = sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(ep) })
+	}
+	return nil
 }
