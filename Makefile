@@ -102,16 +102,23 @@ bench: build
 DEMOSTACK := $(CURDIR)/.devstack/demo
 DEMO_FACTORY := examples/demo/factory.yaml
 DEMO_CHURN   := examples/demo/churn.yaml
-# Node servers only, installed by npm in seconds: s3rver plays S3, and the
-# demo's metrics go out as EMF lines in the worker logs (no CloudWatch server).
+# Node servers, installed by npm in seconds: s3rver plays S3, and the
+# demo's metrics go out as EMF lines in the worker logs. The one Go server is
+# the CloudWatch server, for its EventBridge and Step Functions: the model's
+# loop runs through them (built once, minutes on a cold Go cache).
 # Kinesis is kinesalite: the demo needs neither fan-out nor resharding, and
 # kinesis-local stalled the publisher for 2.4 s while the surviving worker
 # replayed the killed one's shards (docs/performance.md compares them).
-DEMOSERVICES := kinesis,dynamodb,s3,sns-sqs
+DEMOSERVICES := kinesis,dynamodb,s3,sns-sqs,cloudwatch
 DEMOKINESIS ?= kinesalite
-# Half the fleet's rpm sensors read 60 rpm high from 30 s in: the drift
-# monitor must name rpm_mean, and nothing else (docs/monitor.md).
-DEMOFLAGS ?= --workers 2 --duration 120s --settle 40s --kill-at 40s --drift-field rpm --drift-shift 60 --drift-at 30s
+# Half the fleet's rpm sensors read 60 rpm high from 20 s in: the drift
+# monitor must name rpm_mean, and nothing else (docs/monitor.md). Then the
+# model's loop (docs/flywheel.md): failures become labels, the drifted period
+# asks for retraining, train.py's model becomes the challenger (seeded with the
+# champion's own model until then), and the policy promotes it or says why not;
+# the run waits for the quality verdict on its last period.
+DEMOFLAGS ?= --workers 2 --duration 150s --settle 40s --kill-at 40s --drift-field rpm --drift-shift 60 --drift-at 20s \
+	--flywheel --challenger-seed examples/models/factory-demo.json
 demo:
 	@rm -rf $(DEMOSTACK)
 	@$(MAKE) --no-print-directory -j2 build node-servers
