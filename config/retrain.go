@@ -10,7 +10,8 @@ type Retrain struct {
 	// constraint in this many consecutive periods asks. Zero: 1.
 	QualityPeriods int `yaml:"quality_periods"`
 	// Cooldown is the event time after a request during which the same
-	// window or scorer does not ask again. Zero: 24h.
+	// window or scorer does not ask again (a scorer is retrained once a
+	// cooldown, whatever asked). Zero: 24h.
 	Cooldown Duration `yaml:"cooldown"`
 	// DataLookback is how far back the event's labelled data range
 	// starts. Zero: 168h.

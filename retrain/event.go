@@ -84,7 +84,7 @@ type Rule struct {
 	// Periods is the number of consecutive bad periods it needs.
 	Periods int `json:"periods"`
 	// CooldownSeconds is the event time after this request during which
-	// the same window or scorer does not ask again.
+	// the same window or scorer does not ask again (a scorer: for any reason).
 	CooldownSeconds int64 `json:"cooldown_seconds"`
 }
 

@@ -54,7 +54,13 @@ func sampleDetails(t testing.TB) map[string]Detail {
 	qv.Metrics = append(qv.Metrics, Metric{Name: "auc", Value: 0.5, Threshold: 0.5, Comparison: "LessThanThreshold"}, // not violated
 		Metric{Name: "recall", Value: 0.41, Threshold: 0.7, Comparison: "LessThanThreshold", Violated: true})
 	qv.Violations = "s3://bkt/monitoring/factory/quality/failure/2026/11/30/02/constraint_violations.json"
-	if qd, err = tr.Quality(qv); err != nil {
+	// A trigger of its own: the drift request above asked for scorer
+	// failure, and this one would cool down.
+	tq, err := NewTrigger(tr.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qd, err = tq.Quality(qv); err != nil {
 		t.Fatal(err)
 	}
 	v1 := promotion.Model{Key: "failure_v1", Path: "s3://models/failure/v1/model.tar.gz"}

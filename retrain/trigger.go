@@ -41,7 +41,9 @@ type Config struct {
 	QualityPeriods int
 	// Cooldown is the event time after a request (from the triggering
 	// period's end) during which the same window or scorer does not ask
-	// again. 0 means DefaultCooldown.
+	// again, and no verdict asks again for a scorer already asked for (a
+	// drift and a quality run of one scorer retrain it once). 0 means
+	// DefaultCooldown.
 	Cooldown time.Duration
 	// ResultsPrefix is the s3:// prefix of the S3 sink's results (the
 	// predictions); ResultsPrefix and GroundTruthPrefix (the labels)
@@ -153,14 +155,15 @@ type Decision struct {
 //
 // Memory: one entry per window and per scorer ever fed, each holding at
 // most N (drift) or M (quality) period records of two times, a bool and
-// the violations URI: about 100 bytes plus N × (60 bytes + the URI). The
-// windows and scorers are the configuration's, so the total is bounded by
-// it.
+// the violations URI: about 100 bytes plus N × (60 bytes + the URI), and
+// one time per scorer asked for. The windows and scorers are the
+// configuration's, so the total is bounded by it.
 type Trigger struct {
 	cfg Config
 
 	mu    sync.Mutex
 	state map[stateKey]*runState
+	asked map[string]time.Time // per scorer: the triggering period's end of its last request, any reason
 }
 
 // stateKey names a run: drift per window, quality per scorer.
@@ -189,7 +192,7 @@ func NewTrigger(c Config) (*Trigger, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Trigger{cfg: c.withDefaults(), state: make(map[stateKey]*runState)}, nil
+	return &Trigger{cfg: c.withDefaults(), state: make(map[stateKey]*runState), asked: make(map[string]time.Time)}, nil
 }
 
 // Config returns the configuration with its defaults filled in.
@@ -267,8 +270,26 @@ func (t *Trigger) judge(k stateKey, m periodMark, need int, requests func([]peri
 				subject, run, stamp(st.requested), stamp(until))}, nil
 		}
 	}
+	// A scorer asked for by another run (a drifted window's, its own
+	// quality's) within the cooldown is not asked for again.
+	var kept []*RetrainingRequested
+	var cooling []string
+	for _, r := range requests(st.marks[len(st.marks)-run:]) {
+		if at, ok := t.asked[r.Scorer]; ok && m.end.Before(at.Add(t.cfg.Cooldown)) {
+			cooling = append(cooling, fmt.Sprintf("%s (asked at %s)", r.Scorer, stamp(at)))
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if len(kept) == 0 {
+		return Decision{Outcome: CoolingDown, Run: run, Why: fmt.Sprintf("%s: %d consecutive bad periods, but retraining of %s was asked for less than the cooldown (%s) ago",
+			subject, run, strings.Join(cooling, ", "), t.cfg.Cooldown)}, nil
+	}
 	st.requested = m.end
-	return Decision{Outcome: Requested, Run: run, Requests: requests(st.marks[len(st.marks)-run:]),
+	for _, r := range kept {
+		t.asked[r.Scorer] = m.end
+	}
+	return Decision{Outcome: Requested, Run: run, Requests: kept,
 		Why: fmt.Sprintf("%s: %d consecutive bad periods, the last ending %s: retraining requested", subject, run, stamp(m.end))}, nil
 }
 

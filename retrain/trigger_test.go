@@ -80,10 +80,14 @@ func TestTriggerRules(t *testing.T) {
 		{"the requesting period judged again does not ask twice", Config{}, []step{
 			d("w", 1, true, Building, 1), d("w", 2, true, Building, 2), d("w", 3, true, Requested, 3), d("w", 3, true, CoolingDown, 3),
 			d("w", 3, false, Healthy, 0), d("w", 4, true, Building, 1)}},
-		{"windows run and cool down apart", Config{}, []step{
+		// Both windows feed scorer "failure": it is retrained once.
+		{"windows run apart, and one scorer is asked for once a cooldown", Config{}, []step{
 			d("a", 1, true, Building, 1), d("a", 2, true, Building, 2),
 			d("b", 1, true, Building, 1), d("b", 2, true, Building, 2), d("b", 3, true, Requested, 3),
-			d("a", 3, true, Requested, 3), d("b", 4, true, CoolingDown, 3)}},
+			d("a", 3, true, CoolingDown, 3), d("b", 4, true, CoolingDown, 3), d("a", 27, true, Building, 1)}},
+		{"a scorer retrained for drift is not asked for by its quality within the cooldown", Config{}, []step{
+			d("w", 1, true, Building, 1), d("w", 2, true, Building, 2), d("w", 3, true, Requested, 3),
+			q("failure", "v1", 4, true, CoolingDown, 1), q("failure", "v1", 27, true, Requested, 1)}},
 		{"N and the cooldown are configurable", Config{DriftPeriods: 1, Cooldown: 2 * time.Hour}, []step{
 			d("w", 1, true, Requested, 1), d("w", 2, true, CoolingDown, 1), d("w", 3, true, Requested, 1)}},
 		{"one quality violation asks, the next period cools down", Config{}, []step{
