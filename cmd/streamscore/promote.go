@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 	"github.com/streamscore/streamscore/pipeline"
 	"github.com/streamscore/streamscore/promotion"
 	"github.com/streamscore/streamscore/promotion/dynamo"
+	"github.com/streamscore/streamscore/retrain"
 	"github.com/streamscore/streamscore/worker"
 )
 
@@ -122,6 +124,26 @@ func (t decisionTarget) current(ctx context.Context, clients *worker.AWS, create
 	return d, err
 }
 
+// announce publishes a decision written by hand as the pipeline's own are
+// (a Model Promoted or Model Rolled Back event), on the bus of
+// monitor.retrain; a pipeline without one publishes none. The decision is
+// written either way, so a failure is reported, not returned: a retry of
+// the command would be refused on the generation.
+func announce(ctx context.Context, cmd *cobra.Command, t decisionTarget, clients *worker.AWS, d promotion.Decision) {
+	r := t.cfg.Monitor.Retrain
+	ev := retrain.NewModelDecision(d)
+	if r == nil || ev == nil {
+		return
+	}
+	// The line below says it; the publisher's own log would repeat it.
+	pub := retrain.NewPublisher(clients.EventBridge, retrain.PublisherOptions{EventBus: r.EventBus, Logger: slog.New(slog.DiscardHandler)})
+	if _, err := pub.Publish(ctx, ev); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "the decision is written, but its %q event was not published on bus %s: %v\n", ev.DetailType(), pub.EventBus(), err)
+		return
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "announced: %q on bus %s\n", ev.DetailType(), pub.EventBus())
+}
+
 func expected(flag int64, d promotion.Decision) int64 {
 	if flag >= 0 {
 		return flag
@@ -181,6 +203,7 @@ AWS credentials, region and endpoints as for "run" (see "streamscore dev env").`
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "scorer %s: %s is champion, replacing %s (generation %d)\n",
 				t.scorer.Name, d.Champion, d.Previous, d.Generation)
+			announce(ctx, cmd, t, clients, d)
 			return nil
 		},
 	}
@@ -223,6 +246,7 @@ write is conditional on the generation, as for "model promote".`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "scorer %s: rolled back to %s, replacing %s (generation %d)\n",
 				t.scorer.Name, d.Champion, d.Previous, d.Generation)
+			announce(ctx, cmd, t, clients, d)
 			return nil
 		},
 	}

@@ -4,16 +4,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/promotion/dynamo"
+	"github.com/streamscore/streamscore/retrain"
 )
 
 // promoteConfig is a valid pipeline whose scorer "failure" has a
@@ -167,5 +172,63 @@ func TestModelPromoteRollbackStatus(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status --history lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestModelPromoteAnnouncesTheDecision: a decision made by hand goes out
+// as the pipeline's own do, a Model Promoted (then Model Rolled Back)
+// event on the bus of monitor.retrain, so whatever follows the pipeline's
+// decisions (a deployment record, a chat channel) sees these too.
+func TestModelPromoteAnnouncesTheDecision(t *testing.T) {
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	bus := env.CreateEventBus(t)
+	queue := env.CreateEventRule(t, bus, `{"source":["streamscore"],"detail-type":["Model Promoted","Model Rolled Back"]}`)
+	table := env.Name("promotions-announce")
+	t.Cleanup(func() {
+		_, _ = env.DynamoDB.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "promo.yaml")
+	cfg := strings.NewReplacer("TABLE", table, "BROKEN", "unused.json").Replace(promoteConfig) + "  retrain: {event_bus: " + bus + "}\n"
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var vars []string
+	for _, kv := range env.Endpoints.EnvVars() {
+		vars = append(vars, kv[0]+"="+kv[1])
+	}
+	for _, args := range [][]string{
+		{"model", "promote", "--config", cfgPath, "--scorer", "failure", "--challenger", "--create-table", "--by", "tester", "--reason", "auc 0.91 vs 0.87"},
+		{"model", "rollback", "--config", cfgPath, "--scorer", "failure", "--by", "oncall", "--reason", "false alarms doubled"},
+	} {
+		out, errOut, err := run(t, vars, args...)
+		if err != nil || !strings.Contains(out, "announced: ") || errOut != "" {
+			t.Fatalf("streamscore %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+		}
+	}
+	var got []retrain.ModelDecision
+	var types []string
+	deadline := time.Now().Add(time.Minute)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		res, err := env.EventSQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range res.Messages {
+			var ev struct {
+				DetailType string                `json:"detail-type"`
+				Detail     retrain.ModelDecision `json:"detail"`
+			}
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &ev); err != nil {
+				t.Fatalf("event %s: %v", aws.ToString(m.Body), err)
+			}
+			got, types = append(got, ev.Detail), append(types, ev.DetailType)
+		}
+	}
+	slices.SortFunc(got, func(a, b retrain.ModelDecision) int { return int(a.Generation - b.Generation) })
+	if len(got) != 2 || got[0].Generation != 1 || got[0].Champion.Key != "failure_v2" || got[0].By != "tester" ||
+		got[1].Generation != 2 || got[1].Action != "rollback" || got[1].Champion.Key != "failure_v1" || got[1].Reason != "false alarms doubled" {
+		t.Fatalf("events %v %+v, want the promotion of failure_v2 (generation 1) and its rollback (generation 2)", types, got)
 	}
 }
