@@ -117,14 +117,15 @@ DEMOKINESIS ?= kinesalite
 # asks for retraining, train.py's model becomes the challenger (seeded with the
 # champion's own model until then), and the policy promotes it or says why not;
 # the run waits for the quality verdict on its last period.
-DEMOFLAGS ?= --workers 2 --duration 150s --settle 40s --kill-at 40s --drift-field rpm --drift-shift 60 --drift-at 20s \
-	--flywheel --challenger-seed examples/models/factory-demo.json
+DEMOFLAGS ?= --workers 2 --duration 150s --settle 40s --kill-at 40s --drift-field rpm --drift-shift 60 --drift-at 20s
+# Always on: the demo config's challenger lives at an S3 path the loop seeds.
+DEMOLOOP := --flywheel --challenger-seed examples/models/factory-demo.json
 demo:
 	@rm -rf $(DEMOSTACK)
 	@$(MAKE) --no-print-directory -j2 build node-servers
 	@$(BIN) dev up --dir $(DEMOSTACK) --services $(DEMOSERVICES) --kinesis $(DEMOKINESIS) --s3 s3rver --config $(DEMO_FACTORY) --config $(DEMO_CHURN)
 	@rc=0; eval "$$($(BIN) dev env --dir $(DEMOSTACK))"; \
-	  $(BIN) loadtest run --factory-config $(DEMO_FACTORY) --churn-config $(DEMO_CHURN) $(DEMOFLAGS) --report-dir out/demo || rc=$$?; \
+	  $(BIN) loadtest run --factory-config $(DEMO_FACTORY) --churn-config $(DEMO_CHURN) $(DEMOFLAGS) $(DEMOLOOP) --report-dir out/demo || rc=$$?; \
 	  $(BIN) dev down --dir $(DEMOSTACK); exit $$rc
 
 # The demo monitor's baseline: the pipeline's own results of a drift-free
@@ -141,7 +142,7 @@ demo-baseline:
 	@$(MAKE) --no-print-directory -j2 build node-servers
 	@$(BIN) dev up --dir $(DEMOSTACK) --services $(DEMOSERVICES) --kinesis $(DEMOKINESIS) --s3 s3rver --config $(DEMO_FACTORY)
 	@rc=0; eval "$$($(BIN) dev env --dir $(DEMOSTACK))"; \
-	  $(BIN) loadtest run --factory-config $(DEMO_FACTORY) --workers 2 --duration 180s --settle 30s --seed 5 --report-dir out/demo-baseline && \
+	  $(BIN) loadtest run --factory-config $(DEMO_FACTORY) --workers 2 --duration 180s --settle 30s --seed 5 $(DEMOLOOP) --report-dir out/demo-baseline && \
 	  $(BIN) monitor baseline --input s3://streamscore-demo/factory/failure/ --out $(DEMO_BASELINE) \
 	    --no-compare readings,missing_vibration || rc=$$?; \
 	  $(BIN) dev down --dir $(DEMOSTACK); exit $$rc
