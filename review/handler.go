@@ -258,12 +258,20 @@ func (h *handler) bodyError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &tooBig):
 		h.fail(w, http.StatusRequestEntityTooLarge, "body", "over "+strconv.FormatInt(tooBig.Limit, 10)+" bytes")
+	case errors.As(err, &typ) && typ.Field == "":
+		// The body itself is not an object (an array, a string).
+		h.badRequest(w, bad("body", "want a JSON object (a verdict), got a JSON %s", typ.Value))
 	case errors.As(err, &typ):
 		h.badRequest(w, bad(typ.Field, "want a %s, got a JSON %s", typ.Type, typ.Value))
 	case errors.Is(err, io.EOF):
 		h.badRequest(w, bad("body", "empty: want a verdict"))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		h.badRequest(w, bad(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field (fields: result_id, entity, time, label, reviewer, note)"))
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if field := strings.Trim(name, `"`); field != "" {
+			h.badRequest(w, bad(field, "unknown field (fields: result_id, entity, time, label, reviewer, note)"))
+		} else {
+			h.badRequest(w, bad("body", "unknown field %s (fields: result_id, entity, time, label, reviewer, note)", name))
+		}
 	default:
 		h.badRequest(w, bad("body", "%v", err))
 	}

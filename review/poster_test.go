@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
 
 // labelsConfig is a pipeline whose labels stream (named stream) has the
 // given time format and label field type.
-func labelsConfig(t *testing.T, stream, timeFormat, labelType string) *config.Config {
+func labelsConfig(t testing.TB, stream, timeFormat, labelType string) *config.Config {
 	t.Helper()
 	src := fmt.Sprintf(`pipeline: p
 streams:
