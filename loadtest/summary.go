@@ -98,33 +98,12 @@ func (r *Report) WriteSummary(w io.Writer) {
 		}
 	}
 	for _, s := range r.Scenarios {
-		fmt.Fprintf(tw, "\n%s (stream %s)\n", s.Name, s.Stream)
-		for _, c := range s.claims() {
-			mark := ""
-			if c.bad {
-				mark = "  <-"
-			}
-			fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
-		}
+		writeClaims(tw, fmt.Sprintf("%s (stream %s)", s.Name, s.Stream), s.claims())
 		if d := s.Drift; d != nil {
-			fmt.Fprintf(tw, "\n%s: Drift\n", s.Name)
-			for _, c := range d.claims() {
-				mark := ""
-				if c.bad {
-					mark = "  <-"
-				}
-				fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
-			}
+			writeClaims(tw, s.Name+": Drift", d.claims())
 		}
 		if fw := s.Flywheel; fw != nil {
-			fmt.Fprintf(tw, "\n%s: the model's loop\n", s.Name)
-			for _, c := range fw.claims() {
-				mark := ""
-				if c.bad {
-					mark = "  <-"
-				}
-				fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
-			}
+			writeClaims(tw, s.Name+": the model's loop", fw.claims())
 		}
 	}
 	fmt.Fprintf(tw, "\ndetails\n")
@@ -171,6 +150,18 @@ func (r *Report) WriteSummary(w io.Writer) {
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "\nPROBLEM\t%s\n", p)
+	}
+}
+
+// writeClaims writes a section of verdict lines, marking the bad ones.
+func writeClaims(tw io.Writer, title string, cs []claim) {
+	fmt.Fprintf(tw, "\n%s\n", title)
+	for _, c := range cs {
+		mark := ""
+		if c.bad {
+			mark = "  <-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s%s\n", c.label, c.value, mark)
 	}
 }
 

@@ -462,15 +462,26 @@ func GroupID(id string) string {
 // raised it; nil for Notify, whose caller gets the error instead).
 func (h *alertHandler) publish(ctx context.Context, alerts []Alert, b *Batch) error {
 	start := time.Now()
-	for len(alerts) > 0 {
-		n := min(10, len(alerts))
-		err := h.publishChunk(ctx, alerts[:n], b)
+	err := inBatches(alerts, func(chunk []Alert) error { return h.publishChunk(ctx, chunk, b) }, h.m.flushes.Inc)
+	if err != nil {
+		return err
+	}
+	h.m.latency.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// inBatches sends items in calls of at most 10 (SNS's PublishBatch and
+// SQS's SendMessageBatch limit), calling sent after each. A call refused
+// as a whole (a permanent error on several items) is made again one item
+// at a time, so the item at fault is found and handled on its own.
+func inBatches[T any](items []T, send func([]T) error, sent func()) error {
+	for len(items) > 0 {
+		n := min(10, len(items))
+		err := send(items[:n])
 		if err != nil && IsPermanent(err) && n > 1 {
-			// SNS refused the whole call: find the alert it meant by
-			// sending them one at a time.
 			err = nil
 			for i := range n {
-				if err = h.publishChunk(ctx, alerts[i:i+1], b); err != nil {
+				if err = send(items[i : i+1]); err != nil {
 					break
 				}
 			}
@@ -478,10 +489,9 @@ func (h *alertHandler) publish(ctx context.Context, alerts []Alert, b *Batch) er
 		if err != nil {
 			return err
 		}
-		h.m.flushes.Inc()
-		alerts = alerts[n:]
+		sent()
+		items = items[n:]
 	}
-	h.m.latency.Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -116,25 +116,7 @@ func (h *alertHandler) queueReviews(ctx context.Context, alerts []Alert, b *Batc
 			tasks = append(tasks, &alerts[i])
 		}
 	}
-	for len(tasks) > 0 {
-		n := min(10, len(tasks))
-		err := h.queueChunk(ctx, tasks[:n], b)
-		if err != nil && IsPermanent(err) && n > 1 {
-			// SQS refused the whole call: find the task it meant by
-			// sending them one at a time.
-			err = nil
-			for i := range n {
-				if err = h.queueChunk(ctx, tasks[i:i+1], b); err != nil {
-					break
-				}
-			}
-		}
-		if err != nil {
-			return err
-		}
-		tasks = tasks[n:]
-	}
-	return nil
+	return inBatches(tasks, func(chunk []*Alert) error { return h.queueChunk(ctx, chunk, b) }, func() {})
 }
 
 // queueChunk sends up to 10 review tasks in one SendMessageBatch call.
