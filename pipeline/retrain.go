@@ -18,12 +18,15 @@ import (
 )
 
 // retrainer feeds verdicts to the trigger and publishes its requests.
-// Verdicts come from several monitors' goroutines: one at a time.
+// Verdicts come from several monitors' goroutines: one at a time. The
+// trigger's state goes to S3 after each decision that changed it and is
+// read back when this worker becomes the reducer (retrain_state.go).
 type retrainer struct {
-	mu  sync.Mutex
-	tr  *retrain.Trigger
-	pub *retrain.Publisher
-	log *slog.Logger
+	mu    sync.Mutex
+	tr    *retrain.Trigger
+	pub   *retrain.Publisher
+	log   *slog.Logger
+	store *triggerStore // nil: the state lives in memory only
 }
 
 // buildRetrainer starts the trigger of monitor.retrain, nil without one.
@@ -47,8 +50,16 @@ func (p *Pipeline) buildRetrainer(c Clients) (*retrainer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: monitor.retrain: %w", err)
 	}
+	store, err := p.newTriggerStore(c)
+	if err != nil {
+		return nil, err
+	}
 	log := p.log.With("retrain", r.EventBus)
-	return &retrainer{tr: tr, pub: retrain.NewPublisher(c.EventBridge, retrain.PublisherOptions{EventBus: r.EventBus, Logger: log}), log: log}, nil
+	rt := &retrainer{tr: tr, pub: retrain.NewPublisher(c.EventBridge, retrain.PublisherOptions{EventBus: r.EventBus, Logger: log}), log: log, store: store}
+	if store != nil {
+		rt.attachLead(p)
+	}
+	return rt, nil
 }
 
 // drift feeds a drift monitor's period verdict.
@@ -61,9 +72,12 @@ func (r *retrainer) drift(ctx context.Context, window, scorer string, start, end
 		v.Features = append(v.Features, retrain.Feature{Name: f.Name, Distance: f.Distance, Threshold: f.Threshold, Method: f.Method, Drifted: f.Drifted})
 	}
 	r.mu.Lock()
+	r.loadState(ctx)
 	d, err := r.tr.Drift(v)
+	st, seq := r.snapshot()
 	r.mu.Unlock()
 	r.publish(ctx, d, err)
+	r.saveState(ctx, st, seq)
 }
 
 // quality feeds a quality monitor's verdict on a served model version.
@@ -77,14 +91,20 @@ func (r *retrainer) quality(ctx context.Context, rep sinks.QualityReport) {
 		v.Metrics = append(v.Metrics, retrain.Metric{Name: m.Metric, Value: m.Value, Threshold: m.Threshold, Comparison: m.Comparison, Violated: m.Violated})
 	}
 	r.mu.Lock()
+	r.loadState(ctx)
 	d, err := r.tr.Quality(v)
+	st, seq := r.snapshot()
 	r.mu.Unlock()
 	r.publish(ctx, d, err)
+	r.saveState(ctx, st, seq)
 }
 
 // publish sends a decision's requests. A request that cannot be sent is
 // logged, not retried later: the trigger counts it asked (its cooldown
-// runs), and the verdicts stay in S3 for a person to act on.
+// runs), and the verdicts stay in S3 for a person to act on. It goes out
+// before the state is written: a reducer lost in between leaves a state
+// without the request, and its successor may ask again (at least once),
+// where the other order could lose the request for a whole cooldown.
 func (r *retrainer) publish(ctx context.Context, d retrain.Decision, err error) {
 	if err != nil {
 		r.log.Error("retrain: verdict refused", "err", err)
