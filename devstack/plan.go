@@ -17,7 +17,7 @@ import (
 // their windows need: pipeline.WindowRetention, which refuses to start on
 // less), the feature table, the buckets, the alert topic with a queue
 // subscribed to it (so alerts can be watched locally), the dead-letter
-// queue, and the promotion decision table of each scorer with a promotion
+// queue, the review queue (alerts.review.queue), and the promotion decision table of each scorer with a promotion
 // policy (in AWS the CDK app makes it; workers may not create tables). The lease table is left to the consumer, which creates it on
 // start as the Java KCL does.
 func PlanFor(need func(config.Window) time.Duration, cfgs ...*config.Config) Plan {
@@ -63,6 +63,10 @@ func PlanFor(need func(config.Window) time.Duration, cfgs ...*config.Config) Pla
 			if !slices.ContainsFunc(p.Queues, func(q QueuePlan) bool { return q.Name == dl.Queue }) {
 				p.Queues = append(p.Queues, QueuePlan{Name: dl.Queue})
 			}
+		}
+		if rv := cfg.Alerts.Review; rv != nil && rv.Queue != "" && !strings.Contains(rv.Queue, "://") &&
+			!slices.ContainsFunc(p.Queues, func(q QueuePlan) bool { return q.Name == rv.Queue }) {
+			p.Queues = append(p.Queues, QueuePlan{Name: rv.Queue, FIFO: strings.HasSuffix(rv.Queue, ".fifo")})
 		}
 		if t := cfg.Alerts.Topic; t != "" && !strings.HasPrefix(t, "arn:") &&
 			!slices.ContainsFunc(p.Topics, func(x TopicPlan) bool { return x.Name == t }) {

@@ -1,6 +1,7 @@
 package devstack_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/streamscore/streamscore/config"
@@ -12,25 +13,29 @@ import (
 )
 
 // The local stack gets the decision table of a scorer with a promotion
-// policy, keyed as the promotion store reads and writes it: workers are
+// policy, keyed as the promotion store reads and writes it (workers are
 // not allowed to create tables, so without it the demo's workers would
-// not start.
+// not start), and the review queue alerts.review names.
 func TestPlanProvisionsThePromotionTable(t *testing.T) {
 	env := devstacktest.New(t)
-	table := env.Name("promotions")
+	table, queue := env.Name("promotions"), env.Name("review")
 	cfg, err := config.Parse([]byte(`pipeline: plan
 streams: [{name: s, schema: r, shards: 1}, {name: l, schema: lab, shards: 1}]
 schemas:
   r: {entity: id, time: ts, fields: [{name: x, type: float64}]}
-  lab: {entity: id, time: ts, fields: [{name: y, type: bool}]}
+  lab: {entity: id, time: ts, fields: [{name: y, type: bool}, {name: rid, type: string}]}
 windows: [{name: w, stream: s, kind: tumbling, size: 10s, features: [{name: n, agg: count}]}]
 models:
   champ: {format: linear, path: m.json}
   chall: {format: linear, path: c.json}
 scorers: [{name: sc, window: w, model: champ, challenger: chall, promotion: {metric: auc, table: `+table+`}}]
 sinks: {s3: {bucket: b}}
-labels: {stream: l, label: y}
+labels: {stream: l, label: y, inference_id: rid}
 monitor: {quality: [{scorer: sc, horizon: 10s}]}
+alerts:
+  topic: t
+  rules: [{name: hot, scorer: sc, threshold: 0.9}]
+  review: {link: "https://review.example.com/r?id={result_id}", queue: `+queue+`}
 `), "plan.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +47,9 @@ monitor: {quality: [{scorer: sc, horizon: 10s}]}
 	}
 	if !found {
 		t.Fatalf("plan tables %+v, want %s", plan.Tables, table)
+	}
+	if !slices.Contains(plan.Queues, devstack.QueuePlan{Name: queue}) {
+		t.Errorf("plan queues %+v, want the review queue %s", plan.Queues, queue)
 	}
 	ctx := devstacktest.Ctx(t)
 	if _, err := devstack.Provision(ctx, env.Clients, devstack.Plan{Tables: plan.Tables}); err != nil {
