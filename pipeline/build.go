@@ -82,10 +82,11 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 	// model reloads reach it through this holder once it exists.
 	var alerts atomic.Pointer[sinks.Alerts]
 	// With a promotion, the champion is scored through a switch that the
-	// decision it follows can point at another model.
-	var sw *scorer.Switch
-	var configured scorer.ModelSource
-	embedded := func(model string, champion bool) (scorer.Scorer, error) {
+	// decision it follows can point at another model, and the challenger
+	// through one its registration can (challenger.go).
+	var sw, chSw *scorer.Switch
+	var configured, chConfigured scorer.ModelSource
+	embedded := func(model string, role modelRole) (scorer.Scorer, error) {
 		m := p.cfg.Models[model]
 		var src scorer.ModelSource
 		if m.ReloadInterval > 0 {
@@ -109,9 +110,14 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 			}
 			src = mod
 		}
-		if champion && s.Promotion != nil {
+		switch {
+		case s.Promotion == nil:
+		case role == roleChampion:
 			configured, sw = src, scorer.NewSwitch(src)
 			src = sw
+		case role == roleChallenger:
+			chConfigured, chSw = src, scorer.NewSwitch(src)
+			src = chSw
 		}
 		e, err := scorer.NewEmbedded(src, wp.schema, scm)
 		if err != nil {
@@ -128,7 +134,7 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		}
 		var fallback scorer.Scorer
 		if e.Fallback != "" {
-			if fallback, err = embedded(e.Fallback, false); err != nil {
+			if fallback, err = embedded(e.Fallback, roleFallback); err != nil {
 				return err
 			}
 		}
@@ -155,12 +161,12 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		if err != nil {
 			return fmt.Errorf("pipeline: scorer %s: %w", s.Name, err)
 		}
-	} else if sc, err = embedded(s.Model, true); err != nil {
+	} else if sc, err = embedded(s.Model, roleChampion); err != nil {
 		return err
 	}
 	plan := &scorerPlan{name: s.Name, sc: sc, outputs: sc.Outputs()}
 	if s.Challenger != "" {
-		ch, err := embedded(s.Challenger, false)
+		ch, err := embedded(s.Challenger, roleChallenger)
 		if err != nil {
 			return err
 		}
@@ -180,7 +186,13 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		load := func(ctx context.Context, m promotion.Model) (*scorer.Watcher, error) {
 			return p.watchDecided(ctx, m, s, wp, c, scm, alerts.Load)
 		}
-		if pr, err = p.buildPromoter(ctx, s, sw, configured, load, c, o); err != nil {
+		var registered *registeredChallenger
+		if chSw != nil {
+			if registered, err = p.newRegisteredChallenger(s, wp, chSw, chConfigured, c, o, alerts.Load); err != nil {
+				return err
+			}
+		}
+		if pr, err = p.buildPromoter(ctx, s, sw, configured, load, registered, c, o); err != nil {
 			return err
 		}
 		p.promoters[s.Name] = pr

@@ -45,9 +45,13 @@ type promoter struct {
 	// configured is the champion the config names, and its source.
 	configured    promotion.Model
 	configuredSrc scorer.ModelSource
-	// challenger is the model a promotion makes champion, read again at
-	// each promotion (training may have written a new one to its path).
-	challenger func(ctx context.Context) (promotion.Model, error)
+	// configuredChallenger is the configured challenger as a promotion
+	// records it, read again at each promotion (training may have
+	// written a new one to its path).
+	configuredChallenger func(ctx context.Context) (promotion.Model, error)
+	// registered follows the challenger registration of the retraining
+	// state machine; nil when the challenger is not switchable.
+	registered *registeredChallenger
 	// keep copies a model about to be promoted to an immutable path.
 	keep func(ctx context.Context, m promotion.Model) (promotion.Model, error)
 	// load opens a decided champion as a watched source (its digest
@@ -134,18 +138,21 @@ func (pr *promoter) promote(ctx context.Context, v promotion.Verdict) error {
 	if err != nil {
 		return err
 	}
-	chal, err := pr.challenger(ctx)
+	chal, immutable, err := pr.challenger(ctx)
 	if err != nil {
 		return err
 	}
 	if cur.Champion.SHA256 == chal.SHA256 {
 		return nil // promoted already: the challenger now shadows itself
 	}
-	// The decision names a copy no later write changes: the challenger's
-	// path is where the next trained model goes.
-	to, err := pr.keep(ctx, chal)
-	if err != nil {
-		return err
+	// The decision names a copy no later write changes: the configured
+	// challenger's path is where the next trained model goes. A
+	// registered model is at its training job's own path already.
+	to := chal
+	if !immutable {
+		if to, err = pr.keep(ctx, chal); err != nil {
+			return err
+		}
 	}
 	d, err := pr.store.Promote(ctx, cur.Generation, to, v.Reason, pr.by)
 	if errors.Is(err, promotion.ErrConflict) {
@@ -160,6 +167,19 @@ func (pr *promoter) promote(ctx context.Context, v promotion.Verdict) error {
 		Message: fmt.Sprintf("generation %d: %s (was %s). Roll back with: streamscore model rollback --config FILE --scorer %s",
 			d.Generation, v.Reason, cur.Champion.Key, pr.scorer)})
 	return nil
+}
+
+// challenger is the model a promotion makes champion: the registered
+// challenger scored, at the path and with the digest loaded, or else the
+// configured one. immutable is true for a registered model, whose path is
+// its training job's own and never rewritten, so a decision may name it
+// as it is.
+func (pr *promoter) challenger(ctx context.Context) (m promotion.Model, immutable bool, err error) {
+	if m, ok := pr.registered.promotable(); ok {
+		return m, true, nil
+	}
+	m, err = pr.configuredChallenger(ctx)
+	return m, false, err
 }
 
 // PromotableModel is a configured model as a decision records it: loaded
@@ -181,7 +201,7 @@ func PromotableModel(ctx context.Context, cfg *config.Config, key string, s3 sco
 // buildPromoter wires a scorer's promotion: its decision store, the
 // champion's switch, and the challenger a promotion would make champion.
 func (p *Pipeline) buildPromoter(ctx context.Context, s config.Scorer, sw *scorer.Switch, configured scorer.ModelSource,
-	load func(context.Context, promotion.Model) (*scorer.Watcher, error), c Clients, o Options) (*promoter, error) {
+	load func(context.Context, promotion.Model) (*scorer.Watcher, error), registered *registeredChallenger, c Clients, o Options) (*promoter, error) {
 	pc := s.Promotion
 	cm := p.cfg.Models[s.Model]
 	conf := promotion.Model{Key: s.Model, Path: cm.Path, SHA256: cm.SHA256}
@@ -198,8 +218,8 @@ func (p *Pipeline) buildPromoter(ctx context.Context, s config.Scorer, sw *score
 	}
 	return &promoter{
 		pipeline: p.cfg.Pipeline, scorer: s.Name, policy: pc.Policy(), auto: pc.Auto, store: store, sw: sw,
-		configured: conf, configuredSrc: configured, load: load,
-		challenger: func(ctx context.Context) (promotion.Model, error) {
+		configured: conf, configuredSrc: configured, load: load, registered: registered,
+		configuredChallenger: func(ctx context.Context) (promotion.Model, error) {
 			return PromotableModel(ctx, p.cfg, s.Challenger, c.S3)
 		},
 		keep: func(ctx context.Context, m promotion.Model) (promotion.Model, error) {
@@ -209,11 +229,12 @@ func (p *Pipeline) buildPromoter(ctx context.Context, s config.Scorer, sw *score
 	}, nil
 }
 
-// follow starts a promoter's follower: it reads the decision once now, so
-// a worker that starts after a promotion scores with the promoted
-// champion from its first batch, and then every interval until ctx ends.
+// follow starts a promoter's follower: it reads the challenger
+// registration and the decision once now, so a worker that starts after a
+// registration or a promotion scores with them from its first batch, and
+// then every interval until ctx ends.
 func (pr *promoter) follow(ctx context.Context) (*promotion.Follower, error) {
-	f, err := promotion.NewFollower(pr.store, promotion.FollowerConfig{OnChange: pr.apply, Logger: pr.log})
+	f, err := promotion.NewFollower(followSource{pr}, promotion.FollowerConfig{OnChange: pr.apply, Logger: pr.log})
 	if err != nil {
 		return nil, err
 	}
