@@ -91,10 +91,13 @@ func (p *Pipeline) loadFlywheel(f *pipelineFile) error {
 			if !safeName.MatchString(q.Scorer) {
 				return fmt.Errorf("%s: monitor.quality[%d].scorer: %q: the stack names S3 prefixes after it, so use letters, digits, '-' and '_'", p.File, i, q.Scorer)
 			}
-			if q.Constraints != "" {
-				return fmt.Errorf("%s: monitor.quality[%d].constraints: the CDK app does not grant the worker a quality constraints file yet; leave it empty (statistics only) or deploy the constraints yourself", p.File, i)
-			}
 			p.Quality = append(p.Quality, q.Scorer)
+			if q.Constraints != "" {
+				if p.QualityConstraints == nil {
+					p.QualityConstraints = map[string]string{}
+				}
+				p.QualityConstraints[q.Scorer] = q.Constraints
+			}
 		}
 	}
 	for i, sc := range f.Scorers {
@@ -147,7 +150,8 @@ func newPromotionTables(ss *Streamscore, removal awscdk.RemovalPolicy) {
 //     one PutObject). The labels stream is one of the pipeline's streams,
 //     so ReadStreams already covers it;
 //   - quality monitor (pipelines with monitor.quality): GetObject of the
-//     judged scorers' results and of the ground truth, PutObject and
+//     judged scorers' results, of the ground truth and of their
+//     constraints (ConstraintsKey), PutObject and
 //     GetObject (HeadObject) under model-quality/<pipeline>/, and
 //     ListBucket on exactly those prefixes (s3:prefix), for the listings
 //     and for a 404 on a file not written yet;
@@ -156,14 +160,18 @@ func newPromotionTables(ss *Streamscore, removal awscdk.RemovalPolicy) {
 //     auto (Store.Promote's conditional write: a condition expression
 //     needs no permission of its own); and GetObject of the retrained
 //     models of the pipelines that are retrained, which a decision may
-//     make champion;
+//     make champion; and, with auto, PutObject and GetObject under
+//     models/promoted/: an automatic promotion of a configured challenger
+//     keeps a copy of it there, pinned by digest, and the workers load the
+//     champion from that copy (pipeline.keepPromoted);
 //   - events (pipelines with monitor.retrain): PutEvents on the default
 //     bus, only with source streamscore (the Retraining Requested and
 //     Model Promoted events, package retrain).
-func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) {
+func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) error {
 	bucket := *ss.Bucket.BucketArn()
 	var truthWrites, reads, readPrefixes, qualityFiles, retrained []string
 	var tablesRead, tablesWritten []string
+	keeps := false
 	for _, p := range ss.Pipelines {
 		if p.Labels != nil {
 			truthWrites = append(truthWrites, bucket+"/"+p.GroundTruthKeyPrefix()+"*")
@@ -177,6 +185,16 @@ func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) {
 				reads = append(reads, bucket+"/"+k+"*")
 				readPrefixes = append(readPrefixes, k+"*")
 			}
+			for _, sc := range p.Quality {
+				key, _, err := p.ConstraintsKey(sc, *ss.Bucket.BucketName())
+				if err != nil {
+					return err
+				}
+				if key != "" && !slices.Contains(readPrefixes, key+"*") {
+					reads = append(reads, bucket+"/"+key+"*")
+					readPrefixes = append(readPrefixes, key+"*")
+				}
+			}
 			qualityFiles = append(qualityFiles, bucket+"/"+p.ModelQualityKeyPrefix()+"*")
 			readPrefixes = append(readPrefixes, p.ModelQualityKeyPrefix()+"*")
 		}
@@ -188,6 +206,7 @@ func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) {
 			if pr.Auto && !slices.Contains(tablesWritten, arn) {
 				tablesWritten = append(tablesWritten, arn)
 			}
+			keeps = keeps || pr.Auto
 		}
 		if ss.Settings.Retraining && len(p.Promotions) > 0 {
 			retrained = append(retrained, bucket+"/"+RetrainedModelsPrefix+p.Name+"/*")
@@ -211,10 +230,16 @@ func grantFlywheel(ss *Streamscore, add func(awsiam.PolicyStatement)) {
 	if len(retrained) > 0 {
 		add(statement("ReadRetrainedModels", []string{"s3:GetObject"}, retrained, nil))
 	}
+	if keeps {
+		// Configured models live under ModelsPrefix (ModelKey), so their
+		// kept copies go to <ModelsPrefix>promoted/<digest>/<name>.
+		add(statement("KeepPromotedModels", []string{"s3:PutObject", "s3:GetObject"}, []string{bucket + "/" + ModelsPrefix + "promoted/*"}, nil))
+	}
 	if slices.ContainsFunc(ss.Pipelines, func(p *Pipeline) bool { return p.Retrain }) {
 		stack := ss.Stack
 		bus := "arn:" + *stack.Partition() + ":events:" + *stack.Region() + ":" + *stack.Account() + ":event-bus/default"
 		add(statement("PublishEvents", []string{"events:PutEvents"}, []string{bus},
 			map[string]any{"StringEquals": map[string]any{"events:source": RetrainingEventSource}}))
 	}
+	return nil
 }

@@ -21,8 +21,9 @@ import (
 // the judged scorers' results and the ground truth and its own files
 // (ListBucket only on those prefixes), GetItem on both decision tables,
 // PutItem only on the table of the scorer with auto, GetObject of the
-// pipeline's retrained models, and (monitor.retrain) PutEvents on the
-// default bus with source streamscore only.
+// pipeline's retrained models, PutObject and GetObject of the kept copies
+// an automatic promotion makes (models/promoted/), and (monitor.retrain)
+// PutEvents on the default bus with source streamscore only.
 func TestLoopWorkerGrants(t *testing.T) {
 	s := loop(t)
 	want := defaultWorkerStatements(t, s)
@@ -52,6 +53,7 @@ func TestLoopWorkerGrants(t *testing.T) {
 	want["ReadPromotions"] = wantStatement{[]string{"dynamodb:GetItem"}, sortedCopy(getAtt(auto), getAtt(manual)), ""}
 	want["WritePromotions"] = wantStatement{[]string{"dynamodb:PutItem"}, []string{getAtt(auto)}, ""}
 	want["ReadRetrainedModels"] = wantStatement{[]string{"s3:GetObject"}, []string{under(bucket, "/models/retrained/factory/*")}, ""}
+	want["KeepPromotedModels"] = wantStatement{[]string{"s3:GetObject", "s3:PutObject"}, []string{under(bucket, "/models/promoted/*")}, ""}
 	want["PublishEvents"] = wantStatement{[]string{"events:PutEvents"},
 		[]string{`{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},":events:",{"Ref":"AWS::Region"},":",{"Ref":"AWS::AccountId"},":event-bus/default"]]}`},
 		`{"StringEquals":{"events:source":"streamscore"}}`}
@@ -276,4 +278,31 @@ func evalStringFunc(t *testing.T, file, fn string, env map[string]string) string
 		return ""
 	}
 	return eval(ret.Results[0])
+}
+
+// TestQualityConstraintsAreUploaded: a quality monitor's constraints
+// directory becomes constraints/<pipeline>/<scorer>/ in the stack's bucket,
+// where the user uploads constraints.json, and the rendered configuration
+// points the worker there; an s3:// prefix in another bucket is refused
+// naming the field, as a baseline's is.
+func TestQualityConstraintsAreUploaded(t *testing.T) {
+	p, err := LoadPipeline(filepath.Join("..", "..", "examples", "demo", "factory.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, local, err := p.ConstraintsKey("failure", "stack-bucket")
+	if err != nil || !local || key != "constraints/factory-demo/failure/" {
+		t.Fatalf("ConstraintsKey: %q %v %v, want constraints/factory-demo/failure/ to upload", key, local, err)
+	}
+	out, err := p.Render(Deployment{Bucket: "stack-bucket", DeadLetterURL: "https://sqs/q", TopicARN: "arn:aws:sns:r:1:t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `constraints: "s3://stack-bucket/constraints/factory-demo/failure/"`) {
+		t.Errorf("rendered configuration does not point the constraints at the upload:\n%s", out)
+	}
+	p.QualityConstraints["failure"] = "s3://elsewhere/constraints/"
+	if _, _, err := p.ConstraintsKey("failure", "stack-bucket"); err == nil || !strings.Contains(err.Error(), "monitor.quality[0].constraints") {
+		t.Errorf("a constraints prefix in another bucket: %v, want an error naming monitor.quality[0].constraints", err)
+	}
 }

@@ -111,7 +111,9 @@ func grantWorker(ss *Streamscore, role awsiam.Role) error {
 	if err := grantMonitor(ss, add); err != nil {
 		return err
 	}
-	grantFlywheel(ss, add)
+	if err := grantFlywheel(ss, add); err != nil {
+		return err
+	}
 
 	add(statement("PublishAlerts", []string{"sns:Publish"}, []string{*ss.Topic.TopicArn()}, nil))
 	add(statement("EncryptAlerts", []string{"kms:GenerateDataKey", "kms:Decrypt"}, []string{*ss.AlertsKey.KeyArn()}, nil))

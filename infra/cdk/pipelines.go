@@ -45,8 +45,10 @@ type Pipeline struct {
 	Monitor *PipelineMonitor
 	// Labels is the ground truth's stream, nil without a labels section.
 	Labels *PipelineLabels
-	// Quality are the scorers monitor.quality judges against the labels.
-	Quality []string
+	// Quality are the scorers monitor.quality judges against the labels;
+	// QualityConstraints each one's constraints as written ("" for none).
+	Quality            []string
+	QualityConstraints map[string]string
 	// Promotions are the scorers with a promotion policy.
 	Promotions []ScorerPromotion
 	// Retrain: monitor.retrain publishes the flywheel's events.
@@ -278,6 +280,9 @@ const (
 	// BaselinesPrefix holds the baselines the user uploads, one
 	// <pipeline>/<window>/ prefix each (BaselineKey).
 	BaselinesPrefix = "baselines/"
+	// ConstraintsPrefix holds the model-quality constraints the user
+	// uploads, one <pipeline>/<scorer>/ prefix each (ConstraintsKey).
+	ConstraintsPrefix = "constraints/"
 )
 
 // ResultsKeyPrefix is where a pipeline's S3 sink writes: the pipeline adds
@@ -348,6 +353,16 @@ func (p *Pipeline) Render(d Deployment) ([]byte, error) {
 			}
 			if local {
 				setAt(windows.Content[i], "s3://"+d.Bucket+"/"+key, "baseline")
+			}
+		}
+		quality := find(root, "monitor", "quality")
+		for i, sc := range p.Quality {
+			key, local, err := p.ConstraintsKey(sc, d.Bucket)
+			if err != nil {
+				return nil, err
+			}
+			if local {
+				setAt(quality.Content[i], "s3://"+d.Bucket+"/"+key, "constraints")
 			}
 		}
 	}
