@@ -97,6 +97,11 @@ func TestTriggerStateSurvivesAChangeOfReducer(t *testing.T) {
 				t.Fatalf("event %s is not JSON", aws.ToString(m.Body))
 			}
 			requests = append(requests, r)
+			// Deleted once read: an unread message would come back after
+			// the queue's visibility timeout and count twice.
+			if _, err := env.EventSQS().DeleteMessage(call(), &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	newWorker := func(id string) func() error {

@@ -224,6 +224,11 @@ func TestModelPromoteAnnouncesTheDecision(t *testing.T) {
 				t.Fatalf("event %s: %v", aws.ToString(m.Body), err)
 			}
 			got, types = append(got, ev.Detail), append(types, ev.DetailType)
+			// Deleted once read: an unread message would come back after
+			// the queue's visibility timeout and count twice.
+			if _, err := env.EventSQS().DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	slices.SortFunc(got, func(a, b retrain.ModelDecision) int { return int(a.Generation - b.Generation) })
