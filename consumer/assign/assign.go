@@ -136,8 +136,8 @@ type Move struct {
 // Every expired or unassigned lease not HandoffBlocked is assigned first, in ascending LastCounterIncrement
 // order, while some worker can take it; then, when balance is true, the strategy's balancing runs (the caller
 // passes true on the first round as leader and then every DefaultVarianceBalancingFrequency-th round).
-// The caller passes only leases that have not reached SHARD_END, and only active workers. rng breaks ties and
-// shuffles a donor's leases; it must not be nil.
+// The caller passes only leases that have not reached SHARD_END, and only active workers. rng orders a
+// donor's leases of equal throughput and the count-based strategy's ties; it must not be nil.
 //
 // Decide reads nothing but its arguments and does not modify them. It returns an error, and no moves, when an
 // input is invalid: an empty or repeated lease key or worker ID, a throughput or metric value that is negative,

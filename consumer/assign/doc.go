@@ -21,7 +21,8 @@
 //     not take the worker above the fleet average or its operating range.
 //
 // Stability comes from the threshold band, the dampening, the receiver-below-average rule and balancing only
-// every DefaultVarianceBalancingFrequency rounds; there is no per-lease memory.
+// every DefaultVarianceBalancingFrequency rounds; there is no per-lease memory. Where that leaves a worker
+// outside the band because its leases are too coarse, the granularity rule and swaps below take over.
 //
 // LeaseCountBased is LeaseCountBasedLeaseAssignmentDecider: a target of ceil(leases / workers) capped by
 // MaxLeasesPerWorker; expired leases go to the least loaded workers below the target; balancing moves one lease
@@ -32,12 +33,20 @@
 //   - Cold start: with no lease throughput yet, Java divides 0 by 0 for a worker's "T" share (NaN). Here the
 //     share is the worker's lease count over leases per worker, the same measure when all leases weigh the same.
 //   - Ties in the queue (e.g. every worker at 0 CPU at a cold start) go to the worker with fewer leases, then
-//     less throughput, then a random rank; Java leaves them to heap order, which can feed two workers only.
+//     less throughput, then the lower ID; Java leaves them to heap order, which can feed two workers only.
 //   - A donor's leases are tried largest first, and a lease the best receiver refuses is skipped rather than
 //     ending the donor's turn; the receiver stays in the queue. Java shuffles them and stops at the first
 //     refusal, dropping that receiver for the round, so it can decline a possible move and make it rounds
-//     later. Here a round moves nothing exactly when no donor's smallest lease fits under the average on the
-//     receiver with the most room, and then nothing moves until the load changes.
+//     later: a quiet round is no sign of rest. Here a quiet round means nothing moves until the load changes.
+//   - Granularity. Java's receiver must stay at or below the fleet average, so a donor whose smallest lease
+//     is larger than every other worker's room below the average keeps its load for good (in the 16 hot
+//     shards simulation, workers rest at up to 163% of the mean). When the donor or the receiver is outside
+//     the band, the donor's smallest lease may also go to a receiver that ends below the upper limit and
+//     below the donor; failing that, one of its leases is swapped for a smaller one of the receiver when
+//     that narrows their gap and keeps the receiver below the upper limit. Every such move strictly lowers
+//     the sum of squared loads (load proportional to throughput), so balancing still comes to rest and
+//     cannot oscillate. With it the simulation ends within ±10% in 98 to 100 of 100 seeds per start layout,
+//     against 0 to 19 with Java's receiver rule alone (0 from all leases on one worker or the 4 hottest on one).
 //   - A lease moves at most once per round: leases assigned or moved earlier in the round are not taken
 //     again (Java could move a lease twice and write only the last owner).
 //   - A lease blocked on a hand-off is never picked; Java picks it, counts its load on the new worker, then

@@ -345,7 +345,7 @@ func (v *varianceState) giveAway(d int32, take float64, m int) {
 		v.tryMove(v.cands[0], m, donor, false)
 		return
 	}
-	slices.SortStableFunc(v.cands, func(a, b int32) int { return cmp.Compare(r.kbps[b], r.kbps[a]) })
+	slices.SortFunc(v.cands, func(a, b int32) int { return cmp.Compare(r.kbps[b], r.kbps[a]) }) // equal ones stay shuffled
 	remaining := take
 	moved := false
 	for _, l := range v.cands {
