@@ -393,7 +393,7 @@ func (v *varianceState) outOfBand(w int32, m int, donor float64) bool {
 // acceptsGranular is the granularity rule, which Java does not have. Java's receiver must stay at or below
 // the fleet average, so a donor whose smallest lease is larger than the room below the average of every
 // other worker keeps it for good: a worker can stay far above the threshold (in the 16 hot shards
-// simulation, at 160% of the mean) while moving one lease would even things out. The donor's smallest lease
+// simulation, at 163% of the mean) while moving one lease would even things out. The donor's smallest lease
 // is then still given if the receiver ends below the upper limit of the balanced metric and below the
 // donor's current value there, and at or below the average and operating range on its other metrics, when
 // either is outside the band. The
