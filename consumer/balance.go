@@ -113,6 +113,10 @@ func newExpiryTracker(failover time.Duration) *expiryTracker {
 	return &expiryTracker{failover: failover, seen: make(map[string]observed)}
 }
 
+// since returns when key's counter was last seen to move (zero when the
+// lease was never observed).
+func (e *expiryTracker) since(key string) time.Time { return e.seen[key].since }
+
 // observe records a scan taken at now and returns, per lease, whether it is
 // expired, plus the earliest time at which a currently live lease could
 // expire (zero when none can).

@@ -45,6 +45,12 @@ type Config struct {
 	WorkerID string
 	// Streams lists the streams to consume; all share one lease table.
 	Streams []StreamConfig
+	// ClientVersion selects how workers share leases: ClientVersion2X
+	// (default: every worker takes and steals by count) or ClientVersion3X
+	// (a leader assigns by load, with graceful hand-offs). KCL3 tunes the
+	// latter.
+	ClientVersion ClientVersion
+	KCL3          KCL3Config
 	// MultiStream selects Java KCL's multi-stream lease keys
 	// ("account:stream:creationEpoch:shardId") even for a single stream. It
 	// is implied when more than one stream is configured.
@@ -181,6 +187,17 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxLeasesToStealAtOnce <= 0 {
 		cfg.MaxLeasesToStealAtOnce = DefaultMaxLeasesToSteal
+	}
+	switch cfg.ClientVersion {
+	case "":
+		cfg.ClientVersion = ClientVersion2X
+	case ClientVersion2X:
+	case ClientVersion3X:
+		if err := cfg.KCL3.withDefaults(&cfg); err != nil {
+			return cfg, err
+		}
+	default:
+		return cfg, fmt.Errorf("consumer config: ClientVersion %q is not %q or %q", cfg.ClientVersion, ClientVersion2X, ClientVersion3X)
 	}
 	if cfg.FanOutConsumerName == "" {
 		cfg.FanOutConsumerName = cfg.ApplicationName

@@ -37,10 +37,13 @@ var ErrLeaseLost = errors.New("consumer: lease lost")
 type Consumer struct {
 	cfg   Config
 	kin   KinesisAPI
+	ddb   DynamoDBAPI
 	table *leaseTable
-	log   *slog.Logger
-	m     *metrics
-	rng   *rand.Rand // taker goroutine only
+	// k3 is set when ClientVersion3X: the coordinator tables.
+	k3  *kcl3
+	log *slog.Logger
+	m   *metrics
+	rng *rand.Rand // taker goroutine only
 
 	running atomic.Bool
 	streams []*stream
@@ -86,7 +89,8 @@ func New(cfg Config, kin KinesisAPI, ddb DynamoDBAPI, opts ...Option) (*Consumer
 	return &Consumer{
 		cfg:      c,
 		kin:      kin,
-		table:    &leaseTable{db: ddb, name: c.LeaseTable},
+		ddb:      ddb,
+		table:    &leaseTable{db: ddb, name: c.LeaseTable, ownerIndex: c.ClientVersion == ClientVersion3X},
 		log:      o.logger.With("worker", c.WorkerID),
 		m:        m,
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -139,6 +143,12 @@ func (c *Consumer) Run(ctx context.Context, newProcessor ProcessorFactory) error
 		}
 	}
 
+	if c.cfg.ClientVersion == ClientVersion3X {
+		if err := c.setupKCL3(ctx); err != nil {
+			return err
+		}
+	}
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -152,7 +162,13 @@ func (c *Consumer) Run(ctx context.Context, newProcessor ProcessorFactory) error
 	}()
 
 	var wg sync.WaitGroup
-	wg.Go(func() { c.takeLoop(runCtx) })
+	if c.cfg.ClientVersion == ClientVersion3X {
+		wg.Go(func() { c.reportLoop(runCtx) })
+		wg.Go(func() { c.discoverLoop(runCtx) })
+		wg.Go(func() { c.leaderLoop(runCtx) })
+	} else {
+		wg.Go(func() { c.takeLoop(runCtx) })
+	}
 	wg.Go(func() { c.syncLoop(runCtx) })
 	<-runCtx.Done()
 	wg.Wait()

@@ -124,7 +124,7 @@ func (c *Consumer) takeRound(ctx context.Context, tracker *expiryTracker) time.T
 		l := &mine[i]
 		byKey[l.key] = l
 		views = append(views, leaseView{key: l.key, owner: l.owner, expired: expired[l.key]})
-		if held[l.key] && l.owner != "" && l.owner != c.cfg.WorkerID {
+		if held[l.key] && l.owner != "" && l.actualOwner() != c.cfg.WorkerID {
 			// Taken from under us: stop processing before the renewer notices.
 			if r := c.heldRun(l.key); r != nil {
 				r.lose("owner is now " + l.owner)
@@ -160,11 +160,16 @@ func (c *Consumer) takeLease(ctx context.Context, l lease, steal bool) {
 		}
 		return
 	}
-	c.m.leasesGained.Inc()
 	if steal {
 		c.m.leasesStolen.Inc()
 	}
 	c.log.Info("lease taken", "lease", l.key, "from", prev, "steal", steal, "checkpoint", l.checkpoint.Sequence)
+	c.startRun(l)
+}
+
+// startRun starts processing a lease this worker now owns.
+func (c *Consumer) startRun(l lease) {
+	c.m.leasesGained.Inc()
 	s, shardID, _ := c.streamOf(&l)
 	r := newShardRun(c, s, shardID, l)
 	c.mu.Lock()

@@ -118,6 +118,19 @@ func (d killableDynamo) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemI
 	return d.d.DeleteItem(ctx, in, o...)
 }
 
+func (d killableDynamo) UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error) {
+	if !d.alive() {
+		return nil, errKilled
+	}
+	return d.d.UpdateTable(ctx, in, o...)
+}
+func (d killableDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	if !d.alive() {
+		return nil, errKilled
+	}
+	return d.d.Query(ctx, in, o...)
+}
+
 func newKillSwitch(k KinesisAPI, d DynamoDBAPI) (*killSwitch, KinesisAPI, DynamoDBAPI) {
 	s := &killSwitch{k: k, d: d}
 	return s, killableKinesis{s}, killableDynamo{s}

@@ -152,7 +152,13 @@ func run(t *testing.T, c *Consumer, h ProcessorFactory) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx, h) }()
+	go func() {
+		err := c.Run(ctx, h)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("worker %s stopped: %v", c.WorkerID(), err)
+		}
+		done <- err
+	}()
 	var once sync.Once
 	var err error
 	stop = func() error {

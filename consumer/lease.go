@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
@@ -28,11 +29,18 @@ const (
 	attrStartingHashKey   = "startingHashKey"
 	attrEndingHashKey     = "endingHashKey"
 	attrCheckpointOwner   = "checkpointOwner"
+	// attrThroughput is Java KCL 3.x's smoothed KB/s of the lease, written
+	// with each renewal; its leader balances on it.
+	attrThroughput = "throughputKBps"
 	// Multi-stream mode: Java KCL keeps the serialized stream identifier
 	// under "streamName" for legacy reasons.
 	attrStreamName = "streamName"
 	attrShardID    = "shardId"
 )
+
+// maxThroughputKBps bounds a believable throughputKBps (an exabyte per
+// second); a larger one is read as unmeasured.
+const maxThroughputKBps = 1e12
 
 // lease is one item of the lease table.
 type lease struct {
@@ -48,8 +56,14 @@ type lease struct {
 	// streamID and shardID are set in multi-stream tables only.
 	streamID string
 	shardID  string
-	// checkpointOwner is set by Java KCL 3.x during a graceful hand-off.
+	// checkpointOwner is set during a graceful hand-off (KCL 3.x): the
+	// worker still processing the lease until it checkpoints and lets go,
+	// while owner already names the worker it goes to.
 	checkpointOwner string
+	// throughput is the lease's last written throughputKBps (KCL 3.x);
+	// hasThroughput is false while none was written.
+	throughput    float64
+	hasThroughput bool
 	// tail is where the records a finished shard's processor still needed
 	// begin (Checkpointer.SetTail); written with SHARD_END.
 	tail shardpos.Position
@@ -107,10 +121,24 @@ func leaseFromItem(item map[string]types.AttributeValue) (lease, error) {
 			return l, wrap(err)
 		}
 	}
+	if l.throughput, l.hasThroughput, err = getF(item, attrThroughput); err != nil || l.throughput > maxThroughputKBps {
+		// A measurement, not state: one that cannot be read weighs as
+		// unmeasured rather than making the whole table unreadable.
+		l.throughput, l.hasThroughput = 0, false
+	}
 	if err := l.readTail(item); err != nil {
 		return l, wrap(err)
 	}
 	return l, nil
+}
+
+// actualOwner is the worker processing the lease: the checkpoint owner
+// while a hand-off is in flight, else the owner.
+func (l *lease) actualOwner() string {
+	if l.checkpointOwner != "" {
+		return l.checkpointOwner
+	}
+	return l.owner
 }
 
 // item encodes a new lease as Java KCL's toDynamoRecord does.
@@ -144,6 +172,12 @@ func (l *lease) item() map[string]types.AttributeValue {
 
 func numAttr(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+// floatAttr writes a number the way Java's Double.toString would read
+// back: the shortest decimal form.
+func floatAttr(f float64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(f, 'f', -1, 64)}
 }
 
 func getS(item map[string]types.AttributeValue, name string, required bool) (string, error) {
@@ -181,6 +215,24 @@ func getN(item map[string]types.AttributeValue, name string) (int64, error) {
 		return 0, nil
 	}
 	return 0, fmt.Errorf("attribute %s: want a number, have %T", name, v)
+}
+
+func getF(item map[string]types.AttributeValue, name string) (float64, bool, error) {
+	v, ok := item[name]
+	if !ok {
+		return 0, false, nil
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberN:
+		f, err := strconv.ParseFloat(v.Value, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
+			return 0, false, fmt.Errorf("attribute %s: %q is not a non-negative number", name, v.Value)
+		}
+		return f, true, nil
+	case *types.AttributeValueMemberNULL:
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("attribute %s: want a number, have %T", name, v)
 }
 
 func getSS(item map[string]types.AttributeValue, name string) ([]string, error) {

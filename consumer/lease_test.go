@@ -75,6 +75,38 @@ func ddbJSON(typ string, v json.RawMessage) (types.AttributeValue, error) {
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		return &types.AttributeValueMemberB{Value: b}, err
+	case "M":
+		var m map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(v, &m); err != nil {
+			return nil, err
+		}
+		out := &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}
+		for name, typed := range m {
+			for t, raw := range typed {
+				av, err := ddbJSON(t, raw)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", name, err)
+				}
+				out.Value[name] = av
+			}
+		}
+		return out, nil
+	case "L":
+		var l []map[string]json.RawMessage
+		if err := json.Unmarshal(v, &l); err != nil {
+			return nil, err
+		}
+		out := &types.AttributeValueMemberL{}
+		for i, typed := range l {
+			for t, raw := range typed {
+				av, err := ddbJSON(t, raw)
+				if err != nil {
+					return nil, fmt.Errorf("[%d]: %w", i, err)
+				}
+				out.Value = append(out.Value, av)
+			}
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("unsupported DynamoDB JSON type %q", typ)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/streamscore/streamscore/consumer/coordstate"
 	"github.com/streamscore/streamscore/shardpos"
 )
 
@@ -25,7 +27,14 @@ type DynamoDBAPI interface {
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	// UpdateTable and Query serve ClientVersion3X: the lease-owner index
+	// is created with the first and read with the second.
+	UpdateTable(context.Context, *dynamodb.UpdateTableInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 }
+
+// The KCL 3.x coordinator tables are reached through the same client.
+var _ coordstate.DynamoDBAPI = DynamoDBAPI(nil)
 
 // errConflict reports that a conditional write found the lease changed
 // since the writer last saw it: another worker took it, or it was deleted.
@@ -37,6 +46,9 @@ var errConflict = errors.New("lease changed since last seen")
 type leaseTable struct {
 	db   DynamoDBAPI
 	name string
+	// ownerIndex declares the KCL 3.x lease-owner index when the table is
+	// created (ClientVersion3X).
+	ownerIndex bool
 }
 
 // ensure creates the table when it is missing and waits until it is
@@ -52,12 +64,18 @@ func (t *leaseTable) ensure(ctx context.Context) error {
 		return fmt.Errorf("describe lease table %s: %w", t.name, err)
 	}
 	if err != nil {
-		_, err = t.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		in := &dynamodb.CreateTableInput{
 			TableName:            &t.name,
 			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrLeaseKey), KeyType: types.KeyTypeHash}},
 			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrLeaseKey), AttributeType: types.ScalarAttributeTypeS}},
 			BillingMode:          types.BillingModePayPerRequest,
-		})
+		}
+		if t.ownerIndex {
+			attrs, gsi := coordstate.LeaseOwnerIndexSchema()
+			in.AttributeDefinitions = attrs
+			in.GlobalSecondaryIndexes = []types.GlobalSecondaryIndex{gsi}
+		}
+		_, err = t.db.CreateTable(ctx, in)
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
 			return fmt.Errorf("create lease table %s: %w", t.name, err)
@@ -93,6 +111,11 @@ func (t *leaseTable) list(ctx context.Context) ([]lease, error) {
 			return nil, fmt.Errorf("scan lease table %s: %w", t.name, err)
 		}
 		for _, item := range page.Items {
+			if !coordstate.IsLease(item) {
+				// KCL 3.5 keeps its leader lock, migration state and
+				// worker metrics in the lease table too.
+				continue
+			}
 			l, err := leaseFromItem(item)
 			if err != nil {
 				return nil, fmt.Errorf("lease table %s: %w", t.name, err)
@@ -116,7 +139,7 @@ func (t *leaseTable) get(ctx context.Context, key string) (l lease, ok bool, err
 	if err != nil {
 		return l, false, fmt.Errorf("get lease %q: %w", key, err)
 	}
-	if len(out.Item) == 0 {
+	if len(out.Item) == 0 || !coordstate.IsLease(out.Item) {
 		return l, false, nil
 	}
 	l, err = leaseFromItem(out.Item)
@@ -222,9 +245,11 @@ func (t *leaseTable) apply(ctx context.Context, l *lease, u update) error {
 	return nil
 }
 
-// renew bumps the counter: the heartbeat other workers watch.
-func (t *leaseTable) renew(ctx context.Context, l *lease) error {
-	return t.apply(ctx, l, update{})
+// renew bumps the counter: the heartbeat other workers watch. It also
+// writes the lease's throughput when one is measured (see
+// shardRun.throughputAttrs).
+func (t *leaseTable) renew(ctx context.Context, l *lease, extra map[string]types.AttributeValue) error {
+	return t.apply(ctx, l, update{set: maps.Clone(extra)})
 }
 
 // take makes owner the lease's owner.
@@ -246,15 +271,17 @@ func (t *leaseTable) take(ctx context.Context, l *lease, owner string) error {
 	return nil
 }
 
-// checkpoint records pos. With release, the owner is removed in the same
+// checkpoint records pos, with extra attributes written alongside (the
+// throughput). With release, the owner is removed in the same
 // write so that another worker can take the lease at once. children, when
 // given, are recorded as the shard's childShardIds.
-func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos shardpos.Position, children []string, release bool) error {
+func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos shardpos.Position, children []string, release bool, extra map[string]types.AttributeValue) error {
 	u := update{set: map[string]types.AttributeValue{
 		attrCheckpoint:    &types.AttributeValueMemberS{Value: pos.Sequence},
 		attrCheckpointSub: numAttr(int64(pos.SubSequence)),
 		attrOwnerSwitches: numAttr(0),
 	}}
+	maps.Copy(u.set, extra)
 	if len(children) > 0 {
 		u.set[attrChildShardIDs] = &types.AttributeValueMemberSS{Value: slices.Clone(children)}
 	}
@@ -263,7 +290,8 @@ func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos shardpos.Posi
 	}
 	u.remove = []string{attrPendingCheckpoint, attrPendingSub}
 	if release {
-		u.remove = append(u.remove, attrLeaseOwner)
+		// A lease released mid hand-off (its shard ended) is nobody's.
+		u.remove = append(u.remove, attrLeaseOwner, attrCheckpointOwner)
 	}
 	if err := t.apply(ctx, l, u); err != nil {
 		return err
@@ -274,7 +302,7 @@ func (t *leaseTable) checkpoint(ctx context.Context, l *lease, pos shardpos.Posi
 		l.children = slices.Clone(children)
 	}
 	if release {
-		l.owner = ""
+		l.owner, l.checkpointOwner = "", ""
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ type metrics struct {
 	shardFailures  *prometheus.CounterVec
 	failedShards   prometheus.Gauge
 	ambiguous      prometheus.Counter
+	handoffs       prometheus.Counter
+	assignments    *prometheus.CounterVec
+	leader         prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,13 +64,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "failed_shards", Help: "Held shards currently failed and waiting for a retry (Consumer.Unhealthy)."}),
 		ambiguous: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "lease_writes_ambiguous_total", Help: "Lease writes whose outcome was unknown (timeout, connection reset) or that found the counter moved, resolved by re-reading the lease."}),
+		handoffs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "handoffs_total", Help: "Graceful hand-offs this worker started as the old owner (KCL 3.x): the leader moved a lease it held."}),
+		assignments: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "assignments_total", Help: "Lease moves written by this worker as KCL 3.x leader: kind=assign (unassigned, expired or timed-out hand-off), handoff (graceful), failed."}, []string{"kind"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "leader", Help: "1 while this worker holds the KCL 3.x leader lock and assigns leases."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.records, m.bytes, m.behind, m.arrivalAge, m.leasesHeld, m.leasesGained,
 		m.leasesLost, m.leasesStolen, m.leasesCleaned, m.checkpointTime, m.throttles, m.deaggFailures,
-		m.shardFailures, m.failedShards, m.ambiguous} {
+		m.shardFailures, m.failedShards, m.ambiguous, m.handoffs, m.assignments, m.leader} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -73,6 +73,12 @@ func (r *shardRun) run() {
 			c.log.Warn("processor's shutdown failed; the checkpoint stays where it is", "lease", r.lease.key, "err", perr)
 		}
 	}
+	if r.handoff.Load() {
+		if herr := r.handOver(ctx); herr != nil {
+			c.log.Warn("hand-off failed; the leader reassigns the lease when it times out", "lease", r.lease.key, "err", herr)
+		}
+		return
+	}
 	if rerr := r.release(ctx); rerr != nil {
 		c.log.Warn("release failed; the lease will expire instead", "lease", r.lease.key, "err", rerr)
 	}
@@ -220,6 +226,7 @@ func (r *shardRun) process() error {
 			}
 			recordsC.Add(float64(len(batch.Records)))
 			bytesC.Add(float64(size))
+			r.tput.Add(size)
 			if err := proc.ProcessRecords(r.ctx, batch); err != nil {
 				var last shardpos.Position
 				if len(batch.Records) > 0 {

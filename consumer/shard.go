@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/streamscore/streamscore/consumer/workerload"
 	"github.com/streamscore/streamscore/shardpos"
 )
 
@@ -45,6 +48,16 @@ type shardRun struct {
 
 	cp *Checkpointer
 
+	// tput measures the shard's throughput, written with each renewal for
+	// a KCL 3.x leader to balance on.
+	tput *workerload.Throughput
+	// handoff is set once a renewal finds that a KCL 3.x leader handed the
+	// lease to another worker and left this one its checkpoint owner: the
+	// shard stops gracefully and passes the lease on (handoff.go).
+	// handoffAt (under mu) is when that was found.
+	handoff   atomic.Bool
+	handoffAt time.Time
+
 	// The fields below belong to the run goroutine.
 
 	// origin is where reading began before any record was read, with a
@@ -69,6 +82,11 @@ func newShardRun(c *Consumer, s *stream, shardID string, l lease) *shardRun {
 	r.stopCtx, r.cancelStop = context.WithCancel(r.ctx)
 	r.cp = &Checkpointer{r: r, written: l.checkpoint, changed: make(chan struct{})}
 	r.failBackoff = newBackoff(c.cfg.FailureBackoff, c.cfg.MaxFailureBackoff)
+	r.tput = &workerload.Throughput{}
+	if l.hasThroughput {
+		// The lease keeps its weight across a move, as in Java KCL.
+		r.tput.Seed(l.throughput)
+	}
 	return r
 }
 
@@ -97,14 +115,18 @@ func (r *shardRun) loseLocked(why string) {
 func (r *shardRun) renew(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.lost || r.lease.owner != r.c.cfg.WorkerID {
+	if r.lost || r.lease.actualOwner() != r.c.cfg.WorkerID {
 		return
 	}
+	if r.handoffExpiredLocked(ctx) {
+		return
+	}
+	extra := r.throughputAttrs()
 	err := r.writeLocked(ctx, func() error {
 		if pos, dirty := r.cp.pending(); dirty {
-			return r.writeCheckpointLocked(ctx, pos, nil, false)
+			return r.writeCheckpointLocked(ctx, pos, nil, false, extra)
 		}
-		return r.c.table.renew(ctx, &r.lease)
+		return r.c.table.renew(ctx, &r.lease, extra)
 	})
 	switch {
 	case err == nil:
@@ -174,9 +196,13 @@ func (r *shardRun) reconcileLocked(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("lease %q was deleted: %w", r.lease.key, errConflict)
 	}
-	if l.owner != r.c.cfg.WorkerID {
+	if l.actualOwner() != r.c.cfg.WorkerID || l.checkpointOwner == l.owner {
 		return fmt.Errorf("lease %q: owner is now %q: %w", r.lease.key, l.owner, errConflict)
 	}
+	if l.checkpointOwner != "" && !r.handoff.Load() {
+		r.startHandoffLocked(l.owner)
+	}
+	r.lease.owner, r.lease.checkpointOwner = l.owner, l.checkpointOwner
 	if l.counter != r.lease.counter {
 		r.c.log.Debug("a lease write of ours landed unacknowledged; adopting it", "lease", r.lease.key,
 			"counter", l.counter, "checkpoint", l.checkpoint.Sequence)
@@ -190,10 +216,11 @@ func (r *shardRun) reconcileLocked(ctx context.Context) error {
 	return nil
 }
 
-// writeCheckpointLocked writes pos; r.mu is held.
-func (r *shardRun) writeCheckpointLocked(ctx context.Context, pos shardpos.Position, children []string, release bool) error {
+// writeCheckpointLocked writes pos, and extra attributes with it; r.mu is
+// held.
+func (r *shardRun) writeCheckpointLocked(ctx context.Context, pos shardpos.Position, children []string, release bool, extra map[string]types.AttributeValue) error {
 	start := time.Now()
-	err := r.c.table.checkpoint(ctx, &r.lease, pos, children, release)
+	err := r.c.table.checkpoint(ctx, &r.lease, pos, children, release, extra)
 	r.c.m.checkpointTime.Observe(time.Since(start).Seconds())
 	if err == nil {
 		r.cp.setWritten(pos)
@@ -215,7 +242,7 @@ func (r *shardRun) flush(ctx context.Context) error {
 	if !dirty {
 		return nil
 	}
-	err := r.writeLocked(ctx, func() error { return r.writeCheckpointLocked(ctx, pos, nil, false) })
+	err := r.writeLocked(ctx, func() error { return r.writeCheckpointLocked(ctx, pos, nil, false, nil) })
 	if errors.Is(err, errConflict) {
 		r.loseLocked("checkpoint found another owner: " + err.Error())
 		return fmt.Errorf("checkpoint %s at %s/%d: %w", r.lease.key, pos.Sequence, pos.SubSequence, ErrLeaseLost)
@@ -233,7 +260,7 @@ func (r *shardRun) release(ctx context.Context) error {
 	}
 	err := r.writeLocked(ctx, func() error {
 		if pos, dirty := r.cp.pending(); dirty {
-			return r.writeCheckpointLocked(ctx, pos, nil, true)
+			return r.writeCheckpointLocked(ctx, pos, nil, true, nil)
 		}
 		return r.c.table.release(ctx, &r.lease)
 	})
@@ -260,7 +287,7 @@ func (r *shardRun) finish(ctx context.Context, children []string) error {
 		return fmt.Errorf("checkpoint %s at SHARD_END: %w", r.lease.key, ErrLeaseLost)
 	}
 	err := r.writeLocked(ctx, func() error {
-		return r.writeCheckpointLocked(ctx, shardpos.Position{Sequence: ShardEnd}, children, true)
+		return r.writeCheckpointLocked(ctx, shardpos.Position{Sequence: ShardEnd}, children, true, nil)
 	})
 	if errors.Is(err, errConflict) {
 		if l, ok, gerr := r.c.table.get(ctx, r.lease.key); gerr == nil && ok && l.finished() {

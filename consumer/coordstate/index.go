@@ -60,16 +60,29 @@ func EnsureLeaseOwnerIndex(ctx context.Context, db DynamoDBAPI, leaseTable strin
 	})
 }
 
+// LeaseOwnerIndexSchema is LeaseOwnerIndex as a lease table declares it:
+// the attribute definitions it needs and the index. A KEYS_ONLY index on
+// a PAY_PER_REQUEST table needs no throughput; a PROVISIONED table must
+// add its own. Declaring it at CreateTable spares the backfill an
+// UpdateTable starts, and works where UpdateTable cannot add one.
+func LeaseOwnerIndexSchema() ([]types.AttributeDefinition, types.GlobalSecondaryIndex) {
+	return []types.AttributeDefinition{
+			{AttributeName: aws.String(attrLeaseOwner), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(attrLeaseKey), AttributeType: types.ScalarAttributeTypeS},
+		}, types.GlobalSecondaryIndex{
+			IndexName: aws.String(LeaseOwnerIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(attrLeaseOwner), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(attrLeaseKey), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		}
+}
+
 func createLeaseOwnerIndex(ctx context.Context, db DynamoDBAPI, table *types.TableDescription) error {
 	name := aws.ToString(table.TableName)
-	create := &types.CreateGlobalSecondaryIndexAction{
-		IndexName: aws.String(LeaseOwnerIndex),
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(attrLeaseOwner), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(attrLeaseKey), KeyType: types.KeyTypeRange},
-		},
-		Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
-	}
+	attrs, gsi := LeaseOwnerIndexSchema()
+	create := &types.CreateGlobalSecondaryIndexAction{IndexName: gsi.IndexName, KeySchema: gsi.KeySchema, Projection: gsi.Projection}
 	payPerRequest := table.BillingModeSummary != nil && table.BillingModeSummary.BillingMode == types.BillingModePayPerRequest
 	if !payPerRequest && table.ProvisionedThroughput != nil {
 		create.ProvisionedThroughput = &types.ProvisionedThroughput{
@@ -78,11 +91,8 @@ func createLeaseOwnerIndex(ctx context.Context, db DynamoDBAPI, table *types.Tab
 		}
 	}
 	out, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{
-		TableName: &name,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(attrLeaseOwner), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(attrLeaseKey), AttributeType: types.ScalarAttributeTypeS},
-		},
+		TableName:                   &name,
+		AttributeDefinitions:        attrs,
 		GlobalSecondaryIndexUpdates: []types.GlobalSecondaryIndexUpdate{{Create: create}},
 	})
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/streamscore/streamscore/consumer/coordstate"
 )
 
 // rawSamples bounds the samples kept between two Flushes, oldest dropped
@@ -28,10 +30,11 @@ type Stats struct {
 }
 
 // NewStats keeps a history of at most history values; history <= 0 means
-// DefaultHistory.
+// coordstate.DefaultPersistedMetricValues, what the worker-metrics item
+// keeps.
 func NewStats(history int) *Stats {
 	if history <= 0 {
-		history = DefaultHistory
+		history = coordstate.DefaultPersistedMetricValues
 	}
 	return &Stats{max: history, hist: make([]float64, 0, history)}
 }
@@ -176,7 +179,7 @@ type Sampler struct {
 
 // NewSampler samples src (which must not be nil) every interval (<= 0 means
 // DefaultSampleInterval) into a history of history values (<= 0 means
-// DefaultHistory). A nil log discards.
+// coordstate.DefaultPersistedMetricValues). A nil log discards.
 func NewSampler(src CPUSource, interval time.Duration, history int, log *slog.Logger) *Sampler {
 	if interval <= 0 {
 		interval = DefaultSampleInterval
@@ -225,5 +228,6 @@ func (s *Sampler) Run(ctx context.Context) {
 }
 
 // Flush is Stats.Flush of the sampled values: call it every
-// DefaultReportInterval and write the result as the worker's "C" history.
+// report interval (coordstate.DefaultMetricsReportInterval) and write the
+// result as the worker's "C" history.
 func (s *Sampler) Flush() []float64 { return s.stats.Flush() }

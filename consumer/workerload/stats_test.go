@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/streamscore/streamscore/consumer/coordstate"
 )
 
 func TestStatsFlushMeansAndFailedPeriods(t *testing.T) {
@@ -36,8 +38,8 @@ func TestStatsFlushMeansAndFailedPeriods(t *testing.T) {
 	if got := s.Flush(); !slices.Equal(got, []float64{-1, 1, 5}) {
 		t.Fatalf("history beyond 3 = %v, want the oldest dropped: [-1 1 5]", got)
 	}
-	if got := NewStats(0).max; got != DefaultHistory {
-		t.Fatalf("history 0 keeps %d, want DefaultHistory", got)
+	if got := NewStats(0).max; got != coordstate.DefaultPersistedMetricValues {
+		t.Fatalf("history 0 keeps %d, want coordstate.DefaultPersistedMetricValues", got)
 	}
 }
 

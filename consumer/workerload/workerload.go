@@ -28,19 +28,14 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/streamscore/streamscore/consumer/coordstate"
 )
 
 const (
 	// DefaultSampleInterval is how often the CPU is sampled: Java's
 	// WorkerUtilizationAwareAssignmentConfig.inMemoryWorkerMetricsCaptureFrequencyMillis.
 	DefaultSampleInterval = 1 * time.Second
-	// DefaultReportInterval is how often the samples are averaged into the
-	// history and the worker-metrics item is written: Java's
-	// workerMetricsReporterFreqInMillis.
-	DefaultReportInterval = 30 * time.Second
-	// DefaultHistory is how many averaged values are kept and written per
-	// metric: Java's noOfPersistedMetricsPerWorkerMetrics.
-	DefaultHistory = 10
 	// DefaultEMAAlpha weighs the newest stored value when the leader smooths
 	// a worker's history: Java's workerMetricsEMAAlpha.
 	DefaultEMAAlpha = 0.5
@@ -48,9 +43,9 @@ const (
 	// Java's LeaseStatsRecorder.DEFAULT_ALPHA, which is not configurable.
 	ThroughputEMAAlpha = 0.5
 	// FailedReading is the history value of a report period in which no
-	// sample succeeded. Java writes -1 too; the leader then excludes the
-	// worker when it is the last value, and skips it when smoothing.
-	FailedReading = -1.0
+	// sample was taken: the worker-metrics item's marker for a metric that
+	// could not be read.
+	FailedReading float64 = coordstate.FailedMetricValue
 	// DefaultECSTimeout bounds each request to the ECS task metadata
 	// endpoint when Options.HTTPClient is nil. Java sets no timeout; a hung
 	// local endpoint would stall its sampling thread.
