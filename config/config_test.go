@@ -159,6 +159,21 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			wantLine: 28, wantPath: "sinks.s3.zstd_level", wantInMsg: "23 is not a zstd level (1 to 22)",
 		},
 		{
+			name: "bad client version",
+			old:  "pipeline: p\n", new: "pipeline: p\nconsumer:\n  client_version: 4x\n",
+			wantLine: 3, wantPath: "consumer.client_version", wantInMsg: `"4x" is not one of 2x, 3x`,
+		},
+		{
+			name: "a 3x setting without client_version 3x",
+			old:  "pipeline: p\n", new: "pipeline: p\nconsumer:\n  report_cpu: false\n",
+			wantLine: 3, wantPath: "consumer.report_cpu", wantInMsg: "applies to client_version 3x only",
+		},
+		{
+			name: "bad lease assignment",
+			old:  "pipeline: p\n", new: "pipeline: p\nconsumer:\n  client_version: 3x\n  lease_assignment: cpu\n",
+			wantLine: 4, wantPath: "consumer.lease_assignment", wantInMsg: `"cpu" is not one of worker_utilization_aware, lease_count_based`,
+		},
+		{
 			name: "yaml syntax",
 			old:  "    kind: tumbling\n", new: "    kind: [tumbling\n",
 			wantLine: 0, wantInMsg: "YAML syntax",

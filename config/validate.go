@@ -227,6 +227,25 @@ func (c *Config) validateConsumer(p *problems) {
 	if cc.MaxLeasesPerWorker < 0 {
 		p.add("consumer.max_leases_per_worker", "must not be negative")
 	}
+	if cc.ClientVersion != "" {
+		p.oneOf("consumer.client_version", cc.ClientVersion, "2x", "3x")
+	}
+	if cc.ClientVersion != "3x" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"lease_assignment", cc.LeaseAssignment != ""}, {"handoff_timeout", cc.HandoffTimeout != 0}, {"report_cpu", cc.ReportCPU != nil}} {
+			if k.set {
+				p.add("consumer."+k.key, "applies to client_version 3x only")
+			}
+		}
+	}
+	if cc.LeaseAssignment != "" {
+		p.oneOf("consumer.lease_assignment", cc.LeaseAssignment, "worker_utilization_aware", "lease_count_based")
+	}
+	if cc.HandoffTimeout < 0 {
+		p.add("consumer.handoff_timeout", "must not be negative")
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

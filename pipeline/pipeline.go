@@ -14,6 +14,7 @@ import (
 
 	"github.com/streamscore/streamscore/config"
 	"github.com/streamscore/streamscore/consumer"
+	"github.com/streamscore/streamscore/consumer/assign"
 	"github.com/streamscore/streamscore/scorer"
 	"github.com/streamscore/streamscore/sinks"
 )
@@ -153,6 +154,14 @@ func (p *Pipeline) buildConsumer(c Clients, reg prometheus.Registerer, o Options
 		IdleInterval:       cc.IdleInterval.D(),
 		FanOut:             cc.Retrieval == "fanout",
 		FanOutConsumerName: cc.ConsumerName,
+	}
+	if cc.ClientVersion == "3x" {
+		ccfg.ClientVersion = consumer.ClientVersion3X
+		ccfg.KCL3.HandoffTimeout = cc.HandoffTimeout.D()
+		ccfg.KCL3.DisableWorkerMetrics = cc.ReportCPU != nil && !*cc.ReportCPU
+		if cc.LeaseAssignment == "lease_count_based" {
+			ccfg.KCL3.Assign.Strategy = assign.LeaseCountBased
+		}
 	}
 	if o.WorkerID != "" {
 		ccfg.WorkerID = o.WorkerID
