@@ -196,13 +196,27 @@ func (m *monitorSink) progress(now time.Time) time.Time {
 	return low
 }
 
-// silent reports whether a shard went quiet while live: no results for a
-// period and the window's lateness, when its last ones were close to
-// processing time. A shard replaying a backlog (results far behind the
-// clock) is never silent: its pauses (a loaded host, a slow sink) say
-// nothing about its data, and closing periods on them would split them.
+// silent reports whether a shard went quiet: no results for a period and
+// the window's lateness, when its last ones were close to processing
+// time. A shard replaying a backlog (results far behind the clock) pauses
+// for reasons that say nothing about its data (a loaded host, a slow sink
+// or producer), and closing periods on a pause would split them, so it
+// gets twice that and the settle time (backlogSilence). It does go silent
+// then: a backlog that ended, or whose last events came after the
+// watermark and were dead-lettered as late, would otherwise hold its
+// periods open, and their verdicts back, for good.
 func (m *monitorSink) silent(p *shardProgress, now time.Time) bool {
-	return now.Sub(p.seen) > m.c.period+m.c.grace && p.seen.Sub(p.hw) <= m.c.period+m.c.grace+m.c.settle
+	live := m.c.period + m.c.grace
+	if p.seen.Sub(p.hw) > live+m.c.settle {
+		return now.Sub(p.seen) > m.backlogSilence()
+	}
+	return now.Sub(p.seen) > live
+}
+
+// backlogSilence is how long a shard behind the clock may send no results
+// before it counts as silent (silent).
+func (m *monitorSink) backlogSilence() time.Duration {
+	return 2*(m.c.period+m.c.grace) + m.c.settle
 }
 
 // quiet reports whether every shard of this worker is silent: the open

@@ -32,7 +32,13 @@ type progressSnapshot struct {
 type reducer struct {
 	// from is the oldest period still of interest: each listing starts
 	// there. Zero lists the whole history (the first listing).
-	from    time.Time
+	from time.Time
+	// wholeAt is when the whole history was last listed. It is listed
+	// again once a period: a period whose first part comes after a later
+	// period's verdict moved from past it (a worker far behind, replaying
+	// a shard from an old checkpoint after its lease moved) would
+	// otherwise never be seen.
+	wholeAt time.Time
 	periods map[int64]*fleetPeriod // by period start, Unix ns
 }
 
@@ -43,6 +49,7 @@ type fleetPeriod struct {
 	done   bool      // a verdict exists, written here or before
 	judged int       // parts merged by this reducer's last verdict
 	until  time.Time // late parts are looked for until then
+	warned bool      // logged as waiting on this worker's progress
 }
 
 // reduce queues a reducer pass with the latest progress. Passes coalesce:
@@ -79,8 +86,9 @@ func (w *monitorIO) reducePass(ctx context.Context, s progressSnapshot) {
 	verdicts := map[int64]bool{}
 	parts := map[int64]int{}
 	partsPrefix := st.prefix + "parts/"
+	whole := r.from.IsZero() || m.c.now().Sub(r.wholeAt) >= m.c.period
 	after := func(dir string) string {
-		if r.from.IsZero() {
+		if whole {
 			return ""
 		}
 		return strings.TrimSuffix(dir, "/")
@@ -108,6 +116,9 @@ func (w *monitorIO) reducePass(ctx context.Context, s progressSnapshot) {
 		return
 	}
 	now := m.c.now()
+	if whole {
+		r.wholeAt = now
+	}
 	for p, n := range parts {
 		fp := r.periods[p]
 		if fp == nil {
@@ -146,6 +157,14 @@ func (w *monitorIO) reducePass(ctx context.Context, s progressSnapshot) {
 				continue
 			}
 			fp.judged = max(fp.judged, n)
+		case !fp.done && !fp.warned && now.Sub(fp.seen) >= m.c.period+m.c.grace+m.c.settle:
+			// Its parts have had the time the verdict waits for, but this
+			// worker's shards have not passed its end: they are far behind
+			// the fleet, or their results stopped behind it. Said once.
+			fp.warned = true
+			m.c.log.Warn("monitor: a period with parts waits for this worker's progress", "window", m.c.window,
+				"period", start.Format(time.RFC3339), "parts", fp.parts, "found", now.Sub(fp.seen).Round(time.Second),
+				"progress", s.hw.Format(time.RFC3339Nano), "quiet", s.quiet)
 		}
 	}
 	// The next listing starts at the oldest period still of interest, or
