@@ -66,20 +66,22 @@ type Consumer struct {
 	MaxLeasesPerWorker int `yaml:"max_leases_per_worker"`
 	// ClientVersion is how the workers share leases, in Java KCL's terms:
 	// "2x" (also when omitted: every worker takes and steals until each
-	// holds its count of leases) or "3x" (a leader assigns leases by the
+	// holds its count of leases), "3x" (a leader assigns leases by the
 	// workers' CPU and the leases' throughput and moves them with graceful
-	// hand-offs; the tables Java KCL 3.x uses). docs/consumer.md.
+	// hand-offs; the tables Java KCL 3.x uses) or "2x-compatible" (the
+	// migration from the first to the second, with a way back).
+	// docs/consumer.md.
 	ClientVersion string `yaml:"client_version"`
-	// LeaseAssignment, with client_version 3x: "worker_utilization_aware"
-	// (also when omitted) or "lease_count_based".
+	// LeaseAssignment, with client_version 3x or 2x-compatible:
+	// "worker_utilization_aware" (also when omitted) or "lease_count_based".
 	LeaseAssignment string `yaml:"lease_assignment"`
-	// HandoffTimeout, with client_version 3x, bounds a graceful hand-off:
-	// a shard that has not checkpointed by then is passed on from its last
-	// checkpoint. Zero takes the consumer's default, 30s as in Java KCL.
+	// HandoffTimeout bounds a graceful hand-off: a shard that has not
+	// checkpointed by then is passed on from its last checkpoint. Zero
+	// takes the consumer's default, 30s as in Java KCL.
 	HandoffTimeout Duration `yaml:"handoff_timeout"`
-	// ReportCPU, with client_version 3x: false reports no CPU, and the
-	// leader balances this worker on its share of the throughput. Omitted:
-	// true.
+	// ReportCPU, with client_version 3x or 2x-compatible: false reports no
+	// CPU, and the leader balances this worker on its share of the
+	// throughput. Omitted: true.
 	ReportCPU *bool `yaml:"report_cpu"`
 	// Retrieval is "polling" (GetRecords, also when omitted) or "fanout"
 	// (SubscribeToShard).

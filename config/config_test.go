@@ -161,12 +161,12 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{
 			name: "bad client version",
 			old:  "pipeline: p\n", new: "pipeline: p\nconsumer:\n  client_version: 4x\n",
-			wantLine: 3, wantPath: "consumer.client_version", wantInMsg: `"4x" is not one of 2x, 3x`,
+			wantLine: 3, wantPath: "consumer.client_version", wantInMsg: `"4x" is not one of 2x, 2x-compatible, 3x`,
 		},
 		{
 			name: "a 3x setting without client_version 3x",
 			old:  "pipeline: p\n", new: "pipeline: p\nconsumer:\n  report_cpu: false\n",
-			wantLine: 3, wantPath: "consumer.report_cpu", wantInMsg: "applies to client_version 3x only",
+			wantLine: 3, wantPath: "consumer.report_cpu", wantInMsg: "applies to client_version 3x or 2x-compatible only",
 		},
 		{
 			name: "bad lease assignment",

@@ -228,15 +228,15 @@ func (c *Config) validateConsumer(p *problems) {
 		p.add("consumer.max_leases_per_worker", "must not be negative")
 	}
 	if cc.ClientVersion != "" {
-		p.oneOf("consumer.client_version", cc.ClientVersion, "2x", "3x")
+		p.oneOf("consumer.client_version", cc.ClientVersion, "2x", "2x-compatible", "3x")
 	}
-	if cc.ClientVersion != "3x" {
+	if cc.ClientVersion == "" || cc.ClientVersion == "2x" {
 		for _, k := range []struct {
 			key string
 			set bool
-		}{{"lease_assignment", cc.LeaseAssignment != ""}, {"handoff_timeout", cc.HandoffTimeout != 0}, {"report_cpu", cc.ReportCPU != nil}} {
+		}{{"lease_assignment", cc.LeaseAssignment != ""}, {"report_cpu", cc.ReportCPU != nil}} {
 			if k.set {
-				p.add("consumer."+k.key, "applies to client_version 3x only")
+				p.add("consumer."+k.key, "applies to client_version 3x or 2x-compatible only")
 			}
 		}
 	}

@@ -46,9 +46,10 @@ type Config struct {
 	// Streams lists the streams to consume; all share one lease table.
 	Streams []StreamConfig
 	// ClientVersion selects how workers share leases: ClientVersion2X
-	// (default: every worker takes and steals by count) or ClientVersion3X
-	// (a leader assigns by load, with graceful hand-offs). KCL3 tunes the
-	// latter.
+	// (default: every worker takes and steals by count), ClientVersion3X
+	// (a leader assigns by load, with graceful hand-offs) or
+	// ClientVersionCompatibleWith2X (the migration from the first to the
+	// second). KCL3 tunes the latter two.
 	ClientVersion ClientVersion
 	KCL3          KCL3Config
 	// MultiStream selects Java KCL's multi-stream lease keys
@@ -188,16 +189,21 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.MaxLeasesToStealAtOnce <= 0 {
 		cfg.MaxLeasesToStealAtOnce = DefaultMaxLeasesToSteal
 	}
+	if cfg.KCL3.HandoffTimeout <= 0 {
+		// Every version honours a hand-off: a 2.x worker may hold a lease
+		// a Java 3.x leader hands to another worker.
+		cfg.KCL3.HandoffTimeout = DefaultHandoffTimeout
+	}
 	switch cfg.ClientVersion {
 	case "":
 		cfg.ClientVersion = ClientVersion2X
 	case ClientVersion2X:
-	case ClientVersion3X:
+	case ClientVersion3X, ClientVersionCompatibleWith2X:
 		if err := cfg.KCL3.withDefaults(&cfg); err != nil {
 			return cfg, err
 		}
 	default:
-		return cfg, fmt.Errorf("consumer config: ClientVersion %q is not %q or %q", cfg.ClientVersion, ClientVersion2X, ClientVersion3X)
+		return cfg, fmt.Errorf("consumer config: ClientVersion %q is not %q, %q or %q", cfg.ClientVersion, ClientVersion2X, ClientVersionCompatibleWith2X, ClientVersion3X)
 	}
 	if cfg.FanOutConsumerName == "" {
 		cfg.FanOutConsumerName = cfg.ApplicationName

@@ -3,6 +3,11 @@ package consumer
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/streamscore/streamscore/consumer/assign"
+	"github.com/streamscore/streamscore/consumer/coordstate"
+	"github.com/streamscore/streamscore/consumer/workerload"
 )
 
 // The consumer owns its defaults: the pipeline's config leaves these
@@ -34,6 +39,33 @@ func TestConfigDefaults(t *testing.T) {
 	if got.WorkerID == "" {
 		t.Error("WorkerID left empty")
 	}
+	if got.ClientVersion != ClientVersion2X || got.KCL3.HandoffTimeout != DefaultHandoffTimeout {
+		t.Errorf("ClientVersion %q, hand-off timeout %v: want 2x and %v (a 2.x worker honours a Java leader's hand-off too)", got.ClientVersion, got.KCL3.HandoffTimeout, DefaultHandoffTimeout)
+	}
+	in.ClientVersion = ClientVersion3X
+	k3, err := in.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := k3.KCL3
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"AssignmentInterval (Java: 2 x failover)", k.AssignmentInterval, 2 * DefaultFailoverTime},
+		{"BalanceEvery", k.BalanceEvery, assign.DefaultVarianceBalancingFrequency},
+		{"leader lock lease", k.Leader.LeaseDuration, coordstate.DefaultLeaderLeaseDuration},
+		{"leader heartbeat", k.Leader.Heartbeat, coordstate.DefaultLeaderHeartbeat},
+		{"leader owner", k.Leader.Owner, k3.WorkerID},
+		{"MetricsInterval", k.MetricsInterval, coordstate.DefaultMetricsReportInterval},
+		{"SampleInterval", k.SampleInterval, workerload.DefaultSampleInterval},
+		{"MigrationPollInterval", k.MigrationPollInterval, DefaultMigrationPollInterval},
+		{"MigrationReadyTime", k.MigrationReadyTime, DefaultMigrationReadyTime},
+	} {
+		if c.got != c.want {
+			t.Errorf("KCL3 %s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
 	if in.LeaseTable != "" || in.Streams[0].InitialPosition != "" {
 		t.Error("withDefaults changed the caller's Config")
 	}
@@ -54,6 +86,16 @@ func TestConfigRefusals(t *testing.T) {
 		{"an unknown start", func(c *Config) { c.Streams[0].InitialPosition = "OLDEST" }, "is not TRIM_HORIZON"},
 		{"too many records a read", func(c *Config) { c.MaxRecords = 10001 }, "GetRecords limit"},
 		{"renewing no faster than failing over", func(c *Config) { c.RenewInterval = c.FailoverTime + 1; c.FailoverTime = 1 }, "must be shorter"},
+		{"an unknown client version", func(c *Config) { c.ClientVersion = "4x" }, `ClientVersion "4x" is not`},
+		{"a leader lock that lapses between rounds", func(c *Config) {
+			c.ClientVersion = ClientVersion3X
+			c.KCL3.AssignmentInterval = time.Minute
+			c.KCL3.Leader.LeaseDuration = time.Minute
+		}, "AssignmentInterval 1m0s must be shorter than the leader lock's LeaseDuration"},
+		{"a heartbeat as long as the lock", func(c *Config) {
+			c.ClientVersion = ClientVersionCompatibleWith2X
+			c.KCL3.Leader.Heartbeat = 2 * time.Minute
+		}, "Heartbeat 2m0s must be shorter than its LeaseDuration"},
 	} {
 		cfg := base()
 		c.mod(&cfg)

@@ -90,7 +90,7 @@ func New(cfg Config, kin KinesisAPI, ddb DynamoDBAPI, opts ...Option) (*Consumer
 		cfg:      c,
 		kin:      kin,
 		ddb:      ddb,
-		table:    &leaseTable{db: ddb, name: c.LeaseTable, ownerIndex: c.ClientVersion == ClientVersion3X},
+		table:    &leaseTable{db: ddb, name: c.LeaseTable, ownerIndex: c.ClientVersion != ClientVersion2X},
 		log:      o.logger.With("worker", c.WorkerID),
 		m:        m,
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
@@ -143,8 +143,10 @@ func (c *Consumer) Run(ctx context.Context, newProcessor ProcessorFactory) error
 		}
 	}
 
-	if c.cfg.ClientVersion == ClientVersion3X {
-		if err := c.setupKCL3(ctx); err != nil {
+	var version string
+	if c.cfg.ClientVersion != ClientVersion2X {
+		var err error
+		if version, err = c.setupKCL3(ctx); err != nil {
 			return err
 		}
 	}
@@ -162,12 +164,10 @@ func (c *Consumer) Run(ctx context.Context, newProcessor ProcessorFactory) error
 	}()
 
 	var wg sync.WaitGroup
-	if c.cfg.ClientVersion == ClientVersion3X {
-		wg.Go(func() { c.reportLoop(runCtx) })
-		wg.Go(func() { c.discoverLoop(runCtx) })
-		wg.Go(func() { c.leaderLoop(runCtx) })
-	} else {
+	if c.cfg.ClientVersion == ClientVersion2X {
 		wg.Go(func() { c.takeLoop(runCtx) })
+	} else {
+		wg.Go(func() { c.coordinate(runCtx, version) })
 	}
 	wg.Go(func() { c.syncLoop(runCtx) })
 	<-runCtx.Done()

@@ -26,8 +26,15 @@ const (
 	// hand-offs; workers report their metrics, find their leases through
 	// the LeaseOwnerToLeaseKeyIndex index, and never take or steal. It
 	// shares a table with Java KCL 3.x workers (3.0-3.4's three tables or
-	// 3.5's single table, whichever the application has).
+	// 3.5's single table, whichever the application has). On a table in
+	// migration it follows the recorded state (migration.go).
 	ClientVersion3X ClientVersion = "3x"
+	// ClientVersionCompatibleWith2X is the way from 2.x to 3.x (Java's
+	// CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X): workers balance as 2.x
+	// does and report their metrics until every lease owner does, then the
+	// application moves to 3.x, with a way back (RollBackTo2X) until a
+	// ClientVersion3X worker finishes the migration (migration.go).
+	ClientVersionCompatibleWith2X ClientVersion = "2x-compatible"
 )
 
 // DefaultHandoffTimeout is KCL3Config.HandoffTimeout's default (Java KCL's
@@ -70,6 +77,11 @@ type KCL3Config struct {
 	// on its share of the throughput, as Java does for workers that report
 	// none.
 	DisableWorkerMetrics bool
+	// MigrationPollInterval is how often a worker reads the application's
+	// client version during a migration; MigrationReadyTime how long every
+	// lease owner must have reported metrics before the move to 3.x.
+	MigrationPollInterval time.Duration
+	MigrationReadyTime    time.Duration
 }
 
 func (k *KCL3Config) withDefaults(cfg *Config) error {
@@ -81,9 +93,6 @@ func (k *KCL3Config) withDefaults(cfg *Config) error {
 	}
 	if k.BalanceEvery <= 0 {
 		k.BalanceEvery = assign.DefaultVarianceBalancingFrequency
-	}
-	if k.HandoffTimeout <= 0 {
-		k.HandoffTimeout = DefaultHandoffTimeout
 	}
 	k.Leader.Owner = cfg.WorkerID
 	if k.Leader.LeaseDuration <= 0 {
@@ -105,13 +114,20 @@ func (k *KCL3Config) withDefaults(cfg *Config) error {
 		// The lock heartbeats only when asked, once per assignment round.
 		return fmt.Errorf("consumer config: KCL3.AssignmentInterval %v must be shorter than the leader lock's LeaseDuration less its Heartbeat (%v)", k.AssignmentInterval, k.Leader.LeaseDuration-k.Leader.Heartbeat)
 	}
+	if k.MigrationPollInterval <= 0 {
+		k.MigrationPollInterval = DefaultMigrationPollInterval
+	}
+	if k.MigrationReadyTime <= 0 {
+		k.MigrationReadyTime = DefaultMigrationReadyTime
+	}
 	if k.SampleInterval > k.MetricsInterval {
 		return fmt.Errorf("consumer config: KCL3.SampleInterval %v is longer than MetricsInterval %v", k.SampleInterval, k.MetricsInterval)
 	}
 	return nil
 }
 
-// kcl3 is what a ClientVersion3X worker shares between its loops.
+// kcl3 is what a ClientVersion3X or ClientVersionCompatibleWith2X worker
+// shares between its loops.
 type kcl3 struct {
 	layout  coordstate.Layout
 	metrics *coordstate.Metrics
@@ -119,64 +135,36 @@ type kcl3 struct {
 }
 
 // setupKCL3 finds where the application's coordinator items live (three
-// tables or one), creates what is missing as Java KCL 3.x would, waits for
-// the lease-owner index, and records CLIENT_VERSION_3X in the migration
-// state as a 3.x worker does on start.
-func (c *Consumer) setupKCL3(ctx context.Context) error {
+// tables or one), creates what is missing as Java KCL 3.x would, reads or
+// records the client version, and sees to the lease-owner index (waiting
+// for it when the version is a 3.x one, as Java does). It returns the
+// client version to start in.
+func (c *Consumer) setupKCL3(ctx context.Context) (string, error) {
 	layout, err := coordstate.DetectLayout(ctx, c.ddb, c.cfg.ApplicationName, c.cfg.LeaseTable)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := layout.Ensure(ctx, c.ddb); err != nil {
-		return err
+		return "", err
 	}
-	if err := coordstate.EnsureLeaseOwnerIndex(ctx, c.ddb, c.cfg.LeaseTable, true); err != nil {
+	v, err := c.startingVersion(ctx, layout)
+	if err != nil {
+		return "", err
+	}
+	wait := v == coordstate.ClientVersion3X || v == coordstate.ClientVersion3XWithRollback
+	if err := coordstate.EnsureLeaseOwnerIndex(ctx, c.ddb, c.cfg.LeaseTable, wait); err != nil {
 		if ctx.Err() != nil {
-			return err
+			return "", err
 		}
 		// Without the index (no UpdateTable permission, or a server that
 		// cannot add one, as the local test server) workers still find
 		// their leases, by a scan: slower and dearer, not wrong.
 		c.log.Warn("no lease-owner index on the lease table; workers scan the table for their leases", "table", c.cfg.LeaseTable, "err", err)
 	}
-	if err := c.recordClientVersion(ctx, layout); err != nil {
-		return err
-	}
 	c.k3 = &kcl3{
 		layout:  layout,
 		metrics: coordstate.NewMetrics(c.ddb, layout),
 		leader:  coordstate.NewLeader(c.ddb, layout, c.cfg.KCL3.Leader),
 	}
-	return nil
-}
-
-// recordClientVersion writes CLIENT_VERSION_3X to the migration state
-// unless it says so already. A table still in a 2.x-compatible state is
-// refused: its workers take and steal, and a 3.x leader would fight them.
-func (c *Consumer) recordClientVersion(ctx context.Context, layout coordstate.Layout) error {
-	want := coordstate.InitialMigration(coordstate.ClientVersion3X, c.cfg.WorkerID, time.Now())
-	for range 3 {
-		cur, ok, err := coordstate.GetMigration(ctx, c.ddb, layout)
-		if err != nil {
-			return err
-		}
-		switch {
-		case !ok:
-			created, err := coordstate.CreateMigration(ctx, c.ddb, layout, want)
-			if err != nil || created {
-				return err
-			}
-		case cur.ClientVersion == coordstate.ClientVersion3X:
-			return nil
-		case cur.ClientVersion == coordstate.ClientVersion3XWithRollback:
-			// Java's rule: a 3.x-configured worker finishes the migration.
-			moved, err := coordstate.TransitionMigration(ctx, c.ddb, layout, cur.ClientVersion, want)
-			if err != nil || moved {
-				return err
-			}
-		default:
-			return fmt.Errorf("consumer: lease table %s is in migration state %s: its workers balance as KCL 2.x does, and a 3.x worker would fight them; finish the migration first (docs/consumer.md)", c.cfg.LeaseTable, cur.ClientVersion)
-		}
-	}
-	return fmt.Errorf("consumer: migration state of %s kept changing while it was being recorded", c.cfg.LeaseTable)
+	return v, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamscore/streamscore/consumer/assign"
+	"github.com/streamscore/streamscore/consumer/coordstate"
 	"github.com/streamscore/streamscore/consumer/workerload"
 	"github.com/streamscore/streamscore/internal/retry"
 )
@@ -23,6 +24,13 @@ const leaderFailuresToResign = 3
 // worker's MetricsInterval rather than Java's fixed 30 s so that shorter
 // intervals notice a dead worker sooner).
 const reportsMissedForDead = 2
+
+// reporting reports whether s's worker counts as alive at now: it missed
+// fewer than reportsMissedForDead reports. lut is in whole seconds, so a
+// second more is allowed for its truncation.
+func (c *Consumer) reporting(s coordstate.WorkerMetricStats, now time.Time) bool {
+	return now.Sub(s.LastUpdate) <= reportsMissedForDead*c.cfg.KCL3.MetricsInterval+time.Second
+}
 
 // leaderState is what the leader remembers between rounds; it starts
 // empty on every change of leader, as Java's does, so nothing counts as
@@ -128,7 +136,7 @@ func (c *Consumer) assignRound(ctx context.Context, st *leaderState) error {
 			}
 			continue
 		}
-		if now.Sub(s.LastUpdate) > reportsMissedForDead*c.cfg.KCL3.MetricsInterval || !s.Valid() || s.Failing() {
+		if !c.reporting(s, now) || !s.Valid() || s.Failing() {
 			continue
 		}
 		w := assign.Worker{ID: s.WorkerID}

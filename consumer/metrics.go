@@ -28,6 +28,7 @@ type metrics struct {
 	handoffs       prometheus.Counter
 	assignments    *prometheus.CounterVec
 	leader         prometheus.Gauge
+	clientVersion  *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,13 +71,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "assignments_total", Help: "Lease moves written by this worker as KCL 3.x leader: kind=assign (unassigned, expired or timed-out hand-off), handoff (graceful), failed."}, []string{"kind"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "leader", Help: "1 while this worker holds the KCL 3.x leader lock and assigns leases."}),
+		clientVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "client_version", Help: "1 for the KCL client version this worker runs in (CLIENT_VERSION_UPGRADE_FROM_2X, _2X, _3X_WITH_ROLLBACK, _3X); absent with ClientVersion2X."}, []string{"version"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.records, m.bytes, m.behind, m.arrivalAge, m.leasesHeld, m.leasesGained,
 		m.leasesLost, m.leasesStolen, m.leasesCleaned, m.checkpointTime, m.throttles, m.deaggFailures,
-		m.shardFailures, m.failedShards, m.ambiguous, m.handoffs, m.assignments, m.leader} {
+		m.shardFailures, m.failedShards, m.ambiguous, m.handoffs, m.assignments, m.leader, m.clientVersion} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -155,13 +155,16 @@ func (p *Pipeline) buildConsumer(c Clients, reg prometheus.Registerer, o Options
 		FanOut:             cc.Retrieval == "fanout",
 		FanOutConsumerName: cc.ConsumerName,
 	}
-	if cc.ClientVersion == "3x" {
+	ccfg.KCL3.HandoffTimeout = cc.HandoffTimeout.D()
+	switch cc.ClientVersion {
+	case "3x":
 		ccfg.ClientVersion = consumer.ClientVersion3X
-		ccfg.KCL3.HandoffTimeout = cc.HandoffTimeout.D()
-		ccfg.KCL3.DisableWorkerMetrics = cc.ReportCPU != nil && !*cc.ReportCPU
-		if cc.LeaseAssignment == "lease_count_based" {
-			ccfg.KCL3.Assign.Strategy = assign.LeaseCountBased
-		}
+	case "2x-compatible":
+		ccfg.ClientVersion = consumer.ClientVersionCompatibleWith2X
+	}
+	ccfg.KCL3.DisableWorkerMetrics = cc.ReportCPU != nil && !*cc.ReportCPU
+	if cc.LeaseAssignment == "lease_count_based" {
+		ccfg.KCL3.Assign.Strategy = assign.LeaseCountBased
 	}
 	if o.WorkerID != "" {
 		ccfg.WorkerID = o.WorkerID

@@ -115,6 +115,16 @@ func createLeaseOwnerIndex(ctx context.Context, db DynamoDBAPI, table *types.Tab
 	return nil
 }
 
+// LeaseOwnerIndexActive reports whether leaseTable has LeaseOwnerIndex
+// ready to query: the first condition of Java's MigrationReadyMonitor.
+func LeaseOwnerIndexActive(ctx context.Context, db DynamoDBAPI, leaseTable string) (bool, error) {
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &leaseTable})
+	if err != nil {
+		return false, fmt.Errorf("describe %s: %w", leaseTable, err)
+	}
+	return indexStatus(out.Table) == types.IndexStatusActive, nil
+}
+
 // indexStatus is LeaseOwnerIndex's status in t, or "" when t has no such
 // index.
 func indexStatus(t *types.TableDescription) types.IndexStatus {
