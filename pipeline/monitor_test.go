@@ -317,7 +317,11 @@ func monitorTestTiming(src string) string {
 // the first at from + first steps; those at or after shift are shifted.
 func putMonitorReadings(t *testing.T, tp *testPipeline, from time.Time, first, steps int, shift time.Time) {
 	t.Helper()
-	ctx := devstacktest.Ctx(t)
+	// Generous: one put of 500 took 17 s on a loaded machine, and the
+	// 13,000 readings of TestMonitorFindsDriftInTheStream over 2 minutes
+	// with the load average at 9.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	var batch []ktypes.PutRecordsRequestEntry
 	flush := func() {
 		for len(batch) > 0 {
