@@ -162,9 +162,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if len(cfg.Streams) > 1 {
 		cfg.MultiStream = true
 	}
-	if cfg.LeaseTable == "" {
-		cfg.LeaseTable = cfg.ApplicationName
-	}
+	cfg.LeaseTable = leaseTableOf(cfg.ApplicationName, cfg.LeaseTable)
 	if cfg.WorkerID == "" {
 		host, _ := os.Hostname()
 		var b [6]byte

@@ -87,11 +87,6 @@ func TestConfigRefusals(t *testing.T) {
 		{"too many records a read", func(c *Config) { c.MaxRecords = 10001 }, "GetRecords limit"},
 		{"renewing no faster than failing over", func(c *Config) { c.RenewInterval = c.FailoverTime + 1; c.FailoverTime = 1 }, "must be shorter"},
 		{"an unknown client version", func(c *Config) { c.ClientVersion = "4x" }, `ClientVersion "4x" is not`},
-		{"a leader lock that lapses between rounds", func(c *Config) {
-			c.ClientVersion = ClientVersion3X
-			c.KCL3.AssignmentInterval = time.Minute
-			c.KCL3.Leader.LeaseDuration = time.Minute
-		}, "AssignmentInterval 1m0s must be shorter than the leader lock's LeaseDuration"},
 		{"a heartbeat as long as the lock", func(c *Config) {
 			c.ClientVersion = ClientVersionCompatibleWith2X
 			c.KCL3.Leader.Heartbeat = 2 * time.Minute

@@ -78,9 +78,14 @@ func (c *Consumer) reportLoop(ctx context.Context) {
 			go sampler.Run(ctx)
 		}
 	}
-	wait := 2 * k.SampleInterval
-	for retry.Sleep(ctx, wait) {
-		wait = k.MetricsInterval
+	// A ticker, not a sleep after each write: a slow write must not space
+	// the reports out past the leader's limit for a live worker.
+	if !retry.Sleep(ctx, 2*k.SampleInterval) {
+		return
+	}
+	tick := time.NewTicker(k.MetricsInterval)
+	defer tick.Stop()
+	for {
 		s := coordstate.WorkerMetricStats{
 			WorkerID:       c.cfg.WorkerID,
 			LastUpdate:     time.Now(),
@@ -93,6 +98,11 @@ func (c *Consumer) reportLoop(ctx context.Context) {
 		}
 		if err := c.k3.metrics.Put(ctx, s); err != nil && ctx.Err() == nil {
 			c.log.Warn("writing worker metrics failed; the leader stops assigning to this worker after two missed reports", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }

@@ -110,10 +110,6 @@ func (k *KCL3Config) withDefaults(cfg *Config) error {
 	if k.SampleInterval <= 0 {
 		k.SampleInterval = workerload.DefaultSampleInterval
 	}
-	if k.AssignmentInterval >= k.Leader.LeaseDuration-k.Leader.Heartbeat {
-		// The lock heartbeats only when asked, once per assignment round.
-		return fmt.Errorf("consumer config: KCL3.AssignmentInterval %v must be shorter than the leader lock's LeaseDuration less its Heartbeat (%v)", k.AssignmentInterval, k.Leader.LeaseDuration-k.Leader.Heartbeat)
-	}
 	if k.MigrationPollInterval <= 0 {
 		k.MigrationPollInterval = DefaultMigrationPollInterval
 	}

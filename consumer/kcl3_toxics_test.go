@@ -438,7 +438,7 @@ func TestKCL3ToxicSlowLeaderLosesTheLock(t *testing.T) {
 		return testutil.ToFloat64(ws[next].m.assignments.WithLabelValues("assign")) >= assigned+2
 	})
 	t.Logf("%s assigned %s's released leases %v after it stopped", next, third, d)
-	d = waitFor(t, 2*time.Minute, "the slow worker no longer counting itself leader", func() bool {
+	waitFor(t, 2*time.Minute, "the slow worker no longer counting itself leader", func() bool {
 		return testutil.ToFloat64(ws[slow].m.leader) == 0
 	})
 	t.Logf("%s stopped counting itself leader %v after %s led", slow, time.Since(slowed), next)

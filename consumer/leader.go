@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamscore/streamscore/consumer/assign"
@@ -41,6 +42,8 @@ type leaderState struct {
 	round    int
 	failures int
 	rng      *rand.Rand
+	// leading is holdLock's answer: moves are written only while it holds.
+	leading *atomic.Bool
 }
 
 // handoffSeen is a hand-off in flight as the leader saw it first.
@@ -51,36 +54,31 @@ type handoffSeen struct {
 	until time.Time
 }
 
-// leaderLoop asks for the leader lock every assignment interval and, while
-// this worker holds it, assigns the leases (ClientVersion3X). On
-// shutdown the lock is released so that another worker leads at once.
+// leaderLoop assigns the leases while this worker holds the leader lock
+// (ClientVersion3X): a round every assignment interval. The lock is held
+// by its own goroutine (holdLock), so a slow round never lets it lapse.
 func (c *Consumer) leaderLoop(ctx context.Context) {
-	var st *leaderState
-	defer func() {
-		c.m.leader.Set(0)
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FailoverTime)
-		defer cancel()
-		if err := c.k3.leader.Release(rctx); err != nil {
-			c.log.Warn("releasing the leader lock failed; another worker leads once its lease runs out", "err", err)
-		}
+	var leading atomic.Bool
+	resign := make(chan struct{}, 1)
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		c.holdLock(ctx, &leading, resign)
 	}()
+	defer func() { <-held }()
+	var st *leaderState
 	for {
-		ok, err := c.k3.leader.IsLeader(ctx)
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("leader lock check failed", "err", err)
-		}
-		switch {
-		case ok && st == nil:
+		switch on := leading.Load(); {
+		case on && st == nil:
 			st = &leaderState{
 				tracker:  newExpiryTracker(c.cfg.FailoverTime),
 				handoffs: map[string]handoffSeen{},
 				rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+				leading:  &leading,
 			}
-			c.m.leader.Set(1)
 			c.log.Info("leading: assigning leases")
-		case !ok && st != nil:
+		case !on && st != nil:
 			st = nil
-			c.m.leader.Set(0)
 			c.log.Info("no longer leading")
 		}
 		if st != nil {
@@ -88,11 +86,12 @@ func (c *Consumer) leaderLoop(ctx context.Context) {
 				st.failures++
 				c.log.Warn("lease assignment failed", "err", err, "failures_in_a_row", st.failures)
 				if st.failures >= leaderFailuresToResign {
-					if err := c.k3.leader.Release(ctx); err != nil {
-						c.log.Warn("resigning the leader lock failed", "err", err)
+					leading.Store(false)
+					select {
+					case resign <- struct{}{}:
+					default:
 					}
 					st = nil
-					c.m.leader.Set(0)
 				}
 			} else {
 				st.failures = 0
@@ -102,6 +101,57 @@ func (c *Consumer) leaderLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// holdLock asks for the leader lock every heartbeat period (taking it
+// when it is free or its holder's lease has run out, renewing it while
+// held) and publishes the answer in leading. A resignation releases the
+// lock and leaves it to the others for one lock lease. On shutdown the
+// lock is released so that another worker leads at once.
+func (c *Consumer) holdLock(ctx context.Context, leading *atomic.Bool, resign <-chan struct{}) {
+	release := func(ctx context.Context) {
+		if err := c.k3.leader.Release(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("releasing the leader lock failed; another worker leads once its lease runs out", "err", err)
+		}
+	}
+	defer func() {
+		leading.Store(false)
+		c.m.leader.Set(0)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.FailoverTime)
+		defer cancel()
+		release(rctx)
+	}()
+	var pausedUntil time.Time
+	for {
+		if time.Now().After(pausedUntil) {
+			ok, err := c.k3.leader.IsLeader(ctx)
+			if err != nil && ctx.Err() == nil {
+				c.log.Warn("leader lock check failed", "err", err)
+			}
+			leading.Store(ok)
+			c.m.leader.Set(boolGauge(ok))
+		}
+		t := time.NewTimer(c.cfg.KCL3.Leader.Heartbeat)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-resign:
+			t.Stop()
+			release(ctx)
+			leading.Store(false)
+			c.m.leader.Set(0)
+			pausedUntil = time.Now().Add(c.cfg.KCL3.Leader.LeaseDuration)
+		case <-t.C:
+		}
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // assignRound is one round of the leader: read every lease and every
@@ -200,7 +250,9 @@ func (c *Consumer) assignRound(ctx context.Context, st *leaderState) error {
 		byKey[leases[i].key] = &leases[i]
 	}
 	for _, m := range moves {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !st.leading.Load() {
+			// Stopped, or the lock went to another worker mid-round: its
+			// rounds decide from here.
 			return nil
 		}
 		c.writeMove(ctx, st, byKey[m.Key], m, now)

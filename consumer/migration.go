@@ -254,10 +254,28 @@ func RollForward(ctx context.Context, db DynamoDBAPI, app, leaseTable, by string
 	return moveVersion(ctx, db, app, leaseTable, by, coordstate.ClientVersionUpgradeFrom2X, coordstate.ClientVersion2X)
 }
 
-func moveVersion(ctx context.Context, db DynamoDBAPI, app, leaseTable, by, to string, from ...string) error {
-	if leaseTable == "" {
-		leaseTable = app
+// MigrationStatus reads the application's migration state; ok is false
+// when it has none (its workers run ClientVersion2X). leaseTable "" is the
+// application's name, as Config.LeaseTable.
+func MigrationStatus(ctx context.Context, db DynamoDBAPI, app, leaseTable string) (s coordstate.MigrationState, ok bool, err error) {
+	layout, err := coordstate.DetectLayout(ctx, db, app, leaseTableOf(app, leaseTable))
+	if err != nil {
+		return s, false, err
 	}
+	return coordstate.GetMigration(ctx, db, layout)
+}
+
+// leaseTableOf is the lease table's name: the application's unless one
+// is given (Java KCL's rule).
+func leaseTableOf(app, table string) string {
+	if table == "" {
+		return app
+	}
+	return table
+}
+
+func moveVersion(ctx context.Context, db DynamoDBAPI, app, leaseTable, by, to string, from ...string) error {
+	leaseTable = leaseTableOf(app, leaseTable)
 	layout, err := coordstate.DetectLayout(ctx, db, app, leaseTable)
 	if err != nil {
 		return err

@@ -35,6 +35,7 @@ standard AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> variables.`,
 		newMonitorCmd(),
 		newRetrainCmd(),
 		newReviewCmd(),
+		newConsumerCmd(),
 	)
 	return root
 }
