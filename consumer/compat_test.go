@@ -7,26 +7,36 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 )
+
+// javaCheckpoints writes 60 records to a two-shard stream and picks the
+// checkpoints a Java application left mid-shard: the 5th record of shard
+// 0 and the 3rd of shard 1. It returns the records by shard and the index
+// of each checkpoint.
+func javaCheckpoints(t *testing.T, k *kinesis.Client, stream string) (byShard map[string][]key, cpIndex map[string]int) {
+	t.Helper()
+	byShard = map[string][]key{}
+	for _, r := range produce(t, k, stream, 60, "j") {
+		byShard[r.shard] = append(byShard[r.shard], r)
+	}
+	cpIndex = map[string]int{"shardId-000000000000": 4, "shardId-000000000001": 2}
+	for s, i := range cpIndex {
+		if len(byShard[s]) <= i+1 {
+			t.Fatalf("shard %s got %d records; need more than %d", s, len(byShard[s]), i+1)
+		}
+	}
+	return byShard, cpIndex
+}
 
 func TestResumesJavaKCLTable(t *testing.T) {
 	t.Parallel()
 	env := devstacktest.New(t)
 	stream := env.CreateStream(t, 2)
 	table := env.Name("javakcl")
-	produced := produce(t, env.Kinesis, stream, 60, "j")
-	byShard := map[string][]key{}
-	for _, k := range produced {
-		byShard[k.shard] = append(byShard[k.shard], k)
-	}
-	cpIndex := map[string]int{"shardId-000000000000": 4, "shardId-000000000001": 2}
-	for s, i := range cpIndex {
-		if len(byShard[s]) <= i+1 {
-			t.Fatalf("shard %s got %d records; need more than %d", s, len(byShard[s]), i+1)
-		}
-	}
+	byShard, cpIndex := javaCheckpoints(t, env.Kinesis, stream)
 	// The table as a Java KCL application left it: owned by workers that
 	// are gone, with checkpoints in the middle of each shard.
 	lt := &leaseTable{db: env.DynamoDB, name: table}

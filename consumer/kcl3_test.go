@@ -440,15 +440,7 @@ func loadKCL3Fixture(t *testing.T, name string, seq func(shard string) string) m
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(raw)
-	for {
-		i := strings.Index(text, "{{SEQ:")
-		if i < 0 {
-			break
-		}
-		j := strings.Index(text[i:], "}}")
-		text = text[:i] + seq(text[i+6:i+j]) + text[i+j+2:]
-	}
+	text := fillSeq(string(raw), seq)
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(text), &doc); err != nil {
 		t.Fatalf("%s: %v", path, err)
@@ -535,17 +527,7 @@ func TestResumesJavaKCL3Tables(t *testing.T) {
 			env := devstacktest.New(t)
 			stream := env.CreateStream(t, 2)
 			app := env.Name("javakcl3")
-			produced := produce(t, env.Kinesis, stream, 60, "j")
-			byShard := map[string][]key{}
-			for _, k := range produced {
-				byShard[k.shard] = append(byShard[k.shard], k)
-			}
-			cpIndex := map[string]int{"shardId-000000000000": 4, "shardId-000000000001": 2}
-			for s, i := range cpIndex {
-				if len(byShard[s]) <= i+1 {
-					t.Fatalf("shard %s got %d records; need more than %d", s, len(byShard[s]), i+1)
-				}
-			}
+			byShard, cpIndex := javaCheckpoints(t, env.Kinesis, stream)
 			items := loadKCL3Fixture(t, tc.fixture, func(shard string) string { return byShard[shard][cpIndex[shard]].seq })
 			putFixture(t, env.DynamoDB, app, items)
 

@@ -22,15 +22,7 @@ func loadJavaFixture(t testing.TB, seq func(shard string) string) []map[string]t
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := string(raw)
-	for {
-		i := strings.Index(text, "{{SEQ:")
-		if i < 0 {
-			break
-		}
-		j := strings.Index(text[i:], "}}")
-		text = text[:i] + seq(text[i+6:i+j]) + text[i+j+2:]
-	}
+	text := fillSeq(string(raw), seq)
 	var doc struct {
 		Items []map[string]map[string]json.RawMessage
 	}
@@ -52,6 +44,18 @@ func loadJavaFixture(t testing.TB, seq func(shard string) string) []map[string]t
 		items = append(items, item)
 	}
 	return items
+}
+
+// fillSeq replaces each {{SEQ:shardId}} of a fixture with seq(shardId).
+func fillSeq(text string, seq func(shard string) string) string {
+	for {
+		i := strings.Index(text, "{{SEQ:")
+		if i < 0 {
+			return text
+		}
+		j := strings.Index(text[i:], "}}")
+		text = text[:i] + seq(text[i+6:i+j]) + text[i+j+2:]
+	}
 }
 
 func ddbJSON(typ string, v json.RawMessage) (types.AttributeValue, error) {
