@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -140,7 +138,7 @@ func (t *leaseTable) assignTo(ctx context.Context, w leaderWrite, to string) err
 		names["#sw"] = attrOwnerSwitches
 		expr += ", #sw :one"
 	}
-	return t.leaderUpdate(ctx, w.key, cond, expr, names, values)
+	return t.update(ctx, w.key, cond, expr, names, values)
 }
 
 // initiateHandoff names to as the owner and leaves the current owner as
@@ -154,23 +152,5 @@ func (t *leaseTable) initiateHandoff(ctx context.Context, w leaderWrite, to stri
 		":cur": &types.AttributeValueMemberS{Value: w.owner},
 	}
 	cond := w.condition(names, values)
-	return t.leaderUpdate(ctx, w.key, cond, "SET #o = :new, #co = :cur", names, values)
-}
-
-func (t *leaseTable) leaderUpdate(ctx context.Context, key, cond, expr string, names map[string]string, values map[string]types.AttributeValue) error {
-	_, err := t.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &t.name,
-		Key:                       keyOf(key),
-		ConditionExpression:       aws.String(cond),
-		UpdateExpression:          aws.String(expr),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
-	})
-	if isConditionFailed(err) {
-		return fmt.Errorf("lease %q: %w", key, errConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("assign lease %q: %w", key, err)
-	}
-	return nil
+	return t.update(ctx, w.key, cond, "SET #o = :new, #co = :cur", names, values)
 }

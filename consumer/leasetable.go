@@ -227,21 +227,30 @@ func (t *leaseTable) apply(ctx context.Context, l *lease, u update) error {
 			expr += ", " + n
 		}
 	}
+	if err := t.update(ctx, l.key, cond, expr, names, values); err != nil {
+		return err
+	}
+	l.counter++
+	return nil
+}
+
+// update is one conditional UpdateItem of a lease; a failed condition is
+// errConflict.
+func (t *leaseTable) update(ctx context.Context, key, cond, expr string, names map[string]string, values map[string]types.AttributeValue) error {
 	_, err := t.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &t.name,
-		Key:                       keyOf(l.key),
+		Key:                       keyOf(key),
 		ConditionExpression:       &cond,
 		UpdateExpression:          &expr,
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
 	if isConditionFailed(err) {
-		return fmt.Errorf("lease %q: %w", l.key, errConflict)
+		return fmt.Errorf("lease %q: %w", key, errConflict)
 	}
 	if err != nil {
-		return fmt.Errorf("update lease %q: %w", l.key, err)
+		return fmt.Errorf("update lease %q: %w", key, err)
 	}
-	l.counter++
 	return nil
 }
 
