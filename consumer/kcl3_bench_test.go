@@ -490,7 +490,9 @@ func BenchmarkKCL3HotShardConvergence(b *testing.B) {
 		var quietSince time.Time
 		var owned map[string]string
 		moves := -16 // the first assignment of each lease is not a move
-		benchWait(b, 4*time.Minute, "a balance held for two balancing rounds", func() bool {
+		var timeline []string
+		var last string
+		converge := func() bool {
 			ls := benchLeases(env.DynamoDB, table)
 			now := map[string]string{}
 			per := map[string]int{}
@@ -499,6 +501,9 @@ func BenchmarkKCL3HotShardConvergence(b *testing.B) {
 				now[k] = l.owner
 				if owned[k] != l.owner && l.owner != "" {
 					moves++
+					if owned[k] != "" {
+						timeline = append(timeline, fmt.Sprintf("%.1fs %s(w%d, %.1f KBps) %s->%s", time.Since(start).Seconds(), k[len(k)-2:], weights[k], l.throughput, owned[k], l.owner))
+					}
 				}
 				per[l.owner] += weights[k]
 				ok = ok && l.owner != "" && l.checkpointOwner == "" && l.hasThroughput && l.throughput > 0
@@ -506,6 +511,13 @@ func BenchmarkKCL3HotShardConvergence(b *testing.B) {
 			if allHeld == 0 && heldTotal(ws) == 16 {
 				allHeld = time.Since(start)
 			}
+			kb := map[string]string{}
+			sum := map[string]float64{}
+			for k, l := range ls {
+				kb[k[len(k)-2:]] = fmt.Sprintf("w%d:%.1f", weights[k], l.throughput)
+				sum[l.owner] += l.throughput
+			}
+			last = fmt.Sprintf("leases %d, written units per worker %v (mean %.1f), measured KBps per worker %v, per lease (weight:KBps) %v", len(ls), per, mean, sum, kb)
 			ok = ok && len(per) == 4
 			for _, v := range per {
 				ok = ok && float64(v) <= mean*(1+threshold/100.0)+1 && float64(v) >= mean*(1-threshold/100.0)-1
@@ -518,7 +530,13 @@ func BenchmarkKCL3HotShardConvergence(b *testing.B) {
 				return false
 			}
 			return time.Since(quietSince) >= 2*3*2*time.Second
-		})
+		}
+		for deadline := time.Now().Add(4 * time.Minute); !converge(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("no balance held for two balancing rounds within 4 minutes; last %s; moves: %s", last, strings.Join(timeline, ", "))
+			}
+		}
+		b.Logf("run %d moves: %s", i, strings.Join(timeline, ", "))
 		converged := quietSince.Sub(start)
 		var handoffs float64
 		for _, w := range ws {
