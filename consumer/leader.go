@@ -44,6 +44,8 @@ type leaderState struct {
 	rng      *rand.Rand
 	// leading is holdLock's answer: moves are written only while it holds.
 	leading *atomic.Bool
+	// moved is the round in which the leader last moved each lease.
+	moved map[string]int
 }
 
 // handoffSeen is a hand-off in flight as the leader saw it first.
@@ -75,6 +77,7 @@ func (c *Consumer) leaderLoop(ctx context.Context) {
 				handoffs: map[string]handoffSeen{},
 				rng:      rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 				leading:  &leading,
+				moved:    map[string]int{},
 			}
 			c.log.Info("leading: assigning leases")
 		case !on && st != nil:
@@ -234,12 +237,29 @@ func (c *Consumer) assignRound(ctx context.Context, st *leaderState) error {
 		}
 		in[i].HandoffBlocked = now.Before(h.until) && !in[i].Expired
 	}
+	for i := range in {
+		// A lease that moved sits out the next balancing round: its new
+		// owner must first measure it. Read as it catches up after the
+		// move, its throughput looks higher than it is, and on a loaded
+		// fleet the leader chased those bursts from worker to worker
+		// without settling. Java has no such rule; an expired lease is
+		// assigned all the same.
+		if r, ok := st.moved[in[i].Key]; ok && st.round-r <= c.cfg.KCL3.BalanceEvery && !in[i].Expired {
+			in[i].HandoffBlocked = true
+		}
+	}
+	for k, r := range st.moved {
+		if st.round-r > c.cfg.KCL3.BalanceEvery {
+			delete(st.moved, k)
+		}
+	}
 	for k := range st.handoffs {
 		if !inHandoff[k] {
 			delete(st.handoffs, k)
 		}
 	}
 	balance := st.round%c.cfg.KCL3.BalanceEvery == 0
+	round := st.round
 	st.round++
 	moves, err := assign.Decide(c.cfg.KCL3.Assign, in, workers, balance, st.rng)
 	if err != nil {
@@ -255,14 +275,16 @@ func (c *Consumer) assignRound(ctx context.Context, st *leaderState) error {
 			// rounds decide from here.
 			return nil
 		}
-		c.writeMove(ctx, st, byKey[m.Key], m, now)
+		if c.writeMove(ctx, st, byKey[m.Key], m, now) {
+			st.moved[m.Key] = round
+		}
 	}
 	return nil
 }
 
 // writeMove writes one of the leader's decisions: a graceful hand-off when
 // the lease is alive and held, else an assignment at once.
-func (c *Consumer) writeMove(ctx context.Context, st *leaderState, l *lease, m assign.Move, now time.Time) {
+func (c *Consumer) writeMove(ctx context.Context, st *leaderState, l *lease, m assign.Move, now time.Time) bool {
 	w := leaderWrite{key: l.key, owner: l.owner, checkpointOwner: l.checkpointOwner}
 	graceful := !c.cfg.KCL3.DisableGracefulHandoff && !m.Expired && l.owner != "" && l.checkpointOwner == ""
 	var err error
@@ -280,8 +302,9 @@ func (c *Consumer) writeMove(ctx context.Context, st *leaderState, l *lease, m a
 		if !errors.Is(err, errConflict) && ctx.Err() == nil {
 			c.log.Warn("lease assignment write failed", "lease", l.key, "to", m.To, "err", err)
 		}
-		return
+		return false
 	}
 	c.m.assignments.WithLabelValues(kind).Inc()
 	c.log.Info("lease assigned by the leader", "lease", l.key, "from", m.From, "to", m.To, "graceful", graceful, "expired", m.Expired)
+	return true
 }

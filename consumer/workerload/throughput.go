@@ -15,9 +15,11 @@ import (
 //
 // Java keeps timestamped samples and, at each renewal, sums those younger
 // than the renewal interval. We count bytes since the previous KBps call
-// instead: with renewals at a fixed rate both read the same window, ours
-// without a queue per lease, and a renewal that runs late neither loses
-// nor double-counts bytes as Java's does.
+// and divide by the time since it, on the monotonic clock: with renewals
+// at a fixed rate both read the same window, ours without a queue per
+// lease, and a renewal that runs late (a loaded worker, a slow table)
+// neither loses nor double-counts bytes, nor inflates the rate by
+// dividing a longer window's bytes by the configured interval.
 type Throughput struct {
 	bytes    atomic.Int64 // since the last KBps
 	observed atomic.Bool
@@ -25,6 +27,7 @@ type Throughput struct {
 	mu     sync.Mutex
 	ema    float64
 	seeded bool
+	last   time.Time // the previous KBps call
 }
 
 // Add records n bytes of processed records (after deaggregation, Σ of
@@ -42,15 +45,24 @@ func (t *Throughput) Add(n int) {
 	}
 }
 
-// KBps closes the window that began at the previous call, window long (the
-// renew interval, as Java divides by renewerIntervalMillis), feeds its
+// KBps closes the window that began at the previous call, feeds its
 // bytes/1024/seconds into the moving average and returns the average
-// rounded to 6 decimals half-up, the value to write as throughputKBps. A
-// window of 0 or less leaves the average as it is.
+// rounded to 6 decimals half-up, the value to write as throughputKBps.
+// The window is the time since the previous call; the first call takes
+// window (the renew interval, as Java divides by renewerIntervalMillis).
+// A window of 0 or less leaves the average as it is.
 func (t *Throughput) KBps(window time.Duration) float64 {
+	return t.kbpsAt(time.Now(), window)
+}
+
+func (t *Throughput) kbpsAt(now time.Time, window time.Duration) float64 {
 	b := t.bytes.Swap(0)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.last.IsZero() {
+		window = now.Sub(t.last)
+	}
+	t.last = now
 	if window > 0 {
 		// Java divides by renewerFrequencyInMillis / 1000.0; both operands
 		// here are exact too, so the quotient rounds the same way.

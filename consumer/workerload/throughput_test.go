@@ -22,23 +22,25 @@ func TestThroughputWindowsAndEMA(t *testing.T) {
 	if !tp.Observed() {
 		t.Fatal("not observed after Add")
 	}
-	// 10 KB in a 1 s window: the average starts at the first window.
-	if v := tp.KBps(time.Second); v != 10 {
+	// 10 KB in the first window, which is the interval given: the average
+	// starts there.
+	t0 := time.Now()
+	if v := tp.kbpsAt(t0, time.Second); v != 10 {
 		t.Fatalf("window 1 = %v, want 10", v)
 	}
-	// Nothing in the next window: 0.5·0 + 0.5·10.
-	if v := tp.KBps(time.Second); v != 5 {
+	// Nothing in the next second: 0.5·0 + 0.5·10.
+	if v := tp.kbpsAt(t0.Add(time.Second), time.Second); v != 5 {
 		t.Fatalf("window 2 = %v, want 5", v)
 	}
-	// 40 KB in a 2 s window = 20 KBps: 0.5·20 + 0.5·5.
+	// 40 KB over the 2 s since (a renewal that ran a second late) = 20
+	// KBps, not 40: 0.5·20 + 0.5·5.
 	tp.Add(40 * 1024)
-	if v := tp.KBps(2 * time.Second); v != 12.5 {
+	if v := tp.kbpsAt(t0.Add(3*time.Second), time.Second); v != 12.5 {
 		t.Fatalf("window 3 = %v, want 12.5", v)
 	}
-	// A zero window leaves the average alone and keeps the bytes' window
-	// closed (they were taken).
-	if v := tp.KBps(0); v != 12.5 {
-		t.Fatalf("zero window = %v, want 12.5", v)
+	// No time since the last call leaves the average alone.
+	if v := tp.kbpsAt(t0.Add(3*time.Second), time.Second); v != 12.5 {
+		t.Fatalf("empty window = %v, want 12.5", v)
 	}
 }
 
@@ -65,16 +67,17 @@ func TestThroughputSeed(t *testing.T) {
 	if !tp.Observed() {
 		t.Fatal("a seeded lease must report throughput")
 	}
-	if v := tp.KBps(0); v != 100 {
+	t0 := time.Now()
+	if v := tp.kbpsAt(t0, 0); v != 100 {
 		t.Fatalf("seeded = %v, want 100", v)
 	}
 	tp.Add(10 * 1024)
-	if v := tp.KBps(time.Second); v != 55 {
+	if v := tp.kbpsAt(t0.Add(time.Second), time.Second); v != 55 {
 		t.Fatalf("after one window = %v, want 0.5·10 + 0.5·100 = 55", v)
 	}
 	for _, bad := range []float64{math.NaN(), math.Inf(1), -1} {
 		tp.Seed(bad)
-		if v := tp.KBps(0); v != 55 {
+		if v := tp.kbpsAt(t0.Add(time.Second), time.Second); v != 55 {
 			t.Fatalf("Seed(%v) changed the average to %v", bad, v)
 		}
 	}
@@ -99,6 +102,12 @@ func TestThroughputConcurrentAddLosesNothing(t *testing.T) {
 	// value) stays far below one batch (1 KB).
 	stop := make(chan struct{})
 	windows := make(chan []float64)
+	// Each renewal a second after the last, on a clock of the test's own.
+	clock := time.Now()
+	renew := func() float64 {
+		clock = clock.Add(time.Second)
+		return tp.kbpsAt(clock, time.Second)
+	}
 	go func() {
 		var got []float64
 		for len(got) < 200 {
@@ -107,7 +116,7 @@ func TestThroughputConcurrentAddLosesNothing(t *testing.T) {
 				windows <- got
 				return
 			default:
-				got = append(got, tp.KBps(time.Second))
+				got = append(got, renew())
 				_ = tp.Observed()
 				runtime.Gosched()
 			}
@@ -117,7 +126,7 @@ func TestThroughputConcurrentAddLosesNothing(t *testing.T) {
 	}()
 	wg.Wait()
 	close(stop)
-	got := append(<-windows, tp.KBps(time.Second))
+	got := append(<-windows, renew())
 	var total, prev float64
 	for i, ema := range got {
 		x := ema
