@@ -22,7 +22,14 @@ import (
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 )
 
-func TestMain(m *testing.M) { os.Exit(devstacktest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		// The test binary run again as a worker process to be killed
+		// (TestKCL3LeaderSIGKILL): no test runs in it.
+		os.Exit(runChildWorker())
+	}
+	os.Exit(devstacktest.Main(m))
+}
 
 // Test timings: short enough for a test, with Java KCL's ratios.
 const (
@@ -148,7 +155,7 @@ func produce(t testing.TB, k *kinesis.Client, stream string, n int, tag string) 
 }
 
 // run starts a consumer in the background; stop cancels it and waits.
-func run(t *testing.T, c *Consumer, h ProcessorFactory) (stop func() error) {
+func run(t testing.TB, c *Consumer, h ProcessorFactory) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -176,7 +183,7 @@ func run(t *testing.T, c *Consumer, h ProcessorFactory) (stop func() error) {
 	return stop
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !cond() {
@@ -209,9 +216,9 @@ func owners(t *testing.T, db *dynamodb.Client, table string) map[string]int {
 	return m
 }
 
-func newConsumer(t *testing.T, cfg Config, k KinesisAPI, db DynamoDBAPI) *Consumer {
+func newConsumer(t testing.TB, cfg Config, k KinesisAPI, db DynamoDBAPI, opts ...Option) *Consumer {
 	t.Helper()
-	c, err := New(cfg, k, db)
+	c, err := New(cfg, k, db, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

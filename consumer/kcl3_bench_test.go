@@ -6,20 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
@@ -215,38 +210,7 @@ func benchLogger(quiet bool) Option {
 // an error before then.
 func benchStart(tb testing.TB, c *Consumer) {
 	tb.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := c.Run(ctx, ProcessFunc(func(context.Context, *Batch) error { return nil })); err != nil && ctx.Err() == nil {
-			tb.Errorf("worker %s stopped: %v", c.WorkerID(), err)
-		}
-	}()
-	tb.Cleanup(func() { cancel(); <-done })
-}
-
-func benchNew(tb testing.TB, cfg Config, k KinesisAPI, d DynamoDBAPI, opts ...Option) *Consumer {
-	tb.Helper()
-	c, err := New(cfg, k, d, opts...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return c
-}
-
-// benchWait polls cond every 50 ms until it holds and returns how long
-// that took; it fails the benchmark after timeout.
-func benchWait(tb testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
-	tb.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return time.Since(start)
+	run(tb, c, ProcessFunc(func(context.Context, *Batch) error { return nil }))
 }
 
 // benchLeases reads the unfinished leases of table (nil before the
@@ -263,54 +227,6 @@ func benchLeases(db DynamoDBAPI, table string) map[string]lease {
 		}
 	}
 	return m
-}
-
-// benchProduce writes to stream every tick until the benchmark ends:
-// perTick records of size bytes with random keys, or, with weights, one
-// record of weights[shard] x size bytes per shard, so that shard byte
-// rates are proportional to the weights.
-func benchProduce(tb testing.TB, k *kinesis.Client, stream string, tick time.Duration, size, perTick int, weights map[string]int) {
-	tb.Helper()
-	hashes := map[string]string{}
-	if weights != nil {
-		out, err := k.ListShards(context.Background(), &kinesis.ListShardsInput{StreamName: &stream})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for _, s := range out.Shards {
-			hashes[*s.ShardId] = *s.HashKeyRange.StartingHashKey
-		}
-	}
-	payload := strings.Repeat("x", size)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(tick):
-			}
-			var entries []ktypes.PutRecordsRequestEntry
-			add := func(hash string, times int) {
-				e := ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(strconv.FormatUint(rand.Uint64(), 36)), Data: []byte(strings.Repeat(payload, times))}
-				if hash != "" {
-					e.ExplicitHashKey = aws.String(hash)
-				}
-				entries = append(entries, e)
-			}
-			for range perTick {
-				add("", 1)
-			}
-			for shard, w := range weights {
-				add(hashes[shard], w)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, _ = k.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stream, Records: entries})
-			cancel()
-		}
-	}()
-	tb.Cleanup(func() { close(stop); <-done })
 }
 
 func heldTotal(ws []*Consumer) int {
@@ -363,14 +279,14 @@ func BenchmarkKCL3Calls(b *testing.B) {
 		var fleets []*fleet
 		for _, v := range []ClientVersion{ClientVersion3X, ClientVersion2X} {
 			stream := env.CreateStream(b, 8)
-			benchProduce(b, env.Kinesis, stream, 100*time.Millisecond, 100, 1, nil)
+			startProducer(b, env.Kinesis, stream, 100*time.Millisecond, 100, 1, nil)
 			table := env.Name("calls" + string(v))
 			f := &fleet{version: v}
 			for w := range 4 {
 				cfg := Config{ApplicationName: table, WorkerID: fmt.Sprintf("w%d", w+1), ClientVersion: v,
 					Streams: []StreamConfig{{Name: stream, InitialPosition: TrimHorizon}}}
 				cd := newCountingDynamo(env.DynamoDB)
-				c := benchNew(b, cfg, env.Kinesis, cd, benchLogger(false))
+				c := newConsumer(b, cfg, env.Kinesis, cd, benchLogger(false))
 				benchStart(b, c)
 				f.workers = append(f.workers, c)
 				f.counters = append(f.counters, cd)
@@ -378,7 +294,7 @@ func BenchmarkKCL3Calls(b *testing.B) {
 			fleets = append(fleets, f)
 		}
 		for _, f := range fleets {
-			d := benchWait(b, callsWarmupLimit, string(f.version)+" fleet holding all 8 leases", func() bool { return heldTotal(f.workers) == 8 })
+			d := waitFor(b, callsWarmupLimit, string(f.version)+" fleet holding all 8 leases", func() bool { return heldTotal(f.workers) == 8 })
 			b.Logf("%s fleet: all 8 leases held %v after the start", f.version, d)
 		}
 		type point struct {
@@ -476,13 +392,13 @@ func BenchmarkKCL3HotShardConvergence(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		stream := env.CreateStream(b, 16)
 		table := env.Name("benchhot")
-		benchProduce(b, env.Kinesis, stream, 100*time.Millisecond, 100, 0, weights)
+		startProducer(b, env.Kinesis, stream, 100*time.Millisecond, 100, 0, weights)
 		start := time.Now()
 		var ws []*Consumer
 		for _, id := range []string{"w1", "w2", "w3", "w4"} {
 			cfg := kcl3Config(table, id, stream)
 			cfg.KCL3.Assign.ReBalanceThresholdPercent = threshold
-			c := benchNew(b, cfg, env.Kinesis, env.DynamoDB, benchLogger(false))
+			c := newConsumer(b, cfg, env.Kinesis, env.DynamoDB, benchLogger(false))
 			benchStart(b, c)
 			ws = append(ws, c)
 		}
@@ -612,13 +528,13 @@ func BenchmarkKCL3Handoff(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		stream := env.CreateStream(b, 8)
 		table := env.Name("benchhandoff")
-		benchProduce(b, env.Kinesis, stream, 100*time.Millisecond, 100, 8, nil)
+		startProducer(b, env.Kinesis, stream, 100*time.Millisecond, 100, 8, nil)
 		st := &handoffStamps{start: map[string]time.Time{}, end: map[string]time.Time{}}
-		w1 := benchNew(b, kcl3Config(table, "w1", stream), env.Kinesis, stampDynamo{env.DynamoDB, st}, benchLogger(false))
+		w1 := newConsumer(b, kcl3Config(table, "w1", stream), env.Kinesis, stampDynamo{env.DynamoDB, st}, benchLogger(false))
 		benchStart(b, w1)
-		benchWait(b, 2*time.Minute, "w1 holding all 8 leases", func() bool { return len(w1.HeldLeases()) == 8 })
+		waitFor(b, 2*time.Minute, "w1 holding all 8 leases", func() bool { return len(w1.HeldLeases()) == 8 })
 
-		w2 := benchNew(b, kcl3Config(table, "w2", stream), env.Kinesis, stampDynamo{env.DynamoDB, st}, benchLogger(false))
+		w2 := newConsumer(b, kcl3Config(table, "w2", stream), env.Kinesis, stampDynamo{env.DynamoDB, st}, benchLogger(false))
 		benchStart(b, w2)
 		resumedAt := map[string]time.Time{}
 		deadline := time.Now().Add(2 * time.Minute)
@@ -673,19 +589,19 @@ func BenchmarkKCL3LeaderFailover(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		stream := env.CreateStream(b, 4)
 		table := env.Name("benchleader")
-		benchProduce(b, env.Kinesis, stream, 100*time.Millisecond, 100, 4, nil)
+		startProducer(b, env.Kinesis, stream, 100*time.Millisecond, 100, 4, nil)
 		sw, k1, d1 := newKillSwitch(env.Kinesis, env.DynamoDB)
-		w1 := benchNew(b, kcl3Config(table, "w1", stream), k1, d1, benchLogger(true))
+		w1 := newConsumer(b, kcl3Config(table, "w1", stream), k1, d1, benchLogger(true))
 		benchStart(b, w1)
-		benchWait(b, 2*time.Minute, "w1 leading and holding all 4 leases", func() bool { return isLeader(w1) && len(w1.HeldLeases()) == 4 })
-		w2 := benchNew(b, kcl3Config(table, "w2", stream), env.Kinesis, env.DynamoDB, benchLogger(false))
+		waitFor(b, 2*time.Minute, "w1 leading and holding all 4 leases", func() bool { return isLeader(w1) && len(w1.HeldLeases()) == 4 })
+		w2 := newConsumer(b, kcl3Config(table, "w2", stream), env.Kinesis, env.DynamoDB, benchLogger(false))
 		benchStart(b, w2)
-		benchWait(b, 2*time.Minute, "a 2/2 split", func() bool { return len(w1.HeldLeases()) == 2 && len(w2.HeldLeases()) == 2 })
+		waitFor(b, 2*time.Minute, "a 2/2 split", func() bool { return len(w1.HeldLeases()) == 2 && len(w2.HeldLeases()) == 2 })
 
 		sw.kill()
 		killed := time.Now()
-		lead := benchWait(b, 2*time.Minute, "w2 leading", func() bool { return isLeader(w2) })
-		benchWait(b, 2*time.Minute, "w2 holding all 4 leases", func() bool { return len(w2.HeldLeases()) == 4 })
+		lead := waitFor(b, 2*time.Minute, "w2 leading", func() bool { return isLeader(w2) })
+		waitFor(b, 2*time.Minute, "w2 holding all 4 leases", func() bool { return len(w2.HeldLeases()) == 4 })
 		all := time.Since(killed)
 		b.Logf("run %d: new leader %v after the kill, all 4 leases held %v after it", i, lead.Round(time.Millisecond), all.Round(time.Millisecond))
 		b.ReportMetric(lead.Seconds(), "s-to-new-leader")

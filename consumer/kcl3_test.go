@@ -59,7 +59,7 @@ type producer struct {
 	done chan struct{}
 }
 
-func startProducer(t *testing.T, k *kinesis.Client, stream string, tick time.Duration, size int, perTick int, weights map[string]int) *producer {
+func startProducer(t testing.TB, k *kinesis.Client, stream string, tick time.Duration, size int, perTick int, weights map[string]int) *producer {
 	t.Helper()
 	p := &producer{stop: make(chan struct{}), done: make(chan struct{})}
 	hashes := map[string]string{}
