@@ -192,7 +192,9 @@ type Feature struct {
 
 // Model is a model file the scorers use.
 type Model struct {
-	// Format is xgboost (JSON, UBJSON or a SageMaker model.tar.gz) or linear.
+	// Format is xgboost (JSON, UBJSON, the legacy binary format or a
+	// SageMaker model.tar.gz), lightgbm (a text model) or linear. Empty
+	// detects it; set, a file of another kind is refused.
 	Format string `yaml:"format"`
 	// Path is a local file or an s3:// URI.
 	Path string `yaml:"path"`

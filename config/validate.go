@@ -91,7 +91,7 @@ func (c *Config) validate() Errors {
 			p.add(path, "empty model")
 			continue
 		}
-		p.oneOf(path+".format", m.Format, "xgboost", "linear")
+		p.oneOf(path+".format", m.Format, "xgboost", "lightgbm", "linear")
 		if m.Path == "" {
 			p.add(path+".path", "missing: a model file or s3:// URI")
 		}

@@ -312,7 +312,7 @@ func (p *Pipeline) resultSinks(ctx context.Context, s config.Scorer, stream stri
 
 // loadOptions are a model's pins and limits, as configured.
 func loadOptions(m *config.Model) []scorer.LoadOption {
-	opts := []scorer.LoadOption{scorer.WithLimits(scorer.ModelLimits(m.Limits))}
+	opts := []scorer.LoadOption{scorer.WithLimits(scorer.ModelLimits(m.Limits)), scorer.WithKind(m.Format)}
 	if m.SHA256 != "" {
 		opts = append(opts, scorer.WithSHA256(m.SHA256))
 	}

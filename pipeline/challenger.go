@@ -119,12 +119,9 @@ func (p *Pipeline) newRegisteredChallenger(s config.Scorer, wp *windowPlan, sw *
 func loadRegistered(ctx context.Context, path string, mc *config.Model, wp *windowPlan, c Clients) (*scorer.Model, error) {
 	ctx, cancel := context.WithTimeout(ctx, registeredLoadTimeout)
 	defer cancel()
-	mod, err := scorer.LoadModel(ctx, path, c.S3, scorer.WithLimits(scorer.ModelLimits(mc.Limits)))
+	mod, err := scorer.LoadModel(ctx, path, c.S3, scorer.WithLimits(scorer.ModelLimits(mc.Limits)), scorer.WithKind(mc.Format))
 	if err != nil {
 		return nil, err
-	}
-	if kind := mod.Info().Kind; mc.Format != "" && kind != mc.Format {
-		return nil, fmt.Errorf("model %s is a %s model; the challenger's configured format is %s", path, kind, mc.Format)
 	}
 	if err := scorer.CheckSchema(wp.schema, mod.Features()); err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)

@@ -253,7 +253,7 @@ func (p *Pipeline) watchDecided(ctx context.Context, m promotion.Model, s config
 	var opts []scorer.LoadOption
 	interval := time.Duration(0) // the watcher's default
 	if mc := p.cfg.Models[m.Key]; mc != nil {
-		opts = append(opts, scorer.WithLimits(scorer.ModelLimits(mc.Limits)))
+		opts = append(opts, scorer.WithLimits(scorer.ModelLimits(mc.Limits)), scorer.WithKind(mc.Format))
 		interval = mc.ReloadInterval.D()
 	}
 	if m.SHA256 != "" {

@@ -82,12 +82,9 @@ func nodeMeans(t *xgbTree, order []int32) ([]float32, error) {
 // CheckContributions returns nil if the model can attribute its scores to
 // its inputs (Contributions, Explain), or an error wrapping
 // ErrNoContributions that says why not.
-func (m *Model) CheckContributions() error {
-	if m.forest != nil {
-		return m.forest.noContrib
-	}
-	return nil
-}
+func (m *Model) CheckContributions() error { return m.impl.noContributions() }
+
+func (f *forest) noContributions() error { return f.noContrib }
 
 // Contributions computes how much each input moved one row's margin for
 // output k (0 <= k < Outputs(); the class for multi:softprob). x holds the
@@ -110,23 +107,19 @@ func (m *Model) Contributions(dst []float64, x []float64, k int, s *Scratch) ([]
 		dst = make([]float64, nf+1)
 	}
 	dst = dst[:nf+1]
-	if lm := m.linear; lm != nil {
-		for j, w := range lm.weights {
-			v := x[j]
-			if v != v {
-				v = lm.missing[j]
-			}
-			dst[j] = w * v
-		}
-		dst[nf] = lm.intercept
-		return dst, nil
+	if err := m.impl.contributions(dst, x, k, s); err != nil {
+		return dst, fmt.Errorf("contributions: %w", err)
 	}
-	f := m.forest
+	return dst, nil
+}
+
+func (f *forest) contributions(dst, x []float64, k int, s *Scratch) error {
+	nf := f.numFeature
 	if f.noContrib != nil {
-		return dst, fmt.Errorf("contributions: %w", f.noContrib)
+		return f.noContrib
 	}
 	if f.obj == objMultiSoftmax {
-		return dst, fmt.Errorf("contributions: %w: a multi:softmax score is a class index, not a margin", ErrNoContributions)
+		return fmt.Errorf("%w: a multi:softmax score is a class index, not a margin", ErrNoContributions)
 	}
 	if cap(s.keys) < nf {
 		s.keys = make([]uint32, nf)
@@ -143,18 +136,18 @@ func (m *Model) Contributions(dst []float64, x []float64, k int, s *Scratch) ([]
 	}
 	acc := s.acc[:nf+1]
 	clear(acc)
-	f.contributions(keys, k, acc, s.path[:0])
+	f.pathContributions(keys, k, acc, s.path[:0])
 	for j, v := range acc {
 		dst[j] = float64(v)
 	}
-	return dst, nil
+	return nil
 }
 
-// contributions adds the path attributions of every tree of group g for the
+// pathContributions adds the path attributions of every tree of group g for the
 // row with keys k to acc (features, then the bias), and the base margin to
 // the bias, in XGBoost's order: a tree's steps on the same feature are
 // summed first, then added to the feature's total.
-func (f *forest) contributions(k []uint32, g int, acc []float32, path []pathStep) {
+func (f *forest) pathContributions(k []uint32, g int, acc []float32, path []pathStep) {
 	nf := f.numFeature
 	for ti := range f.trees {
 		t := &f.trees[ti]

@@ -147,7 +147,7 @@ func FuzzModelBounds(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if fo := m.forest; fo != nil {
+		if fo, _ := m.impl.(*forest); fo != nil {
 			if fo.heap > lim.MaxHeapBytes || m.info.TotalTrees > lim.MaxTrees || m.info.MaxDepth > lim.MaxDepth {
 				t.Fatalf("loaded past the limits: heap %d, trees %d, depth %d", fo.heap, m.info.TotalTrees, m.info.MaxDepth)
 			}

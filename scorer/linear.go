@@ -101,7 +101,25 @@ func parseLinear(b []byte) (*linearModel, ModelInfo, error) {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-func (lm *linearModel) predict(cols [][]float64, n int, out []float64) {
+func (lm *linearModel) marginOutputs() int { return 1 }
+
+func (lm *linearModel) noContributions() error { return nil }
+
+// contributions of a linear model are exact: weight times value.
+func (lm *linearModel) contributions(dst, x []float64, _ int, _ *Scratch) error {
+	for j, w := range lm.weights {
+		v := x[j]
+		if v != v {
+			v = lm.missing[j]
+		}
+		dst[j] = w * v
+	}
+	dst[len(lm.weights)] = lm.intercept
+	return nil
+}
+
+func (lm *linearModel) predict(cols [][]float64, n int, outs [][]float64, _ *Scratch, margins bool) {
+	out := outs[0]
 	for i := range n {
 		out[i] = lm.intercept
 	}
@@ -113,6 +131,9 @@ func (lm *linearModel) predict(cols [][]float64, n int, out []float64) {
 			}
 			out[i] += w * x
 		}
+	}
+	if margins {
+		return
 	}
 	switch lm.link {
 	case objRegLogistic:

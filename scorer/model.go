@@ -19,7 +19,7 @@ import (
 
 // ModelInfo describes a loaded model.
 type ModelInfo struct {
-	// Kind is "xgboost" or "linear".
+	// Kind is "xgboost", "lightgbm" or "linear".
 	Kind string
 	// Objective is the XGBoost objective name, or "linear:<link>".
 	Objective string
@@ -39,7 +39,8 @@ type ModelInfo struct {
 	BestIteration int
 	// FormatVersion is the XGBoost version that wrote the file, e.g. "1.7.4".
 	FormatVersion string
-	// Encoding is "json", "ubjson" or "linear-json"; Source is where the model
+	// Encoding is "json", "ubjson", "binary" (XGBoost's legacy format),
+	// "lightgbm-text" or "linear-json"; Source is where the model
 	// came from (path or URI, with "!member" for a tar.gz member).
 	Encoding, Source string
 	// Version identifies this exact model content: the S3 ETag when loaded
@@ -54,10 +55,31 @@ type ModelInfo struct {
 // Model is a loaded, immutable model. It is safe for concurrent use; each
 // goroutine predicting with it needs its own Scratch.
 type Model struct {
-	info   ModelInfo
-	forest *forest
-	linear *linearModel
+	info ModelInfo
+	impl predictor
 }
+
+// predictor is one model family's scoring code (tree ensembles, linear
+// models...). Model checks the caller's arguments and dispatches, so a
+// family only computes.
+type predictor interface {
+	// predict writes n rows' scores, or their margins (before the link), to
+	// out: outputs() columns, or marginOutputs() when margins is set.
+	predict(cols [][]float64, n int, out [][]float64, s *Scratch, margins bool)
+	// marginOutputs is how many columns PredictMargins writes.
+	marginOutputs() int
+	// contributions fills dst (len(Features())+1 values: features, then the
+	// bias) with how much each input moved x's margin for output k.
+	contributions(dst, x []float64, k int, s *Scratch) error
+	// noContributions is nil, or an error wrapping ErrNoContributions that
+	// says why the model has none.
+	noContributions() error
+}
+
+var (
+	_ predictor = (*forest)(nil)
+	_ predictor = (*linearModel)(nil)
+)
 
 // Info describes the model.
 func (m *Model) Info() ModelInfo { return m.info }
@@ -85,7 +107,14 @@ type loadOptions struct {
 	versionID string
 	// digest is the file's hex SHA-256, set by parseModel.
 	digest string
+	// kind, when set, is the only ModelInfo.Kind accepted.
+	kind string
 }
+
+// WithKind refuses a model of any other kind than kind ("xgboost",
+// "lightgbm" or "linear"; "" accepts any), so a configured format is a
+// promise the file must keep rather than a hint.
+func WithKind(kind string) LoadOption { return func(o *loadOptions) { o.kind = kind } }
 
 // WithAllTrees makes XGBoost models predict with every tree in the file,
 // ignoring best_iteration. By default best_iteration (set by early
@@ -188,24 +217,45 @@ func parseModel2(data []byte, o loadOptions) (*Model, error) {
 		}
 		jsonText, encoding = j, "ubjson"
 	case bytes.HasPrefix(data, []byte("binf")) || looksLikeLegacyBinary(data):
-		return nil, fmt.Errorf("%w: legacy XGBoost binary format: load it with xgboost and save_model(\"model.json\") (or .ubj), which every XGBoost since 1.0 can do", ErrUnsupportedModel)
+		var doc xgbDoc
+		if err := decodeXGBoostBinary(data, &doc); err != nil {
+			return nil, fmt.Errorf("xgboost binary model: %w", err)
+		}
+		p, info, err := compileXGBoost(&doc, o)
+		if err != nil {
+			return nil, err
+		}
+		return newModel(p, info, o, "binary")
+	case isLightGBMText(trim):
+		p, info, err := parseLightGBM(trim, o)
+		if err != nil {
+			return nil, fmt.Errorf("lightgbm model: %w", err)
+		}
+		return newModel(p, info, o, "lightgbm-text")
 	default:
-		return nil, fmt.Errorf("%w: unrecognised model format (first bytes %q): want XGBoost JSON or UBJSON, a model.tar.gz holding one, or a linear model JSON", ErrUnsupportedModel, head(data, 8))
+		return nil, fmt.Errorf("%w: unrecognised model format (first bytes %q): want XGBoost JSON, UBJSON or binary, a LightGBM text model, a model.tar.gz holding one, or a linear model JSON", ErrUnsupportedModel, head(data, 8))
 	}
 	if isLinearDoc(jsonText) {
 		lm, info, err := parseLinear(jsonText)
 		if err != nil {
 			return nil, err
 		}
-		info.Source, info.Version, info.Encoding, info.SHA256 = o.source, o.version, "linear-json", o.digest
-		return &Model{info: info, linear: lm}, nil
+		return newModel(lm, info, o, "linear-json")
 	}
-	f, info, err := parseXGBoostJSON(jsonText, o)
+	p, info, err := parseXGBoostJSON(jsonText, o)
 	if err != nil {
 		return nil, err
 	}
+	return newModel(p, info, o, encoding)
+}
+
+// newModel stamps where a parsed model came from onto its info.
+func newModel(p predictor, info ModelInfo, o loadOptions, encoding string) (*Model, error) {
+	if o.kind != "" && info.Kind != o.kind {
+		return nil, fmt.Errorf("%w: the file is a %s model (%s), the configured format is %s", ErrUnsupportedModel, info.Kind, encoding, o.kind)
+	}
 	info.Source, info.Version, info.Encoding, info.SHA256 = o.source, o.version, encoding, o.digest
-	return &Model{info: info, forest: f}, nil
+	return &Model{info: info, impl: p}, nil
 }
 
 func head(b []byte, n int) []byte { return b[:min(len(b), n)] }

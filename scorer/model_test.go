@@ -155,3 +155,16 @@ func TestWatcherHotReload(t *testing.T) {
 		t.Fatalf("3-class model swapped for a binary one: %v %v", changed, err)
 	}
 }
+
+// A configured format is checked against the file: a linear model loaded
+// where an XGBoost one is promised is refused, naming both kinds.
+func TestWithKindRefusesAnotherKind(t *testing.T) {
+	lin := []byte(`{"streamscore_linear": 1, "intercept": 1, "features": [{"name": "a", "weight": 2}]}`)
+	if _, err := ParseModel(lin, WithKind("linear")); err != nil {
+		t.Fatalf("linear model with kind linear: %v", err)
+	}
+	_, err := ParseModel(lin, WithKind("xgboost"))
+	if !errors.Is(err, ErrUnsupportedModel) || !strings.Contains(err.Error(), "linear model") || !strings.Contains(err.Error(), "configured format is xgboost") {
+		t.Fatalf("linear model with kind xgboost: err = %v", err)
+	}
+}

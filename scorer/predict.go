@@ -40,11 +40,7 @@ func (m *Model) Predict(cols [][]float64, n int, out [][]float64, s *Scratch) er
 			return fmt.Errorf("predict: output %d has room for %d values, want %d", k, len(out[k]), n)
 		}
 	}
-	if m.linear != nil {
-		m.linear.predict(cols, n, out[0])
-		return nil
-	}
-	m.forest.predict(cols, n, out, s, false)
+	m.impl.predict(cols, n, out, s, false)
 	return nil
 }
 
@@ -52,18 +48,14 @@ func (m *Model) Predict(cols [][]float64, n int, out [][]float64, s *Scratch) er
 // objective's transform), one column per output group; multi-class models
 // write one column per class. Linear models write the linear predictor.
 func (m *Model) PredictMargins(cols [][]float64, n int, out [][]float64, s *Scratch) error {
-	if m.linear != nil {
-		lm := *m.linear
-		lm.link = objIdentity
-		lm.predict(cols, n, out[0])
-		return nil
+	if g := m.impl.marginOutputs(); len(out) < g {
+		return fmt.Errorf("predict: %d output columns, model has %d groups", len(out), g)
 	}
-	if len(out) < m.forest.numGroup {
-		return fmt.Errorf("predict: %d output columns, model has %d groups", len(out), m.forest.numGroup)
-	}
-	m.forest.predict(cols, n, out, s, true)
+	m.impl.predict(cols, n, out, s, true)
 	return nil
 }
+
+func (f *forest) marginOutputs() int { return f.numGroup }
 
 func (f *forest) predict(cols [][]float64, n int, out [][]float64, s *Scratch, margins bool) {
 	nf, ng := f.numFeature, f.numGroup

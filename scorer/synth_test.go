@@ -164,8 +164,9 @@ func nan() float64 { return math.NaN() }
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 func (m *Model) forestGroups() int {
-	if m.forest == nil {
+	f, ok := m.impl.(*forest)
+	if !ok {
 		return 1
 	}
-	return m.forest.numGroup
+	return f.numGroup
 }

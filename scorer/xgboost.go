@@ -108,7 +108,7 @@ func supportedObjectives() string {
 }
 
 // parseXGBoostJSON parses an XGBoost JSON model document.
-func parseXGBoostJSON(data []byte, opts loadOptions) (*forest, ModelInfo, error) {
+func parseXGBoostJSON(data []byte, opts loadOptions) (predictor, ModelInfo, error) {
 	var doc xgbDoc
 	if err := decodeXGBoost(data, &doc); err != nil {
 		return nil, ModelInfo{}, fmt.Errorf("xgboost model: %w", err)
@@ -151,7 +151,7 @@ func parseBaseScore(s string) ([]float32, error) {
 	return out, nil
 }
 
-func compileXGBoost(doc *xgbDoc, opts loadOptions) (*forest, ModelInfo, error) {
+func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error) {
 	var info ModelInfo
 	l := doc.Learner
 	if l == nil {
