@@ -363,18 +363,7 @@ func (r *jreader) learner(l *xgbLearner) error {
 		case "feature_types":
 			return r.strings(&l.FeatureTypes)
 		case "gradient_booster":
-			return r.object(func(k string) error {
-				switch k {
-				case "name":
-					s, err := r.string()
-					l.GradientBooster.Name = s
-					return err
-				case "model":
-					l.GradientBooster.Model = &xgbGBTreeBody{}
-					return r.gbtree(l.GradientBooster.Model)
-				}
-				return r.skip()
-			})
+			return r.booster(&l.GradientBooster)
 		case "learner_model_param":
 			p := &l.LearnerModelParam
 			return r.object(func(k string) error {
@@ -409,9 +398,58 @@ func (r *jreader) learner(l *xgbLearner) error {
 	})
 }
 
-func (r *jreader) gbtree(g *xgbGBTreeBody) error {
+// booster reads learner.gradient_booster. XGBoost writes the members in
+// key order, so "model" comes before "name" says whose model it is: it is
+// read as either body (gbtree's trees or gblinear's weights) and kept as
+// the one the name selects.
+func (r *jreader) booster(gb *xgbBooster) error {
+	var (
+		model, dart *xgbGBTreeBody
+		lin         *xgbLinearBody
+	)
+	err := r.object(func(k string) error {
+		switch k {
+		case "name":
+			s, err := r.string()
+			gb.Name = s
+			return err
+		case "model":
+			model, lin = &xgbGBTreeBody{}, &xgbLinearBody{}
+			return r.gbtree(model, lin)
+		case "gbtree": // dart: {"name": "gbtree", "model": {...}}
+			return r.object(func(k string) error {
+				if k != "model" {
+					return r.skip()
+				}
+				dart = &xgbGBTreeBody{}
+				return r.gbtree(dart, nil)
+			})
+		case "weight_drop":
+			return r.floats32(&gb.WeightDrop)
+		}
+		return r.skip()
+	})
+	switch gb.Name {
+	case "dart":
+		gb.Model = dart
+	case "gblinear":
+		gb.Linear = lin
+	default:
+		gb.Model = model
+	}
+	return err
+}
+
+// gbtree reads a gbtree model body; lin, when not nil, receives gblinear's
+// weights should the body be gblinear's.
+func (r *jreader) gbtree(g *xgbGBTreeBody, lin *xgbLinearBody) error {
 	return r.object(func(k string) error {
 		switch k {
+		case "weights":
+			if lin == nil {
+				return r.skip()
+			}
+			return r.floats32(&lin.Weights)
 		case "gbtree_model_param":
 			p := &g.Param
 			return r.object(func(k string) error {

@@ -21,19 +21,44 @@ type xgbDoc struct {
 }
 
 type xgbLearner struct {
-	Attributes      map[string]string
-	FeatureNames    []string
-	FeatureTypes    []string
-	GradientBooster struct {
-		Name  string
-		Model *xgbGBTreeBody
-	}
+	Attributes        map[string]string
+	FeatureNames      []string
+	FeatureTypes      []string
+	GradientBooster   xgbBooster
 	LearnerModelParam struct {
 		BaseScore, NumClass, NumFeature, NumTarget string
 	}
 	Objective struct {
 		Name string
 	}
+}
+
+// xgbBooster is learner.gradient_booster. Name selects which of its
+// bodies applies; a decoder (JSON, UBJSON or the legacy binary format)
+// fills only that booster's fields:
+//
+//   - "gbtree": Model, from gradient_booster.model.
+//   - "dart": Model, from gradient_booster.gbtree.model (dart wraps a
+//     whole gbtree), and WeightDrop.
+//   - "gblinear": Linear, from gradient_booster.model.
+type xgbBooster struct {
+	Name  string
+	Model *xgbGBTreeBody
+	// WeightDrop is dart's weight_drop: one weight per tree of Model.Trees,
+	// in the same order, by which XGBoost multiplies that tree's output
+	// when predicting. nil for other boosters.
+	WeightDrop []float32
+	// Linear is gblinear's model; nil for other boosters.
+	Linear *xgbLinearBody
+}
+
+// xgbLinearBody is a gblinear model (gradient_booster.model).
+type xgbLinearBody struct {
+	// Weights are laid out as XGBoost's GBLinearModel keeps them:
+	// num_feature*num_group feature weights, feature-major (the weight of
+	// feature j for output group g is Weights[j*num_group+g]), then
+	// num_group biases.
+	Weights []float32
 }
 
 type xgbGBTreeBody struct {
