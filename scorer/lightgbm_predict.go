@@ -1,0 +1,404 @@
+package scorer
+
+import (
+	"math"
+	"unsafe"
+)
+
+func (f *lgbForest) marginOutputs() int     { return f.numGroup }
+func (f *lgbForest) noContributions() error { return f.noContrib }
+
+// lgbB2U is 1 for true, without a branch.
+func lgbB2U(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
+
+// lgbRank is how many of the sorted, distinct thresholds ts are below x,
+// by a binary search whose steps depend on len(ts) only. NaN ranks 0.
+func lgbRank(ts []float64, x float64) uint32 {
+	n := len(ts)
+	if n == 0 {
+		return 0
+	}
+	base := 0
+	for n > 1 {
+		half := n >> 1
+		if ts[base+half] < x {
+			base += half
+		}
+		n -= half
+	}
+	return uint32(base) + lgbB2U(ts[base] < x)
+}
+
+// lgbKey is the key of input x in a column of mode with thresholds ts (see
+// the layout notes in lightgbm_compile.go).
+func lgbKey(mode uint8, ts []float64, x float64) uint32 {
+	if math.Abs(x) <= lgbZeroThreshold {
+		x = 0 // LightGBM's prediction API drops such values: they read as 0
+	}
+	switch mode {
+	case lgbColCat:
+		// LightGBM truncates to int (x86 gives INT_MIN, a negative
+		// category, beyond int32); a negative category goes right.
+		if x > -1 && x < 1<<31 {
+			return uint32(int32(x))
+		}
+		return lgbMissing
+	case lgbColNone:
+		if x != x {
+			x = 0
+		}
+	case lgbColZero:
+		if x != x || x == 0 {
+			return lgbMissing
+		}
+	case lgbColNaN:
+		if x != x {
+			return lgbMissing
+		}
+	}
+	return lgbRank(ts, x)
+}
+
+// lgbRow reads a row's raw inputs, for linear leaves: x when set, else
+// cols[feature][i].
+type lgbRow struct {
+	cols [][]float64
+	x    []float64
+	i    int
+}
+
+func (r lgbRow) value(f int32) float64 {
+	v := 0.0
+	if r.x != nil {
+		v = r.x[f]
+	} else {
+		v = r.cols[f][r.i]
+	}
+	if math.Abs(v) <= lgbZeroThreshold {
+		v = 0
+	}
+	return v
+}
+
+// next returns the child of split n that a row with keys k goes to.
+func (st *lgbSlowTree) next(n int32, k, words []uint32) int32 {
+	nd := &st.nodes[n]
+	key := k[nd.fa>>2]
+	var right bool
+	if nd.fa&2 == 0 {
+		right = key+nd.fa&1 >= nd.thr
+	} else {
+		w := key >> 5
+		right = w >= nd.ncat || words[nd.thr+w]>>(key&31)&1 == 0
+	}
+	if right {
+		return nd.right
+	}
+	return nd.left
+}
+
+func (st *lgbSlowTree) leafIndex(k, words []uint32) int32 {
+	if len(st.nodes) == 0 {
+		return 0
+	}
+	n := int32(0)
+	for n >= 0 {
+		n = st.next(n, k, words)
+	}
+	return ^n
+}
+
+func (st *lgbSlowTree) output(k, words []uint32, r lgbRow) float64 {
+	leaf := st.leafIndex(k, words)
+	if st.linear != nil {
+		return st.linear.output(leaf, st.leaf[leaf], r)
+	}
+	return st.leaf[leaf]
+}
+
+// output is a linear leaf's value as LightGBM's Tree::Predict computes it:
+// the leaf's constant plus its coefficients times the inputs, or the
+// plain leaf value when one of those inputs is missing.
+func (lin *lgbLinearLeaves) output(leaf int32, leafValue float64, r lgbRow) float64 {
+	out := lin.leafConst[leaf]
+	for j, f := range lin.features[leaf] {
+		v := r.value(f)
+		if v != v {
+			return leafValue
+		}
+		out += lin.coeff[leaf][j] * v
+	}
+	return out
+}
+
+// anyMissing reports whether one of a linear leaf's inputs is NaN (the
+// leaf then outputs its plain value).
+func (lin *lgbLinearLeaves) anyMissing(leaf int32, r lgbRow) bool {
+	for _, f := range lin.features[leaf] {
+		if v := r.value(f); v != v {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch, margins bool) {
+	nc := max(len(f.cols), 1)
+	if cap(s.keys) < lgbBlockRows*nc {
+		s.keys = make([]uint32, lgbBlockRows*nc)
+	}
+	for start := 0; start < n; start += lgbBlockRows {
+		b := min(lgbBlockRows, n-start)
+		keys := s.keys[:b*nc]
+		for c := range f.cols {
+			col := &f.cols[c]
+			ts := f.thresholds[col.lo:col.hi]
+			src := cols[col.feature][start : start+b]
+			for i, x := range src {
+				keys[i*nc+c] = lgbKey(col.mode, ts, x)
+			}
+		}
+		for g := range f.numGroup {
+			clear(out[g][start : start+b])
+		}
+		f.addTrees(keys, nc, cols, start, b, out)
+		f.finish(out, start, b, margins)
+	}
+}
+
+// addTrees adds every tree's output for the b rows from start (keys
+// row-major, nc per row) to out, tree by tree in model order as LightGBM
+// sums them: four rows at a time through each tree, then the last b%4 rows
+// one at a time through all trees.
+func (f *lgbForest) addTrees(keys []uint32, nc int, cols [][]float64, start, b int, out [][]float64) {
+	n4 := b &^ 3
+	for ti := 0; ti < len(f.trees) && n4 > 0; ti++ {
+		t := &f.trees[ti]
+		o := out[t.group][start : start+n4]
+		if !t.complete {
+			st := &f.slow[ti]
+			for i := range o {
+				o[i] += st.output(keys[i*nc:i*nc+nc], f.catWords, lgbRow{cols: cols, i: start + i})
+			}
+			continue
+		}
+		tn := f.nodes[t.node:]
+		lv := f.leaf[t.leaf:]
+		inner := uint32(1)<<t.depth - 1
+		for i := 0; i < n4; i += 4 {
+			k0 := keys[i*nc : i*nc+nc]
+			k1 := keys[(i+1)*nc : (i+1)*nc+nc]
+			k2 := keys[(i+2)*nc : (i+2)*nc+nc]
+			k3 := keys[(i+3)*nc : (i+3)*nc+nc]
+			var p0, p1, p2, p3 uint32
+			for d := t.depth; d > 0; d-- {
+				n0, n1, n2, n3 := tn[p0], tn[p1], tn[p2], tn[p3]
+				p0 = 2*p0 + 1 + lgbB2U(k0[n0.fa>>1]+n0.fa&1 >= n0.thr)
+				p1 = 2*p1 + 1 + lgbB2U(k1[n1.fa>>1]+n1.fa&1 >= n1.thr)
+				p2 = 2*p2 + 1 + lgbB2U(k2[n2.fa>>1]+n2.fa&1 >= n2.thr)
+				p3 = 2*p3 + 1 + lgbB2U(k3[n3.fa>>1]+n3.fa&1 >= n3.thr)
+			}
+			a := o[i : i+4 : i+4]
+			a[0] += lv[p0-inner]
+			a[1] += lv[p1-inner]
+			a[2] += lv[p2-inner]
+			a[3] += lv[p3-inner]
+		}
+	}
+	for i := n4; i < b; i++ {
+		f.addRow(keys[i*nc:i*nc+nc], lgbRow{cols: cols, i: start + i}, out, start+i)
+	}
+}
+
+// addRow adds every tree's output for one row to out[group][i], eight
+// complete trees at a time where it can (their walks overlap in the CPU),
+// in model order.
+func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
+	trees, nodes := f.trees, f.nodes
+	t := 0
+	for t < len(trees) {
+		if t+8 > len(trees) || !lgbAllComplete(trees[t:t+8]) {
+			tr := &trees[t]
+			if tr.complete {
+				p := lgbFinishWalk(nodes[tr.node:], k, 0, tr.depth)
+				out[tr.group][i] += f.leaf[tr.lbase+p]
+			} else {
+				out[tr.group][i] += f.slow[t].output(k, f.catWords, r)
+			}
+			t++
+			continue
+		}
+		tr := trees[t : t+8 : t+8]
+		n0, n1, n2, n3 := nodes[tr[0].node:], nodes[tr[1].node:], nodes[tr[2].node:], nodes[tr[3].node:]
+		n4, n5, n6, n7 := nodes[tr[4].node:], nodes[tr[5].node:], nodes[tr[6].node:], nodes[tr[7].node:]
+		var p0, p1, p2, p3, p4, p5, p6, p7 uint32
+		d := min(tr[0].depth, tr[1].depth, tr[2].depth, tr[3].depth, tr[4].depth, tr[5].depth, tr[6].depth, tr[7].depth)
+		for range d {
+			a0, a1, a2, a3, a4, a5, a6, a7 := n0[p0], n1[p1], n2[p2], n3[p3], n4[p4], n5[p5], n6[p6], n7[p7]
+			p0 = 2*p0 + 1 + lgbB2U(k[a0.fa>>1]+a0.fa&1 >= a0.thr)
+			p1 = 2*p1 + 1 + lgbB2U(k[a1.fa>>1]+a1.fa&1 >= a1.thr)
+			p2 = 2*p2 + 1 + lgbB2U(k[a2.fa>>1]+a2.fa&1 >= a2.thr)
+			p3 = 2*p3 + 1 + lgbB2U(k[a3.fa>>1]+a3.fa&1 >= a3.thr)
+			p4 = 2*p4 + 1 + lgbB2U(k[a4.fa>>1]+a4.fa&1 >= a4.thr)
+			p5 = 2*p5 + 1 + lgbB2U(k[a5.fa>>1]+a5.fa&1 >= a5.thr)
+			p6 = 2*p6 + 1 + lgbB2U(k[a6.fa>>1]+a6.fa&1 >= a6.thr)
+			p7 = 2*p7 + 1 + lgbB2U(k[a7.fa>>1]+a7.fa&1 >= a7.thr)
+		}
+		ps := [8]uint32{
+			lgbFinishWalk(n0, k, p0, tr[0].depth-d), lgbFinishWalk(n1, k, p1, tr[1].depth-d),
+			lgbFinishWalk(n2, k, p2, tr[2].depth-d), lgbFinishWalk(n3, k, p3, tr[3].depth-d),
+			lgbFinishWalk(n4, k, p4, tr[4].depth-d), lgbFinishWalk(n5, k, p5, tr[5].depth-d),
+			lgbFinishWalk(n6, k, p6, tr[6].depth-d), lgbFinishWalk(n7, k, p7, tr[7].depth-d),
+		}
+		for j := range ps {
+			out[tr[j].group][i] += f.leaf[tr[j].lbase+ps[j]]
+		}
+		t += 8
+	}
+}
+
+func lgbAllComplete(ts []lgbTree) bool {
+	for i := range ts {
+		if !ts[i].complete {
+			return false
+		}
+	}
+	return true
+}
+
+func lgbFinishWalk(tn []lgbNode, k []uint32, p, steps uint32) uint32 {
+	for range steps {
+		nd := tn[p]
+		p = 2*p + 1 + lgbB2U(k[nd.fa>>1]+nd.fa&1 >= nd.thr)
+	}
+	return p
+}
+
+// finish averages (random forests) and converts raw scores as LightGBM's
+// objective does (ConvertOutput), in place.
+func (f *lgbForest) finish(out [][]float64, start, b int, margins bool) {
+	if f.avgDiv != 0 {
+		for g := range f.numGroup {
+			o := out[g][start : start+b]
+			for i := range o {
+				o[i] /= f.avgDiv
+			}
+		}
+	}
+	if margins {
+		return
+	}
+	switch f.obj.link {
+	case lgbSigmoid, lgbOVA:
+		s := f.obj.sigmoid
+		for g := range f.numGroup {
+			o := out[g][start : start+b]
+			for i, v := range o {
+				o[i] = 1 / (1 + math.Exp(-s*v))
+			}
+		}
+	case lgbExp:
+		o := out[0][start : start+b]
+		for i, v := range o {
+			o[i] = math.Exp(v)
+		}
+	case lgbLog1pExp:
+		o := out[0][start : start+b]
+		for i, v := range o {
+			o[i] = math.Log1p(math.Exp(v))
+		}
+	case lgbSignedSquare:
+		o := out[0][start : start+b]
+		for i, v := range o {
+			sign := 0.0
+			if v > 0 {
+				sign = 1
+			} else if v < 0 {
+				sign = -1
+			}
+			o[i] = sign * v * v
+		}
+	case lgbSoftmax:
+		for i := start; i < start+b; i++ {
+			mx := out[0][i]
+			for g := 1; g < f.numGroup; g++ {
+				mx = max(mx, out[g][i])
+			}
+			sum := 0.0
+			for g := range f.numGroup {
+				e := math.Exp(out[g][i] - mx)
+				out[g][i] = e
+				sum += e
+			}
+			for g := range f.numGroup {
+				out[g][i] /= sum
+			}
+		}
+	}
+}
+
+// contributions attributes one row's raw score for output k to its inputs
+// by the path (Saabas) method on LightGBM's internal values: each split on
+// input j adds value(child) - value(node) to j, where a split's value is
+// its internal_value and a leaf's its leaf_value; the bias is the sum of
+// the root values. A linear leaf adds coefficient times input to each of
+// its inputs and its constant less its leaf value to the bias. They add up
+// to the raw score (averaged for random forests). This is not LightGBM's
+// pred_contrib, which computes TreeSHAP values.
+func (f *lgbForest) contributions(dst, x []float64, k int, s *Scratch) error {
+	if f.noContrib != nil {
+		return f.noContrib
+	}
+	nc := max(len(f.cols), 1)
+	if cap(s.keys) < nc {
+		s.keys = make([]uint32, nc)
+	}
+	keys := s.keys[:nc]
+	for c := range f.cols {
+		col := &f.cols[c]
+		keys[c] = lgbKey(col.mode, f.thresholds[col.lo:col.hi], x[col.feature])
+	}
+	clear(dst)
+	bias := len(dst) - 1
+	r := lgbRow{x: x}
+	for ti := range f.trees {
+		if int(f.trees[ti].group) != k {
+			continue
+		}
+		st := &f.slow[ti]
+		var leaf int32
+		var cur float64
+		if len(st.nodes) == 0 {
+			cur = st.leaf[0]
+			dst[bias] += cur
+		} else {
+			cur = st.value[0]
+			dst[bias] += cur
+			n := int32(0)
+			for n >= 0 {
+				next := st.next(n, keys, f.catWords)
+				var v float64
+				if next >= 0 {
+					v = st.value[next]
+				} else {
+					v = st.leaf[^next]
+				}
+				dst[st.feat[n]] += v - cur
+				cur, n = v, next
+			}
+			leaf = ^n
+		}
+		if lin := st.linear; lin != nil && !lin.anyMissing(leaf, r) {
+			for j, fe := range lin.features[leaf] {
+				dst[fe] += lin.coeff[leaf][j] * r.value(fe)
+			}
+			dst[bias] += lin.leafConst[leaf] - cur
+		}
+	}
+	if f.avgDiv != 0 {
+		for j := range dst {
+			dst[j] /= f.avgDiv
+		}
+	}
+	return nil
+}
