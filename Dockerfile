@@ -17,6 +17,10 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/streamscore ./cmd/streamscore
 
 FROM gcr.io/distroless/static-debian12:nonroot
+# SageMaker accepts the image for a multi-model endpoint only with this
+# label, and runs its containers with SAGEMAKER_MULTI_MODEL=true, which
+# switches `streamscore serve` to the multi-model contract (POST /models...).
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 COPY --from=build /out/streamscore /usr/local/bin/streamscore
 EXPOSE 8080
 ENV STREAMSCORE_SERVE_HOST=0.0.0.0

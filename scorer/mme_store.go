@@ -11,12 +11,12 @@ import (
 )
 
 // errConflict: the name is loaded, or being loaded, already (409).
-var errConflict = errors.New("model already loaded")
+var errConflict = errors.New("already loaded")
 
 // errNoMemory: the model does not fit in the memory budget even after
 // unloading every idle model (507, which makes SageMaker unload models and
 // retry).
-var errNoMemory = errors.New("insufficient memory for the model")
+var errNoMemory = errors.New("insufficient memory")
 
 // loadedModel is one model of a multi-model server.
 type loadedModel struct {
@@ -62,7 +62,7 @@ func (s *modelStore) reserve(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byName[name] != nil || s.loading[name] {
-		return fmt.Errorf("%w: model %q is already loaded; unload it first (DELETE /models/%s)", errConflict, name, name)
+		return fmt.Errorf("model %q is %w; unload it first (DELETE /models/%s)", name, errConflict, name)
 	}
 	s.loading[name] = true
 	return nil
