@@ -420,13 +420,21 @@ type layout struct {
 	trees                                                []int
 }
 
+// bodyOffset is where the booster's model starts in a fixture file: after
+// "binf", the learner parameters and the two names.
+func bodyOffset(b []byte) int {
+	p := 4 + binLearnerParamBytes
+	p += 8 + int(binary.LittleEndian.Uint64(b[p:]))
+	return p + 8 + int(binary.LittleEndian.Uint64(b[p:]))
+}
+
 func walkLayout(t *testing.T, b []byte) layout {
 	t.Helper()
 	var l layout
 	l.learner = 4
 	l.objective = l.learner + binLearnerParamBytes
 	l.booster = l.objective + 8 + int(binary.LittleEndian.Uint64(b[l.objective:]))
-	l.gbtree = l.booster + 8 + int(binary.LittleEndian.Uint64(b[l.booster:]))
+	l.gbtree = bodyOffset(b)
 	p := l.gbtree + binGBTreeParamBytes
 	nt := int(binary.LittleEndian.Uint32(b[l.gbtree:]))
 	for range nt {
@@ -529,6 +537,36 @@ func TestBinaryDamaged(t *testing.T) {
 			t.Fatalf("cut to %d bytes: %v does not say the file is truncated", n, err)
 		}
 	}
+	// dart's weight_drop and gblinear's weights.
+	dart := binaryBytes(t, "dart.model")
+	dl := walkLayout(t, dart)
+	wd := dl.attrs // dart's weight_drop follows tree_info
+	gbl := binaryBytes(t, "gblinear.model")
+	gw := bodyOffset(gbl) + binLinearParamBytes
+	with64 := func(b []byte, off int, v uint64) []byte {
+		b = slices.Clone(b)
+		binary.LittleEndian.PutUint64(b[off:], v)
+		return b
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"weight_drop short", with64(dart, wd, uint64(len(dl.trees)-1)), "dart weight_drop has 5 entries for 6 trees"},
+		{"weight_drop long", with64(dart, wd, uint64(len(dl.trees)+1)), "dart weight_drop: length 7 at offset"},
+		{"weight_drop absurd", with64(dart, wd, 1<<61), "dart weight_drop: length 2305843009213693952 at offset"},
+		{"cut in weight_drop", dart[:wd+12], "dart weight_drop: length 6 at offset"},
+		{"cut in gblinear param", gbl[:gw-10], "gblinear model param: 136 bytes needed"},
+		{"gblinear weights absurd", with64(gbl, gw, 1<<62), "gblinear weights: length 4611686018427387904 at offset"},
+		{"cut in gblinear weights", gbl[:gw+20], "gblinear weights: length 27 at offset"},
+	} {
+		var doc xgbDoc
+		if err := decodeXGBoostBinary(c.data, &doc); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want mention of %q", c.name, err, c.want)
+		}
+	}
+
 	// XGBoost stopped reading base64 files; so do we, saying so.
 	var doc xgbDoc
 	if err := decodeXGBoostBinary(append([]byte("bs64"), orig[4:]...), &doc); !errors.Is(err, ErrUnsupportedModel) || !strings.Contains(err.Error(), "base64") {
@@ -539,4 +577,34 @@ func TestBinaryDamaged(t *testing.T) {
 	if !errors.Is(err, ErrModelLimit) {
 		t.Fatalf("max_trees 3: %v", err)
 	}
+}
+
+// BenchmarkDecodeBinaryVsJSON decodes the same model from the binary file
+// and from XGBoost's JSON, side by side (bytes/s are of each file).
+func BenchmarkDecodeBinaryVsJSON(b *testing.B) {
+	bin := binaryBytes(b, "early_stopping.model")
+	_, js, err := extractModelFromTarGz(binaryBytes(b, "early_stopping.json.tar.gz"), ModelLimits{}.withDefaults())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("binary", func(b *testing.B) {
+		b.SetBytes(int64(len(bin)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var doc xgbDoc
+			if err := decodeXGBoostBinary(bin, &doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.SetBytes(int64(len(js)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var doc xgbDoc
+			if err := decodeXGBoost(js, &doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
