@@ -96,12 +96,28 @@ type lgbSlowTree struct {
 	linear *lgbLinearLeaves
 }
 
+// lgbCNode is a compact-layout node: go to kids + (key[fa>>1] + fa&1 >=
+// thr). A node's two children are adjacent. A leaf has thr 0 and kids one
+// below itself, so it is its own next node.
+type lgbCNode struct {
+	thr, fa, kids uint32
+}
+
+// Tree layouts.
+const (
+	lgbBranching uint8 = iota // LightGBM's own shape only (forest.slow)
+	lgbComplete               // forest.nodes, heap order
+	lgbCompact                // forest.cnodes, children adjacent
+)
+
 type lgbTree struct {
-	node, leaf uint32 // offsets into forest.nodes and forest.leaf (complete layout)
-	lbase      uint32 // leaf - (2^depth-1), wrapping: leaf[lbase+p] is heap position p's leaf
+	// node and leaf are the offsets of the tree's first node and leaf
+	// slot in forest.nodes (or forest.cnodes) and forest.leaf.
+	node, leaf uint32
+	lbase      uint32 // complete: leaf - (2^depth-1), wrapping: leaf[lbase+p] is heap position p's leaf
 	depth      uint32
 	group      uint32
-	complete   bool
+	layout     uint8
 }
 
 // lgbForest is a compiled LightGBM model.
@@ -114,6 +130,7 @@ type lgbForest struct {
 	cols       []lgbColumn
 	thresholds []float64
 	nodes      []lgbNode
+	cnodes     []lgbCNode
 	leaf       []float64
 	trees      []lgbTree
 	slow       []lgbSlowTree // parallel to trees
@@ -373,12 +390,50 @@ func (f *lgbForest) addTree(ti int, t *lgbRawTree, colOf map[colKey]int) error {
 	f.slow[ti] = st
 	f.trees[ti] = lgbTree{group: uint32(ti % f.numGroup)}
 	d := t.depth
-	complete := !hasCat && t.linear == nil && d <= lgbMaxCompleteDepth &&
-		(d <= lgbAlwaysComplete || 1<<(d+1)-1 <= lgbSparseRatio*(2*t.numLeaves-1))
-	if !complete {
+	switch {
+	case hasCat || t.linear != nil:
 		return nil
+	case d <= lgbMaxCompleteDepth && (d <= lgbAlwaysComplete || 1<<(d+1)-1 <= lgbSparseRatio*(2*t.numLeaves-1)):
+		return f.addComplete(ti, &st, d)
+	default:
+		return f.addCompact(ti, &st, d)
 	}
-	return f.addComplete(ti, &st, d)
+}
+
+// addCompact lays tree ti out with each node's children adjacent, breadth
+// first, from its slow form.
+func (f *lgbForest) addCompact(ti int, st *lgbSlowTree, d int) error {
+	size := 2*len(st.nodes) + 1
+	if err := f.account(int64(size) * (12 + 8)); err != nil {
+		return err
+	}
+	if len(f.cnodes)+size > math.MaxUint32/2 || len(f.leaf)+size > math.MaxUint32/2 {
+		return errors.New("too many nodes for the compact layout")
+	}
+	t := &f.trees[ti]
+	t.layout = lgbCompact
+	t.depth = uint32(d)
+	t.node, t.leaf = uint32(len(f.cnodes)), uint32(len(f.leaf))
+	f.cnodes = append(f.cnodes, make([]lgbCNode, size)...)
+	f.leaf = append(f.leaf, make([]float64, size)...)
+	nodes, leaves := f.cnodes[t.node:], f.leaf[t.leaf:]
+	// id: a slow-form child (>= 0 split, < 0 ^leaf) placed at pos.
+	type item struct{ id, pos int32 }
+	queue := []item{{0, 0}}
+	next := int32(1)
+	for q := 0; q < len(queue); q++ {
+		it := queue[q]
+		if it.id < 0 {
+			nodes[it.pos] = lgbCNode{kids: uint32(it.pos - 1)}
+			leaves[it.pos] = st.leaf[^it.id]
+			continue
+		}
+		nd := st.nodes[it.id]
+		nodes[it.pos] = lgbCNode{thr: nd.thr, fa: nd.fa>>2<<1 | nd.fa&1, kids: uint32(next)}
+		queue = append(queue, item{nd.left, next}, item{nd.right, next + 1})
+		next += 2
+	}
+	return nil
 }
 
 // addFor is a numerical split's key increment: 1 when missing values go
@@ -410,7 +465,7 @@ func (f *lgbForest) addComplete(ti int, st *lgbSlowTree, d int) error {
 		return errors.New("too many nodes for the complete layout")
 	}
 	t := &f.trees[ti]
-	t.complete = true
+	t.layout = lgbComplete
 	t.depth = uint32(d)
 	t.node, t.leaf = uint32(len(f.nodes)), uint32(len(f.leaf))
 	t.lbase = t.leaf - uint32(inner)
