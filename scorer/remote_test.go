@@ -320,19 +320,28 @@ func TestBreakerOpenSendsNothing(t *testing.T) {
 	}
 }
 
-func TestParseScoresShapes(t *testing.T) {
+func TestParseCSVScoresShapes(t *testing.T) {
+	rows := []int32{0, 1, 2}
 	sc := alloc(2, 3)
-	if err := parseScores([]byte("0.1,0.9\n0.2,0.8\n0.3,0.7\n"), 0, 3, sc); err != nil || sc[1][2] != 0.7 || sc[0][1] != 0.2 {
+	if err := parseCSVScores([]byte("0.1,0.9\n0.2,0.8\n0.3,0.7\n"), rows, sc); err != nil || sc[1][2] != 0.7 || sc[0][1] != 0.2 {
 		t.Fatalf("lines: %v %v", err, sc)
 	}
+	// XGBoost's real-time multi-class answer: one line of bracketed rows.
+	if err := parseCSVScores([]byte("[0.4, 0.6],[0.25, 0.75],[0.5, 0.5]"), rows, sc); err != nil || sc[1][1] != 0.75 || sc[0][2] != 0.5 {
+		t.Fatalf("bracketed rows: %v %v", err, sc)
+	}
 	one := alloc(1, 3)
-	if err := parseScores([]byte("0.5,0.25,0.125"), 0, 3, one); err != nil || one[0][2] != 0.125 {
+	if err := parseCSVScores([]byte("0.5,0.25,0.125"), rows, one); err != nil || one[0][2] != 0.125 {
 		t.Fatalf("single line: %v %v", err, one)
 	}
-	if err := parseScores([]byte("0.5,0.25"), 0, 3, one); err == nil {
+	// Scores land on the rows sent, in the order sent.
+	if err := parseCSVScores([]byte("1\n2\n3\n"), []int32{2, 0, 1}, one); err != nil || one[0][0] != 2 || one[0][2] != 1 {
+		t.Fatalf("permuted rows: %v %v", err, one)
+	}
+	if err := parseCSVScores([]byte("0.5,0.25"), rows, one); err == nil {
 		t.Fatal("short response accepted")
 	}
-	if err := parseScores([]byte("0.5,x,1"), 0, 3, one); err == nil {
+	if err := parseCSVScores([]byte("0.5,x,1"), rows, one); err == nil {
 		t.Fatal("non-number accepted")
 	}
 }

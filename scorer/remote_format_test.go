@@ -1,0 +1,289 @@
+package scorer
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+)
+
+// Each content type and instance shape encodes rows as the containers take
+// them: NaN as the format's missing value, numbers in shortest round-trip
+// form, the body framed so it parses.
+func TestEncoderShapes(t *testing.T) {
+	cols := [][]float64{{1.5, math.NaN()}, {-2, 0.1}}
+	features := []string{"a", `b"q`}
+	for _, tc := range []struct {
+		ct, inst, want string
+	}{
+		{ContentCSV, "", "1.5,-2\n,0.1\n"},
+		{ContentJSON, InstanceArray, `{"instances":[[1.5,-2],[null,0.1]]}`},
+		{ContentJSON, InstanceFeatures, `{"instances":[{"features":[1.5,-2]},{"features":[null,0.1]}]}`},
+		{ContentJSON, InstanceNamed, `{"instances":[{"a":1.5,"b\"q":-2},{"a":null,"b\"q":0.1}]}`},
+		{ContentJSONLines, InstanceArray, "[1.5,-2]\n[null,0.1]\n"},
+		{ContentJSONLines, InstanceFeatures, "{\"features\":[1.5,-2]}\n{\"features\":[null,0.1]}\n"},
+	} {
+		e := newEncoder(tc.ct, tc.inst, features)
+		var body bytes.Buffer
+		for i := range 2 {
+			line, bad := e.row(nil, cols, i)
+			if bad >= 0 {
+				t.Fatalf("%s %s: row %d refused at column %d", tc.ct, tc.inst, i, bad)
+			}
+			e.add(&body, i, line)
+		}
+		e.finish(&body)
+		if body.String() != tc.want {
+			t.Errorf("%s %s:\n got %q\nwant %q", tc.ct, tc.inst, body.String(), tc.want)
+		}
+		if tc.ct == ContentJSON && !json.Valid(body.Bytes()) {
+			t.Errorf("%s %s: invalid JSON", tc.ct, tc.inst)
+		}
+	}
+	// JSON has no infinities: the row is refused, naming the column.
+	inf := [][]float64{{1}, {math.Inf(-1)}}
+	if _, bad := newEncoder(ContentJSON, InstanceArray, features).row(nil, inf, 0); bad != 1 {
+		t.Errorf("JSON row with -Inf: bad column %d, want 1", bad)
+	}
+}
+
+// The encoder's fits bound is exact: a body built to it is never over the
+// limit and one more row would be.
+func TestEncoderFitsExactly(t *testing.T) {
+	cols := randomCols(7, 400, 0.1, 5)
+	for _, ct := range []string{ContentCSV, ContentJSON, ContentJSONLines} {
+		e := newEncoder(ct, InstanceFeatures, featureNames(7))
+		const limit = 4000
+		var body bytes.Buffer
+		rows := 0
+		for i := range 400 {
+			line, _ := e.row(nil, cols, i)
+			if !e.fits(body.Len(), rows, len(line), limit) {
+				var closed bytes.Buffer
+				closed.Write(body.Bytes())
+				e.finish(&closed)
+				if closed.Len() > limit || closed.Len()+len(line)+len(e.sep) <= limit {
+					t.Fatalf("%s: body of %d rows is %d bytes and the next row of %d did not fit (limit %d)", ct, rows, closed.Len(), len(line), limit)
+				}
+				break
+			}
+			e.add(&body, rows, line)
+			rows++
+		}
+		if rows == 0 || rows == 400 {
+			t.Fatalf("%s: %d rows fit, want the limit to bite", ct, rows)
+		}
+	}
+}
+
+func TestScorePathErrors(t *testing.T) {
+	for _, tc := range []struct{ path, accept, want string }{
+		{"predictions.score", ContentJSON, "mark the array of rows with *"},
+		{"predictions.*.*", ContentJSON, "more than one *"},
+		{"*.score", ContentJSONLines, "has no *"},
+		{"score", ContentCSV, "text/csv response has no paths"},
+		{"predictions..score", ContentJSON, "empty step"},
+		{"predictions.*.probabilities[x]", ContentJSON, "an index is a number"},
+		{"predictions.*.probabilities[1", ContentJSON, "want [n] or [*]"},
+		{"predictions.*.sc ore", ContentJSON, "white space"},
+		{" score", ContentJSONLines, "white space"},
+		{"score", "text/plain", "not one of"},
+	} {
+		_, err := ParseScorePath(tc.path, tc.accept)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseScorePath(%q, %s) = %v, want an error saying %q", tc.path, tc.accept, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ path, accept string }{
+		{"", ContentJSON}, {"", ContentJSONLines}, {"", ContentCSV}, {"$", ContentJSONLines},
+		{"$.predictions[*].probabilities[1]", ContentJSON}, {"*", ContentJSON}, {"outputs[0]", ContentJSONLines},
+	} {
+		if _, err := ParseScorePath(tc.path, tc.accept); err != nil {
+			t.Errorf("ParseScorePath(%q, %s): %v", tc.path, tc.accept, err)
+		}
+	}
+}
+
+// The response shapes of SageMaker's built-in containers and custom ones,
+// read with the default or a configured path.
+func TestDecoderShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name, accept, path, body string
+		outputs                  int
+		want                     [][]float64 // [output][row]
+	}{
+		{"xgboost json", ContentJSON, "", `{"predictions": [{"score": 0.25}, {"score": 0.5}]}`, 1, [][]float64{{0.25, 0.5}}},
+		{"xgboost json multi-class", ContentJSON, "", `{"predictions":[{"score":[0.1,0.9]},{"score":[0.7,0.3]}]}`, 2, [][]float64{{0.1, 0.7}, {0.9, 0.3}}},
+		{"linear learner json", ContentJSON, "", `{"predictions":[{"score":0.4,"predicted_label":0},{"predicted_label":1,"score":0.8}]}`, 1, [][]float64{{0.4, 0.8}}},
+		{"linear learner jsonlines multi-class", ContentJSONLines, "", "{\"score\": [0.1, 0.9], \"predicted_label\": 1}\n\n{\"score\": [0.6, 0.4], \"predicted_label\": 0}\n", 2, [][]float64{{0.1, 0.6}, {0.9, 0.4}}},
+		{"xgboost selectable output", ContentJSON, "predictions.*.probabilities[1]", `{"predictions":[{"predicted_label":1,"probabilities":[0.2,0.8]},{"predicted_label":0,"probabilities":[0.9,0.1]}]}`, 1, [][]float64{{0.8, 0.1}}},
+		{"xgboost selectable jsonlines", ContentJSONLines, "probability", "{\"predicted_label\":1,\"probability\":0.8}\n{\"predicted_label\":0,\"probability\":0.1}", 1, [][]float64{{0.8, 0.1}}},
+		{"custom nested", ContentJSON, "result.outputs.*.p[0]", `{"model":"m","result":{"outputs":[{"p":[0.3,7]},{"p":[0.6]}]}}`, 1, [][]float64{{0.3, 0.6}}},
+		{"bare array", ContentJSON, "*", `[0.5, 1e-3]`, 1, [][]float64{{0.5, 0.001}}},
+		{"bare rows of classes", ContentJSON, "*", `[[0.5,0.5],[0.2,0.8]]`, 2, [][]float64{{0.5, 0.2}, {0.5, 0.8}}},
+		{"line is the score", ContentJSONLines, "$", "0.5\n[0.25]\n", 1, [][]float64{{0.5, 0.25}}},
+		{"escaped key", ContentJSON, "predictions.*.score", `{"predictions":[{"sc\u006fre":2},{"score":3}]}`, 1, [][]float64{{2, 3}}},
+	} {
+		p, err := ParseScorePath(tc.path, tc.accept)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		d := decoder{accept: tc.accept, path: p}
+		got := alloc(tc.outputs, 2)
+		if err := d.parse([]byte(tc.body), []int32{0, 1}, got); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		for k := range tc.want {
+			for i := range tc.want[k] {
+				if got[k][i] != tc.want[k][i] {
+					t.Errorf("%s: score %d of row %d = %v, want %v", tc.name, k, i, got[k][i], tc.want[k][i])
+				}
+			}
+		}
+	}
+}
+
+// A response that does not match what was sent is refused with an error
+// that says where.
+func TestDecoderRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name, accept, path, body string
+		outputs                  int
+		want                     string
+	}{
+		{"too few rows", ContentJSON, "", `{"predictions":[{"score":1}]}`, 1, "1 rows, 2 were sent"},
+		{"too many rows", ContentJSON, "", `{"predictions":[{"score":1},{"score":1},{"score":1}]}`, 1, "more than the 2 rows"},
+		{"missing key", ContentJSON, "", `{"predictions":[{"score":1},{"label":1}]}`, 1, `row 2: predictions.*.score: no key "score"`},
+		{"null score", ContentJSON, "", `{"predictions":[{"score":null},{"score":1}]}`, 1, "null is not a number"},
+		{"string score", ContentJSONLines, "", "{\"score\":\"0.5\"}\n{\"score\":1}", 1, `"0.5" is not a number`},
+		{"class count", ContentJSON, "", `{"predictions":[{"score":[1,2,3]},{"score":[1,2]}]}`, 2, "more than the 2 scores"},
+		{"one score for many", ContentJSON, "", `{"predictions":[{"score":1},{"score":2}]}`, 2, "want an array of 2"},
+		{"not rows", ContentJSON, "", `{"predictions":{"score":1}}`, 1, "not an array of rows"},
+		{"index past end", ContentJSON, "predictions.*.p[3]", `{"predictions":[{"p":[1]},{"p":[1]}]}`, 1, "index [3] is past the end"},
+		{"bad json", ContentJSON, "", `{"predictions":[`, 1, "response"},
+		{"bad line", ContentJSONLines, "", "{\"score\":1}\n{\"score\":", 1, "response line 2"},
+		{"huge number", ContentJSON, "", `{"predictions":[{"score":1e999},{"score":1}]}`, 1, "beyond the range"},
+		{"jsonlines lines", ContentJSONLines, "", "{\"score\":1}\n", 1, "1 lines of scores, 2 rows were sent"},
+	} {
+		p, err := ParseScorePath(tc.path, tc.accept)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		d := decoder{accept: tc.accept, path: p}
+		err = d.parse([]byte(tc.body), []int32{0, 1}, alloc(tc.outputs, 2))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Encoding and decoding allocate nothing per row in steady state, in every
+// content type, as the CSV path always has.
+func TestRemoteCodecAllocs(t *testing.T) {
+	if remoteRace {
+		t.Skip("the race detector's sync.Pool drops items, so pooled buffers allocate")
+	}
+	const n = 200
+	cols := randomCols(30, n, 0.05, 9)
+	rows := make([]int32, n)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	scores := alloc(1, n)
+	for _, ct := range []string{ContentCSV, ContentJSON, ContentJSONLines} {
+		e := newEncoder(ct, InstanceFeatures, featureNames(30))
+		var body bytes.Buffer
+		var line []byte
+		encode := func() {
+			body.Reset()
+			for i := range n {
+				line, _ = e.row(line[:0], cols, i)
+				e.add(&body, i, line)
+			}
+			e.finish(&body)
+		}
+		encode()
+		if a := testing.AllocsPerRun(20, encode); a != 0 {
+			t.Errorf("%s: encoding %d rows allocates %v times", ct, n, a)
+		}
+		resp := serveResponse(ct, cols[0][:n])
+		p, _ := ParseScorePath("", ct)
+		d := decoder{accept: ct, path: p}
+		decode := func() {
+			if err := d.parse(resp, rows, scores); err != nil {
+				t.Fatal(err)
+			}
+		}
+		decode()
+		if a := testing.AllocsPerRun(20, decode); a != 0 {
+			t.Errorf("%s: decoding %d rows allocates %v times", ct, n, a)
+		}
+	}
+}
+
+// serveResponse writes scores as `streamscore serve` answers in ct.
+func serveResponse(ct string, scores []float64) []byte {
+	var b []byte
+	if ct == ContentJSON {
+		b = append(b, `{"predictions":[`...)
+	}
+	for i, v := range scores {
+		if math.IsNaN(v) {
+			v = 0.5
+		}
+		switch ct {
+		case ContentCSV:
+			b = append(append(b, []byte(formatFloat(v))...), '\n')
+		case ContentJSON:
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, `{"score":`...), formatFloat(v)...), '}')
+		case ContentJSONLines:
+			b = append(append(append(b, `{"score":`...), formatFloat(v)...), "}\n"...)
+		}
+	}
+	if ct == ContentJSON {
+		b = append(b, "]}"...)
+	}
+	return b
+}
+
+func formatFloat(v float64) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// FuzzRemoteResponse: no response body makes the decoders panic, whatever
+// the path, and a body they accept filled every score.
+func FuzzRemoteResponse(f *testing.F) {
+	f.Add(`{"predictions":[{"score":0.5},{"score":[1,2]}]}`, "predictions.*.score", uint8(1))
+	f.Add("{\"score\":1}\n{\"score\":2}\n", "score", uint8(2))
+	f.Add(`[[1,2],[3,4]]`, "*", uint8(1))
+	f.Add("0.1,0.2\n0.3,0.4", "", uint8(0))
+	f.Add(`{"a":{"b":[{"c":[0,1]},{"c":[2,3]}]}}`, "a.b.*.c[1]", uint8(1))
+	f.Fuzz(func(t *testing.T, body, path string, ct uint8) {
+		accept := []string{ContentCSV, ContentJSON, ContentJSONLines}[int(ct)%3]
+		p, err := ParseScorePath(path, accept)
+		if err != nil {
+			return
+		}
+		for _, outputs := range []int{1, 2} {
+			d := decoder{accept: accept, path: p}
+			sc := alloc(outputs, 2)
+			for k := range sc {
+				sc[k][0], sc[k][1] = math.NaN(), math.NaN()
+			}
+			if d.parse([]byte(body), []int32{1, 0}, sc) != nil {
+				continue
+			}
+			for k := range sc {
+				if math.IsNaN(sc[k][0]) || math.IsNaN(sc[k][1]) {
+					t.Fatalf("accepted %q (%s, path %q, %d outputs) but left a score unset: %v", body, accept, path, outputs, sc)
+				}
+			}
+		}
+	})
+}
