@@ -7,37 +7,33 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"reflect"
 	"strconv"
 	"strings"
 	"unsafe"
 )
 
-// HeapBytes is the memory the model keeps while it is loaded: its compiled
-// form (for tree ensembles the same count ModelLimits.MaxHeapBytes bounds,
-// or the arrays' capacity when that is larger) plus its names. The
+// HeapBytes is the memory the model keeps while it is loaded: the larger
+// of what its family counts (for tree ensembles, what
+// ModelLimits.MaxHeapBytes bounds as the trees compile, or the arrays'
+// capacity when growing them left more) and what a walk of every array,
+// string and structure the model holds finds (each shared array once), so
+// a family that counts nothing, or forgets an array, is still counted. The
 // multi-model server's memory budget is a sum of these.
 func (m *Model) HeapBytes() int64 {
-	n := int64(unsafe.Sizeof(*m))
-	for _, s := range m.info.Features {
-		n += int64(unsafe.Sizeof(s)) + int64(len(s))
-	}
-	for _, s := range m.info.FeatureTypes {
-		n += int64(unsafe.Sizeof(s)) + int64(len(s))
-	}
+	w := sizeWalker{seen: map[uintptr]bool{}, ptrs: map[reflect.Type]bool{}}
+	n := int64(unsafe.Sizeof(*m)) + w.extra(reflect.ValueOf(m).Elem())
 	if r, ok := m.impl.(interface{ residentBytes() int64 }); ok {
-		return n + r.residentBytes()
+		names := int64(unsafe.Sizeof(*m)) + describedBytes(m.info)
+		n = max(n, names+r.residentBytes())
 	}
-	return n + estimatedBytes(m.info)
+	return n
 }
 
-// estimatedBytes bounds, from its shape, a model family that does not count
-// its own memory: every tree complete at the deepest tree's depth (more than
-// any layout keeps), or a weight per feature and output.
-func estimatedBytes(info ModelInfo) int64 {
-	if info.Trees > 0 {
-		return int64(info.TotalTrees) * (completeTreeBytes(min(info.MaxDepth, maxCompleteDepth)) + int64(unsafe.Sizeof(ftree{})))
-	}
-	return int64(len(info.Features)+1) * int64(max(info.Outputs, 1)) * 16
+// describedBytes is the memory of the model's description: its feature names and types.
+func describedBytes(info ModelInfo) int64 {
+	w := sizeWalker{seen: map[uintptr]bool{}, ptrs: map[reflect.Type]bool{}}
+	return w.extra(reflect.ValueOf(info))
 }
 
 // residentBytes is what the forest's limits accounting counted as it
@@ -53,6 +49,100 @@ func (f *forest) residentBytes() int64 {
 // residentBytes is the linear model's weights and missing-value defaults.
 func (l *linearModel) residentBytes() int64 {
 	return int64(cap(l.weights)+cap(l.missing)) * 8
+}
+
+// sizeWalker sums the memory a value refers to beyond its own inline size.
+// It reads unexported fields through reflect without calling anything, so
+// every model family is counted without declaring its fields.
+type sizeWalker struct {
+	seen map[uintptr]bool      // arrays and objects already counted
+	ptrs map[reflect.Type]bool // whether a type holds pointers, memoised
+}
+
+func (w *sizeWalker) extra(v reflect.Value) int64 {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || !w.first(v.Pointer()) {
+			return 0
+		}
+		return int64(v.Type().Elem().Size()) + w.extra(v.Elem())
+	case reflect.Interface:
+		if v.IsNil() {
+			return 0
+		}
+		e := v.Elem()
+		if e.Kind() == reflect.Pointer {
+			return w.extra(e)
+		}
+		return int64(e.Type().Size()) + w.extra(e) // boxed value
+	case reflect.Slice:
+		if v.IsNil() || v.Cap() == 0 || !w.first(v.Pointer()) {
+			return 0
+		}
+		n := int64(v.Cap()) * int64(v.Type().Elem().Size())
+		if w.hasPointers(v.Type().Elem()) {
+			for i := range v.Len() {
+				n += w.extra(v.Index(i))
+			}
+		}
+		return n
+	case reflect.String:
+		return int64(v.Len())
+	case reflect.Struct:
+		n := int64(0)
+		for i := range v.NumField() {
+			n += w.extra(v.Field(i))
+		}
+		return n
+	case reflect.Array:
+		n := int64(0)
+		if w.hasPointers(v.Type().Elem()) {
+			for i := range v.Len() {
+				n += w.extra(v.Index(i))
+			}
+		}
+		return n
+	case reflect.Map:
+		if v.IsNil() || !w.first(v.Pointer()) {
+			return 0
+		}
+		// Entries and the buckets' overhead, roughly twice the pairs.
+		n := int64(v.Len()) * 2 * int64(v.Type().Key().Size()+v.Type().Elem().Size())
+		it := v.MapRange()
+		for it.Next() {
+			n += w.extra(it.Key()) + w.extra(it.Value())
+		}
+		return n
+	}
+	return 0 // numbers, bools, funcs, channels: inline or not the model's
+}
+
+func (w *sizeWalker) first(p uintptr) bool {
+	if w.seen[p] {
+		return false
+	}
+	w.seen[p] = true
+	return true
+}
+
+func (w *sizeWalker) hasPointers(t reflect.Type) bool {
+	if has, ok := w.ptrs[t]; ok {
+		return has
+	}
+	has := false
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Slice, reflect.String, reflect.Map:
+		has = true
+	case reflect.Struct:
+		w.ptrs[t] = false // a recursive type refers to itself by pointer
+		for i := range t.NumField() {
+			has = has || w.hasPointers(t.Field(i).Type)
+		}
+	case reflect.Array:
+		has = w.hasPointers(t.Elem())
+	}
+	w.ptrs[t] = has
+	return has
 }
 
 // defaultMemoryShare is the part of the container's memory the loaded
