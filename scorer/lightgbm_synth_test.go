@@ -324,7 +324,25 @@ func lgbReferenceRow(trees []lgbRawTree, ntpi int, x []float64) []float64 {
 				break
 			}
 		}
-		out[ti%ntpi] += tr.leafValue[leaf]
+		v := tr.leafValue[leaf]
+		if lin := tr.linear; lin != nil {
+			// Tree::Predict: the leaf's linear model, unless an input
+			// it reads is NaN.
+			lv := lin.leafConst[leaf]
+			for j, fe := range lin.features[leaf] {
+				xv := x[fe]
+				if math.IsNaN(xv) {
+					lv = v
+					break
+				}
+				if math.Abs(xv) <= lgbZeroThreshold {
+					xv = 0
+				}
+				lv += lin.coeff[leaf][j] * xv
+			}
+			v = lv
+		}
+		out[ti%ntpi] += v
 	}
 	return out
 }
