@@ -147,10 +147,9 @@ func withSource(src, version string) LoadOption {
 }
 
 // ParseModel loads a model from its bytes, detecting the format: XGBoost
-// JSON, XGBoost UBJSON, a gzip'd tar archive holding one (SageMaker's
-// model.tar.gz with xgboost-model), or the linear-model JSON format. The
-// legacy XGBoost binary format is refused with an error saying how to
-// convert it.
+// JSON, UBJSON or legacy binary, a LightGBM text model, a gzip'd tar
+// archive holding one (SageMaker's model.tar.gz with xgboost-model), or the
+// linear-model JSON format.
 func ParseModel(data []byte, opts ...LoadOption) (*Model, error) {
 	o := applyLoadOptions(opts)
 	m, err := parseModel(data, o)
@@ -213,19 +212,16 @@ func parseModel2(data []byte, o loadOptions) (*Model, error) {
 	case data[0] == '{':
 		j, err := ubjsonToJSON(data)
 		if err != nil {
+			// A pre-1.3 binary file (no "binf") whose base_score's first
+			// byte happens to be '{' looks like UBJSON until it fails.
+			if looksLikeLegacyBinary(data) {
+				return parseLegacyBinary(data, o)
+			}
 			return nil, fmt.Errorf("xgboost ubjson: %w", err)
 		}
 		jsonText, encoding = j, "ubjson"
 	case bytes.HasPrefix(data, []byte("binf")) || looksLikeLegacyBinary(data):
-		var doc xgbDoc
-		if err := decodeXGBoostBinary(data, &doc); err != nil {
-			return nil, fmt.Errorf("xgboost binary model: %w", err)
-		}
-		p, info, err := compileXGBoost(&doc, o)
-		if err != nil {
-			return nil, err
-		}
-		return newModel(p, info, o, "binary")
+		return parseLegacyBinary(data, o)
 	case isLightGBMText(trim):
 		p, info, err := parseLightGBM(trim, o)
 		if err != nil {
@@ -247,6 +243,20 @@ func parseModel2(data []byte, o loadOptions) (*Model, error) {
 		return nil, err
 	}
 	return newModel(p, info, o, encoding)
+}
+
+// parseLegacyBinary reads XGBoost's legacy binary format (what SageMaker's
+// XGBoost 1.x container saves as xgboost-model).
+func parseLegacyBinary(data []byte, o loadOptions) (*Model, error) {
+	var doc xgbDoc
+	if err := readXGBoostBinary(data, &doc, o.limits); err != nil {
+		return nil, fmt.Errorf("xgboost binary model: %w", err)
+	}
+	p, info, err := compileXGBoost(&doc, o)
+	if err != nil {
+		return nil, err
+	}
+	return newModel(p, info, o, "binary")
 }
 
 // newModel stamps where a parsed model came from onto its info.

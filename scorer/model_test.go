@@ -26,7 +26,6 @@ func TestRefusals(t *testing.T) {
 	cases := []struct {
 		name, doc, want string
 	}{
-		{"legacy binary", string(fixtureBytes(t, "legacy_binary.model")), "legacy XGBoost binary format"},
 		{"unknown objective", strings.Replace(base, `"binary:logistic"`, `"rank:pairwise"`, 1), `objective "rank:pairwise"`},
 		{"vector leaf", strings.Replace(base, `"size_leaf_vector":"0"`, `"size_leaf_vector":"3"`, 1), "vector-leaf"},
 		{"dart", strings.Replace(base, `"name":"gbtree"`, `"name":"dart"`, 1), `booster "dart"`},
