@@ -608,3 +608,46 @@ func BenchmarkDecodeBinaryVsJSON(b *testing.B) {
 		}
 	})
 }
+
+// A pre-1.3 file has no "binf" header, so its first byte is base_score's
+// lowest: one that happens to be '{' (0x7b) looks like UBJSON at first.
+// It must still load, as binary, rather than be refused as broken UBJSON.
+func TestBinaryWhoseFirstByteLooksLikeUBJSON(t *testing.T) {
+	b := pre10(t, binaryBytes(t, "reg_squarederror.model"), func(p float32) float32 {
+		return math.Float32frombits(math.Float32bits(p)&^0xff | '{')
+	})
+	if b[0] != '{' {
+		t.Fatalf("first byte %q, want '{'", b[0])
+	}
+	m, err := ParseModel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info().Encoding != "binary" {
+		t.Fatalf("encoding %q, want binary", m.Info().Encoding)
+	}
+	// The same bytes behind a "binf" header take the plain binary path:
+	// both must be the same model.
+	ref, err := ParseModel(append([]byte("binf"), b...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := readTable(t, binaryPath("reg_squarederror.input.csv"))
+	cols, err := in.Select(m.Features())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, exp := make([]float64, in.Rows), make([]float64, in.Rows)
+	var s Scratch
+	if err := m.Predict(cols, in.Rows, [][]float64{got}, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := ref.Predict(cols, in.Rows, [][]float64{exp}, &s); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != exp[i] {
+			t.Fatalf("row %d: %v, the same model behind binf %v", i, got[i], exp[i])
+		}
+	}
+}
