@@ -2,6 +2,8 @@ package scorer
 
 import (
 	"testing"
+
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
 
 // BenchmarkRemoteEncode measures the remote scorer's request encoding for
@@ -17,10 +19,10 @@ func BenchmarkRemoteEncode(b *testing.B) {
 	names := featureNames(features)
 	rec := recordOf(b, names, cols)
 	for _, tc := range []struct{ name, ct, inst string }{
-		{"csv", ContentCSV, ""},
-		{"json", ContentJSON, InstanceArray},
-		{"json_features", ContentJSON, InstanceFeatures},
-		{"jsonlines", ContentJSONLines, InstanceArray},
+		{"csv", remotespec.ContentCSV, ""},
+		{"json", remotespec.ContentJSON, remotespec.InstanceArray},
+		{"json_features", remotespec.ContentJSON, remotespec.InstanceFeatures},
+		{"jsonlines", remotespec.ContentJSONLines, remotespec.InstanceArray},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			r, err := NewRemote(nil, RemoteConfig{Endpoint: "ep", Features: names, ContentType: tc.ct, Instance: tc.inst,

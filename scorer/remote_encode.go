@@ -3,71 +3,18 @@ package scorer
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"strconv"
-	"strings"
+
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
-
-// Content types the remote scorer sends (RemoteConfig.ContentType) and
-// asks for (RemoteConfig.Accept).
-const (
-	// ContentCSV is headerless CSV, one row per line in the endpoint's
-	// feature order, an empty cell for a missing value: what SageMaker's
-	// built-in XGBoost container takes.
-	ContentCSV = "text/csv"
-	// ContentJSON is {"instances": [...]} with one instance per row.
-	ContentJSON = "application/json"
-	// ContentJSONLines is one instance per line.
-	ContentJSONLines = "application/jsonlines"
-)
-
-// Shapes of one instance in a JSON or JSON lines request
-// (RemoteConfig.Instance).
-const (
-	// InstanceArray is [v, ...] in feature order: TensorFlow Serving's and
-	// most custom containers' shape.
-	InstanceArray = "array"
-	// InstanceFeatures is {"features": [v, ...]}: what SageMaker's Linear
-	// Learner (and the other built-in algorithms' JSON) takes.
-	InstanceFeatures = "features"
-	// InstanceNamed is {"feature name": v, ...}, for containers that read
-	// a data frame.
-	InstanceNamed = "named"
-)
-
-// ParseContentType returns the canonical name of a request or response
-// content type the remote scorer speaks ("" is text/csv), or an error
-// naming the ones it does.
-func ParseContentType(s string) (string, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "", ContentCSV:
-		return ContentCSV, nil
-	case ContentJSON:
-		return ContentJSON, nil
-	case ContentJSONLines, "application/x-jsonlines":
-		return ContentJSONLines, nil
-	}
-	return "", fmt.Errorf("content type %q is not one of %s, %s, %s", s, ContentCSV, ContentJSON, ContentJSONLines)
-}
-
-// parseInstance checks a JSON instance shape ("" is InstanceArray).
-func parseInstance(s string) (string, error) {
-	switch s {
-	case "", InstanceArray:
-		return InstanceArray, nil
-	case InstanceFeatures, InstanceNamed:
-		return s, nil
-	}
-	return "", fmt.Errorf("instance shape %q is not one of %s, %s, %s", s, InstanceArray, InstanceFeatures, InstanceNamed)
-}
 
 // encoder writes rows in one content type. A request body is
 // prefix, row, sep, row, ..., suffix; encoding a row appends to a reused
 // buffer with strconv.AppendFloat, so it allocates nothing.
 type encoder struct {
 	ct, instance  string
-	names         [][]byte // `"feature":` for InstanceNamed
+	names         [][]byte // `"feature":` for remotespec.InstanceNamed
 	prefix, sep   []byte
 	suffix        []byte
 	rowOpen       []byte
@@ -80,19 +27,19 @@ type encoder struct {
 func newEncoder(ct, instance string, features []string) *encoder {
 	e := &encoder{ct: ct, instance: instance}
 	switch ct {
-	case ContentCSV:
+	case remotespec.ContentCSV:
 		e.lineTerminate = true
 		return e
-	case ContentJSON:
+	case remotespec.ContentJSON:
 		e.prefix, e.sep, e.suffix = []byte(`{"instances":[`), []byte{','}, []byte(`]}`)
-	case ContentJSONLines:
+	case remotespec.ContentJSONLines:
 		e.lineTerminate = true
 	}
 	e.missing, e.rejectInf = []byte("null"), true
 	switch instance {
-	case InstanceFeatures:
+	case remotespec.InstanceFeatures:
 		e.rowOpen, e.rowClose = []byte(`{"features":[`), []byte(`]}`)
-	case InstanceNamed:
+	case remotespec.InstanceNamed:
 		e.rowOpen, e.rowClose = []byte{'{'}, []byte{'}'}
 		e.names = make([][]byte, len(features))
 		for j, f := range features {

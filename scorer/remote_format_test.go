@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
 
 // Each content type and instance shape encodes rows as the containers take
@@ -17,12 +19,12 @@ func TestEncoderShapes(t *testing.T) {
 	for _, tc := range []struct {
 		ct, inst, want string
 	}{
-		{ContentCSV, "", "1.5,-2\n,0.1\n"},
-		{ContentJSON, InstanceArray, `{"instances":[[1.5,-2],[null,0.1]]}`},
-		{ContentJSON, InstanceFeatures, `{"instances":[{"features":[1.5,-2]},{"features":[null,0.1]}]}`},
-		{ContentJSON, InstanceNamed, `{"instances":[{"a":1.5,"b\"q":-2},{"a":null,"b\"q":0.1}]}`},
-		{ContentJSONLines, InstanceArray, "[1.5,-2]\n[null,0.1]\n"},
-		{ContentJSONLines, InstanceFeatures, "{\"features\":[1.5,-2]}\n{\"features\":[null,0.1]}\n"},
+		{remotespec.ContentCSV, "", "1.5,-2\n,0.1\n"},
+		{remotespec.ContentJSON, remotespec.InstanceArray, `{"instances":[[1.5,-2],[null,0.1]]}`},
+		{remotespec.ContentJSON, remotespec.InstanceFeatures, `{"instances":[{"features":[1.5,-2]},{"features":[null,0.1]}]}`},
+		{remotespec.ContentJSON, remotespec.InstanceNamed, `{"instances":[{"a":1.5,"b\"q":-2},{"a":null,"b\"q":0.1}]}`},
+		{remotespec.ContentJSONLines, remotespec.InstanceArray, "[1.5,-2]\n[null,0.1]\n"},
+		{remotespec.ContentJSONLines, remotespec.InstanceFeatures, "{\"features\":[1.5,-2]}\n{\"features\":[null,0.1]}\n"},
 	} {
 		e := newEncoder(tc.ct, tc.inst, features)
 		var body bytes.Buffer
@@ -37,13 +39,13 @@ func TestEncoderShapes(t *testing.T) {
 		if body.String() != tc.want {
 			t.Errorf("%s %s:\n got %q\nwant %q", tc.ct, tc.inst, body.String(), tc.want)
 		}
-		if tc.ct == ContentJSON && !json.Valid(body.Bytes()) {
+		if tc.ct == remotespec.ContentJSON && !json.Valid(body.Bytes()) {
 			t.Errorf("%s %s: invalid JSON", tc.ct, tc.inst)
 		}
 	}
 	// JSON has no infinities: the row is refused, naming the column.
 	inf := [][]float64{{1}, {math.Inf(-1)}}
-	if _, bad := newEncoder(ContentJSON, InstanceArray, features).row(nil, inf, 0); bad != 1 {
+	if _, bad := newEncoder(remotespec.ContentJSON, remotespec.InstanceArray, features).row(nil, inf, 0); bad != 1 {
 		t.Errorf("JSON row with -Inf: bad column %d, want 1", bad)
 	}
 }
@@ -52,8 +54,8 @@ func TestEncoderShapes(t *testing.T) {
 // limit and one more row would be.
 func TestEncoderFitsExactly(t *testing.T) {
 	cols := randomCols(7, 400, 0.1, 5)
-	for _, ct := range []string{ContentCSV, ContentJSON, ContentJSONLines} {
-		e := newEncoder(ct, InstanceFeatures, featureNames(7))
+	for _, ct := range []string{remotespec.ContentCSV, remotespec.ContentJSON, remotespec.ContentJSONLines} {
+		e := newEncoder(ct, remotespec.InstanceFeatures, featureNames(7))
 		const limit = 4000
 		var body bytes.Buffer
 		rows := 0
@@ -77,34 +79,6 @@ func TestEncoderFitsExactly(t *testing.T) {
 	}
 }
 
-func TestScorePathErrors(t *testing.T) {
-	for _, tc := range []struct{ path, accept, want string }{
-		{"predictions.score", ContentJSON, "mark the array of rows with *"},
-		{"predictions.*.*", ContentJSON, "more than one *"},
-		{"*.score", ContentJSONLines, "has no *"},
-		{"score", ContentCSV, "text/csv response has no paths"},
-		{"predictions..score", ContentJSON, "empty step"},
-		{"predictions.*.probabilities[x]", ContentJSON, "an index is a number"},
-		{"predictions.*.probabilities[1", ContentJSON, "want [n] or [*]"},
-		{"predictions.*.sc ore", ContentJSON, "white space"},
-		{" score", ContentJSONLines, "white space"},
-		{"score", "text/plain", "not one of"},
-	} {
-		_, err := ParseScorePath(tc.path, tc.accept)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseScorePath(%q, %s) = %v, want an error saying %q", tc.path, tc.accept, err, tc.want)
-		}
-	}
-	for _, tc := range []struct{ path, accept string }{
-		{"", ContentJSON}, {"", ContentJSONLines}, {"", ContentCSV}, {"$", ContentJSONLines},
-		{"$.predictions[*].probabilities[1]", ContentJSON}, {"*", ContentJSON}, {"outputs[0]", ContentJSONLines},
-	} {
-		if _, err := ParseScorePath(tc.path, tc.accept); err != nil {
-			t.Errorf("ParseScorePath(%q, %s): %v", tc.path, tc.accept, err)
-		}
-	}
-}
-
 // The response shapes of SageMaker's built-in containers and custom ones,
 // read with the default or a configured path.
 func TestDecoderShapes(t *testing.T) {
@@ -113,19 +87,19 @@ func TestDecoderShapes(t *testing.T) {
 		outputs                  int
 		want                     [][]float64 // [output][row]
 	}{
-		{"xgboost json", ContentJSON, "", `{"predictions": [{"score": 0.25}, {"score": 0.5}]}`, 1, [][]float64{{0.25, 0.5}}},
-		{"xgboost json multi-class", ContentJSON, "", `{"predictions":[{"score":[0.1,0.9]},{"score":[0.7,0.3]}]}`, 2, [][]float64{{0.1, 0.7}, {0.9, 0.3}}},
-		{"linear learner json", ContentJSON, "", `{"predictions":[{"score":0.4,"predicted_label":0},{"predicted_label":1,"score":0.8}]}`, 1, [][]float64{{0.4, 0.8}}},
-		{"linear learner jsonlines multi-class", ContentJSONLines, "", "{\"score\": [0.1, 0.9], \"predicted_label\": 1}\n\n{\"score\": [0.6, 0.4], \"predicted_label\": 0}\n", 2, [][]float64{{0.1, 0.6}, {0.9, 0.4}}},
-		{"xgboost selectable output", ContentJSON, "predictions.*.probabilities[1]", `{"predictions":[{"predicted_label":1,"probabilities":[0.2,0.8]},{"predicted_label":0,"probabilities":[0.9,0.1]}]}`, 1, [][]float64{{0.8, 0.1}}},
-		{"xgboost selectable jsonlines", ContentJSONLines, "probability", "{\"predicted_label\":1,\"probability\":0.8}\n{\"predicted_label\":0,\"probability\":0.1}", 1, [][]float64{{0.8, 0.1}}},
-		{"custom nested", ContentJSON, "result.outputs.*.p[0]", `{"model":"m","result":{"outputs":[{"p":[0.3,7]},{"p":[0.6]}]}}`, 1, [][]float64{{0.3, 0.6}}},
-		{"bare array", ContentJSON, "*", `[0.5, 1e-3]`, 1, [][]float64{{0.5, 0.001}}},
-		{"bare rows of classes", ContentJSON, "*", `[[0.5,0.5],[0.2,0.8]]`, 2, [][]float64{{0.5, 0.2}, {0.5, 0.8}}},
-		{"line is the score", ContentJSONLines, "$", "0.5\n[0.25]\n", 1, [][]float64{{0.5, 0.25}}},
-		{"escaped key", ContentJSON, "predictions.*.score", `{"predictions":[{"sc\u006fre":2},{"score":3}]}`, 1, [][]float64{{2, 3}}},
+		{"xgboost json", remotespec.ContentJSON, "", `{"predictions": [{"score": 0.25}, {"score": 0.5}]}`, 1, [][]float64{{0.25, 0.5}}},
+		{"xgboost json multi-class", remotespec.ContentJSON, "", `{"predictions":[{"score":[0.1,0.9]},{"score":[0.7,0.3]}]}`, 2, [][]float64{{0.1, 0.7}, {0.9, 0.3}}},
+		{"linear learner json", remotespec.ContentJSON, "", `{"predictions":[{"score":0.4,"predicted_label":0},{"predicted_label":1,"score":0.8}]}`, 1, [][]float64{{0.4, 0.8}}},
+		{"linear learner jsonlines multi-class", remotespec.ContentJSONLines, "", "{\"score\": [0.1, 0.9], \"predicted_label\": 1}\n\n{\"score\": [0.6, 0.4], \"predicted_label\": 0}\n", 2, [][]float64{{0.1, 0.6}, {0.9, 0.4}}},
+		{"xgboost selectable output", remotespec.ContentJSON, "predictions.*.probabilities[1]", `{"predictions":[{"predicted_label":1,"probabilities":[0.2,0.8]},{"predicted_label":0,"probabilities":[0.9,0.1]}]}`, 1, [][]float64{{0.8, 0.1}}},
+		{"xgboost selectable jsonlines", remotespec.ContentJSONLines, "probability", "{\"predicted_label\":1,\"probability\":0.8}\n{\"predicted_label\":0,\"probability\":0.1}", 1, [][]float64{{0.8, 0.1}}},
+		{"custom nested", remotespec.ContentJSON, "result.outputs.*.p[0]", `{"model":"m","result":{"outputs":[{"p":[0.3,7]},{"p":[0.6]}]}}`, 1, [][]float64{{0.3, 0.6}}},
+		{"bare array", remotespec.ContentJSON, "*", `[0.5, 1e-3]`, 1, [][]float64{{0.5, 0.001}}},
+		{"bare rows of classes", remotespec.ContentJSON, "*", `[[0.5,0.5],[0.2,0.8]]`, 2, [][]float64{{0.5, 0.2}, {0.5, 0.8}}},
+		{"line is the score", remotespec.ContentJSONLines, "$", "0.5\n[0.25]\n", 1, [][]float64{{0.5, 0.25}}},
+		{"escaped key", remotespec.ContentJSON, "predictions.*.score", `{"predictions":[{"sc\u006fre":2},{"score":3}]}`, 1, [][]float64{{2, 3}}},
 	} {
-		p, err := ParseScorePath(tc.path, tc.accept)
+		p, err := remotespec.ParseScorePath(tc.path, tc.accept)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -153,21 +127,21 @@ func TestDecoderRefusals(t *testing.T) {
 		outputs                  int
 		want                     string
 	}{
-		{"too few rows", ContentJSON, "", `{"predictions":[{"score":1}]}`, 1, "1 rows, 2 were sent"},
-		{"too many rows", ContentJSON, "", `{"predictions":[{"score":1},{"score":1},{"score":1}]}`, 1, "more than the 2 rows"},
-		{"missing key", ContentJSON, "", `{"predictions":[{"score":1},{"label":1}]}`, 1, `row 2: predictions.*.score: no key "score"`},
-		{"null score", ContentJSON, "", `{"predictions":[{"score":null},{"score":1}]}`, 1, "null is not a number"},
-		{"string score", ContentJSONLines, "", "{\"score\":\"0.5\"}\n{\"score\":1}", 1, `"0.5" is not a number`},
-		{"class count", ContentJSON, "", `{"predictions":[{"score":[1,2,3]},{"score":[1,2]}]}`, 2, "more than the 2 scores"},
-		{"one score for many", ContentJSON, "", `{"predictions":[{"score":1},{"score":2}]}`, 2, "want an array of 2"},
-		{"not rows", ContentJSON, "", `{"predictions":{"score":1}}`, 1, "not an array of rows"},
-		{"index past end", ContentJSON, "predictions.*.p[3]", `{"predictions":[{"p":[1]},{"p":[1]}]}`, 1, "index [3] is past the end"},
-		{"bad json", ContentJSON, "", `{"predictions":[`, 1, "response"},
-		{"bad line", ContentJSONLines, "", "{\"score\":1}\n{\"score\":", 1, "response line 2"},
-		{"huge number", ContentJSON, "", `{"predictions":[{"score":1e999},{"score":1}]}`, 1, "beyond the range"},
-		{"jsonlines lines", ContentJSONLines, "", "{\"score\":1}\n", 1, "1 lines of scores, 2 rows were sent"},
+		{"too few rows", remotespec.ContentJSON, "", `{"predictions":[{"score":1}]}`, 1, "1 rows, 2 were sent"},
+		{"too many rows", remotespec.ContentJSON, "", `{"predictions":[{"score":1},{"score":1},{"score":1}]}`, 1, "more than the 2 rows"},
+		{"missing key", remotespec.ContentJSON, "", `{"predictions":[{"score":1},{"label":1}]}`, 1, `row 2: predictions.*.score: no key "score"`},
+		{"null score", remotespec.ContentJSON, "", `{"predictions":[{"score":null},{"score":1}]}`, 1, "null is not a number"},
+		{"string score", remotespec.ContentJSONLines, "", "{\"score\":\"0.5\"}\n{\"score\":1}", 1, `"0.5" is not a number`},
+		{"class count", remotespec.ContentJSON, "", `{"predictions":[{"score":[1,2,3]},{"score":[1,2]}]}`, 2, "more than the 2 scores"},
+		{"one score for many", remotespec.ContentJSON, "", `{"predictions":[{"score":1},{"score":2}]}`, 2, "want an array of 2"},
+		{"not rows", remotespec.ContentJSON, "", `{"predictions":{"score":1}}`, 1, "not an array of rows"},
+		{"index past end", remotespec.ContentJSON, "predictions.*.p[3]", `{"predictions":[{"p":[1]},{"p":[1]}]}`, 1, "index [3] is past the end"},
+		{"bad json", remotespec.ContentJSON, "", `{"predictions":[`, 1, "response"},
+		{"bad line", remotespec.ContentJSONLines, "", "{\"score\":1}\n{\"score\":", 1, "response line 2"},
+		{"huge number", remotespec.ContentJSON, "", `{"predictions":[{"score":1e999},{"score":1}]}`, 1, "beyond the range"},
+		{"jsonlines lines", remotespec.ContentJSONLines, "", "{\"score\":1}\n", 1, "1 lines of scores, 2 rows were sent"},
 	} {
-		p, err := ParseScorePath(tc.path, tc.accept)
+		p, err := remotespec.ParseScorePath(tc.path, tc.accept)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -192,8 +166,8 @@ func TestRemoteCodecAllocs(t *testing.T) {
 		rows[i] = int32(i)
 	}
 	scores := alloc(1, n)
-	for _, ct := range []string{ContentCSV, ContentJSON, ContentJSONLines} {
-		e := newEncoder(ct, InstanceFeatures, featureNames(30))
+	for _, ct := range []string{remotespec.ContentCSV, remotespec.ContentJSON, remotespec.ContentJSONLines} {
+		e := newEncoder(ct, remotespec.InstanceFeatures, featureNames(30))
 		var body bytes.Buffer
 		var line []byte
 		encode := func() {
@@ -209,7 +183,7 @@ func TestRemoteCodecAllocs(t *testing.T) {
 			t.Errorf("%s: encoding %d rows allocates %v times", ct, n, a)
 		}
 		resp := serveResponse(ct, cols[0][:n])
-		p, _ := ParseScorePath("", ct)
+		p, _ := remotespec.ParseScorePath("", ct)
 		d := decoder{accept: ct, path: p}
 		decode := func() {
 			if err := d.parse(resp, rows, scores); err != nil {
@@ -226,7 +200,7 @@ func TestRemoteCodecAllocs(t *testing.T) {
 // serveResponse writes scores as `streamscore serve` answers in ct.
 func serveResponse(ct string, scores []float64) []byte {
 	var b []byte
-	if ct == ContentJSON {
+	if ct == remotespec.ContentJSON {
 		b = append(b, `{"predictions":[`...)
 	}
 	for i, v := range scores {
@@ -234,18 +208,18 @@ func serveResponse(ct string, scores []float64) []byte {
 			v = 0.5
 		}
 		switch ct {
-		case ContentCSV:
+		case remotespec.ContentCSV:
 			b = append(append(b, []byte(formatFloat(v))...), '\n')
-		case ContentJSON:
+		case remotespec.ContentJSON:
 			if i > 0 {
 				b = append(b, ',')
 			}
 			b = append(append(append(b, `{"score":`...), formatFloat(v)...), '}')
-		case ContentJSONLines:
+		case remotespec.ContentJSONLines:
 			b = append(append(append(b, `{"score":`...), formatFloat(v)...), "}\n"...)
 		}
 	}
-	if ct == ContentJSON {
+	if ct == remotespec.ContentJSON {
 		b = append(b, "]}"...)
 	}
 	return b
@@ -265,8 +239,8 @@ func FuzzRemoteResponse(f *testing.F) {
 	f.Add("0.1,0.2\n0.3,0.4", "", uint8(0))
 	f.Add(`{"a":{"b":[{"c":[0,1]},{"c":[2,3]}]}}`, "a.b.*.c[1]", uint8(1))
 	f.Fuzz(func(t *testing.T, body, path string, ct uint8) {
-		accept := []string{ContentCSV, ContentJSON, ContentJSONLines}[int(ct)%3]
-		p, err := ParseScorePath(path, accept)
+		accept := []string{remotespec.ContentCSV, remotespec.ContentJSON, remotespec.ContentJSONLines}[int(ct)%3]
+		p, err := remotespec.ParseScorePath(path, accept)
 		if err != nil {
 			return
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
 
 // seenRequest is what the server side saw of one InvokeEndpoint call.
@@ -107,8 +108,8 @@ func sameScores(t *testing.T, what string, res, want *Result) {
 // (every value missing in one) included, and each request carried the
 // configured types.
 func TestRemoteContentTypesThroughServe(t *testing.T) {
-	types := []string{ContentCSV, ContentJSON, ContentJSONLines}
-	shapes := []string{InstanceArray, InstanceFeatures, InstanceNamed}
+	types := []string{remotespec.ContentCSV, remotespec.ContentJSON, remotespec.ContentJSONLines}
+	shapes := []string{remotespec.InstanceArray, remotespec.InstanceFeatures, remotespec.InstanceNamed}
 	for _, fx := range []struct {
 		model   string
 		outputs int
@@ -201,10 +202,10 @@ func TestRemotePayloadBound(t *testing.T) {
 	want := embeddedScores(t, m, rec)
 	rc := &recorder{}
 	url := throughToxiproxy(t, m, rc.wrap)
-	for _, ct := range []string{ContentCSV, ContentJSON, ContentJSONLines} {
+	for _, ct := range []string{remotespec.ContentCSV, remotespec.ContentJSON, remotespec.ContentJSONLines} {
 		before := len(rc.seen())
 		rs, err := NewRemote(sdkClient(url), RemoteConfig{Endpoint: "ep", Features: m.Features(),
-			ContentType: ct, Instance: InstanceFeatures, MaxRowsPerRequest: 1 << 20, Timeout: time.Minute})
+			ContentType: ct, Instance: remotespec.InstanceFeatures, MaxRowsPerRequest: 1 << 20, Timeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,18 +4,18 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
 
 // Targets: the model a request goes to on a multi-model endpoint
@@ -30,67 +30,6 @@ const DefaultMaxTargets = 64
 // maxRouteKeys bounds the cache of column values already mapped to a
 // target model; past it the cache starts over.
 const maxRouteKeys = 4096
-
-// SageMaker's runtime API patterns for the names a request carries.
-var (
-	componentName = regexp.MustCompile(`^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$`)
-	hostName      = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9])*$`)
-)
-
-// CheckTargetModel reports whether name can be sent as an InvokeEndpoint
-// TargetModel: 1 to 1024 printable characters, the first not a space (the
-// model's path relative to the multi-model endpoint's S3 prefix, e.g.
-// model-press.tar.gz).
-func CheckTargetModel(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("target model is empty")
-	case len(name) > 1024:
-		return fmt.Errorf("target model %q... is %d bytes, over SageMaker's 1024", name[:40], len(name))
-	}
-	for i, r := range name {
-		if !unicode.IsPrint(r) || (i == 0 && unicode.IsSpace(r)) {
-			return fmt.Errorf("target model %q has %q at byte %d: SageMaker takes printable characters, the first not a space", clipString(name), r, i)
-		}
-	}
-	return nil
-}
-
-// CheckInferenceComponent reports whether name is a valid
-// InferenceComponentName (up to 63 letters, digits and inner hyphens).
-func CheckInferenceComponent(name string) error {
-	if len(name) > 63 || !componentName.MatchString(name) {
-		return fmt.Errorf("inference component %q: want up to 63 letters, digits and hyphens, not starting or ending with a hyphen", clipString(name))
-	}
-	return nil
-}
-
-// CheckTargetContainerHostname reports whether name is a valid
-// TargetContainerHostname (up to 63 letters, digits and hyphens).
-func CheckTargetContainerHostname(name string) error {
-	if len(name) > 63 || !hostName.MatchString(name) {
-		return fmt.Errorf("target container hostname %q: want up to 63 letters, digits and hyphens, starting and ending with a letter or digit", clipString(name))
-	}
-	return nil
-}
-
-// CheckTargetModelTemplate reports whether tmpl is a valid
-// TargetModelTemplate for column: it holds {column} at least once, no other
-// braces, and the rest is valid in a target model name.
-func CheckTargetModelTemplate(tmpl, column string) error {
-	ph := "{" + column + "}"
-	if column == "" {
-		return fmt.Errorf("target model template %q needs the column it takes values from (target_model_from)", tmpl)
-	}
-	if !strings.Contains(tmpl, ph) {
-		return fmt.Errorf("target model template %q does not hold %s, where the value of column %q goes", tmpl, ph, column)
-	}
-	rest := strings.ReplaceAll(tmpl, ph, "x")
-	if strings.ContainsAny(rest, "{}") {
-		return fmt.Errorf("target model template %q: the only placeholder is %s (the column target_model_from names)", tmpl, ph)
-	}
-	return CheckTargetModel(rest)
-}
 
 // router maps each row to its target model from a column's value.
 type router struct {
@@ -166,7 +105,7 @@ func (rt *router) resolve(key string) route {
 		return route{err: fmt.Errorf("no target model for %s value %q: it is not a key of target_models and there is no target_model_template", rt.column, clipString(key))}
 	}
 	name := strings.Join(rt.prefix, key)
-	if err := CheckTargetModel(name); err != nil {
+	if err := remotespec.CheckTargetModel(name); err != nil {
 		return route{err: fmt.Errorf("%s value %q: %w", rt.column, clipString(key), err)}
 	}
 	return route{name: name}

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
 
 // sdkClient returns a real SageMaker runtime client aimed at url.
@@ -343,5 +345,13 @@ func TestParseCSVScoresShapes(t *testing.T) {
 	}
 	if err := parseCSVScores([]byte("0.5,x,1"), rows, one); err == nil {
 		t.Fatal("non-number accepted")
+	}
+}
+
+// The payload limit the scorer and the model server enforce is the one the
+// configuration checks against.
+func TestPayloadLimitsAgree(t *testing.T) {
+	if MaxPayloadBytes != remotespec.MaxPayloadBytes {
+		t.Fatalf("scorer.MaxPayloadBytes %d, remotespec.MaxPayloadBytes %d", MaxPayloadBytes, remotespec.MaxPayloadBytes)
 	}
 }
