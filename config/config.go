@@ -245,17 +245,55 @@ type Scorer struct {
 	Promotion *Promotion `yaml:"promotion"`
 }
 
-// Endpoint is a SageMaker real-time endpoint behind a circuit breaker.
+// Endpoint is a SageMaker endpoint (real-time, serverless or multi-model)
+// behind a circuit breaker. Every zero value takes the scorer's default
+// (scorer.RemoteConfig, docs/scorer.md); none is restated here.
 type Endpoint struct {
 	Name             string `yaml:"name"`
 	Variant          string `yaml:"variant"`
 	CustomAttributes string `yaml:"custom_attributes"`
+	// ContentType is the request's: text/csv (the default), application/json
+	// or application/jsonlines; Accept the response's (default: the
+	// request's).
+	ContentType string `yaml:"content_type"`
+	Accept      string `yaml:"accept"`
+	// Instance is a JSON instance's shape: array ([v, ...], the default),
+	// features ({"features": [...]}, Linear Learner) or named ({"f": v}).
+	Instance string `yaml:"json_instance"`
+	// ScorePath finds each row's score(s) in a JSON or JSON lines response,
+	// e.g. predictions.*.probability (see remotespec.ScorePath).
+	ScorePath string `yaml:"score_path"`
+	// InferenceComponent and TargetContainerHostname are passed through.
+	InferenceComponent      string `yaml:"inference_component"`
+	TargetContainerHostname string `yaml:"target_container_hostname"`
+	// TargetModel is the model every request targets on a multi-model
+	// endpoint; TargetModelFrom instead names the column (the window's
+	// entity or one of its features) whose value picks each row's model.
+	TargetModel     string `yaml:"target_model"`
+	TargetModelFrom string `yaml:"target_model_from"`
+	// TargetModelDelimiter and TargetModelSegment take one part of the
+	// value (from 0) instead of the whole.
+	TargetModelDelimiter string `yaml:"target_model_delimiter"`
+	TargetModelSegment   int    `yaml:"target_model_segment"`
+	// TargetModels maps values to models; TargetModelTemplate names the
+	// model of any other value, e.g. "model-{machine_type}.tar.gz".
+	TargetModels        map[string]string `yaml:"target_models"`
+	TargetModelTemplate string            `yaml:"target_model_template"`
+	// MaxTargets bounds the per-model breakers kept.
+	MaxTargets int `yaml:"max_targets"`
+	// Serverless marks a serverless endpoint (4 MB payloads, cold starts).
+	Serverless bool `yaml:"serverless"`
+	// ColdStartTimeout bounds the first call after ColdAfterIdle without an
+	// answer, and how long a model may be not ready without tripping the
+	// breaker; set it to the timeout for no allowance.
+	ColdStartTimeout Duration `yaml:"cold_start_timeout"`
+	ColdAfterIdle    Duration `yaml:"cold_after_idle"`
 	// Timeout bounds one request; Concurrency the requests in flight.
-	// Zero takes the scorer's defaults (2s, 4).
 	Timeout Duration `yaml:"timeout"`
-	// MaxRowsPerRequest bounds one request's rows; zero takes the
-	// scorer's default (500).
+	// MaxRowsPerRequest and MaxPayloadBytes bound one request's rows and
+	// encoded bytes.
 	MaxRowsPerRequest int `yaml:"max_rows_per_request"`
+	MaxPayloadBytes   int `yaml:"max_payload_bytes"`
 	Concurrency       int `yaml:"concurrency"`
 	// Fallback names the model (a key of models) that scores rows while the
 	// breaker is open. Without one, such rows go to the dead-letter sink.

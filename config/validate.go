@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/streamscore/streamscore/scorer/remotespec"
 )
 
 // problems collects validation errors by key path; Parse adds file and line.
@@ -131,15 +133,7 @@ func (c *Config) validate() Errors {
 			p.ref(path+".model", "model", s.Model, models)
 		}
 		if e := s.Endpoint; e != nil {
-			if e.Name == "" {
-				p.add(path+".endpoint.name", "missing: the SageMaker endpoint name")
-			}
-			if e.Fallback != "" {
-				p.ref(path+".endpoint.fallback", "model", e.Fallback, models)
-			}
-			if e.MaxRowsPerRequest < 0 || e.Concurrency < 0 {
-				p.add(path+".endpoint", "max_rows_per_request and concurrency must be positive")
-			}
+			c.validateEndpoint(&p, path+".endpoint", e, s.Window, models)
 		}
 		if s.Challenger != "" {
 			p.ref(path+".challenger", "model", s.Challenger, models)
@@ -262,4 +256,125 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// validateEndpoint checks a scorer's SageMaker endpoint with the scorer's
+// own rules (remotespec.ParseContentType, ParseScorePath, CheckTargetModel...),
+// each error at its key. window is the scorer's window, whose entity and
+// features a target_model_from column must be one of.
+func (c *Config) validateEndpoint(p *problems, path string, e *Endpoint, window string, models []string) {
+	if e.Name == "" {
+		p.add(path+".name", "missing: the SageMaker endpoint name")
+	}
+	if e.Fallback != "" {
+		p.ref(path+".fallback", "model", e.Fallback, models)
+	}
+	if e.MaxRowsPerRequest < 0 || e.Concurrency < 0 {
+		p.add(path, "max_rows_per_request and concurrency must be positive")
+	}
+	for _, f := range []struct {
+		key string
+		neg bool
+	}{{"max_targets", e.MaxTargets < 0}, {"max_payload_bytes", e.MaxPayloadBytes < 0}} {
+		if f.neg {
+			p.add(path+"."+f.key, "must not be negative (0 takes the default)")
+		}
+	}
+	limit, kind := remotespec.MaxPayloadBytes, "real-time"
+	if e.Serverless {
+		limit, kind = remotespec.ServerlessMaxPayloadBytes, "serverless"
+	}
+	if e.MaxPayloadBytes > limit {
+		p.add(path+".max_payload_bytes", "%d is over SageMaker's %d byte limit for a %s endpoint", e.MaxPayloadBytes, limit, kind)
+	}
+	ct, err := remotespec.ParseContentType(e.ContentType)
+	if err != nil {
+		p.add(path+".content_type", "%v", err)
+	}
+	accept := ct
+	if e.Accept != "" {
+		if accept, err = remotespec.ParseContentType(e.Accept); err != nil {
+			p.add(path+".accept", "%v", err)
+		}
+	}
+	switch e.Instance {
+	case "":
+	case remotespec.InstanceArray, remotespec.InstanceFeatures, remotespec.InstanceNamed:
+		if ct == remotespec.ContentCSV {
+			p.add(path+".json_instance", "applies to application/json and application/jsonlines requests only (content_type is text/csv)")
+		}
+	default:
+		p.oneOf(path+".json_instance", e.Instance, remotespec.InstanceArray, remotespec.InstanceFeatures, remotespec.InstanceNamed)
+	}
+	if accept != "" && e.ScorePath != "" {
+		if _, err := remotespec.ParseScorePath(e.ScorePath, accept); err != nil {
+			p.add(path+".score_path", "%v", err)
+		}
+	}
+	if e.InferenceComponent != "" {
+		if err := remotespec.CheckInferenceComponent(e.InferenceComponent); err != nil {
+			p.add(path+".inference_component", "%v", err)
+		}
+	}
+	if e.TargetContainerHostname != "" {
+		if err := remotespec.CheckTargetContainerHostname(e.TargetContainerHostname); err != nil {
+			p.add(path+".target_container_hostname", "%v", err)
+		}
+	}
+	c.validateTargets(p, path, e, window)
+}
+
+// validateTargets checks a multi-model endpoint's target model settings.
+func (c *Config) validateTargets(p *problems, path string, e *Endpoint, window string) {
+	if e.TargetModel != "" {
+		if err := remotespec.CheckTargetModel(e.TargetModel); err != nil {
+			p.add(path+".target_model", "%v", err)
+		}
+	}
+	from := e.TargetModelFrom
+	if from == "" {
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"target_models", len(e.TargetModels) > 0}, {"target_model_template", e.TargetModelTemplate != ""},
+			{"target_model_delimiter", e.TargetModelDelimiter != ""}, {"target_model_segment", e.TargetModelSegment != 0}} {
+			if f.set {
+				p.add(path+"."+f.key, "needs target_model_from, the column whose value picks each row's model")
+			}
+		}
+		return
+	}
+	if e.TargetModel != "" {
+		p.add(path+".target_model_from", "give target_model (one model for every row) or target_model_from (a model per row), not both")
+	}
+	if w, err := c.Window(window); err == nil {
+		cols := []string{}
+		if sc, err := c.StreamSchema(w.Stream); err == nil {
+			cols = append(cols, sc.Entity)
+		}
+		for _, f := range w.Features {
+			cols = append(cols, f.Name)
+		}
+		if !slices.Contains(cols, from) {
+			p.add(path+".target_model_from", "%q is not a column of window %s's batches (its entity or a feature: %s)", from, window, strings.Join(cols, ", "))
+		}
+	}
+	if len(e.TargetModels) == 0 && e.TargetModelTemplate == "" {
+		p.add(path+".target_model_from", "give target_models, target_model_template or both: how a value names its model")
+	}
+	if e.TargetModelSegment < 0 {
+		p.add(path+".target_model_segment", "must not be negative (segments count from 0)")
+	} else if e.TargetModelSegment > 0 && e.TargetModelDelimiter == "" {
+		p.add(path+".target_model_segment", "a segment needs target_model_delimiter, what the value is split at")
+	}
+	for _, k := range sortedKeys(e.TargetModels) {
+		if err := remotespec.CheckTargetModel(e.TargetModels[k]); err != nil {
+			p.add(path+".target_models."+k, "%v", err)
+		}
+	}
+	if e.TargetModelTemplate != "" {
+		if err := remotespec.CheckTargetModelTemplate(e.TargetModelTemplate, from); err != nil {
+			p.add(path+".target_model_template", "%v", err)
+		}
+	}
 }

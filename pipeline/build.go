@@ -152,7 +152,12 @@ func (p *Pipeline) buildScorer(ctx context.Context, s config.Scorer, c Clients, 
 		}
 		sc, err = scorer.NewRemote(c.SageMaker, scorer.RemoteConfig{
 			Endpoint: e.Name, Features: features, TargetVariant: e.Variant, CustomAttributes: e.CustomAttributes,
-			Timeout: e.Timeout.D(), MaxRowsPerRequest: e.MaxRowsPerRequest, Concurrency: e.Concurrency,
+			ContentType: e.ContentType, Accept: e.Accept, Instance: e.Instance, ScorePath: e.ScorePath,
+			InferenceComponent: e.InferenceComponent, TargetContainerHostname: e.TargetContainerHostname,
+			TargetModel: e.TargetModel, TargetModelFrom: e.TargetModelFrom, TargetModelDelimiter: e.TargetModelDelimiter,
+			TargetModelSegment: e.TargetModelSegment, TargetModels: e.TargetModels, TargetModelTemplate: e.TargetModelTemplate,
+			MaxTargets: e.MaxTargets, Serverless: e.Serverless, ColdStartTimeout: e.ColdStartTimeout.D(), ColdAfterIdle: e.ColdAfterIdle.D(),
+			Timeout: e.Timeout.D(), MaxRowsPerRequest: e.MaxRowsPerRequest, MaxPayloadBytes: e.MaxPayloadBytes, Concurrency: e.Concurrency,
 			Fallback: fallback, Logger: p.log, Metrics: scm,
 			OnBreakerChange: func(ev scorer.BreakerEvent) {
 				p.breakerChanged(s.Name, stream, ev, alerts.Load())
