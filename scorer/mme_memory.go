@@ -170,10 +170,10 @@ func DefaultMemoryBudget() (budget int64, from string) {
 func memoryBudgetFrom(root fs.FS) (int64, string) {
 	total, haveTotal := memTotal(root)
 	if limit, where, ok := cgroupLimit(root); ok && (!haveTotal || limit < total) {
-		return limit / defaultMemoryShare, fmt.Sprintf("half of the cgroup memory limit of %d bytes (%s)", limit, where)
+		return max(limit/defaultMemoryShare, 1), fmt.Sprintf("half of the cgroup memory limit of %d bytes (%s)", limit, where)
 	}
 	if haveTotal {
-		return total / defaultMemoryShare, fmt.Sprintf("half of the machine's memory of %d bytes (/proc/meminfo MemTotal; no lower cgroup limit)", total)
+		return max(total/defaultMemoryShare, 1), fmt.Sprintf("half of the machine's memory of %d bytes (/proc/meminfo MemTotal; no lower cgroup limit)", total)
 	}
 	return fallbackMemoryBudget, "1 GiB: no cgroup memory limit or /proc/meminfo found"
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -255,6 +257,15 @@ func TestMultiModelContract(t *testing.T) {
 	if answers["atext/csv"] == answers["btext/csv"] {
 		t.Fatal("the two models answer alike: the test could not tell them apart")
 	}
+	// POST /invocations, which SageMaker does not send a multi-model
+	// container, names its model as the multi-model server takes it.
+	if code, body, _ := mmeCall(t, "POST", url+"/invocations?model_name=b", "text/csv", bodies["text/csv"]); code != 200 || body != answers["btext/csv"] {
+		t.Fatalf("/invocations?model_name=b: %d %.80q", code, body)
+	}
+	code, body, _ = mmeCall(t, "POST", url+"/invocations", "text/csv", bodies["text/csv"])
+	if c, typ := mmeError(t, body); code != 400 || c != 400 || typ != "BadRequestException" {
+		t.Fatalf("/invocations without a model: %d %s", code, body)
+	}
 
 	for _, tc := range []struct {
 		what, method, path, ct, body string
@@ -441,6 +452,11 @@ func TestMultiModelSDKTargetModel(t *testing.T) {
 				t.Fatalf("target %s, %s: %.80q (%s), want %.80q", name, ct, out.Body, aws.ToString(out.CustomAttributes), want)
 			}
 		}
+	}
+	// A name that is a relative path, as TargetModel is, is managed
+	// through its escaped form.
+	if code, body, _ := mmeCall(t, "GET", url+"/models/"+neturl.PathEscape("b/model.tar.gz"), "", nil); code != 200 || !strings.Contains(body, `"modelName":"b/model.tar.gz"`) {
+		t.Fatalf("describe b/model.tar.gz: %d %s", code, body)
 	}
 	for _, target := range []*string{aws.String("nope.tar.gz"), nil} {
 		_, err := c.InvokeEndpoint(t.Context(), &sagemakerruntime.InvokeEndpointInput{
@@ -703,5 +719,59 @@ func TestHeapBytesEveryFamily(t *testing.T) {
 		if d := float64(got - retained); d > 0.1*float64(retained)+4096 || -d > 0.1*float64(retained)+4096 {
 			t.Errorf("%s: HeapBytes %d, live heap added by the load %d", f, got, retained)
 		}
+	}
+}
+
+// The multi-model server's cost per request over the single-model
+// server's: routing, the model's reference count and LRU position, and the
+// request copy for the model's handler. Compare the two side by side.
+func BenchmarkMultiModelInvoke(b *testing.B) {
+	m := loadFixtureModel(b, filepath.Base(mmeFileA))
+	in := readTable(b, mmeInputs)
+	cols, _ := in.Select(m.Features())
+	var csv bytes.Buffer
+	for i := range in.Rows {
+		for j := range cols {
+			if j > 0 {
+				csv.WriteByte(',')
+			}
+			if v := cols[j][i]; v == v {
+				csv.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+			}
+		}
+		csv.WriteByte('\n')
+	}
+	mm := NewMultiModelHandler(MultiModelOptions{MemoryBudget: 64 << 20, Serve: ServeOptions{Logger: slog.New(slog.DiscardHandler)}})
+	lb, _ := json.Marshal(loadRequest{ModelName: "a", URL: mmeFileA})
+	w := httptest.NewRecorder()
+	mm.ServeHTTP(w, httptest.NewRequest("POST", "/models", bytes.NewReader(lb)))
+	if w.Code != 200 {
+		b.Fatalf("load: %d %s", w.Code, w.Body)
+	}
+	for _, bc := range []struct {
+		name, path string
+		h          http.Handler
+		hdr        string
+	}{
+		{"single", "/invocations", NewHandler(m, ServeOptions{}), ""},
+		{"multi", "/models/a/invoke", mm, ""},
+		{"multi-runtime-api", "/endpoints/e/invocations", mm, "a"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(csv.Len()))
+			for b.Loop() {
+				r := httptest.NewRequest("POST", bc.path, bytes.NewReader(csv.Bytes()))
+				r.Header.Set("Content-Type", "text/csv")
+				if bc.hdr != "" {
+					r.Header.Set(TargetModelHeader, bc.hdr)
+				}
+				w := httptest.NewRecorder()
+				bc.h.ServeHTTP(w, r)
+				if w.Code != 200 {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

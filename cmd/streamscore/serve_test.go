@@ -227,3 +227,22 @@ func TestParseByteSize(t *testing.T) {
 		}
 	}
 }
+
+// Any --memory-budget text is a positive size or an error; only an empty
+// one is the default (0).
+func FuzzParseByteSize(f *testing.F) {
+	for _, s := range []string{"", "536870912", "512MiB", "1.5GB", "0.1", "NaN", "1e30GiB", "-1kb", " 64 KiB "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := parseByteSize(s)
+		switch {
+		case err != nil && v != 0:
+			t.Fatalf("%q: %d with error %v", s, v, err)
+		case err == nil && v == 0 && strings.TrimSpace(s) != "":
+			t.Fatalf("%q: 0, the default, from a size", s)
+		case v < 0:
+			t.Fatalf("%q: %d", s, v)
+		}
+	})
+}
