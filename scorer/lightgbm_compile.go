@@ -30,16 +30,30 @@ import (
 //     largest uint32 for NaN, negatives and values beyond int32, which no
 //     bitset holds.
 //
-// Trees without categorical splits or linear leaves, at most
-// lgbMaxCompleteDepth deep and not too sparse, are also stored complete in
-// heap order (children of i at 2i+1 and 2i+2, 8 bytes a node, float64
-// leaves, a leaf above the tree's depth filling every slot below it) and
-// walked without a data-dependent branch, four rows at a time per tree in
-// blocks of lgbBlockRows rows, or one row through eight trees at a time.
-// Every tree also keeps LightGBM's own shape (children indices, 20 bytes a
-// node, plus its internal values), walked by a branching loop: the only
-// form of trees with categorical splits or linear leaves, and the one
-// contributions walk.
+// Each tree is then laid out in one of three ways, the first two walked
+// without a data-dependent branch:
+//
+//   - Complete, in heap order (children of i at 2i+1 and 2i+2, 8 bytes a
+//     node, a leaf above the tree's depth filling every leaf slot below
+//     it), as the XGBoost layout: trees without categorical splits or
+//     linear leaves at most lgbMaxCompleteDepth deep and not too sparse.
+//     Every row takes exactly depth steps.
+//   - Compact, for the other numerical trees: LightGBM grows trees leaf by
+//     leaf, so a 31-leaf tree is typically 9 to 30 levels deep and far too
+//     thin to store complete. Nodes (12 bytes) are numbered breadth first
+//     with each node's two children adjacent, so a step is
+//     kids + (key + add >= thr); a leaf is a node that steps to itself.
+//     Rows stop when every row walked together is at a leaf.
+//   - Branching: LightGBM's own shape (children indices, 20 bytes a node)
+//     walked by an if per level, for trees with categorical splits or
+//     linear leaves. Every tree keeps this form too, with its internal
+//     values, for contributions.
+//
+// Rows are walked in blocks of lgbBlockRows, four rows at a time through
+// each tree; the last rows of a block, and single rows, go one row at a
+// time through eight complete or four compact trees at a time. Raw scores
+// are summed in float64 into the output columns, tree by tree in model
+// order, as LightGBM sums them, so they match LightGBM's to the bit.
 
 const (
 	lgbBlockRows        = 512
@@ -64,6 +78,7 @@ const (
 const (
 	lgbSlowNodeBytes = 20 + 8 + 4 // node, internal value, feature
 	lgbLeafBytes     = 8
+	lgbTreeBytes     = 128 // a tree's headers in both forms
 )
 
 type lgbColumn struct {
@@ -345,7 +360,7 @@ func compileLightGBM(h lgbHeader, trees []lgbRawTree, obj lgbObjective, lim Mode
 
 func (f *lgbForest) addTree(ti int, t *lgbRawTree, colOf map[colKey]int) error {
 	m := t.numLeaves - 1
-	cost := int64(m)*lgbSlowNodeBytes + int64(t.numLeaves)*lgbLeafBytes + int64(len(t.catThreshold))*4
+	cost := lgbTreeBytes + int64(m)*lgbSlowNodeBytes + int64(t.numLeaves)*lgbLeafBytes + int64(len(t.catThreshold))*4
 	if t.linear != nil {
 		for _, c := range t.linear.coeff {
 			cost += 8 + int64(len(c))*12

@@ -214,14 +214,19 @@ func (f *lgbForest) addTrees(keys []uint32, nc int, cols [][]float64, start, b i
 	}
 }
 
-// addRow adds every tree's output for one row to out[group][i], eight
-// complete trees at a time where it can (their walks overlap in the CPU),
-// in model order.
+// addRow adds every tree's output for one row to out[group][i], in model
+// order, eight complete or four compact trees at a time where it can
+// (their walks overlap in the CPU).
 func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
 	trees, nodes := f.trees, f.nodes
 	t := 0
 	for t < len(trees) {
-		if t+8 > len(trees) || !lgbAllComplete(trees[t:t+8]) {
+		if t+4 <= len(trees) && lgbAllLayout(trees[t:t+4], lgbCompact) {
+			f.addCompactTrees4(trees[t:t+4], k, out, i)
+			t += 4
+			continue
+		}
+		if t+8 > len(trees) || !lgbAllLayout(trees[t:t+8], lgbComplete) {
 			tr := &trees[t]
 			switch tr.layout {
 			case lgbComplete:
@@ -264,9 +269,9 @@ func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
 	}
 }
 
-func lgbAllComplete(ts []lgbTree) bool {
+func lgbAllLayout(ts []lgbTree, layout uint8) bool {
 	for i := range ts {
-		if ts[i].layout != lgbComplete {
+		if ts[i].layout != layout {
 			return false
 		}
 	}
@@ -301,6 +306,28 @@ func (f *lgbForest) addCompact4(t *lgbTree, keys []uint32, nc int, o []float64) 
 		a[2] += lv[p2]
 		a[3] += lv[p3]
 	}
+}
+
+// addCompactTrees4 adds four compact trees' leaf values for one row,
+// walking them together until all four are at leaves.
+func (f *lgbForest) addCompactTrees4(tr []lgbTree, k []uint32, out [][]float64, i int) {
+	tr = tr[:4:4]
+	t0, t1, t2, t3 := f.cnodes[tr[0].node:], f.cnodes[tr[1].node:], f.cnodes[tr[2].node:], f.cnodes[tr[3].node:]
+	var p0, p1, p2, p3 uint32
+	for {
+		n0, n1, n2, n3 := t0[p0], t1[p1], t2[p2], t3[p3]
+		if n0.thr|n1.thr|n2.thr|n3.thr == 0 {
+			break
+		}
+		p0 = n0.kids + lgbB2U(k[n0.fa>>1]+n0.fa&1 >= n0.thr)
+		p1 = n1.kids + lgbB2U(k[n1.fa>>1]+n1.fa&1 >= n1.thr)
+		p2 = n2.kids + lgbB2U(k[n2.fa>>1]+n2.fa&1 >= n2.thr)
+		p3 = n3.kids + lgbB2U(k[n3.fa>>1]+n3.fa&1 >= n3.thr)
+	}
+	out[tr[0].group][i] += f.leaf[tr[0].leaf+p0]
+	out[tr[1].group][i] += f.leaf[tr[1].leaf+p1]
+	out[tr[2].group][i] += f.leaf[tr[2].leaf+p2]
+	out[tr[3].group][i] += f.leaf[tr[3].leaf+p3]
 }
 
 // lgbCompactWalk returns the leaf slot a row reaches in a compact tree.
