@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -75,19 +74,14 @@ const maxListModels = 100
 // model is scored by its own NewHandler, so every content type, response
 // and error of the single-model server holds per model.
 func NewMultiModelHandler(o MultiModelOptions) http.Handler {
-	if o.Serve.Logger == nil {
-		o.Serve.Logger = slog.Default()
-	}
+	// NewHandler's defaults, resolved here because the concurrency bound is
+	// shared: each model's own handler is given the same number, so only
+	// this one ever refuses.
+	o.Serve = o.Serve.withDefaults()
 	if o.MemoryBudget <= 0 {
 		var from string
 		o.MemoryBudget, from = DefaultMemoryBudget()
 		o.Serve.Logger.Info("multi-model memory budget", "bytes", o.MemoryBudget, "from", from)
-	}
-	if o.Serve.MaxConcurrent <= 0 {
-		// NewHandler's default, resolved here because the bound is shared:
-		// each model's own handler is given the same number, so only this
-		// one ever refuses.
-		o.Serve.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
 	}
 	lim := o.Limits.withDefaults()
 	lim.MaxHeapBytes = min(lim.MaxHeapBytes, o.MemoryBudget)

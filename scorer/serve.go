@@ -39,6 +39,23 @@ type ServeOptions struct {
 	Logger        *slog.Logger
 }
 
+// withDefaults fills the zero fields with their defaults.
+func (o ServeOptions) withDefaults() ServeOptions {
+	if o.MaxBodyBytes <= 0 || o.MaxBodyBytes > MaxPayloadBytes {
+		o.MaxBodyBytes = MaxPayloadBytes
+	}
+	if o.Variant == "" {
+		o.Variant = "AllTraffic"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
+	}
+	return o
+}
+
 // NewHandler returns the HTTP handler of `streamscore serve`: SageMaker's
 // inference container contract (GET /ping, POST /invocations) plus the
 // runtime API path POST /endpoints/{name}/invocations, so the AWS SDK's
@@ -55,18 +72,7 @@ type ServeOptions struct {
 // container answers. The model version is returned in the
 // X-Amzn-SageMaker-Custom-Attributes header as model_version=...
 func NewHandler(src ModelSource, o ServeOptions) http.Handler {
-	if o.MaxBodyBytes <= 0 || o.MaxBodyBytes > MaxPayloadBytes {
-		o.MaxBodyBytes = MaxPayloadBytes
-	}
-	if o.Variant == "" {
-		o.Variant = "AllTraffic"
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.MaxConcurrent <= 0 {
-		o.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
-	}
+	o = o.withDefaults()
 	s := &server{src: src, o: o, sem: make(chan struct{}, o.MaxConcurrent)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) {
