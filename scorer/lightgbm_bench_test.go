@@ -1,6 +1,7 @@
 package scorer
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -150,4 +151,129 @@ func TestLightGBMNoAllocs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// lgbF64Node is the alternative to rank keys measured by
+// BenchmarkLightGBMKeyChoice: the split's threshold kept as a double (16
+// bytes a node with its column and default direction) and compared with
+// the input itself.
+type lgbF64Node struct {
+	thr     float64
+	col, dl uint32
+}
+
+// lgbF64Forest holds a model's complete trees with double thresholds.
+type lgbF64Forest struct {
+	f     *lgbForest
+	nodes [][]lgbF64Node
+}
+
+func newLGBF64Forest(t testing.TB, m *Model) *lgbF64Forest {
+	f := m.impl.(*lgbForest)
+	ff := &lgbF64Forest{f: f}
+	for _, tr := range f.trees {
+		if tr.layout != lgbComplete {
+			t.Fatal("every tree must be complete")
+		}
+		inner := 1<<tr.depth - 1
+		ns := make([]lgbF64Node, inner)
+		for p, nd := range f.nodes[tr.node : int(tr.node)+inner] {
+			col := f.cols[nd.fa>>1]
+			add := nd.fa & 1
+			ns[p] = lgbF64Node{thr: math.Inf(-1), col: nd.fa >> 1, dl: add}
+			if nd.thr != 0 {
+				ns[p].thr = f.thresholds[col.lo+nd.thr-1-add]
+			}
+		}
+		ff.nodes = append(ff.nodes, ns)
+	}
+	return ff
+}
+
+// predict sums the raw scores of n rows into out: a value per column per
+// row (NaN for missing), then each tree four rows at a time. It scores
+// only models whose columns all have the NaN missing type.
+func (ff *lgbF64Forest) predict(cols [][]float64, n int, out []float64, vals []float64) {
+	f := ff.f
+	nc := len(f.cols)
+	for c, col := range f.cols {
+		for i, x := range cols[col.feature][:n] {
+			if math.Abs(x) <= lgbZeroThreshold {
+				x = 0
+			}
+			vals[i*nc+c] = x
+		}
+	}
+	clear(out[:n])
+	for ti, tr := range f.trees {
+		tn := ff.nodes[ti]
+		lv := f.leaf[tr.leaf:]
+		inner := uint32(1)<<tr.depth - 1
+		for i := 0; i+4 <= n; i += 4 {
+			v0, v1, v2, v3 := vals[i*nc:i*nc+nc], vals[(i+1)*nc:(i+1)*nc+nc], vals[(i+2)*nc:(i+2)*nc+nc], vals[(i+3)*nc:(i+3)*nc+nc]
+			var p0, p1, p2, p3 uint32
+			for d := tr.depth; d > 0; d-- {
+				a0, a1, a2, a3 := &tn[p0], &tn[p1], &tn[p2], &tn[p3]
+				x0, x1, x2, x3 := v0[a0.col], v1[a1.col], v2[a2.col], v3[a3.col]
+				p0 = 2*p0 + 1 + lgbB2U(!(x0 <= a0.thr))&^(lgbB2U(x0 != x0)&a0.dl)
+				p1 = 2*p1 + 1 + lgbB2U(!(x1 <= a1.thr))&^(lgbB2U(x1 != x1)&a1.dl)
+				p2 = 2*p2 + 1 + lgbB2U(!(x2 <= a2.thr))&^(lgbB2U(x2 != x2)&a2.dl)
+				p3 = 2*p3 + 1 + lgbB2U(!(x3 <= a3.thr))&^(lgbB2U(x3 != x3)&a3.dl)
+			}
+			out[i] += lv[p0-inner]
+			out[i+1] += lv[p1-inner]
+			out[i+2] += lv[p2-inner]
+			out[i+3] += lv[p3-inner]
+		}
+	}
+}
+
+// BenchmarkLightGBMKeyChoice compares the two exact ways of comparing
+// doubles on the same 300 depth-6 trees, in 512-row blocks: rank keys (8
+// bytes a node, a binary search per input) as the scorer does, and double
+// thresholds (16 bytes a node, no search).
+func BenchmarkLightGBMKeyChoice(b *testing.B) {
+	m := mustParse(b, xgbAsLightGBM(b, synthModel(300, 6, 30, 1), "binary sigmoid:1"))
+	ff := newLGBF64Forest(b, m)
+	const n = 4096
+	cols := float32Cols(randomCols(30, n, 0.05, 2))
+	// The double walk gives the same raw scores.
+	out := alloc(1, n)
+	var s Scratch
+	if err := m.PredictMargins(cols, n, out, &s); err != nil {
+		b.Fatal(err)
+	}
+	got := make([]float64, n)
+	vals := make([]float64, lgbBlockRows*30)
+	view := make([][]float64, 30)
+	for start := 0; start < n; start += lgbBlockRows {
+		for j := range view {
+			view[j] = cols[j][start:]
+		}
+		ff.predict(view, lgbBlockRows, got[start:], vals)
+	}
+	for i := range n {
+		if got[i] != out[0][i] {
+			b.Fatalf("row %d: %v with double thresholds, %v with rank keys", i, got[i], out[0][i])
+		}
+	}
+	b.Run("rank-keys", func(b *testing.B) {
+		cpu0 := cpuTime()
+		for b.Loop() {
+			_ = m.PredictMargins(cols, n, out, &s)
+		}
+		lgbReportRows(b, n, cpuTime()-cpu0)
+	})
+	b.Run("double-thresholds", func(b *testing.B) {
+		cpu0 := cpuTime()
+		for b.Loop() {
+			for start := 0; start < n; start += lgbBlockRows {
+				for j := range view {
+					view[j] = cols[j][start:]
+				}
+				ff.predict(view, lgbBlockRows, got[start:], vals)
+			}
+		}
+		lgbReportRows(b, n, cpuTime()-cpu0)
+	})
 }
