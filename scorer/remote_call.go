@@ -96,15 +96,15 @@ func (r *Remote) invoke(ctx context.Context, t *target, body []byte) ([]byte, er
 		}
 		outcome := classify(err)
 		r.cfg.Metrics.request(outcome)
-		switch outcome {
-		case "timeout":
+		switch {
+		case outcome == "timeout":
 			t.timeouts.Add(1)
 			if cold {
 				t.coldSpent.Store(true)
 			}
-		case "not_ready":
+		case modelNotReady(err):
 			err = &notReadyError{final: t.notReadyFinal(now, r.cfg.ColdStartTimeout), err: err}
-		case "client_error":
+		case outcome == "client_error":
 		default:
 			t.timeouts.Store(0)
 		}
@@ -137,6 +137,14 @@ var ErrRemoteTimeout = errors.New("sagemaker call timed out")
 
 func (e *timeoutError) Is(target error) bool { return target == ErrRemoteTimeout }
 
+// modelNotReady reports SageMaker's ModelNotReadyException: a serverless
+// endpoint still provisioning, or a multi-model endpoint still loading the
+// target model.
+func modelNotReady(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ModelNotReadyException"
+}
+
 // notReadyError marks a ModelNotReadyException; final once the target has
 // been not ready for longer than the cold-start allowance.
 type notReadyError struct {
@@ -159,10 +167,11 @@ func excluded(err error) bool {
 }
 
 // classify names the outcome of a failed call for retries, the breaker and
-// metrics, from the shared classification: throttled, server_error,
-// not_ready, timeout and connection errors are the endpoint's trouble and
-// are retried; client_error (our request was refused as invalid, or the
-// endpoint is out of reach for this account) is not. A timeout here is
+// metrics, from the shared classification: throttled, server_error
+// (ModelNotReadyException included), timeout and connection errors are the
+// endpoint's trouble and are retried; client_error (our request was
+// refused as invalid, or the endpoint is out of reach for this account) is
+// not. A timeout here is
 // the per-call deadline only; a network timeout is a connection_error.
 func classify(err error) string {
 	if err == nil {
@@ -171,10 +180,6 @@ func classify(err error) string {
 	var te *timeoutError
 	if errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "ModelNotReadyException" {
-		return "not_ready"
 	}
 	switch retry.Classify(err) {
 	case retry.Throttled:

@@ -148,7 +148,8 @@ func TestRemoteModelNotReady(t *testing.T) {
 		if err := rs.Score(t.Context(), rec, &res); err != nil {
 			t.Fatal(err)
 		}
-		notReadyCalls := testutil.ToFloat64(met.requests.WithLabelValues("not_ready"))
+		// ModelNotReadyException is a server_error in the metrics, as before.
+		notReadyCalls := testutil.ToFloat64(met.requests.WithLabelValues("server_error"))
 		if allowance > 0 {
 			sameScores(t, "model loading", &res, want)
 			if nr.calls.Load() != 4 || notReadyCalls != 3 || rs.State() != BreakerClosed || bl.states() != "" {
