@@ -176,11 +176,61 @@ func parseBaseScore(s string) ([]float32, error) {
 	return out, nil
 }
 
+// xgbHeader is what every booster takes from the learner: how many
+// inputs and output groups, the objective and the base margin.
+type xgbHeader struct {
+	obj        objective
+	numFeature int
+	numGroup   int
+	margin     float32 // base_score in margin space
+}
+
 func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error) {
-	var info ModelInfo
+	h, info, err := xgbLearnerHeader(doc)
+	if err != nil {
+		return nil, info, err
+	}
+	gb := &doc.Learner.GradientBooster
+	var p predictor
+	switch gb.Name {
+	case "gbtree":
+		if gb.Model == nil {
+			return nil, info, fmt.Errorf("xgboost model: gradient_booster.model is missing")
+		}
+		p, err = compileTrees(gb.Model, nil, h, doc.Learner.Attributes, opts, &info)
+	case "dart":
+		if gb.Model == nil {
+			return nil, info, fmt.Errorf("xgboost model: booster \"dart\": gradient_booster.gbtree.model is missing")
+		}
+		p, err = compileDart(gb.Model, gb.WeightDrop, h, doc.Learner.Attributes, opts, &info)
+	case "gblinear":
+		p, err = compileGBLinear(gb.Linear, h, opts, &info)
+	case "":
+		return nil, info, fmt.Errorf("xgboost model: gradient_booster.name is missing")
+	default:
+		return nil, info, fmt.Errorf("%w: booster %q: the boosters scored in process are gbtree, dart and gblinear", ErrUnsupportedModel, gb.Name)
+	}
+	if err != nil {
+		return nil, info, err
+	}
+	info.Outputs = h.numGroup
+	if h.obj == objMultiSoftmax {
+		info.Outputs = 1
+	}
+	info.Kind = "xgboost"
+	return p, info, nil
+}
+
+// xgbLearnerHeader checks the learner's objective, features, classes and
+// base_score, which every booster shares, and starts the model's info.
+func xgbLearnerHeader(doc *xgbDoc) (xgbHeader, ModelInfo, error) {
+	var (
+		info ModelInfo
+		h    xgbHeader
+	)
 	l := doc.Learner
 	if l == nil {
-		return nil, info, fmt.Errorf("xgboost model: no \"learner\" object (is this an XGBoost JSON model?)")
+		return h, info, fmt.Errorf("xgboost model: no \"learner\" object (is this an XGBoost JSON model?)")
 	}
 	if len(doc.Version) > 0 {
 		parts := make([]string, len(doc.Version))
@@ -189,53 +239,39 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error)
 		}
 		info.FormatVersion = strings.Join(parts, ".")
 	}
-	switch l.GradientBooster.Name {
-	case "gbtree":
-	case "":
-		return nil, info, fmt.Errorf("xgboost model: gradient_booster.name is missing")
-	default:
-		return nil, info, fmt.Errorf("%w: booster %q: only \"gbtree\" models are scored in process (dart and gblinear are not)", ErrUnsupportedModel, l.GradientBooster.Name)
-	}
-	body := l.GradientBooster.Model
-	if body == nil {
-		return nil, info, fmt.Errorf("xgboost model: gradient_booster.model is missing")
-	}
 	objName := l.Objective.Name
 	obj, ok := objectiveNames[objName]
 	if !ok {
-		return nil, info, fmt.Errorf("%w: objective %q: supported objectives are %s", ErrUnsupportedModel, objName, supportedObjectives())
+		return h, info, fmt.Errorf("%w: objective %q: supported objectives are %s", ErrUnsupportedModel, objName, supportedObjectives())
 	}
 	info.Objective = objName
 	mp := l.LearnerModelParam
 	numClass, err := atoiField("num_class", mp.NumClass, 0)
 	if err != nil {
-		return nil, info, err
+		return h, info, err
 	}
 	numFeature, err := atoiField("num_feature", mp.NumFeature, 0)
 	if err != nil {
-		return nil, info, err
+		return h, info, err
 	}
 	numTarget, err := atoiField("num_target", mp.NumTarget, 1)
 	if err != nil {
-		return nil, info, err
+		return h, info, err
 	}
 	if numTarget > 1 {
-		return nil, info, fmt.Errorf("%w: num_target is %d: multi-target models are not supported", ErrUnsupportedModel, numTarget)
-	}
-	if slv, _ := atoiField("size_leaf_vector", body.Param.SizeLeafVector, 0); slv > 1 {
-		return nil, info, fmt.Errorf("%w: size_leaf_vector is %d: vector-leaf (multi_output_tree) models are not supported", ErrUnsupportedModel, slv)
+		return h, info, fmt.Errorf("%w: num_target is %d: multi-target models are not supported", ErrUnsupportedModel, numTarget)
 	}
 	numGroup := 1
 	if obj == objMultiSoftprob || obj == objMultiSoftmax {
 		if numClass < 2 {
-			return nil, info, fmt.Errorf("xgboost model: objective %s needs num_class >= 2, got %d", objName, numClass)
+			return h, info, fmt.Errorf("xgboost model: objective %s needs num_class >= 2, got %d", objName, numClass)
 		}
 		numGroup = numClass
 	} else if numClass > 1 {
-		return nil, info, fmt.Errorf("xgboost model: num_class is %d but objective %s is not multi-class", numClass, objName)
+		return h, info, fmt.Errorf("xgboost model: num_class is %d but objective %s is not multi-class", numClass, objName)
 	}
 	if numFeature > maxFeatures {
-		return nil, info, fmt.Errorf("%w: num_feature %d exceeds %d", ErrUnsupportedModel, numFeature, maxFeatures)
+		return h, info, fmt.Errorf("%w: num_feature %d exceeds %d", ErrUnsupportedModel, numFeature, maxFeatures)
 	}
 	names := l.FeatureNames
 	if len(names) == 0 {
@@ -244,15 +280,15 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error)
 			names[i] = "f" + strconv.Itoa(i)
 		}
 	} else if len(names) != numFeature {
-		return nil, info, fmt.Errorf("xgboost model: %d feature_names but num_feature is %d", len(names), numFeature)
+		return h, info, fmt.Errorf("xgboost model: %d feature_names but num_feature is %d", len(names), numFeature)
 	}
 	if len(l.FeatureTypes) != 0 && len(l.FeatureTypes) != numFeature {
-		return nil, info, fmt.Errorf("xgboost model: %d feature_types but num_feature is %d", len(l.FeatureTypes), numFeature)
+		return h, info, fmt.Errorf("xgboost model: %d feature_types but num_feature is %d", len(l.FeatureTypes), numFeature)
 	}
 	seen := make(map[string]int, len(names))
 	for i, n := range names {
 		if j, dup := seen[n]; dup {
-			return nil, info, fmt.Errorf("xgboost model: feature name %q appears at %d and %d", n, j, i)
+			return h, info, fmt.Errorf("xgboost model: feature name %q appears at %d and %d", n, j, i)
 		}
 		seen[n] = i
 	}
@@ -261,40 +297,48 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error)
 
 	base, err := parseBaseScore(mp.BaseScore)
 	if err != nil {
-		return nil, info, err
+		return h, info, err
 	}
 	for i := 1; i < len(base); i++ {
 		if base[i] != base[0] {
-			return nil, info, fmt.Errorf("%w: base_score %q: per-class intercepts are not supported", ErrUnsupportedModel, mp.BaseScore)
+			return h, info, fmt.Errorf("%w: base_score %q: per-class intercepts are not supported", ErrUnsupportedModel, mp.BaseScore)
 		}
 	}
 	margin, err := baseMargin(obj, base[0])
 	if err != nil {
-		return nil, info, err
+		return h, info, err
 	}
+	return xgbHeader{obj: obj, numFeature: numFeature, numGroup: numGroup, margin: margin}, info, nil
+}
 
+// compileTrees builds the forest of a gbtree body, or of a dart model's
+// when weights (one per tree) is not nil, and fills info's tree counts.
+func compileTrees(body *xgbGBTreeBody, weights []float32, h xgbHeader, attrs map[string]string, opts loadOptions, info *ModelInfo) (*forest, error) {
+	if slv, _ := atoiField("size_leaf_vector", body.Param.SizeLeafVector, 0); slv > 1 {
+		return nil, fmt.Errorf("%w: size_leaf_vector is %d: vector-leaf (multi_output_tree) models are not supported", ErrUnsupportedModel, slv)
+	}
 	numTrees := len(body.Trees)
 	if nt, err := atoiField("num_trees", body.Param.NumTrees, numTrees); err != nil {
-		return nil, info, err
+		return nil, err
 	} else if nt != numTrees {
-		return nil, info, fmt.Errorf("xgboost model: num_trees is %d but %d trees are present", nt, numTrees)
+		return nil, fmt.Errorf("xgboost model: num_trees is %d but %d trees are present", nt, numTrees)
 	}
 	if len(body.TreeInfo) != numTrees {
-		return nil, info, fmt.Errorf("xgboost model: tree_info has %d entries for %d trees", len(body.TreeInfo), numTrees)
+		return nil, fmt.Errorf("xgboost model: tree_info has %d entries for %d trees", len(body.TreeInfo), numTrees)
 	}
 	parallel, err := atoiField("num_parallel_tree", body.Param.NumParallelTree, 1)
 	if err != nil {
-		return nil, info, err
+		return nil, err
 	}
 	parallel = max(parallel, 1)
 	use := numTrees
-	if bi, ok := l.Attributes["best_iteration"]; ok && !opts.allTrees {
+	if bi, ok := attrs["best_iteration"]; ok && !opts.allTrees {
 		it, err := strconv.Atoi(bi)
 		if err != nil || it < 0 {
-			return nil, info, fmt.Errorf("xgboost model: attribute best_iteration is %q, want a non-negative integer", bi)
+			return nil, fmt.Errorf("xgboost model: attribute best_iteration is %q, want a non-negative integer", bi)
 		}
 		info.BestIteration = it
-		limit := (it + 1) * parallel * numGroup
+		limit := (it + 1) * parallel * h.numGroup
 		if len(body.IterationIndptr) > it+1 {
 			limit = body.IterationIndptr[it+1]
 		}
@@ -304,38 +348,39 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error)
 	}
 
 	if numTrees > opts.limits.MaxTrees {
-		return nil, info, limitError("the number of trees", int64(numTrees), "max_trees", int64(opts.limits.MaxTrees))
+		return nil, limitError("the number of trees", int64(numTrees), "max_trees", int64(opts.limits.MaxTrees))
 	}
 	nodes := 0
 	for i := range body.Trees {
 		nodes += len(body.Trees[i].LeftChildren)
 	}
 	if nodes > opts.limits.MaxNodes {
-		return nil, info, limitError("the number of nodes", int64(nodes), "max_nodes", int64(opts.limits.MaxNodes))
+		return nil, limitError("the number of nodes", int64(nodes), "max_nodes", int64(opts.limits.MaxNodes))
 	}
-	f := &forest{numFeature: numFeature, numGroup: numGroup, obj: obj, limits: opts.limits}
-	f.base = make([]float32, numGroup)
+	f := &forest{numFeature: h.numFeature, numGroup: h.numGroup, obj: h.obj, limits: opts.limits}
+	f.base = make([]float32, h.numGroup)
 	for g := range f.base {
-		f.base[g] = margin
+		f.base[g] = h.margin
 	}
 	for t := 0; t < use; t++ {
 		g := body.TreeInfo[t]
-		if g < 0 || g >= numGroup {
-			return nil, info, fmt.Errorf("xgboost model: tree %d: tree_info group %d out of range [0,%d)", t, g, numGroup)
+		if g < 0 || g >= h.numGroup {
+			return nil, fmt.Errorf("xgboost model: tree %d: tree_info group %d out of range [0,%d)", t, g, h.numGroup)
 		}
-		if err := f.addTree(&body.Trees[t], uint32(g)); err != nil {
-			return nil, info, fmt.Errorf("xgboost model: tree %d: %w", t, err)
+		tree := &body.Trees[t]
+		if weights != nil {
+			if tree, err = weightedTree(tree, weights[t]); err != nil {
+				return nil, fmt.Errorf("xgboost model: tree %d: %w", t, err)
+			}
+		}
+		if err := f.addTree(tree, uint32(g)); err != nil {
+			return nil, fmt.Errorf("xgboost model: tree %d: %w", t, err)
 		}
 	}
 	info.Trees = use
 	info.TotalTrees = numTrees
-	info.Outputs = numGroup
-	if obj == objMultiSoftmax {
-		info.Outputs = 1
-	}
 	info.MaxDepth = f.maxDepth
-	info.Kind = "xgboost"
-	return f, info, nil
+	return f, nil
 }
 
 // baseMargin converts base_score from prediction space into margin space the

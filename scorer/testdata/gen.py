@@ -6,7 +6,9 @@ as JSON, UBJSON, a 3.x-style JSON and a SageMaker model.tar.gz, and writes the
 test inputs with XGBoost's own predictions and margins, so the Go tests need
 no Python. For some models it also writes XGBoost's path (Saabas) feature
 contributions, predict(pred_contribs=True, approx_contribs=True), for the
-first rows. Run from the repository root:
+first rows. It does the same for dart and gblinear models (other_boosters),
+and writes tiny dart and gblinear seeds for FuzzParseModel. Run from the
+repository root:
 
     apt-get install -y python3-xgboost
     /usr/bin/python3 scorer/testdata/gen.py
@@ -68,9 +70,13 @@ def labels(obj, x, rng):
 
 def thresholds(booster):
     """Split conditions per feature index, from the model itself."""
-    doc = json.loads(booster.save_raw("json"))
+    gb = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]
+    if gb["name"] == "gblinear":
+        return {}
+    if gb["name"] == "dart":
+        gb = gb["gbtree"]
     out = {}
-    for t in doc["learner"]["gradient_booster"]["model"]["trees"]:
+    for t in gb["model"]["trees"]:
         for lc, fi, c, st in zip(t["left_children"], t["split_indices"],
                                  t["split_conditions"], t["split_type"]):
             if lc != -1 and st == 0:
@@ -124,6 +130,137 @@ MODELS = [
     ("categorical", "binary:logistic", {"max_cat_to_onehot": 4}, 8, True, False),
     ("early_stopping", "binary:logistic", {"eta": 0.9}, 60, False, True),
 ]
+
+
+# The other boosters, with their own random stream so that adding them
+# leaves the gbtree fixtures above byte for byte as they were. Every
+# gblinear model reads the same input, gblinear_shared.input.csv (it has
+# no split thresholds to put values at).
+#   name, objective, extra params, rounds, early stopping, outputs
+#   (c: contributions, u: UBJSON copy, i: inplace_predict margins)
+BOOSTERS = [
+    # rate_drop makes weight_drop differ from 1; early stopping makes
+    # best_iteration limit prediction (with the final weights, as XGBoost
+    # does).
+    ("dart_binary_logistic", "binary:logistic",
+     {"booster": "dart", "rate_drop": 0.3, "eta": 0.4, "max_depth": 3}, 30, True, "cui"),
+    ("dart_multi_softprob", "multi:softprob",
+     {"booster": "dart", "num_class": 3, "rate_drop": 0.25, "normalize_type": "forest",
+      "sample_type": "weighted", "max_depth": 3}, 5, False, "cui"),
+    ("gblinear_binary_logistic", "binary:logistic", {"booster": "gblinear"}, 8, False, "cu"),
+    ("gblinear_reg_squarederror", "reg:squarederror",
+     {"booster": "gblinear", "base_score": 0.3, "updater": "coord_descent"}, 8, False, "cu"),
+    ("gblinear_multi_softprob", "multi:softprob",
+     {"booster": "gblinear", "num_class": 3, "lambda": 0.1}, 8, False, "cu"),
+    ("gblinear_multi_softmax", "multi:softmax", {"booster": "gblinear", "num_class": 3}, 4, False, ""),
+    ("gblinear_binary_logitraw", "binary:logitraw", {"booster": "gblinear"}, 4, False, ""),
+    ("gblinear_reg_logistic", "reg:logistic", {"booster": "gblinear"}, 4, False, ""),
+    ("gblinear_count_poisson", "count:poisson",
+     {"booster": "gblinear", "eta": 0.1, "base_score": 2.0}, 4, False, ""),
+]
+BOOSTER_TEST_ROWS = 100
+
+
+def write_predictions(bst, name, x, it, cat=False):
+    """NAME.expected.csv: XGBoost's predictions and margins with a DMatrix
+    (what Booster.predict and SageMaker's container do)."""
+    dte = dmatrix(x, None, cat)
+    pred = bst.predict(dte, iteration_range=it).reshape(len(x), -1)
+    margin = bst.predict(dte, iteration_range=it, output_margin=True).reshape(len(x), -1)
+    ph = ["pred"] if pred.shape[1] == 1 else ["pred_%d" % k for k in range(pred.shape[1])]
+    mh = ["margin"] if margin.shape[1] == 1 else ["margin_%d" % k for k in range(margin.shape[1])]
+    write_csv(os.path.join(OUT, name + ".expected.csv"), ph + mh,
+              np.hstack([pred.astype(np.float64), margin.astype(np.float64)]))
+    return mh
+
+
+def write_contribs(bst, name, x, it, cat=False):
+    """NAME.contribs.csv: XGBoost's contributions for the first rows (path
+    attribution for trees; weight times value for gblinear, whose
+    approx_contribs flag changes nothing)."""
+    c = bst.predict(dmatrix(x[:CONTRIB_ROWS], None, cat), iteration_range=it,
+                    pred_contribs=True, approx_contribs=True)
+    c = c.reshape(CONTRIB_ROWS, -1)  # groups x (features + bias), group-major
+    cols = NAMES + ["bias"]
+    groups = c.shape[1] // len(cols)
+    ch = cols if groups == 1 else ["%s_%d" % (n, k) for k in range(groups) for n in cols]
+    write_csv(os.path.join(OUT, name + ".contribs.csv"), ch, c.astype(np.float64))
+
+
+def other_boosters():
+    rng = np.random.default_rng(20270117)
+    xtr = data(rng, N_TRAIN // 2)
+    xva = data(rng, 400)
+    xte = data(rng, BOOSTER_TEST_ROWS)
+    linear_input = None
+    for name, obj, extra, rounds, early, outputs in BOOSTERS:
+        params = {"objective": obj, "eta": 0.3, "seed": 7, "nthread": 1}
+        linear = extra["booster"] == "gblinear"
+        if not linear:
+            params["tree_method"] = "hist"
+        params.update(extra)
+        dtr = dmatrix(xtr, labels(obj, xtr, rng))
+        kw = {}
+        if early:
+            dva = dmatrix(xva, labels(obj, xva, rng))
+            kw = {"evals": [(dva, "val")], "early_stopping_rounds": 3, "verbose_eval": False}
+        bst = xgb.train(params, dtr, rounds, **kw)
+        if early:
+            assert bst.best_iteration + 1 < bst.num_boosted_rounds(), "early stopping did not stop"
+        x = boundary_rows(xte, bst, rng)
+        if linear:
+            if linear_input is None:
+                linear_input = x
+                write_csv(os.path.join(OUT, "gblinear_shared.input.csv"), NAMES, x)
+            assert np.array_equal(x, linear_input, equal_nan=True)
+        else:
+            write_csv(os.path.join(OUT, name + ".input.csv"), NAMES, x)
+        # gblinear ignores iteration ranges; trees stop at best_iteration.
+        it = (0, 0) if linear else (0, bst.best_iteration + 1)
+        mh = write_predictions(bst, name, x, it)
+        bst.save_model(os.path.join(OUT, name + ".json"))
+        if "c" in outputs:
+            write_contribs(bst, name, x, it)
+        if "u" in outputs:
+            bst.save_model(os.path.join(OUT, name + ".ubj"))
+        if "i" in outputs:
+            # Booster.inplace_predict (the scikit-learn interface's path)
+            # rounds dart's weighting differently, (base + leaf - base) * w,
+            # so its margins differ from predict's in the last bits.
+            m = bst.inplace_predict(x, iteration_range=it, predict_type="margin")
+            write_csv(os.path.join(OUT, name + ".inplace.csv"), mh,
+                      m.reshape(len(x), -1).astype(np.float64))
+
+
+def go_bytes_literal(b):
+    """b as Go source: []byte("..."), the form a fuzz corpus file holds."""
+    out = []
+    for c in bytes(b):
+        if 0x20 <= c < 0x7f and c not in (0x22, 0x5c):
+            out.append(chr(c))
+        else:
+            out.append("\\x%02x" % c)
+    return '[]byte("' + "".join(out) + '")'
+
+
+def fuzz_seeds():
+    """Tiny dart and gblinear models (JSON and UBJSON) in FuzzParseModel's
+    seed corpus: small seeds keep the fuzzer fast."""
+    rng = np.random.default_rng(20270118)
+    x = data(rng, 300)
+    y = labels("binary:logistic", x, rng)
+    d = xgb.DMatrix(x[:, :2], label=y, missing=np.nan, feature_names=NAMES[:2])
+    corpus = os.path.join(OUT, "..", "fuzz", "FuzzParseModel")
+    os.makedirs(corpus, exist_ok=True)
+    base = {"objective": "binary:logistic", "seed": 7, "nthread": 1}
+    dart = xgb.train(dict(base, booster="dart", rate_drop=0.5, one_drop=1, max_depth=1,
+                          tree_method="hist"), d, 2)
+    lin = xgb.train(dict(base, booster="gblinear"), d, 2)
+    for name, bst in (("dart_tiny", dart), ("gblinear_tiny", lin)):
+        for enc in ("json", "ubj"):
+            raw = bst.save_raw("json" if enc == "json" else "ubj")
+            with open(os.path.join(corpus, "%s_%s" % (name, enc)), "w") as f:
+                f.write("go test fuzz v1\n" + go_bytes_literal(raw) + "\n")
 
 
 def main():
@@ -203,6 +340,8 @@ def main():
                     tf.addfile(ti, io.BytesIO(bytes(raw)))
             with open(os.path.join(OUT, "model.tar.gz"), "wb") as f:
                 f.write(buf.getvalue())
+    other_boosters()
+    fuzz_seeds()
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"xgboost": xgb.__version__, "models": manifest}, f, indent=1)
         f.write("\n")
