@@ -277,3 +277,16 @@ func BenchmarkLightGBMKeyChoice(b *testing.B) {
 		lgbReportRows(b, n, cpuTime()-cpu0)
 	})
 }
+
+// BenchmarkLightGBMLoad parses and compiles a 500-tree, 31-leaf leaf-wise
+// model with every statistic LightGBM writes but split gains and counts.
+func BenchmarkLightGBMLoad(b *testing.B) {
+	data := lgbLeafwiseModel(500, 31, 30, 1)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ParseModel(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/load")
+}
