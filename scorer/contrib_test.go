@@ -122,7 +122,7 @@ func TestContributionsSumToMargin(t *testing.T) {
 				}
 				return
 			}
-			margins := alloc(m.forestGroups(), in.Rows)
+			margins := alloc(m.impl.marginOutputs(), in.Rows)
 			if err := m.PredictMargins(cols, in.Rows, margins, &s); err != nil {
 				t.Fatal(err)
 			}

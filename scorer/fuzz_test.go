@@ -36,7 +36,7 @@ func FuzzParseModel(f *testing.F) {
 		for j := range cols {
 			cols[j] = []float64{math.NaN(), 0, -1e30, 1e30, 0.5}
 		}
-		out := alloc(max(m.Outputs(), m.forestGroups()), 5)
+		out := alloc(max(m.Outputs(), m.impl.marginOutputs()), 5)
 		var s Scratch
 		if err := m.Predict(cols, 5, out, &s); err != nil {
 			t.Fatal(err)

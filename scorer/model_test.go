@@ -28,7 +28,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"unknown objective", strings.Replace(base, `"binary:logistic"`, `"rank:pairwise"`, 1), `objective "rank:pairwise"`},
 		{"vector leaf", strings.Replace(base, `"size_leaf_vector":"0"`, `"size_leaf_vector":"3"`, 1), "vector-leaf"},
-		{"dart", strings.Replace(base, `"name":"gbtree"`, `"name":"dart"`, 1), `booster "dart"`},
+		{"unknown booster", strings.Replace(base, `"name":"gbtree"`, `"name":"gbforest"`, 1), `booster "gbforest"`},
 		{"multi-target", strings.Replace(base, `"num_target":"1"`, `"num_target":"2"`, 1), "multi-target"},
 		{"garbage", "PK\x03\x04 not a model", "unrecognised model format"},
 	}

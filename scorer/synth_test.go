@@ -163,10 +163,3 @@ func nan() float64 { return math.NaN() }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
-func (m *Model) forestGroups() int {
-	f, ok := m.impl.(*forest)
-	if !ok {
-		return 1
-	}
-	return f.numGroup
-}
