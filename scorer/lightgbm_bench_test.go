@@ -49,6 +49,12 @@ func lgbRelayout(t testing.TB, model []byte, layout uint8) *Model {
 			}
 		}
 	}
+	for ti := len(f.trees) - 1; ti >= 0; ti-- {
+		f.trees[ti].run = 1
+		if ti+1 < len(f.trees) && f.trees[ti+1].layout == f.trees[ti].layout && f.trees[ti+1].run < 255 {
+			f.trees[ti].run = f.trees[ti+1].run + 1
+		}
+	}
 	return m
 }
 

@@ -133,6 +133,9 @@ type lgbTree struct {
 	depth      uint32
 	group      uint32
 	layout     uint8
+	// run counts the trees from this one on with its layout (at most
+	// 255), so a single row's walk picks groups of trees at a glance.
+	run uint8
 }
 
 // lgbForest is a compiled LightGBM model.
@@ -353,6 +356,12 @@ func compileLightGBM(h lgbHeader, trees []lgbRawTree, obj lgbObjective, lim Mode
 	for ti := range trees {
 		if err := f.addTree(ti, &trees[ti], colOf); err != nil {
 			return nil, fmt.Errorf("tree %d: %w", ti, err)
+		}
+	}
+	for ti := len(f.trees) - 1; ti >= 0; ti-- {
+		f.trees[ti].run = 1
+		if ti+1 < len(f.trees) && f.trees[ti+1].layout == f.trees[ti].layout && f.trees[ti+1].run < 255 {
+			f.trees[ti].run = f.trees[ti+1].run + 1
 		}
 	}
 	return f, nil

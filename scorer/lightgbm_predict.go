@@ -221,12 +221,12 @@ func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
 	trees, nodes := f.trees, f.nodes
 	t := 0
 	for t < len(trees) {
-		if t+4 <= len(trees) && lgbAllLayout(trees[t:t+4], lgbCompact) {
+		if trees[t].layout == lgbCompact && trees[t].run >= 4 {
 			f.addCompactTrees4(trees[t:t+4], k, out, i)
 			t += 4
 			continue
 		}
-		if t+8 > len(trees) || !lgbAllLayout(trees[t:t+8], lgbComplete) {
+		if trees[t].layout != lgbComplete || trees[t].run < 8 {
 			tr := &trees[t]
 			switch tr.layout {
 			case lgbComplete:
@@ -267,15 +267,6 @@ func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
 		}
 		t += 8
 	}
-}
-
-func lgbAllLayout(ts []lgbTree, layout uint8) bool {
-	for i := range ts {
-		if ts[i].layout != layout {
-			return false
-		}
-	}
-	return true
 }
 
 // addCompact4 adds a compact tree's leaf values to o for every row of the
