@@ -21,7 +21,11 @@ import (
 type ModelInfo struct {
 	// Kind is "xgboost", "lightgbm" or "linear".
 	Kind string
-	// Objective is the XGBoost objective name, or "linear:<link>".
+	// Booster is XGBoost's booster ("gbtree", "dart" or "gblinear"); empty
+	// for other kinds.
+	Booster string
+	// Objective is the XGBoost objective name, LightGBM's objective line,
+	// or "linear:<link>".
 	Objective string
 	// Features are the input names in the order the model indexes them.
 	Features []string
@@ -37,7 +41,8 @@ type ModelInfo struct {
 	MaxDepth int
 	// BestIteration is the model's best_iteration attribute, -1 if absent or ignored.
 	BestIteration int
-	// FormatVersion is the XGBoost version that wrote the file, e.g. "1.7.4".
+	// FormatVersion is the XGBoost version that wrote the file, e.g.
+	// "1.7.4", or LightGBM's model format version, e.g. "v4".
 	FormatVersion string
 	// Encoding is "json", "ubjson", "binary" (XGBoost's legacy format),
 	// "lightgbm-text" or "linear-json"; Source is where the model

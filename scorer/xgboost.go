@@ -217,7 +217,7 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error)
 	if h.obj == objMultiSoftmax {
 		info.Outputs = 1
 	}
-	info.Kind = "xgboost"
+	info.Kind, info.Booster = "xgboost", gb.Name
 	return p, info, nil
 }
 

@@ -59,14 +59,21 @@ func newModelInspectCmd() *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "source:\t%s\n", inf.Source)
 			fmt.Fprintf(w, "kind:\t%s (%s)\n", inf.Kind, inf.Encoding)
-			if inf.FormatVersion != "" {
+			if inf.Booster != "" {
+				fmt.Fprintf(w, "booster:\t%s\n", inf.Booster)
+			}
+			switch {
+			case inf.FormatVersion == "":
+			case inf.Kind == "xgboost":
 				fmt.Fprintf(w, "written by:\tXGBoost %s\n", inf.FormatVersion)
+			default:
+				fmt.Fprintf(w, "format version:\t%s\n", inf.FormatVersion)
 			}
 			fmt.Fprintf(w, "version:\t%s\n", inf.Version)
 			fmt.Fprintf(w, "sha256:\t%s\n", inf.SHA256) // the value models.NAME.sha256 pins
 			fmt.Fprintf(w, "objective:\t%s\n", inf.Objective)
 			fmt.Fprintf(w, "outputs:\t%d\n", inf.Outputs)
-			if inf.Kind == "xgboost" {
+			if inf.TotalTrees > 0 {
 				fmt.Fprintf(w, "trees:\t%d used of %d\n", inf.Trees, inf.TotalTrees)
 				if inf.BestIteration >= 0 {
 					fmt.Fprintf(w, "best_iteration:\t%d\n", inf.BestIteration)
