@@ -121,8 +121,8 @@ func (f *forest) contributions(dst, x []float64, k int, s *Scratch) error {
 	if f.obj == objMultiSoftmax {
 		return fmt.Errorf("%w: a multi:softmax score is a class index, not a margin", ErrNoContributions)
 	}
-	if cap(s.keys) < nf {
-		s.keys = make([]uint32, nf)
+	if cap(s.keys) < 2*nf {
+		s.keys = make([]uint32, 2*nf)
 	}
 	if cap(s.acc) < nf+1 {
 		s.acc = make([]float32, nf+1)
@@ -130,10 +130,8 @@ func (f *forest) contributions(dst, x []float64, k int, s *Scratch) error {
 	if cap(s.path) < f.maxDepth {
 		s.path = make([]pathStep, 0, f.maxDepth)
 	}
-	keys := s.keys[:nf]
-	for j, v := range x {
-		keys[j] = key(float32(v))
-	}
+	keys := s.keys[:2*nf]
+	rowKeys(keys, x)
 	acc := s.acc[:nf+1]
 	clear(acc)
 	f.pathContributions(keys, k, acc, s.path[:0])
@@ -192,13 +190,14 @@ func (f *forest) completePath(t *ftree, k []uint32, path []pathStep) (float32, [
 		return f.leaf[t.leaf], path
 	}
 	tn, tm := f.nodes[t.node:], f.mean[t.node:]
+	sh := keyShift(f.numFeature)
 	inner := uint32(1)<<t.depth - 1
 	var p uint32
 	root := tm[0]
 	cur := root
 	for range t.depth {
 		nd := tn[p]
-		c := 2*p + 1 + b2u(k[nd.fa>>1]+nd.fa&1 >= nd.thr)
+		c := 2*p + 1 + b2u(k[nd.slot(sh)] >= nd.thr)
 		var v float32
 		if c < inner {
 			v = tm[c]
@@ -206,7 +205,7 @@ func (f *forest) completePath(t *ftree, k []uint32, path []pathStep) (float32, [
 			v = f.leaf[t.lbase+c]
 		}
 		if nd.thr != 0 { // 0 only for pass-through nodes: every real key is above it
-			path = append(path, pathStep{feat: nd.fa >> 1, delta: v - cur})
+			path = append(path, pathStep{feat: nd.feature(sh), delta: v - cur})
 		}
 		cur, p = v, c
 	}

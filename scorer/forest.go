@@ -3,7 +3,6 @@ package scorer
 import (
 	"fmt"
 	"math"
-	"unsafe"
 )
 
 // maxFeatures bounds a model's feature count: node feature indices are packed
@@ -24,26 +23,55 @@ const maxTreeDepth = 64
 // subtree of leaf slots holds its value. A row then walks every tree in
 // exactly D steps with no data-dependent branch:
 //
-//	i = 2i + 1 + (key(x[node.feature]) + node.add >= node.thr)
+//	i = 2i + 1 + (keys[node.col] >= node.thr)
 //
 // where key maps a float32 to a uint32 whose unsigned order is the float order
 // (NaN maps to the largest key). That single comparison reproduces XGBoost's
 // float32 "x < split_condition goes left" test and its missing-value rule:
-// for a node whose default is right, NaN's key is above every threshold; for a
-// default-left node add is 1, which wraps NaN's key to 0 and leaves every other
-// key's order unchanged, with thr raised by one to match.
+// each feature has two key columns, one where NaN's key is above every
+// threshold (for nodes whose default is right) and one where it is 0, below
+// every threshold (default left); a node names the column it reads. Every
+// non-NaN key is at least key(-Inf) = 0x007fffff, so a pass-through node
+// (thr 0) always goes right.
 //
-// Rows are walked four at a time through a tree, or, for the last few rows
-// of a batch (and single-row requests), one row through four trees at a time,
-// so that independent load chains overlap in the CPU. A node is 8 bytes, so a
-// 300-tree depth-6 model takes 230 KB and stays in L2.
+// A node is 8 bytes, so a 300-tree depth-6 model takes 230 KB and stays in
+// L2. How rows are walked through the trees is in forest_walk.go.
 //
 // Trees holding categorical splits, and trees deeper than maxCompleteDepth
 // (whose complete form would be too large), keep XGBoost's own layout and are
 // walked by a straightforward branching loop (catTree).
 type fnode struct {
-	thr uint32 // key(split_condition) + add; 0 for pass-through nodes
-	fa  uint32 // feature<<1 | add (add = 1 when missing values go left)
+	thr uint32 // key(split_condition); 0 for pass-through nodes
+	// col is the key column the node reads, 2*feature+1 if missing values
+	// go left, else 2*feature, times the column stride of a block
+	// (1<<keyShift(numFeature) rows), so the batch walk adds no multiply.
+	col uint32
+}
+
+// slot is the node's key column as an index into one row's keys (rowKeys);
+// sh is the forest's keyShift.
+func (n fnode) slot(sh uint32) uint32 { return n.col >> sh }
+
+// feature is the feature the node splits on.
+func (n fnode) feature(sh uint32) uint32 { return n.col >> (sh + 1) }
+
+// Rows per block. Batches are walked in blocks of at most blockRows rows,
+// fewer for models with many features, so that a block's key columns (two
+// of 4 bytes per feature and row) stay within keyBlockBytes: in L2 while
+// every tree is walked over them, and a bounded Scratch.
+const (
+	maxKeyShift   = 9
+	blockRows     = 1 << maxKeyShift
+	keyBlockBytes = 256 << 10
+)
+
+// keyShift is log2 of the rows per block for a model of nf features.
+func keyShift(nf int) uint32 {
+	s := uint32(maxKeyShift)
+	for s > 0 && 8*nf<<s > keyBlockBytes {
+		s--
+	}
+	return s
 }
 
 // maxCompleteDepth bounds the depth of trees stored complete (8191 nodes).
@@ -129,6 +157,26 @@ func key(f float32) uint32 {
 	return b ^ mask
 }
 
+// keyPair returns x's keys in the two columns of its feature: NaN above every
+// threshold, and NaN below every threshold. It is key without branches (a
+// batch converts every value, 5 % of them NaN in typical data).
+func keyPair(x float64) (hi, lo uint32) {
+	b := math.Float32bits(float32(x))
+	k := b ^ (uint32(int32(b)>>31) | 0x80000000)
+	k += b2u(k == 0x7fffffff) // -0 (the only value mapped there) to key(+0)
+	nan := -b2u(b&0x7fffffff > 0x7f800000)
+	return k | nan, k &^ nan
+}
+
+// rowKeys writes a row's keys (x in model feature order) in the layout the
+// row walks and catTree read: k[2j] and k[2j+1] are keyPair(x[j]).
+func rowKeys(k []uint32, x []float64) {
+	k = k[:2*len(x)]
+	for j, v := range x {
+		k[2*j], k[2*j+1] = keyPair(v)
+	}
+}
+
 // unkey inverts key for non-NaN keys.
 func unkey(k uint32) float32 {
 	if k == math.MaxUint32 {
@@ -141,7 +189,11 @@ func unkey(k uint32) float32 {
 }
 
 func b2u(b bool) uint32 {
-	return uint32(*(*uint8)(unsafe.Pointer(&b)))
+	var x uint32
+	if b {
+		x = 1
+	}
+	return x
 }
 
 // addTree validates one XGBoost tree and appends it in the flat layout.
@@ -297,11 +349,11 @@ func (f *forest) addTree(t *xgbTree, group uint32) error {
 			}
 			continue
 		}
-		var add uint32
+		c := 2 * uint32(t.SplitIndices[it.id])
 		if t.DefaultLeft[it.id] {
-			add = 1
+			c++
 		}
-		nodes[it.pos] = fnode{thr: key(t.SplitConditions[it.id]) + add, fa: uint32(t.SplitIndices[it.id])<<1 | add}
+		nodes[it.pos] = fnode{thr: key(t.SplitConditions[it.id]), col: c << keyShift(f.numFeature)}
 		if means != nil {
 			means[it.pos] = mv[it.id]
 		}
@@ -363,7 +415,7 @@ func newCatTree(t *xgbTree, n int, hasCat bool) (catTree, error) {
 // in float32).
 const maxCategory = 1 << 24
 
-// walk returns the leaf value row x (model feature order) reaches. It mirrors
+// walk returns the leaf value the row with keys (rowKeys) reaches. It mirrors
 // XGBoost 1.7's GetNextNode: missing goes the default way; for a categorical
 // split, a category in the node's set goes right and anything else
 // (including negative or out-of-range values) goes left.
@@ -375,9 +427,24 @@ func (c *catTree) walk(keys []uint32) float32 {
 	return c.cond[id]
 }
 
-// next returns the child of split node id that the row goes to.
+// walkCol is walk for row i of a block's key columns (see predictBlock);
+// sh is the forest's keyShift.
+func (c *catTree) walkCol(keys []uint32, sh uint32, i int) float32 {
+	id := int32(0)
+	for c.left[id] != -1 {
+		id = c.nextKey(id, keys[int(c.feat[id])<<(sh+1)+i])
+	}
+	return c.cond[id]
+}
+
+// next returns the child of split node id that the row with keys (rowKeys)
+// goes to.
 func (c *catTree) next(id int32, keys []uint32) int32 {
-	k := keys[c.feat[id]]
+	return c.nextKey(id, keys[2*c.feat[id]])
+}
+
+// nextKey returns the child of split node id for the key k of its feature.
+func (c *catTree) nextKey(id int32, k uint32) int32 {
 	if k == math.MaxUint32 {
 		if c.defLeft[id] {
 			return c.left[id]
@@ -406,125 +473,4 @@ func (c *catTree) next(id int32, keys []uint32) int32 {
 		return c.left[id]
 	}
 	return c.right[id]
-}
-
-// predictMargins adds every tree's leaf values to acc for the n rows held
-// row-major in keys (n*numFeature). acc holds numGroup runs of n float32
-// margins and must be initialised with the base margin. Summation is in
-// float32, tree by tree in model order, as XGBoost's CPU predictor does, so
-// margins match it bit for bit.
-func (f *forest) predictMargins(keys []uint32, n int, acc []float32) {
-	nf := f.numFeature
-	nodes := f.nodes
-	leaf := f.leaf
-	n4 := n &^ 3
-	for ti := range f.trees {
-		if n4 == 0 {
-			break
-		}
-		t := &f.trees[ti]
-		ga := acc[int(t.group)*n : int(t.group)*n+n]
-		if t.slow >= 0 {
-			ct := &f.slow[t.slow]
-			for i := range n4 {
-				ga[i] += ct.walk(keys[i*nf : i*nf+nf])
-			}
-			continue
-		}
-		tn := nodes[t.node:]
-		inner := uint32(1)<<t.depth - 1
-		lv := leaf[t.leaf:]
-		for i := 0; i < n4; i += 4 {
-			k0 := keys[i*nf : i*nf+nf]
-			k1 := keys[(i+1)*nf : (i+1)*nf+nf]
-			k2 := keys[(i+2)*nf : (i+2)*nf+nf]
-			k3 := keys[(i+3)*nf : (i+3)*nf+nf]
-			var p0, p1, p2, p3 uint32
-			for d := t.depth; d > 0; d-- {
-				n0, n1, n2, n3 := tn[p0], tn[p1], tn[p2], tn[p3]
-				p0 = 2*p0 + 1 + b2u(k0[n0.fa>>1]+n0.fa&1 >= n0.thr)
-				p1 = 2*p1 + 1 + b2u(k1[n1.fa>>1]+n1.fa&1 >= n1.thr)
-				p2 = 2*p2 + 1 + b2u(k2[n2.fa>>1]+n2.fa&1 >= n2.thr)
-				p3 = 2*p3 + 1 + b2u(k3[n3.fa>>1]+n3.fa&1 >= n3.thr)
-			}
-			a := ga[i : i+4]
-			a[0] += lv[p0-inner]
-			a[1] += lv[p1-inner]
-			a[2] += lv[p2-inner]
-			a[3] += lv[p3-inner]
-		}
-	}
-	// The last n%4 rows (all of a single-row request) go one row at a time
-	// through four trees at a time.
-	for i := n4; i < n; i++ {
-		f.predictRow(keys[i*nf:i*nf+nf], acc, i, n)
-	}
-}
-
-// predictRow walks one row through eight trees at a time, adding in model
-// order as the batch path does.
-func (f *forest) predictRow(k []uint32, acc []float32, i, n int) {
-	nodes, trees := f.nodes, f.trees
-	t := 0
-	for t < len(trees) {
-		if t+8 > len(trees) || !f.allFast(trees[t:t+8]) {
-			f.addTree1(&trees[t], k, acc, i, n)
-			t++
-			continue
-		}
-		tr := trees[t : t+8 : t+8]
-		n0, n1, n2, n3 := nodes[tr[0].node:], nodes[tr[1].node:], nodes[tr[2].node:], nodes[tr[3].node:]
-		n4, n5, n6, n7 := nodes[tr[4].node:], nodes[tr[5].node:], nodes[tr[6].node:], nodes[tr[7].node:]
-		var p0, p1, p2, p3, p4, p5, p6, p7 uint32
-		d := min(tr[0].depth, tr[1].depth, tr[2].depth, tr[3].depth, tr[4].depth, tr[5].depth, tr[6].depth, tr[7].depth)
-		for range d {
-			a0, a1, a2, a3, a4, a5, a6, a7 := n0[p0], n1[p1], n2[p2], n3[p3], n4[p4], n5[p5], n6[p6], n7[p7]
-			p0 = 2*p0 + 1 + b2u(k[a0.fa>>1]+a0.fa&1 >= a0.thr)
-			p1 = 2*p1 + 1 + b2u(k[a1.fa>>1]+a1.fa&1 >= a1.thr)
-			p2 = 2*p2 + 1 + b2u(k[a2.fa>>1]+a2.fa&1 >= a2.thr)
-			p3 = 2*p3 + 1 + b2u(k[a3.fa>>1]+a3.fa&1 >= a3.thr)
-			p4 = 2*p4 + 1 + b2u(k[a4.fa>>1]+a4.fa&1 >= a4.thr)
-			p5 = 2*p5 + 1 + b2u(k[a5.fa>>1]+a5.fa&1 >= a5.thr)
-			p6 = 2*p6 + 1 + b2u(k[a6.fa>>1]+a6.fa&1 >= a6.thr)
-			p7 = 2*p7 + 1 + b2u(k[a7.fa>>1]+a7.fa&1 >= a7.thr)
-		}
-		f.addLeaf(&tr[0], finishWalk(n0, k, p0, tr[0].depth-d), acc, i, n)
-		f.addLeaf(&tr[1], finishWalk(n1, k, p1, tr[1].depth-d), acc, i, n)
-		f.addLeaf(&tr[2], finishWalk(n2, k, p2, tr[2].depth-d), acc, i, n)
-		f.addLeaf(&tr[3], finishWalk(n3, k, p3, tr[3].depth-d), acc, i, n)
-		f.addLeaf(&tr[4], finishWalk(n4, k, p4, tr[4].depth-d), acc, i, n)
-		f.addLeaf(&tr[5], finishWalk(n5, k, p5, tr[5].depth-d), acc, i, n)
-		f.addLeaf(&tr[6], finishWalk(n6, k, p6, tr[6].depth-d), acc, i, n)
-		f.addLeaf(&tr[7], finishWalk(n7, k, p7, tr[7].depth-d), acc, i, n)
-		t += 8
-	}
-}
-
-func (f *forest) allFast(ts []ftree) bool {
-	for i := range ts {
-		if ts[i].slow >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (f *forest) addLeaf(t *ftree, p uint32, acc []float32, i, n int) {
-	acc[int(t.group)*n+i] += f.leaf[t.lbase+p]
-}
-
-func (f *forest) addTree1(t *ftree, k []uint32, acc []float32, i, n int) {
-	if t.slow >= 0 {
-		acc[int(t.group)*n+i] += f.slow[t.slow].walk(k)
-		return
-	}
-	f.addLeaf(t, finishWalk(f.nodes[t.node:], k, 0, t.depth), acc, i, n)
-}
-
-func finishWalk(tn []fnode, k []uint32, p, steps uint32) uint32 {
-	for range steps {
-		nd := tn[p]
-		p = 2*p + 1 + b2u(k[nd.fa>>1]+nd.fa&1 >= nd.thr)
-	}
-	return p
 }
