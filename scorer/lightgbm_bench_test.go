@@ -20,6 +20,7 @@ func lgbBenchModels(b testing.TB) []struct {
 	xj := synthModel(300, 6, 30, 1)
 	lj := xgbAsLightGBM(b, xj, "binary sigmoid:1")
 	leafwise := lgbLeafwiseModel(300, 31, 30, 3)
+	kdd := readLGBModel(b, "leaves/lg_kddcup99.stripped.model.gz")
 	return []struct {
 		name string
 		m    *Model
@@ -30,12 +31,12 @@ func lgbBenchModels(b testing.TB) []struct {
 		{"lightgbm-300x6-branching", lgbRelayout(b, lj, lgbBranching)},
 		{"lightgbm-leafwise-300x31", mustParse(b, leafwise)},
 		{"lightgbm-leafwise-300x31-branching", lgbRelayout(b, leafwise, lgbBranching)},
-		{"lightgbm-kddcup99-130-categorical", mustParse(b, readLGBModel(b, "leaves/lg_kddcup99.stripped.model.gz"))},
+		{"lightgbm-kddcup99-130-categorical", mustParse(b, kdd)},
 	}
 }
 
-// lgbRelayout loads a model with every tree in one layout (compact or
-// branching), for comparisons.
+// lgbRelayout loads a model with every tree in the branching layout, or
+// every complete tree in the compact one, for comparisons.
 func lgbRelayout(t testing.TB, model []byte, layout uint8) *Model {
 	m := mustParse(t, model)
 	f := m.impl.(*lgbForest)
@@ -43,7 +44,7 @@ func lgbRelayout(t testing.TB, model []byte, layout uint8) *Model {
 		switch {
 		case layout == lgbBranching:
 			f.trees[ti].layout = lgbBranching
-		case f.trees[ti].layout != lgbBranching:
+		case f.trees[ti].layout == lgbComplete:
 			if err := f.addCompact(ti, &f.slow[ti], int(f.trees[ti].depth)); err != nil {
 				t.Fatal(err)
 			}

@@ -242,7 +242,8 @@ func lgbCols(rows [][]float64, nf int) [][]float64 {
 // categorical splits, regression with and without missing values, linear
 // trees and lambdarank; format versions v2, v3 and v4. Rows are scored in
 // one batch (four at a time through each tree, the rest one at a time)
-// and one at a time, which take different code paths.
+// and one at a time, which take different code paths, and once more with
+// every tree walked in LightGBM's own shape (the branching layout).
 func TestLightGBMParity(t *testing.T) {
 	for _, c := range lgbCases(t) {
 		t.Run(c.name, func(t *testing.T) {
@@ -250,66 +251,75 @@ func TestLightGBMParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			info := m.Info()
-			if info.Kind != "lightgbm" || info.Encoding != "lightgbm-text" || info.Objective != c.objective ||
-				info.Outputs != c.outputs || info.FormatVersion != c.version {
-				t.Fatalf("info = %+v", info)
-			}
-			nf := len(m.Features())
-			for i, r := range c.rows {
-				if len(r) != nf {
-					t.Fatalf("row %d has %d values, the model %d features", i, len(r), nf)
-				}
-			}
-			n := len(c.rows)
-			cols := lgbCols(c.rows, nf)
-			var s Scratch
-			check := func(what string, want [][]float64, margins bool) {
-				if want == nil {
-					return
-				}
-				if len(want) != n {
-					t.Fatalf("%s: %d expected rows for %d inputs", what, len(want), n)
-				}
-				out := alloc(c.outputs, n)
-				predict := m.Predict
-				if margins {
-					predict = m.PredictMargins
-				}
-				if err := predict(cols, n, out, &s); err != nil {
-					t.Fatal(err)
-				}
-				worst := 0.0
-				for i := range n {
-					for k := range c.outputs {
-						if !lgbClose(out[k][i], want[i][k]) {
-							t.Fatalf("%s row %d output %d: got %v, LightGBM %v", what, i, k, out[k][i], want[i][k])
-						}
-						worst = max(worst, math.Abs(out[k][i]-want[i][k]))
-					}
-				}
-				// One row at a time.
-				one := make([][]float64, nf)
-				o1 := alloc(c.outputs, 1)
-				for i := range n {
-					for j := range one {
-						one[j] = cols[j][i : i+1]
-					}
-					if err := predict(one, 1, o1, &s); err != nil {
-						t.Fatal(err)
-					}
-					for k := range c.outputs {
-						if o1[k][0] != out[k][i] {
-							t.Fatalf("%s row %d output %d: %v alone, %v in a batch", what, i, k, o1[k][0], out[k][i])
-						}
-					}
-				}
-				t.Logf("%s: %d rows x %d outputs, largest difference from LightGBM %.3g", what, n, c.outputs, worst)
-			}
-			check("predictions", c.pred, false)
-			check("raw scores", c.raw, true)
+			c.check(t, m)
+			// Every tree walked in LightGBM's own shape scores the same.
+			c.check(t, lgbRelayout(t, readLGBModel(t, c.model), lgbBranching))
 		})
 	}
+}
+
+// check compares m's predictions and raw scores with LightGBM's, in a
+// batch and one row at a time.
+func (c lgbCase) check(t *testing.T, m *Model) {
+	t.Helper()
+	info := m.Info()
+	if info.Kind != "lightgbm" || info.Encoding != "lightgbm-text" || info.Objective != c.objective ||
+		info.Outputs != c.outputs || info.FormatVersion != c.version {
+		t.Fatalf("info = %+v", info)
+	}
+	nf := len(m.Features())
+	for i, r := range c.rows {
+		if len(r) != nf {
+			t.Fatalf("row %d has %d values, the model %d features", i, len(r), nf)
+		}
+	}
+	n := len(c.rows)
+	cols := lgbCols(c.rows, nf)
+	var s Scratch
+	check := func(what string, want [][]float64, margins bool) {
+		if want == nil {
+			return
+		}
+		if len(want) != n {
+			t.Fatalf("%s: %d expected rows for %d inputs", what, len(want), n)
+		}
+		out := alloc(c.outputs, n)
+		predict := m.Predict
+		if margins {
+			predict = m.PredictMargins
+		}
+		if err := predict(cols, n, out, &s); err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i := range n {
+			for k := range c.outputs {
+				if !lgbClose(out[k][i], want[i][k]) {
+					t.Fatalf("%s row %d output %d: got %v, LightGBM %v", what, i, k, out[k][i], want[i][k])
+				}
+				worst = max(worst, math.Abs(out[k][i]-want[i][k]))
+			}
+		}
+		// One row at a time.
+		one := make([][]float64, nf)
+		o1 := alloc(c.outputs, 1)
+		for i := range n {
+			for j := range one {
+				one[j] = cols[j][i : i+1]
+			}
+			if err := predict(one, 1, o1, &s); err != nil {
+				t.Fatal(err)
+			}
+			for k := range c.outputs {
+				if o1[k][0] != out[k][i] {
+					t.Fatalf("%s row %d output %d: %v alone, %v in a batch", what, i, k, o1[k][0], out[k][i])
+				}
+			}
+		}
+		t.Logf("%s: %d rows x %d outputs, largest difference from LightGBM %.3g", what, n, c.outputs, worst)
+	}
+	check("predictions", c.pred, false)
+	check("raw scores", c.raw, true)
 }
 
 // Contributions of every fixture row add up to its raw score, for every
