@@ -8,11 +8,13 @@ import "unsafe"
 // at a time: the heap position of every row of the block is kept in pos, and
 // each level is a loop over the rows whose iterations do not depend on each
 // other, so the CPU overlaps the loads of many rows (a node, then the key it
-// names) instead of waiting on one row's chain of dependent loads. That is
-// 1.5-1.9 times faster than walking four rows through a tree at once, and
-// 4-5 times faster than QuickScorer's per-feature bitvectors on XGBoost's
-// nearly full trees, where about half of all nodes are false for a row
-// (BenchmarkForestWalk and the notes in forest_bench_test.go).
+// names) instead of waiting on one row's chain of dependent loads. On the
+// benchmark shapes (scorer/bench/compare.sh) that is 1.7-2 times the rows
+// per second of walking four rows through a tree at once. Walking two
+// levels per pass, or a whole row per iteration, measured slower, and so did
+// QuickScorer's per-feature bitvectors (4-5 times slower): in XGBoost's
+// nearly full trees about half of all nodes are false for a row, 30 mask
+// updates per tree against 6 steps.
 //
 // Keys are column-major: keys[c<<keyShift+i] is column c of row i (fnode.col
 // is c<<keyShift), so rows splitting on the same feature, as every row does at the root,
