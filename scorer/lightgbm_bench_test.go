@@ -185,9 +185,10 @@ func newLGBF64Forest(t testing.TB, m *Model) *lgbF64Forest {
 		inner := 1<<tr.depth - 1
 		ns := make([]lgbF64Node, inner)
 		for p, nd := range f.nodes[tr.node : int(tr.node)+inner] {
-			col := f.cols[nd.fa>>1]
+			c := nd.fa >> 1
+			col := f.cols[c]
 			add := nd.fa & 1
-			ns[p] = lgbF64Node{thr: math.Inf(-1), col: nd.fa >> 1, dl: add}
+			ns[p] = lgbF64Node{thr: math.Inf(-1), col: c, dl: add}
 			if nd.thr != 0 {
 				ns[p].thr = f.thresholds[col.lo+nd.thr-1-add]
 			}

@@ -58,8 +58,12 @@ import (
 // order, as LightGBM sums them, so they match LightGBM's to the bit.
 
 const (
-	lgbKeyShift         = 9 // a block's key column is 1<<lgbKeyShift rows
-	lgbBlockRows        = 1 << lgbKeyShift
+	lgbBlockRows = 512
+	// lgbKeyStride is the distance between a block's key columns. Not a
+	// power of two: with 512, the keys of one row fell into two L1 sets
+	// and every walk that reads one row's keys (single rows, branching
+	// trees) ran up to three times slower.
+	lgbKeyStride        = lgbBlockRows + 16
 	lgbMaxCompleteDepth = 12
 	// A tree deeper than lgbAlwaysComplete is stored complete only when its
 	// complete form has at most lgbSparseRatio slots per real node, so a
@@ -90,9 +94,9 @@ type lgbColumn struct {
 	lo, hi  uint32 // the column's sorted thresholds are forest.thresholds[lo:hi]
 }
 
-// lgbNode is a complete-layout split: a row i of a block goes right when
-// keys[fa>>1+i] + fa&1 >= thr (fa>>1 is the column's offset in the
-// block's keys). thr is 0 for pass-through slots.
+// lgbNode is a complete-layout split: a row goes right when its key in
+// column fa>>1, plus fa&1, is at least thr. thr is 0 for pass-through
+// slots.
 type lgbNode struct {
 	thr, fa uint32
 }
@@ -115,8 +119,8 @@ type lgbSlowTree struct {
 	linear *lgbLinearLeaves
 }
 
-// lgbCNode is a compact-layout node: go to kids + (keys[fa>>1+i] + fa&1 >=
-// thr), fa>>1 the column's key offset as in lgbNode. A node's two children are adjacent. A leaf has thr 0 and kids one
+// lgbCNode is a compact-layout node: go to kids + (key[fa>>1] + fa&1 >=
+// thr). A node's two children are adjacent. A leaf has thr 0 and kids one
 // below itself, so it is its own next node.
 type lgbCNode struct {
 	thr, fa, kids uint32
@@ -419,9 +423,7 @@ func (f *lgbForest) addTree(ti int, t *lgbRawTree, colOf map[colKey]int) error {
 	f.trees[ti] = lgbTree{group: uint32(ti % f.numGroup)}
 	d := t.depth
 	switch {
-	case hasCat || t.linear != nil || len(f.cols) >= 1<<(31-lgbKeyShift):
-		// Complete and compact nodes hold their column's key offset
-		// (column<<lgbKeyShift) in 31 bits.
+	case hasCat || t.linear != nil:
 		return nil
 	case d <= lgbMaxCompleteDepth && (d <= lgbAlwaysComplete || 1<<(d+1)-1 <= lgbSparseRatio*(2*t.numLeaves-1)):
 		return f.addComplete(ti, &st, d)
@@ -459,7 +461,7 @@ func (f *lgbForest) addCompact(ti int, st *lgbSlowTree, d int) error {
 			continue
 		}
 		nd := st.nodes[it.id]
-		nodes[it.pos] = lgbCNode{thr: nd.thr, fa: nd.fa>>2<<(lgbKeyShift+1) | nd.fa&1, kids: uint32(next)}
+		nodes[it.pos] = lgbCNode{thr: nd.thr, fa: nd.fa>>2<<1 | nd.fa&1, kids: uint32(next)}
 		queue = append(queue, item{nd.left, next}, item{nd.right, next + 1})
 		next += 2
 	}
@@ -520,7 +522,7 @@ func (f *lgbForest) addComplete(ti int, st *lgbSlowTree, d int) error {
 			continue
 		}
 		nd := st.nodes[it.id]
-		nodes[it.pos] = lgbNode{thr: nd.thr, fa: nd.fa>>2<<(lgbKeyShift+1) | nd.fa&1}
+		nodes[it.pos] = lgbNode{thr: nd.thr, fa: nd.fa>>2<<1 | nd.fa&1}
 		stack = append(stack, item{nd.left, 2*it.pos + 1, it.depth + 1}, item{nd.right, 2*it.pos + 2, it.depth + 1})
 	}
 	return nil

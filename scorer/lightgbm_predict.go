@@ -81,23 +81,18 @@ func (r lgbRow) value(f int32) float64 {
 }
 
 // lgbKeys is one row's keys in a block of column-major keys: column c of
-// the row is k[c<<sh+i]. A lone row's keys are k itself (sh 0, i 0).
+// the row is k[c*stride+i]. A lone row's keys are k itself (stride 1, i 0).
 type lgbKeys struct {
-	k  []uint32
-	sh uint32
-	i  int
+	k      []uint32
+	stride int
+	i      int
 }
 
-func (r lgbKeys) at(c uint32) uint32 { return r.k[int(c<<r.sh)+r.i] }
+func (r lgbKeys) at(c uint32) uint32 { return r.k[int(c)*r.stride+r.i] }
 
-// off reads the row's key at a column offset (c<<lgbKeyShift, what
-// complete and compact nodes hold): only rows of a block have them.
-func (r lgbKeys) off(o uint32) uint32 { return r.k[int(o)+r.i] }
-
-// next returns the child of split n that a row with keys k goes to.
-func (st *lgbSlowTree) next(n int32, k lgbKeys, words []uint32) int32 {
-	nd := &st.nodes[n]
-	key := k.at(nd.fa >> 2)
+// lgbChild returns the child of split nd for a row whose key in nd's
+// column is key.
+func lgbChild(nd *lgbSNode, key uint32, words []uint32) int32 {
 	var right bool
 	if nd.fa&2 == 0 {
 		right = key+nd.fa&1 >= nd.thr
@@ -115,9 +110,11 @@ func (st *lgbSlowTree) leafIndex(k lgbKeys, words []uint32) int32 {
 	if len(st.nodes) == 0 {
 		return 0
 	}
+	kk, stride := k.k[k.i:], k.stride
 	n := int32(0)
 	for n >= 0 {
-		n = st.next(n, k, words)
+		nd := &st.nodes[n]
+		n = lgbChild(nd, kk[int(nd.fa>>2)*stride], words)
 	}
 	return ^n
 }
@@ -158,20 +155,36 @@ func (lin *lgbLinearLeaves) anyMissing(leaf int32, r lgbRow) bool {
 
 func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch, margins bool) {
 	nc := max(len(f.cols), 1)
-	// A block's keys, column-major (column c of row i at c<<lgbKeyShift+i,
+	// A block's keys, column-major (column c of row i at c*lgbKeyStride+i,
 	// so rows reading the same column read neighbouring keys), then each
 	// row's position in the tree being walked.
-	if cap(s.keys) < (nc+1)<<lgbKeyShift {
-		s.keys = make([]uint32, (nc+1)<<lgbKeyShift)
+	// and one row's keys side by side, for the walks of a single row.
+	if need := nc*lgbKeyStride + lgbBlockRows + nc; cap(s.keys) < need {
+		s.keys = make([]uint32, need)
 	}
-	keys := s.keys[:nc<<lgbKeyShift]
-	pos := s.keys[nc<<lgbKeyShift : (nc+1)<<lgbKeyShift]
+	keys := s.keys[:nc*lgbKeyStride]
+	pos := s.keys[nc*lgbKeyStride : nc*lgbKeyStride+lgbBlockRows]
+	row := s.keys[nc*lgbKeyStride+lgbBlockRows : nc*lgbKeyStride+lgbBlockRows+nc]
+	if n < 4 {
+		for i := range n {
+			for c := range f.cols {
+				col := &f.cols[c]
+				row[c] = lgbKey(col.mode, f.thresholds[col.lo:col.hi], cols[col.feature][i])
+			}
+			for g := range f.numGroup {
+				out[g][i] = 0
+			}
+			f.addRow(row, lgbRow{cols: cols, i: i}, out, i)
+			f.finish(out, i, 1, margins)
+		}
+		return
+	}
 	for start := 0; start < n; start += lgbBlockRows {
 		b := min(lgbBlockRows, n-start)
 		for c := range f.cols {
 			col := &f.cols[c]
 			ts := f.thresholds[col.lo:col.hi]
-			kc := keys[c<<lgbKeyShift:][:b]
+			kc := keys[c*lgbKeyStride:][:b]
 			for i, x := range cols[col.feature][start : start+b] {
 				kc[i] = lgbKey(col.mode, ts, x)
 			}
@@ -179,7 +192,7 @@ func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch
 		for g := range f.numGroup {
 			clear(out[g][start : start+b])
 		}
-		f.addTrees(keys, pos, cols, start, b, out)
+		f.addTrees(keys, pos, row, cols, start, b, out)
 		f.finish(out, start, b, margins)
 	}
 }
@@ -189,9 +202,9 @@ func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch
 // them: a complete tree level by level over the rows (every row one level
 // down per pass, so the loads of many rows overlap), a compact tree four
 // rows at a time, then the last b%4 rows one at a time through all trees.
-func (f *lgbForest) addTrees(keys, posBuf []uint32, cols [][]float64, start, b int, out [][]float64) {
-	const sh = lgbKeyShift
-	if len(posBuf) < b || b > lgbBlockRows || len(keys) < len(f.cols)<<sh {
+func (f *lgbForest) addTrees(keys, posBuf, row []uint32, cols [][]float64, start, b int, out [][]float64) {
+	const stride = lgbKeyStride
+	if len(posBuf) < b || b > lgbBlockRows || len(keys) < len(f.cols)*stride {
 		panic("scorer: lightgbm addTrees: block larger than its key columns")
 	}
 	n4 := b &^ 3
@@ -202,7 +215,7 @@ func (f *lgbForest) addTrees(keys, posBuf []uint32, cols [][]float64, start, b i
 		case lgbBranching:
 			st := &f.slow[ti]
 			for i := range o {
-				o[i] += st.output(lgbKeys{keys, sh, i}, f.catWords, lgbRow{cols: cols, i: start + i})
+				o[i] += st.output(lgbKeys{k: keys, stride: stride, i: i}, f.catWords, lgbRow{cols: cols, i: start + i})
 			}
 			continue
 		case lgbCompact:
@@ -222,7 +235,10 @@ func (f *lgbForest) addTrees(keys, posBuf []uint32, cols [][]float64, start, b i
 		}
 	}
 	for i := n4; i < b; i++ {
-		f.addRow(lgbKeys{keys, sh, i}, lgbRow{cols: cols, i: start + i}, out, start+i)
+		for c := range row {
+			row[c] = keys[c*stride+i]
+		}
+		f.addRow(row, lgbRow{cols: cols, i: start + i}, out, start+i)
 	}
 }
 
@@ -230,17 +246,17 @@ func (f *lgbForest) addTrees(keys, posBuf []uint32, cols [][]float64, start, b i
 // reads nodes and keys without bounds checks (a tenth of the walk's
 // time), which is safe because: a row's position before the last level is
 // below 2^depth-1 = len(tn) (positions after d levels are below
-// 2^(d+1)-1); a node's key offset is column<<lgbKeyShift with column <
-// len(forest.cols) (pass-through nodes have 0), keys holds
-// len(forest.cols)<<lgbKeyShift keys and pos at most lgbBlockRows rows
-// (addTrees checks), so offset+i is inside keys.
+// 2^(d+1)-1); a node's column is below len(forest.cols) (pass-through
+// nodes have 0), keys holds len(forest.cols)*lgbKeyStride keys and pos at
+// most lgbBlockRows rows (addTrees checks), so column*lgbKeyStride+i is
+// inside keys.
 //
 //go:noinline
 func lgbLevel(tn []lgbNode, keys []uint32, pos []uint32) {
 	np, kp := unsafe.Pointer(unsafe.SliceData(tn)), unsafe.Pointer(unsafe.SliceData(keys))
 	for i, p := range pos {
 		nd := *(*lgbNode)(unsafe.Add(np, uintptr(p)*8))
-		k := *(*uint32)(unsafe.Add(kp, (uintptr(nd.fa>>1)+uintptr(i))*4))
+		k := *(*uint32)(unsafe.Add(kp, (uintptr(nd.fa>>1)*lgbKeyStride+uintptr(i))*4))
 		pos[i] = 2*p + 1 + lgbB2U(k+nd.fa&1 >= nd.thr)
 	}
 }
@@ -248,7 +264,7 @@ func lgbLevel(tn []lgbNode, keys []uint32, pos []uint32) {
 // addRow adds every tree's output for one row to out[group][i], in model
 // order, eight complete or four compact trees at a time where it can
 // (their walks overlap in the CPU).
-func (f *lgbForest) addRow(k lgbKeys, r lgbRow, out [][]float64, i int) {
+func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
 	trees, nodes := f.trees, f.nodes
 	t := 0
 	for t < len(trees) {
@@ -266,7 +282,7 @@ func (f *lgbForest) addRow(k lgbKeys, r lgbRow, out [][]float64, i int) {
 			case lgbCompact:
 				out[tr.group][i] += f.leaf[tr.leaf+lgbCompactWalk(f.cnodes[tr.node:], k)]
 			default:
-				out[tr.group][i] += f.slow[t].output(k, f.catWords, r)
+				out[tr.group][i] += f.slow[t].output(lgbKeys{k: k, stride: 1}, f.catWords, r)
 			}
 			t++
 			continue
@@ -278,14 +294,14 @@ func (f *lgbForest) addRow(k lgbKeys, r lgbRow, out [][]float64, i int) {
 		d := min(tr[0].depth, tr[1].depth, tr[2].depth, tr[3].depth, tr[4].depth, tr[5].depth, tr[6].depth, tr[7].depth)
 		for range d {
 			a0, a1, a2, a3, a4, a5, a6, a7 := n0[p0], n1[p1], n2[p2], n3[p3], n4[p4], n5[p5], n6[p6], n7[p7]
-			p0 = 2*p0 + 1 + lgbB2U(k.off(a0.fa>>1)+a0.fa&1 >= a0.thr)
-			p1 = 2*p1 + 1 + lgbB2U(k.off(a1.fa>>1)+a1.fa&1 >= a1.thr)
-			p2 = 2*p2 + 1 + lgbB2U(k.off(a2.fa>>1)+a2.fa&1 >= a2.thr)
-			p3 = 2*p3 + 1 + lgbB2U(k.off(a3.fa>>1)+a3.fa&1 >= a3.thr)
-			p4 = 2*p4 + 1 + lgbB2U(k.off(a4.fa>>1)+a4.fa&1 >= a4.thr)
-			p5 = 2*p5 + 1 + lgbB2U(k.off(a5.fa>>1)+a5.fa&1 >= a5.thr)
-			p6 = 2*p6 + 1 + lgbB2U(k.off(a6.fa>>1)+a6.fa&1 >= a6.thr)
-			p7 = 2*p7 + 1 + lgbB2U(k.off(a7.fa>>1)+a7.fa&1 >= a7.thr)
+			p0 = 2*p0 + 1 + lgbB2U(k[a0.fa>>1]+a0.fa&1 >= a0.thr)
+			p1 = 2*p1 + 1 + lgbB2U(k[a1.fa>>1]+a1.fa&1 >= a1.thr)
+			p2 = 2*p2 + 1 + lgbB2U(k[a2.fa>>1]+a2.fa&1 >= a2.thr)
+			p3 = 2*p3 + 1 + lgbB2U(k[a3.fa>>1]+a3.fa&1 >= a3.thr)
+			p4 = 2*p4 + 1 + lgbB2U(k[a4.fa>>1]+a4.fa&1 >= a4.thr)
+			p5 = 2*p5 + 1 + lgbB2U(k[a5.fa>>1]+a5.fa&1 >= a5.thr)
+			p6 = 2*p6 + 1 + lgbB2U(k[a6.fa>>1]+a6.fa&1 >= a6.thr)
+			p7 = 2*p7 + 1 + lgbB2U(k[a7.fa>>1]+a7.fa&1 >= a7.thr)
 		}
 		ps := [8]uint32{
 			lgbFinishWalk(n0, k, p0, tr[0].depth-d), lgbFinishWalk(n1, k, p1, tr[1].depth-d),
@@ -313,10 +329,10 @@ func (f *lgbForest) addCompact4(t *lgbTree, keys []uint32, o []float64) {
 			if n0.thr|n1.thr|n2.thr|n3.thr == 0 {
 				break
 			}
-			p0 = n0.kids + lgbB2U(keys[int(n0.fa>>1)+i]+n0.fa&1 >= n0.thr)
-			p1 = n1.kids + lgbB2U(keys[int(n1.fa>>1)+i+1]+n1.fa&1 >= n1.thr)
-			p2 = n2.kids + lgbB2U(keys[int(n2.fa>>1)+i+2]+n2.fa&1 >= n2.thr)
-			p3 = n3.kids + lgbB2U(keys[int(n3.fa>>1)+i+3]+n3.fa&1 >= n3.thr)
+			p0 = n0.kids + lgbB2U(keys[int(n0.fa>>1)*lgbKeyStride+i]+n0.fa&1 >= n0.thr)
+			p1 = n1.kids + lgbB2U(keys[int(n1.fa>>1)*lgbKeyStride+i+1]+n1.fa&1 >= n1.thr)
+			p2 = n2.kids + lgbB2U(keys[int(n2.fa>>1)*lgbKeyStride+i+2]+n2.fa&1 >= n2.thr)
+			p3 = n3.kids + lgbB2U(keys[int(n3.fa>>1)*lgbKeyStride+i+3]+n3.fa&1 >= n3.thr)
 		}
 		a := o[i : i+4 : i+4]
 		a[0] += lv[p0]
@@ -328,7 +344,7 @@ func (f *lgbForest) addCompact4(t *lgbTree, keys []uint32, o []float64) {
 
 // addCompactTrees4 adds four compact trees' leaf values for one row,
 // walking them together until all four are at leaves.
-func (f *lgbForest) addCompactTrees4(tr []lgbTree, k lgbKeys, out [][]float64, i int) {
+func (f *lgbForest) addCompactTrees4(tr []lgbTree, k []uint32, out [][]float64, i int) {
 	tr = tr[:4:4]
 	t0, t1, t2, t3 := f.cnodes[tr[0].node:], f.cnodes[tr[1].node:], f.cnodes[tr[2].node:], f.cnodes[tr[3].node:]
 	var p0, p1, p2, p3 uint32
@@ -337,10 +353,10 @@ func (f *lgbForest) addCompactTrees4(tr []lgbTree, k lgbKeys, out [][]float64, i
 		if n0.thr|n1.thr|n2.thr|n3.thr == 0 {
 			break
 		}
-		p0 = n0.kids + lgbB2U(k.off(n0.fa>>1)+n0.fa&1 >= n0.thr)
-		p1 = n1.kids + lgbB2U(k.off(n1.fa>>1)+n1.fa&1 >= n1.thr)
-		p2 = n2.kids + lgbB2U(k.off(n2.fa>>1)+n2.fa&1 >= n2.thr)
-		p3 = n3.kids + lgbB2U(k.off(n3.fa>>1)+n3.fa&1 >= n3.thr)
+		p0 = n0.kids + lgbB2U(k[n0.fa>>1]+n0.fa&1 >= n0.thr)
+		p1 = n1.kids + lgbB2U(k[n1.fa>>1]+n1.fa&1 >= n1.thr)
+		p2 = n2.kids + lgbB2U(k[n2.fa>>1]+n2.fa&1 >= n2.thr)
+		p3 = n3.kids + lgbB2U(k[n3.fa>>1]+n3.fa&1 >= n3.thr)
 	}
 	out[tr[0].group][i] += f.leaf[tr[0].leaf+p0]
 	out[tr[1].group][i] += f.leaf[tr[1].leaf+p1]
@@ -349,21 +365,21 @@ func (f *lgbForest) addCompactTrees4(tr []lgbTree, k lgbKeys, out [][]float64, i
 }
 
 // lgbCompactWalk returns the leaf slot a row reaches in a compact tree.
-func lgbCompactWalk(tn []lgbCNode, k lgbKeys) uint32 {
+func lgbCompactWalk(tn []lgbCNode, k []uint32) uint32 {
 	var p uint32
 	for {
 		n := tn[p]
 		if n.thr == 0 {
 			return p
 		}
-		p = n.kids + lgbB2U(k.off(n.fa>>1)+n.fa&1 >= n.thr)
+		p = n.kids + lgbB2U(k[n.fa>>1]+n.fa&1 >= n.thr)
 	}
 }
 
-func lgbFinishWalk(tn []lgbNode, k lgbKeys, p, steps uint32) uint32 {
+func lgbFinishWalk(tn []lgbNode, k []uint32, p, steps uint32) uint32 {
 	for range steps {
 		nd := tn[p]
-		p = 2*p + 1 + lgbB2U(k.off(nd.fa>>1)+nd.fa&1 >= nd.thr)
+		p = 2*p + 1 + lgbB2U(k[nd.fa>>1]+nd.fa&1 >= nd.thr)
 	}
 	return p
 }
@@ -452,7 +468,6 @@ func (f *lgbForest) contributions(dst, x []float64, k int, s *Scratch) error {
 		col := &f.cols[c]
 		keys[c] = lgbKey(col.mode, f.thresholds[col.lo:col.hi], x[col.feature])
 	}
-	rk := lgbKeys{k: keys}
 	clear(dst)
 	bias := len(dst) - 1
 	r := lgbRow{x: x}
@@ -471,7 +486,8 @@ func (f *lgbForest) contributions(dst, x []float64, k int, s *Scratch) error {
 			dst[bias] += cur
 			n := int32(0)
 			for n >= 0 {
-				next := st.next(n, rk, f.catWords)
+				nd := &st.nodes[n]
+				next := lgbChild(nd, keys[nd.fa>>2], f.catWords)
 				var v float64
 				if next >= 0 {
 					v = st.value[next]
