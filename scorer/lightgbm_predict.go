@@ -88,8 +88,6 @@ type lgbKeys struct {
 	i      int
 }
 
-func (r lgbKeys) at(c uint32) uint32 { return r.k[int(c)*r.stride+r.i] }
-
 // lgbChild returns the child of split nd for a row whose key in nd's
 // column is key.
 func lgbChild(nd *lgbSNode, key uint32, words []uint32) int32 {
