@@ -155,8 +155,8 @@ func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch
 	nc := max(len(f.cols), 1)
 	// A block's keys, column-major (column c of row i at c*lgbKeyStride+i,
 	// so rows reading the same column read neighbouring keys), then each
-	// row's position in the tree being walked.
-	// and one row's keys side by side, for the walks of a single row.
+	// row's position in the tree being walked, then one row's keys side
+	// by side, for the walks of a single row.
 	if need := nc*lgbKeyStride + lgbBlockRows + nc; cap(s.keys) < need {
 		s.keys = make([]uint32, need)
 	}
@@ -241,8 +241,7 @@ func (f *lgbForest) addTrees(keys, posBuf, row []uint32, cols [][]float64, start
 }
 
 // lgbLevel takes every row of a block one level down a complete tree. It
-// reads nodes and keys without bounds checks (a tenth of the walk's
-// time), which is safe because: a row's position before the last level is
+// reads nodes and keys without bounds checks, which is safe because: a row's position before the last level is
 // below 2^depth-1 = len(tn) (positions after d levels are below
 // 2^(d+1)-1); a node's column is below len(forest.cols) (pass-through
 // nodes have 0), keys holds len(forest.cols)*lgbKeyStride keys and pos at
