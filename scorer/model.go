@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -299,8 +300,13 @@ func looksLikeLegacyBinary(b []byte) bool {
 	return bytes.IndexByte(name, ':') > 0
 }
 
+// modelFileNames are the names a model file has in a SageMaker artifact,
+// first preferred: the XGBoost container's xgboost-model, then what
+// XGBoost's and LightGBM's save_model are usually given.
+var modelFileNames = []string{"xgboost-model", "model.json", "model.ubj", "model.txt"}
+
 // extractModelFromTarGz returns the model member of a SageMaker training
-// artifact: "xgboost-model" if present, else the only regular file. Only
+// artifact: the first of modelFileNames present, else the only regular file. Only
 // candidate members are held in memory; the archive's entries, total
 // uncompressed bytes and member sizes are bounded by lim.
 func extractModelFromTarGz(data []byte, lim ModelLimits) (string, []byte, error) {
@@ -339,8 +345,8 @@ func extractModelFromTarGz(data []byte, lim ModelLimits) (string, []byte, error)
 		}
 		names = append(names, h.Name)
 		base := path.Base(h.Name)
-		candidate := base == "xgboost-model" || base == "model.json" || base == "model.ubj"
-		take := candidate && (chosen == "" || base == "xgboost-model")
+		rank := slices.Index(modelFileNames, base)
+		take := rank >= 0 && (chosen == "" || rank < slices.Index(modelFileNames, path.Base(chosen)))
 		if !take && len(names) > 1 {
 			continue // the tar reader skips it (still counted by cr)
 		}
@@ -364,7 +370,7 @@ func extractModelFromTarGz(data []byte, lim ModelLimits) (string, []byte, error)
 	if len(names) == 1 {
 		return names[0], fallback, nil
 	}
-	return "", nil, fmt.Errorf("model.tar.gz: no xgboost-model member among %d files %v", len(names), names)
+	return "", nil, fmt.Errorf("model.tar.gz: none of %s among %d files %v", strings.Join(modelFileNames, ", "), len(names), names)
 }
 
 // ObjectGetter is the subset of the S3 client that loading and watching
@@ -422,8 +428,8 @@ func readModelFile(p string, maxBytes int64) ([]byte, error) {
 }
 
 // resolveModelPath maps a directory (SageMaker unpacks model artifacts into
-// /opt/ml/model) to the model file in it: xgboost-model, model.json,
-// model.ubj or model.tar.gz, else its only regular file.
+// /opt/ml/model) to the model file in it: the first of modelFileNames, or
+// model.tar.gz, else its only regular file.
 func resolveModelPath(p string) (string, error) {
 	st, err := os.Stat(p)
 	if err != nil {
@@ -432,7 +438,7 @@ func resolveModelPath(p string) (string, error) {
 	if !st.IsDir() {
 		return p, nil
 	}
-	for _, name := range []string{"xgboost-model", "model.json", "model.ubj", "model.tar.gz"} {
+	for _, name := range append(slices.Clone(modelFileNames), "model.tar.gz") {
 		if st, err := os.Stat(filepath.Join(p, name)); err == nil && st.Mode().IsRegular() {
 			return filepath.Join(p, name), nil
 		}
@@ -448,7 +454,7 @@ func resolveModelPath(p string) (string, error) {
 		}
 	}
 	if len(files) != 1 {
-		return "", fmt.Errorf("model: directory %s holds %d files %v and no xgboost-model, model.json, model.ubj or model.tar.gz", p, len(files), files)
+		return "", fmt.Errorf("model: directory %s holds %d files %v and none of %s or model.tar.gz", p, len(files), files, strings.Join(modelFileNames, ", "))
 	}
 	return filepath.Join(p, files[0]), nil
 }

@@ -167,3 +167,44 @@ func TestWithKindRefusesAnotherKind(t *testing.T) {
 		t.Fatalf("linear model with kind xgboost: err = %v", err)
 	}
 }
+
+// A SageMaker artifact holding a LightGBM model.txt beside other files (an
+// inference script, say) loads from the archive and from the directory it
+// is unpacked into, as xgboost-model does.
+func TestArtifactWithLightGBMModelTxt(t *testing.T) {
+	txt, err := os.ReadFile("testdata/lightgbm/boosters/multiclass/model.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte("print('not a model')\n")
+	tgz := tarGz(t, map[string][]byte{"code/inference.py": other, "model.txt": txt}, []string{"code/inference.py", "model.txt"})
+	m, err := ParseModel(tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info().Kind != "lightgbm" || m.Info().Source != "!model.txt" {
+		t.Fatalf("kind %q from %q, want lightgbm from !model.txt", m.Info().Kind, m.Info().Source)
+	}
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"inference.py": other, "model.txt": txt} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err = LoadModel(t.Context(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Info().Kind != "lightgbm" || filepath.Base(m.Info().Source) != "model.txt" {
+		t.Fatalf("kind %q from %q, want lightgbm from model.txt", m.Info().Kind, m.Info().Source)
+	}
+	// xgboost-model still wins over the others, in either order.
+	xgb, err := os.ReadFile("testdata/fidelity/binary_logistic.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgz = tarGz(t, map[string][]byte{"model.txt": txt, "xgboost-model": xgb}, []string{"model.txt", "xgboost-model"})
+	if m, err = ParseModel(tgz); err != nil || m.Info().Kind != "xgboost" {
+		t.Fatalf("model.txt then xgboost-model: %v, %+v", err, m)
+	}
+}
