@@ -71,20 +71,7 @@ func TestBoostersMatchXGBoost(t *testing.T) {
 				preds, margins := predictTable(t, m, in, fx.margins)
 				checked := 0
 				for j, name := range want.Names {
-					var got []float64
-					prob := fx.probability
-					switch {
-					case name == "pred":
-						got = preds[0]
-					case strings.HasPrefix(name, "pred_"):
-						got = preds[atoi(t, name[5:])]
-					case name == "margin":
-						got, prob = margins[0], false
-					case strings.HasPrefix(name, "margin_"):
-						got, prob = margins[atoi(t, name[7:])], false
-					default:
-						t.Fatalf("unexpected column %q", name)
-					}
+					got, prob := expectedColumn(t, name, preds, margins, fx.probability)
 					isMargin := strings.HasPrefix(name, "margin")
 					for i := range in.Rows {
 						w := want.Cols[j][i]

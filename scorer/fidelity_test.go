@@ -92,20 +92,7 @@ func TestFidelity(t *testing.T) {
 				checked := 0
 				for _, name := range want.Names {
 					wcol := want.Cols[indexOf(want.Names, name)]
-					var got []float64
-					prob := fx.probability
-					switch {
-					case name == "pred":
-						got = preds[0]
-					case strings.HasPrefix(name, "pred_"):
-						got = preds[atoi(t, name[5:])]
-					case name == "margin":
-						got, prob = margins[0], false
-					case strings.HasPrefix(name, "margin_"):
-						got, prob = margins[atoi(t, name[7:])], false
-					default:
-						t.Fatalf("unexpected column %q", name)
-					}
+					got, prob := expectedColumn(t, name, preds, margins, fx.probability)
 					for i := range in.Rows {
 						if !within(got[i], wcol[i], prob) {
 							t.Errorf("row %d %s: got %.9g, XGBoost %.9g", i+2, name, got[i], wcol[i])
@@ -119,6 +106,25 @@ func TestFidelity(t *testing.T) {
 			})
 		}
 	}
+}
+
+// expectedColumn is the column of preds or margins a fixture's expected
+// column names (pred, pred_K, margin, margin_K), and whether it is compared
+// as a probability (margins never are).
+func expectedColumn(t *testing.T, name string, preds, margins [][]float64, prob bool) ([]float64, bool) {
+	t.Helper()
+	switch {
+	case name == "pred":
+		return preds[0], prob
+	case strings.HasPrefix(name, "pred_"):
+		return preds[atoi(t, name[5:])], prob
+	case name == "margin":
+		return margins[0], false
+	case strings.HasPrefix(name, "margin_"):
+		return margins[atoi(t, name[7:])], false
+	}
+	t.Fatalf("unexpected column %q", name)
+	return nil, false
 }
 
 func within(got, want float64, prob bool) bool {

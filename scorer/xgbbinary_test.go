@@ -96,20 +96,7 @@ func checkParity(t *testing.T, m *Model, in, want *FeatureTable, prob bool) {
 	}
 	checked := 0
 	for j, name := range want.Names {
-		var got []float64
-		p := prob
-		switch {
-		case name == "pred":
-			got = preds[0]
-		case strings.HasPrefix(name, "pred_"):
-			got = preds[atoi(t, name[5:])]
-		case name == "margin":
-			got, p = margins[0], false
-		case strings.HasPrefix(name, "margin_"):
-			got, p = margins[atoi(t, name[7:])], false
-		default:
-			t.Fatalf("unexpected column %q", name)
-		}
+		got, p := expectedColumn(t, name, preds, margins, prob)
 		for i := range in.Rows {
 			if !within(got[i], want.Cols[j][i], p) {
 				t.Errorf("row %d %s: got %.9g, XGBoost %.9g", i+2, name, got[i], want.Cols[j][i])
