@@ -148,27 +148,7 @@ func mmeBodies(t *testing.T, features []string) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var csv, jl bytes.Buffer
-	var inst [][]any
-	for i := range in.Rows {
-		row := make([]any, len(cols))
-		for j := range cols {
-			if j > 0 {
-				csv.WriteByte(',')
-			}
-			if v := cols[j][i]; v == v {
-				csv.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-				row[j] = v
-			}
-		}
-		csv.WriteByte('\n')
-		inst = append(inst, row)
-		b, _ := json.Marshal(map[string]any{"features": row})
-		jl.Write(b)
-		jl.WriteByte('\n')
-	}
-	js, _ := json.Marshal(map[string]any{"instances": inst})
-	return map[string][]byte{"text/csv": csv.Bytes(), "application/json": js, "application/jsonlines": jl.Bytes()}
+	return requestBodies(cols, in.Rows)
 }
 
 // The contract as SageMaker drives it: load two models, list, describe,

@@ -44,28 +44,9 @@ func TestServeContract(t *testing.T) {
 	var s Scratch
 	m.Predict(cols, in.Rows, want, &s)
 
-	var csv, jl bytes.Buffer
-	var inst [][]any
-	for i := range in.Rows {
-		row := make([]any, len(cols))
-		for j := range cols {
-			if j > 0 {
-				csv.WriteByte(',')
-			}
-			if v := cols[j][i]; v == v {
-				csv.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
-				row[j] = v
-			}
-		}
-		csv.WriteByte('\n')
-		inst = append(inst, row)
-		b, _ := json.Marshal(map[string]any{"features": row})
-		jl.Write(b)
-		jl.WriteByte('\n')
-	}
-	jsonBody, _ := json.Marshal(map[string]any{"instances": inst})
+	bodies := requestBodies(cols, in.Rows)
 
-	code, body, hdr := post(t, url+"/invocations", "text/csv", "", csv.Bytes())
+	code, body, hdr := post(t, url+"/invocations", "text/csv", "", bodies["text/csv"])
 	if code != 200 || hdr.Get("Content-Type") != "text/csv" || !strings.HasPrefix(hdr.Get("X-Amzn-SageMaker-Custom-Attributes"), "model_version=sha256:") {
 		t.Fatalf("csv: %d %s %v", code, body, hdr)
 	}
@@ -79,7 +60,7 @@ func TestServeContract(t *testing.T) {
 		}
 	}
 
-	code, body, _ = post(t, url+"/invocations", "application/json", "application/json", jsonBody)
+	code, body, _ = post(t, url+"/invocations", "application/json", "application/json", bodies["application/json"])
 	var pj struct {
 		Predictions []struct{ Score float64 } `json:"predictions"`
 	}
@@ -92,7 +73,7 @@ func TestServeContract(t *testing.T) {
 		}
 	}
 
-	code, body, hdr = post(t, url+"/invocations", "application/jsonlines", "", jl.Bytes())
+	code, body, hdr = post(t, url+"/invocations", "application/jsonlines", "", bodies["application/jsonlines"])
 	jlines := strings.Split(strings.TrimSpace(body), "\n")
 	if code != 200 || hdr.Get("Content-Type") != "application/jsonlines" || len(jlines) != in.Rows {
 		t.Fatalf("jsonlines: %d %.200s", code, body)
@@ -125,4 +106,31 @@ func TestServeContract(t *testing.T) {
 	if code, _, _ := post(t, url+"/invocations", "text/csv", "image/png", []byte("1,2,3,4,5,6,7,8\n")); code != 406 {
 		t.Fatalf("unsupported accept: %d", code)
 	}
+}
+
+// requestBodies returns n rows of cols (column-major, NaN missing) as CSV,
+// JSON ({"instances": [[...]]}) and JSON lines ({"features": [...]} per
+// line) request bodies, keyed by content type.
+func requestBodies(cols [][]float64, n int) map[string][]byte {
+	var csv, jl bytes.Buffer
+	var inst [][]any
+	for i := range n {
+		row := make([]any, len(cols))
+		for j := range cols {
+			if j > 0 {
+				csv.WriteByte(',')
+			}
+			if v := cols[j][i]; v == v {
+				csv.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+				row[j] = v
+			}
+		}
+		csv.WriteByte('\n')
+		inst = append(inst, row)
+		b, _ := json.Marshal(map[string]any{"features": row})
+		jl.Write(b)
+		jl.WriteByte('\n')
+	}
+	js, _ := json.Marshal(map[string]any{"instances": inst})
+	return map[string][]byte{"text/csv": csv.Bytes(), "application/json": js, "application/jsonlines": jl.Bytes()}
 }
