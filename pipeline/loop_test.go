@@ -42,12 +42,13 @@ func TestFlywheelLoop(t *testing.T) {
 	if err := dynamo.EnsureTable(ctx, env.DynamoDB, table); err != nil {
 		t.Fatal(err)
 	}
-	// The challenger starts as a model that scores every window 0; the
-	// bucket is the test pipeline's, made before the worker starts.
+	// The challenger starts as an XGBoost model (its configured format)
+	// that scores every window about 0 (sigmoid(-10)); the bucket is the
+	// test pipeline's, made before the worker starts.
 	bucket := env.CreateBucket(t)
 	const challengerKey = "models/test/failure/challenger/model.json"
 	if _, err := env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(challengerKey),
-		Body: bytes.NewReader([]byte(`{"streamscore_linear":1,"link":"logistic","intercept":-10,"features":[{"name":"vibration_mean","weight":0}]}`))}); err != nil {
+		Body: bytes.NewReader(stumpModel(-10, -10))}); err != nil {
 		t.Fatal(err)
 	}
 	f := startQualityFleetWith(t,
