@@ -185,9 +185,9 @@ func newLGBF64Forest(t testing.TB, m *Model) *lgbF64Forest {
 		inner := 1<<tr.depth - 1
 		ns := make([]lgbF64Node, inner)
 		for p, nd := range f.nodes[tr.node : int(tr.node)+inner] {
-			c := nd.fa >> 1
+			c := nd.col
 			col := f.cols[c]
-			add := nd.fa & 1
+			add := uint32(col.add)
 			ns[p] = lgbF64Node{thr: math.Inf(-1), col: c, dl: add}
 			if nd.thr != 0 {
 				ns[p].thr = f.thresholds[col.lo+nd.thr-1-add]

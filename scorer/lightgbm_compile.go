@@ -23,9 +23,11 @@ import (
 //     thresholds the model's splits on that column use (how many are
 //     below x), found by a branch-free binary search. x <= T[j] exactly
 //     when rank(x) <= j, so the compare is exact for every double. A
-//     missing value's key is the largest uint32; a split whose missing
-//     values go left adds 1 to the key, which wraps it to 0 (and shifts
-//     the threshold by one), as the XGBoost layout does.
+//     missing value's key is the largest uint32. Splits whose missing
+//     values go left read a second column of the same input whose keys
+//     are one more (the missing key wraps to 0, the threshold shifts by
+//     one), derived from the first when both are used, so every split is
+//     one compare with no add, as in the XGBoost layout.
 //   - A categorical column's key is LightGBM's integer category, or the
 //     largest uint32 for NaN, negatives and values beyond int32, which no
 //     bitset holds.
@@ -92,17 +94,24 @@ type lgbColumn struct {
 	feature uint32
 	mode    uint8
 	lo, hi  uint32 // the column's sorted thresholds are forest.thresholds[lo:hi]
+	// add is 1 for the column of splits whose missing values go left: its
+	// keys are the rank plus one, so a missing key wraps to 0.
+	add uint8
+	// src is the column with the same input and mode and add 0, whose
+	// keys plus one are this column's, or -1. It comes before this one.
+	src int32
+	// search finds a numerical key's rank (lightgbm_search.go).
+	search lgbSearch
 }
 
 // lgbNode is a complete-layout split: a row goes right when its key in
-// column fa>>1, plus fa&1, is at least thr. thr is 0 for pass-through
-// slots.
+// column col is at least thr. thr is 0 for pass-through slots.
 type lgbNode struct {
-	thr, fa uint32
+	thr, col uint32
 }
 
-// lgbSNode is a split in LightGBM's own shape. fa is column<<2 |
-// categorical<<1 | add. A numerical split goes right when key + add >= thr;
+// lgbSNode is a split in LightGBM's own shape. fa is column<<1 |
+// categorical. A numerical split goes right when key >= thr;
 // a categorical one goes left when its key is in the bitset
 // catWords[thr:thr+ncat].
 type lgbSNode struct {
@@ -119,11 +128,10 @@ type lgbSlowTree struct {
 	linear *lgbLinearLeaves
 }
 
-// lgbCNode is a compact-layout node: go to kids + (key[fa>>1] + fa&1 >=
-// thr). A node's two children are adjacent. A leaf has thr 0 and kids one
+// lgbCNode is a compact-layout node: go to kids + (key[col] >= thr). A node's two children are adjacent. A leaf has thr 0 and kids one
 // below itself, so it is its own next node.
 type lgbCNode struct {
-	thr, fa, kids uint32
+	thr, col, kids uint32
 }
 
 // Tree layouts.
@@ -161,6 +169,8 @@ type lgbForest struct {
 	trees      []lgbTree
 	slow       []lgbSlowTree // parallel to trees
 	catWords   []uint32
+	buckets    []uint32  // rank lookup tables
+	search     []float64 // thresholds again, padded for the rank lookup
 	noContrib  error
 
 	limits ModelLimits
@@ -291,8 +301,8 @@ func parseLGBObjective(h lgbHeader) (lgbObjective, error) {
 
 // colKey identifies a key column while compiling.
 type colKey struct {
-	feature int32
-	mode    uint8
+	feature   int32
+	mode, add uint8
 }
 
 func lgbNodeMode(dt uint8) uint8 {
@@ -328,36 +338,72 @@ func compileLightGBM(h lgbHeader, trees []lgbRawTree, obj lgbObjective, lim Mode
 	if h.averageOutput {
 		f.avgDiv = float64(len(trees) / h.numTreePerIteration)
 	}
-	// Columns and their thresholds.
-	colOf := map[colKey]int{}
-	var colThr [][]float64
+	// Columns and their thresholds: thresholds per (input, mode), a
+	// column per (input, mode, add), the columns a sibling's keys give
+	// (add 1 next to add 0) last, so one pass over the columns in order
+	// can derive them.
+	type fm struct {
+		feature int32
+		mode    uint8
+	}
+	thrOf := map[fm][]float64{}
+	var keysSeen []colKey
+	seen := map[colKey]bool{}
 	for ti := range trees {
 		t := &trees[ti]
 		for i, dt := range t.decisionType {
-			k := colKey{t.splitFeature[i], lgbNodeMode(dt)}
-			c, ok := colOf[k]
-			if !ok {
-				c = len(f.cols)
-				colOf[k] = c
-				f.cols = append(f.cols, lgbColumn{feature: uint32(k.feature), mode: k.mode})
-				colThr = append(colThr, nil)
+			mode := lgbNodeMode(dt)
+			k := colKey{t.splitFeature[i], mode, uint8(f.addFor(dt, mode))}
+			if !seen[k] {
+				seen[k] = true
+				keysSeen = append(keysSeen, k)
 			}
-			if k.mode != lgbColCat {
-				colThr[c] = append(colThr[c], t.threshold[i]+0) // +0 turns -0 into 0
+			if mode != lgbColCat {
+				thrOf[fm{k.feature, mode}] = append(thrOf[fm{k.feature, mode}], t.threshold[i]+0) // +0 turns -0 into 0
+			} else if _, ok := thrOf[fm{k.feature, mode}]; !ok {
+				thrOf[fm{k.feature, mode}] = nil
 			}
 		}
 	}
-	for c := range f.cols {
-		ts := colThr[c]
-		slices.Sort(ts)
-		ts = slices.Compact(ts)
-		if err := f.account(int64(len(ts)) * 8); err != nil {
-			return nil, err
+	colOf := map[colKey]int{}
+	type span struct {
+		lo, hi uint32
+		search lgbSearch
+	}
+	spans := map[fm]span{}
+	for _, derived := range []bool{false, true} {
+		for _, k := range keysSeen {
+			base := colKey{k.feature, k.mode, 0}
+			if derived != (k.add == 1 && seen[base]) {
+				continue
+			}
+			c := lgbColumn{feature: uint32(k.feature), mode: k.mode, add: k.add, src: -1}
+			if derived {
+				c.src = int32(colOf[base])
+			}
+			sp, ok := spans[fm{k.feature, k.mode}]
+			if !ok {
+				ts := thrOf[fm{k.feature, k.mode}]
+				slices.Sort(ts)
+				ts = slices.Compact(ts)
+				if err := f.account(int64(len(ts)) * 8); err != nil {
+					return nil, err
+				}
+				sp.lo = uint32(len(f.thresholds))
+				f.thresholds = append(f.thresholds, ts...)
+				sp.hi = uint32(len(f.thresholds))
+				if k.mode != lgbColCat {
+					var err error
+					if sp.search, err = f.addSearch(ts); err != nil {
+						return nil, err
+					}
+				}
+				spans[fm{k.feature, k.mode}] = sp
+			}
+			c.lo, c.hi, c.search = sp.lo, sp.hi, sp.search
+			colOf[k] = len(f.cols)
+			f.cols = append(f.cols, c)
 		}
-		f.cols[c].lo = uint32(len(f.thresholds))
-		f.thresholds = append(f.thresholds, ts...)
-		f.cols[c].hi = uint32(len(f.thresholds))
-		colThr[c] = nil
 	}
 	f.trees = make([]lgbTree, len(trees))
 	f.slow = make([]lgbSlowTree, len(trees))
@@ -392,19 +438,19 @@ func (f *lgbForest) addTree(ti int, t *lgbRawTree, colOf map[colKey]int) error {
 	for i := range m {
 		dt := t.decisionType[i]
 		mode := lgbNodeMode(dt)
-		c := colOf[colKey{t.splitFeature[i], mode}]
+		add := f.addFor(dt, mode)
+		c := colOf[colKey{t.splitFeature[i], mode, uint8(add)}]
 		nd := lgbSNode{left: t.left[i], right: t.right[i]}
 		st.feat[i] = uint32(t.splitFeature[i])
 		if mode == lgbColCat {
 			hasCat = true
 			idx := int(t.threshold[i])
 			words := t.catThreshold[t.catBoundaries[idx]:t.catBoundaries[idx+1]]
-			nd.fa = uint32(c)<<2 | 2
+			nd.fa = uint32(c)<<1 | 1
 			nd.thr, nd.ncat = uint32(len(f.catWords)), uint32(len(words))
 			f.catWords = append(f.catWords, words...)
 		} else {
-			add := f.addFor(dt, mode)
-			nd.fa = uint32(c)<<2 | add
+			nd.fa = uint32(c) << 1
 			nd.thr = f.thresholdKey(c, t.threshold[i]) + add
 		}
 		st.nodes[i] = nd
@@ -461,7 +507,7 @@ func (f *lgbForest) addCompact(ti int, st *lgbSlowTree, d int) error {
 			continue
 		}
 		nd := st.nodes[it.id]
-		nodes[it.pos] = lgbCNode{thr: nd.thr, fa: nd.fa>>2<<1 | nd.fa&1, kids: uint32(next)}
+		nodes[it.pos] = lgbCNode{thr: nd.thr, col: nd.fa >> 1, kids: uint32(next)}
 		queue = append(queue, item{nd.left, next}, item{nd.right, next + 1})
 		next += 2
 	}
@@ -522,7 +568,7 @@ func (f *lgbForest) addComplete(ti int, st *lgbSlowTree, d int) error {
 			continue
 		}
 		nd := st.nodes[it.id]
-		nodes[it.pos] = lgbNode{thr: nd.thr, fa: nd.fa>>2<<1 | nd.fa&1}
+		nodes[it.pos] = lgbNode{thr: nd.thr, col: nd.fa >> 1}
 		stack = append(stack, item{nd.left, 2*it.pos + 1, it.depth + 1}, item{nd.right, 2*it.pos + 2, it.depth + 1})
 	}
 	return nil

@@ -11,31 +11,13 @@ func (f *lgbForest) noContributions() error { return f.noContrib }
 // lgbB2U is 1 for true, without a branch.
 func lgbB2U(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
 
-// lgbRank is how many of the sorted, distinct thresholds ts are below x,
-// by a binary search whose steps depend on len(ts) only. NaN ranks 0.
-func lgbRank(ts []float64, x float64) uint32 {
-	n := len(ts)
-	if n == 0 {
-		return 0
-	}
-	base := 0
-	for n > 1 {
-		half := n >> 1
-		// A mask, not an if: the compiler would branch, and the branch
-		// mispredicts half the time.
-		base += half & -int(lgbB2U(ts[base+half] < x))
-		n -= half
-	}
-	return uint32(base) + lgbB2U(ts[base] < x)
-}
-
-// lgbKey is the key of input x in a column of mode with thresholds ts (see
-// the layout notes in lightgbm_compile.go).
-func lgbKey(mode uint8, ts []float64, x float64) uint32 {
+// key is the key of input x in column col, without its add (see the
+// layout notes in lightgbm_compile.go).
+func (f *lgbForest) key(col *lgbColumn, x float64) uint32 {
 	if math.Abs(x) <= lgbZeroThreshold {
 		x = 0 // LightGBM's prediction API drops such values: they read as 0
 	}
-	switch mode {
+	switch col.mode {
 	case lgbColCat:
 		// LightGBM truncates to int (x86 gives INT_MIN, a negative
 		// category, beyond int32); a negative category goes right.
@@ -56,7 +38,25 @@ func lgbKey(mode uint8, ts []float64, x float64) uint32 {
 			return lgbMissing
 		}
 	}
-	return lgbRank(ts, x)
+	return col.search.rank(f.buckets, f.search, x)
+}
+
+// rowKeys sets one row's keys: of x when set, else of row i of cols.
+func (f *lgbForest) rowKeys(keys []uint32, cols [][]float64, i int, x []float64) {
+	for c := range f.cols {
+		col := &f.cols[c]
+		if col.src >= 0 {
+			keys[c] = keys[col.src] + 1
+			continue
+		}
+		var v float64
+		if x != nil {
+			v = x[col.feature]
+		} else {
+			v = cols[col.feature][i]
+		}
+		keys[c] = f.key(col, v) + uint32(col.add)
+	}
 }
 
 // lgbRow reads a row's raw inputs, for linear leaves: x when set, else
@@ -92,8 +92,8 @@ type lgbKeys struct {
 // column is key.
 func lgbChild(nd *lgbSNode, key uint32, words []uint32) int32 {
 	var right bool
-	if nd.fa&2 == 0 {
-		right = key+nd.fa&1 >= nd.thr
+	if nd.fa&1 == 0 {
+		right = key >= nd.thr
 	} else {
 		w := key >> 5
 		right = w >= nd.ncat || words[nd.thr+w]>>(key&31)&1 == 0
@@ -112,7 +112,7 @@ func (st *lgbSlowTree) leafIndex(k lgbKeys, words []uint32) int32 {
 	n := int32(0)
 	for n >= 0 {
 		nd := &st.nodes[n]
-		n = lgbChild(nd, kk[int(nd.fa>>2)*stride], words)
+		n = lgbChild(nd, kk[int(nd.fa>>1)*stride], words)
 	}
 	return ^n
 }
@@ -165,10 +165,7 @@ func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch
 	row := s.keys[nc*lgbKeyStride+lgbBlockRows : nc*lgbKeyStride+lgbBlockRows+nc]
 	if n < 4 {
 		for i := range n {
-			for c := range f.cols {
-				col := &f.cols[c]
-				row[c] = lgbKey(col.mode, f.thresholds[col.lo:col.hi], cols[col.feature][i])
-			}
+			f.rowKeys(row, cols, i, nil)
 			for g := range f.numGroup {
 				out[g][i] = 0
 			}
@@ -181,10 +178,16 @@ func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch
 		b := min(lgbBlockRows, n-start)
 		for c := range f.cols {
 			col := &f.cols[c]
-			ts := f.thresholds[col.lo:col.hi]
 			kc := keys[c*lgbKeyStride:][:b]
+			if col.src >= 0 {
+				for i, k := range keys[int(col.src)*lgbKeyStride:][:b] {
+					kc[i] = k + 1
+				}
+				continue
+			}
+			add := uint32(col.add)
 			for i, x := range cols[col.feature][start : start+b] {
-				kc[i] = lgbKey(col.mode, ts, x)
+				kc[i] = f.key(col, x) + add
 			}
 		}
 		for g := range f.numGroup {
@@ -253,8 +256,8 @@ func lgbLevel(tn []lgbNode, keys []uint32, pos []uint32) {
 	np, kp := unsafe.Pointer(unsafe.SliceData(tn)), unsafe.Pointer(unsafe.SliceData(keys))
 	for i, p := range pos {
 		nd := *(*lgbNode)(unsafe.Add(np, uintptr(p)*8))
-		k := *(*uint32)(unsafe.Add(kp, (uintptr(nd.fa>>1)*lgbKeyStride+uintptr(i))*4))
-		pos[i] = 2*p + 1 + lgbB2U(k+nd.fa&1 >= nd.thr)
+		k := *(*uint32)(unsafe.Add(kp, (uintptr(nd.col)*lgbKeyStride+uintptr(i))*4))
+		pos[i] = 2*p + 1 + lgbB2U(k >= nd.thr)
 	}
 }
 
@@ -291,14 +294,14 @@ func (f *lgbForest) addRow(k []uint32, r lgbRow, out [][]float64, i int) {
 		d := min(tr[0].depth, tr[1].depth, tr[2].depth, tr[3].depth, tr[4].depth, tr[5].depth, tr[6].depth, tr[7].depth)
 		for range d {
 			a0, a1, a2, a3, a4, a5, a6, a7 := n0[p0], n1[p1], n2[p2], n3[p3], n4[p4], n5[p5], n6[p6], n7[p7]
-			p0 = 2*p0 + 1 + lgbB2U(k[a0.fa>>1]+a0.fa&1 >= a0.thr)
-			p1 = 2*p1 + 1 + lgbB2U(k[a1.fa>>1]+a1.fa&1 >= a1.thr)
-			p2 = 2*p2 + 1 + lgbB2U(k[a2.fa>>1]+a2.fa&1 >= a2.thr)
-			p3 = 2*p3 + 1 + lgbB2U(k[a3.fa>>1]+a3.fa&1 >= a3.thr)
-			p4 = 2*p4 + 1 + lgbB2U(k[a4.fa>>1]+a4.fa&1 >= a4.thr)
-			p5 = 2*p5 + 1 + lgbB2U(k[a5.fa>>1]+a5.fa&1 >= a5.thr)
-			p6 = 2*p6 + 1 + lgbB2U(k[a6.fa>>1]+a6.fa&1 >= a6.thr)
-			p7 = 2*p7 + 1 + lgbB2U(k[a7.fa>>1]+a7.fa&1 >= a7.thr)
+			p0 = 2*p0 + 1 + lgbB2U(k[a0.col] >= a0.thr)
+			p1 = 2*p1 + 1 + lgbB2U(k[a1.col] >= a1.thr)
+			p2 = 2*p2 + 1 + lgbB2U(k[a2.col] >= a2.thr)
+			p3 = 2*p3 + 1 + lgbB2U(k[a3.col] >= a3.thr)
+			p4 = 2*p4 + 1 + lgbB2U(k[a4.col] >= a4.thr)
+			p5 = 2*p5 + 1 + lgbB2U(k[a5.col] >= a5.thr)
+			p6 = 2*p6 + 1 + lgbB2U(k[a6.col] >= a6.thr)
+			p7 = 2*p7 + 1 + lgbB2U(k[a7.col] >= a7.thr)
 		}
 		ps := [8]uint32{
 			lgbFinishWalk(n0, k, p0, tr[0].depth-d), lgbFinishWalk(n1, k, p1, tr[1].depth-d),
@@ -326,10 +329,10 @@ func (f *lgbForest) addCompact4(t *lgbTree, keys []uint32, o []float64) {
 			if n0.thr|n1.thr|n2.thr|n3.thr == 0 {
 				break
 			}
-			p0 = n0.kids + lgbB2U(keys[int(n0.fa>>1)*lgbKeyStride+i]+n0.fa&1 >= n0.thr)
-			p1 = n1.kids + lgbB2U(keys[int(n1.fa>>1)*lgbKeyStride+i+1]+n1.fa&1 >= n1.thr)
-			p2 = n2.kids + lgbB2U(keys[int(n2.fa>>1)*lgbKeyStride+i+2]+n2.fa&1 >= n2.thr)
-			p3 = n3.kids + lgbB2U(keys[int(n3.fa>>1)*lgbKeyStride+i+3]+n3.fa&1 >= n3.thr)
+			p0 = n0.kids + lgbB2U(keys[int(n0.col)*lgbKeyStride+i] >= n0.thr)
+			p1 = n1.kids + lgbB2U(keys[int(n1.col)*lgbKeyStride+i+1] >= n1.thr)
+			p2 = n2.kids + lgbB2U(keys[int(n2.col)*lgbKeyStride+i+2] >= n2.thr)
+			p3 = n3.kids + lgbB2U(keys[int(n3.col)*lgbKeyStride+i+3] >= n3.thr)
 		}
 		a := o[i : i+4 : i+4]
 		a[0] += lv[p0]
@@ -350,10 +353,10 @@ func (f *lgbForest) addCompactTrees4(tr []lgbTree, k []uint32, out [][]float64, 
 		if n0.thr|n1.thr|n2.thr|n3.thr == 0 {
 			break
 		}
-		p0 = n0.kids + lgbB2U(k[n0.fa>>1]+n0.fa&1 >= n0.thr)
-		p1 = n1.kids + lgbB2U(k[n1.fa>>1]+n1.fa&1 >= n1.thr)
-		p2 = n2.kids + lgbB2U(k[n2.fa>>1]+n2.fa&1 >= n2.thr)
-		p3 = n3.kids + lgbB2U(k[n3.fa>>1]+n3.fa&1 >= n3.thr)
+		p0 = n0.kids + lgbB2U(k[n0.col] >= n0.thr)
+		p1 = n1.kids + lgbB2U(k[n1.col] >= n1.thr)
+		p2 = n2.kids + lgbB2U(k[n2.col] >= n2.thr)
+		p3 = n3.kids + lgbB2U(k[n3.col] >= n3.thr)
 	}
 	out[tr[0].group][i] += f.leaf[tr[0].leaf+p0]
 	out[tr[1].group][i] += f.leaf[tr[1].leaf+p1]
@@ -369,14 +372,14 @@ func lgbCompactWalk(tn []lgbCNode, k []uint32) uint32 {
 		if n.thr == 0 {
 			return p
 		}
-		p = n.kids + lgbB2U(k[n.fa>>1]+n.fa&1 >= n.thr)
+		p = n.kids + lgbB2U(k[n.col] >= n.thr)
 	}
 }
 
 func lgbFinishWalk(tn []lgbNode, k []uint32, p, steps uint32) uint32 {
 	for range steps {
 		nd := tn[p]
-		p = 2*p + 1 + lgbB2U(k[nd.fa>>1]+nd.fa&1 >= nd.thr)
+		p = 2*p + 1 + lgbB2U(k[nd.col] >= nd.thr)
 	}
 	return p
 }
@@ -461,10 +464,7 @@ func (f *lgbForest) contributions(dst, x []float64, k int, s *Scratch) error {
 		s.keys = make([]uint32, nc)
 	}
 	keys := s.keys[:nc]
-	for c := range f.cols {
-		col := &f.cols[c]
-		keys[c] = lgbKey(col.mode, f.thresholds[col.lo:col.hi], x[col.feature])
-	}
+	f.rowKeys(keys, nil, 0, x)
 	clear(dst)
 	bias := len(dst) - 1
 	r := lgbRow{x: x}
@@ -484,7 +484,7 @@ func (f *lgbForest) contributions(dst, x []float64, k int, s *Scratch) error {
 			n := int32(0)
 			for n >= 0 {
 				nd := &st.nodes[n]
-				next := lgbChild(nd, keys[nd.fa>>2], f.catWords)
+				next := lgbChild(nd, keys[nd.fa>>1], f.catWords)
 				var v float64
 				if next >= 0 {
 					v = st.value[next]
