@@ -223,41 +223,13 @@ func (f *lgbForest) addTrees(keys, posBuf, row []uint32, cols [][]float64, start
 			f.addCompact4(t, keys, o)
 			continue
 		}
-		tn := f.nodes[t.node:][: 1<<t.depth-1 : 1<<t.depth-1]
-		lv := f.leaf[t.leaf:][: 1<<t.depth : 1<<t.depth]
-		inner := uint32(1)<<t.depth - 1
-		pos := posBuf[:n4]
-		clear(pos)
-		for range t.depth {
-			lgbLevel(tn, keys, pos)
-		}
-		for i, p := range pos {
-			o[i] += lv[p-inner]
-		}
+		f.addCompleteLevels(t, keys, o, posBuf[:n4])
 	}
 	for i := n4; i < b; i++ {
 		for c := range row {
 			row[c] = keys[c*stride+i]
 		}
 		f.addRow(row, lgbRow{cols: cols, i: start + i}, out, start+i)
-	}
-}
-
-// lgbLevel takes every row of a block one level down a complete tree. It
-// reads nodes and keys without bounds checks, which is safe because: a row's position before the last level is
-// below 2^depth-1 = len(tn) (positions after d levels are below
-// 2^(d+1)-1); a node's column is below len(forest.cols) (pass-through
-// nodes have 0), keys holds len(forest.cols)*lgbKeyStride keys and pos at
-// most lgbBlockRows rows (addTrees checks), so column*lgbKeyStride+i is
-// inside keys.
-//
-//go:noinline
-func lgbLevel(tn []lgbNode, keys []uint32, pos []uint32) {
-	np, kp := unsafe.Pointer(unsafe.SliceData(tn)), unsafe.Pointer(unsafe.SliceData(keys))
-	for i, p := range pos {
-		nd := *(*lgbNode)(unsafe.Add(np, uintptr(p)*8))
-		k := *(*uint32)(unsafe.Add(kp, (uintptr(nd.col)*lgbKeyStride+uintptr(i))*4))
-		pos[i] = 2*p + 1 + lgbB2U(k >= nd.thr)
 	}
 }
 
