@@ -225,6 +225,7 @@ type ModelLimits struct {
 	MaxTarMembers     int   `yaml:"max_tar_members"`
 	MaxTarBytes       int64 `yaml:"max_tar_bytes"`
 	MaxTarMemberBytes int64 `yaml:"max_tar_member_bytes"`
+	MaxFeatures       int   `yaml:"max_features"`
 }
 
 // Scorer scores one window's feature batches with a model.

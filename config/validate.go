@@ -111,13 +111,16 @@ func (c *Config) validate() Errors {
 			v    int64
 		}{{"max_file_bytes", l.MaxFileBytes}, {"max_trees", int64(l.MaxTrees)}, {"max_nodes", int64(l.MaxNodes)},
 			{"max_depth", int64(l.MaxDepth)}, {"max_heap_bytes", l.MaxHeapBytes}, {"max_tar_members", int64(l.MaxTarMembers)},
-			{"max_tar_bytes", l.MaxTarBytes}, {"max_tar_member_bytes", l.MaxTarMemberBytes}} {
+			{"max_tar_bytes", l.MaxTarBytes}, {"max_tar_member_bytes", l.MaxTarMemberBytes}, {"max_features", int64(l.MaxFeatures)}} {
 			if f.v < 0 {
 				p.add(path+".limits."+f.name, "must not be negative (0 takes the default)")
 			}
 		}
 		if l.MaxDepth > 64 {
 			p.add(path+".limits.max_depth", "%d: at most 64", l.MaxDepth)
+		}
+		if l.MaxFeatures > 1<<20 {
+			p.add(path+".limits.max_features", "%d: at most 1048576", l.MaxFeatures)
 		}
 	}
 

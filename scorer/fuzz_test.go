@@ -126,12 +126,14 @@ func FuzzDecodeInstances(f *testing.F) {
 // multiple of its bytes plus what the limits admit, and every model that
 // loads is within its limits.
 func FuzzModelBounds(f *testing.F) {
-	addSeeds(f, "fuzz_tiny.json", "fuzz_tiny.ubj", "fidelity/model.tar.gz")
+	addSeeds(f, "fuzz_tiny.json", "fuzz_tiny.ubj", "fidelity/model.tar.gz",
+		"binary/fuzz_tiny.model", "binary/fuzz_tiny_dart.model", "binary/fuzz_tiny_gblinear.model",
+		"fidelity/dart_binary_logistic.json", "lightgbm/go-lgbm/v4/ranking.txt")
 	f.Add(chainModel(3, 12, 2))
 	f.Add([]byte(`{"streamscore_linear":1,"features":[{"name":"a","weight":1}]}`))
 	lim := ModelLimits{
 		MaxFileBytes: 1 << 20, MaxTrees: 64, MaxNodes: 4096, MaxDepth: 16, MaxHeapBytes: 1 << 20,
-		MaxTarMembers: 8, MaxTarBytes: 1 << 20, MaxTarMemberBytes: 512 << 10,
+		MaxTarMembers: 8, MaxTarBytes: 1 << 20, MaxTarMemberBytes: 512 << 10, MaxFeatures: 4096,
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var before, after runtime.MemStats
@@ -147,9 +149,16 @@ func FuzzModelBounds(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if fo, _ := m.impl.(*forest); fo != nil {
-			if fo.heap > lim.MaxHeapBytes || m.info.TotalTrees > lim.MaxTrees || m.info.MaxDepth > lim.MaxDepth {
-				t.Fatalf("loaded past the limits: heap %d, trees %d, depth %d", fo.heap, m.info.TotalTrees, m.info.MaxDepth)
+		if m.info.TotalTrees > lim.MaxTrees || m.info.MaxDepth > lim.MaxDepth {
+			t.Fatalf("%s model loaded past the limits: trees %d, depth %d", m.info.Kind, m.info.TotalTrees, m.info.MaxDepth)
+		}
+		fo, _ := m.impl.(*forest)
+		if d, ok := m.impl.(*dartForest); ok {
+			fo = d.forest
+		}
+		if fo != nil {
+			if fo.heap > lim.MaxHeapBytes {
+				t.Fatalf("loaded past the limits: heap %d", fo.heap)
 			}
 			kept := int64(len(fo.nodes))*8 + int64(len(fo.leaf))*4 + int64(len(fo.mean))*4
 			if kept > fo.heap {

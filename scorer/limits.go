@@ -40,6 +40,11 @@ type ModelLimits struct {
 	// MaxTarMemberBytes bounds one member of a model.tar.gz. Default
 	// MaxFileBytes.
 	MaxTarMemberBytes int64
+	// MaxFeatures bounds a model's inputs. A file that lists no feature
+	// names (XGBoost's binary format always, its JSON sometimes) gets one
+	// made per feature, so a few damaged bytes in num_feature would
+	// otherwise cost tens of megabytes. Default and maximum 1,048,576.
+	MaxFeatures int
 }
 
 // DefaultModelLimits returns the limits a zero ModelLimits field takes.
@@ -52,6 +57,7 @@ func DefaultModelLimits() ModelLimits {
 		MaxHeapBytes:  1 << 30,
 		MaxTarMembers: 64,
 		MaxTarBytes:   1 << 30,
+		MaxFeatures:   maxFeatures,
 	}
 }
 
@@ -75,6 +81,9 @@ func (l ModelLimits) withDefaults() ModelLimits {
 	}
 	if l.MaxTarMembers <= 0 {
 		l.MaxTarMembers = d.MaxTarMembers
+	}
+	if l.MaxFeatures <= 0 || l.MaxFeatures > maxFeatures {
+		l.MaxFeatures = d.MaxFeatures
 	}
 	if l.MaxTarBytes <= 0 {
 		l.MaxTarBytes = d.MaxTarBytes

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -202,6 +203,8 @@ func TestModelLimitsNameLimitAndFile(t *testing.T) {
 		{bomb, ModelLimits{MaxTarBytes: 1 << 20}, "max_tar_bytes"},
 		{bomb, ModelLimits{MaxTarMemberBytes: 1 << 20}, "max_tar_member_bytes"},
 		{crowded, ModelLimits{MaxTarMembers: 5}, "max_tar_members"},
+		{plain, ModelLimits{MaxFeatures: 4}, "max_features"},
+		{write("wide.model", binaryWithNumFeature(t, "binary/binary_logistic.model", 1<<20+1)), ModelLimits{}, "max_features"},
 	} {
 		_, err := LoadModel(t.Context(), tc.path, nil, WithLimits(tc.lim))
 		if !errors.Is(err, ErrModelLimit) || !strings.Contains(err.Error(), tc.limit) || !strings.Contains(err.Error(), tc.path) {
@@ -215,4 +218,21 @@ func TestModelLimitsNameLimitAndFile(t *testing.T) {
 			t.Errorf("%s with default limits: %v", filepath.Base(p), err)
 		}
 	}
+}
+
+// binaryWithNumFeature is a legacy binary fixture whose learner header
+// claims n features. The format has no feature names, so each would get
+// one made: the limit must refuse it before that.
+func binaryWithNumFeature(t *testing.T, name string, n uint32) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b[:4]) != "binf" {
+		t.Fatalf("%s has no binf header", name)
+	}
+	// LearnerModelParamLegacy: base_score (float32), then num_feature (uint32).
+	binary.LittleEndian.PutUint32(b[4+4:], n)
+	return b
 }

@@ -186,7 +186,7 @@ type xgbHeader struct {
 }
 
 func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error) {
-	h, info, err := xgbLearnerHeader(doc)
+	h, info, err := xgbLearnerHeader(doc, opts.limits)
 	if err != nil {
 		return nil, info, err
 	}
@@ -223,7 +223,7 @@ func compileXGBoost(doc *xgbDoc, opts loadOptions) (predictor, ModelInfo, error)
 
 // xgbLearnerHeader checks the learner's objective, features, classes and
 // base_score, which every booster shares, and starts the model's info.
-func xgbLearnerHeader(doc *xgbDoc) (xgbHeader, ModelInfo, error) {
+func xgbLearnerHeader(doc *xgbDoc, lim ModelLimits) (xgbHeader, ModelInfo, error) {
 	var (
 		info ModelInfo
 		h    xgbHeader
@@ -270,8 +270,8 @@ func xgbLearnerHeader(doc *xgbDoc) (xgbHeader, ModelInfo, error) {
 	} else if numClass > 1 {
 		return h, info, fmt.Errorf("xgboost model: num_class is %d but objective %s is not multi-class", numClass, objName)
 	}
-	if numFeature > maxFeatures {
-		return h, info, fmt.Errorf("%w: num_feature %d exceeds %d", ErrUnsupportedModel, numFeature, maxFeatures)
+	if numFeature > lim.MaxFeatures {
+		return h, info, limitError("num_feature", int64(numFeature), "max_features", int64(lim.MaxFeatures))
 	}
 	names := l.FeatureNames
 	if len(names) == 0 {
