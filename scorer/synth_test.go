@@ -162,4 +162,3 @@ func featureNames(n int) []string {
 func nan() float64 { return math.NaN() }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
