@@ -102,6 +102,9 @@ type lgbColumn struct {
 	src int32
 	// search finds a numerical key's rank (lightgbm_search.go).
 	search lgbSearch
+	// missNaN and missSmall are 1 when the column's mode reads NaN, and
+	// values within lgbZeroThreshold of 0, as missing.
+	missNaN, missSmall uint32
 }
 
 // lgbNode is a complete-layout split: a row goes right when its key in
@@ -378,6 +381,12 @@ func compileLightGBM(h lgbHeader, trees []lgbRawTree, obj lgbObjective, lim Mode
 				continue
 			}
 			c := lgbColumn{feature: uint32(k.feature), mode: k.mode, add: k.add, src: -1}
+			switch k.mode {
+			case lgbColZero:
+				c.missNaN, c.missSmall = 1, 1
+			case lgbColNaN:
+				c.missNaN = 1
+			}
 			if derived {
 				c.src = int32(colOf[base])
 			}

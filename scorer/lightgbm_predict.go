@@ -11,34 +11,16 @@ func (f *lgbForest) noContributions() error { return f.noContrib }
 // lgbB2U is 1 for true, without a branch.
 func lgbB2U(b bool) uint32 { return uint32(*(*uint8)(unsafe.Pointer(&b))) }
 
-// key is the key of input x in column col, without its add (see the
-// layout notes in lightgbm_compile.go).
-func (f *lgbForest) key(col *lgbColumn, x float64) uint32 {
-	if math.Abs(x) <= lgbZeroThreshold {
-		x = 0 // LightGBM's prediction API drops such values: they read as 0
+// catKey is the key of input x in categorical column col.
+func lgbCatKey(x float64) uint32 {
+	// LightGBM truncates to int (x86 gives INT_MIN, a negative category,
+	// beyond int32); a negative category goes right. Values within
+	// lgbZeroThreshold of 0 truncate to category 0 as LightGBM's
+	// prediction API, which drops them, reads them.
+	if x > -1 && x < 1<<31 {
+		return uint32(int32(x))
 	}
-	switch col.mode {
-	case lgbColCat:
-		// LightGBM truncates to int (x86 gives INT_MIN, a negative
-		// category, beyond int32); a negative category goes right.
-		if x > -1 && x < 1<<31 {
-			return uint32(int32(x))
-		}
-		return lgbMissing
-	case lgbColNone:
-		if x != x {
-			x = 0
-		}
-	case lgbColZero:
-		if x != x || x == 0 {
-			return lgbMissing
-		}
-	case lgbColNaN:
-		if x != x {
-			return lgbMissing
-		}
-	}
-	return col.search.rank(f.buckets, f.search, x)
+	return lgbMissing
 }
 
 // rowKeys sets one row's keys: of x when set, else of row i of cols.
@@ -55,7 +37,11 @@ func (f *lgbForest) rowKeys(keys []uint32, cols [][]float64, i int, x []float64)
 		} else {
 			v = cols[col.feature][i]
 		}
-		keys[c] = f.key(col, v) + uint32(col.add)
+		if col.mode == lgbColCat {
+			keys[c] = lgbCatKey(v)
+			continue
+		}
+		keys[c] = f.key(col, v)
 	}
 }
 
@@ -185,10 +171,14 @@ func (f *lgbForest) predict(cols [][]float64, n int, out [][]float64, s *Scratch
 				}
 				continue
 			}
-			add := uint32(col.add)
-			for i, x := range cols[col.feature][start : start+b] {
-				kc[i] = f.key(col, x) + add
+			xs := cols[col.feature][start : start+b]
+			if col.mode == lgbColCat {
+				for i, x := range xs {
+					kc[i] = lgbCatKey(x)
+				}
+				continue
 			}
+			f.keys(col, xs, kc)
 		}
 		for g := range f.numGroup {
 			clear(out[g][start : start+b])

@@ -86,19 +86,33 @@ func (f *lgbForest) addSearch(ts []float64) (lgbSearch, error) {
 	return s, nil
 }
 
-// rank is how many of the column's thresholds are below x (not NaN, not
-// -0): the bucket's count, then a search of w thresholds whose steps
-// depend on w only.
-func (s *lgbSearch) rank(buckets []uint32, search []float64, x float64) uint32 {
-	base := buckets[s.table+s.bucket(x)]
-	ts := search[s.ts+base:][:s.w]
-	b := 0
-	for n := len(ts); n > 1; {
+// keys sets kc[i] to the key of xs[i] in numerical column col, plus the
+// column's add (key is that of one value).
+func (f *lgbForest) keys(col *lgbColumn, xs []float64, kc []uint32) {
+	kc = kc[:len(xs)]
+	for i, x := range xs {
+		kc[i] = f.key(col, x)
+	}
+}
+
+// key is the key of x in numerical column col, plus the column's add,
+// found without a data-dependent branch: NaN and values within
+// lgbZeroThreshold of 0 become 0 (by their bits), then the key is their
+// rank, or the missing key when the column's mode counts them missing.
+func (f *lgbForest) key(col *lgbColumn, x float64) uint32 {
+	s := &col.search
+	b := math.Float64bits(x)
+	a := b &^ (1 << 63)
+	nan, small := lgbB2U(a > 0x7FF0000000000000), lgbB2U(a <= math.Float64bits(lgbZeroThreshold))
+	v := math.Float64frombits(b &^ -uint64(nan|small))
+	base := f.buckets[s.table+uint32(min(max((v-s.lo)*s.scale, 0), s.last))]
+	win := f.search[s.ts+base:][:s.w]
+	j := 0
+	for n := len(win); n > 1; {
 		half := n >> 1
-		// A mask, not an if: the compiler would branch, and the branch
-		// mispredicts half the time.
-		b += half & -int(lgbB2U(ts[b+half] < x))
+		j += half & -int(lgbB2U(win[j+half] < v))
 		n -= half
 	}
-	return base + uint32(b) + lgbB2U(ts[b] < x)
+	r := base + uint32(j) + lgbB2U(win[j] < v)
+	return (r | -nan&-col.missNaN | -small&-col.missSmall) + uint32(col.add)
 }

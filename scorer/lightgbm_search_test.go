@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// The bucketed rank lookup counts exactly the thresholds below x, for
+// The bucketed rank lookup counts exactly the thresholds below x (NaN and
+// values within lgbZeroThreshold of 0 reading as 0), for
 // thresholds spread evenly, bunched in one bucket, spanning every sign and
 // magnitude (subnormals, infinities), and for inputs at, between and beyond
 // them.
@@ -34,20 +35,23 @@ func TestLightGBMRankLookup(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		xs := []float64{math.Inf(-1), math.Inf(1), 0, -math.MaxFloat64, math.MaxFloat64}
+		col := &lgbColumn{search: s}
+		xs := []float64{math.Inf(-1), math.Inf(1), 0, math.Copysign(0, -1), math.NaN(), 1e-36, -1e-36, -math.MaxFloat64, math.MaxFloat64}
 		for _, v := range ts {
 			xs = append(xs, v, math.Nextafter(v, math.Inf(1)), math.Nextafter(v, math.Inf(-1)))
 		}
 		for range 2000 {
 			xs = append(xs, math.Float64frombits(r.Uint64()), r.NormFloat64()*3)
 		}
-		for _, x := range xs {
-			if x != x || (x == 0 && math.Signbit(x)) {
-				continue
+		got := make([]uint32, len(xs))
+		f.keys(col, xs, got)
+		for i, x := range xs {
+			if x != x || math.Abs(x) <= lgbZeroThreshold {
+				x = 0 // a column of mode None reads them as 0
 			}
 			want, _ := slices.BinarySearch(ts, x)
-			if got := s.rank(f.buckets, f.search, x); got != uint32(want) {
-				t.Fatalf("%s: rank(%v) = %d, want %d", name, x, got, want)
+			if got[i] != uint32(want) {
+				t.Fatalf("%s: rank(%v) = %d, want %d", name, xs[i], got[i], want)
 			}
 		}
 	}
