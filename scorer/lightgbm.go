@@ -109,6 +109,9 @@ func parseLightGBM(data []byte, o loadOptions) (predictor, ModelInfo, error) {
 	if err != nil {
 		return nil, info, err
 	}
+	if nf := h.maxFeatureIdx + 1; nf > o.limits.MaxFeatures {
+		return nil, info, limitError("the number of features (max_feature_idx+1)", int64(nf), "max_features", int64(o.limits.MaxFeatures))
+	}
 	trees, err := parseLGBTrees(lines, first, h, o.limits)
 	if err != nil {
 		return nil, info, err

@@ -204,6 +204,7 @@ func TestModelLimitsNameLimitAndFile(t *testing.T) {
 		{bomb, ModelLimits{MaxTarMemberBytes: 1 << 20}, "max_tar_member_bytes"},
 		{crowded, ModelLimits{MaxTarMembers: 5}, "max_tar_members"},
 		{plain, ModelLimits{MaxFeatures: 4}, "max_features"},
+		{"testdata/lightgbm/boosters/multiclass/model.txt", ModelLimits{MaxFeatures: 9}, "max_features"},
 		{write("wide.model", binaryWithNumFeature(t, "binary/binary_logistic.model", 1<<20+1)), ModelLimits{}, "max_features"},
 	} {
 		_, err := LoadModel(t.Context(), tc.path, nil, WithLimits(tc.lim))
