@@ -156,9 +156,6 @@ func TestDecoderRefusals(t *testing.T) {
 // Encoding and decoding allocate nothing per row in steady state, in every
 // content type, as the CSV path always has.
 func TestRemoteCodecAllocs(t *testing.T) {
-	if remoteRace {
-		t.Skip("the race detector's sync.Pool drops items, so pooled buffers allocate")
-	}
 	const n = 200
 	cols := randomCols(30, n, 0.05, 9)
 	rows := make([]int32, n)
@@ -191,8 +188,20 @@ func TestRemoteCodecAllocs(t *testing.T) {
 			}
 		}
 		decode()
-		if a := testing.AllocsPerRun(20, decode); a != 0 {
-			t.Errorf("%s: decoding %d rows allocates %v times", ct, n, a)
+		// Under the race detector sync.Pool drops items at random, so
+		// json.Valid's pooled scanner may be allocated again on each call
+		// (once per JSON body, once per JSON line); nothing else may be.
+		allowed := 0.0
+		if remoteRace {
+			switch ct {
+			case remotespec.ContentJSON:
+				allowed = 1
+			case remotespec.ContentJSONLines:
+				allowed = n
+			}
+		}
+		if a := testing.AllocsPerRun(20, decode); a > allowed {
+			t.Errorf("%s: decoding %d rows allocates %v times, want at most %v", ct, n, a, allowed)
 		}
 	}
 }

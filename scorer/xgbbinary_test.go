@@ -60,18 +60,16 @@ func binaryBytes(t testing.TB, name string) []byte {
 	return b
 }
 
-// loadBinaryFixture loads a fixture file. Until the dart and gblinear
-// predictors land, their models parse but are refused as unsupported: the
-// test is skipped then, saying so (TestBinaryMatchesJSON still checks what
-// the binary reader decodes for them).
+// loadBinaryFixture loads a fixture file, checking it is the booster the
+// fixture's manifest says.
 func loadBinaryFixture(t *testing.T, fx binaryFixture, file string) *Model {
 	t.Helper()
 	m, err := LoadModel(t.Context(), binaryPath(file), nil)
-	if errors.Is(err, ErrUnsupportedModel) && fx.Booster != "gbtree" {
-		t.Skipf("%s: %v: the %s predictor has not landed", file, err, fx.Booster)
-	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if b := m.Info().Booster; b != fx.Booster {
+		t.Fatalf("%s: booster %q, the manifest says %q", file, b, fx.Booster)
 	}
 	return m
 }
