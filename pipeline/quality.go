@@ -207,19 +207,27 @@ func (q *qualityMonitor) pass(ctx context.Context) error {
 // clock; and its results are in: every shard's latest window end in S3
 // passed its end by the settle time, or the shard wrote no new results
 // for the delay and settle time (it went quiet, or ended).
+//
+// A period no shard's results have reached yet is not due, however quiet
+// they are: judged, it would find no predictions and be passed over for
+// good. That is the moment a reducer takes over after a failover: the old
+// owner's results have stopped before the period, and the new owner's are
+// not written yet.
 func (q *qualityMonitor) due(start time.Time) bool {
 	c := q.c
 	end := start.Add(c.period)
 	now := c.now()
-	if now.Before(end.Add(c.horizon+c.delay+c.settle)) || len(q.results) == 0 {
+	if now.Before(end.Add(c.horizon + c.delay + c.settle)) {
 		return false
 	}
+	reached := false
 	for _, r := range q.results {
 		if r.latest.Before(end.Add(c.settle)) && now.Sub(r.changed) < c.delay+c.settle {
 			return false
 		}
+		reached = reached || r.latest.After(start)
 	}
-	return true
+	return reached
 }
 
 // progressFile is where the last judged period is recorded.

@@ -61,3 +61,63 @@ func TestQualityMonitorLeavesAnUnreadablePeriodBehind(t *testing.T) {
 		t.Errorf("period_skipped counted %v times, want 1", got)
 	}
 }
+
+// A reducer that takes over finds the old owner's results stopped before
+// the next period and its own not written yet: silent, but not past the
+// period. The period waits for them; passed over, it would never be
+// judged (CI saw a new reducer skip three periods so).
+func TestQualityMonitorWaitsForResultsToReachAPeriod(t *testing.T) {
+	env := devstacktest.New(t)
+	ctx := devstacktest.Ctx(t)
+	bucket := env.CreateBucket(t)
+	period := 10 * time.Second
+	start := time.Date(2026, 12, 3, 7, 0, 30, 0, time.UTC)
+	put := func(key, body string) {
+		t.Helper()
+		if _, err := env.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+			Body: bytes.NewReader([]byte(body))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resultKey := func(shard string, windowStart, lastEnd time.Time) string {
+		return fmt.Sprintf("results/sc/%s%s_1.0_2.0_%d.parquet", sinks.ResultsPartition("s", windowStart), shard, lastEnd.UnixMilli())
+	}
+	out := "monitoring/model-quality/p/sc/"
+	// The old owner judged the period before and wrote results up to
+	// start (a window ending on the boundary is the period before's).
+	put(out+progressFile, fmt.Sprintf(`{"judged":%q}`, start.Add(-period).Format(time.RFC3339)))
+	put(resultKey("shardId-000000000000", start.Add(-period), start), "not read")
+	put(resultKey("shardId-000000000001", start.Add(-period), start.Add(-5*time.Second)), "not read")
+	obs, err := newPromObserver(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := start.Add(time.Hour)
+	q := &qualityMonitor{c: qualityConfig{
+		pipeline: "p", scorer: "sc", stream: "s", problem: dataset.ProblemBinary, horizon: time.Minute,
+		period: period, settle: time.Second, delay: time.Second, span: time.Second,
+		s3: env.S3, bucket: bucket, results: "results/sc/", labels: "groundtruth/p/", out: out,
+		obs: obs, log: slog.Default(), now: func() time.Time { return now },
+	}}
+	q.store = &partStore{s3: env.S3, bucket: bucket, prefix: out, period: period}
+	for pass := range 3 {
+		if err := q.pass(ctx); err != nil {
+			t.Fatalf("pass %d: %v", pass, err)
+		}
+		if !q.next.Equal(start) {
+			t.Fatalf("pass %d, the shards silent for %v: the monitor moved on to %v, passing over %v, which no result has reached",
+				pass, time.Duration(pass)*time.Minute, q.next, start)
+		}
+		now = now.Add(time.Minute) // far past the delay and settle time
+	}
+	// Results past the period, hours later: the periods between have
+	// nothing, and the monitor goes on.
+	later := start.Add(2 * time.Hour)
+	put(resultKey("shardId-000000000000", later, later.Add(time.Second)), "not read")
+	if err := q.pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !q.next.After(start) {
+		t.Errorf("the monitor stays at %v with results two hours after it", q.next)
+	}
+}
