@@ -18,6 +18,7 @@ type Scratch struct {
 	acc  []float32
 	pos  []uint32   // each row's heap position in the tree being walked
 	path []pathStep // Contributions: one tree's decision path
+	tree []float64  // Contributions of a dart model: one tree's attributions
 }
 
 // Predict scores n rows. cols holds the features column-major in the

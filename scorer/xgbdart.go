@@ -3,7 +3,6 @@ package scorer
 import (
 	"fmt"
 	"math"
-	"sync"
 	"unsafe"
 )
 
@@ -82,9 +81,6 @@ func weightedTree(t *xgbTree, w float32) (*xgbTree, error) {
 type dartForest struct {
 	*forest
 	trees []dartTree // the trees prediction uses, in model order
-	// buf pools one tree's contributions (len(features)+1 values), so
-	// contributions allocate nothing in steady state.
-	buf sync.Pool
 }
 
 // dartTree is one tree, unscaled, in a forest of its own, with its weight.
@@ -132,8 +128,6 @@ func newDartForest(f *forest, body *xgbGBTreeBody, weights []float32, use int, l
 		heap += one.heap
 		d.trees[t] = dartTree{f: one, group: g, w: weights[t]}
 	}
-	nf := f.numFeature
-	d.buf.New = func() any { b := make([]float64, nf+1); return &b }
 	return d, nil
 }
 
@@ -146,7 +140,9 @@ func (d *dartForest) noContributions() error {
 
 // contributions sums, in float32 and model order, each tree's attribution
 // times its weight, then adds the base margin to the bias. dst holds the
-// running sums (float32 values) while buf receives one tree's.
+// running sums (float32 values) while s.tree receives one tree's: the
+// caller's Scratch, not a pool, so a reused one allocates nothing even
+// where a pool would drop buffers (as under the race detector).
 func (d *dartForest) contributions(dst, x []float64, k int, s *Scratch) error {
 	if err := d.noContributions(); err != nil {
 		return err
@@ -155,9 +151,10 @@ func (d *dartForest) contributions(dst, x []float64, k int, s *Scratch) error {
 		return d.forest.contributions(dst, x, k, s)
 	}
 	clear(dst)
-	bp := d.buf.Get().(*[]float64)
-	defer d.buf.Put(bp)
-	one := *bp
+	if cap(s.tree) < len(dst) {
+		s.tree = make([]float64, len(dst))
+	}
+	one := s.tree[:len(dst)]
 	for i := range d.trees {
 		t := &d.trees[i]
 		if t.group != k {
