@@ -85,6 +85,10 @@ type poller struct {
 	after   string // sequence number of the last Kinesis record read
 	iter    *string
 	idle    bool // the last read was caught up: pause before the next
+	// empty: the last read returned no records. Only then is a heartbeat
+	// due: after records, the shard is read again first, however long
+	// the processor took with them, since more may have come meanwhile.
+	empty   bool
 	backoff *backoff
 	// fatal paces retries after errors that need an operator (slowly).
 	fatal *backoff
@@ -152,7 +156,7 @@ func (p *poller) next(ctx context.Context) (fetchResult, error) {
 		p.quietSince = time.Now()
 	}
 	for {
-		if hb := p.c.cfg.IdleHeartbeat; hb > 0 && p.idle && time.Since(p.quietSince) >= hb {
+		if hb := p.c.cfg.IdleHeartbeat; hb > 0 && p.empty && time.Since(p.quietSince) >= hb {
 			p.quietSince = time.Now()
 			return fetchResult{heartbeat: true}, nil
 		}
@@ -201,6 +205,7 @@ func (p *poller) next(ctx context.Context) (fetchResult, error) {
 			return res, nil
 		}
 		p.idle = len(out.Records) == 0 || res.millisBehind == 0
+		p.empty = len(out.Records) == 0
 		if len(out.Records) > 0 {
 			p.quietSince = time.Now()
 			return res, nil

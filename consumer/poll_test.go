@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/internal/retry/retrytest"
 )
 
@@ -67,5 +70,71 @@ func TestFatalReadErrorsAsTheClientReturnsThem(t *testing.T) {
 		if got := isFatalReadError(tc.err); got != tc.fatal {
 			t.Errorf("isFatalReadError(%v) = %v, want %v", tc.err, got, tc.fatal)
 		}
+	}
+}
+
+// A processor that takes longer than IdleHeartbeat over a caught-up batch
+// gets the records that came meanwhile before any heartbeat: a heartbeat
+// says the shard was read and had nothing new, which the pipeline's
+// windows take for idle time (their watermark moves on with processing
+// time, and records read after it could be late).
+func TestNoHeartbeatWithoutAnEmptyRead(t *testing.T) {
+	t.Parallel()
+	env := devstacktest.New(t)
+	stream := env.CreateStream(t, 1)
+	first := produce(t, env.Kinesis, stream, 5, "first")
+	cfg := testConfig(env.Name("hbread"), "w1", stream)
+	cfg.IdleHeartbeat = 100 * time.Millisecond
+
+	slow, resume := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var calls []string // "records" or "heartbeat", in order
+	slowAt := -1       // the index of the slow batch's call
+	stop := run(t, newConsumer(t, cfg, env.Kinesis, env.DynamoDB), ProcessFunc(func(ctx context.Context, b *Batch) error {
+		mu.Lock()
+		if len(b.Records) == 0 {
+			calls = append(calls, "heartbeat")
+			mu.Unlock()
+			return nil
+		}
+		calls = append(calls, "records")
+		isFirst := slowAt < 0
+		if isFirst {
+			slowAt = len(calls) - 1
+		}
+		mu.Unlock()
+		if isFirst {
+			// Slow over the first batch: the test writes more records
+			// meanwhile, and the processor outlasts IdleHeartbeat
+			// several times over after them.
+			close(slow)
+			select {
+			case <-resume:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			time.Sleep(5 * cfg.IdleHeartbeat)
+		}
+		return b.Checkpointer.MarkDurable(b.Last())
+	}))
+	select {
+	case <-slow:
+	case <-time.After(time.Minute):
+		t.Fatalf("the %d records were not delivered within a minute", len(first))
+	}
+	produce(t, env.Kinesis, stream, 5, "more")
+	close(resume)
+	waitFor(t, time.Minute, "the records written during the slow batch", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slowAt >= 0 && slices.Contains(calls[slowAt+1:], "records")
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if next := calls[slowAt+1:]; next[0] != "records" {
+		t.Fatalf("after the slow batch the processor got %v: a heartbeat came before the shard was read again", next)
 	}
 }
