@@ -38,10 +38,12 @@
 // were cut into batches. A window is emitted as soon as the watermark
 // passes its end, for every key with events in it. When no record arrived
 // for the idle timeout (processing time, passed in: nothing here reads the
-// clock), the watermark moves on with processing time: largest event time
-// minus out-of-orderness plus the time since the last record. So an idle
-// shard closes each window at most the idle timeout after it would have
-// with events flowing.
+// clock) and the caller says its source is idle (Advance), the watermark
+// moves on with processing time: largest event time minus out-of-orderness
+// plus the time since the last record. So an idle shard closes each window
+// at most the idle timeout after it would have with events flowing. A gap
+// between two batches of events is never taken for idleness (Process): it
+// may be the reader's own stall, and its backlog is not late for it.
 //
 // # Late events
 //

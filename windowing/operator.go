@@ -431,13 +431,19 @@ func (o *Operator) resolve(rec arrow.RecordBatch) (ent *array.String, ts []arrow
 // windows, at processing time now. The watermark is advanced event by
 // event, so the windows emitted do not depend on how the events were cut
 // into batches.
+//
+// Process never moves the watermark on processing time: events arriving
+// show the source was not idle, and the time since the previous batch
+// may be the reader's own (a slow sink, a stalled read, a backlog read
+// slower than it was written). Advancing by it would make the reader's
+// own backlog late. The idle advance is Advance's, called when the
+// source found nothing new.
 func (o *Operator) Process(rec arrow.RecordBatch, now time.Time) (Output, error) {
 	ent, ts, offs, err := o.resolve(rec)
 	if err != nil {
 		return Output{}, err
 	}
 	o.begin()
-	o.advanceIdle(now)
 	n := int(rec.NumRows())
 	if n > 0 {
 		o.lastRecordAt = now.UnixNano()
@@ -471,11 +477,13 @@ func (o *Operator) Process(rec arrow.RecordBatch, now time.Time) (Output, error)
 	return o.finish(), nil
 }
 
-// Advance moves processing time to now without new events: when the shard
-// has been idle for the idle timeout, the watermark advances with
-// processing time (the largest event time seen, minus out-of-orderness,
-// plus the time since the last record), so an idle shard closes its windows
-// at most the idle timeout after it would have with events flowing.
+// Advance moves processing time to now without new events; the caller
+// calls it when its source found nothing new (the consumer's idle
+// heartbeat). When no record came for the idle timeout, the watermark
+// advances with processing time (the largest event time seen, minus
+// out-of-orderness, plus the time since the last record), so an idle
+// shard closes its windows at most the idle timeout after it would have
+// with events flowing.
 func (o *Operator) Advance(now time.Time) Output {
 	o.begin()
 	o.advanceIdle(now)

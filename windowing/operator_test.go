@@ -66,6 +66,57 @@ func windowsOf(es []gotEmission, key string) []refWin {
 	return ws
 }
 
+// A reader that stalls between two batches of a backlog for longer than
+// the idle timeout (a slow sink, a slow read) has not found its source
+// idle: its next batch is on time, and only Advance, called when the
+// source had nothing new, moves the watermark on processing time.
+func TestAStalledReaderIsNotIdle(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	d, err := NewDecoder(sensorSchema(), mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Release()
+	op, err := NewOperator(vibrationWindow(), sensorSchema(), Options{Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Release()
+	batch := func(from, to int, off uint64) arrow.RecordBatch {
+		var recs []string
+		for s := from; s <= to; s++ {
+			recs = append(recs, sensorEvent("press-1", t0.Add(time.Duration(s)*time.Second), 0.1))
+		}
+		return decodeBatch(t, d, off, recs...)
+	}
+	proc := t0.Add(time.Hour)
+	if got := process(t, op, batch(0, 10, 0), proc); len(got) != 0 {
+		t.Fatalf("emitted %v before the window's end", got)
+	}
+	// Ten minutes later (twenty idle timeouts), the rest of the minute.
+	stalled := proc.Add(10 * time.Minute)
+	rec := batch(11, 20, 11)
+	out, err := op.Process(rec, stalled)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Late) != 0 || out.Features != nil {
+		t.Fatalf("after a stall: %d events late, features %v; the stall was the reader's, not the source's", len(out.Late), out.Features)
+	}
+	if st := op.Stats(); st.IdleAdvances != 0 {
+		t.Fatalf("IdleAdvances = %d after a stall between two batches", st.IdleAdvances)
+	}
+	// The source then has nothing new: once the watermark, moving with
+	// processing time from the last event (20 s - 5 s out-of-orderness),
+	// passes the minute's end, it closes with all 21 events.
+	got := readEmissions(t, op.Advance(stalled.Add(45*time.Second)).Features, 2)
+	want := refWin{key: "press-1", start: t0.UnixNano(), end: t0.Add(time.Minute).UnixNano()}
+	if len(got) != 1 || got[0].win != want || got[0].feats[1] != 21 {
+		t.Fatalf("emitted %+v after the idle timeout, want %v with 21 events", got, want)
+	}
+}
+
 func TestIdleShardStillFires(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	d, err := NewDecoder(sensorSchema(), mem)
