@@ -312,9 +312,13 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		t := time.Now()
 		var out windowing.Output
 		var err error
-		if rec != nil {
+		switch {
+		case rec != nil:
 			out, err = w.op.Process(rec, now)
-		} else {
+		case len(b.Records) == 0:
+			// The consumer read the shard and found nothing new (its idle
+			// heartbeat): the one moment a window may take processing
+			// time for idle time. A batch of poison alone is not that.
 			out = w.op.Advance(now)
 		}
 		if err != nil {
