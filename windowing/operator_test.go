@@ -66,22 +66,30 @@ func windowsOf(es []gotEmission, key string) []refWin {
 	return ws
 }
 
-// A reader that stalls between two batches of a backlog for longer than
-// the idle timeout (a slow sink, a slow read) has not found its source
-// idle: its next batch is on time, and only Advance, called when the
-// source had nothing new, moves the watermark on processing time.
-func TestAStalledReaderIsNotIdle(t *testing.T) {
+// newVibrationOperator is a sensor decoder and the one-minute vibration
+// window over it, both released when the test ends.
+func newVibrationOperator(t *testing.T) (*Decoder, *Operator) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	d, err := NewDecoder(sensorSchema(), mem)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Release()
+	t.Cleanup(d.Release)
 	op, err := NewOperator(vibrationWindow(), sensorSchema(), Options{Mem: mem})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer op.Release()
+	t.Cleanup(op.Release)
+	return d, op
+}
+
+// A reader that stalls between two batches of a backlog for longer than
+// the idle timeout (a slow sink, a slow read) has not found its source
+// idle: its next batch is on time, and only Advance, called when the
+// source had nothing new, moves the watermark on processing time.
+func TestAStalledReaderIsNotIdle(t *testing.T) {
+	d, op := newVibrationOperator(t)
 	batch := func(from, to int, off uint64) arrow.RecordBatch {
 		var recs []string
 		for s := from; s <= to; s++ {
@@ -118,17 +126,7 @@ func TestAStalledReaderIsNotIdle(t *testing.T) {
 }
 
 func TestIdleShardStillFires(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	d, err := NewDecoder(sensorSchema(), mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Release()
-	op, err := NewOperator(vibrationWindow(), sensorSchema(), Options{Mem: mem})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer op.Release()
+	d, op := newVibrationOperator(t)
 	// Processing time runs one hour behind event time (a backlog): the
 	// idle rule must not care.
 	proc := func(ev time.Duration) time.Time { return t0.Add(time.Hour + ev) }
