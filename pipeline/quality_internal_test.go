@@ -18,6 +18,25 @@ import (
 	"github.com/streamscore/streamscore/sinks"
 )
 
+// newTestQualityMonitor is a binary quality monitor of scorer "sc" on
+// pipeline "p" over bucket, judging periods of period with one-second
+// delays and settle time, its clock now.
+func newTestQualityMonitor(t *testing.T, env *devstacktest.Env, bucket string, period time.Duration, now func() time.Time) (*qualityMonitor, *promObserver) {
+	t.Helper()
+	obs, err := newPromObserver(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &qualityMonitor{c: qualityConfig{
+		pipeline: "p", scorer: "sc", stream: "s", problem: dataset.ProblemBinary, horizon: time.Minute,
+		period: period, settle: time.Second, delay: time.Second, span: time.Second,
+		s3: env.S3, bucket: bucket, results: "results/sc/", labels: "groundtruth/p/", out: "monitoring/model-quality/p/sc/",
+		obs: obs, log: slog.Default(), now: now,
+	}}
+	q.store = &partStore{s3: env.S3, bucket: bucket, prefix: q.c.out, period: period}
+	return q, obs
+}
+
 // A results file no reader can open fails its period's judgement, but only
 // a few times: then the period is left unjudged, logged and counted, and
 // the monitor goes on to the next one instead of retrying it for ever.
@@ -32,17 +51,8 @@ func TestQualityMonitorLeavesAnUnreadablePeriodBehind(t *testing.T) {
 		Body: bytes.NewReader([]byte("not parquet"))}); err != nil {
 		t.Fatal(err)
 	}
-	obs, err := newPromObserver(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := &qualityMonitor{c: qualityConfig{
-		pipeline: "p", scorer: "sc", stream: "s", problem: dataset.ProblemBinary, horizon: time.Minute,
-		period: period, settle: time.Second, delay: time.Second, span: time.Second,
-		s3: env.S3, bucket: bucket, results: "results/sc/", labels: "groundtruth/p/", out: "monitoring/model-quality/p/sc/",
-		obs: obs, log: slog.Default(), now: func() time.Time { return start.Add(time.Hour) },
-	}}
-	q.store = &partStore{s3: env.S3, bucket: bucket, prefix: q.c.out, period: period}
+	now := start.Add(time.Hour)
+	q, obs := newTestQualityMonitor(t, env, bucket, period, func() time.Time { return now })
 	for attempt := 1; attempt < maxPeriodAttempts; attempt++ {
 		if err := q.pass(ctx); err == nil {
 			t.Fatalf("pass %d judged a period whose only file is not Parquet", attempt)
@@ -88,18 +98,8 @@ func TestQualityMonitorWaitsForResultsToReachAPeriod(t *testing.T) {
 	put(out+progressFile, fmt.Sprintf(`{"judged":%q}`, start.Add(-period).Format(time.RFC3339)))
 	put(resultKey("shardId-000000000000", start.Add(-period), start), "not read")
 	put(resultKey("shardId-000000000001", start.Add(-period), start.Add(-5*time.Second)), "not read")
-	obs, err := newPromObserver(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := start.Add(time.Hour)
-	q := &qualityMonitor{c: qualityConfig{
-		pipeline: "p", scorer: "sc", stream: "s", problem: dataset.ProblemBinary, horizon: time.Minute,
-		period: period, settle: time.Second, delay: time.Second, span: time.Second,
-		s3: env.S3, bucket: bucket, results: "results/sc/", labels: "groundtruth/p/", out: out,
-		obs: obs, log: slog.Default(), now: func() time.Time { return now },
-	}}
-	q.store = &partStore{s3: env.S3, bucket: bucket, prefix: out, period: period}
+	q, _ := newTestQualityMonitor(t, env, bucket, period, func() time.Time { return now })
 	for pass := range 3 {
 		if err := q.pass(ctx); err != nil {
 			t.Fatalf("pass %d: %v", pass, err)
