@@ -46,6 +46,11 @@ type BreakerEvent struct {
 	At       time.Time
 	// LastError is the failure that tripped the breaker, if any.
 	LastError error
+	// Evicted: the target's breaker was dropped while open or half-open,
+	// to make room for another target past MaxTargets. To is closed: the
+	// target starts over, closed, when rows route to it again, and no
+	// other event will say the open state ended.
+	Evicted bool
 }
 
 // Remote scores batches with a SageMaker endpoint (real-time, serverless or

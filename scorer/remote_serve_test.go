@@ -465,8 +465,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // A bounded number of breakers: past MaxTargets the least recently used
 // closed one is evicted, never an open one while a closed one remains.
 func TestRemoteTargetEviction(t *testing.T) {
+	bl := &breakerLog{}
 	rs, err := NewRemote(nil, RemoteConfig{Endpoint: "ep", Features: []string{"a"}, TargetModelFrom: "k",
-		TargetModelTemplate: "m-{k}", MaxTargets: 2})
+		TargetModelTemplate: "m-{k}", MaxTargets: 2, OnBreakerChange: bl.add})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,5 +489,25 @@ func TestRemoteTargetEviction(t *testing.T) {
 	rs.get("m-d", 4) // m-c is closed: it goes
 	if _, ok := rs.TargetState("m-c"); ok || len(rs.targets.m) != 2 {
 		t.Errorf("%d breakers kept, m-c kept %v", len(rs.targets.m), ok)
+	}
+	if got := bl.snapshot(); len(got) != 1 || got[0].Target != "m-a" || got[0].To != BreakerOpen {
+		t.Fatalf("breaker events %+v, want m-a opening only: closed breakers go without one", got)
+	}
+	// Every breaker open: the least recently used open one goes, and its
+	// open state is declared over, or its alert would stay open for ever.
+	d := rs.get("m-d", 5)
+	for range 5 {
+		d.cb.Execute(func() ([]byte, error) { return nil, errors.New("model failed") })
+	}
+	rs.get("m-e", 6) // evicts m-a (open, used at 1)
+	got := bl.snapshot()
+	if len(got) != 3 {
+		t.Fatalf("breaker events %+v, want m-a and m-d opening, then m-a evicted", got)
+	}
+	if ev := got[2]; ev.Target != "m-a" || ev.Endpoint != "ep@m-a" || !ev.Evicted || ev.From != BreakerOpen || ev.To != BreakerClosed {
+		t.Errorf("eviction event %+v, want m-a evicted from open to closed", ev)
+	}
+	if _, ok := rs.TargetState("m-a"); ok {
+		t.Error("m-a kept: the least recently used open breaker should have gone")
 	}
 }

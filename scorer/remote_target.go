@@ -184,7 +184,9 @@ func (r *Remote) newTarget(name string) *target {
 // them: a new one evicts the least recently used closed one (or, when all
 // are open or half-open, the least recently used), so a stream of model
 // names cannot grow memory or metric series without bound. An evicted
-// target starts over, closed, when rows route to it again.
+// target starts over, closed, when rows route to it again; evicting one
+// that was not closed is reported to OnBreakerChange (Evicted), so an
+// open alert does not stay open for ever.
 type targets struct {
 	mu  sync.Mutex
 	m   map[string]*target
@@ -194,13 +196,24 @@ type targets struct {
 // get returns the target named name, creating it (and evicting one) if
 // needed.
 func (r *Remote) get(name string, now int64) *target {
+	t, gone := r.getLocked(name, now)
+	if gone != nil && r.cfg.OnBreakerChange != nil {
+		r.cfg.OnBreakerChange(*gone)
+	}
+	return t
+}
+
+// getLocked is get under the targets' lock; it returns the event of an
+// evicted breaker that was not closed, for get to report after unlocking.
+func (r *Remote) getLocked(name string, now int64) (*target, *BreakerEvent) {
 	ts := &r.targets
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t := ts.m[name]; t != nil {
 		t.lastUsed.Store(now)
-		return t
+		return t, nil
 	}
+	var gone *BreakerEvent
 	if len(ts.m) >= ts.max {
 		var victim *target
 		for _, t := range ts.m {
@@ -221,11 +234,15 @@ func (r *Remote) get(name string, now int64) *target {
 			m.breakerState.DeleteLabelValues(victim.label)
 			m.breakerTrans.DeletePartialMatch(prometheus.Labels{"endpoint": victim.label})
 		}
+		if s := victim.cb.State(); s != gobreaker.StateClosed {
+			gone = &BreakerEvent{Endpoint: victim.label, Target: victim.name, From: s, To: gobreaker.StateClosed,
+				At: time.Now(), Evicted: true}
+		}
 	}
 	t := r.newTarget(name)
 	t.lastUsed.Store(now)
 	ts.m[name] = t
-	return t
+	return t, gone
 }
 
 // group is the rows of one batch bound for one target: order[lo:hi].

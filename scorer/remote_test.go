@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,6 +164,12 @@ func (b *breakerLog) add(e BreakerEvent) {
 	b.mu.Lock()
 	b.events = append(b.events, e)
 	b.mu.Unlock()
+}
+
+func (b *breakerLog) snapshot() []BreakerEvent {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.events)
 }
 
 func (b *breakerLog) states() string {
