@@ -209,22 +209,36 @@ func (p *Pipeline) breakerChanged(scorerName, stream string, ev scorer.BreakerEv
 	if ev.LastError != nil {
 		log = log.With("err", ev.LastError)
 	}
+	if ev.Evicted {
+		log = log.With("evicted", true)
+	}
 	log.Warn("circuit breaker changed state")
 	p.obs.BreakerChanged(stream, ev.Endpoint)
 	if alerts == nil {
 		return
 	}
+	p.notify(alerts, breakerAlert(p.cfg.Pipeline, stream, ev), scorerName)
+}
+
+// breakerAlert is the alert of a breaker's state change: firing when it
+// leaves closed, resolved when it returns to closed or is evicted (a
+// multi-model target's breaker dropped past max_targets, whose open state
+// no later change would end).
+func breakerAlert(pipeline, stream string, ev scorer.BreakerEvent) sinks.Alert {
 	sev, state := "warning", "firing"
-	if ev.To.String() == "closed" {
+	if ev.To == scorer.BreakerClosed {
 		sev, state = "info", "resolved"
 	}
 	msg := fmt.Sprintf("circuit breaker of SageMaker endpoint %s went from %s to %s", ev.Endpoint, ev.From, ev.To)
+	if ev.Evicted {
+		msg = fmt.Sprintf("circuit breaker of SageMaker endpoint %s was dropped while %s (more target models than max_targets): "+
+			"its rows try the endpoint again, and a new breaker opens if it still fails", ev.Endpoint, ev.From)
+	}
 	if ev.LastError != nil {
 		msg += ": " + ev.LastError.Error()
 	}
-	al := sinks.Alert{Rule: "circuit-breaker", State: state, Severity: sev, Stream: stream, Model: ev.Endpoint,
-		Subject: fmt.Sprintf("streamscore %s: endpoint %s breaker %s", p.cfg.Pipeline, ev.Endpoint, ev.To), Message: msg}
-	p.notify(alerts, al, scorerName)
+	return sinks.Alert{Rule: "circuit-breaker", State: state, Severity: sev, Stream: stream, Model: ev.Endpoint,
+		Subject: fmt.Sprintf("streamscore %s: endpoint %s breaker %s", pipeline, ev.Endpoint, ev.To), Message: msg}
 }
 
 // modelRejected reports a hot reload the scorer refused (a digest that does
