@@ -9,7 +9,7 @@ import (
 type Metrics struct {
 	rowsScored   *prometheus.CounterVec
 	requests     *prometheus.CounterVec
-	latency      prometheus.Histogram
+	latency      *prometheus.HistogramVec
 	breakerState *prometheus.GaugeVec
 	breakerTrans *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
@@ -27,13 +27,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"source"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "streamscore", Subsystem: "scorer", Name: "endpoint_requests_total",
-			Help: "SageMaker InvokeEndpoint attempts by outcome (ok, throttled, server_error, timeout, client_error, rejected = breaker open).",
-		}, []string{"outcome"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Help: "SageMaker InvokeEndpoint attempts per endpoint (endpoint@model for a multi-model endpoint's target) by outcome (ok, throttled, server_error, timeout, client_error, rejected = breaker open).",
+		}, []string{"endpoint", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "streamscore", Subsystem: "scorer", Name: "endpoint_request_seconds",
-			Help:    "Latency of successful InvokeEndpoint calls.",
+			Help:    "Latency of successful InvokeEndpoint calls per endpoint (endpoint@model for a multi-model endpoint's target).",
 			Buckets: prometheus.ExponentialBuckets(0.002, 2, 12),
-		}),
+		}, []string{"endpoint"}),
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "streamscore", Subsystem: "scorer", Name: "breaker_state",
 			Help: "Circuit breaker state per endpoint: 0 closed, 1 half-open, 2 open.",
@@ -69,18 +69,30 @@ func (m *Metrics) rows(s Source, n int) {
 	m.bySource[s].Add(float64(n))
 }
 
-func (m *Metrics) request(outcome string) {
+func (m *Metrics) request(endpoint, outcome string) {
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(outcome).Inc()
+	m.requests.WithLabelValues(endpoint, outcome).Inc()
 }
 
-func (m *Metrics) observe(sec float64) {
+func (m *Metrics) observe(endpoint string, sec float64) {
 	if m == nil {
 		return
 	}
-	m.latency.Observe(sec)
+	m.latency.WithLabelValues(endpoint).Observe(sec)
+}
+
+// forget drops an evicted target's series, so that a stream of model
+// names cannot grow them without bound.
+func (m *Metrics) forget(endpoint string) {
+	if m == nil {
+		return
+	}
+	m.breakerState.DeleteLabelValues(endpoint)
+	for _, v := range []*prometheus.MetricVec{m.breakerTrans.MetricVec, m.requests.MetricVec, m.latency.MetricVec} {
+		v.DeletePartialMatch(prometheus.Labels{"endpoint": endpoint})
+	}
 }
 
 func (m *Metrics) reload(ok bool) {

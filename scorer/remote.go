@@ -216,7 +216,7 @@ func (r *Remote) Score(ctx context.Context, rec arrow.RecordBatch, res *Result) 
 		ch := &sc.chunks[i]
 		if ch.t.cb.State() == gobreaker.StateOpen {
 			ch.err = fmt.Errorf("endpoint %s: %w", ch.t.label, gobreaker.ErrOpenState)
-			r.cfg.Metrics.request("rejected")
+			r.cfg.Metrics.request(ch.t.label, "rejected")
 			continue
 		}
 		select {

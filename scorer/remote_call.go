@@ -36,7 +36,7 @@ func (r *Remote) call(ctx context.Context, ch *chunk, rows []int32, res *Result)
 		}
 		lastErr = err
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-			r.cfg.Metrics.request("rejected")
+			r.cfg.Metrics.request(t.label, "rejected")
 			return fmt.Errorf("endpoint %s: %w", t.label, err)
 		}
 		if ctx.Err() != nil {
@@ -95,7 +95,7 @@ func (r *Remote) invoke(ctx context.Context, t *target, body []byte) ([]byte, er
 			err = &timeoutError{after: timeout, cold: cold, err: err}
 		}
 		outcome := classify(err)
-		r.cfg.Metrics.request(outcome)
+		r.cfg.Metrics.request(t.label, outcome)
 		switch {
 		case outcome == "timeout":
 			t.timeouts.Add(1)
@@ -112,8 +112,8 @@ func (r *Remote) invoke(ctx context.Context, t *target, body []byte) ([]byte, er
 		return nil, err
 	}
 	t.answered(time.Now().UnixNano())
-	r.cfg.Metrics.request("ok")
-	r.cfg.Metrics.observe(time.Since(start).Seconds())
+	r.cfg.Metrics.request(t.label, "ok")
+	r.cfg.Metrics.observe(t.label, time.Since(start).Seconds())
 	return out.Body, nil
 }
 

@@ -149,7 +149,7 @@ func TestRemoteModelNotReady(t *testing.T) {
 			t.Fatal(err)
 		}
 		// ModelNotReadyException is a server_error in the metrics, as before.
-		notReadyCalls := testutil.ToFloat64(met.requests.WithLabelValues("server_error"))
+		notReadyCalls := testutil.ToFloat64(met.requests.WithLabelValues("ep@m.tar.gz", "server_error"))
 		if allowance > 0 {
 			sameScores(t, "model loading", &res, want)
 			if nr.calls.Load() != 4 || notReadyCalls != 3 || rs.State() != BreakerClosed || bl.states() != "" {

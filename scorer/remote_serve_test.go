@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/streamscore/streamscore/devstack/devstacktest"
 	"github.com/streamscore/streamscore/scorer/remotespec"
@@ -354,11 +356,15 @@ func TestRemotePerTargetBreaker(t *testing.T) {
 		t.Fatal(err)
 	}
 	bl := &breakerLog{}
+	met, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
 	rs, err := NewRemote(sdkClient(url), RemoteConfig{Endpoint: "ep", Features: m.Features(), MaxRowsPerRequest: 20,
 		TargetModelFrom: "machine_id", TargetModelDelimiter: "-", TargetModelSegment: 0,
 		TargetModels: map[string]string{"lathe": "lathe-v2.tar.gz"}, TargetModelTemplate: "model-{machine_id}.tar.gz",
 		Fallback: fb, OnBreakerChange: bl.add, MaxAttempts: 1, Concurrency: 2, Timeout: 30 * time.Second,
-		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenFor: 300 * time.Millisecond}})
+		Breaker: BreakerConfig{ConsecutiveFailures: 2, OpenFor: 300 * time.Millisecond}, Metrics: met})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,6 +409,19 @@ func TestRemotePerTargetBreaker(t *testing.T) {
 	}
 	if tf.count("model-press.tar.gz") != sent || res.Count(SourcePrimary) != in.Rows-(in.Rows+2)/3 {
 		t.Fatalf("open breaker: %d requests sent for the open target, %d rows primary", tf.count("model-press.tar.gz")-sent, res.Count(SourcePrimary))
+	}
+	// The request metrics tell the failing target from the healthy ones.
+	reqs := func(label, outcome string) float64 {
+		return testutil.ToFloat64(met.requests.WithLabelValues(label, outcome))
+	}
+	if reqs("ep@model-press.tar.gz", "server_error") == 0 || reqs("ep@model-press.tar.gz", "rejected") == 0 ||
+		reqs("ep@lathe-v2.tar.gz", "ok") == 0 || reqs("ep@lathe-v2.tar.gz", "server_error") != 0 || reqs("ep@lathe-v2.tar.gz", "rejected") != 0 {
+		t.Errorf("request metrics: press %v errors, %v rejected; lathe %v ok, %v errors, %v rejected",
+			reqs("ep@model-press.tar.gz", "server_error"), reqs("ep@model-press.tar.gz", "rejected"),
+			reqs("ep@lathe-v2.tar.gz", "ok"), reqs("ep@lathe-v2.tar.gz", "server_error"), reqs("ep@lathe-v2.tar.gz", "rejected"))
+	}
+	if n := testutil.CollectAndCount(met.latency); n != 3 {
+		t.Errorf("%d latency series, want one per target model (3)", n)
 	}
 
 	tf.set("model-press.tar.gz", false)
@@ -466,8 +485,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // closed one is evicted, never an open one while a closed one remains.
 func TestRemoteTargetEviction(t *testing.T) {
 	bl := &breakerLog{}
+	met, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
 	rs, err := NewRemote(nil, RemoteConfig{Endpoint: "ep", Features: []string{"a"}, TargetModelFrom: "k",
-		TargetModelTemplate: "m-{k}", MaxTargets: 2, OnBreakerChange: bl.add})
+		TargetModelTemplate: "m-{k}", MaxTargets: 2, OnBreakerChange: bl.add, Metrics: met})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +522,19 @@ func TestRemoteTargetEviction(t *testing.T) {
 	for range 5 {
 		d.cb.Execute(func() ([]byte, error) { return nil, errors.New("model failed") })
 	}
+	met.request(a.label, "ok") // as a call to m-a would have
+	met.observe(a.label, 0.01)
 	rs.get("m-e", 6) // evicts m-a (open, used at 1)
+	// Its series go with it: a stream of model names grows no metrics.
+	for name, c := range map[string]prometheus.Collector{"breaker_state": met.breakerState, "breaker_transitions_total": met.breakerTrans,
+		"endpoint_requests_total": met.requests, "endpoint_request_seconds": met.latency} {
+		if n := testutil.CollectAndCount(c); n > 3 { // m-d's and m-e's state, m-d's two transitions
+			t.Errorf("%s: %d series after evictions, more than the kept targets'", name, n)
+		}
+	}
+	if n := testutil.CollectAndCount(met.requests) + testutil.CollectAndCount(met.latency); n != 0 {
+		t.Errorf("%d request series kept for the evicted m-a", n)
+	}
 	got := bl.snapshot()
 	if len(got) != 3 {
 		t.Fatalf("breaker events %+v, want m-a and m-d opening, then m-a evicted", got)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/streamscore/streamscore/scorer/remotespec"
@@ -230,10 +229,7 @@ func (r *Remote) getLocked(name string, now int64) (*target, *BreakerEvent) {
 		delete(ts.m, victim.name)
 		r.log.Info("sagemaker target model breaker evicted: more target models than max_targets",
 			"endpoint", r.cfg.Endpoint, "target_model", victim.name, "state", victim.cb.State().String(), "max_targets", ts.max)
-		if m := r.cfg.Metrics; m != nil {
-			m.breakerState.DeleteLabelValues(victim.label)
-			m.breakerTrans.DeletePartialMatch(prometheus.Labels{"endpoint": victim.label})
-		}
+		r.cfg.Metrics.forget(victim.label)
 		if s := victim.cb.State(); s != gobreaker.StateClosed {
 			gone = &BreakerEvent{Endpoint: victim.label, Target: victim.name, From: s, To: gobreaker.StateClosed,
 				At: time.Now(), Evicted: true}
