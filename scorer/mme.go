@@ -111,7 +111,7 @@ func NewMultiModelHandler(o MultiModelOptions) http.Handler {
 				fmt.Sprintf("endpoint %s is a multi-model endpoint: the request must name its model in the %s header (InvokeEndpoint's TargetModel)", clipString(r.PathValue("endpoint")), TargetModelHeader)})
 			return
 		}
-		mm.invoke(w, r, target, true)
+		mm.invoke(w, withoutTarget(r), target, true)
 	})
 	return mm
 }
@@ -141,6 +141,16 @@ func withPath(r *http.Request, p string) *http.Request {
 	u := *r.URL
 	u.Path, u.RawPath = p, ""
 	r2.URL = &u
+	return r2
+}
+
+// withoutTarget is r without the target model header, for the model's own
+// single-model handler, which refuses one as a single-model endpoint does.
+func withoutTarget(r *http.Request) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	r2.Header.Del(TargetModelHeader)
 	return r2
 }
 

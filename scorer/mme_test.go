@@ -450,6 +450,31 @@ func TestMultiModelSDKTargetModel(t *testing.T) {
 	}
 }
 
+// A single-model server refuses InvokeEndpoint's TargetModel as SageMaker
+// does for an endpoint that is not multi-model (a 400 ValidationError that
+// names the target), rather than scoring it with its one model: a
+// configuration that passes here must not fail on AWS. Without it, the
+// same call scores.
+func TestSingleModelRefusesATargetModel(t *testing.T) {
+	m := loadFixtureModel(t, filepath.Base(mmeFileA))
+	c := sdkClient(startServe(t, m, nil))
+	body := []byte(strings.Repeat("1,", len(m.Features())-1) + "1\n")
+	_, err := c.InvokeEndpoint(t.Context(), &sagemakerruntime.InvokeEndpointInput{
+		EndpointName: aws.String("ep"), TargetModel: aws.String("a.tar.gz"), ContentType: aws.String("text/csv"), Body: body,
+	})
+	var ae smithy.APIError
+	var re *awshttp.ResponseError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "ValidationError" || !errors.As(err, &re) || re.HTTPStatusCode() != 400 ||
+		!strings.Contains(ae.ErrorMessage(), `"a.tar.gz"`) {
+		t.Fatalf("TargetModel on a single-model server: %v, want a 400 ValidationError naming it", err)
+	}
+	if _, err := c.InvokeEndpoint(t.Context(), &sagemakerruntime.InvokeEndpointInput{
+		EndpointName: aws.String("ep"), ContentType: aws.String("text/csv"), Body: body,
+	}); err != nil {
+		t.Fatalf("without TargetModel: %v", err)
+	}
+}
+
 // waitFor polls cond until it holds or 30 s pass.
 func mmeWaitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

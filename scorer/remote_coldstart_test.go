@@ -112,7 +112,7 @@ func (n *notReady) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte(`{"message":"the model is loading; retry"}`))
 		return
 	}
-	n.h.ServeHTTP(w, r)
+	n.h.ServeHTTP(w, withoutTarget(r)) // a multi-model endpoint's routing
 }
 
 // ModelNotReadyException within the cold-start allowance is retried (past

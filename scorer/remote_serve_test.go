@@ -56,7 +56,7 @@ func (rc *recorder) wrap(h http.Handler) http.Handler {
 		rc.reqs = append(rc.reqs, s)
 		rc.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, withoutTarget(r)) // a multi-model endpoint's routing
 	})
 }
 
@@ -316,7 +316,7 @@ func (tf *targetFaults) wrap(h http.Handler) http.Handler {
 			w.Write([]byte(`{"message":"model failed to load"}`))
 			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, withoutTarget(r)) // a multi-model endpoint's routing
 	})
 }
 

@@ -83,7 +83,18 @@ func NewHandler(src ModelSource, o ServeOptions) http.Handler {
 		fmt.Fprintf(w, `{"MaxConcurrentTransforms":%d,"BatchStrategy":"MULTI_RECORD","MaxPayloadInMB":%d}`, o.MaxConcurrent, o.MaxBodyBytes>>20)
 	})
 	mux.HandleFunc("POST /invocations", func(w http.ResponseWriter, r *http.Request) { s.invoke(w, r, false) })
-	mux.HandleFunc("POST /endpoints/{name}/invocations", func(w http.ResponseWriter, r *http.Request) { s.invoke(w, r, true) })
+	mux.HandleFunc("POST /endpoints/{name}/invocations", func(w http.ResponseWriter, r *http.Request) {
+		// SageMaker refuses a TargetModel for an endpoint that is not
+		// multi-model; scoring it with the one model here instead would
+		// pass a configuration locally that fails on AWS.
+		if tm := r.Header.Get(TargetModelHeader); tm != "" {
+			s.fail(w, true, &httpError{http.StatusBadRequest, "ValidationError",
+				fmt.Sprintf("endpoint %s is not a multi-model endpoint: TargetModel %q (the %s header) is only for multi-model endpoints (streamscore serve --multi-model)",
+					clipString(r.PathValue("name")), clipString(tm), TargetModelHeader)})
+			return
+		}
+		s.invoke(w, r, true)
+	})
 	return mux
 }
 
