@@ -315,10 +315,13 @@ func (st *shardState) handle(ctx context.Context, b *consumer.Batch) error {
 		switch {
 		case rec != nil:
 			out, err = w.op.Process(rec, now)
-		case len(b.Records) == 0:
-			// The consumer read the shard and found nothing new (its idle
-			// heartbeat): the one moment a window may take processing
-			// time for idle time. A batch of poison alone is not that.
+		case len(b.Records) == 0 || b.MillisBehindLatest == 0:
+			// Nothing valid to process, and nothing waiting behind it: the
+			// consumer found the shard empty (its idle heartbeat), or read
+			// only poison at its tip. Then a window may take processing
+			// time for idle time, so a stream of bad records cannot hold
+			// its windows open. Poison read in a backlog is not that: the
+			// good records behind it are not late.
 			out = w.op.Advance(now)
 		}
 		if err != nil {
